@@ -1,0 +1,7 @@
+//! Pure logic of kubectl-canary.
+//!
+//! Nothing in this crate performs I/O: it is the model of the Deployment controller's
+//! rolling-update arithmetic, the canary planner, the canary state machine that decides
+//! the next change from a recorded intent and an observed Deployment, and the analysis
+//! verdicts and statistics. The `canary-kube` crate feeds it observations and carries
+//! out its decisions.

@@ -1,0 +1,1 @@
+//! Kubernetes adapters of kubectl-canary.

@@ -1,0 +1,1 @@
+//! Test helpers for kubectl-canary integration tests.

@@ -1,0 +1,2 @@
+//! `kubectl canary`: exact, safe canary releases of plain Deployments.
+fn main() {}
