@@ -1,0 +1,57 @@
+// Command testenv is a multi-call binary: the supervisor of the kubectl-canary test
+// environment and every component it runs (each in its own process, re-executing itself).
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"kubectl-canary/testenv/internal/components"
+	"kubectl-canary/testenv/internal/podsim"
+	"kubectl-canary/testenv/internal/supervisor"
+)
+
+func usage() {
+	fmt.Fprintf(os.Stderr, `usage: testenv <command> [flags]
+
+commands:
+  supervisor               start the whole environment and wait (used by scripts/testenv up)
+  etcd                     embedded etcd
+  kube-apiserver           the real kube-apiserver (flags as upstream)
+  kube-controller-manager  the real kube-controller-manager (flags as upstream)
+  kube-scheduler           the real kube-scheduler (flags as upstream)
+  podsim                   the pod/node simulator standing in for kubelets
+  version                  print the pinned versions
+`)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	var code int
+	switch cmd {
+	case "supervisor":
+		code = supervisor.Main(args)
+	case "etcd":
+		code = components.Etcd(args)
+	case "kube-apiserver":
+		code = components.APIServer(args)
+	case "kube-controller-manager":
+		code = components.ControllerManager(args)
+	case "kube-scheduler":
+		code = components.Scheduler(args)
+	case "podsim":
+		code = podsim.Main(args)
+	case "version":
+		fmt.Println(components.Versions())
+	case "-h", "--help", "help":
+		usage()
+	default:
+		usage()
+		code = 2
+	}
+	os.Exit(code)
+}
