@@ -5,3 +5,5 @@
 //! the next change from a recorded intent and an observed Deployment, and the analysis
 //! verdicts and statistics. The `canary-kube` crate feeds it observations and carries
 //! out its decisions.
+
+pub mod rollout_math;
