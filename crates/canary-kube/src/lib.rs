@@ -1,1 +1,9 @@
-//! Kubernetes adapters of kubectl-canary.
+//! Kubernetes adapters of kubectl-canary: they read Deployments, keep the canary record,
+//! apply the core state machine's decisions and run the analysis probes.
+
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod observe;
+pub mod preflight;
+pub mod store;

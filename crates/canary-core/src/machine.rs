@@ -1,0 +1,586 @@
+//! The canary state machine: from the record and an observation of the Deployment, the
+//! next single change to make, or what to wait for.
+//!
+//! The engine calls [`decide`] in a loop: observe, decide, apply one update with a
+//! resourceVersion precondition, observe again. Because the decision depends only on the
+//! record and the cluster, a run that died at any point is continued by the next one.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::record::{CanaryRecord, RolloutSettings};
+use crate::rollout_math::CanaryMode;
+
+/// What a command wants the Deployment to reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "goal", rename_all = "camelCase")]
+pub enum Goal {
+    /// Exactly `pods` canary pods beside the stable ones, paused and braked.
+    Hold {
+        /// Canary pods.
+        pods: i32,
+    },
+    /// The new version on every pod, the Deployment's own settings back.
+    PromoteFull,
+    /// The stable version on every pod, the Deployment's own settings back.
+    Abort,
+}
+
+/// One ReplicaSet as observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaSetObservation {
+    /// Name.
+    pub name: String,
+    /// `spec.replicas`.
+    pub desired: i32,
+    /// `status.readyReplicas`.
+    pub ready: i32,
+    /// `status.availableReplicas`.
+    pub available: i32,
+    /// Pods that still exist with its pod-template-hash, terminating ones included.
+    pub pods: i32,
+}
+
+/// The Deployment and its ReplicaSets as observed, reduced to what decisions need.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observation {
+    /// `metadata.generation`.
+    pub generation: i64,
+    /// `status.observedGeneration`.
+    pub observed_generation: i64,
+    /// `spec.replicas`.
+    pub replicas: i32,
+    /// `spec.template`.
+    pub template: Value,
+    /// The rollout settings now.
+    pub settings: RolloutSettings,
+    /// `status.updatedReplicas`.
+    pub updated_replicas: i32,
+    /// `status.replicas`.
+    pub status_replicas: i32,
+    /// `status.availableReplicas`.
+    pub available_replicas: i32,
+    /// The ReplicaSet with the canary's template, if it exists.
+    pub canary: Option<ReplicaSetObservation>,
+    /// The ReplicaSet with the original template, if it exists.
+    pub stable: Option<ReplicaSetObservation>,
+    /// Pods of any other ReplicaSet of the Deployment.
+    pub other_pods: i32,
+}
+
+impl Observation {
+    /// Whether the controller has seen the latest spec.
+    pub fn caught_up(&self) -> bool {
+        self.observed_generation >= self.generation
+    }
+
+    /// Whether the rollout to the current template is complete, as `kubectl rollout status`
+    /// judges it.
+    pub fn rollout_complete(&self) -> bool {
+        self.caught_up()
+            && self.updated_replicas == self.replicas
+            && self.status_replicas == self.replicas
+            && self.available_replicas >= self.replicas
+    }
+
+    fn canary_desired(&self) -> i32 {
+        self.canary.as_ref().map_or(0, |rs| rs.desired)
+    }
+
+    fn stable_desired(&self) -> i32 {
+        self.stable.as_ref().map_or(0, |rs| rs.desired)
+    }
+
+    fn canary_pods(&self) -> i32 {
+        self.canary.as_ref().map_or(0, |rs| rs.pods)
+    }
+}
+
+/// Which template the Deployment has now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TemplateState {
+    /// The template recorded before the canary.
+    Original,
+    /// The original with the canary images.
+    Canary,
+    /// Something else: someone changed the template since.
+    Foreign,
+}
+
+/// Classifies the Deployment's current template against the record.
+pub fn template_state(record: &CanaryRecord, template: &Value) -> TemplateState {
+    if *template == record.original_template {
+        TemplateState::Original
+    } else if *template == record.target_template() {
+        TemplateState::Canary
+    } else {
+        TemplateState::Foreign
+    }
+}
+
+/// One update of the Deployment: the template (if it changes) and the full rollout settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpecChange {
+    /// The new `spec.template`, when it changes.
+    pub template: Option<Value>,
+    /// The rollout settings to set, every field.
+    pub settings: RolloutSettings,
+    /// What the change does, for people and dry runs.
+    pub summary: String,
+}
+
+/// What the controller is doing that the engine waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "for", rename_all = "camelCase")]
+pub enum Waiting {
+    /// The controller has not observed the latest generation yet.
+    ControllerToObserve,
+    /// The canary ReplicaSet is being scaled to its size.
+    CanaryScaling {
+        /// Canary pods desired now.
+        canary: i32,
+        /// Stable pods desired now.
+        stable: i32,
+        /// Canary pods wanted.
+        wanted_canary: i32,
+        /// Stable pods wanted.
+        wanted_stable: i32,
+    },
+    /// The rollout towards the current template is under way.
+    RollingOut {
+        /// `status.updatedReplicas`.
+        updated: i32,
+        /// `status.availableReplicas`.
+        available: i32,
+        /// `spec.replicas`.
+        replicas: i32,
+        /// Canary pods left (for an abort).
+        canary_pods_left: i32,
+    },
+}
+
+/// Why the machine cannot continue without a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "camelCase")]
+pub enum Stuck {
+    /// The pod template is neither the original nor the canary.
+    TemplateChangedElsewhere,
+    /// `spec.replicas` changed since the start (an HPA or `kubectl scale`).
+    ReplicasChanged {
+        /// At the start.
+        recorded: i32,
+        /// Now.
+        now: i32,
+    },
+    /// The canary is larger than wanted: the goal would shrink it.
+    CanaryLargerThanWanted {
+        /// Canary pods desired now.
+        canary: i32,
+        /// Wanted.
+        wanted: i32,
+    },
+}
+
+impl Stuck {
+    /// What is wrong and what to do, in a sentence or two.
+    pub fn explain(&self, deployment: &str) -> String {
+        match self {
+            Stuck::TemplateChangedElsewhere => format!(
+                "the pod template of deploy/{deployment} was changed by someone else during the canary; \
+                 run `kubectl canary abort deploy/{deployment}` to go back to the recorded stable version"
+            ),
+            Stuck::ReplicasChanged { recorded, now } => format!(
+                "spec.replicas of deploy/{deployment} changed from {recorded} to {now} during the canary \
+                 (an HPA or `kubectl scale`), so the controller rescaled both sides proportionally; \
+                 run `kubectl canary abort deploy/{deployment}` or `kubectl canary promote deploy/{deployment} --full`"
+            ),
+            Stuck::CanaryLargerThanWanted { canary, wanted } => format!(
+                "the canary already has {canary} pod(s), more than the {wanted} wanted; a canary only grows: \
+                 promote to a larger size or abort"
+            ),
+        }
+    }
+}
+
+/// The machine's answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "decision", rename_all = "camelCase")]
+pub enum Decision {
+    /// Make this one update.
+    Apply(SpecChange),
+    /// Wait for the controller.
+    Wait(Waiting),
+    /// The goal is reached.
+    Reached,
+    /// A person must decide.
+    Stuck(Stuck),
+}
+
+/// Pods the stable side has while a canary of `pods` is held.
+pub fn stable_pods_while_holding(mode: CanaryMode, replicas: i32, pods: i32) -> i32 {
+    match mode {
+        CanaryMode::Surge => replicas,
+        CanaryMode::Replace => replicas - pods,
+    }
+}
+
+/// Decides the next step towards `goal`.
+pub fn decide(record: &CanaryRecord, goal: Goal, observed: &Observation) -> Decision {
+    let template = template_state(record, &observed.template);
+    match goal {
+        Goal::Hold { pods } => decide_hold(record, pods, template, observed),
+        Goal::PromoteFull => {
+            if template == TemplateState::Foreign {
+                return Decision::Stuck(Stuck::TemplateChangedElsewhere);
+            }
+            let restored = &record.original_settings;
+            if template != TemplateState::Canary || !observed.settings.equivalent(restored) {
+                return Decision::Apply(SpecChange {
+                    template: (template != TemplateState::Canary).then(|| record.target_template()),
+                    settings: restored.clone(),
+                    summary: "roll the new version out to every pod: resume, and put back the \
+                              Deployment's own strategy, minReadySeconds and progressDeadlineSeconds"
+                        .to_string(),
+                });
+            }
+            wait_for_rollout(observed, 0)
+        }
+        Goal::Abort => {
+            let restored = &record.original_settings;
+            if template != TemplateState::Original || !observed.settings.equivalent(restored) {
+                return Decision::Apply(SpecChange {
+                    template: (template != TemplateState::Original)
+                        .then(|| record.original_template.clone()),
+                    settings: restored.clone(),
+                    summary: "roll back to the stable version in one update: the recorded pod \
+                              template, the Deployment's own strategy, minReadySeconds, \
+                              progressDeadlineSeconds and paused state"
+                        .to_string(),
+                });
+            }
+            wait_for_rollout(observed, observed.canary_pods())
+        }
+    }
+}
+
+fn wait_for_rollout(observed: &Observation, canary_pods_left: i32) -> Decision {
+    if observed.rollout_complete() && canary_pods_left == 0 {
+        Decision::Reached
+    } else if !observed.caught_up() {
+        Decision::Wait(Waiting::ControllerToObserve)
+    } else {
+        Decision::Wait(Waiting::RollingOut {
+            updated: observed.updated_replicas,
+            available: observed.available_replicas,
+            replicas: observed.replicas,
+            canary_pods_left,
+        })
+    }
+}
+
+fn decide_hold(
+    record: &CanaryRecord,
+    pods: i32,
+    template: TemplateState,
+    observed: &Observation,
+) -> Decision {
+    let running = RolloutSettings::braked(record.mode, pods, false);
+    let paused = RolloutSettings::braked(record.mode, pods, true);
+    match template {
+        TemplateState::Foreign => Decision::Stuck(Stuck::TemplateChangedElsewhere),
+        TemplateState::Original => Decision::Apply(SpecChange {
+            template: Some(record.target_template()),
+            settings: running,
+            summary: format!(
+                "set the canary images and brake the rollout at {pods} canary pod(s): {}, \
+                 minReadySeconds so large that no canary pod becomes Available",
+                strategy_words(record.mode, pods)
+            ),
+        }),
+        TemplateState::Canary => {
+            if observed.replicas != record.replicas {
+                return Decision::Stuck(Stuck::ReplicasChanged {
+                    recorded: record.replicas,
+                    now: observed.replicas,
+                });
+            }
+            let wanted_stable = stable_pods_while_holding(record.mode, record.replicas, pods);
+            let canary = observed.canary_desired();
+            let stable = observed.stable_desired();
+            let at_size = canary == pods && stable == wanted_stable;
+            let settings = &observed.settings;
+            if settings.equivalent(&paused) {
+                if !observed.caught_up() {
+                    return Decision::Wait(Waiting::ControllerToObserve);
+                }
+                if at_size {
+                    return Decision::Reached;
+                }
+            } else if settings.equivalent(&running) {
+                if !observed.caught_up() {
+                    return Decision::Wait(Waiting::ControllerToObserve);
+                }
+                if canary > pods {
+                    return Decision::Stuck(Stuck::CanaryLargerThanWanted {
+                        canary,
+                        wanted: pods,
+                    });
+                }
+                if at_size {
+                    return Decision::Apply(SpecChange {
+                        template: None,
+                        settings: paused,
+                        summary: format!(
+                            "pause: the canary ReplicaSet has exactly {pods} pod(s) and the stable one {wanted_stable}"
+                        ),
+                    });
+                }
+                return Decision::Wait(Waiting::CanaryScaling {
+                    canary,
+                    stable,
+                    wanted_canary: pods,
+                    wanted_stable,
+                });
+            }
+            if canary > pods {
+                return Decision::Stuck(Stuck::CanaryLargerThanWanted {
+                    canary,
+                    wanted: pods,
+                });
+            }
+            // Another size's brake, or paused short of the size: let the controller move,
+            // braked at the new size, so it can go no further than `pods`.
+            Decision::Apply(SpecChange {
+                template: None,
+                settings: running,
+                summary: format!(
+                    "resume braked at {pods} canary pod(s): {}",
+                    strategy_words(record.mode, pods)
+                ),
+            })
+        }
+    }
+}
+
+fn strategy_words(mode: CanaryMode, pods: i32) -> String {
+    match mode {
+        CanaryMode::Surge => format!("maxSurge={pods}, maxUnavailable=0"),
+        CanaryMode::Replace => format!("maxSurge=0, maxUnavailable={pods}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::record::{Owner, Phase, RECORD_SCHEMA, StableRevision, images_of};
+
+    fn record(mode: CanaryMode) -> CanaryRecord {
+        let template = json!({"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "nginx", "image": "nginx:1.14"}]}});
+        CanaryRecord {
+            schema: RECORD_SCHEMA,
+            deployment: "web".into(),
+            deployment_uid: "uid".into(),
+            replicas: 10,
+            original_images: images_of(&template),
+            original_template: template,
+            original_settings: RolloutSettings {
+                strategy: json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+                min_ready_seconds: None,
+                progress_deadline_seconds: Some(600),
+                paused: None,
+            },
+            stable: StableRevision {
+                replica_set: "web-1".into(),
+                uid: "rs".into(),
+                revision: "1".into(),
+                pod_template_hash: "1".into(),
+            },
+            target_images: BTreeMap::from([("nginx".into(), "nginx:1.15".into())]),
+            mode,
+            phase: Phase::Starting { pods: 1 },
+            started_by: Owner {
+                user: "u".into(),
+                host: "h".into(),
+                pid: 1,
+                tool_version: "t".into(),
+            },
+            started_at: "now".into(),
+            history: vec![],
+        }
+    }
+
+    fn rs(desired: i32, pods: i32) -> Option<ReplicaSetObservation> {
+        Some(ReplicaSetObservation {
+            name: "rs".into(),
+            desired,
+            ready: pods,
+            available: 0,
+            pods,
+        })
+    }
+
+    fn settled(record: &CanaryRecord) -> Observation {
+        Observation {
+            generation: 1,
+            observed_generation: 1,
+            replicas: 10,
+            template: record.original_template.clone(),
+            settings: record.original_settings.clone(),
+            updated_replicas: 10,
+            status_replicas: 10,
+            available_replicas: 10,
+            canary: None,
+            stable: rs(10, 10),
+            other_pods: 0,
+        }
+    }
+
+    /// Plays the controller's part by hand through a whole start, checking each decision.
+    #[test]
+    fn start_sets_brake_then_pauses_at_exact_size() {
+        let record = record(CanaryMode::Surge);
+        let goal = Goal::Hold { pods: 1 };
+        let mut obs = settled(&record);
+        let Decision::Apply(change) = decide(&record, goal, &obs) else {
+            panic!("expected an update")
+        };
+        assert_eq!(change.template, Some(record.target_template()));
+        assert!(change.settings.is_braked() && !change.settings.is_paused());
+        obs.template = change.template.unwrap();
+        obs.settings = change.settings;
+        obs.generation = 2;
+        assert_eq!(
+            decide(&record, goal, &obs),
+            Decision::Wait(Waiting::ControllerToObserve)
+        );
+        obs.observed_generation = 2;
+        obs.canary = rs(0, 0);
+        assert!(matches!(
+            decide(&record, goal, &obs),
+            Decision::Wait(Waiting::CanaryScaling { .. })
+        ));
+        obs.canary = rs(1, 1);
+        let Decision::Apply(pause) = decide(&record, goal, &obs) else {
+            panic!("expected the pause")
+        };
+        assert!(pause.template.is_none() && pause.settings.is_paused());
+        obs.settings = pause.settings;
+        obs.generation = 3;
+        obs.observed_generation = 3;
+        assert_eq!(decide(&record, goal, &obs), Decision::Reached);
+    }
+
+    #[test]
+    fn replace_mode_waits_for_the_stable_side_to_shrink() {
+        let record = record(CanaryMode::Replace);
+        let goal = Goal::Hold { pods: 2 };
+        let mut obs = settled(&record);
+        obs.template = record.target_template();
+        obs.settings = RolloutSettings::braked(CanaryMode::Replace, 2, false);
+        obs.canary = rs(2, 2);
+        obs.stable = rs(10, 10);
+        assert!(matches!(
+            decide(&record, goal, &obs),
+            Decision::Wait(Waiting::CanaryScaling {
+                wanted_stable: 8,
+                ..
+            })
+        ));
+        obs.stable = rs(8, 8);
+        assert!(matches!(decide(&record, goal, &obs), Decision::Apply(c) if c.settings.is_paused()));
+    }
+
+    #[test]
+    fn step_promote_resumes_braked_at_the_new_size() {
+        let record = record(CanaryMode::Surge);
+        let mut obs = settled(&record);
+        obs.template = record.target_template();
+        obs.settings = RolloutSettings::braked(CanaryMode::Surge, 1, true);
+        obs.canary = rs(1, 1);
+        let Decision::Apply(change) = decide(&record, Goal::Hold { pods: 3 }, &obs) else {
+            panic!("expected an update")
+        };
+        assert_eq!(change.settings, RolloutSettings::braked(CanaryMode::Surge, 3, false));
+        assert_eq!(
+            decide(&record, Goal::Hold { pods: 0 }, &obs),
+            Decision::Stuck(Stuck::CanaryLargerThanWanted {
+                canary: 1,
+                wanted: 0
+            })
+        );
+    }
+
+    #[test]
+    fn abort_restores_everything_in_one_update_then_waits_for_canary_pods_to_go() {
+        let record = record(CanaryMode::Surge);
+        let mut obs = settled(&record);
+        obs.template = record.target_template();
+        obs.settings = RolloutSettings::braked(CanaryMode::Surge, 1, true);
+        obs.canary = rs(1, 1);
+        let Decision::Apply(change) = decide(&record, Goal::Abort, &obs) else {
+            panic!("expected an update")
+        };
+        assert_eq!(change.template, Some(record.original_template.clone()));
+        assert_eq!(change.settings, record.original_settings);
+        obs.template = record.original_template.clone();
+        obs.settings = record.original_settings.clone();
+        obs.canary = rs(0, 1);
+        assert!(matches!(
+            decide(&record, Goal::Abort, &obs),
+            Decision::Wait(Waiting::RollingOut {
+                canary_pods_left: 1,
+                ..
+            })
+        ));
+        obs.canary = rs(0, 0);
+        assert_eq!(decide(&record, Goal::Abort, &obs), Decision::Reached);
+    }
+
+    #[test]
+    fn promote_full_restores_settings_and_waits_for_completion() {
+        let record = record(CanaryMode::Surge);
+        let mut obs = settled(&record);
+        obs.template = record.target_template();
+        obs.settings = RolloutSettings::braked(CanaryMode::Surge, 1, true);
+        let Decision::Apply(change) = decide(&record, Goal::PromoteFull, &obs) else {
+            panic!("expected an update")
+        };
+        assert!(change.template.is_none());
+        assert_eq!(change.settings, record.original_settings);
+        obs.settings = record.original_settings.clone();
+        obs.updated_replicas = 4;
+        assert!(matches!(
+            decide(&record, Goal::PromoteFull, &obs),
+            Decision::Wait(Waiting::RollingOut { .. })
+        ));
+        obs.updated_replicas = 10;
+        assert_eq!(decide(&record, Goal::PromoteFull, &obs), Decision::Reached);
+    }
+
+    #[test]
+    fn foreign_template_and_rescaling_need_a_person() {
+        let record = record(CanaryMode::Surge);
+        let mut obs = settled(&record);
+        obs.template = json!({"spec": {"containers": [{"name": "nginx", "image": "other:1"}]}});
+        assert_eq!(
+            decide(&record, Goal::Hold { pods: 1 }, &obs),
+            Decision::Stuck(Stuck::TemplateChangedElsewhere)
+        );
+        assert!(matches!(decide(&record, Goal::Abort, &obs), Decision::Apply(_)));
+        obs.template = record.target_template();
+        obs.replicas = 12;
+        assert!(matches!(
+            decide(&record, Goal::Hold { pods: 1 }, &obs),
+            Decision::Stuck(Stuck::ReplicasChanged { .. })
+        ));
+    }
+}

@@ -1,0 +1,403 @@
+//! The canary record: everything the tool changes on a Deployment, written to the cluster
+//! before the first change, and the intent of the command in progress.
+//!
+//! The record is what makes the tool crash-safe: every later run reads it and decides what
+//! to do from it and from what it observes (see [`crate::machine`]), never from the memory
+//! of a process that may have died.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::rollout_math::CanaryMode;
+
+/// Version of the record's layout; a record of another version is refused, not guessed at.
+pub const RECORD_SCHEMA: u32 = 1;
+
+/// `minReadySeconds` while the canary is held: no canary pod can become Available, so the
+/// controller cannot take the rollout past the canary size. About 31 years.
+pub const BRAKE_MIN_READY_SECONDS: i32 = 1_000_000_000;
+
+/// `progressDeadlineSeconds` while braked: validation wants it greater than minReadySeconds.
+pub const BRAKE_PROGRESS_DEADLINE_SECONDS: i32 = BRAKE_MIN_READY_SECONDS + 1;
+
+/// The pod-template label the controller adds to each ReplicaSet's template.
+pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+
+/// The fields of a Deployment's spec that drive the rollout and that the tool changes.
+///
+/// Values are kept exactly as the API server returned them (absent stays absent), so that
+/// putting them back restores the spec field by field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSettings {
+    /// `spec.strategy`, as JSON.
+    pub strategy: Value,
+    /// `spec.minReadySeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ready_seconds: Option<i32>,
+    /// `spec.progressDeadlineSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline_seconds: Option<i32>,
+    /// `spec.paused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+impl RolloutSettings {
+    /// The settings that hold a canary of `pods` pods: the brake, and the strategy that
+    /// makes the controller create exactly `pods` canary pods.
+    pub fn braked(mode: CanaryMode, pods: i32, paused: bool) -> Self {
+        let fenceposts = crate::rollout_math::brake_strategy(mode, pods);
+        Self {
+            strategy: serde_json::json!({
+                "type": "RollingUpdate",
+                "rollingUpdate": {
+                    "maxSurge": fenceposts.max_surge,
+                    "maxUnavailable": fenceposts.max_unavailable,
+                },
+            }),
+            min_ready_seconds: Some(BRAKE_MIN_READY_SECONDS),
+            progress_deadline_seconds: Some(BRAKE_PROGRESS_DEADLINE_SECONDS),
+            paused: Some(paused),
+        }
+    }
+
+    /// The same settings with `paused` set.
+    pub fn with_paused(&self, paused: bool) -> Self {
+        Self {
+            paused: Some(paused),
+            ..self.clone()
+        }
+    }
+
+    /// Whether the two mean the same to the controller (an absent `minReadySeconds` is 0,
+    /// an absent `paused` is false).
+    pub fn equivalent(&self, other: &Self) -> bool {
+        self.strategy == other.strategy
+            && self.min_ready_seconds.unwrap_or(0) == other.min_ready_seconds.unwrap_or(0)
+            && self.progress_deadline_seconds == other.progress_deadline_seconds
+            && self.paused.unwrap_or(false) == other.paused.unwrap_or(false)
+    }
+
+    /// Whether the brake is on.
+    pub fn is_braked(&self) -> bool {
+        self.min_ready_seconds == Some(BRAKE_MIN_READY_SECONDS)
+    }
+
+    /// Whether `spec.paused` is true.
+    pub fn is_paused(&self) -> bool {
+        self.paused.unwrap_or(false)
+    }
+}
+
+/// The stable ReplicaSet, recorded before the first change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StableRevision {
+    /// ReplicaSet name.
+    pub replica_set: String,
+    /// ReplicaSet UID, so a recreated namesake is not mistaken for it.
+    pub uid: String,
+    /// The `deployment.kubernetes.io/revision` of the ReplicaSet.
+    pub revision: String,
+    /// Its `pod-template-hash` label.
+    pub pod_template_hash: String,
+}
+
+/// Who started the canary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Owner {
+    /// The Kubernetes user as the API server authenticated it.
+    pub user: String,
+    /// The host the CLI ran on.
+    pub host: String,
+    /// The CLI's process id.
+    pub pid: u32,
+    /// The tool's version.
+    pub tool_version: String,
+}
+
+/// What the command in progress is trying to reach. Another run continues it, or replaces
+/// it with an abort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "camelCase")]
+pub enum Phase {
+    /// `start` is bringing the canary to `pods` pods.
+    Starting {
+        /// Wanted canary pods.
+        pods: i32,
+    },
+    /// The canary is held, paused, at `pods` pods.
+    Holding {
+        /// Canary pods held.
+        pods: i32,
+    },
+    /// `promote --canary` is taking the canary from `from` to `to` pods.
+    Promoting {
+        /// Canary pods before.
+        from: i32,
+        /// Wanted canary pods.
+        to: i32,
+    },
+    /// `promote --full` is rolling the new version out to every pod.
+    PromotingFull,
+    /// `abort` is rolling back to the stable version.
+    Aborting,
+}
+
+impl Phase {
+    /// The goal this phase works towards.
+    pub fn goal(self) -> crate::machine::Goal {
+        use crate::machine::Goal;
+        match self {
+            Phase::Starting { pods } | Phase::Holding { pods } | Phase::Promoting { to: pods, .. } => {
+                Goal::Hold { pods }
+            }
+            Phase::PromotingFull => Goal::PromoteFull,
+            Phase::Aborting => Goal::Abort,
+        }
+    }
+
+    /// A few words for people.
+    pub fn describe(self) -> String {
+        match self {
+            Phase::Starting { pods } => format!("starting a canary of {pods} pod(s)"),
+            Phase::Holding { pods } => format!("holding a canary of {pods} pod(s)"),
+            Phase::Promoting { from, to } => format!("promoting the canary from {from} to {to} pod(s)"),
+            Phase::PromotingFull => "promoting to 100%".to_string(),
+            Phase::Aborting => "aborting, rolling back to the stable version".to_string(),
+        }
+    }
+}
+
+/// One line of the record's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// RFC 3339 time.
+    pub at: String,
+    /// What happened.
+    pub event: String,
+}
+
+/// The record kept in the cluster for one canary of one Deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryRecord {
+    /// Layout version, [`RECORD_SCHEMA`].
+    pub schema: u32,
+    /// The Deployment's name.
+    pub deployment: String,
+    /// The Deployment's UID: a record for a deleted and recreated namesake is stale.
+    pub deployment_uid: String,
+    /// `spec.replicas` when the canary started.
+    pub replicas: i32,
+    /// The pod template before the canary, exactly as read.
+    pub original_template: Value,
+    /// The rollout settings before the canary, exactly as read.
+    pub original_settings: RolloutSettings,
+    /// The stable ReplicaSet.
+    pub stable: StableRevision,
+    /// Container name to image, before.
+    pub original_images: BTreeMap<String, String>,
+    /// Container name to image, for the canary.
+    pub target_images: BTreeMap<String, String>,
+    /// Surge (extra pods) or replace (none).
+    pub mode: CanaryMode,
+    /// The command in progress, or the held state.
+    pub phase: Phase,
+    /// Who started the canary.
+    pub started_by: Owner,
+    /// When the canary started (RFC 3339).
+    pub started_at: String,
+    /// What happened so far, oldest first.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+impl CanaryRecord {
+    /// The pod template of the canary: the original with the target images.
+    pub fn target_template(&self) -> Value {
+        with_images(&self.original_template, &self.target_images)
+    }
+
+    /// Appends a history line.
+    pub fn note(&mut self, at: &str, event: impl Into<String>) {
+        self.history.push(HistoryEntry {
+            at: at.to_string(),
+            event: event.into(),
+        });
+    }
+
+    /// Canary pods currently held, if the canary reached a held state.
+    pub fn held_pods(&self) -> Option<i32> {
+        match self.phase {
+            Phase::Holding { pods } => Some(pods),
+            Phase::Promoting { from, .. } => Some(from),
+            _ => None,
+        }
+    }
+}
+
+/// The container images of a pod template, by container name (init containers excluded:
+/// kubectl-canary changes application containers).
+pub fn images_of(template: &Value) -> BTreeMap<String, String> {
+    template
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some((
+                c.get("name")?.as_str()?.to_string(),
+                c.get("image")?.as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// A copy of `template` with the given containers' images replaced.
+pub fn with_images(template: &Value, images: &BTreeMap<String, String>) -> Value {
+    let mut template = template.clone();
+    if let Some(containers) = template
+        .pointer_mut("/spec/containers")
+        .and_then(Value::as_array_mut)
+    {
+        for container in containers {
+            let name = container.get("name").and_then(Value::as_str).map(str::to_string);
+            if let Some(image) = name.and_then(|n| images.get(&n)) {
+                container["image"] = Value::String(image.clone());
+            }
+        }
+    }
+    template
+}
+
+/// Whether a ReplicaSet's template is the given Deployment template: equal once the
+/// controller's `pod-template-hash` label is taken out (the controller's own rule).
+pub fn replica_set_template_matches(rs_template: &Value, deployment_template: &Value) -> bool {
+    let mut rs_template = rs_template.clone();
+    if let Some(labels) = rs_template
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove(POD_TEMPLATE_HASH_LABEL);
+        if labels.is_empty() {
+            rs_template["metadata"]
+                .as_object_mut()
+                .map(|m| m.remove("labels"));
+        }
+    }
+    normalize(&rs_template) == normalize(deployment_template)
+}
+
+/// Drops empty objects and nulls, which the API server sometimes omits and sometimes not.
+fn normalize(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), normalize(v)))
+                .filter(|(_, v)| !matches!(v, Value::Object(m) if m.is_empty()))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(normalize).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn template() -> Value {
+        json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [
+                {"name": "nginx", "image": "nginx:1.14"},
+                {"name": "side", "image": "busybox:1"}
+            ]}
+        })
+    }
+
+    #[test]
+    fn replaces_only_named_images() {
+        let images = BTreeMap::from([("nginx".to_string(), "nginx:1.15".to_string())]);
+        let changed = with_images(&template(), &images);
+        assert_eq!(
+            images_of(&changed),
+            BTreeMap::from([
+                ("nginx".to_string(), "nginx:1.15".to_string()),
+                ("side".to_string(), "busybox:1".to_string())
+            ])
+        );
+    }
+
+    #[test]
+    fn replica_set_template_ignores_only_the_hash_label() {
+        let mut rs = template();
+        rs["metadata"]["labels"]["pod-template-hash"] = json!("abc123");
+        assert!(replica_set_template_matches(&rs, &template()));
+        rs["metadata"]["labels"]["extra"] = json!("x");
+        assert!(!replica_set_template_matches(&rs, &template()));
+    }
+
+    #[test]
+    fn settings_equivalence_treats_absent_as_default() {
+        let a = RolloutSettings {
+            strategy: json!({"type": "RollingUpdate"}),
+            min_ready_seconds: None,
+            progress_deadline_seconds: Some(600),
+            paused: None,
+        };
+        let b = RolloutSettings {
+            min_ready_seconds: Some(0),
+            paused: Some(false),
+            ..a.clone()
+        };
+        assert!(a.equivalent(&b));
+        assert!(!a.equivalent(&a.with_paused(true)));
+    }
+
+    #[test]
+    fn record_round_trips_through_json() {
+        let record = CanaryRecord {
+            schema: RECORD_SCHEMA,
+            deployment: "web".into(),
+            deployment_uid: "u1".into(),
+            replicas: 10,
+            original_template: template(),
+            original_settings: RolloutSettings {
+                strategy: json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+                min_ready_seconds: None,
+                progress_deadline_seconds: Some(600),
+                paused: None,
+            },
+            stable: StableRevision {
+                replica_set: "web-abc".into(),
+                uid: "u2".into(),
+                revision: "1".into(),
+                pod_template_hash: "abc".into(),
+            },
+            original_images: images_of(&template()),
+            target_images: BTreeMap::from([("nginx".to_string(), "nginx:1.15".to_string())]),
+            mode: CanaryMode::Surge,
+            phase: Phase::Promoting { from: 1, to: 3 },
+            started_by: Owner {
+                user: "admin".into(),
+                host: "h".into(),
+                pid: 1,
+                tool_version: "0.1.0".into(),
+            },
+            started_at: "2026-01-01T00:00:00Z".into(),
+            history: vec![],
+        };
+        let text = serde_json::to_string(&record).unwrap();
+        assert_eq!(serde_json::from_str::<CanaryRecord>(&text).unwrap(), record);
+        assert!(text.contains(r#""phase":{"name":"promoting","from":1,"to":3}"#));
+    }
+}

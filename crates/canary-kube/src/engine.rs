@@ -1,0 +1,601 @@
+//! The engine: carries out the state machine's decisions on a real Deployment.
+//!
+//! Every change is one `replace` with the resourceVersion just read; on a conflict the
+//! engine reads again and decides again. Between changes it waits on watch streams of the
+//! Deployment, its ReplicaSets and pods, not on a timer.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ListParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use serde::Serialize;
+
+use canary_core::machine::{Decision, Goal, SpecChange, Waiting, decide};
+use canary_core::record::{
+    CanaryRecord, Owner, Phase, RECORD_SCHEMA, StableRevision, images_of,
+};
+use canary_core::rollout_math::{CanaryMode, CanarySize, ResolvedCanary, resolve_canary};
+use canary_core::validate::{AutoscalerFacts, check_start};
+
+use crate::error::{CanaryError, Result, is_status};
+use crate::events::EventSink;
+use crate::observe::{DeploymentView, NamespaceApis, revision_of, selector_string, template_hash_of};
+use crate::preflight;
+use crate::store::{RecordStore, StoredRecord, locked};
+
+/// Something the engine did or is waiting for, reported as it happens.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Progress {
+    /// The record was written.
+    Recorded {
+        /// The phase written.
+        phase: Phase,
+    },
+    /// The Deployment was updated.
+    Updated {
+        /// What the update does.
+        summary: String,
+    },
+    /// Waiting for the controller.
+    Waiting {
+        /// What for.
+        waiting: Waiting,
+    },
+    /// The record was deleted: the canary is over.
+    Released,
+}
+
+/// How a drive is bounded and observed.
+pub struct DriveOptions<'a> {
+    /// Longest total wait for the controller.
+    pub timeout: Duration,
+    /// Called on every step.
+    pub progress: &'a mut (dyn FnMut(&Progress) + Send),
+}
+
+/// Counts mutations across the process so the crash tests can stop after the Nth.
+static MUTATIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// Called after every change the tool makes to the cluster. With the `test-hooks` feature,
+/// `KUBECTL_CANARY_CRASH_AFTER=N` kills the process (no clean-up of any kind, as kill -9)
+/// right after the Nth change, which is how the crash-safety tests reach every point.
+fn mutation_point(what: &str) {
+    let n = MUTATIONS.fetch_add(1, Ordering::SeqCst) + 1;
+    tracing::debug!(n, what, "mutation point");
+    #[cfg(feature = "test-hooks")]
+    if std::env::var("KUBECTL_CANARY_CRASH_AFTER").ok().and_then(|v| v.parse::<usize>().ok())
+        == Some(n)
+    {
+        eprintln!("test hook: crashing after mutation {n} ({what})");
+        std::process::abort();
+    }
+}
+
+/// The engine for one Deployment.
+#[derive(Clone)]
+pub struct Engine {
+    client: kube::Client,
+    apis: NamespaceApis,
+    store: RecordStore,
+    name: String,
+}
+
+/// What `start` was asked for.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    /// Container name to new image.
+    pub images: std::collections::BTreeMap<String, String>,
+    /// Wanted canary size.
+    pub size: CanarySize,
+    /// Surge or replace.
+    pub mode: CanaryMode,
+    /// Proceed although an HPA targets the Deployment.
+    pub allow_autoscaler: bool,
+}
+
+/// What `start` will do or did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartPlan {
+    /// The resolved canary.
+    pub canary: ResolvedCanary,
+    /// The stable ReplicaSet.
+    pub stable: StableRevision,
+    /// The updates, in order.
+    pub changes: Vec<SpecChange>,
+    /// The record that is written first.
+    pub record: CanaryRecord,
+}
+
+impl Engine {
+    /// The engine for Deployment `name` in `namespace`.
+    pub fn new(client: &kube::Client, namespace: &str, name: &str) -> Self {
+        Self {
+            client: client.clone(),
+            apis: NamespaceApis::new(client, namespace),
+            store: RecordStore::new(client, namespace, name),
+            name: name.to_string(),
+        }
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.apis.namespace
+    }
+
+    /// The record store.
+    pub fn store(&self) -> &RecordStore {
+        &self.store
+    }
+
+    /// Reads the Deployment with its ReplicaSets and pods.
+    pub async fn view(&self) -> Result<DeploymentView> {
+        self.apis.view(&self.client, &self.name).await
+    }
+
+    /// Reads the record; none is an error telling how to start one.
+    pub async fn record(&self) -> Result<StoredRecord> {
+        self.store.get().await?.ok_or_else(|| CanaryError::NoCanary {
+            namespace: self.apis.namespace.clone(),
+            name: self.name.clone(),
+        })
+    }
+
+    /// Checks everything `start` needs and works out what it would do, changing nothing.
+    pub async fn plan_start(&self, request: &StartRequest) -> Result<(StartPlan, DeploymentView)> {
+        preflight::require(&self.client, self.namespace(), "kubectl canary start", &[preflight::READ])
+            .await?;
+        let view = self.view().await?;
+        if let Some(existing) = self.store.get().await? {
+            return Err(locked(&existing.record));
+        }
+        let autoscaler = self.autoscaler_of(&view).await?;
+        check_start(
+            &view.facts(),
+            &request.images,
+            autoscaler.as_ref(),
+            request.allow_autoscaler,
+        )
+        .map_err(|refusal| CanaryError::Refused(refusal.to_string()))?;
+        let canary = resolve_canary(request.size, view.replicas(), request.mode)
+            .map_err(|e| CanaryError::Refused(e.to_string()))?;
+        let template = view.template();
+        let stable_rs = view.replica_set_with_template(&template).ok_or_else(|| {
+            CanaryError::Refused(format!(
+                "deploy/{} has no ReplicaSet for its current template yet; wait for the controller and retry",
+                self.name
+            ))
+        })?;
+        let stable = StableRevision {
+            replica_set: stable_rs.name_any(),
+            uid: stable_rs.uid().unwrap_or_default(),
+            revision: revision_of(stable_rs).to_string(),
+            pod_template_hash: template_hash_of(stable_rs),
+        };
+        let owner = Owner {
+            user: preflight::whoami(&self.client).await,
+            host: hostname(),
+            pid: std::process::id(),
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let now = now();
+        let mut record = CanaryRecord {
+            schema: RECORD_SCHEMA,
+            deployment: self.name.clone(),
+            deployment_uid: view.deployment.uid().unwrap_or_default(),
+            replicas: view.replicas(),
+            original_images: images_of(&template),
+            original_template: template,
+            original_settings: crate::observe::settings_of(&view.deployment),
+            stable: stable.clone(),
+            target_images: request.images.clone(),
+            mode: request.mode,
+            phase: Phase::Starting { pods: canary.pods },
+            started_by: owner,
+            started_at: now.clone(),
+            history: vec![],
+        };
+        record.note(
+            &now,
+            format!(
+                "start: canary of {} pod(s) ({:.1}% of traffic) in {} mode, stable {}",
+                canary.pods,
+                canary.traffic_share() * 100.0,
+                canary.mode,
+                stable.replica_set
+            ),
+        );
+        let goal = Goal::Hold { pods: canary.pods };
+        let mut changes = Vec::new();
+        if let Decision::Apply(first) = decide(&record, goal, &view.observation(&record)) {
+            // Then, once the controller has scaled the canary, the pause.
+            let mut braked = view.observation(&record);
+            braked.template = first.template.clone().unwrap_or(braked.template);
+            braked.settings = first.settings.clone();
+            changes.push(first);
+            braked.canary = Some(canary_core::machine::ReplicaSetObservation {
+                name: "(canary)".into(),
+                desired: canary.pods,
+                ready: 0,
+                available: 0,
+                pods: canary.pods,
+            });
+            if let Some(stable_side) = braked.stable.as_mut() {
+                stable_side.desired = canary.stable_pods;
+            }
+            if let Decision::Apply(pause) = decide(&record, goal, &braked) {
+                changes.push(pause);
+            }
+        }
+        Ok((
+            StartPlan {
+                canary,
+                stable,
+                changes,
+                record,
+            },
+            view,
+        ))
+    }
+
+    async fn autoscaler_of(&self, view: &DeploymentView) -> Result<Option<AutoscalerFacts>> {
+        let api: Api<HorizontalPodAutoscaler> =
+            Api::namespaced(self.client.clone(), self.namespace());
+        let list = match api.list(&ListParams::default()).await {
+            Ok(list) => list,
+            // Without the right to list HPAs we cannot tell; say so in the log, do not block.
+            Err(e) if is_status(&e, 403) || is_status(&e, 404) => {
+                tracing::warn!("cannot list HorizontalPodAutoscalers; assuming none targets the Deployment");
+                return Ok(None);
+            }
+            Err(e) => return Err(CanaryError::api("listing HorizontalPodAutoscalers", e)),
+        };
+        Ok(list.items.into_iter().find_map(|hpa| {
+            let spec = hpa.spec;
+            let target = spec.scale_target_ref;
+            (target.kind == "Deployment" && target.name == view.name()).then(|| AutoscalerFacts {
+                name: hpa.metadata.name.unwrap_or_default(),
+                min_replicas: spec.min_replicas.unwrap_or(1),
+                max_replicas: spec.max_replicas,
+            })
+        }))
+    }
+
+    /// Starts a canary: writes the record (the lock), then drives the Deployment to hold
+    /// exactly the planned number of canary pods.
+    pub async fn start(
+        &self,
+        plan: StartPlan,
+        view: &DeploymentView,
+        options: DriveOptions<'_>,
+    ) -> Result<StoredRecord> {
+        preflight::require(
+            &self.client,
+            self.namespace(),
+            "kubectl canary start",
+            &[preflight::READ, preflight::CHANGE],
+        )
+        .await?;
+        let stored = self.store.create(&plan.record, &view.deployment).await?;
+        mutation_point("record created");
+        (options.progress)(&Progress::Recorded {
+            phase: stored.record.phase,
+        });
+        let events = EventSink::new(&self.client, &view.deployment);
+        events
+            .normal(
+                "CanaryStarting",
+                format!(
+                    "kubectl-canary: starting a canary of {} pod(s) with {}",
+                    plan.canary.pods,
+                    images_text(&plan.record.target_images)
+                ),
+            )
+            .await;
+        self.hold(stored, plan.canary.pods, &events, options).await
+    }
+
+    /// Drives to a held canary of `pods` pods and records it as held.
+    async fn hold(
+        &self,
+        stored: StoredRecord,
+        pods: i32,
+        events: &EventSink,
+        options: DriveOptions<'_>,
+    ) -> Result<StoredRecord> {
+        self.drive(&stored.record, Goal::Hold { pods }, options.timeout, options.progress)
+            .await?;
+        let mut record = stored.record.clone();
+        record.phase = Phase::Holding { pods };
+        record.note(&now(), format!("holding {pods} canary pod(s), paused"));
+        let stored = self.store.update(&stored, &record).await?;
+        mutation_point("record: holding");
+        (options.progress)(&Progress::Recorded {
+            phase: record.phase,
+        });
+        events
+            .normal(
+                "CanaryHeld",
+                format!("kubectl-canary: holding {pods} canary pod(s), Deployment paused"),
+            )
+            .await;
+        Ok(stored)
+    }
+
+    /// Continues a canary to `goal`: records the new intent, drives the Deployment there,
+    /// and, for promote-full and abort, deletes the record at the end.
+    pub async fn continue_to(
+        &self,
+        stored: StoredRecord,
+        goal: Goal,
+        wait: bool,
+        options: DriveOptions<'_>,
+    ) -> Result<Option<StoredRecord>> {
+        let mut record = stored.record.clone();
+        let view = self.view().await?;
+        if view.deployment.uid().unwrap_or_default() != record.deployment_uid {
+            return Err(CanaryError::Refused(format!(
+                "the canary record belongs to an earlier deploy/{} that was deleted; delete the record with \
+                 `kubectl delete configmap {}`",
+                self.name,
+                self.store.name()
+            )));
+        }
+        let phase = match goal {
+            Goal::Hold { pods } => match record.phase {
+                Phase::Starting { .. } => Phase::Starting { pods },
+                _ => Phase::Promoting {
+                    from: record.held_pods().unwrap_or(0),
+                    to: pods,
+                },
+            },
+            Goal::PromoteFull => Phase::PromotingFull,
+            Goal::Abort => Phase::Aborting,
+        };
+        let events = EventSink::new(&self.client, &view.deployment);
+        let stored = if record.phase != phase {
+            record.phase = phase;
+            record.note(&now(), phase.describe());
+            let stored = self.store.update(&stored, &record).await?;
+            mutation_point("record: new phase");
+            (options.progress)(&Progress::Recorded { phase });
+            stored
+        } else {
+            stored
+        };
+        match goal {
+            Goal::Hold { pods } => {
+                events
+                    .normal("CanaryPromoting", format!("kubectl-canary: growing the canary to {pods} pod(s)"))
+                    .await;
+                self.hold(stored, pods, &events, options).await.map(Some)
+            }
+            Goal::PromoteFull | Goal::Abort => {
+                let (reason, done_reason, what) = if goal == Goal::Abort {
+                    ("CanaryAborting", "CanaryAborted", "rolled back to the stable version")
+                } else {
+                    ("CanaryPromoting", "CanaryPromoted", "promoted the new version to every pod")
+                };
+                events.normal(reason, format!("kubectl-canary: {}", phase.describe())).await;
+                if wait {
+                    self.drive(&record, goal, options.timeout, options.progress).await?;
+                } else {
+                    self.apply_until_waiting(&record, goal, options.progress).await?;
+                }
+                let latest = self.record().await?;
+                self.store.delete(&latest).await?;
+                mutation_point("record deleted");
+                (options.progress)(&Progress::Released);
+                events
+                    .normal(done_reason, format!("kubectl-canary: {what}; the Deployment's own settings are back"))
+                    .await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Applies the machine's updates until it only waits for the controller (`--no-wait`).
+    async fn apply_until_waiting(
+        &self,
+        record: &CanaryRecord,
+        goal: Goal,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<()> {
+        loop {
+            let view = self.view().await?;
+            match decide(record, goal, &view.observation(record)) {
+                Decision::Apply(change) => {
+                    self.apply(&view, &change, progress).await?;
+                }
+                Decision::Stuck(stuck) => {
+                    return Err(CanaryError::Stuck {
+                        deployment: self.name.clone(),
+                        stuck,
+                    });
+                }
+                Decision::Wait(_) | Decision::Reached => return Ok(()),
+            }
+        }
+    }
+
+    /// Observes, decides and applies until the goal is reached; waits on watch events.
+    pub async fn drive(
+        &self,
+        record: &CanaryRecord,
+        goal: Goal,
+        timeout: Duration,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut changes = self.change_stream().await?;
+        let mut last_wait: Option<Waiting> = None;
+        loop {
+            let view = self.view().await?;
+            match decide(record, goal, &view.observation(record)) {
+                Decision::Reached => return Ok(()),
+                Decision::Stuck(stuck) => {
+                    return Err(CanaryError::Stuck {
+                        deployment: self.name.clone(),
+                        stuck,
+                    });
+                }
+                Decision::Apply(change) => {
+                    self.apply(&view, &change, progress).await?;
+                }
+                Decision::Wait(waiting) => {
+                    if last_wait.as_ref() != Some(&waiting) {
+                        progress(&Progress::Waiting {
+                            waiting: waiting.clone(),
+                        });
+                        last_wait = Some(waiting.clone());
+                    }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(CanaryError::TimedOut {
+                            what: format!("deploy/{} to reach {goal:?}", self.name),
+                            seconds: timeout.as_secs(),
+                            last: serde_json::to_string(&waiting).unwrap_or_default(),
+                        });
+                    }
+                    // The next watch event, or a slow safety net in case a watch stalls.
+                    let _ = tokio::time::timeout(left.min(Duration::from_secs(5)), changes.next()).await;
+                    // Let a burst of events settle into one re-read.
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    while futures::FutureExt::now_or_never(changes.next()).flatten().is_some() {}
+                }
+            }
+        }
+    }
+
+    /// One update of the Deployment guarded by the resourceVersion just read. A conflict is
+    /// not an error: the caller reads again and decides again.
+    async fn apply(
+        &self,
+        view: &DeploymentView,
+        change: &SpecChange,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<()> {
+        let mut deployment = view.deployment.clone();
+        apply_change(&mut deployment, change)?;
+        match self
+            .apis
+            .deployments
+            .replace(&self.name, &PostParams::default(), &deployment)
+            .await
+        {
+            Ok(_) => {
+                mutation_point(&change.summary);
+                progress(&Progress::Updated {
+                    summary: change.summary.clone(),
+                });
+                Ok(())
+            }
+            Err(e) if is_status(&e, 409) => {
+                tracing::debug!("conflict updating deploy/{}; reading again", self.name);
+                Ok(())
+            }
+            Err(e) if is_status(&e, 422) => Err(CanaryError::Refused(format!(
+                "the API server refused the update of deploy/{}: {e}",
+                self.name
+            ))),
+            Err(e) => Err(CanaryError::api(format!("updating deploy/{}", self.name), e)),
+        }
+    }
+
+    /// A stream that yields whenever the Deployment, its ReplicaSets or its pods change.
+    async fn change_stream(&self) -> Result<Pin<Box<dyn Stream<Item = ()> + Send>>> {
+        let deployment = self
+            .apis
+            .deployments
+            .get(&self.name)
+            .await
+            .map_err(|e| CanaryError::api(format!("reading deploy/{}", self.name), e))?;
+        let selector = selector_string(&deployment);
+        let deployments = watcher(
+            self.apis.deployments.clone(),
+            watcher::Config::default().fields(&format!("metadata.name={}", self.name)),
+        )
+        .map(|_| ());
+        let replica_sets = watcher(
+            self.apis.replica_sets.clone(),
+            watcher::Config::default().labels(&selector),
+        )
+        .map(|_| ());
+        let pods = watcher(
+            self.apis.pods.clone(),
+            watcher::Config::default().labels(&selector),
+        )
+        .map(|_| ());
+        Ok(Box::pin(futures::stream::select_all([
+            deployments.boxed(),
+            replica_sets.boxed(),
+            pods.boxed(),
+        ])))
+    }
+
+    /// Pods of the canary side, for health reporting.
+    pub async fn canary_pods(&self, record: &CanaryRecord) -> Result<Vec<Pod>> {
+        let view = self.view().await?;
+        Ok(view
+            .replica_set_with_template(&record.target_template())
+            .map(|rs| {
+                view.pods_with_hash(&template_hash_of(rs))
+                    .into_iter()
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+/// Writes a [`SpecChange`] into a Deployment object.
+pub fn apply_change(deployment: &mut Deployment, change: &SpecChange) -> Result<()> {
+    let spec = deployment.spec.get_or_insert_with(Default::default);
+    if let Some(template) = &change.template {
+        spec.template = serde_json::from_value::<PodTemplateSpec>(template.clone())
+            .map_err(|e| CanaryError::Refused(format!("the recorded pod template is unusable: {e}")))?;
+    }
+    let settings = &change.settings;
+    spec.strategy = if settings.strategy.is_null() {
+        None
+    } else {
+        Some(
+            serde_json::from_value::<DeploymentStrategy>(settings.strategy.clone())
+                .map_err(|e| CanaryError::Refused(format!("the recorded strategy is unusable: {e}")))?,
+        )
+    };
+    spec.min_ready_seconds = settings.min_ready_seconds;
+    spec.progress_deadline_seconds = settings.progress_deadline_seconds;
+    spec.paused = settings.paused;
+    Ok(())
+}
+
+/// `container=image ...` for messages.
+pub fn images_text(images: &std::collections::BTreeMap<String, String>) -> String {
+    images
+        .iter()
+        .map(|(c, i)| format!("{c}={i}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The current time, RFC 3339.
+pub fn now() -> String {
+    Timestamp::now().to_string()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}

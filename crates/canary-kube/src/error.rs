@@ -1,0 +1,174 @@
+//! Errors of the Kubernetes adapters, each with the context of where it was raised.
+
+use thiserror::Error;
+
+use canary_core::machine::Stuck;
+
+/// How an error should be reported; the binary maps each to a documented exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The named object does not exist.
+    NotFound,
+    /// The request does not fit the object's state; nothing was changed.
+    Refused,
+    /// Another canary holds the Deployment.
+    Locked,
+    /// RBAC forbids a needed verb.
+    Forbidden,
+    /// The API server could not be reached.
+    Unreachable,
+    /// A wait ran out of time.
+    TimedOut,
+    /// The canary needs a person's decision.
+    Stuck,
+    /// Anything else.
+    Internal,
+}
+
+/// An error of the Kubernetes adapters.
+#[derive(Debug, Error)]
+pub enum CanaryError {
+    /// The Deployment does not exist in the namespace.
+    #[error("deployment '{name}' not found in namespace '{namespace}'{hint}")]
+    DeploymentNotFound {
+        /// Namespace searched.
+        namespace: String,
+        /// Name searched.
+        name: String,
+        /// Where it does exist, if found elsewhere (", but it exists in namespace x: add -n x").
+        hint: String,
+    },
+    /// No canary is recorded for the Deployment.
+    #[error(
+        "no canary is running on deploy/{name} in namespace '{namespace}' (no {name}.kubectl-canary record); start one with `kubectl canary start deploy/{name} CONTAINER=IMAGE`"
+    )]
+    NoCanary {
+        /// Namespace.
+        namespace: String,
+        /// Deployment.
+        name: String,
+    },
+    /// The request was refused before any change.
+    #[error("{0}")]
+    Refused(String),
+    /// A canary already runs on the Deployment.
+    #[error(
+        "a canary is already running on deploy/{deployment}: started by {user} on {host} (pid {pid}) at {since}, now {phase}; \
+         see `kubectl canary status deploy/{deployment}`, then promote or abort it"
+    )]
+    Locked {
+        /// Deployment.
+        deployment: String,
+        /// Who started it.
+        user: String,
+        /// Where.
+        host: String,
+        /// Its process id.
+        pid: u32,
+        /// When.
+        since: String,
+        /// What it is doing.
+        phase: String,
+    },
+    /// RBAC forbids a verb the command needs.
+    #[error(
+        "forbidden: user '{user}' may not {verb} {resource} in namespace '{namespace}', which `{command}` needs; \
+         ask for a Role that grants it (nothing was changed)"
+    )]
+    Forbidden {
+        /// The user as authenticated.
+        user: String,
+        /// The verb.
+        verb: String,
+        /// The resource, `group/resource` or `resource`.
+        resource: String,
+        /// The namespace.
+        namespace: String,
+        /// The command that needs it.
+        command: String,
+    },
+    /// The API server could not be reached.
+    #[error(
+        "cannot reach the Kubernetes API server ({detail}); check the kubeconfig/context and that the cluster is up (nothing was changed)"
+    )]
+    Unreachable {
+        /// The underlying error.
+        detail: String,
+    },
+    /// A wait ran out of time.
+    #[error("timed out after {seconds}s waiting for {what}; last seen: {last}")]
+    TimedOut {
+        /// What was awaited.
+        what: String,
+        /// Seconds waited.
+        seconds: u64,
+        /// The last state seen.
+        last: String,
+    },
+    /// The state machine needs a person.
+    #[error("{}", .stuck.explain(.deployment))]
+    Stuck {
+        /// Deployment.
+        deployment: String,
+        /// Why.
+        stuck: Stuck,
+    },
+    /// The stored record is unreadable or of another version.
+    #[error("the canary record {name} is unreadable ({detail}); inspect it with `kubectl get configmap {name} -o yaml`")]
+    BadRecord {
+        /// ConfigMap name.
+        name: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A Kubernetes API call failed.
+    #[error("{context}: {source}")]
+    Api {
+        /// What was being done.
+        context: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl CanaryError {
+    /// Wraps a client error with what was being done, recognising the cases that have
+    /// their own kind (unreachable server).
+    pub fn api(context: impl Into<String>, source: kube::Error) -> Self {
+        match &source {
+            kube::Error::HyperError(_) | kube::Error::Service(_) => CanaryError::Unreachable {
+                detail: format!("{}: {source}", context.into()),
+            },
+            _ => CanaryError::Api {
+                context: context.into(),
+                source,
+            },
+        }
+    }
+
+    /// The kind of the error, for exit codes.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CanaryError::DeploymentNotFound { .. } | CanaryError::NoCanary { .. } => {
+                ErrorKind::NotFound
+            }
+            CanaryError::Refused(_) => ErrorKind::Refused,
+            CanaryError::Locked { .. } => ErrorKind::Locked,
+            CanaryError::Forbidden { .. } => ErrorKind::Forbidden,
+            CanaryError::Unreachable { .. } => ErrorKind::Unreachable,
+            CanaryError::TimedOut { .. } => ErrorKind::TimedOut,
+            CanaryError::Stuck { .. } => ErrorKind::Stuck,
+            CanaryError::Api { source, .. } if is_status(source, 403) => ErrorKind::Forbidden,
+            CanaryError::BadRecord { .. } | CanaryError::Api { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Whether a client error is an API status with this HTTP code.
+pub fn is_status(error: &kube::Error, code: u16) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == code)
+}
+
+/// Result of the adapters.
+pub type Result<T, E = CanaryError> = std::result::Result<T, E>;
