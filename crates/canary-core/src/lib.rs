@@ -6,4 +6,12 @@
 //! verdicts and statistics. The `canary-kube` crate feeds it observations and carries
 //! out its decisions.
 
+pub mod analysis_spec;
+pub mod image;
+pub mod machine;
+pub mod record;
 pub mod rollout_math;
+pub mod stats;
+pub mod target;
+pub mod validate;
+pub mod verdict;

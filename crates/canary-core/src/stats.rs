@@ -1,0 +1,500 @@
+//! Statistics for canary analysis: the Mann-Whitney U test and the Hodges-Lehmann shift.
+//!
+//! The test is implemented here rather than taken from `statrs` because statrs 0.19.1's
+//! exact p-value is inverted when the first sample is not larger than the second, and a
+//! canary usually has fewer observations than the stable side.
+//!
+//! For small samples (at most [`EXACT_MAX_TOTAL`] observations in all) the p-value is the
+//! exact permutation probability, computed by counting the ways the observed midranks can be
+//! split between the samples; this is exact with ties too. Larger samples use the normal
+//! approximation with tie correction and continuity correction.
+
+use statrs::function::erf::erfc;
+use thiserror::Error;
+
+/// Largest total sample size for which the exact permutation distribution is computed.
+///
+/// The counting table has about `n1 * N^2` cells, so 50 keeps one test well under a
+/// millisecond while the normal approximation is already good beyond it.
+pub const EXACT_MAX_TOTAL: usize = 50;
+
+/// Which difference between the samples the test looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alternative {
+    /// The samples differ in either direction.
+    TwoSided,
+    /// The first sample tends to be larger than the second.
+    Greater,
+    /// The first sample tends to be smaller than the second.
+    Less,
+}
+
+/// How a p-value was computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PValueMethod {
+    /// Exact permutation distribution of the rank sum (with ties).
+    Exact,
+    /// Normal approximation with tie and continuity correction.
+    NormalApproximation,
+}
+
+/// The result of a Mann-Whitney U test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MannWhitney {
+    /// U of the first sample: pairs where the first sample's value is larger, ties counting one half.
+    pub u: f64,
+    /// Probability under the null hypothesis of a result at least as extreme as the one observed.
+    pub p_value: f64,
+    /// How `p_value` was computed.
+    pub method: PValueMethod,
+}
+
+/// Why a statistic could not be computed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StatsError {
+    /// One of the samples has no values.
+    #[error("the {which} sample is empty")]
+    EmptySample {
+        /// "first" or "second".
+        which: &'static str,
+    },
+    /// A value is NaN or infinite; callers must drop or explain such values first.
+    #[error("the {which} sample contains a value that is not a finite number")]
+    NonFinite {
+        /// "first" or "second".
+        which: &'static str,
+    },
+}
+
+fn check_sample(sample: &[f64], which: &'static str) -> Result<(), StatsError> {
+    if sample.is_empty() {
+        return Err(StatsError::EmptySample { which });
+    }
+    if sample.iter().any(|v| !v.is_finite()) {
+        return Err(StatsError::NonFinite { which });
+    }
+    Ok(())
+}
+
+/// Tie structure of the pooled sample: for each group of equal values, its size and how many
+/// of its members come from the first sample.
+struct Ranking {
+    /// (group size, members from the first sample), in increasing value order.
+    groups: Vec<(usize, usize)>,
+}
+
+impl Ranking {
+    fn new(first: &[f64], second: &[f64]) -> Self {
+        let mut pooled: Vec<(f64, bool)> = first
+            .iter()
+            .map(|&v| (v, true))
+            .chain(second.iter().map(|&v| (v, false)))
+            .collect();
+        pooled.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut groups = Vec::new();
+        let mut start = 0;
+        while start < pooled.len() {
+            let mut end = start + 1;
+            // Compare with == so that -0.0 and 0.0 are one tie group, as they are equal values.
+            while end < pooled.len() && pooled[end].0 == pooled[start].0 {
+                end += 1;
+            }
+            let from_first = pooled[start..end].iter().filter(|(_, f)| *f).count();
+            groups.push((end - start, from_first));
+            start = end;
+        }
+        Ranking { groups }
+    }
+
+    /// Twice the midrank of each group (an integer), in group order.
+    fn doubled_midranks(&self) -> Vec<u64> {
+        let mut before = 0u64;
+        self.groups
+            .iter()
+            .map(|&(size, _)| {
+                // Ranks before+1 ..= before+size; their mean doubled is 2*before + size + 1.
+                let doubled = 2 * before + size as u64 + 1;
+                before += size as u64;
+                doubled
+            })
+            .collect()
+    }
+
+    /// Twice the rank sum of the first sample.
+    fn doubled_rank_sum_of_first(&self) -> u64 {
+        self.doubled_midranks()
+            .iter()
+            .zip(&self.groups)
+            .map(|(r, &(_, from_first))| r * from_first as u64)
+            .sum()
+    }
+
+    fn has_ties(&self) -> bool {
+        self.groups.iter().any(|&(size, _)| size > 1)
+    }
+
+    /// Sum over tie groups of t^3 - t, for the variance's tie correction.
+    fn tie_term(&self) -> f64 {
+        self.groups
+            .iter()
+            .map(|&(size, _)| {
+                let t = size as f64;
+                t * t * t - t
+            })
+            .sum()
+    }
+}
+
+/// Runs the two-sample Mann-Whitney U test of `first` against `second`.
+///
+/// ```
+/// use canary_core::stats::{mann_whitney_u, Alternative};
+/// let canary = [12.0, 14.0, 15.0, 16.0];
+/// let stable = [1.0, 2.0, 3.0, 4.0, 5.0];
+/// let result = mann_whitney_u(&canary, &stable, Alternative::Greater).unwrap();
+/// assert_eq!(result.u, 20.0);
+/// assert!(result.p_value < 0.01);
+/// ```
+pub fn mann_whitney_u(
+    first: &[f64],
+    second: &[f64],
+    alternative: Alternative,
+) -> Result<MannWhitney, StatsError> {
+    check_sample(first, "first")?;
+    check_sample(second, "second")?;
+    let n1 = first.len();
+    let n2 = second.len();
+    let ranking = Ranking::new(first, second);
+    let doubled_r1 = ranking.doubled_rank_sum_of_first();
+    let u = doubled_r1 as f64 / 2.0 - (n1 * (n1 + 1)) as f64 / 2.0;
+    if n1 + n2 <= EXACT_MAX_TOTAL {
+        let p_value = exact_p_value(&ranking, n1, doubled_r1, alternative);
+        Ok(MannWhitney {
+            u,
+            p_value,
+            method: PValueMethod::Exact,
+        })
+    } else {
+        let p_value = normal_p_value(&ranking, n1, n2, u, alternative);
+        Ok(MannWhitney {
+            u,
+            p_value,
+            method: PValueMethod::NormalApproximation,
+        })
+    }
+}
+
+/// Exact permutation p-value: the share of all ways to pick `n1` of the pooled values whose
+/// rank sum is at least as extreme as the observed one.
+fn exact_p_value(ranking: &Ranking, n1: usize, doubled_r1: u64, alternative: Alternative) -> f64 {
+    let midranks = ranking.doubled_midranks();
+    let total: usize = ranking.groups.iter().map(|g| g.0).sum();
+    let max_sum = (total * (total + 1)) as u64; // doubled sum of all ranks
+    let width = max_sum as usize + 1;
+    // ways[k * width + s]: number of ways to choose k values with doubled rank sum s.
+    let mut ways = vec![0f64; (n1 + 1) * width];
+    ways[0] = 1.0;
+    for (&(size, _), &rank) in ranking.groups.iter().zip(&midranks) {
+        let mut next = vec![0f64; (n1 + 1) * width];
+        for k in 0..=n1 {
+            for s in 0..width {
+                let count = ways[k * width + s];
+                if count == 0.0 {
+                    continue;
+                }
+                let mut choose = 1f64; // C(size, take)
+                for take in 0..=size.min(n1 - k) {
+                    let sum = s + take * rank as usize;
+                    next[(k + take) * width + sum] += count * choose;
+                    choose = choose * (size - take) as f64 / (take + 1) as f64;
+                }
+            }
+        }
+        ways = next;
+    }
+    let row = &ways[n1 * width..(n1 + 1) * width];
+    let all: f64 = row.iter().sum();
+    let doubled_mean = (n1 * (total + 1)) as i64;
+    let observed = doubled_r1 as i64;
+    let extreme: f64 = row
+        .iter()
+        .enumerate()
+        .filter(|&(s, _)| {
+            let s = s as i64;
+            match alternative {
+                Alternative::Greater => s >= observed,
+                Alternative::Less => s <= observed,
+                Alternative::TwoSided => {
+                    (s - doubled_mean).abs() >= (observed - doubled_mean).abs()
+                }
+            }
+        })
+        .map(|(_, &c)| c)
+        .sum();
+    (extreme / all).clamp(0.0, 1.0)
+}
+
+/// Standard normal upper tail P(Z >= z).
+fn normal_upper_tail(z: f64) -> f64 {
+    0.5 * erfc(z / std::f64::consts::SQRT_2)
+}
+
+fn normal_p_value(
+    ranking: &Ranking,
+    n1: usize,
+    n2: usize,
+    u: f64,
+    alternative: Alternative,
+) -> f64 {
+    let (n1f, n2f) = (n1 as f64, n2 as f64);
+    let total = n1f + n2f;
+    let mean = n1f * n2f / 2.0;
+    let variance =
+        n1f * n2f / 12.0 * ((total + 1.0) - ranking.tie_term() / (total * (total - 1.0)));
+    if variance <= 0.0 {
+        // Every value is equal: no evidence of any difference.
+        return 1.0;
+    }
+    let sd = variance.sqrt();
+    let p = match alternative {
+        Alternative::Greater => normal_upper_tail((u - mean - 0.5) / sd),
+        Alternative::Less => normal_upper_tail((mean - u - 0.5) / sd),
+        Alternative::TwoSided => {
+            let z = ((u - mean).abs() - 0.5).max(0.0) / sd;
+            2.0 * normal_upper_tail(z)
+        }
+    };
+    p.clamp(0.0, 1.0)
+}
+
+/// Whether the pooled samples contain equal values (for reporting how a p-value was obtained).
+pub fn has_ties(first: &[f64], second: &[f64]) -> bool {
+    Ranking::new(first, second).has_ties()
+}
+
+/// The median of a sample of finite numbers, `None` when it is empty.
+pub fn median(sample: &[f64]) -> Option<f64> {
+    if sample.is_empty() {
+        return None;
+    }
+    let mut sorted = sample.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    Some(if sorted.len() % 2 == 0 {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    })
+}
+
+/// The arithmetic mean of a sample, `None` when it is empty.
+pub fn mean(sample: &[f64]) -> Option<f64> {
+    if sample.is_empty() {
+        None
+    } else {
+        Some(sample.iter().sum::<f64>() / sample.len() as f64)
+    }
+}
+
+/// The Hodges-Lehmann estimate of how far `first` is shifted from `second`: the median of
+/// all pairwise differences. It is the location shift the Mann-Whitney test is about, and is
+/// robust to the outliers a latency series is full of.
+pub fn hodges_lehmann_shift(first: &[f64], second: &[f64]) -> Option<f64> {
+    let differences: Vec<f64> = first
+        .iter()
+        .flat_map(|a| second.iter().map(move |b| a - b))
+        .collect();
+    median(&differences)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The p-value by enumerating every way of choosing which pooled values form the first
+    /// sample: the definition the exact algorithm must reproduce.
+    fn brute_force_p_value(first: &[f64], second: &[f64], alternative: Alternative) -> f64 {
+        let pooled: Vec<f64> = first.iter().chain(second).copied().collect();
+        let n = pooled.len();
+        let n1 = first.len();
+        let u_of = |chosen: &[usize]| -> f64 {
+            let mut u = 0.0;
+            for i in 0..n {
+                if !chosen.contains(&i) {
+                    continue;
+                }
+                for j in 0..n {
+                    if chosen.contains(&j) {
+                        continue;
+                    }
+                    if pooled[i] > pooled[j] {
+                        u += 1.0;
+                    } else if pooled[i] == pooled[j] {
+                        u += 0.5;
+                    }
+                }
+            }
+            u
+        };
+        let observed: Vec<usize> = (0..n1).collect();
+        let u_observed = u_of(&observed);
+        let mean = (n1 * (n - n1)) as f64 / 2.0;
+        let (mut extreme, mut all) = (0u64, 0u64);
+        for mask in 0u32..(1 << n) {
+            if mask.count_ones() as usize != n1 {
+                continue;
+            }
+            let chosen: Vec<usize> = (0..n).filter(|i| mask & (1 << i) != 0).collect();
+            let u = u_of(&chosen);
+            all += 1;
+            let is_extreme = match alternative {
+                Alternative::Greater => u >= u_observed - 1e-9,
+                Alternative::Less => u <= u_observed + 1e-9,
+                Alternative::TwoSided => (u - mean).abs() >= (u_observed - mean).abs() - 1e-9,
+            };
+            if is_extreme {
+                extreme += 1;
+            }
+        }
+        extreme as f64 / all as f64
+    }
+
+    fn alternatives() -> impl Strategy<Value = Alternative> {
+        prop_oneof![
+            Just(Alternative::TwoSided),
+            Just(Alternative::Greater),
+            Just(Alternative::Less)
+        ]
+    }
+
+    /// Small integer-valued samples so that ties are frequent.
+    fn small_sample(max_len: usize) -> impl Strategy<Value = Vec<f64>> {
+        prop::collection::vec((0i32..6).prop_map(f64::from), 1..=max_len)
+    }
+
+    /// Continuous samples: ties practically never happen.
+    fn continuous_sample(len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<f64>> {
+        prop::collection::vec(-1000.0f64..1000.0, len)
+    }
+
+    proptest! {
+        #[test]
+        fn exact_p_value_equals_brute_force_with_ties(
+            first in small_sample(7),
+            second in small_sample(7),
+            alternative in alternatives(),
+        ) {
+            let result = mann_whitney_u(&first, &second, alternative).unwrap();
+            prop_assert_eq!(result.method, PValueMethod::Exact);
+            let expected = brute_force_p_value(&first, &second, alternative);
+            prop_assert!((result.p_value - expected).abs() < 1e-9,
+                "exact {} vs brute force {}", result.p_value, expected);
+        }
+
+        #[test]
+        fn exact_p_value_equals_brute_force_without_ties(
+            first in continuous_sample(1..=6),
+            second in continuous_sample(1..=8),
+            alternative in alternatives(),
+        ) {
+            let result = mann_whitney_u(&first, &second, alternative).unwrap();
+            let expected = brute_force_p_value(&first, &second, alternative);
+            prop_assert!((result.p_value - expected).abs() < 1e-9,
+                "exact {} vs brute force {}", result.p_value, expected);
+        }
+
+        #[test]
+        fn swapping_samples_mirrors_the_one_sided_tests(
+            first in small_sample(12),
+            second in small_sample(20),
+        ) {
+            let greater = mann_whitney_u(&first, &second, Alternative::Greater).unwrap();
+            let less_swapped = mann_whitney_u(&second, &first, Alternative::Less).unwrap();
+            prop_assert!((greater.p_value - less_swapped.p_value).abs() < 1e-9);
+            let u_swapped = less_swapped.u;
+            prop_assert!((greater.u + u_swapped - (first.len() * second.len()) as f64).abs() < 1e-9);
+        }
+
+        #[test]
+        fn u_counts_pairs(first in small_sample(15), second in small_sample(15)) {
+            let mut pairs = 0.0;
+            for a in &first {
+                for b in &second {
+                    pairs += if a > b { 1.0 } else if a == b { 0.5 } else { 0.0 };
+                }
+            }
+            let result = mann_whitney_u(&first, &second, Alternative::TwoSided).unwrap();
+            prop_assert_eq!(result.u, pairs);
+        }
+
+        #[test]
+        fn normal_approximation_is_close_to_exact_near_the_switch(
+            first in prop::collection::vec((0i32..40).prop_map(f64::from), 20..=25),
+            second in prop::collection::vec((0i32..40).prop_map(f64::from), 20..=25),
+            alternative in alternatives(),
+        ) {
+            let ranking = Ranking::new(&first, &second);
+            let exact = exact_p_value(&ranking, first.len(), ranking.doubled_rank_sum_of_first(), alternative);
+            let u = mann_whitney_u(&first, &second, alternative).unwrap().u;
+            let approx = normal_p_value(&ranking, first.len(), second.len(), u, alternative);
+            prop_assert!((exact - approx).abs() < 0.02, "exact {} vs normal {}", exact, approx);
+        }
+    }
+
+    #[test]
+    fn canary_smaller_than_stable_is_not_inverted() {
+        // The statrs bug: with n1 <= n2 its exact p-value reports the opposite tail.
+        let canary = [10.0, 11.0, 12.0];
+        let stable = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let greater = mann_whitney_u(&canary, &stable, Alternative::Greater).unwrap();
+        // Only one of C(9,3) = 84 splits puts the three largest values in the first sample.
+        assert!((greater.p_value - 1.0 / 84.0).abs() < 1e-12);
+        let less = mann_whitney_u(&canary, &stable, Alternative::Less).unwrap();
+        assert!((less.p_value - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn large_samples_use_the_normal_approximation() {
+        let first: Vec<f64> = (0..40).map(|i| f64::from(i) + 5.0).collect();
+        let second: Vec<f64> = (0..40).map(f64::from).collect();
+        let result = mann_whitney_u(&first, &second, Alternative::Greater).unwrap();
+        assert_eq!(result.method, PValueMethod::NormalApproximation);
+        // scipy.stats.mannwhitneyu(first, second, alternative="greater", method="asymptotic")
+        // gives U = 987.5 and p = 0.035947886709456714 for these samples.
+        assert_eq!(result.u, 987.5);
+        assert!(
+            (result.p_value - 0.035947886709456714).abs() < 1e-9,
+            "{}",
+            result.p_value
+        );
+    }
+
+    #[test]
+    fn all_values_equal_gives_no_evidence() {
+        let same = vec![3.0; 30];
+        let result = mann_whitney_u(&same, &same, Alternative::TwoSided).unwrap();
+        assert_eq!(result.p_value, 1.0);
+        let result = mann_whitney_u(&same[..3], &same[..4], Alternative::Greater).unwrap();
+        assert_eq!(result.p_value, 1.0);
+    }
+
+    #[test]
+    fn rejects_empty_and_non_finite_samples() {
+        assert_eq!(
+            mann_whitney_u(&[], &[1.0], Alternative::TwoSided),
+            Err(StatsError::EmptySample { which: "first" })
+        );
+        assert_eq!(
+            mann_whitney_u(&[1.0], &[f64::NAN], Alternative::TwoSided),
+            Err(StatsError::NonFinite { which: "second" })
+        );
+    }
+
+    #[test]
+    fn hodges_lehmann_is_the_median_pairwise_difference() {
+        assert_eq!(hodges_lehmann_shift(&[10.0, 12.0], &[1.0, 2.0]), Some(9.5));
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[]), None);
+    }
+}
