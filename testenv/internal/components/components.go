@@ -85,7 +85,7 @@ func Etcd(args []string) int {
 	cfg.ListenPeerUrls = []url.URL{*pu}
 	cfg.AdvertisePeerUrls = []url.URL{*pu}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	cfg.LogLevel = "warn"
+	cfg.LogLevel = "error"
 	cfg.UnsafeNoFsync = true
 	cfg.QuotaBackendBytes = 4 << 30
 	e, err := embed.StartEtcd(cfg)

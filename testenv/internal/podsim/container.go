@@ -166,13 +166,13 @@ func (c *container) status() v1.ContainerStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := v1.ContainerStatus{
-		Name:         c.name,
-		Image:        c.image,
-		State:        c.state,
+		Name:                 c.name,
+		Image:                c.image,
+		State:                c.state,
 		LastTerminationState: c.last,
-		Ready:        c.ready,
-		RestartCount: c.restarts,
-		Started:      &c.started,
+		Ready:                c.ready,
+		RestartCount:         c.restarts,
+		Started:              &c.started,
 	}
 	if c.state.Running != nil || c.last.Terminated != nil || c.state.Terminated != nil {
 		st.ImageID = c.imageID

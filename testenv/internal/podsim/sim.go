@@ -8,12 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -36,6 +38,7 @@ type Config struct {
 	NodeCPU    string
 	NodeMemory string
 	NodePods   int
+	SDListen   string
 }
 
 type nodeInfo struct {
@@ -48,8 +51,8 @@ type nodeInfo struct {
 
 // Sim is the simulator.
 type Sim struct {
-	cfg      Config
-	client   kubernetes.Interface
+	cfg       Config
+	client    kubernetes.Interface
 	recorders map[string]record.EventRecorder
 	podLister cache.Indexer
 
@@ -76,6 +79,7 @@ func Main(args []string) int {
 	fs.StringVar(&cfg.NodeCPU, "node-cpu", "4", "allocatable cpu per node")
 	fs.StringVar(&cfg.NodeMemory, "node-memory", "8Gi", "allocatable memory per node")
 	fs.IntVar(&cfg.NodePods, "node-pods", 110, "allocatable pods per node")
+	fs.StringVar(&cfg.SDListen, "sd-listen", "", "serve Prometheus HTTP SD (kubernetes role=pod labels) on this address")
 	_ = fs.Parse(args)
 	ctx, cancel := context.WithCancel(context.Background())
 	sig := make(chan os.Signal, 1)
@@ -141,6 +145,17 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	f.Start(ctx.Done())
 	f.WaitForCacheSync(ctx.Done())
+	if cfg.SDListen != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/sd/pods", s.serveSD)
+		srv := &http.Server{Addr: cfg.SDListen, Handler: mux}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+				s.logf("sd server: %v", err)
+			}
+		}()
+		defer srv.Close()
+	}
 	s.logf("ready: %d nodes, netns %s", cfg.Nodes, cfg.Netns)
 	<-ctx.Done()
 	s.mu.Lock()
@@ -184,7 +199,7 @@ func (s *Sim) nodeObject(n *nodeInfo) *v1.Node {
 				{Type: v1.NodePIDPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientPID", LastHeartbeatTime: now, LastTransitionTime: now},
 				{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", Message: "simulated kubelet is posting ready status", LastHeartbeatTime: now, LastTransitionTime: now},
 			},
-			Addresses: []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: n.ip}, {Type: v1.NodeHostName, Address: n.name}},
+			Addresses:       []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: n.ip}, {Type: v1.NodeHostName, Address: n.name}},
 			DaemonEndpoints: v1.NodeDaemonEndpoints{KubeletEndpoint: v1.DaemonEndpoint{Port: 10250}},
 			NodeInfo: v1.NodeSystemInfo{MachineID: n.name, SystemUUID: n.name, BootID: n.name, KernelVersion: "6.1.0-sim",
 				OSImage: "kubectl-canary testenv pod simulator", ContainerRuntimeVersion: "containerd://sim",
@@ -203,15 +218,51 @@ func (s *Sim) registerNode(ctx context.Context, n *nodeInfo) error {
 		return fmt.Errorf("register node %s: %w", n.name, err)
 	}
 	created.Status = obj.Status
-	_, err = s.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+	updated, err := s.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
 	if err != nil {
 		return fmt.Errorf("node status %s: %w", n.name, err)
 	}
+	// The TaintNodesByCondition admission plugin adds node.kubernetes.io/not-ready to new
+	// nodes; the node-lifecycle controller (not run here) would lift it once Ready.
+	var taints []v1.Taint
+	for _, t := range updated.Spec.Taints {
+		if t.Key != v1.TaintNodeNotReady && t.Key != v1.TaintNodeUnreachable {
+			taints = append(taints, t)
+		}
+	}
+	if len(taints) != len(updated.Spec.Taints) {
+		updated.Spec.Taints = taints
+		if _, err := s.client.CoreV1().Nodes().Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("node taints %s: %w", n.name, err)
+		}
+	}
+	s.renewLease(ctx, n)
 	return nil
 }
 
+func (s *Sim) renewLease(ctx context.Context, n *nodeInfo) {
+	leases := s.client.CoordinationV1().Leases(v1.NamespaceNodeLease)
+	now := metav1.NewMicroTime(time.Now())
+	dur := int32(40)
+	l, err := leases.Get(ctx, n.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		l = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: n.name, Namespace: v1.NamespaceNodeLease},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: &n.name, LeaseDurationSeconds: &dur, RenewTime: &now}}
+		_, err = leases.Create(ctx, l, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			s.logf("lease %s: %v", n.name, err)
+		}
+		return
+	}
+	if err != nil {
+		return
+	}
+	l.Spec.RenewTime = &now
+	_, _ = leases.Update(ctx, l, metav1.UpdateOptions{})
+}
+
 func (s *Sim) heartbeat(ctx context.Context) {
-	t := time.NewTicker(20 * time.Second)
+	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {
 		select {
@@ -220,6 +271,7 @@ func (s *Sim) heartbeat(ctx context.Context) {
 		case <-t.C:
 		}
 		for _, n := range s.nodes {
+			s.renewLease(ctx, n)
 			cur, err := s.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
 			if err != nil {
 				if apierrors.IsNotFound(err) {

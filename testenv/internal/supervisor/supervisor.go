@@ -54,6 +54,7 @@ type sup struct {
 	died       chan *proc
 	apiPort    int
 	promPort   int
+	sdPort     int
 	etcdPort   int
 	adminKC    string
 	restrictKC string
@@ -262,6 +263,7 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		return err
 	}
 	s.promPort, _ = freePort()
+	s.sdPort, _ = freePort()
 
 	// PKI
 	ca, err := pki.NewCA("kubectl-canary-testenv-ca")
@@ -291,7 +293,10 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		return err
 	}
 	server := fmt.Sprintf("https://127.0.0.1:%d", s.apiPort)
-	idents := []struct{ file, cn string; orgs []string }{
+	idents := []struct {
+		file, cn string
+		orgs     []string
+	}{
 		{"kubeconfig", "admin", []string{"system:masters"}},
 		{"kubeconfig-restricted", "restricted", nil},
 		{"pki/controller-manager.kubeconfig", "system:kube-controller-manager", []string{"system:masters"}},
@@ -419,6 +424,7 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		"--kubeconfig", filepath.Join(s.pki, "podsim.kubeconfig"),
 		"--netns", s.ns,
 		"--nodes", strconv.Itoa(s.nodes),
+		"--sd-listen", fmt.Sprintf("127.0.0.1:%d", s.sdPort),
 		"--node-cpu", nodeCPU, "--node-memory", nodeMem, "--node-pods", strconv.Itoa(nodePods),
 	); err != nil {
 		return err
@@ -515,13 +521,13 @@ global:
 scrape_configs:
   - job_name: kubernetes-pods
     honor_labels: false
-    kubernetes_sd_configs:
-      - role: pod
-        api_server: %[1]s
-        tls_config:
-          ca_file: %[2]s
-          cert_file: %[3]s
-          key_file: %[4]s
+    # Debian's prometheus is built without kubernetes_sd_configs; the pod simulator serves
+    # the same targets and __meta_kubernetes_* labels (role: pod) from the API server's
+    # pod watch over HTTP SD. With a full Prometheus build this block would read:
+    #   kubernetes_sd_configs: [{role: pod, api_server: %[1]s, tls_config: {ca_file: %[2]s, cert_file: %[3]s, key_file: %[4]s}}]
+    http_sd_configs:
+      - url: http://127.0.0.1:%[5]d/sd/pods
+        refresh_interval: 1s
     relabel_configs:
       - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
         action: keep
@@ -546,7 +552,7 @@ scrape_configs:
         target_label: pod
       - source_labels: [__meta_kubernetes_pod_node_name]
         target_label: node
-`, server, caPath, filepath.Join(s.pki, "prometheus.crt"), filepath.Join(s.pki, "prometheus.key"))
+`, server, caPath, filepath.Join(s.pki, "prometheus.crt"), filepath.Join(s.pki, "prometheus.key"), s.sdPort)
 	return os.WriteFile(filepath.Join(s.dir, "prometheus.yml"), []byte(cfg), 0o644)
 }
 
