@@ -102,7 +102,9 @@ pub fn validate_reference(image: &str) -> Result<(), ImageError> {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b));
         if !algorithm_ok || hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad("the digest must be ALGORITHM:HEX with at least 32 hex digits"));
+            return Err(bad(
+                "the digest must be ALGORITHM:HEX with at least 32 hex digits",
+            ));
         }
     }
     // A ':' after the last '/' starts the tag; one before it belongs to a registry port.
@@ -198,7 +200,9 @@ fn is_registry_host(host: &str) -> bool {
     let host_ok = !host.is_empty()
         && host.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
@@ -236,11 +240,14 @@ mod tests {
             "nginx:1.15 ",
             "-nginx",
             "nginx@sha256:xyz",
-            "nginx:1/2",
+            "nginx:1.15/app",
             "registry..com/app",
             "a//b",
         ] {
-            assert!(validate_reference(image).is_err(), "{image:?} should be refused");
+            assert!(
+                validate_reference(image).is_err(),
+                "{image:?} should be refused"
+            );
         }
     }
 
