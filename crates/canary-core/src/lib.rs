@@ -9,6 +9,7 @@
 pub mod analysis_spec;
 pub mod image;
 pub mod machine;
+pub mod plan;
 pub mod record;
 pub mod rollout_math;
 pub mod stats;

@@ -899,6 +899,35 @@ pub enum ControllerWrite {
     },
 }
 
+impl ControllerWrite {
+    /// The (old, new) sizes after this write, from the sizes before it (old ReplicaSets
+    /// summed).
+    pub fn apply_to(&self, (old_rs, new_rs): (i32, i32)) -> (i32, i32) {
+        match *self {
+            Self::CreateNew { replicas } => (old_rs, replicas),
+            Self::ScaleNew { to, .. } => (old_rs, to),
+            Self::ScaleOld { from, to, .. } => (old_rs + to - from, new_rs),
+        }
+    }
+}
+
+/// The (old, new) sizes the controller writes when the brake update for a canary of
+/// `canary_pods` in `mode` meets a settled Deployment of `replicas`, starting with `(N, 0)`:
+/// surge `(N,0) (N,k)`, replace `(N,0) (N-k,0) (N-k,k)`. No canary pod becomes available, so
+/// this is where the rollout stops.
+pub fn brake_sequence(replicas: i32, mode: CanaryMode, canary_pods: i32) -> Vec<(i32, i32)> {
+    let mut model = DeploymentModel::settled(replicas, brake_strategy(mode, canary_pods));
+    let mut sizes = vec![(replicas, 0)];
+    let mut current = (replicas, 0);
+    for write in model.rolling_until_quiescent() {
+        current = write.apply_to(current);
+        if sizes.last() != Some(&current) {
+            sizes.push(current);
+        }
+    }
+    sizes
+}
+
 /// A Deployment and its ReplicaSets as the controller sees them, able to run the controller's
 /// syncs one at a time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1237,13 +1266,10 @@ pub fn native_rollout_sequence(
                 break;
             }
             // Replay the sync's writes one by one: a pause can land between any two of them.
-            let (mut old_rs, mut new_rs) = (before.old_rs, before.new_rs);
+            let mut current = (before.old_rs, before.new_rs);
             for write in step {
-                match write {
-                    ControllerWrite::CreateNew { replicas } => new_rs = replicas,
-                    ControllerWrite::ScaleNew { to, .. } => new_rs = to,
-                    ControllerWrite::ScaleOld { from, to, .. } => old_rs += to - from,
-                }
+                current = write.apply_to(current);
+                let (old_rs, new_rs) = current;
                 let state = RolloutState {
                     old_rs,
                     new_rs,
@@ -1725,6 +1751,16 @@ mod tests {
             let snap = model.snapshot();
             assert_eq!(snap.new_rs, 2);
         }
+    }
+
+    #[test]
+    fn brake_sequence_lists_every_write() {
+        assert_eq!(brake_sequence(10, CanaryMode::Surge, 2), [(10, 0), (10, 2)]);
+        assert_eq!(
+            brake_sequence(10, CanaryMode::Replace, 2),
+            [(10, 0), (8, 0), (8, 2)]
+        );
+        assert_eq!(brake_sequence(1, CanaryMode::Surge, 1), [(1, 0), (1, 1)]);
     }
 
     fn replica_set(name: &str, created: u64, replicas: i32, max_replicas: i32) -> ReplicaSetModel {
