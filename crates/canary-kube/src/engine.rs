@@ -599,3 +599,10 @@ fn hostname() -> String {
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "unknown".into())
 }
+
+impl Engine {
+    /// The client.
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+}

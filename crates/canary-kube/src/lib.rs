@@ -6,4 +6,5 @@ pub mod error;
 pub mod events;
 pub mod observe;
 pub mod preflight;
+pub mod status;
 pub mod store;

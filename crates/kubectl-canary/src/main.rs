@@ -1,2 +1,12 @@
 //! `kubectl canary`: exact, safe canary releases of plain Deployments.
-fn main() {}
+
+mod app;
+mod cli;
+mod commands;
+mod config;
+mod exit_code;
+mod output;
+
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(app::run() as u8)
+}

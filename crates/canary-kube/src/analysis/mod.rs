@@ -1,0 +1,366 @@
+//! Canary analysis: runs the checks of an [`AnalysisSpec`] against the canary and stable
+//! pods of a Deployment and combines their results into a [`Verdict`].
+//!
+//! Each check lives in its own module and turns whatever goes wrong while measuring (an
+//! unreachable Prometheus, a pod without logs yet, a proxy error) into an inconclusive
+//! [`CheckResult`] with the reason, never into an error of the whole analysis and never into
+//! a pass.
+
+pub mod http;
+pub mod logs;
+pub mod pod_health;
+pub mod prometheus;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+use thiserror::Error;
+use tokio::time::Instant;
+
+use canary_core::analysis_spec::{AnalysisSpec, CheckSpec, Probe};
+use canary_core::record::{CanaryRecord, POD_TEMPLATE_HASH_LABEL};
+use canary_core::verdict::{self, CheckResult, Decision, InconclusivePolicy, Measurement, Outcome, Verdict};
+
+use crate::observe::{DeploymentView, template_hash_of};
+
+/// The pods of one side of a canary: those of one ReplicaSet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodGroup {
+    /// The ReplicaSet's name.
+    pub replica_set: String,
+    /// Its `pod-template-hash` label, which its pods carry too.
+    pub pod_template_hash: String,
+}
+
+/// Which pods are the canary and which are stable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalysisTarget {
+    /// The namespace of the Deployment.
+    pub namespace: String,
+    /// The Deployment's name.
+    pub deployment: String,
+    /// The new release's pods.
+    pub canary: PodGroup,
+    /// The current release's pods.
+    pub stable: PodGroup,
+}
+
+/// One side of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The new release.
+    Canary,
+    /// The current release.
+    Stable,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Canary => "canary",
+            Side::Stable => "stable",
+        })
+    }
+}
+
+impl AnalysisTarget {
+    /// The pod group of `side`.
+    pub fn group(&self, side: Side) -> &PodGroup {
+        match side {
+            Side::Canary => &self.canary,
+            Side::Stable => &self.stable,
+        }
+    }
+
+    /// The sides of a recorded canary: the stable ReplicaSet the record names, and the one
+    /// whose template is the record's target template.
+    pub fn from_record(view: &DeploymentView, record: &CanaryRecord) -> Result<Self, AnalysisError> {
+        let deployment = view.name();
+        let canary_rs = view
+            .replica_set_with_template(&record.target_template())
+            .ok_or_else(|| AnalysisError::NoCanaryPods {
+                deployment: deployment.clone(),
+                detail: "no ReplicaSet has the canary's template yet".into(),
+            })?;
+        Ok(AnalysisTarget {
+            namespace: view.deployment.namespace().unwrap_or_default(),
+            deployment,
+            canary: group_of(canary_rs),
+            stable: PodGroup {
+                replica_set: record.stable.replica_set.clone(),
+                pod_template_hash: record.stable.pod_template_hash.clone(),
+            },
+        })
+    }
+
+    /// The sides of a rollout without a record (for instance paused by hand): the newest
+    /// revision is the canary, the newest older revision that still has pods is stable.
+    pub fn from_latest_revisions(view: &DeploymentView) -> Result<Self, AnalysisError> {
+        let deployment = view.name();
+        // `view.replica_sets` is sorted newest revision first.
+        let mut replica_sets = view.replica_sets.iter();
+        let canary = replica_sets.next().ok_or_else(|| AnalysisError::NoCanaryPods {
+            deployment: deployment.clone(),
+            detail: "the Deployment has no ReplicaSet".into(),
+        })?;
+        let stable = replica_sets
+            .find(|rs| rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) > 0)
+            .ok_or_else(|| AnalysisError::NoStablePods {
+                deployment: deployment.clone(),
+            })?;
+        Ok(AnalysisTarget {
+            namespace: view.deployment.namespace().unwrap_or_default(),
+            deployment,
+            canary: group_of(canary),
+            stable: group_of(stable),
+        })
+    }
+}
+
+fn group_of(rs: &ReplicaSet) -> PodGroup {
+    PodGroup {
+        replica_set: rs.name_any(),
+        pod_template_hash: template_hash_of(rs),
+    }
+}
+
+/// An analysis that could not run at all. Problems of single checks are inconclusive check
+/// results instead.
+#[derive(Debug, Error)]
+pub enum AnalysisError {
+    /// The spec has no checks, so nothing could show the canary is good.
+    #[error("the analysis spec has no checks")]
+    NoChecks,
+    /// There is no canary ReplicaSet to analyse.
+    #[error("deploy/{deployment} has no canary to analyse: {detail}")]
+    NoCanaryPods {
+        /// The Deployment.
+        deployment: String,
+        /// What is missing.
+        detail: String,
+    },
+    /// There are no stable pods to compare the canary with.
+    #[error("deploy/{deployment} has no older ReplicaSet with pods to compare the canary with")]
+    NoStablePods {
+        /// The Deployment.
+        deployment: String,
+    },
+}
+
+/// How [`run_analysis`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOptions {
+    /// How long pod health is watched before the other checks measure (the step's interval
+    /// in an automated rollout; zero for a one-off `analyze`). A critical failure seen during
+    /// this time ends the analysis at once.
+    pub observe_for: Duration,
+    /// Whether to repeat the analysis while inconclusive checks wait (per their policy); when
+    /// false the first round's verdict is returned, possibly [`Decision::Wait`].
+    pub keep_waiting: bool,
+    /// Pause between rounds while waiting for inconclusive checks.
+    pub retry_every: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            observe_for: Duration::ZERO,
+            keep_waiting: false,
+            retry_every: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Runs the checks of `spec` on `target` and returns the verdict.
+///
+/// Pod health is watched for `options.observe_for`; then logs, HTTP and Prometheus measure
+/// (logs and Prometheus looking back over `spec.window`). All checks run concurrently, and a
+/// critical failure ends the round at once (a crash-looping canary is reported within about a
+/// second of its status changing); checks that had not finished are reported as not run. With
+/// `options.keep_waiting` the round is repeated every `options.retry_every` while the verdict
+/// is [`Decision::Wait`], so the result is pass, fail or inconclusive.
+///
+/// Cancel by dropping the future (e.g. in a `tokio::select!` with Ctrl-C): it only reads.
+pub async fn run_analysis(
+    client: &kube::Client,
+    target: &AnalysisTarget,
+    spec: &AnalysisSpec,
+    options: RunOptions,
+) -> Result<Verdict, AnalysisError> {
+    if spec.checks.is_empty() {
+        return Err(AnalysisError::NoChecks);
+    }
+    let mut observe_for = options.observe_for;
+    let mut first_round_end: Option<Instant> = None;
+    loop {
+        let results = run_round(client, target, spec, observe_for).await;
+        let now = Instant::now();
+        let waited = first_round_end.map_or(Duration::ZERO, |start| now - start);
+        first_round_end.get_or_insert(now);
+        let verdict = verdict::combine(results, spec.pass_score, waited);
+        if verdict.decision != Decision::Wait || !options.keep_waiting {
+            return Ok(verdict);
+        }
+        tracing::info!(reason = %verdict.reason, "analysis inconclusive, analysing again");
+        // The wait is spent watching pod health, so a crash during it still ends the wait.
+        observe_for = options.retry_every;
+    }
+}
+
+/// One round: every check once, stopping early on a critical failure.
+pub async fn run_round(
+    client: &kube::Client,
+    target: &AnalysisTarget,
+    spec: &AnalysisSpec,
+    observe_for: Duration,
+) -> Vec<CheckResult> {
+    let mut pending: FuturesUnordered<_> = spec
+        .checks
+        .iter()
+        .enumerate()
+        .map(|(index, check)| async move {
+            (index, run_check(client, target, spec, check, observe_for).await)
+        })
+        .collect();
+    let mut results: Vec<Option<CheckResult>> = vec![None; spec.checks.len()];
+    let mut stopped_by: Option<String> = None;
+    while let Some((index, result)) = pending.next().await {
+        let fatal = result.critical && effective_failure(&result);
+        if fatal {
+            stopped_by = Some(result.name.clone());
+        }
+        results[index] = Some(result);
+        if fatal {
+            break;
+        }
+    }
+    drop(pending);
+    results
+        .into_iter()
+        .zip(&spec.checks)
+        .map(|(result, check)| {
+            result.unwrap_or_else(|| {
+                let reason = format!(
+                    "not finished: the analysis stopped when critical check {} failed",
+                    stopped_by.as_deref().unwrap_or("?")
+                );
+                not_run(check, reason)
+            })
+        })
+        .collect()
+}
+
+fn effective_failure(result: &CheckResult) -> bool {
+    result.outcome == Outcome::Fail
+        || (result.outcome == Outcome::Inconclusive && result.on_inconclusive == InconclusivePolicy::Fail)
+}
+
+async fn run_check(
+    client: &kube::Client,
+    target: &AnalysisTarget,
+    spec: &AnalysisSpec,
+    check: &CheckSpec,
+    observe_for: Duration,
+) -> CheckResult {
+    match &check.probe {
+        Probe::PodHealth(settings) => pod_health::run(client, target, check, settings, observe_for).await,
+        probe => {
+            tokio::time::sleep(observe_for).await;
+            match probe {
+                Probe::Logs(settings) => logs::run(client, target, check, settings, spec.window).await,
+                Probe::Http(settings) => http::run(client, target, check, settings).await,
+                Probe::Prometheus(settings) => {
+                    prometheus::run(client, target, check, settings, spec.window).await
+                }
+                Probe::PodHealth(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+/// A result for `check` with its name, kind, criticality and policy filled in.
+pub(crate) fn result_of(
+    check: &CheckSpec,
+    outcome: Outcome,
+    measurements: Vec<Measurement>,
+    reason: impl Into<String>,
+) -> CheckResult {
+    CheckResult {
+        name: check.name.clone(),
+        kind: check.probe.kind(),
+        outcome,
+        critical: check.critical,
+        on_inconclusive: check.on_inconclusive,
+        measurements,
+        reason: reason.into(),
+    }
+}
+
+fn not_run(check: &CheckSpec, reason: String) -> CheckResult {
+    result_of(check, Outcome::Inconclusive, Vec::new(), reason)
+}
+
+/// The label selector of a side's pods.
+pub(crate) fn side_selector(group: &PodGroup) -> String {
+    format!("{POD_TEMPLATE_HASH_LABEL}={}", group.pod_template_hash)
+}
+
+/// Lists the pods of one side.
+pub(crate) async fn list_side_pods(
+    client: &kube::Client,
+    target: &AnalysisTarget,
+    side: Side,
+) -> Result<Vec<Pod>, String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
+    let selector = side_selector(target.group(side));
+    pods.list(&ListParams::default().labels(&selector))
+        .await
+        .map(|list| {
+            list.items
+                .into_iter()
+                .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+                .collect()
+        })
+        .map_err(|error| format!("cannot list the {side} pods ({selector}): {error}"))
+}
+
+/// Whether a pod's Ready condition is True.
+pub(crate) fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canary_core::verdict::CheckKind;
+
+    #[test]
+    fn inconclusive_with_fail_policy_counts_as_a_failure_for_stopping() {
+        let mut result = CheckResult {
+            name: "p".into(),
+            kind: CheckKind::Prometheus,
+            outcome: Outcome::Inconclusive,
+            critical: true,
+            on_inconclusive: InconclusivePolicy::Fail,
+            measurements: vec![],
+            reason: "down".into(),
+        };
+        assert!(effective_failure(&result));
+        result.on_inconclusive = InconclusivePolicy::Pass;
+        assert!(!effective_failure(&result));
+        result.outcome = Outcome::Fail;
+        assert!(effective_failure(&result));
+    }
+}

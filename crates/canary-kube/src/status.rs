@@ -1,0 +1,278 @@
+//! What `status` shows: both sides of the canary, the real traffic share, the phase and
+//! the next step, built from one read of the cluster.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use serde::Serialize;
+
+use canary_core::machine::{Decision, decide, template_state, TemplateState};
+use canary_core::record::{CanaryRecord, Phase, images_of};
+use canary_core::rollout_math::CanaryMode;
+
+use crate::observe::{DeploymentView, revision_of, template_hash_of, template_json};
+use crate::store::StoredRecord;
+
+/// One side (stable or canary) as it is now.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SideStatus {
+    /// ReplicaSet name.
+    pub replica_set: String,
+    /// Its revision.
+    pub revision: i64,
+    /// Its `pod-template-hash`.
+    pub pod_template_hash: String,
+    /// Images, by container.
+    pub images: BTreeMap<String, String>,
+    /// `spec.replicas` of the ReplicaSet.
+    pub desired: i32,
+    /// Pods that exist (terminating ones included).
+    pub pods: i32,
+    /// Ready pods: the ones a Service sends traffic to.
+    pub ready: i32,
+    /// Available pods.
+    pub available: i32,
+    /// Container restarts summed over the pods.
+    pub restarts: i32,
+    /// Pod problems, one line each (CrashLoopBackOff, Unschedulable: reason, ...).
+    pub problems: Vec<String>,
+}
+
+/// The whole status.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    /// Namespace.
+    pub namespace: String,
+    /// Deployment.
+    pub deployment: String,
+    /// `spec.replicas`.
+    pub replicas: i32,
+    /// `spec.paused`.
+    pub paused: bool,
+    /// The phase, or `none` without a canary.
+    pub phase: String,
+    /// The canary mode, if a canary runs.
+    pub mode: Option<CanaryMode>,
+    /// Who started it, and when.
+    pub started_by: Option<String>,
+    /// When it started.
+    pub started_at: Option<String>,
+    /// The stable side.
+    pub stable: Option<SideStatus>,
+    /// The canary side.
+    pub canary: Option<SideStatus>,
+    /// Share of Ready pods on the canary side: the share of requests a Service sends it.
+    pub canary_traffic_share: Option<f64>,
+    /// Extra pods over `spec.replicas`, the surge cost.
+    pub extra_pods: i32,
+    /// What is pending, in words.
+    pub pending: Option<String>,
+    /// What to do next, as commands.
+    pub next_steps: Vec<String>,
+    /// The record's history.
+    pub history: Vec<String>,
+}
+
+/// A pod's problem, the way `kubectl get pods` would show it, with the scheduler's reason
+/// for a pod that cannot be placed.
+pub fn pod_problem(pod: &Pod) -> Option<String> {
+    let name = pod.name_any();
+    let status = pod.status.as_ref()?;
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    if let Some(unschedulable) = status.conditions.iter().flatten().find(|c| {
+        c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
+    }) {
+        return Some(format!(
+            "{name}: Pending, cannot be scheduled: {}",
+            unschedulable.message.clone().unwrap_or_default()
+        ));
+    }
+    for container in status.container_statuses.iter().flatten() {
+        if let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) {
+            let reason = waiting.reason.clone().unwrap_or_default();
+            if matches!(
+                reason.as_str(),
+                "CrashLoopBackOff" | "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName"
+                    | "CreateContainerConfigError" | "CreateContainerError"
+            ) {
+                let last = container
+                    .last_state
+                    .as_ref()
+                    .and_then(|s| s.terminated.as_ref())
+                    .map(|t| {
+                        format!(
+                            ", last exit {} ({})",
+                            t.exit_code,
+                            t.reason.clone().unwrap_or_default()
+                        )
+                    })
+                    .unwrap_or_default();
+                return Some(format!(
+                    "{name}: {reason} (container {}, {} restarts{last})",
+                    container.name, container.restart_count
+                ));
+            }
+        }
+        if let Some(terminated) = container.last_state.as_ref().and_then(|s| s.terminated.as_ref())
+            && terminated.reason.as_deref() == Some("OOMKilled")
+        {
+            return Some(format!(
+                "{name}: OOMKilled (container {}, {} restarts)",
+                container.name, container.restart_count
+            ));
+        }
+    }
+    None
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn side(view: &DeploymentView, rs: &ReplicaSet) -> SideStatus {
+    let hash = template_hash_of(rs);
+    let pods: Vec<&Pod> = view.pods_with_hash(&hash);
+    let status = rs.status.clone().unwrap_or_default();
+    SideStatus {
+        replica_set: rs.name_any(),
+        revision: revision_of(rs),
+        pod_template_hash: hash,
+        images: rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.as_ref())
+            .map(|t| images_of(&template_json(t)))
+            .unwrap_or_default(),
+        desired: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+        pods: pods.len() as i32,
+        ready: pods.iter().filter(|p| is_ready(p)).count() as i32,
+        available: status.available_replicas.unwrap_or(0),
+        restarts: pods
+            .iter()
+            .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
+            .map(|c| c.restart_count)
+            .sum(),
+        problems: pods.iter().filter_map(|p| pod_problem(p)).collect(),
+    }
+}
+
+impl StatusReport {
+    /// Builds the status from one read of the cluster and the record, if any.
+    pub fn build(namespace: &str, view: &DeploymentView, stored: Option<&StoredRecord>) -> Self {
+        let name = view.name();
+        let replicas = view.replicas();
+        let paused = view
+            .deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.paused)
+            .unwrap_or(false);
+        let Some(stored) = stored else {
+            let current = view.replica_set_with_template(&view.template()).map(|rs| side(view, rs));
+            return Self {
+                namespace: namespace.to_string(),
+                deployment: name.clone(),
+                replicas,
+                paused,
+                phase: "none".into(),
+                mode: None,
+                started_by: None,
+                started_at: None,
+                extra_pods: 0,
+                stable: current,
+                canary: None,
+                canary_traffic_share: None,
+                pending: None,
+                next_steps: vec![format!(
+                    "kubectl canary start deploy/{name} CONTAINER=IMAGE --canary 1"
+                )],
+                history: vec![],
+            };
+        };
+        let record = &stored.record;
+        let stable = view
+            .replica_set_with_template(&record.original_template)
+            .map(|rs| side(view, rs));
+        let canary = view
+            .replica_set_with_template(&record.target_template())
+            .map(|rs| side(view, rs));
+        let ready_stable = stable.as_ref().map_or(0, |s| s.ready);
+        let ready_canary = canary.as_ref().map_or(0, |s| s.ready);
+        let share = (ready_stable + ready_canary > 0)
+            .then(|| f64::from(ready_canary) / f64::from(ready_stable + ready_canary));
+        let observation = view.observation(record);
+        let decision = decide(record, record.phase.goal(), &observation);
+        let pending = match &decision {
+            Decision::Reached => None,
+            Decision::Apply(change) => Some(format!("next update: {}", change.summary)),
+            Decision::Wait(waiting) => Some(format!(
+                "waiting for the controller: {}",
+                serde_json::to_string(waiting).unwrap_or_default()
+            )),
+            Decision::Stuck(stuck) => Some(stuck.explain(&name)),
+        };
+        let total_pods = stable.as_ref().map_or(0, |s| s.desired) + canary.as_ref().map_or(0, |s| s.desired);
+        Self {
+            namespace: namespace.to_string(),
+            deployment: name.clone(),
+            replicas,
+            paused,
+            phase: record.phase.describe(),
+            mode: Some(record.mode),
+            started_by: Some(format!(
+                "{} on {} (pid {}, kubectl-canary {})",
+                record.started_by.user,
+                record.started_by.host,
+                record.started_by.pid,
+                record.started_by.tool_version
+            )),
+            started_at: Some(record.started_at.clone()),
+            extra_pods: (total_pods - replicas).max(0),
+            stable,
+            canary,
+            canary_traffic_share: share,
+            pending: pending.clone(),
+            next_steps: next_steps(record, &name, pending.is_some(), template_state(record, &observation.template)),
+            history: record
+                .history
+                .iter()
+                .map(|h| format!("{} {}", h.at, h.event))
+                .collect(),
+        }
+    }
+}
+
+fn next_steps(record: &CanaryRecord, name: &str, pending: bool, template: TemplateState) -> Vec<String> {
+    let abort = format!("kubectl canary abort deploy/{name}");
+    let full = format!("kubectl canary promote deploy/{name} --full");
+    match record.phase {
+        Phase::Holding { pods } if !pending => vec![
+            format!("kubectl canary analyze deploy/{name}   # judge the canary against the stable pods"),
+            format!("kubectl canary promote deploy/{name} --canary {}   # a larger canary", pods + 1),
+            full,
+            abort,
+        ],
+        Phase::Starting { pods } | Phase::Promoting { to: pods, .. } => {
+            let mut steps = vec![format!(
+                "kubectl canary promote deploy/{name} --canary {pods}   # finish holding {pods} canary pod(s){}",
+                if template == TemplateState::Original { " (nothing changed yet)" } else { "" }
+            )];
+            steps.push(abort);
+            steps
+        }
+        Phase::PromotingFull => vec![format!("{full}   # finish the promotion"), abort],
+        Phase::Aborting => vec![format!("{abort}   # finish the rollback")],
+        Phase::Holding { .. } => vec![full, abort],
+    }
+}

@@ -1,0 +1,5 @@
+//! One module per command.
+
+pub mod lifecycle;
+pub mod start;
+pub mod status;

@@ -1,0 +1,224 @@
+//! `kubectl canary start`.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::watcher;
+use kube::Api;
+
+use canary_core::machine::{Goal, TemplateState, template_state};
+use canary_kube::engine::{DriveOptions, Engine, StartRequest, images_text};
+use canary_kube::error::CanaryError;
+use canary_kube::status::pod_problem;
+
+use crate::cli::StartArgs;
+use crate::config::Config;
+use crate::exit_code;
+use crate::output::{print_structured, progress_printer};
+
+/// Runs `start`; returns the exit code.
+pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> {
+    let name = &args.target.name;
+    let engine = Engine::new(&config.client, &config.namespace, name);
+    let request = StartRequest {
+        images: args
+            .images
+            .iter()
+            .map(|c| (c.container.clone(), c.image.clone()))
+            .collect(),
+        size: args.canary,
+        mode: args.mode.into(),
+        allow_autoscaler: args.allow_hpa,
+    };
+    let (plan, view) = engine.plan_start(&request).await?;
+    let canary = plan.canary;
+    let human = !matches!(config.output, crate::cli::OutputFormat::Json | crate::cli::OutputFormat::Yaml);
+    if human {
+        println!(
+            "start deploy/{name}: {} canary pod(s) with {} beside {} stable ({} mode): {:.1}% of traffic, {} extra pod(s)",
+            canary.pods,
+            images_text(&request.images),
+            canary.stable_pods,
+            canary.mode,
+            canary.traffic_share() * 100.0,
+            canary.extra_pods()
+        );
+        println!(
+            "  by hand: kubectl set image deploy/{name} {} && kubectl rollout pause deploy/{name}   (a race: the pause lands whenever it lands)",
+            images_text(&request.images)
+        );
+    }
+    if args.dry_run {
+        if !print_structured(config.output, &plan) {
+            println!("dry run: nothing changed. It would:");
+            println!(
+                "  1. create configmap/{} recording the original settings and the stable ReplicaSet {} (revision {})",
+                engine.store().name(),
+                plan.stable.replica_set,
+                plan.stable.revision
+            );
+            for (i, change) in plan.changes.iter().enumerate() {
+                println!("  {}. update deploy/{name}: {}", i + 2, change.summary);
+                println!(
+                    "     spec.strategy={} minReadySeconds={} progressDeadlineSeconds={} paused={}{}",
+                    change.settings.strategy,
+                    change.settings.min_ready_seconds.unwrap_or(0),
+                    change.settings.progress_deadline_seconds.map_or("unset".into(), |v| v.to_string()),
+                    change.settings.paused.unwrap_or(false),
+                    if change.template.is_some() {
+                        format!(", template images {}", images_text(&request.images))
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
+        return Ok(exit_code::OK);
+    }
+    let mut printer = progress_printer(config.output);
+    let started = tokio::select! {
+        result = engine.start(plan.clone(), &view, DriveOptions { timeout: config.timeout, progress: &mut printer }) => result,
+        _ = tokio::signal::ctrl_c() => {
+            return interrupted(&engine, config).await;
+        }
+    }?;
+    if human {
+        println!(
+            "  ✓ held: exactly {} canary pod(s) and {} stable, Deployment paused and braked\n    by hand: kubectl rollout pause deploy/{name}",
+            canary.pods, canary.stable_pods
+        );
+    }
+    let mut code = exit_code::OK;
+    if !args.no_wait {
+        let ready = tokio::select! {
+            ready = wait_for_canary_pods(&engine, &started.record, canary.pods, config.timeout, human) => ready?,
+            _ = tokio::signal::ctrl_c() => {
+                println!("interrupted: the canary stays held and recorded; see `kubectl canary status deploy/{name}`");
+                return Ok(exit_code::INTERRUPTED);
+            }
+        };
+        if !ready {
+            code = exit_code::CANARY_UNHEALTHY;
+        }
+    }
+    let report = crate::commands::status::gather(&engine, config).await?;
+    if !print_structured(config.output, &report) {
+        print!("{}", crate::output::status_text(&report, false));
+    }
+    Ok(code)
+}
+
+/// Waits until the canary pods are Ready, reporting the first problem (unschedulable,
+/// crash-looping, image pull failure) as soon as it shows. Returns whether they are ready.
+async fn wait_for_canary_pods(
+    engine: &Engine,
+    record: &canary_core::record::CanaryRecord,
+    pods: i32,
+    timeout: Duration,
+    human: bool,
+) -> Result<bool, CanaryError> {
+    let deadline = Instant::now() + timeout;
+    let api: Api<Pod> = Api::namespaced(engine.client().clone(), engine.namespace());
+    let canary_pods = engine.canary_pods(record).await?;
+    let Some(hash) = canary_pods
+        .first()
+        .and_then(|p| p.metadata.labels.as_ref())
+        .and_then(|l| l.get("pod-template-hash").cloned())
+    else {
+        return Ok(false);
+    };
+    let mut events = watcher(
+        api,
+        watcher::Config::default().labels(&format!("pod-template-hash={hash}")),
+    )
+    .boxed();
+    loop {
+        let current = engine.canary_pods(record).await?;
+        let ready = current.iter().filter(|p| is_ready(p)).count() as i32;
+        if let Some(problem) = current.iter().find_map(pod_problem) {
+            if human {
+                println!("  ✗ the canary is held but unhealthy: {problem}");
+                println!(
+                    "    look closer with `kubectl canary status deploy/{}`; roll back with `kubectl canary abort deploy/{}`",
+                    record.deployment, record.deployment
+                );
+            }
+            return Ok(false);
+        }
+        if ready >= pods {
+            if human {
+                println!("  ✓ {ready}/{pods} canary pod(s) Ready and receiving traffic");
+            }
+            return Ok(true);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            if human {
+                println!("  ✗ only {ready}/{pods} canary pod(s) Ready after {}s", timeout.as_secs());
+            }
+            return Ok(false);
+        }
+        let _ = tokio::time::timeout(left.min(Duration::from_secs(5)), events.next()).await;
+    }
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Ctrl-C during `start`: leave either nothing changed or a recorded, paused canary, and
+/// say which.
+async fn interrupted(engine: &Engine, config: &Config) -> Result<i32, CanaryError> {
+    eprintln!("interrupted: settling into a safe state (Ctrl-C again to leave at once)...");
+    let settle = async {
+        let Some(stored) = engine.store().get().await? else {
+            println!("interrupted before any change: nothing was changed");
+            return Ok(exit_code::INTERRUPTED);
+        };
+        let view = engine.view().await?;
+        if template_state(&stored.record, &view.template()) == TemplateState::Original
+            && view.observation(&stored.record).settings.equivalent(&stored.record.original_settings)
+        {
+            engine.store().delete(&stored).await?;
+            println!("interrupted before the Deployment was changed: removed the record, nothing is changed");
+            return Ok(exit_code::INTERRUPTED);
+        }
+        let pods = match stored.record.phase.goal() {
+            Goal::Hold { pods } => pods,
+            _ => 1,
+        };
+        let mut quiet = |_: &canary_kube::engine::Progress| {};
+        engine
+            .continue_to(
+                stored,
+                Goal::Hold { pods },
+                true,
+                DriveOptions {
+                    timeout: config.timeout,
+                    progress: &mut quiet,
+                },
+            )
+            .await?;
+        let mode_note = match view.observation(&engine.record().await?.record).canary {
+            Some(_) => "",
+            None => " (the canary ReplicaSet is still being created)",
+        };
+        println!(
+            "interrupted after the Deployment was changed: left a recorded, paused canary of {pods} pod(s){mode_note}; \
+             continue with `kubectl canary promote deploy/{0} ...` or roll back with `kubectl canary abort deploy/{0}`",
+            engine.store().name().trim_end_matches(".kubectl-canary")
+        );
+        Ok(exit_code::INTERRUPTED)
+    };
+    tokio::select! {
+        result = settle => result,
+        _ = tokio::signal::ctrl_c() => {
+            println!("interrupted twice: left as is; `kubectl canary status` explains the state");
+            Ok(exit_code::INTERRUPTED)
+        }
+    }
+}

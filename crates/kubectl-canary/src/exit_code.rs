@@ -1,0 +1,46 @@
+//! The exit codes of `kubectl canary`, one constant each. Scripts and CI pipelines rely on
+//! them: they are part of the interface and documented in the README.
+
+/// Success: the command did what it was asked.
+pub const OK: i32 = 0;
+/// An unexpected error (an API call failed for a reason not listed below).
+pub const ERROR: i32 = 1;
+/// The command line is malformed (unknown flag, bad `--canary`, bad image reference).
+pub const USAGE: i32 = 2;
+/// The Deployment, or the canary on it, does not exist.
+pub const NOT_FOUND: i32 = 3;
+/// The request does not fit the Deployment's state; nothing was changed.
+pub const REFUSED: i32 = 4;
+/// Another canary holds the Deployment.
+pub const LOCKED: i32 = 5;
+/// RBAC forbids a verb the command needs; nothing was changed.
+pub const FORBIDDEN: i32 = 6;
+/// The API server could not be reached; nothing was changed.
+pub const UNREACHABLE: i32 = 7;
+/// A wait for the controller ran out of time; the record says where things stand.
+pub const TIMED_OUT: i32 = 8;
+/// The canary needs a person: the Deployment was changed by someone else meanwhile.
+pub const STUCK: i32 = 9;
+/// The canary is held, but its pods are not healthy (unschedulable, crash-looping, ...).
+pub const CANARY_UNHEALTHY: i32 = 10;
+/// Automated progression: the analysis failed and the canary was rolled back.
+pub const ROLLED_BACK: i32 = 11;
+/// Automated progression or analysis: inconclusive, or out of time; the canary is held.
+pub const INCONCLUSIVE: i32 = 12;
+/// Interrupted (Ctrl-C); the output says what state was left.
+pub const INTERRUPTED: i32 = 130;
+
+/// The exit code for an adapter error.
+pub fn for_error(kind: canary_kube::error::ErrorKind) -> i32 {
+    use canary_kube::error::ErrorKind;
+    match kind {
+        ErrorKind::NotFound => NOT_FOUND,
+        ErrorKind::Refused => REFUSED,
+        ErrorKind::Locked => LOCKED,
+        ErrorKind::Forbidden => FORBIDDEN,
+        ErrorKind::Unreachable => UNREACHABLE,
+        ErrorKind::TimedOut => TIMED_OUT,
+        ErrorKind::Stuck => STUCK,
+        ErrorKind::Internal => ERROR,
+    }
+}
