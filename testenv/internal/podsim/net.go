@@ -241,12 +241,32 @@ func (n *netServer) containerLogs(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c.mu.Lock()
-	buf := c.cur
+	buf, running, everRan := c.cur, c.running, c.started
+	var waiting string
+	if c.state.Waiting != nil {
+		waiting = c.state.Waiting.Reason
+	}
 	if previous {
+		// like the kubelet: the last terminated instance (the current log buffer while the
+		// container is not running again yet)
 		buf = c.prev
+		if !running && everRan {
+			buf = c.cur
+		}
 	}
 	c.mu.Unlock()
-	if buf == nil {
+	if !everRan && !previous {
+		msg := fmt.Sprintf("container %q in pod %q is waiting to start: %s", cname, podName, waiting)
+		switch waiting {
+		case "ErrImagePull":
+			msg = fmt.Sprintf("container %q in pod %q is waiting to start: image can't be pulled", cname, podName)
+		case "ImagePullBackOff":
+			msg = fmt.Sprintf("container %q in pod %q is waiting to start: trying and failing to pull image", cname, podName)
+		}
+		http.Error(w, msg, http.StatusBadRequest)
+		return
+	}
+	if buf == nil || (previous && !everRan) {
 		http.Error(w, fmt.Sprintf("previous terminated container %q in pod %q not found", cname, podName), http.StatusBadRequest)
 		return
 	}
