@@ -496,7 +496,9 @@ mod tests {
             })
         ));
         obs.stable = rs(8, 8);
-        assert!(matches!(decide(&record, goal, &obs), Decision::Apply(c) if c.settings.is_paused()));
+        assert!(
+            matches!(decide(&record, goal, &obs), Decision::Apply(c) if c.settings.is_paused())
+        );
     }
 
     #[test]
@@ -509,7 +511,10 @@ mod tests {
         let Decision::Apply(change) = decide(&record, Goal::Hold { pods: 3 }, &obs) else {
             panic!("expected an update")
         };
-        assert_eq!(change.settings, RolloutSettings::braked(CanaryMode::Surge, 3, false));
+        assert_eq!(
+            change.settings,
+            RolloutSettings::braked(CanaryMode::Surge, 3, false)
+        );
         assert_eq!(
             decide(&record, Goal::Hold { pods: 0 }, &obs),
             Decision::Stuck(Stuck::CanaryLargerThanWanted {
@@ -575,7 +580,10 @@ mod tests {
             decide(&record, Goal::Hold { pods: 1 }, &obs),
             Decision::Stuck(Stuck::TemplateChangedElsewhere)
         );
-        assert!(matches!(decide(&record, Goal::Abort, &obs), Decision::Apply(_)));
+        assert!(matches!(
+            decide(&record, Goal::Abort, &obs),
+            Decision::Apply(_)
+        ));
         obs.template = record.target_template();
         obs.replicas = 12;
         assert!(matches!(

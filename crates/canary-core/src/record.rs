@@ -153,9 +153,9 @@ impl Phase {
     pub fn goal(self) -> crate::machine::Goal {
         use crate::machine::Goal;
         match self {
-            Phase::Starting { pods } | Phase::Holding { pods } | Phase::Promoting { to: pods, .. } => {
-                Goal::Hold { pods }
-            }
+            Phase::Starting { pods }
+            | Phase::Holding { pods }
+            | Phase::Promoting { to: pods, .. } => Goal::Hold { pods },
             Phase::PromotingFull => Goal::PromoteFull,
             Phase::Aborting => Goal::Abort,
         }
@@ -166,7 +166,9 @@ impl Phase {
         match self {
             Phase::Starting { pods } => format!("starting a canary of {pods} pod(s)"),
             Phase::Holding { pods } => format!("holding a canary of {pods} pod(s)"),
-            Phase::Promoting { from, to } => format!("promoting the canary from {from} to {to} pod(s)"),
+            Phase::Promoting { from, to } => {
+                format!("promoting the canary from {from} to {to} pod(s)")
+            }
             Phase::PromotingFull => "promoting to 100%".to_string(),
             Phase::Aborting => "aborting, rolling back to the stable version".to_string(),
         }
@@ -267,7 +269,10 @@ pub fn with_images(template: &Value, images: &BTreeMap<String, String>) -> Value
         .and_then(Value::as_array_mut)
     {
         for container in containers {
-            let name = container.get("name").and_then(Value::as_str).map(str::to_string);
+            let name = container
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             if let Some(image) = name.and_then(|n| images.get(&n)) {
                 container["image"] = Value::String(image.clone());
             }

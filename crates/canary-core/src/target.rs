@@ -94,7 +94,12 @@ mod tests {
 
     #[test]
     fn accepts_kubectl_spellings() {
-        for arg in ["deploy/web", "deployment/web", "deployments.apps/web", "web"] {
+        for arg in [
+            "deploy/web",
+            "deployment/web",
+            "deployments.apps/web",
+            "web",
+        ] {
             assert_eq!(DeploymentRef::parse(arg).unwrap().name, "web", "{arg}");
         }
     }

@@ -157,9 +157,7 @@ pub fn check_start(
             "{} ReplicaSets still have pods",
             facts.replica_sets_with_pods
         ))
-    } else if facts.updated_replicas != facts.replicas
-        || facts.status_replicas != facts.replicas
-    {
+    } else if facts.updated_replicas != facts.replicas || facts.status_replicas != facts.replicas {
         Some(format!(
             "{} of {} pods updated, {} pods exist",
             facts.updated_replicas, facts.replicas, facts.status_replicas
