@@ -228,6 +228,7 @@ func (s *sup) shutdown() {
 			logf("removing netns %s: %v", s.ns, err)
 		}
 	}
+	_ = os.Remove(filepath.Join(s.dir, "env"))
 	_ = os.Remove(filepath.Join(s.dir, "ready"))
 	_ = os.Remove(filepath.Join(s.dir, "pid"))
 	logf("stopped")
@@ -446,13 +447,11 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		}
 		promURL = fmt.Sprintf("http://127.0.0.1:%d", s.promPort)
 	}
-	if err := s.writeEnv(promURL); err != nil {
-		return err
-	}
 	if err := s.smoke(ctx, client, promURL); err != nil {
 		return err
 	}
-	return nil
+	// written only once ready, removed at shutdown: its presence means "running"
+	return s.writeEnv(promURL)
 }
 
 func (s *sup) writeEnv(promURL string) error {
