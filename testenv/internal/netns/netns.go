@@ -52,6 +52,9 @@ func names(pid int) (ns, hostIf, nsIf string) {
 // stale kctest-* namespaces whose owner process is gone.
 func Create(pid int) (string, error) {
 	CleanStale()
+	if other := Live(); len(other) > 0 {
+		return "", fmt.Errorf("another test environment owns %s (netns %v): only one per machine, since they share the subnet; stop it first (scripts/testenv down with its KC_TESTENV_DIR)", PodSubnet, other)
+	}
 	ns, hostIf, nsIf := names(pid)
 	_ = Delete(ns)
 	steps := [][]string{
@@ -106,6 +109,22 @@ func CleanStale() {
 			_ = Delete(e.Name())
 		}
 	}
+}
+
+// Live lists kctest-<pid> namespaces whose pid is alive.
+func Live() []string {
+	var out []string
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), Prefix) {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimPrefix(e.Name(), Prefix))
+		if err == nil && pid != os.Getpid() && syscall.Kill(pid, 0) != syscall.ESRCH {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }
 
 // Listen opens a TCP listener inside namespace ns. The socket stays in that namespace.
