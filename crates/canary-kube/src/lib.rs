@@ -1,6 +1,7 @@
 //! Kubernetes adapters of kubectl-canary: they read Deployments, keep the canary record,
 //! apply the core state machine's decisions and run the analysis probes.
 
+pub mod analysis;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -156,12 +156,25 @@ pub fn judge(
     let canary_rate = side_rate(canary);
     let stable_rate = side_rate(stable);
     let total_lines = |side: &SideLogs| side.pods.iter().map(|p| p.lines).sum::<usize>() as f64;
-    let error_lines = |side: &SideLogs| side.pods.iter().map(|p| p.error_lines).sum::<usize>() as f64;
+    let error_lines =
+        |side: &SideLogs| side.pods.iter().map(|p| p.error_lines).sum::<usize>() as f64;
     let measurements = vec![
         Measurement::new("error lines per pod per minute", canary_rate, stable_rate),
-        Measurement::new("error lines", Some(error_lines(canary)), Some(error_lines(stable))),
-        Measurement::new("log lines read", Some(total_lines(canary)), Some(total_lines(stable))),
-        Measurement::new("pods read", Some(canary.pods.len() as f64), Some(stable.pods.len() as f64)),
+        Measurement::new(
+            "error lines",
+            Some(error_lines(canary)),
+            Some(error_lines(stable)),
+        ),
+        Measurement::new(
+            "log lines read",
+            Some(total_lines(canary)),
+            Some(total_lines(stable)),
+        ),
+        Measurement::new(
+            "pods read",
+            Some(canary.pods.len() as f64),
+            Some(stable.pods.len() as f64),
+        ),
     ];
     let unreadable_note = |side: &SideLogs, name: &str| {
         if side.unreadable.is_empty() {
@@ -170,13 +183,24 @@ pub fn judge(
             format!("; {name} logs not readable: {}", side.unreadable.join("; "))
         }
     };
-    let notes = format!("{}{}", unreadable_note(canary, "canary"), unreadable_note(stable, "stable"));
+    let notes = format!(
+        "{}{}",
+        unreadable_note(canary, "canary"),
+        unreadable_note(stable, "stable")
+    );
     let (Some(canary_rate), Some(stable_rate)) = (canary_rate, stable_rate) else {
-        let missing = if canary_rate.is_none() { "canary" } else { "stable" };
+        let missing = if canary_rate.is_none() {
+            "canary"
+        } else {
+            "stable"
+        };
         return (
             Outcome::Inconclusive,
             measurements,
-            format!("no readable {missing} pod logs over the last {}{notes}", format_duration(window)),
+            format!(
+                "no readable {missing} pod logs over the last {}{notes}",
+                format_duration(window)
+            ),
         );
     };
     let canary_observed: Duration = canary.pods.iter().map(|p| p.observed).sum();
@@ -244,8 +268,12 @@ mod tests {
 
     #[test]
     fn clearly_worse_canary_fails() {
-        let (outcome, measurements, reason) =
-            judge(&side(&[(60, 60)]), &side(&[(2, 60), (0, 60)]), &LogsSpec::default(), MINUTE);
+        let (outcome, measurements, reason) = judge(
+            &side(&[(60, 60)]),
+            &side(&[(2, 60), (0, 60)]),
+            &LogsSpec::default(),
+            MINUTE,
+        );
         assert_eq!(outcome, Outcome::Fail, "{reason}");
         assert_eq!(measurements[0].canary, Some(60.0));
         assert_eq!(measurements[0].stable, Some(1.0));
@@ -254,7 +282,12 @@ mod tests {
     #[test]
     fn small_absolute_differences_pass() {
         // One error line against none is "infinitely" worse by ratio, but not clearly worse.
-        let (outcome, _, reason) = judge(&side(&[(0, 60)]), &side(&[(0, 60)]), &LogsSpec::default(), MINUTE);
+        let (outcome, _, reason) = judge(
+            &side(&[(0, 60)]),
+            &side(&[(0, 60)]),
+            &LogsSpec::default(),
+            MINUTE,
+        );
         assert_eq!(outcome, Outcome::Pass, "{reason}");
         let settings = LogsSpec {
             min_increase_per_minute: 2.0,
@@ -267,20 +300,32 @@ mod tests {
     #[test]
     fn young_pods_are_judged_per_minute_observed() {
         // 10 errors in the 30 s a young canary pod has existed is 20 per minute.
-        let (outcome, measurements, _) =
-            judge(&side(&[(10, 30)]), &side(&[(10, 60)]), &LogsSpec::default(), MINUTE);
+        let (outcome, measurements, _) = judge(
+            &side(&[(10, 30)]),
+            &side(&[(10, 60)]),
+            &LogsSpec::default(),
+            MINUTE,
+        );
         assert_eq!(measurements[0].canary, Some(20.0));
         assert_eq!(outcome, Outcome::Pass);
     }
 
     #[test]
     fn too_little_canary_log_or_no_pods_is_inconclusive() {
-        let (outcome, _, reason) = judge(&side(&[(0, 5)]), &side(&[(0, 60)]), &LogsSpec::default(), MINUTE);
+        let (outcome, _, reason) = judge(
+            &side(&[(0, 5)]),
+            &side(&[(0, 60)]),
+            &LogsSpec::default(),
+            MINUTE,
+        );
         assert_eq!(outcome, Outcome::Inconclusive);
         assert!(reason.contains("too little"), "{reason}");
         let mut unreadable = side(&[]);
-        unreadable.unreadable.push("c1: container is waiting to start".into());
-        let (outcome, _, reason) = judge(&unreadable, &side(&[(0, 60)]), &LogsSpec::default(), MINUTE);
+        unreadable
+            .unreadable
+            .push("c1: container is waiting to start".into());
+        let (outcome, _, reason) =
+            judge(&unreadable, &side(&[(0, 60)]), &LogsSpec::default(), MINUTE);
         assert_eq!(outcome, Outcome::Inconclusive);
         assert!(reason.contains("no readable canary pod logs"), "{reason}");
         assert!(reason.contains("waiting to start"), "{reason}");

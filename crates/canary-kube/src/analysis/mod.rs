@@ -24,7 +24,9 @@ use tokio::time::Instant;
 
 use canary_core::analysis_spec::{AnalysisSpec, CheckSpec, Probe};
 use canary_core::record::{CanaryRecord, POD_TEMPLATE_HASH_LABEL};
-use canary_core::verdict::{self, CheckResult, Decision, InconclusivePolicy, Measurement, Outcome, Verdict};
+use canary_core::verdict::{
+    self, CheckResult, Decision, InconclusivePolicy, Measurement, Outcome, Verdict,
+};
 
 use crate::observe::{DeploymentView, template_hash_of};
 
@@ -79,7 +81,10 @@ impl AnalysisTarget {
 
     /// The sides of a recorded canary: the stable ReplicaSet the record names, and the one
     /// whose template is the record's target template.
-    pub fn from_record(view: &DeploymentView, record: &CanaryRecord) -> Result<Self, AnalysisError> {
+    pub fn from_record(
+        view: &DeploymentView,
+        record: &CanaryRecord,
+    ) -> Result<Self, AnalysisError> {
         let deployment = view.name();
         let canary_rs = view
             .replica_set_with_template(&record.target_template())
@@ -104,10 +109,12 @@ impl AnalysisTarget {
         let deployment = view.name();
         // `view.replica_sets` is sorted newest revision first.
         let mut replica_sets = view.replica_sets.iter();
-        let canary = replica_sets.next().ok_or_else(|| AnalysisError::NoCanaryPods {
-            deployment: deployment.clone(),
-            detail: "the Deployment has no ReplicaSet".into(),
-        })?;
+        let canary = replica_sets
+            .next()
+            .ok_or_else(|| AnalysisError::NoCanaryPods {
+                deployment: deployment.clone(),
+                detail: "the Deployment has no ReplicaSet".into(),
+            })?;
         let stable = replica_sets
             .find(|rs| rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) > 0)
             .ok_or_else(|| AnalysisError::NoStablePods {
@@ -224,7 +231,10 @@ pub async fn run_round(
         .iter()
         .enumerate()
         .map(|(index, check)| async move {
-            (index, run_check(client, target, spec, check, observe_for).await)
+            (
+                index,
+                run_check(client, target, spec, check, observe_for).await,
+            )
         })
         .collect();
     let mut results: Vec<Option<CheckResult>> = vec![None; spec.checks.len()];
@@ -257,7 +267,8 @@ pub async fn run_round(
 
 fn effective_failure(result: &CheckResult) -> bool {
     result.outcome == Outcome::Fail
-        || (result.outcome == Outcome::Inconclusive && result.on_inconclusive == InconclusivePolicy::Fail)
+        || (result.outcome == Outcome::Inconclusive
+            && result.on_inconclusive == InconclusivePolicy::Fail)
 }
 
 async fn run_check(
@@ -268,11 +279,15 @@ async fn run_check(
     observe_for: Duration,
 ) -> CheckResult {
     match &check.probe {
-        Probe::PodHealth(settings) => pod_health::run(client, target, check, settings, observe_for).await,
+        Probe::PodHealth(settings) => {
+            pod_health::run(client, target, check, settings, observe_for).await
+        }
         probe => {
             tokio::time::sleep(observe_for).await;
             match probe {
-                Probe::Logs(settings) => logs::run(client, target, check, settings, spec.window).await,
+                Probe::Logs(settings) => {
+                    logs::run(client, target, check, settings, spec.window).await
+                }
                 Probe::Http(settings) => http::run(client, target, check, settings).await,
                 Probe::Prometheus(settings) => {
                     prometheus::run(client, target, check, settings, spec.window).await

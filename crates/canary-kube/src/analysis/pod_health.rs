@@ -51,7 +51,8 @@ pub async fn run(
         "{POD_TEMPLATE_HASH_LABEL} in ({},{})",
         target.canary.pod_template_hash, target.stable.pod_template_hash
     );
-    let stream = watcher::watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
+    let stream =
+        watcher::watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
     futures::pin_mut!(stream);
     let started = Instant::now();
     let observe_until = started + observe_for;
@@ -103,11 +104,21 @@ pub async fn run(
         }
         let assessment = assess(pods.values(), target, settings, Timestamp::now());
         if assessment.outcome == Outcome::Fail || Instant::now() >= observe_until {
-            return result_of(check, assessment.outcome, assessment.measurements, assessment.reason);
+            return result_of(
+                check,
+                assessment.outcome,
+                assessment.measurements,
+                assessment.reason,
+            );
         }
     }
     let assessment = assess(pods.values(), target, settings, Timestamp::now());
-    result_of(check, assessment.outcome, assessment.measurements, assessment.reason)
+    result_of(
+        check,
+        assessment.outcome,
+        assessment.measurements,
+        assessment.reason,
+    )
 }
 
 /// The outcome of looking at the pods once.
@@ -179,18 +190,27 @@ fn pod_state(pod: &Pod, now: Timestamp) -> PodState {
     }
     if status.phase.as_deref() == Some("Failed") {
         failures.push(with_message(
-            &format!("pod Failed ({})", status.reason.as_deref().unwrap_or("no reason")),
+            &format!(
+                "pod Failed ({})",
+                status.reason.as_deref().unwrap_or("no reason")
+            ),
             status.message.as_deref(),
         ));
     }
     let unschedulable = status.conditions.iter().flatten().find_map(|c| {
-        (c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
-            .then(|| c.message.clone().unwrap_or_else(|| "Unschedulable".into()))
+        (c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("Unschedulable"))
+        .then(|| c.message.clone().unwrap_or_else(|| "Unschedulable".into()))
     });
-    let age = pod.metadata.creation_timestamp.as_ref().and_then(|created| {
-        let seconds = now.as_second() - created.0.as_second();
-        u64::try_from(seconds).ok().map(Duration::from_secs)
-    });
+    let age = pod
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(|created| {
+            let seconds = now.as_second() - created.0.as_second();
+            u64::try_from(seconds).ok().map(Duration::from_secs)
+        });
     PodState {
         name: pod.name_any(),
         ready: is_ready(pod),
@@ -222,19 +242,33 @@ pub fn assess<'a>(
             // A pod being deleted (scaled down, evicted) says nothing about its release.
             continue;
         }
-        let hash = pod.labels().get(POD_TEMPLATE_HASH_LABEL).cloned().unwrap_or_default();
+        let hash = pod
+            .labels()
+            .get(POD_TEMPLATE_HASH_LABEL)
+            .cloned()
+            .unwrap_or_default();
         if hash == target.canary.pod_template_hash {
             canary.push(pod_state(pod, now));
         } else if hash == target.stable.pod_template_hash {
             stable.push(pod_state(pod, now));
         }
     }
-    let count = |states: &[PodState], f: &dyn Fn(&PodState) -> bool| states.iter().filter(|s| f(s)).count() as f64;
+    let count = |states: &[PodState], f: &dyn Fn(&PodState) -> bool| {
+        states.iter().filter(|s| f(s)).count() as f64
+    };
     let restarts = |states: &[PodState]| states.iter().map(|s| s.restarts).sum::<i64>() as f64;
     let measurements = vec![
         Measurement::new("pods", Some(canary.len() as f64), Some(stable.len() as f64)),
-        Measurement::new("pods Ready", Some(count(&canary, &|s| s.ready)), Some(count(&stable, &|s| s.ready))),
-        Measurement::new("container restarts", Some(restarts(&canary)), Some(restarts(&stable))),
+        Measurement::new(
+            "pods Ready",
+            Some(count(&canary, &|s| s.ready)),
+            Some(count(&stable, &|s| s.ready)),
+        ),
+        Measurement::new(
+            "container restarts",
+            Some(restarts(&canary)),
+            Some(restarts(&stable)),
+        ),
         Measurement::new(
             "pods in a failure state",
             Some(count(&canary, &|s| !s.failures.is_empty())),
@@ -271,7 +305,12 @@ pub fn assess<'a>(
     if !failing.is_empty() {
         return verdict(
             Outcome::Fail,
-            format!("{} of {} canary pods failing: {}", failing.len(), canary.len(), failing.join("; ")),
+            format!(
+                "{} of {} canary pods failing: {}",
+                failing.len(),
+                canary.len(),
+                failing.join("; ")
+            ),
         );
     }
     let stable_restarts_per_pod = if stable.is_empty() {
@@ -281,7 +320,10 @@ pub fn assess<'a>(
     };
     let restarting: Vec<String> = canary
         .iter()
-        .filter(|s| s.restarts > i64::from(settings.max_restarts) && s.restarts as f64 > stable_restarts_per_pod)
+        .filter(|s| {
+            s.restarts > i64::from(settings.max_restarts)
+                && s.restarts as f64 > stable_restarts_per_pod
+        })
         .map(|s| format!("{} restarted {} times", s.name, s.restarts))
         .collect();
     if !restarting.is_empty() {
@@ -297,7 +339,10 @@ pub fn assess<'a>(
     }
     let deadline = settings.ready_deadline;
     let past_deadline = |s: &PodState| s.age.is_some_and(|age| age >= deadline);
-    let unschedulable: Vec<&PodState> = canary.iter().filter(|s| s.unschedulable.is_some()).collect();
+    let unschedulable: Vec<&PodState> = canary
+        .iter()
+        .filter(|s| s.unschedulable.is_some())
+        .collect();
     let describe_unschedulable = |states: &[&PodState]| -> String {
         states
             .iter()
@@ -338,7 +383,10 @@ pub fn assess<'a>(
         let scheduling = if unschedulable.is_empty() {
             String::new()
         } else {
-            format!(" (not schedulable yet: {})", describe_unschedulable(&unschedulable))
+            format!(
+                " (not schedulable yet: {})",
+                describe_unschedulable(&unschedulable)
+            )
         };
         return verdict(
             Outcome::Inconclusive,
@@ -363,8 +411,8 @@ pub fn assess<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::PodGroup;
+    use super::*;
     use serde_json::json;
 
     fn target() -> AnalysisTarget {
@@ -407,14 +455,25 @@ mod tests {
     }
 
     fn assess_pods(pods: &[Pod]) -> Assessment {
-        assess(pods, &target(), &PodHealthSpec::default(), NOW.parse().unwrap())
+        assess(
+            pods,
+            &target(),
+            &PodHealthSpec::default(),
+            NOW.parse().unwrap(),
+        )
     }
 
     #[test]
     fn ready_canary_passes() {
-        let result = assess_pods(&[pod("c1", "new", 30, ready(0)), pod("s1", "old", 3000, ready(2))]);
+        let result = assess_pods(&[
+            pod("c1", "new", 30, ready(0)),
+            pod("s1", "old", 3000, ready(2)),
+        ]);
         assert_eq!(result.outcome, Outcome::Pass, "{}", result.reason);
-        assert_eq!(result.measurements[2], Measurement::new("container restarts", Some(0.0), Some(2.0)));
+        assert_eq!(
+            result.measurements[2],
+            Measurement::new("container restarts", Some(0.0), Some(2.0))
+        );
     }
 
     #[test]
@@ -425,10 +484,23 @@ mod tests {
             "containerStatuses": [{"name": "web", "image": "x", "imageID": "", "ready": false, "restartCount": 2,
                 "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s restarting failed container"}}}],
         });
-        let result = assess_pods(&[pod("c1", "new", 20, crashing), pod("s1", "old", 3000, ready(0))]);
+        let result = assess_pods(&[
+            pod("c1", "new", 20, crashing),
+            pod("s1", "old", 3000, ready(0)),
+        ]);
         assert_eq!(result.outcome, Outcome::Fail);
-        assert!(result.reason.contains("c1: container web: CrashLoopBackOff (back-off 10s"), "{}", result.reason);
-        assert!(result.reason.contains("stable: 1 of 1 Ready"), "{}", result.reason);
+        assert!(
+            result
+                .reason
+                .contains("c1: container web: CrashLoopBackOff (back-off 10s"),
+            "{}",
+            result.reason
+        );
+        assert!(
+            result.reason.contains("stable: 1 of 1 Ready"),
+            "{}",
+            result.reason
+        );
     }
 
     #[test]
@@ -448,28 +520,51 @@ mod tests {
         });
         let result = assess_pods(&[pod("c1", "new", 5, pull)]);
         assert_eq!(result.outcome, Outcome::Fail);
-        assert!(result.reason.contains("ImagePullBackOff"), "{}", result.reason);
+        assert!(
+            result.reason.contains("ImagePullBackOff"),
+            "{}",
+            result.reason
+        );
     }
 
     #[test]
     fn restarts_beyond_the_stable_pods_fail() {
-        let result = assess_pods(&[pod("c1", "new", 60, ready(3)), pod("s1", "old", 3000, ready(0))]);
+        let result = assess_pods(&[
+            pod("c1", "new", 60, ready(3)),
+            pod("s1", "old", 3000, ready(0)),
+        ]);
         assert_eq!(result.outcome, Outcome::Fail);
-        assert!(result.reason.contains("c1 restarted 3 times"), "{}", result.reason);
+        assert!(
+            result.reason.contains("c1 restarted 3 times"),
+            "{}",
+            result.reason
+        );
         // The same restarts as the stable pods are the environment, not the release.
-        let result = assess_pods(&[pod("c1", "new", 60, ready(3)), pod("s1", "old", 3000, ready(5))]);
+        let result = assess_pods(&[
+            pod("c1", "new", 60, ready(3)),
+            pod("s1", "old", 3000, ready(5)),
+        ]);
         assert_eq!(result.outcome, Outcome::Pass, "{}", result.reason);
     }
 
     #[test]
     fn unready_pods_wait_until_the_deadline_then_fail() {
-        let starting = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]});
+        let starting =
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]});
         let young = assess_pods(&[pod("c1", "new", 30, starting.clone())]);
         assert_eq!(young.outcome, Outcome::Inconclusive);
-        assert!(young.reason.contains("ends in up to 1m30s"), "{}", young.reason);
+        assert!(
+            young.reason.contains("ends in up to 1m30s"),
+            "{}",
+            young.reason
+        );
         let old = assess_pods(&[pod("c1", "new", 121, starting)]);
         assert_eq!(old.outcome, Outcome::Fail);
-        assert!(old.reason.contains("not Ready 2m after creation"), "{}", old.reason);
+        assert!(
+            old.reason.contains("not Ready 2m after creation"),
+            "{}",
+            old.reason
+        );
     }
 
     #[test]
@@ -478,7 +573,11 @@ mod tests {
             "reason": "Unschedulable", "message": "0/1 nodes are available: 1 Insufficient cpu."}]});
         let young = assess_pods(&[pod("c1", "new", 10, pending.clone())]);
         assert_eq!(young.outcome, Outcome::Inconclusive);
-        assert!(young.reason.contains("Insufficient cpu"), "{}", young.reason);
+        assert!(
+            young.reason.contains("Insufficient cpu"),
+            "{}",
+            young.reason
+        );
         let old = assess_pods(&[pod("c1", "new", 600, pending)]);
         assert_eq!(old.outcome, Outcome::Fail);
         assert!(old.reason.contains("lacks capacity"), "{}", old.reason);
@@ -488,6 +587,10 @@ mod tests {
     fn no_canary_pods_is_inconclusive() {
         let result = assess_pods(&[pod("s1", "old", 3000, ready(0))]);
         assert_eq!(result.outcome, Outcome::Inconclusive);
-        assert!(result.reason.contains("no canary pods"), "{}", result.reason);
+        assert!(
+            result.reason.contains("no canary pods"),
+            "{}",
+            result.reason
+        );
     }
 }

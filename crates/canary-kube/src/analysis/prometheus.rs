@@ -1,0 +1,569 @@
+//! Prometheus: a PromQL template run for the canary and for the stable pods, instant or
+//! over the analysis window, compared with thresholds and with the Mann-Whitney judge.
+//!
+//! Prometheus is reached directly by URL (reqwest) or through the API server's service
+//! proxy (the kube client), so it works without a port-forward wherever the kubeconfig
+//! works. No data, NaN, an empty result, a query error or an unreachable server makes the
+//! check inconclusive with the reason.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kube::client::Body;
+use serde::Deserialize;
+use thiserror::Error;
+
+use canary_core::analysis_spec::{
+    CheckSpec, PrometheusAddress, PrometheusSpec, QueryContext, format_duration, render_query,
+};
+use canary_core::stats;
+use canary_core::verdict::{
+    CheckResult, JudgeConfig, Measurement, Outcome, judge_samples, judge_values,
+};
+
+use super::{AnalysisTarget, Side, result_of};
+
+/// At most this many bytes of a Prometheus answer are accepted.
+const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+/// A Prometheus query that did not produce data.
+#[derive(Debug, Error)]
+pub enum PrometheusError {
+    /// The URL given is not a URL.
+    #[error("invalid Prometheus URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// No HTTP answer.
+    #[error("Prometheus at {address} is unreachable: {reason}")]
+    Unreachable {
+        /// Where Prometheus was looked for.
+        address: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// Prometheus (or the proxy in front of it) answered with an error status.
+    #[error("Prometheus at {address} answered HTTP {status}: {body}")]
+    Status {
+        /// Where Prometheus was looked for.
+        address: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// Prometheus refused the query.
+    #[error("Prometheus refused the query ({error_type}): {error}")]
+    Query {
+        /// Prometheus' error type, e.g. `bad_data`.
+        error_type: String,
+        /// Prometheus' message.
+        error: String,
+    },
+    /// The answer is not Prometheus' JSON.
+    #[error("unexpected answer from Prometheus at {address}: {reason}")]
+    Decode {
+        /// Where Prometheus was looked for.
+        address: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// One time series of a query result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// (Unix time in seconds, value) points; an instant query has one.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// How to reach Prometheus.
+#[derive(Clone)]
+pub enum PrometheusClient {
+    /// Directly by URL.
+    Direct {
+        /// The HTTP client.
+        http: reqwest::Client,
+        /// The base URL, e.g. `http://127.0.0.1:9090/`.
+        base: reqwest::Url,
+    },
+    /// Through the API server's service proxy.
+    ServiceProxy {
+        /// The Kubernetes client.
+        client: kube::Client,
+        /// The proxy path of the Service, ending in `/proxy`.
+        base_path: String,
+        /// For messages.
+        address: String,
+    },
+}
+
+impl PrometheusClient {
+    /// A client for `address`.
+    pub fn new(
+        client: &kube::Client,
+        address: &PrometheusAddress,
+    ) -> Result<Self, PrometheusError> {
+        match address {
+            PrometheusAddress::Url(url) => {
+                let mut base =
+                    reqwest::Url::parse(url).map_err(|e| PrometheusError::InvalidUrl {
+                        url: url.clone(),
+                        reason: e.to_string(),
+                    })?;
+                if !matches!(base.scheme(), "http" | "https") {
+                    return Err(PrometheusError::InvalidUrl {
+                        url: url.clone(),
+                        reason: "the scheme must be http or https".into(),
+                    });
+                }
+                // Keep a path prefix (Prometheus behind a reverse proxy) as a directory.
+                if !base.path().ends_with('/') {
+                    let path = format!("{}/", base.path());
+                    base.set_path(&path);
+                }
+                let http = reqwest::Client::builder().build().map_err(|e| {
+                    PrometheusError::Unreachable {
+                        address: url.clone(),
+                        reason: format!("cannot build an HTTP client: {e}"),
+                    }
+                })?;
+                Ok(PrometheusClient::Direct { http, base })
+            }
+            PrometheusAddress::Service(service) => {
+                let scheme_prefix = if service.scheme == "https" {
+                    "https:"
+                } else {
+                    ""
+                };
+                Ok(PrometheusClient::ServiceProxy {
+                    client: client.clone(),
+                    base_path: format!(
+                        "/api/v1/namespaces/{}/services/{scheme_prefix}{}:{}/proxy",
+                        service.namespace, service.name, service.port
+                    ),
+                    address: address.to_string(),
+                })
+            }
+        }
+    }
+
+    fn address(&self) -> String {
+        match self {
+            PrometheusClient::Direct { base, .. } => base.to_string(),
+            PrometheusClient::ServiceProxy { address, .. } => address.clone(),
+        }
+    }
+
+    /// Runs an instant query at `time` (Unix seconds).
+    pub async fn instant(
+        &self,
+        query: &str,
+        time: f64,
+        timeout: Duration,
+    ) -> Result<Vec<Series>, PrometheusError> {
+        let params = [
+            ("query", query.to_string()),
+            ("time", format!("{time:.3}")),
+            ("timeout", format!("{}s", timeout.as_secs().max(1))),
+        ];
+        self.get("api/v1/query", &params, timeout).await
+    }
+
+    /// Runs a range query from `start` to `end` (Unix seconds) every `step`.
+    pub async fn range(
+        &self,
+        query: &str,
+        start: f64,
+        end: f64,
+        step: Duration,
+        timeout: Duration,
+    ) -> Result<Vec<Series>, PrometheusError> {
+        let params = [
+            ("query", query.to_string()),
+            ("start", format!("{start:.3}")),
+            ("end", format!("{end:.3}")),
+            ("step", format!("{}", step.as_secs_f64().max(0.001))),
+            ("timeout", format!("{}s", timeout.as_secs().max(1))),
+        ];
+        self.get("api/v1/query_range", &params, timeout).await
+    }
+
+    async fn get(
+        &self,
+        endpoint: &str,
+        params: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<Vec<Series>, PrometheusError> {
+        let address = self.address();
+        let unreachable = |reason: String| PrometheusError::Unreachable {
+            address: address.clone(),
+            reason,
+        };
+        let (status, body) = match self {
+            PrometheusClient::Direct { http, base } => {
+                let mut url = base
+                    .join(endpoint)
+                    .map_err(|e| unreachable(e.to_string()))?;
+                url.query_pairs_mut()
+                    .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+                let exchange = async {
+                    let response = http
+                        .get(url)
+                        .send()
+                        .await
+                        .map_err(|e| unreachable(error_chain(&e)))?;
+                    let status = response.status().as_u16();
+                    let body = response
+                        .bytes()
+                        .await
+                        .map_err(|e| unreachable(error_chain(&e)))?;
+                    Ok::<_, PrometheusError>((status, body.to_vec()))
+                };
+                tokio::time::timeout(timeout, exchange)
+                    .await
+                    .map_err(|_| {
+                        unreachable(format!("no answer within {}", format_duration(timeout)))
+                    })??
+            }
+            PrometheusClient::ServiceProxy {
+                client, base_path, ..
+            } => {
+                let mut query =
+                    reqwest::Url::parse("http://query.invalid/").expect("a valid constant URL");
+                query
+                    .query_pairs_mut()
+                    .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+                let path = format!(
+                    "{base_path}/{endpoint}?{}",
+                    query.query().unwrap_or_default()
+                );
+                let request = http::Request::get(path)
+                    .body(Body::empty())
+                    .map_err(|e| unreachable(e.to_string()))?;
+                let exchange = async {
+                    let response = client
+                        .send(request)
+                        .await
+                        .map_err(|e| unreachable(e.to_string()))?;
+                    let status = response.status().as_u16();
+                    let body = response
+                        .into_body()
+                        .collect_bytes()
+                        .await
+                        .map_err(|e| unreachable(e.to_string()))?;
+                    Ok::<_, PrometheusError>((status, body.to_vec()))
+                };
+                tokio::time::timeout(timeout, exchange)
+                    .await
+                    .map_err(|_| {
+                        unreachable(format!("no answer within {}", format_duration(timeout)))
+                    })??
+            }
+        };
+        parse_response(&address, status, &body)
+    }
+}
+
+/// The error and its causes on one line (reqwest's top-level message hides the cause,
+/// e.g. "connection refused").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiResponse {
+    status: String,
+    data: Option<ApiData>,
+    error_type: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiData {
+    result_type: String,
+    result: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct RawSeries {
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
+    value: Option<(f64, String)>,
+    values: Option<Vec<(f64, String)>>,
+}
+
+/// Parses a sample value as Prometheus writes it ("1.5", "NaN", "+Inf").
+fn parse_value(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        other => other.parse().ok(),
+    }
+}
+
+/// Parses Prometheus' JSON answer into series (a scalar becomes one series without labels).
+pub fn parse_response(
+    address: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<Vec<Series>, PrometheusError> {
+    if body.len() > MAX_RESPONSE_BYTES {
+        return Err(PrometheusError::Decode {
+            address: address.into(),
+            reason: format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"),
+        });
+    }
+    let decoded: Result<ApiResponse, _> = serde_json::from_slice(body);
+    let response = match decoded {
+        Ok(response) => response,
+        Err(error) if (200..300).contains(&status) => {
+            return Err(PrometheusError::Decode {
+                address: address.into(),
+                reason: error.to_string(),
+            });
+        }
+        Err(_) => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(300)])
+                .trim()
+                .to_string();
+            return Err(PrometheusError::Status {
+                address: address.into(),
+                status,
+                body: text,
+            });
+        }
+    };
+    if response.status != "success" {
+        return Err(PrometheusError::Query {
+            error_type: response.error_type.unwrap_or_else(|| "unknown".into()),
+            error: response
+                .error
+                .unwrap_or_else(|| format!("status {}", response.status)),
+        });
+    }
+    let decode_error = |reason: String| PrometheusError::Decode {
+        address: address.into(),
+        reason,
+    };
+    let data = response
+        .data
+        .ok_or_else(|| decode_error("no data in a successful answer".into()))?;
+    let value_of = |text: &str| {
+        parse_value(text).ok_or_else(|| decode_error(format!("{text:?} is not a sample value")))
+    };
+    match data.result_type.as_str() {
+        "vector" | "matrix" => {
+            let raw: Vec<RawSeries> =
+                serde_json::from_value(data.result).map_err(|e| decode_error(e.to_string()))?;
+            raw.into_iter()
+                .map(|series| {
+                    let pairs = series
+                        .values
+                        .unwrap_or_default()
+                        .into_iter()
+                        .chain(series.value);
+                    let points = pairs
+                        .map(|(time, text)| value_of(&text).map(|v| (time, v)))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(Series {
+                        labels: series.metric,
+                        points,
+                    })
+                })
+                .collect()
+        }
+        "scalar" => {
+            let (time, text): (f64, String) =
+                serde_json::from_value(data.result).map_err(|e| decode_error(e.to_string()))?;
+            Ok(vec![Series {
+                labels: BTreeMap::new(),
+                points: vec![(time, value_of(&text)?)],
+            }])
+        }
+        other => Err(decode_error(format!(
+            "result type {other} cannot be compared"
+        ))),
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Runs the Prometheus check.
+pub async fn run(
+    client: &kube::Client,
+    target: &AnalysisTarget,
+    check: &CheckSpec,
+    settings: &PrometheusSpec,
+    window: Duration,
+) -> CheckResult {
+    let prometheus = match PrometheusClient::new(client, &settings.address) {
+        Ok(prometheus) => prometheus,
+        Err(error) => {
+            return result_of(check, Outcome::Inconclusive, Vec::new(), error.to_string());
+        }
+    };
+    let end = unix_now();
+    let query_of = |side: Side| {
+        let group = target.group(side);
+        render_query(
+            &settings.query,
+            &QueryContext {
+                namespace: &target.namespace,
+                deployment: &target.deployment,
+                replica_set: &group.replica_set,
+                pod_template_hash: &group.pod_template_hash,
+                window,
+            },
+        )
+    };
+    let run_query = |query: String| {
+        let prometheus = prometheus.clone();
+        async move {
+            match settings.range {
+                Some(range) => {
+                    let start = end - window.as_secs_f64();
+                    prometheus
+                        .range(&query, start, end, range.step, settings.timeout)
+                        .await
+                }
+                None => prometheus.instant(&query, end, settings.timeout).await,
+            }
+        }
+    };
+    let canary_query = query_of(Side::Canary);
+    let stable_query = query_of(Side::Stable);
+    let (canary, stable) = futures::join!(
+        run_query(canary_query.clone()),
+        run_query(stable_query.clone())
+    );
+    let (outcome, measurements, reason) = judge(canary, stable, settings, &canary_query);
+    result_of(check, outcome, measurements, reason)
+}
+
+/// Compares the two sides' query results.
+pub fn judge(
+    canary: Result<Vec<Series>, PrometheusError>,
+    stable: Result<Vec<Series>, PrometheusError>,
+    settings: &PrometheusSpec,
+    canary_query: &str,
+) -> (Outcome, Vec<Measurement>, String) {
+    let (canary, stable) = match (canary, stable) {
+        (Ok(canary), Ok(stable)) => (canary, stable),
+        (Err(error), _) | (_, Err(error)) => {
+            return (Outcome::Inconclusive, Vec::new(), error.to_string());
+        }
+    };
+    let values = |series: &[Series]| -> Vec<f64> {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|(_, v)| *v))
+            .collect()
+    };
+    let canary_values = values(&canary);
+    let stable_values = values(&stable);
+    let finite = |v: &[f64]| {
+        v.iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect::<Vec<f64>>()
+    };
+    let (canary_finite, stable_finite) = (finite(&canary_values), finite(&stable_values));
+    let aggregate = |v: &[f64]| {
+        if settings.range.is_some() {
+            stats::median(v)
+        } else {
+            stats::mean(v)
+        }
+    };
+    let value_name = if settings.range.is_some() {
+        "median over the window"
+    } else {
+        "value (mean over series)"
+    };
+    let measurements = vec![
+        Measurement::new(
+            value_name,
+            aggregate(&canary_finite),
+            aggregate(&stable_finite),
+        ),
+        Measurement::new(
+            "samples",
+            Some(canary_values.len() as f64),
+            Some(stable_values.len() as f64),
+        ),
+        Measurement::new(
+            "series",
+            Some(canary.len() as f64),
+            Some(stable.len() as f64),
+        ),
+    ];
+    let empty = |side: &str| {
+        format!(
+            "the query returned no data for the {side} pods (query: {canary_query}); if no series means zero, add `or vector(0)`"
+        )
+    };
+    if canary_values.is_empty() {
+        return (Outcome::Inconclusive, measurements, empty("canary"));
+    }
+    if stable_values.is_empty() {
+        return (Outcome::Inconclusive, measurements, empty("stable"));
+    }
+    let threshold_violation =
+        aggregate(&canary_finite).and_then(|v| settings.threshold.violation(v));
+    let config: JudgeConfig = settings.judge.into();
+    let judgement = if settings.range.is_some() {
+        judge_samples(&canary_values, &stable_values, &config)
+    } else {
+        judge_values(
+            aggregate(&canary_finite),
+            aggregate(&stable_finite),
+            &config,
+        )
+    };
+    let nan_note = if canary_finite.is_empty() || stable_finite.is_empty() {
+        " (the values are NaN: typically a rate over no traffic, 0/0)"
+    } else {
+        ""
+    };
+    match threshold_violation {
+        Some(violation) => (
+            Outcome::Fail,
+            measurements,
+            format!("{violation}; comparison: {}", judgement.reason),
+        ),
+        None => (
+            judgement.outcome,
+            measurements,
+            format!(
+                "{}{nan_note}{}",
+                judgement.reason,
+                if settings.threshold.is_empty() {
+                    String::new()
+                } else {
+                    "; within the thresholds".to_string()
+                }
+            ),
+        ),
+    }
+}
