@@ -9,6 +9,7 @@ import base64
 import http.client
 import json
 import os
+import socket
 import ssl
 import tempfile
 import threading
@@ -144,15 +145,18 @@ class Kube:
 
     # -- watches --------------------------------------------------------------------------
 
-    def watch(self, path, rv, stop, on_event, timeout_seconds=300):
-        """Streams watch events of `path` from resourceVersion `rv` until `stop` is set.
+    def watch(self, path, rv, stop, on_event, conns, timeout_seconds=60):
+        """Streams watch events of `path` from resourceVersion `rv` until `stop` is set (the
+        caller then shuts down the sockets in `conns`) or the server ends the watch.
 
         Calls on_event(type, object, t_monotonic). Returns the last resourceVersion, or None
         when the watch must be relisted (410 Gone).
         """
         sep = "&" if "?" in path else "?"
         q = f"{path}{sep}watch=1&allowWatchBookmarks=true&timeoutSeconds={timeout_seconds}&resourceVersion={rv}"
-        conn = self._conn(timeout=1.0)
+        # blocking reads: a read timeout in the middle of a chunk would break the framing
+        conn = self._conn(timeout=None)
+        conns.append(conn)
         try:
             conn.request("GET", q, headers=self._headers())
             resp = conn.getresponse()
@@ -163,11 +167,7 @@ class Kube:
             while not stop.is_set():
                 try:
                     chunk = resp.read1(65536)
-                except TimeoutError:
-                    continue
-                except OSError as e:
-                    if "timed out" in str(e):
-                        continue
+                except (OSError, http.client.HTTPException, ValueError):
                     return rv
                 if not chunk:
                     return rv
@@ -186,6 +186,10 @@ class Kube:
                         on_event(typ, obj, t)
             return rv
         finally:
+            try:
+                conns.remove(conn)
+            except ValueError:
+                pass
             try:
                 conn.close()
             except Exception:
@@ -213,6 +217,7 @@ class Informer:
         self.cond = cond or threading.Condition()
         self.stop = threading.Event()
         self.synced = threading.Event()
+        self.conns = []
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         if not self.synced.wait(30):
@@ -251,7 +256,7 @@ class Informer:
             rv = lst["metadata"]["resourceVersion"]
             while rv is not None and not self.stop.is_set():
                 try:
-                    rv = self.kube.watch(self.path, rv, self.stop, self._apply)
+                    rv = self.kube.watch(self.path, rv, self.stop, self._apply, self.conns)
                 except Exception:
                     time.sleep(0.2)
                     break
@@ -266,6 +271,11 @@ class Informer:
 
     def close(self):
         self.stop.set()
+        for conn in list(self.conns):
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except Exception:
+                pass
 
 
 def wait_until(cond, pred, timeout):
