@@ -53,6 +53,7 @@ pub fn run() -> i32 {
             Command::Status(args) => commands::status::run(&config, args).await.map(|()| exit_code::OK),
             Command::Promote(args) => commands::lifecycle::promote(&config, args).await,
             Command::Abort(args) => commands::lifecycle::abort(&config, args).await,
+            Command::Analyze(args) => commands::analyze::run(&config, args).await,
         };
         match result {
             Ok(code) => code,

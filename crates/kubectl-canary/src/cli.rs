@@ -93,6 +93,8 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Roll back to the stable version in one atomic update (works while paused).
     Abort(AbortArgs),
+    /// Run the analysis checks once on a running canary and print the verdict.
+    Analyze(AnalyzeArgs),
 }
 
 /// `start` flags.
@@ -165,6 +167,143 @@ pub struct AbortArgs {
     /// Return once the rollback update is made, without waiting for the canary pods to go.
     #[arg(long)]
     pub no_wait: bool,
+}
+
+/// `analyze` flags.
+#[derive(Debug, Args)]
+#[command(after_help = ANALYZE_EXAMPLES)]
+pub struct AnalyzeArgs {
+    /// The Deployment (deploy/NAME).
+    #[arg(value_parser = parse_target)]
+    pub target: DeploymentRef,
+    /// The checks and how to judge them.
+    #[command(flatten)]
+    pub analysis: AnalysisFlags,
+    /// Watch pod health this long before the other checks measure (a crash during it fails at once).
+    #[arg(long, value_parser = parse_analysis_duration, default_value = "0s")]
+    pub observe: Duration,
+    /// While checks are inconclusive and their policy is to wait, analyse again until they
+    /// decide or their waiting limit passes (default: report the first result).
+    #[arg(long)]
+    pub wait: bool,
+}
+
+const ANALYZE_EXAMPLES: &str = "\
+Examples:
+  # Pod health and error lines in the logs (the default checks)
+  kubectl canary analyze deploy/web
+
+  # Also compare HTTP answers of canary and stable pods, and a Prometheus latency series
+  kubectl canary analyze deploy/web --http-check :8080/healthz --log-errors \\
+    --prometheus http://prometheus:9090 \\
+    --query 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{ {{selector}} }[1m])))'
+
+  # The full form: a YAML analysis spec (see docs/analysis.md)
+  kubectl canary analyze deploy/web --analysis-file analysis.yaml
+
+Exit codes: 0 pass, 10 fail, 12 inconclusive (or still waiting), others as for every command.";
+
+/// The analysis checks, as flags for the common cases and a YAML file for the full form.
+/// Shared by `analyze` and `start --auto`.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Analysis")]
+pub struct AnalysisFlags {
+    /// A YAML analysis spec (window, checks, thresholds, policies); flags add checks to it.
+    #[arg(long, value_name = "FILE")]
+    pub analysis_file: Option<PathBuf>,
+    /// Leave out the pod health check (readiness, restarts, CrashLoopBackOff, OOMKilled, pull errors).
+    #[arg(long)]
+    pub no_pod_health: bool,
+    /// A canary pod not Ready this long after its creation fails the pod health check.
+    #[arg(long, value_parser = parse_analysis_duration, value_name = "DURATION")]
+    pub ready_deadline: Option<Duration>,
+    /// Compare error lines per pod per minute in the logs; optionally with your own regex
+    /// (--log-errors='\[error\]'); repeat for several patterns.
+    #[arg(long, value_name = "REGEX", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub log_errors: Option<Vec<String>>,
+    /// The container whose logs are read (default: the pod's only container).
+    #[arg(long, value_name = "NAME")]
+    pub log_container: Option<String>,
+    /// GET through the API server's pod proxy on canary and stable pods: [:]PORT[/PATH], e.g. :8080/healthz.
+    #[arg(long, value_name = "PORT/PATH")]
+    pub http_check: Vec<String>,
+    /// GET through the API server's service proxy, as users see it: SERVICE:PORT[/PATH].
+    #[arg(long, value_name = "SERVICE:PORT/PATH")]
+    pub http_service_check: Vec<String>,
+    /// Requests per side for each HTTP check (at most 1000).
+    #[arg(long, value_name = "N")]
+    pub http_requests: Option<u32>,
+    /// Requests per second per side for each HTTP check (at most 50).
+    #[arg(long, value_name = "RATE")]
+    pub http_rate: Option<f64>,
+    /// Status codes that count as success (default: any below 400); repeat or separate with commas.
+    #[arg(long, value_name = "CODE", value_delimiter = ',')]
+    pub http_expect_status: Vec<u16>,
+    /// Prometheus URL for --query, e.g. http://prometheus.monitoring:9090.
+    #[arg(long, value_name = "URL", conflicts_with = "prometheus_service")]
+    pub prometheus: Option<String>,
+    /// Prometheus reached through the API server's service proxy: [https://]NAMESPACE/SERVICE:PORT.
+    #[arg(long, value_name = "NS/SERVICE:PORT")]
+    pub prometheus_service: Option<String>,
+    /// A PromQL template run for canary and stable; {{selector}} becomes
+    /// namespace="...",pod_template_hash="..." (also {{hash}}, {{replicaset}}, {{window}}).
+    #[arg(long, value_name = "PROMQL")]
+    pub query: Vec<String>,
+    /// Step of the range queries over the window; "0s" makes instant queries.
+    #[arg(long, value_parser = parse_analysis_duration, value_name = "DURATION")]
+    pub query_step: Option<Duration>,
+    /// Which change of the queried values is bad.
+    #[arg(long, value_enum, value_name = "DIRECTION")]
+    pub query_direction: Option<DirectionArg>,
+    /// Relative change of the queried values tolerated (0.1 = 10%).
+    #[arg(long, value_name = "FRACTION")]
+    pub query_tolerance: Option<f64>,
+    /// Fail when the canary's queried value is above this.
+    #[arg(long, value_name = "VALUE")]
+    pub query_max: Option<f64>,
+    /// How far back logs and range queries look.
+    #[arg(long, value_parser = parse_analysis_duration, value_name = "DURATION")]
+    pub window: Option<Duration>,
+    /// What an inconclusive check does: wait (up to 5m), wait:DURATION, fail or pass.
+    #[arg(long, value_parser = parse_inconclusive_policy, value_name = "POLICY")]
+    pub on_inconclusive: Option<canary_core::verdict::InconclusivePolicy>,
+    /// Percentage of checks that must pass; failing critical checks fail regardless.
+    #[arg(long, value_name = "PERCENT")]
+    pub pass_score: Option<f64>,
+    /// Make the flag checks non-critical (they only lower the score).
+    #[arg(long)]
+    pub non_critical: bool,
+}
+
+/// `--query-direction`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DirectionArg {
+    /// Higher is worse (latency, errors).
+    Increase,
+    /// Lower is worse (throughput, success rate).
+    Decrease,
+    /// Any significant change is bad.
+    Either,
+}
+
+impl From<DirectionArg> for canary_core::verdict::Direction {
+    fn from(direction: DirectionArg) -> Self {
+        match direction {
+            DirectionArg::Increase => Self::Increase,
+            DirectionArg::Decrease => Self::Decrease,
+            DirectionArg::Either => Self::Either,
+        }
+    }
+}
+
+fn parse_analysis_duration(arg: &str) -> Result<Duration, String> {
+    canary_core::analysis_spec::parse_duration(arg).map_err(|e| e.to_string())
+}
+
+fn parse_inconclusive_policy(
+    arg: &str,
+) -> Result<canary_core::verdict::InconclusivePolicy, String> {
+    canary_core::analysis_spec::parse_inconclusive_policy(arg)
 }
 
 /// `--mode`.

@@ -1,6 +1,8 @@
 //! Turns the parsed flags into what the commands run with: a Kubernetes client for the
 //! chosen kubeconfig and context, the namespace, the output format and the timeout.
 
+pub mod analysis;
+
 use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
