@@ -567,3 +567,226 @@ pub fn judge(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canary_core::analysis_spec::{JudgeSpec, RangeSpec};
+    use canary_core::verdict::Threshold;
+    use serde_json::json;
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn spec(range: bool) -> PrometheusSpec {
+        PrometheusSpec {
+            address: PrometheusAddress::Url("http://unused".into()),
+            query: "q{ {{selector}} }".into(),
+            range: range.then_some(RangeSpec {
+                step: Duration::from_secs(5),
+            }),
+            judge: JudgeSpec::default(),
+            threshold: Threshold::default(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn series(values: &[f64]) -> Vec<Series> {
+        vec![Series {
+            labels: BTreeMap::new(),
+            points: values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as f64, *v))
+                .collect(),
+        }]
+    }
+
+    #[test]
+    fn parses_vectors_matrices_scalars_and_special_values() {
+        let vector = json!({"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": {"pod": "a"}, "value": [1700000000.5, "0.25"]},
+            {"metric": {"pod": "b"}, "value": [1700000000.5, "NaN"]}]}});
+        let parsed = parse_response("p", 200, vector.to_string().as_bytes()).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].labels["pod"], "a");
+        assert_eq!(parsed[0].points, vec![(1700000000.5, 0.25)]);
+        assert!(parsed[1].points[0].1.is_nan());
+        let matrix = json!({"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {}, "values": [[1, "1"], [2, "+Inf"]]}]}});
+        let parsed = parse_response("p", 200, matrix.to_string().as_bytes()).unwrap();
+        assert_eq!(parsed[0].points, vec![(1.0, 1.0), (2.0, f64::INFINITY)]);
+        let scalar =
+            json!({"status": "success", "data": {"resultType": "scalar", "result": [3, "7"]}});
+        assert_eq!(
+            parse_response("p", 200, scalar.to_string().as_bytes()).unwrap()[0].points,
+            vec![(3.0, 7.0)]
+        );
+    }
+
+    #[test]
+    fn query_errors_and_foreign_answers_are_errors_not_panics() {
+        let refused =
+            json!({"status": "error", "errorType": "bad_data", "error": "parse error at char 3"});
+        let error = parse_response("p", 400, refused.to_string().as_bytes()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Prometheus refused the query (bad_data): parse error at char 3"
+        );
+        let error = parse_response("p", 502, b"<html>Bad Gateway</html>").unwrap_err();
+        assert!(
+            matches!(error, PrometheusError::Status { status: 502, .. }),
+            "{error}"
+        );
+        let error = parse_response("p", 200, b"not json").unwrap_err();
+        assert!(matches!(error, PrometheusError::Decode { .. }), "{error}");
+    }
+
+    #[test]
+    fn worse_latency_series_fails_and_equal_series_pass() {
+        let stable: Vec<f64> = (0..20).map(|i| 0.010 + f64::from(i % 4) * 0.001).collect();
+        let slow: Vec<f64> = (0..20).map(|i| 0.200 + f64::from(i % 4) * 0.001).collect();
+        let (outcome, measurements, reason) =
+            judge(Ok(series(&slow)), Ok(series(&stable)), &spec(true), "q");
+        assert_eq!(outcome, Outcome::Fail, "{reason}");
+        assert_eq!(measurements[1].canary, Some(20.0));
+        let (outcome, _, reason) =
+            judge(Ok(series(&stable)), Ok(series(&stable)), &spec(true), "q");
+        assert_eq!(outcome, Outcome::Pass, "{reason}");
+    }
+
+    #[test]
+    fn empty_nan_and_unreachable_are_inconclusive_with_the_reason() {
+        let (outcome, _, reason) = judge(Ok(vec![]), Ok(series(&[1.0])), &spec(false), "q{x}");
+        assert_eq!(outcome, Outcome::Inconclusive);
+        assert!(
+            reason.contains("no data for the canary pods (query: q{x})"),
+            "{reason}"
+        );
+        let (outcome, _, reason) = judge(
+            Ok(series(&[f64::NAN])),
+            Ok(series(&[f64::NAN])),
+            &spec(false),
+            "q",
+        );
+        assert_eq!(outcome, Outcome::Inconclusive);
+        assert!(reason.contains("NaN"), "{reason}");
+        let down = PrometheusError::Unreachable {
+            address: "http://127.0.0.1:1/".into(),
+            reason: "connection refused".into(),
+        };
+        let (outcome, _, reason) = judge(Err(down), Ok(series(&[1.0])), &spec(false), "q");
+        assert_eq!(outcome, Outcome::Inconclusive);
+        assert!(
+            reason.contains("unreachable: connection refused"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn thresholds_fail_even_when_stable_is_as_bad() {
+        let mut with_max = spec(false);
+        with_max.threshold.max = Some(0.5);
+        let (outcome, _, reason) = judge(Ok(series(&[0.9])), Ok(series(&[0.9])), &with_max, "q");
+        assert_eq!(outcome, Outcome::Fail);
+        assert!(reason.contains("above the maximum"), "{reason}");
+    }
+
+    fn unused_kube_client() -> kube::Client {
+        // Direct URLs never touch the Kubernetes client; any request would hang the mock.
+        let (service, _handle) =
+            tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
+        kube::Client::new(service, "default")
+    }
+
+    #[tokio::test]
+    async fn direct_queries_send_the_rendered_parameters() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/prefix/api/v1/query_range"))
+            .and(query_param("query", "up{ x }"))
+            .and(query_param("step", "5"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "success",
+                "data": {"resultType": "matrix", "result": [{"metric": {}, "values": [[1, "2"]]}]}})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = PrometheusClient::new(
+            &unused_kube_client(),
+            &PrometheusAddress::Url(format!("{}/prefix", server.uri())),
+        )
+        .unwrap();
+        let result = client
+            .range(
+                "up{ x }",
+                0.0,
+                60.0,
+                Duration::from_secs(5),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(result[0].points, vec![(1.0, 2.0)]);
+    }
+
+    #[tokio::test]
+    async fn unreachable_prometheus_says_why() {
+        // Bind and drop a listener: nothing listens on that port any more.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = PrometheusClient::new(
+            &unused_kube_client(),
+            &PrometheusAddress::Url(format!("http://127.0.0.1:{port}")),
+        )
+        .unwrap();
+        let error = client
+            .instant("up", 0.0, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, PrometheusError::Unreachable { .. }),
+            "{error}"
+        );
+        assert!(
+            error.to_string().to_lowercase().contains("refused"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn service_proxy_queries_go_through_the_api_server() {
+        let (service, mut handle) =
+            tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
+        let client = kube::Client::new(service, "default");
+        let address = PrometheusAddress::Service(canary_core::analysis_spec::ServiceRef {
+            namespace: "monitoring".into(),
+            name: "prometheus".into(),
+            port: "9090".into(),
+            scheme: "http".into(),
+        });
+        let prometheus = PrometheusClient::new(&client, &address).unwrap();
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("one request");
+            let body = json!({"status": "success", "data": {"resultType": "vector", "result": []}});
+            send.send_response(
+                http::Response::builder()
+                    .status(200)
+                    .body(Body::from(body.to_string().into_bytes()))
+                    .unwrap(),
+            );
+            request.uri().to_string()
+        });
+        let result = prometheus
+            .instant("up{a=\"b\"}", 10.0, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(result.is_empty());
+        let uri = server.await.unwrap();
+        assert!(
+            uri.starts_with("/api/v1/namespaces/monitoring/services/prometheus:9090/proxy/api/v1/query?query=up%7Ba%3D%22b%22%7D&time=10.000"),
+            "{uri}"
+        );
+    }
+}
