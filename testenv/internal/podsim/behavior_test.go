@@ -1,0 +1,118 @@
+package podsim
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestSplitImage(t *testing.T) {
+	cases := []struct {
+		in   string
+		real string
+		toks []string
+	}{
+		{"nginx:1.15", "nginx:1.15", nil},
+		{"nginx:1.15__crashloop", "nginx:1.15", []string{"crashloop"}},
+		{"web:v2__errors-30__latency-200ms__logerrors-60", "web:v2", []string{"errors-30", "latency-200ms", "logerrors-60"}},
+		{"registry:5000/team/web:v2__oom", "registry:5000/team/web:v2", []string{"oom"}},
+		{"registry:5000/team/web", "registry:5000/team/web", nil},
+		{"nginx@sha256:abcd", "nginx@sha256:abcd", nil},
+		{"nginx", "nginx", nil},
+	}
+	for _, c := range cases {
+		real, toks := SplitImage(c.in)
+		if real != c.real || !reflect.DeepEqual(toks, c.toks) {
+			t.Errorf("SplitImage(%q) = %q %v, want %q %v", c.in, real, toks, c.real, c.toks)
+		}
+	}
+}
+
+func TestParseBehavior(t *testing.T) {
+	b := ParseBehavior("ready-after-2s, errors-10 rps-0", "web:v2__errors-30__latency-200ms__logerrors-60__bogus")
+	if b.ReadyAfter != 2*time.Second || b.ErrorPct != 30 || b.Latency != 200*time.Millisecond || b.RPS != 0 ||
+		b.LogErrorsPerMin != 60 || !reflect.DeepEqual(b.Unknown, []string{"bogus"}) {
+		t.Fatalf("got %+v", b)
+	}
+	if d := ParseBehavior("", "x:1"); d.RPS != DefaultRPS || d.ExitCode != 1 || d.Crash != "" {
+		t.Fatalf("defaults: %+v", d)
+	}
+	if b := ParseBehavior("crashloop", "x:1__oom"); b.Crash != "oom" {
+		t.Fatalf("image tokens must win: %+v", b)
+	}
+	if b := ParseBehavior("", "x:1__fail-after-1m__never-ready__pullfail__exit-3__start-after-500ms__latency-15"); b.FailAfter != time.Minute ||
+		!b.NeverReady || !b.PullFail || b.ExitCode != 3 || b.StartAfter != 500*time.Millisecond || b.Latency != 15*time.Millisecond {
+		t.Fatalf("got %+v", b)
+	}
+}
+
+func TestSDGroupsMatchKubernetesSD(t *testing.T) {
+	ctrl := true
+	p := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-abc", Namespace: "ns", UID: "u1",
+			Labels:          map[string]string{"app": "web", "pod-template-hash": "abc"},
+			Annotations:     map[string]string{"prometheus.io/scrape": "true"},
+			OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "web-5d", Controller: &ctrl}}},
+		Spec: v1.PodSpec{NodeName: "sim-node-0", Containers: []v1.Container{
+			{Name: "web", Image: "nginx:1.15", Ports: []v1.ContainerPort{{Name: "http", ContainerPort: 80}}},
+			{Name: "side", Image: "side:1"},
+		}},
+		Status: v1.PodStatus{PodIP: "10.213.1.2", HostIP: "10.213.0.10", Phase: v1.PodRunning,
+			Conditions: []v1.PodCondition{{Type: v1.PodReady, Status: v1.ConditionTrue}}},
+	}
+	g := sdGroups([]*v1.Pod{p, {ObjectMeta: metav1.ObjectMeta{Name: "no-ip"}}})
+	if len(g) != 2 {
+		t.Fatalf("want 2 targets, got %d: %+v", len(g), g)
+	}
+	if g[0].Targets[0] != "10.213.1.2:80" || g[1].Targets[0] != "10.213.1.2" {
+		t.Fatalf("targets: %+v", g)
+	}
+	l := g[0].Labels
+	want := map[string]string{
+		"__meta_kubernetes_namespace":                           "ns",
+		"__meta_kubernetes_pod_name":                            "web-abc",
+		"__meta_kubernetes_pod_label_pod_template_hash":         "abc",
+		"__meta_kubernetes_pod_labelpresent_app":                "true",
+		"__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true",
+		"__meta_kubernetes_pod_container_port_number":           "80",
+		"__meta_kubernetes_pod_container_port_name":             "http",
+		"__meta_kubernetes_pod_container_port_protocol":         "TCP",
+		"__meta_kubernetes_pod_container_name":                  "web",
+		"__meta_kubernetes_pod_container_init":                  "false",
+		"__meta_kubernetes_pod_ready":                           "true",
+		"__meta_kubernetes_pod_phase":                           "Running",
+		"__meta_kubernetes_pod_node_name":                       "sim-node-0",
+		"__meta_kubernetes_pod_host_ip":                         "10.213.0.10",
+		"__meta_kubernetes_pod_controller_kind":                 "ReplicaSet",
+		"__meta_kubernetes_pod_controller_name":                 "web-5d",
+	}
+	for k, v := range want {
+		if l[k] != v {
+			t.Errorf("%s = %q, want %q", k, l[k], v)
+		}
+	}
+}
+
+func TestMetricsRender(t *testing.T) {
+	m := newMetrics()
+	m.observe(200, 3*time.Millisecond)
+	m.observe(500, 300*time.Millisecond)
+	out := m.render()
+	for _, want := range []string{
+		`http_requests_total{code="200",method="GET"} 1`,
+		`http_requests_total{code="500",method="GET"} 1`,
+		`http_request_duration_seconds_bucket{code="200",method="GET",le="0.005"} 1`,
+		`http_request_duration_seconds_bucket{code="500",method="GET",le="0.25"} 0`,
+		`http_request_duration_seconds_bucket{code="500",method="GET",le="0.5"} 1`,
+		`http_request_duration_seconds_bucket{code="500",method="GET",le="+Inf"} 1`,
+		`http_request_duration_seconds_count{code="500",method="GET"} 1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %s in\n%s", want, out)
+		}
+	}
+}
