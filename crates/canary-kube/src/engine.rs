@@ -542,6 +542,14 @@ impl Engine {
         ])))
     }
 
+    /// The `pod-template-hash` of the canary ReplicaSet, once it exists.
+    pub async fn canary_hash(&self, record: &CanaryRecord) -> Result<Option<String>> {
+        let view = self.view().await?;
+        Ok(view
+            .replica_set_with_template(&record.target_template())
+            .map(template_hash_of))
+    }
+
     /// Pods of the canary side, for health reporting.
     pub async fn canary_pods(&self, record: &CanaryRecord) -> Result<Vec<Pod>> {
         let view = self.view().await?;

@@ -108,7 +108,7 @@ pub struct StartArgs {
     #[arg(required = true, value_parser = parse_image_change)]
     pub images: Vec<ImageChange>,
     /// Canary size: a number of pods (1) or a share of traffic (10%).
-    #[arg(long, default_value = "1", value_parser = parse_canary_size)]
+    #[arg(long, default_value = "1", value_parser = parse_canary_size, allow_negative_numbers = true)]
     pub canary: CanarySize,
     /// surge: canary pods are extra pods; replace: they replace stable pods (no extra cost).
     #[arg(long, value_enum, default_value_t = ModeArg::Surge)]
@@ -142,7 +142,7 @@ pub struct PromoteArgs {
     #[arg(value_parser = parse_target)]
     pub target: DeploymentRef,
     /// Grow the canary to this size: pods (3) or a share of traffic (50%).
-    #[arg(long, value_parser = parse_canary_size, conflicts_with = "full")]
+    #[arg(long, value_parser = parse_canary_size, conflicts_with = "full", allow_negative_numbers = true)]
     pub canary: Option<CanarySize>,
     /// Roll the new version out to every pod and put back the Deployment's own settings.
     #[arg(long)]

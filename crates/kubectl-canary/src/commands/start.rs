@@ -120,12 +120,7 @@ async fn wait_for_canary_pods(
 ) -> Result<bool, CanaryError> {
     let deadline = Instant::now() + timeout;
     let api: Api<Pod> = Api::namespaced(engine.client().clone(), engine.namespace());
-    let canary_pods = engine.canary_pods(record).await?;
-    let Some(hash) = canary_pods
-        .first()
-        .and_then(|p| p.metadata.labels.as_ref())
-        .and_then(|l| l.get("pod-template-hash").cloned())
-    else {
+    let Some(hash) = engine.canary_hash(record).await? else {
         return Ok(false);
     };
     let mut events = watcher(
