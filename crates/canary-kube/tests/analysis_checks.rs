@@ -1,0 +1,579 @@
+//! The analysis checks against the real control plane of the test environment (with its pod
+//! simulator and real Prometheus): for each check a passing canary, a failing one and an
+//! inconclusive one. Each canary is made the way `start` makes it: a settled Deployment, then
+//! one update with the new image, `maxSurge=1, maxUnavailable=0` and the minReadySeconds
+//! brake, so the real controller creates exactly one canary pod and goes no further.
+//!
+//! Without a test environment the tests return early, unless `KC_TESTENV_REQUIRED=1`.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use canary_core::analysis_spec::{
+    AnalysisSpec, CheckSpec, HttpSpec, JudgeSpec, LogsSpec, PodHealthSpec, Probe,
+    PrometheusAddress, PrometheusSpec, RangeSpec,
+};
+use canary_core::verdict::{CheckResult, Decision, InconclusivePolicy, Outcome, Threshold};
+use canary_kube::analysis::{self, AnalysisTarget, RunOptions};
+use canary_kube::observe::NamespaceApis;
+use canary_testkit::{TestEnv, TestNamespace, create_settled, wait_for, web_deployment};
+
+const STABLE_IMAGE: &str = "nginx:1.14";
+const BRAKE_SECONDS: i32 = 1_000_000_000;
+
+/// A Deployment `web` of `replicas` pods of `stable_image`, with one canary pod of
+/// `canary_image` held by the brake. Returns the client and the analysis target.
+async fn canary(
+    env: &TestEnv,
+    namespace: &str,
+    replicas: i32,
+    stable_image: &str,
+    canary_image: &str,
+) -> (kube::Client, AnalysisTarget) {
+    let client = env.client().await;
+    create_settled(
+        env,
+        namespace,
+        &web_deployment("web", replicas, stable_image, None),
+    )
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {
+                "minReadySeconds": BRAKE_SECONDS,
+                "progressDeadlineSeconds": BRAKE_SECONDS + 1,
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                "template": {"spec": {"containers": [{"name": "nginx", "image": canary_image}]}},
+            }})),
+        )
+        .await
+        .expect("the canary update");
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    wait_for(
+        env,
+        "the canary ReplicaSet with one pod",
+        Duration::from_secs(30),
+        || async {
+            let list = replica_sets
+                .list(&ListParams::default().labels("app=web"))
+                .await
+                .ok()?;
+            let canary = list.items.iter().find(|rs| {
+                rs.spec
+                    .as_ref()
+                    .and_then(|s| s.template.as_ref())
+                    .and_then(|t| t.spec.as_ref())
+                    .is_some_and(|s| s.containers[0].image.as_deref() == Some(canary_image))
+            })?;
+            let hash = canary.labels().get("pod-template-hash")?.clone();
+            let canary_pods = pods
+                .list(&ListParams::default().labels(&format!("pod-template-hash={hash}")))
+                .await
+                .ok()?;
+            (canary.spec.as_ref()?.replicas == Some(1) && canary_pods.items.len() == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    let view = NamespaceApis::new(&client, namespace)
+        .view(&client, "web")
+        .await
+        .expect("a view of the Deployment");
+    let target = AnalysisTarget::from_latest_revisions(&view).expect("canary and stable sides");
+    assert_ne!(
+        target.canary.pod_template_hash,
+        target.stable.pod_template_hash
+    );
+    (client, target)
+}
+
+fn check(name: &str, probe: Probe) -> CheckSpec {
+    CheckSpec {
+        name: name.into(),
+        critical: true,
+        on_inconclusive: InconclusivePolicy::default(),
+        probe,
+    }
+}
+
+fn spec_of(window: Duration, checks: Vec<CheckSpec>) -> AnalysisSpec {
+    AnalysisSpec {
+        window,
+        checks,
+        ..AnalysisSpec::default()
+    }
+}
+
+async fn run_once(
+    client: &kube::Client,
+    target: &AnalysisTarget,
+    spec: &AnalysisSpec,
+) -> CheckResult {
+    let verdict = analysis::run_analysis(client, target, spec, RunOptions::default())
+        .await
+        .expect("the analysis runs");
+    assert_eq!(verdict.checks.len(), 1);
+    verdict.checks.into_iter().next().expect("one check")
+}
+
+fn assert_outcome(result: &CheckResult, expected: Outcome, reason_contains: &str) {
+    assert_eq!(
+        result.outcome, expected,
+        "check {} should be {expected}: {} ({:?})",
+        result.name, result.reason, result.measurements
+    );
+    assert!(
+        result.reason.contains(reason_contains),
+        "check {}: reason should mention {reason_contains:?}: {}",
+        result.name,
+        result.reason
+    );
+}
+
+/// Waits until every canary pod has existed for `age` (logs and metrics need history).
+async fn wait_canary_age(
+    env: &TestEnv,
+    client: &kube::Client,
+    target: &AnalysisTarget,
+    age: Duration,
+) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
+    let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
+    wait_for(
+        env,
+        "the canary pod to age",
+        age + Duration::from_secs(30),
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .ok()?;
+            let now = k8s_openapi::jiff::Timestamp::now().as_second();
+            list.items
+                .iter()
+                .all(|p| {
+                    p.metadata
+                        .creation_timestamp
+                        .as_ref()
+                        .is_some_and(|t| now - t.0.as_second() >= age.as_secs() as i64)
+                })
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pod_health_passes_fails_fast_and_waits() {
+    let Some(env) = TestEnv::get() else { return };
+    let healthy = TestNamespace::create(&env, "an-ph-ok").await;
+    let crashing = TestNamespace::create(&env, "an-ph-crash").await;
+    let starting = TestNamespace::create(&env, "an-ph-wait").await;
+    let pulling = TestNamespace::create(&env, "an-ph-pull").await;
+    let spec = spec_of(
+        Duration::from_secs(60),
+        vec![check("pods", Probe::PodHealth(PodHealthSpec::default()))],
+    );
+
+    let good = async {
+        let (client, target) = canary(&env, &healthy.name, 3, STABLE_IMAGE, "nginx:1.15").await;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
+        let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
+        wait_for(
+            &env,
+            "the canary pod Ready",
+            Duration::from_secs(30),
+            || async {
+                let list = pods
+                    .list(&ListParams::default().labels(&selector))
+                    .await
+                    .ok()?;
+                list.items
+                    .iter()
+                    .all(|p| {
+                        p.status
+                            .as_ref()
+                            .and_then(|s| s.conditions.as_ref())
+                            .is_some_and(|c| {
+                                c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                            })
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Pass, "all 1 canary pods Ready");
+        assert_eq!(
+            result.measurements[1].stable,
+            Some(3.0),
+            "{:?}",
+            result.measurements
+        );
+    };
+
+    let crash = async {
+        let (client, target) = canary(
+            &env,
+            &crashing.name,
+            2,
+            STABLE_IMAGE,
+            "nginx:1.15__crashloop",
+        )
+        .await;
+        // Watch for a long time: the check must return as soon as the crash is reported.
+        let options = RunOptions {
+            observe_for: Duration::from_secs(120),
+            ..RunOptions::default()
+        };
+        let verdict = analysis::run_analysis(&client, &target, &spec, options)
+            .await
+            .unwrap();
+        let returned = k8s_openapi::jiff::Timestamp::now();
+        assert_eq!(verdict.decision, Decision::Fail, "{}", verdict.reason);
+        let result = &verdict.checks[0];
+        assert_outcome(result, Outcome::Fail, "canary pods failing");
+        // When did the container first stop? The kubelet (simulator) reports it as
+        // `state.terminated` or, later, `lastState.terminated`, with second precision.
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
+        let pod = pods
+            .list(&ListParams::default().labels(&format!(
+                "pod-template-hash={}",
+                target.canary.pod_template_hash
+            )))
+            .await
+            .unwrap()
+            .items
+            .remove(0);
+        let status = &pod.status.unwrap().container_statuses.unwrap()[0];
+        let terminated = status
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.clone())
+            .or_else(|| {
+                status
+                    .last_state
+                    .as_ref()
+                    .and_then(|s| s.terminated.clone())
+            })
+            .expect("the container has terminated once");
+        let finished = terminated.finished_at.expect("a finish time").0;
+        let latency = returned.as_millisecond() - finished.as_millisecond();
+        // finishedAt is truncated to the second, so allow one more second than the 2 s goal.
+        assert!(
+            latency < 3000,
+            "the crash was reported {latency} ms after the container stopped: {}",
+            result.reason
+        );
+    };
+
+    let wait = async {
+        let (client, target) = canary(
+            &env,
+            &starting.name,
+            2,
+            STABLE_IMAGE,
+            "nginx:1.15__never-ready",
+        )
+        .await;
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Inconclusive, "not Ready yet");
+        // With a deadline already passed the same pod fails the check.
+        let strict = spec_of(
+            Duration::from_secs(60),
+            vec![check(
+                "pods",
+                Probe::PodHealth(PodHealthSpec {
+                    ready_deadline: Duration::from_secs(1),
+                    max_restarts: 0,
+                }),
+            )],
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let result = run_once(&client, &target, &strict).await;
+        assert_outcome(&result, Outcome::Fail, "not Ready 1s after creation");
+    };
+
+    let pull = async {
+        let (client, target) =
+            canary(&env, &pulling.name, 2, STABLE_IMAGE, "nginx:1.15__pullfail").await;
+        let options = RunOptions {
+            observe_for: Duration::from_secs(30),
+            ..RunOptions::default()
+        };
+        let verdict = analysis::run_analysis(&client, &target, &spec, options)
+            .await
+            .unwrap();
+        assert_outcome(&verdict.checks[0], Outcome::Fail, "ErrImagePull");
+    };
+    tokio::join!(good, crash, wait, pull);
+}
+
+#[tokio::test]
+async fn logs_pass_fail_and_inconclusive() {
+    let Some(env) = TestEnv::get() else { return };
+    let quiet = TestNamespace::create(&env, "an-logs-ok").await;
+    let noisy = TestNamespace::create(&env, "an-logs-bad").await;
+    let unreadable = TestNamespace::create(&env, "an-logs-none").await;
+    let spec = spec_of(
+        Duration::from_secs(60),
+        vec![check("logs", Probe::Logs(LogsSpec::default()))],
+    );
+
+    let good = async {
+        let (client, target) = canary(
+            &env,
+            &quiet.name,
+            2,
+            "nginx:1.14__logerrors-2",
+            "nginx:1.15__logerrors-2",
+        )
+        .await;
+        wait_canary_age(&env, &client, &target, Duration::from_secs(30)).await;
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Pass, "error lines per pod per minute");
+        assert!(
+            result.measurements[2].canary.unwrap() > 0.0,
+            "{:?}",
+            result.measurements
+        );
+    };
+    let bad = async {
+        let (client, target) = canary(
+            &env,
+            &noisy.name,
+            2,
+            STABLE_IMAGE,
+            "nginx:1.15__logerrors-120",
+        )
+        .await;
+        wait_canary_age(&env, &client, &target, Duration::from_secs(30)).await;
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Fail, "more than 2x the stable rate");
+        assert!(
+            result.measurements[0].canary.unwrap() > 30.0,
+            "{:?}",
+            result.measurements
+        );
+    };
+    let none = async {
+        let (client, target) = canary(
+            &env,
+            &unreadable.name,
+            2,
+            STABLE_IMAGE,
+            "nginx:1.15__pullfail",
+        )
+        .await;
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Inconclusive, "waiting to start");
+    };
+    tokio::join!(good, bad, none);
+}
+
+#[tokio::test]
+async fn http_pass_fail_and_inconclusive() {
+    let Some(env) = TestEnv::get() else { return };
+    let same = TestNamespace::create(&env, "an-http-ok").await;
+    let erroring = TestNamespace::create(&env, "an-http-500").await;
+    let slow = TestNamespace::create(&env, "an-http-slow").await;
+    let unready = TestNamespace::create(&env, "an-http-none").await;
+    let http_spec = HttpSpec {
+        requests: 30,
+        rate_per_second: 15.0,
+        ..HttpSpec::new(80, "/")
+    };
+    let spec = spec_of(
+        Duration::from_secs(60),
+        vec![check("http", Probe::Http(http_spec.clone()))],
+    );
+    let wait_ready = |client: kube::Client, target: AnalysisTarget| {
+        let env = env.clone();
+        async move {
+            let pods: Api<Pod> = Api::namespaced(client, &target.namespace);
+            let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
+            wait_for(
+                &env,
+                "the canary pod Ready",
+                Duration::from_secs(30),
+                || async {
+                    let list = pods
+                        .list(&ListParams::default().labels(&selector))
+                        .await
+                        .ok()?;
+                    list.items
+                        .iter()
+                        .all(|p| {
+                            p.status
+                                .as_ref()
+                                .and_then(|s| s.conditions.as_ref())
+                                .is_some_and(|c| {
+                                    c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                                })
+                        })
+                        .then_some(())
+                },
+            )
+            .await;
+        }
+    };
+
+    let good = async {
+        let (client, target) = canary(&env, &same.name, 2, STABLE_IMAGE, "nginx:1.15").await;
+        wait_ready(client.clone(), target.clone()).await;
+        let started = Instant::now();
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Pass, "error rate canary 0/30");
+        // 30 requests at 15/s take about 2 s: the rate bound holds.
+        assert!(
+            started.elapsed() >= Duration::from_millis(1900),
+            "{:?}",
+            started.elapsed()
+        );
+    };
+    let errors = async {
+        let (client, target) = canary(
+            &env,
+            &erroring.name,
+            2,
+            STABLE_IMAGE,
+            "nginx:1.15__errors-50",
+        )
+        .await;
+        wait_ready(client.clone(), target.clone()).await;
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Fail, "status 500");
+    };
+    let latency = async {
+        let (client, target) = canary(
+            &env,
+            &slow.name,
+            2,
+            STABLE_IMAGE,
+            "nginx:1.15__latency-150ms",
+        )
+        .await;
+        wait_ready(client.clone(), target.clone()).await;
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(
+            &result,
+            Outcome::Fail,
+            "latency: canary significantly higher",
+        );
+        assert!(
+            result.measurements[2].canary.unwrap() > 0.1,
+            "{:?}",
+            result.measurements
+        );
+    };
+    let none = async {
+        let (client, target) = canary(
+            &env,
+            &unready.name,
+            2,
+            STABLE_IMAGE,
+            "nginx:1.15__never-ready",
+        )
+        .await;
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Inconclusive, "no Ready canary pods");
+    };
+    tokio::join!(good, errors, latency, none);
+}
+
+fn prometheus_check(url: &str, query: &str, range: bool) -> CheckSpec {
+    check(
+        "prometheus",
+        Probe::Prometheus(PrometheusSpec {
+            address: PrometheusAddress::Url(url.into()),
+            query: query.into(),
+            range: range.then_some(RangeSpec {
+                step: Duration::from_secs(2),
+            }),
+            judge: JudgeSpec::default(),
+            threshold: Threshold::default(),
+            timeout: Duration::from_secs(10),
+        }),
+    )
+}
+
+const LATENCY_P50: &str = "histogram_quantile(0.5, sum by (le) (rate(http_request_duration_seconds_bucket{ {{selector}} }[10s])))";
+const ERROR_RATIO: &str = "sum(rate(http_requests_total{ {{selector}},code=\"500\" }[10s])) / sum(rate(http_requests_total{ {{selector}} }[10s]))";
+
+#[tokio::test]
+async fn prometheus_pass_fail_and_inconclusive() {
+    let Some(env) = TestEnv::get() else { return };
+    let same = TestNamespace::create(&env, "an-prom-ok").await;
+    let slow = TestNamespace::create(&env, "an-prom-slow").await;
+    let idle = TestNamespace::create(&env, "an-prom-idle").await;
+    let url = env.prometheus_url.clone();
+    let window = Duration::from_secs(30);
+
+    let good = async {
+        let (client, target) = canary(&env, &same.name, 2, STABLE_IMAGE, "nginx:1.15").await;
+        wait_canary_age(&env, &client, &target, Duration::from_secs(45)).await;
+        let spec = spec_of(window, vec![prometheus_check(&url, LATENCY_P50, true)]);
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Pass, "canary median");
+        // A Prometheus that is down is inconclusive, with the reason.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let down = spec_of(
+            window,
+            vec![prometheus_check(
+                &format!("http://127.0.0.1:{port}"),
+                LATENCY_P50,
+                true,
+            )],
+        );
+        let result = run_once(&client, &target, &down).await;
+        assert_outcome(&result, Outcome::Inconclusive, "unreachable");
+    };
+    let bad = async {
+        let (client, target) = canary(
+            &env,
+            &slow.name,
+            2,
+            STABLE_IMAGE,
+            "nginx:1.15__latency-200ms",
+        )
+        .await;
+        wait_canary_age(&env, &client, &target, Duration::from_secs(45)).await;
+        let spec = spec_of(window, vec![prometheus_check(&url, LATENCY_P50, true)]);
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Fail, "significantly higher");
+        assert!(
+            result.measurements[0].canary.unwrap() > 0.1,
+            "{:?}",
+            result.measurements
+        );
+    };
+    let no_traffic = async {
+        let (client, target) = canary(
+            &env,
+            &idle.name,
+            2,
+            "nginx:1.14__rps-0",
+            "nginx:1.15__rps-0",
+        )
+        .await;
+        wait_canary_age(&env, &client, &target, Duration::from_secs(20)).await;
+        // No requests: the error ratio is 0/0 on both sides.
+        let spec = spec_of(window, vec![prometheus_check(&url, ERROR_RATIO, false)]);
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Inconclusive, "NaN");
+    };
+    tokio::join!(good, bad, no_traffic);
+}
