@@ -505,12 +505,16 @@ pub fn judge_samples(canary: &[f64], stable: &[f64], config: &JudgeConfig) -> Ju
     };
     let outcome = outcome_for(classification, config.direction);
     let summary = format!(
-        "canary median {} vs stable {} ({}), shift {:.4}, p={:.4} (n={}/{}){}",
+        "canary median {} vs stable {} ({}), shift {}, {} (n={}/{}){}",
         format_number(canary_mid),
         format_number(stable_mid),
         describe_change(canary_mid, stable_mid),
-        shift,
-        test.p_value,
+        format_number(shift),
+        if test.p_value < 0.0001 {
+            "p<0.0001".to_string()
+        } else {
+            format!("p={:.4}", test.p_value)
+        },
         canary_values.len(),
         stable_values.len(),
         dropped_note

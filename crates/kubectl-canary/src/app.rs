@@ -18,7 +18,9 @@ pub fn run() -> i32 {
         }
     };
     let filter = match cli.global.verbose {
-        0 => "warn",
+        // kube-client logs every 5xx answer as an error, including the pods' own 500s that
+        // the HTTP analysis counts on purpose; commands report real failures themselves.
+        0 => "warn,kube_client::client::builder=off",
         1 => "info,kubectl_canary=debug,canary_kube=debug",
         _ => "debug",
     };
@@ -41,6 +43,18 @@ pub fn run() -> i32 {
         }
     };
     runtime.block_on(async {
+        // An offline plan needs no cluster, so no kubeconfig either.
+        if let Command::Plan(args) = &cli.command
+            && args.target.is_none()
+        {
+            return match commands::plan::run_offline(args, cli.global.output) {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    exit_code::for_error(error.kind())
+                }
+            };
+        }
         let config = match Config::resolve(&cli.global).await {
             Ok(config) => config,
             Err(error) => {
@@ -54,6 +68,7 @@ pub fn run() -> i32 {
             Command::Promote(args) => commands::lifecycle::promote(&config, args).await,
             Command::Abort(args) => commands::lifecycle::abort(&config, args).await,
             Command::Analyze(args) => commands::analyze::run(&config, args).await,
+            Command::Plan(args) => commands::plan::run(&config, args).await,
         };
         match result {
             Ok(code) => code,

@@ -186,9 +186,10 @@ impl Default for RunOptions {
 /// Runs the checks of `spec` on `target` and returns the verdict.
 ///
 /// Pod health is watched for `options.observe_for`; then logs, HTTP and Prometheus measure
-/// (logs and Prometheus looking back over `spec.window`). All checks run concurrently, and a
-/// critical failure ends the round at once (a crash-looping canary is reported within about a
-/// second of its status changing); checks that had not finished are reported as not run. With
+/// (logs and Prometheus looking back over `spec.window`). All checks run concurrently; a
+/// critical failure during the watch ends the round at once (a crash-looping canary is
+/// reported within about a second of its status changing) and checks that had not finished
+/// are reported as not run. With
 /// `options.keep_waiting` the round is repeated every `options.retry_every` while the verdict
 /// is [`Decision::Wait`], so the result is pass, fail or inconclusive.
 ///
@@ -237,10 +238,16 @@ pub async fn run_round(
             )
         })
         .collect();
+    // While pod health is being watched, a critical failure ends the round at once (that is
+    // what makes a crash-looping canary visible within seconds). Once every check measures,
+    // the round runs to completion so the verdict shows every check's numbers; each check
+    // is bounded in time by its own settings.
+    let observing_until = Instant::now() + observe_for;
     let mut results: Vec<Option<CheckResult>> = vec![None; spec.checks.len()];
     let mut stopped_by: Option<String> = None;
     while let Some((index, result)) = pending.next().await {
-        let fatal = result.critical && effective_failure(&result);
+        let fatal =
+            result.critical && effective_failure(&result) && Instant::now() < observing_until;
         if fatal {
             stopped_by = Some(result.name.clone());
         }

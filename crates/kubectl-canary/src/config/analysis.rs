@@ -180,7 +180,9 @@ pub fn resolve(flags: &AnalysisFlags) -> Result<AnalysisSpec, AnalysisConfigErro
         }
         let step = flags
             .query_step
-            .unwrap_or(std::time::Duration::from_secs(10));
+            // About 30 points per window by default: enough for the Mann-Whitney test to
+            // reach 98% confidence, few enough to keep the query cheap.
+            .unwrap_or_else(|| (spec.window / 30).max(std::time::Duration::from_secs(1)));
         for (index, query) in flags.query.iter().enumerate() {
             if let Some(problem) = query_template_problem(query) {
                 return Err(flag_error("--query", format!("{problem}: {query}")));
@@ -360,7 +362,7 @@ mod tests {
         assert_eq!(
             prom.range,
             Some(RangeSpec {
-                step: std::time::Duration::from_secs(10)
+                step: std::time::Duration::from_secs(4)
             })
         );
     }
