@@ -94,7 +94,7 @@ pub enum Command {
     /// Roll back to the stable version in one atomic update (works while paused).
     Abort(AbortArgs),
     /// Run the analysis checks once on a running canary and print the verdict.
-    Analyze(AnalyzeArgs),
+    Analyze(Box<AnalyzeArgs>),
 }
 
 /// `start` flags.
