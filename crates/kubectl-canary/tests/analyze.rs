@@ -1,0 +1,183 @@
+//! `kubectl canary analyze` end to end on the test environment: a canary made by `start`,
+//! analysed through its record, with the verdict's exit codes, JSON output and Event.
+
+mod common;
+
+use std::time::Duration;
+
+use canary_testkit::{TestEnv, TestNamespace, create_settled, web_deployment};
+use common::{assert_exit, canary, kubectl, text};
+
+const OK: i32 = 0;
+const USAGE: i32 = 2;
+const NOT_FOUND: i32 = 3;
+const CANARY_UNHEALTHY: i32 = 10;
+
+#[tokio::test]
+async fn a_good_canary_passes_and_the_verdict_is_an_event() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "analyze-ok").await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 3, "nginx:1.14", None),
+    )
+    .await;
+    let out = canary(
+        &env,
+        &ns.name,
+        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
+    )
+    .await;
+    assert_exit(&out, OK, "start");
+
+    let out = canary(
+        &env,
+        &ns.name,
+        &[
+            "analyze",
+            "deploy/web",
+            "--http-check",
+            ":80/",
+            "--log-errors",
+            "--wait",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_exit(&out, OK, "analyze of a good canary");
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    assert_eq!(verdict["decision"], "pass", "{}", text(&out));
+    let names: Vec<&str> = verdict["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["pod-health", "log-errors", "http-80"],
+        "{}",
+        text(&out)
+    );
+    for check in verdict["checks"].as_array().unwrap() {
+        assert!(
+            !check["measurements"].as_array().unwrap().is_empty(),
+            "{check}"
+        );
+        assert!(!check["reason"].as_str().unwrap().is_empty(), "{check}");
+    }
+
+    let events = kubectl(
+        &env,
+        &[
+            "-n",
+            &ns.name,
+            "get",
+            "events",
+            "--field-selector",
+            "reason=AnalysisPassed",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ],
+    )
+    .await;
+    let notes = String::from_utf8_lossy(&events.stdout);
+    assert!(
+        notes.contains("analysis pass"),
+        "no AnalysisPassed event: {}",
+        text(&events)
+    );
+}
+
+#[tokio::test]
+async fn a_crash_looping_canary_fails_with_the_reason() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "analyze-crash").await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 2, "nginx:1.14", None),
+    )
+    .await;
+    let out = canary(
+        &env,
+        &ns.name,
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15__crashloop",
+            "--canary",
+            "1",
+            "--no-wait",
+        ],
+    )
+    .await;
+    assert_exit(&out, OK, "start --no-wait");
+    let started = std::time::Instant::now();
+    let out = canary(
+        &env,
+        &ns.name,
+        &["analyze", "deploy/web", "--observe", "60s"],
+    )
+    .await;
+    assert_exit(&out, CANARY_UNHEALTHY, "analyze of a crash-looping canary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("verdict: FAIL"), "{}", text(&out));
+    assert!(
+        stdout.contains("exited with code 1") || stdout.contains("CrashLoopBackOff"),
+        "{}",
+        text(&out)
+    );
+    // The watch ends the analysis at the crash, not after the 60 s observation.
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn wrong_files_and_missing_canaries_are_explained() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "analyze-bad").await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 2, "nginx:1.14", None),
+    )
+    .await;
+
+    let file = std::env::temp_dir().join(format!("analyze-bad-{}.yaml", std::process::id()));
+    std::fs::write(&file, "window: 1m\nchecks:\n  - name: p\n    prometheus:\n      url: http://127.0.0.1:9\n      qurey: up\n").unwrap();
+    let out = canary(
+        &env,
+        &ns.name,
+        &[
+            "analyze",
+            "deploy/web",
+            "--analysis-file",
+            file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    std::fs::remove_file(&file).ok();
+    assert_exit(&out, USAGE, "a misspelt field");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 6"), "{}", text(&out));
+    assert!(
+        stderr.contains("checks[0].prometheus.qurey"),
+        "{}",
+        text(&out)
+    );
+
+    // One revision only: there is nothing to compare.
+    let out = canary(&env, &ns.name, &["analyze", "deploy/web"]).await;
+    assert_exit(&out, NOT_FOUND, "analyze without a canary");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no older ReplicaSet"),
+        "{}",
+        text(&out)
+    );
+}
