@@ -201,6 +201,11 @@ pub fn parse_cpu_millis(quantity: &str) -> Result<i64, PlanError> {
 
 /// A memory quantity (`128Mi`, `1G`, `1e9`) in bytes, rounded up.
 pub fn parse_memory_bytes(quantity: &str) -> Result<i64, PlanError> {
+    parse_units(quantity)
+}
+
+/// A plain quantity (`110`, `1k`) in whole units, rounded up: e.g. a node's allocatable pods.
+pub fn parse_units(quantity: &str) -> Result<i64, PlanError> {
     parse_quantity(quantity)?
         .ceil_in(1)
         .ok_or_else(|| PlanError::InvalidQuantity {
@@ -263,7 +268,11 @@ pub enum ClusterCapacity {
 
 /// Whether the cluster has room for a canary's extra pods.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "status")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "status"
+)]
 pub enum CapacityVerdict {
     /// The canary adds no pods (replace mode).
     NoExtraPods,
@@ -714,6 +723,8 @@ pub struct ExplainInput {
     pub progress_deadline_seconds: i32,
     /// Container names of the pod template (the image is set per container).
     pub containers: Vec<String>,
+    /// The Deployment's label selector (`app=web`), when known.
+    pub selector: Option<String>,
     /// The canary wanted.
     pub canary: ResolvedCanary,
     /// The brake's minReadySeconds.
@@ -851,18 +862,22 @@ fn tool_steps(input: &ExplainInput) -> Vec<ToolStep> {
     let name = input
         .deployment
         .clone()
-        .unwrap_or_else(|| "<deployment>".to_owned());
+        .unwrap_or_else(|| "DEPLOYMENT".to_owned());
     let brake = brake_strategy(canary.mode, canary.pods);
     let containers = if input.containers.is_empty() {
-        vec!["<container>".to_owned()]
+        vec!["CONTAINER".to_owned()]
     } else {
         input.containers.clone()
     };
     let container_patch = containers
         .iter()
-        .map(|c| format!(r#"{{"name":"{c}","image":"<new image of {c}>"}}"#))
+        .map(|c| format!(r#"{{"name":"{c}","image":"NEW_IMAGE"}}"#))
         .collect::<Vec<_>>()
         .join(",");
+    let selector = input
+        .selector
+        .clone()
+        .unwrap_or_else(|| "SELECTOR".to_owned());
     let states = brake_sequence(canary.replicas, canary.mode, canary.pods);
     let original_strategy = format!(
         r#""strategy":{{"rollingUpdate":{{"maxSurge":{},"maxUnavailable":{}}}}}"#,
@@ -889,7 +904,7 @@ fn tool_steps(input: &ExplainInput) -> Vec<ToolStep> {
                 brake.max_surge, brake.max_unavailable
             ),
             why: format!(
-                "One write with a resourceVersion precondition: the controller creates the canary ReplicaSet and stops at {} pod(s), because with minReadySeconds={} no canary pod becomes Available. Pausing first and then setting the image would create no ReplicaSet at all.",
+                "One write with a resourceVersion precondition (NEW_IMAGE: the canary's image): the controller creates the canary ReplicaSet and stops at {} pod(s), because with minReadySeconds={} no canary pod becomes Available. Pausing first and then setting the image would create no ReplicaSet at all.",
                 canary.pods, input.brake_seconds
             ),
             kubectl: vec![
@@ -897,7 +912,7 @@ fn tool_steps(input: &ExplainInput) -> Vec<ToolStep> {
                     "kubectl get deployment {name} -o jsonpath='{{.metadata.resourceVersion}}'"
                 ),
                 format!(
-                    r#"kubectl patch deployment {name} --type=strategic -p '{{"metadata":{{"resourceVersion":"<resourceVersion>"}},"spec":{{"minReadySeconds":{},"progressDeadlineSeconds":{},"strategy":{{"rollingUpdate":{{"maxSurge":{},"maxUnavailable":{}}}}},"template":{{"spec":{{"containers":[{container_patch}]}}}}}}}}'"#,
+                    r#"kubectl patch deployment {name} --type=strategic -p '{{"metadata":{{"resourceVersion":"RESOURCE_VERSION"}},"spec":{{"minReadySeconds":{},"progressDeadlineSeconds":{},"strategy":{{"rollingUpdate":{{"maxSurge":{},"maxUnavailable":{}}}}},"template":{{"spec":{{"containers":[{container_patch}]}}}}}}}}'"#,
                     input.brake_seconds,
                     i64::from(input.brake_seconds) + 1,
                     brake.max_surge,
@@ -910,7 +925,7 @@ fn tool_steps(input: &ExplainInput) -> Vec<ToolStep> {
             title: format!("Wait until the canary ReplicaSet has {} replicas and the controller saw the update", canary.pods),
             why: "The pause must come after the controller acted on the update, or it freezes the Deployment before the canary exists.".to_owned(),
             kubectl: vec![
-                format!("kubectl get replicasets -l <selector of {name}> -w"),
+                format!("kubectl get replicasets -l {selector} -w"),
                 format!(
                     "kubectl get deployment {name} -o jsonpath='{{.metadata.generation}} {{.status.observedGeneration}}'"
                 ),
@@ -937,9 +952,9 @@ fn tool_steps(input: &ExplainInput) -> Vec<ToolStep> {
         },
         ToolStep {
             title: "Or abort: put the recorded template back in one update".to_owned(),
-            why: "`kubectl rollout undo` refuses a paused Deployment, and resume-then-undo lets the rollout roll forward in between; restoring the recorded template, strategy and settings in one update works while paused, and the stable ReplicaSet becomes the new one again.".to_owned(),
+            why: format!("`kubectl rollout undo` refuses a paused Deployment, and resume-then-undo lets the rollout roll forward in between; restoring the recorded template, strategy and settings in one update works while paused, and the stable ReplicaSet becomes the new one again. TEMPLATE is .spec.template of {name}.before.yaml, as JSON."),
             kubectl: vec![format!(
-                r#"kubectl patch deployment {name} --type=merge -p '{{"metadata":{{"resourceVersion":"<resourceVersion>"}},"spec":{{"paused":false,"template":<template from {name}.before.yaml>,"minReadySeconds":{},"progressDeadlineSeconds":{},{original_strategy}}}}}'"#,
+                r#"kubectl patch deployment {name} --type=merge -p '{{"metadata":{{"resourceVersion":"RESOURCE_VERSION"}},"spec":{{"paused":false,"template":TEMPLATE,"minReadySeconds":{},"progressDeadlineSeconds":{},{original_strategy}}}}}'"#,
                 input.min_ready_seconds, input.progress_deadline_seconds
             )],
             states: Vec::new(),
@@ -1230,6 +1245,7 @@ mod tests {
             min_ready_seconds: 0,
             progress_deadline_seconds: 600,
             containers: vec!["app".to_owned()],
+            selector: Some("app=web".to_owned()),
             canary,
             brake_seconds: 1_000_000_000,
         }
@@ -1263,7 +1279,7 @@ mod tests {
             "{}",
             brake.kubectl[1]
         );
-        assert!(brake.kubectl[1].contains(r#"{"name":"app","image":"<new image of app>"}"#));
+        assert!(brake.kubectl[1].contains(r#"{"name":"app","image":"NEW_IMAGE"}"#));
         assert!(view.steps[3].kubectl[0] == "kubectl rollout pause deployment/web");
         assert!(view.steps[4].kubectl[0].contains(r#""maxSurge":"25%","maxUnavailable":"25%""#));
     }
@@ -1312,5 +1328,13 @@ mod tests {
             "notChecked"
         );
         assert_eq!(json["modes"][1]["exact"]["replicas"], 20);
+        let verdict = CapacityVerdict::DoesNotFit {
+            extra_pods: 2,
+            fitting: 1,
+        };
+        assert_eq!(
+            serde_json::to_value(&verdict).unwrap(),
+            serde_json::json!({"status": "doesNotFit", "extraPods": 2, "fitting": 1})
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! apply the core state machine's decisions and run the analysis probes.
 
 pub mod analysis;
+pub mod capacity;
 pub mod engine;
 pub mod error;
 pub mod events;

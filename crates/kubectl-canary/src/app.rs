@@ -43,6 +43,18 @@ pub fn run() -> i32 {
         }
     };
     runtime.block_on(async {
+        // An offline plan needs no cluster, so no kubeconfig either.
+        if let Command::Plan(args) = &cli.command
+            && args.target.is_none()
+        {
+            return match commands::plan::run_offline(args, cli.global.output).await {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    exit_code::for_error(error.kind())
+                }
+            };
+        }
         let config = match Config::resolve(&cli.global).await {
             Ok(config) => config,
             Err(error) => {
@@ -56,6 +68,7 @@ pub fn run() -> i32 {
             Command::Promote(args) => commands::lifecycle::promote(&config, args).await,
             Command::Abort(args) => commands::lifecycle::abort(&config, args).await,
             Command::Analyze(args) => commands::analyze::run(&config, args).await,
+            Command::Plan(args) => commands::plan::run(&config, args).await,
         };
         match result {
             Ok(code) => code,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use canary_core::image::ImageChange;
-use canary_core::rollout_math::{CanaryMode, CanarySize};
+use canary_core::rollout_math::{CanaryMode, CanarySize, IntOrPercent};
 use canary_core::target::DeploymentRef;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -95,6 +95,63 @@ pub enum Command {
     Abort(AbortArgs),
     /// Run the analysis checks once on a running canary and print the verdict.
     Analyze(Box<AnalyzeArgs>),
+    /// Show what a canary size really gives: traffic share, extra pods and their cost.
+    Plan(PlanArgs),
+}
+
+/// `plan` flags.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  # The achievable sizes nearest 5% for a live Deployment, with their cost
+  kubectl canary plan deploy/web --canary 5%
+
+  # The same without a cluster
+  kubectl canary plan --replicas 10 --canary 5% --cpu 100m --memory 128Mi
+
+  # How the native rolling update moves, and what kubectl-canary does instead
+  kubectl canary plan deploy/web --canary 1 --explain")]
+pub struct PlanArgs {
+    /// The Deployment (deploy/NAME); leave out and give --replicas to plan without a cluster.
+    #[arg(value_parser = parse_target, required_unless_present = "replicas", conflicts_with = "replicas")]
+    pub target: Option<DeploymentRef>,
+    /// Plan without a cluster, for a Deployment of this many replicas.
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    pub replicas: Option<i32>,
+    /// Canary size: a number of pods (1) or a share of traffic (5%).
+    #[arg(long, default_value = "1", value_parser = parse_canary_size)]
+    pub canary: CanarySize,
+    /// The mode --explain walks through (the plan itself shows both).
+    #[arg(long, value_enum, default_value_t = ModeArg::Surge)]
+    pub mode: ModeArg,
+    /// Teaching view: the states the native rolling update walks through, where a
+    /// hand-typed `kubectl rollout pause` can land, and kubectl-canary's steps instead.
+    #[arg(long)]
+    pub explain: bool,
+    /// Without a cluster: the Deployment's maxSurge (default 25%).
+    #[arg(long, requires = "replicas", value_parser = parse_int_or_percent)]
+    pub max_surge: Option<IntOrPercent>,
+    /// Without a cluster: the Deployment's maxUnavailable (default 25%).
+    #[arg(long, requires = "replicas", value_parser = parse_int_or_percent)]
+    pub max_unavailable: Option<IntOrPercent>,
+    /// Without a cluster: CPU request of one pod (250m, 0.5).
+    #[arg(long, requires = "replicas", value_parser = parse_cpu)]
+    pub cpu: Option<i64>,
+    /// Without a cluster: memory request of one pod (128Mi, 1G).
+    #[arg(long, requires = "replicas", value_parser = parse_memory)]
+    pub memory: Option<i64>,
+}
+
+fn parse_int_or_percent(arg: &str) -> Result<IntOrPercent, String> {
+    arg.parse::<IntOrPercent>().map_err(|e| e.to_string())
+}
+
+fn parse_cpu(arg: &str) -> Result<i64, String> {
+    canary_core::plan::parse_cpu_millis(arg).map_err(|e| e.to_string())
+}
+
+fn parse_memory(arg: &str) -> Result<i64, String> {
+    canary_core::plan::parse_memory_bytes(arg).map_err(|e| e.to_string())
 }
 
 /// `start` flags.

@@ -2,5 +2,6 @@
 
 pub mod analyze;
 pub mod lifecycle;
+pub mod plan;
 pub mod start;
 pub mod status;

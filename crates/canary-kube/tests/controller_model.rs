@@ -1,0 +1,563 @@
+//! `canary_core::rollout_math` against the real Deployment controller.
+//!
+//! For a grid of replica counts and strategies, a settled Deployment gets a new pod template
+//! and the real kube-controller-manager of the testenv rolls it out while this test makes new
+//! pods Ready **one at a time**, each only once the controller has stopped moving. Every
+//! (old, new) ReplicaSet size the controller writes is recorded from a watch and compared with
+//! `native_rollout_sequence`, and so are the states where the controller rested.
+//!
+//! Readiness is controlled with a pod readiness gate: the pod simulator keeps a gated pod
+//! not Ready until the gate condition is True (as a kubelet does), and this test sets that
+//! condition through the pod's status subresource, as Kubernetes' own
+//! test/integration/deployment marks pods ready.
+//!
+//! Needs the testenv (`scripts/testenv up`). Without it the tests print a note and pass,
+//! unless `KC_TESTENV_REQUIRED=1`, when they fail.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use canary_core::rollout_math::{
+    IntOrPercent, RolloutMathError, RolloutState, native_rollout_sequence, validate_rolling_update,
+};
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{
+    DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+/// The readiness gate this test opens by hand.
+const GATE: &str = "test.kubectl-canary.io/ready";
+/// The controller counts as done with a change when no ReplicaSet event arrived for this long.
+const QUIET: Duration = Duration::from_millis(400);
+/// Longest wait for any one step of the controller (generous: the controller-manager's
+/// client is rate-limited and the cluster is shared with other tests).
+const STEP_TIMEOUT: Duration = Duration::from_secs(150);
+/// Cases running at once. More does not help: the controller-manager's API client is
+/// rate-limited (20 requests/s by default), and every pod costs it several requests.
+const PARALLEL_CASES: usize = 3;
+
+/// The testenv's kubeconfig, or `None` (after a note) when there is no testenv and it is not
+/// required.
+fn testenv_kubeconfig() -> Option<PathBuf> {
+    let dir = std::env::var("KC_TESTENV_DIR")
+        .unwrap_or_else(|_| "/tmp/kubectl-canary-testenv".to_owned());
+    let env_file = PathBuf::from(&dir).join("env");
+    let required = std::env::var("KC_TESTENV_REQUIRED").is_ok_and(|v| v == "1");
+    let kubeconfig = std::fs::read_to_string(&env_file).ok().and_then(|text| {
+        text.lines()
+            .find_map(|line| line.strip_prefix("KUBECONFIG="))
+            .map(PathBuf::from)
+    });
+    match kubeconfig {
+        Some(path) if path.exists() => Some(path),
+        _ if required => panic!(
+            "KC_TESTENV_REQUIRED=1 but no testenv at {} (run scripts/testenv up)",
+            env_file.display()
+        ),
+        _ => {
+            eprintln!(
+                "note: no testenv at {} (scripts/testenv up); controller model test not run",
+                env_file.display()
+            );
+            None
+        }
+    }
+}
+
+async fn client(kubeconfig: &PathBuf) -> Client {
+    let file = Kubeconfig::read_from(kubeconfig).expect("readable testenv kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+        .await
+        .expect("usable testenv kubeconfig");
+    Client::try_from(config).expect("client for the testenv")
+}
+
+fn int_or_string(value: IntOrPercent) -> serde_json::Value {
+    serde_json::to_value(value).expect("IntOrPercent serializes")
+}
+
+fn deployment(replicas: i32, max_surge: IntOrPercent, max_unavailable: IntOrPercent) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {
+                "maxSurge": int_or_string(max_surge),
+                "maxUnavailable": int_or_string(max_unavailable),
+            }},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "readinessGates": [{"conditionType": GATE}],
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "app", "image": "nginx:1.14"}],
+                },
+            },
+        },
+    }))
+    .expect("valid Deployment")
+}
+
+/// A namespace for one case.
+struct TestNamespace {
+    client: Client,
+    name: String,
+}
+
+impl TestNamespace {
+    async fn create(client: &Client, name: String) -> Self {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let namespace: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
+        Self {
+            client: client.clone(),
+            name,
+        }
+    }
+
+    /// Runs `case` in the namespace and deletes the namespace afterwards, also when the case
+    /// panics (the panic is passed on).
+    async fn run<T>(self, case: impl std::future::Future<Output = T>) -> T {
+        let outcome = std::panic::AssertUnwindSafe(case).catch_unwind().await;
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let _ = namespaces
+            .delete(&self.name, &DeleteParams::background())
+            .await;
+        outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+/// ReplicaSet sizes as the watch reports them.
+#[derive(Default)]
+struct ReplicaSets {
+    /// name -> (spec.replicas, status.availableReplicas)
+    by_name: BTreeMap<String, (i32, i32)>,
+    /// Names of ReplicaSets whose controller has not yet caught up with their spec (pods not
+    /// yet created or deleted, or the spec's generation not yet observed).
+    behind: BTreeSet<String>,
+}
+
+impl ReplicaSets {
+    fn apply(&mut self, rs: &ReplicaSet) {
+        let name = rs.metadata.name.clone().unwrap_or_default();
+        let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        let available = rs
+            .status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0);
+        let status = rs.status.clone().unwrap_or_default();
+        let caught_up =
+            status.observed_generation >= rs.metadata.generation && status.replicas == spec;
+        if caught_up {
+            self.behind.remove(&name);
+        } else {
+            self.behind.insert(name.clone());
+        }
+        self.by_name.insert(name, (spec, available));
+    }
+
+    /// (old, new) sizes: `old` is the ReplicaSet of the original template, the new one any other.
+    fn sizes(&self, old_name: &str) -> (i32, i32) {
+        let old = self.by_name.get(old_name).map_or(0, |s| s.0);
+        let new = self
+            .by_name
+            .iter()
+            .filter(|(name, _)| name.as_str() != old_name)
+            .map(|(_, s)| s.0)
+            .sum();
+        (old, new)
+    }
+
+    fn available(&self) -> i32 {
+        self.by_name.values().map(|s| s.1).sum()
+    }
+
+    fn new_available(&self, old_name: &str) -> i32 {
+        self.by_name
+            .iter()
+            .filter(|(name, _)| name.as_str() != old_name)
+            .map(|(_, s)| s.1)
+            .sum()
+    }
+}
+
+/// What the real controller did in one case.
+struct Observed {
+    /// Every (old, new) size in order, starting with (N, 0).
+    states: Vec<(i32, i32)>,
+    /// The sizes at which the controller rested before each pod was made Ready, and at the end.
+    rests: Vec<(i32, i32)>,
+}
+
+/// Opens the readiness gate of `pod`.
+async fn open_gate(pods: &Api<Pod>, pod: &str) {
+    pods.patch_status(
+        pod,
+        &PatchParams::default(),
+        &Patch::Strategic(json!({"status": {"conditions": [{"type": GATE, "status": "True"}]}})),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("open the readiness gate of {pod}: {e}"));
+}
+
+fn is_gate_open(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == GATE && c.status == "True")
+        })
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(
+            start.elapsed() < STEP_TIMEOUT,
+            "timed out after {STEP_TIMEOUT:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Creates the Deployment, makes all its pods Ready, and returns its one ReplicaSet's name.
+async fn settle_initial(client: &Client, namespace: &str, deploy: &Deployment) -> String {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+    deployments
+        .create(&PostParams::default(), deploy)
+        .await
+        .unwrap_or_else(|e| panic!("create Deployment in {namespace}: {e}"));
+    let replicas = deploy.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    wait_until(&format!("{namespace}: initial pods Ready"), || async {
+        let list = pods.list(&ListParams::default()).await.expect("list pods");
+        for pod in list.items.iter().filter(|p| !is_gate_open(p)) {
+            if let Some(name) = &pod.metadata.name {
+                open_gate(&pods, name).await;
+            }
+        }
+        let d = deployments.get("web").await.expect("get Deployment");
+        let status = d.status.unwrap_or_default();
+        status.available_replicas == Some(replicas)
+            && status.updated_replicas == Some(replicas)
+            && status.replicas == Some(replicas)
+            && status.observed_generation == d.metadata.generation
+    })
+    .await;
+    let list = replica_sets
+        .list(&ListParams::default())
+        .await
+        .expect("list ReplicaSets");
+    assert_eq!(
+        list.items.len(),
+        1,
+        "{namespace}: one ReplicaSet before the change"
+    );
+    list.items[0]
+        .metadata
+        .name
+        .clone()
+        .expect("ReplicaSet name")
+}
+
+/// Runs one case on the real controller.
+async fn observe_rollout(
+    client: &Client,
+    namespace: &str,
+    replicas: i32,
+    max_surge: IntOrPercent,
+    max_unavailable: IntOrPercent,
+) -> Observed {
+    let deploy = deployment(replicas, max_surge, max_unavailable);
+    let old_name = settle_initial(client, namespace, &deploy).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+
+    let list = replica_sets
+        .list(&ListParams::default())
+        .await
+        .expect("list ReplicaSets");
+    let mut sets = ReplicaSets::default();
+    for rs in &list.items {
+        sets.apply(rs);
+    }
+    let version = list.metadata.resource_version.clone().unwrap_or_default();
+    // A raw watch, not a reflector: every write arrives, in order, nothing is coalesced.
+    let mut events = replica_sets
+        .watch(&WatchParams::default().timeout(290), &version)
+        .await
+        .expect("watch ReplicaSets")
+        .boxed();
+    let mut states = vec![sets.sizes(&old_name)];
+    let mut rests = Vec::new();
+
+    let patched = deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "app", "image": "nginx:1.15"}
+            ]}}}})),
+        )
+        .await
+        .expect("change the pod template");
+    let generation = patched.metadata.generation.unwrap_or(0);
+
+    let mut opened: BTreeSet<String> = BTreeSet::new();
+    let case = format!(
+        "{namespace} (replicas {replicas}, maxSurge {max_surge}, maxUnavailable {max_unavailable})"
+    );
+    for _ in 0..=replicas + 1 {
+        // Wait until the controller has seen the last change (the template, or the last pod
+        // made Ready) and then until it stops writing.
+        let start = Instant::now();
+        loop {
+            match tokio::time::timeout(QUIET, events.try_next()).await {
+                Ok(Ok(Some(WatchEvent::Added(rs) | WatchEvent::Modified(rs)))) => {
+                    sets.apply(&rs);
+                    let sizes = sets.sizes(&old_name);
+                    if states.last() != Some(&sizes) {
+                        states.push(sizes);
+                    }
+                    continue;
+                }
+                Ok(Ok(Some(WatchEvent::Deleted(rs)))) => {
+                    panic!(
+                        "{case}: ReplicaSet {:?} deleted during the rollout",
+                        rs.metadata.name
+                    )
+                }
+                Ok(Ok(Some(WatchEvent::Error(e)))) => panic!("{case}: watch error {e:?}"),
+                Ok(Ok(Some(WatchEvent::Bookmark(_)))) => continue,
+                Ok(Ok(None)) => panic!("{case}: the ReplicaSet watch ended"),
+                Ok(Err(e)) => panic!("{case}: watch failed: {e}"),
+                Err(_quiet) => {}
+            }
+            let d = deployments.get("web").await.expect("get Deployment");
+            let status = d.status.unwrap_or_default();
+            assert!(
+                start.elapsed() < STEP_TIMEOUT,
+                "{case}: the controller did not settle; states so far {states:?}; ReplicaSets behind {:?}, (spec, available) {:?}, Deployment status {status:?}",
+                sets.behind,
+                sets.by_name
+            );
+            let caught_up = sets.behind.is_empty()
+                && status.observed_generation >= Some(generation)
+                && status.available_replicas.unwrap_or(0) == sets.available()
+                && sets.new_available(&old_name) == opened.len() as i32;
+            if caught_up {
+                break;
+            }
+        }
+        let sizes = sets.sizes(&old_name);
+        rests.push(sizes);
+        if sizes == (0, replicas) && sets.new_available(&old_name) == replicas {
+            return Observed { states, rests };
+        }
+        // Make one more new pod Ready: any pod not of the old ReplicaSet whose gate is shut.
+        let old_hash = old_name.trim_start_matches("web-").to_owned();
+        let candidates = pods.list(&ListParams::default()).await.expect("list pods");
+        let next = candidates.items.iter().find(|pod| {
+            let hash = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("pod-template-hash"))
+                .cloned()
+                .unwrap_or_default();
+            hash != old_hash
+                && pod.metadata.deletion_timestamp.is_none()
+                && !is_gate_open(pod)
+                && !opened.contains(pod.metadata.name.as_deref().unwrap_or_default())
+        });
+        let Some(pod) = next.and_then(|p| p.metadata.name.clone()) else {
+            let seen: Vec<String> = candidates
+                .items
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} gate {}{}",
+                        p.metadata.name.as_deref().unwrap_or_default(),
+                        if is_gate_open(p) { "open" } else { "shut" },
+                        if p.metadata.deletion_timestamp.is_some() {
+                            " terminating"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect();
+            panic!(
+                "{case}: the controller stopped at {sizes:?} with every new pod Ready; states {states:?}; pods {seen:?}"
+            );
+        };
+        open_gate(&pods, &pod).await;
+        opened.insert(pod);
+    }
+    panic!("{case}: more steps than pods; states {states:?}")
+}
+
+fn iop(text: &str) -> IntOrPercent {
+    text.parse().expect("valid IntOrPercent")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_rollout_sequence_matches_the_real_controller() {
+    let Some(kubeconfig) = testenv_kubeconfig() else {
+        return;
+    };
+    let client = client(&kubeconfig).await;
+    let strategies = [
+        ("25%", "25%"),
+        ("1", "0"),
+        ("0", "1"),
+        ("2", "1"),
+        // Rounds to 0/0 below 10 replicas, where the controller makes maxUnavailable 1.
+        ("0", "10%"),
+        ("30%", "0"),
+        ("50%", "50%"),
+    ];
+    let replica_counts = [1, 2, 3, 5, 10, 20];
+    let run_id = std::process::id();
+    let gate = Arc::new(Semaphore::new(PARALLEL_CASES));
+    let mut tasks = Vec::new();
+    // Largest cases first so that they do not run last alone.
+    for &replicas in replica_counts.iter().rev() {
+        for (index, &(surge, unavailable)) in strategies.iter().enumerate() {
+            let (client, gate) = (client.clone(), gate.clone());
+            let (max_surge, max_unavailable) = (iop(surge), iop(unavailable));
+            tasks.push(tokio::spawn(async move {
+                let _slot = gate.acquire().await.expect("semaphore");
+                let name = format!("ctrl-model-{run_id}-{replicas}-{index}");
+                let namespace = TestNamespace::create(&client, name.clone()).await;
+                let observed = namespace
+                    .run(observe_rollout(
+                        &client,
+                        &name,
+                        replicas,
+                        max_surge,
+                        max_unavailable,
+                    ))
+                    .await;
+                let model = native_rollout_sequence(replicas, max_surge, max_unavailable)
+                    .expect("a valid strategy");
+                (replicas, max_surge, max_unavailable, observed, model)
+            }));
+        }
+    }
+    let mut mismatches = Vec::new();
+    let cases = tasks.len();
+    for task in tasks {
+        let (replicas, max_surge, max_unavailable, observed, model) = match task.await {
+            Ok(result) => result,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        let model_states: Vec<(i32, i32)> = model.iter().map(RolloutState::sizes).collect();
+        let mut model_rests: Vec<(i32, i32)> = model
+            .iter()
+            .filter(|s| s.resting)
+            .map(RolloutState::sizes)
+            .collect();
+        model_rests.push((0, replicas));
+        // The controller may rest several times in one state (one pod Ready is not always
+        // enough to move): compare the distinct resting states in order.
+        let mut real_rests = observed.rests.clone();
+        real_rests.dedup();
+        if observed.states != model_states || real_rests != model_rests {
+            mismatches.push(format!(
+                "replicas {replicas}, maxSurge {max_surge}, maxUnavailable {max_unavailable}:\n  controller {:?}\n  model      {model_states:?}\n  controller rests {real_rests:?}\n  model rests      {model_rests:?}",
+                observed.states
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "the model differs from the real controller in {} of {cases} cases:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_refuses_what_the_model_refuses() {
+    let Some(kubeconfig) = testenv_kubeconfig() else {
+        return;
+    };
+    let client = client(&kubeconfig).await;
+    let name = format!("ctrl-model-{}-invalid", std::process::id());
+    let namespace = TestNamespace::create(&client, name.clone()).await;
+    namespace.run(refusals(client, name)).await;
+}
+
+async fn refusals(client: Client, namespace: String) {
+    let deployments: Api<Deployment> = Api::namespaced(client, &namespace);
+    for (surge, unavailable) in [
+        ("0", "0"),
+        ("0%", "0%"),
+        ("0", "0%"),
+        ("1", "101%"),
+        ("-1", "1"),
+    ] {
+        let (max_surge, max_unavailable) = (iop(surge), iop(unavailable));
+        let Err(RolloutMathError::InvalidStrategy { violations }) =
+            validate_rolling_update(max_surge, max_unavailable)
+        else {
+            panic!("the model accepts maxSurge {surge} maxUnavailable {unavailable}");
+        };
+        let refused = deployments
+            .create(
+                &PostParams::default(),
+                &deployment(3, max_surge, max_unavailable),
+            )
+            .await
+            .expect_err("the API server must refuse the strategy");
+        let kube::Error::Api(status) = &refused else {
+            panic!("unexpected error {refused}");
+        };
+        assert_eq!(status.code, 422, "{status:?}");
+        for violation in &violations {
+            assert!(
+                status.message.contains(&violation.to_string()),
+                "the API server's message {:?} lacks the model's {violation}",
+                status.message
+            );
+        }
+    }
+    // And what the model accepts, the API server accepts.
+    for (index, (surge, unavailable)) in [("0", "1"), ("200%", "0"), ("0", "100%")]
+        .into_iter()
+        .enumerate()
+    {
+        let mut deploy = deployment(1, iop(surge), iop(unavailable));
+        deploy.metadata.name = Some(format!("valid-{index}"));
+        assert!(validate_rolling_update(iop(surge), iop(unavailable)).is_ok());
+        deployments
+            .create(&PostParams::default(), &deploy)
+            .await
+            .unwrap_or_else(|e| panic!("maxSurge {surge} maxUnavailable {unavailable}: {e}"));
+    }
+}
