@@ -122,6 +122,23 @@ func (n *netServer) servePod(port int, w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no container on this port", http.StatusServiceUnavailable)
 		return
 	}
+	c.mu.Lock()
+	running := c.running
+	c.mu.Unlock()
+	if !running {
+		// the process is gone: a kept-alive connection is reset, as by a dead container
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				if tc, ok := conn.(*net.TCPConn); ok {
+					_ = tc.SetLinger(0)
+				}
+				_ = conn.Close()
+				return
+			}
+		}
+		http.Error(w, "container not running", http.StatusServiceUnavailable)
+		return
+	}
 	if r.URL.Path == "/metrics" {
 		c.mu.Lock()
 		body := c.m.render()
