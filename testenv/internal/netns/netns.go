@@ -1,6 +1,7 @@
 // Package netns creates the network namespace that hosts every simulated pod and node IP.
 //
-// Layout (defaults):
+// Layout of the first environment on a machine (index 0; index i uses 10.(213+2i) and
+// 10.(214+2i), so that several environments can run side by side):
 //
 //	host  <-- veth /30 10.214.255.253 ------ 10.214.255.254 --> netns kctest-<pid>
 //	host route: 10.213.0.0/16 via 10.214.255.254
@@ -25,16 +26,34 @@ import (
 )
 
 const (
-	// PodSubnet holds every node and pod IP.
-	PodSubnet = "10.213.0.0/16"
-	// HostVethIP is the host end of the veth link.
-	HostVethIP = "10.214.255.253"
-	// NsVethIP is the namespace end of the veth link.
-	NsVethIP = "10.214.255.254"
 	linkCIDR = "/30"
 	// Prefix of every namespace this package creates.
 	Prefix = "kctest-"
+	// MaxIndex bounds the number of environments side by side.
+	MaxIndex = 10
 )
+
+// Net is the addressing of one environment.
+type Net struct {
+	Name       string // namespace name
+	Index      int
+	IPPrefix   string // first two octets of every pod and node IP, e.g. "10.213"
+	PodSubnet  string // e.g. 10.213.0.0/16
+	HostVethIP string // e.g. 10.214.255.253
+	NsVethIP   string // e.g. 10.214.255.254
+}
+
+// ForIndex returns the addressing of environment index i.
+func ForIndex(i int) Net {
+	a, b := 213+2*i, 214+2*i
+	return Net{Index: i, IPPrefix: fmt.Sprintf("10.%d", a), PodSubnet: fmt.Sprintf("10.%d.0.0/16", a),
+		HostVethIP: fmt.Sprintf("10.%d.255.253", b), NsVethIP: fmt.Sprintf("10.%d.255.254", b)}
+}
+
+func routed(subnet string) bool {
+	out, err := exec.Command("ip", "route", "show", subnet).CombinedOutput()
+	return err == nil && strings.TrimSpace(string(out)) != ""
+}
 
 func run(args ...string) error {
 	out, err := exec.Command("ip", args...).CombinedOutput()
@@ -48,37 +67,48 @@ func names(pid int) (ns, hostIf, nsIf string) {
 	return fmt.Sprintf("%s%d", Prefix, pid), fmt.Sprintf("kch%d", pid), fmt.Sprintf("kcn%d", pid)
 }
 
-// Create makes namespace kctest-<pid> with the veth pair and routes. It first removes
-// stale kctest-* namespaces whose owner process is gone.
-func Create(pid int) (string, error) {
+// Create makes namespace kctest-<pid> with the veth pair and routes, on the first address
+// block (index) no other environment routes. It first removes stale kctest-* namespaces
+// whose owner process is gone.
+func Create(pid int) (*Net, error) {
 	CleanStale()
-	if other := Live(); len(other) > 0 {
-		return "", fmt.Errorf("another test environment owns %s (netns %v): only one per machine, since they share the subnet; stop it first (scripts/testenv down with its KC_TESTENV_DIR)", PodSubnet, other)
-	}
 	ns, hostIf, nsIf := names(pid)
 	_ = Delete(ns)
+	var n Net
+	found := false
+	for i := 0; i < MaxIndex; i++ {
+		c := ForIndex(i)
+		if !routed(c.PodSubnet) {
+			n, found = c, true
+			break
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("all %d address blocks 10.213-10.232 are in use by other environments (%v)", MaxIndex, Live())
+	}
+	n.Name = ns
 	steps := [][]string{
 		{"netns", "add", ns},
 		{"link", "add", hostIf, "type", "veth", "peer", "name", nsIf},
 		{"link", "set", nsIf, "netns", ns},
-		{"addr", "add", HostVethIP + linkCIDR, "dev", hostIf},
+		{"addr", "add", n.HostVethIP + linkCIDR, "dev", hostIf},
 		{"link", "set", hostIf, "up"},
 		{"-n", ns, "link", "set", "lo", "up"},
-		{"-n", ns, "addr", "add", NsVethIP + linkCIDR, "dev", nsIf},
+		{"-n", ns, "addr", "add", n.NsVethIP + linkCIDR, "dev", nsIf},
 		{"-n", ns, "link", "set", nsIf, "up"},
-		{"-n", ns, "route", "add", "local", PodSubnet, "dev", "lo"},
-		{"-n", ns, "route", "add", "default", "via", HostVethIP},
-		{"route", "replace", PodSubnet, "via", NsVethIP, "dev", hostIf},
+		{"-n", ns, "route", "add", "local", n.PodSubnet, "dev", "lo"},
+		{"-n", ns, "route", "add", "default", "via", n.HostVethIP},
+		{"route", "add", n.PodSubnet, "via", n.NsVethIP, "dev", hostIf},
 	}
 	for _, s := range steps {
 		if err := run(s...); err != nil {
 			_ = Delete(ns)
-			return "", err
+			return nil, err
 		}
 	}
 	// Loose reverse-path filtering on our own link only.
 	_ = os.WriteFile("/proc/sys/net/ipv4/conf/"+hostIf+"/rp_filter", []byte("0"), 0o644)
-	return ns, nil
+	return &n, nil
 }
 
 // Delete removes a namespace (its veth pair goes with it) and the host route.

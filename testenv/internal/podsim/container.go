@@ -370,13 +370,13 @@ func (c *container) traffic(ctx context.Context) {
 			if r.Float64()*100 < c.b.ErrorPct {
 				code = 500
 			}
-			c.record(code, c.latency(r), "10.213.250.1", "/", "sim-traffic/1.0", 42)
+			c.record(code, c.latency(r), c.pod.s.cfg.IPPrefix+".250.1", "/", "sim-traffic/1.0", 42)
 		case <-errTick:
 			n++
 			c.mu.Lock()
 			cur := c.cur
 			c.mu.Unlock()
-			cur.add(fmt.Sprintf("%s [error] 29#29: *%d simulated error: upstream timed out (110: Connection timed out) while reading response header from upstream, client: 10.213.250.1, server: localhost, request: \"GET /api HTTP/1.1\"", nginxTime(time.Now()), n))
+			cur.add(fmt.Sprintf("%s [error] 29#29: *%d simulated error: upstream timed out (110: Connection timed out) while reading response header from upstream, client: %s.250.1, server: localhost, request: \"GET /api HTTP/1.1\"", nginxTime(time.Now()), n, c.pod.s.cfg.IPPrefix))
 		}
 	}
 }

@@ -187,7 +187,7 @@ func (n *netServer) startKubelet() error {
 	}
 	var hosts []string
 	for i := 0; i < n.s.cfg.Nodes; i++ {
-		hosts = append(hosts, NodeIP(i), fmt.Sprintf("sim-node-%d", i))
+		hosts = append(hosts, n.s.NodeIP(i), fmt.Sprintf("sim-node-%d", i))
 	}
 	kp, err := ca.Issue("sim-kubelet", nil, hosts, false, true)
 	if err != nil {

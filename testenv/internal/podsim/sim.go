@@ -39,6 +39,7 @@ type Config struct {
 	NodeMemory string
 	NodePods   int
 	SDListen   string
+	IPPrefix   string
 }
 
 type nodeInfo struct {
@@ -79,6 +80,7 @@ func Main(args []string) int {
 	fs.StringVar(&cfg.NodeCPU, "node-cpu", "4", "allocatable cpu per node")
 	fs.StringVar(&cfg.NodeMemory, "node-memory", "8Gi", "allocatable memory per node")
 	fs.IntVar(&cfg.NodePods, "node-pods", 110, "allocatable pods per node")
+	fs.StringVar(&cfg.IPPrefix, "ip-prefix", "10.213", "first two octets of every node and pod IP")
 	fs.StringVar(&cfg.SDListen, "sd-listen", "", "serve Prometheus HTTP SD (kubernetes role=pod labels) on this address")
 	_ = fs.Parse(args)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -93,10 +95,13 @@ func Main(args []string) int {
 }
 
 // NodeIP of simulated node i.
-func NodeIP(i int) string { return fmt.Sprintf("10.213.0.%d", 10+i) }
+func (s *Sim) NodeIP(i int) string { return fmt.Sprintf("%s.0.%d", s.cfg.IPPrefix, 10+i) }
 
 // Run runs the simulator until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
+	if cfg.IPPrefix == "" {
+		cfg.IPPrefix = "10.213"
+	}
 	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	if err != nil {
 		return err
@@ -114,7 +119,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer bc.Shutdown()
 	for i := 0; i < cfg.Nodes; i++ {
 		name := fmt.Sprintf("sim-node-%d", i)
-		s.nodes[name] = &nodeInfo{name: name, ip: NodeIP(i), index: i, used: map[string]bool{}, nextIP: 2}
+		s.nodes[name] = &nodeInfo{name: name, ip: s.NodeIP(i), index: i, used: map[string]bool{}, nextIP: 2}
 		s.recorders[name] = bc.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: name})
 	}
 	s.net = newNetServer(s, cfg.Netns)
@@ -189,7 +194,7 @@ func (s *Sim) nodeObject(n *nodeInfo) *v1.Node {
 			"beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
 			"topology.kubernetes.io/zone": fmt.Sprintf("sim-zone-%d", n.index%3), "sim.kubectl-canary.io/node": "true"},
 			Annotations: map[string]string{"node.alpha.kubernetes.io/ttl": "0"}},
-		Spec: v1.NodeSpec{PodCIDR: fmt.Sprintf("10.213.%d.0/24", n.index+1), PodCIDRs: []string{fmt.Sprintf("10.213.%d.0/24", n.index+1)}},
+		Spec: v1.NodeSpec{PodCIDR: fmt.Sprintf("%s.%d.0/24", s.cfg.IPPrefix, n.index+1), PodCIDRs: []string{fmt.Sprintf("%s.%d.0/24", s.cfg.IPPrefix, n.index+1)}},
 		Status: v1.NodeStatus{
 			Capacity: rl, Allocatable: rl,
 			Phase: v1.NodeRunning,
@@ -295,7 +300,7 @@ func (s *Sim) allocIP(n *nodeInfo) string {
 		if n.nextIP > 254 {
 			n.nextIP = 2
 		}
-		ip := fmt.Sprintf("10.213.%d.%d", n.index+1, x)
+		ip := fmt.Sprintf("%s.%d.%d", s.cfg.IPPrefix, n.index+1, x)
 		if !n.used[ip] {
 			n.used[ip] = true
 			return ip

@@ -50,6 +50,7 @@ type sup struct {
 	promBin    string
 	nodes      int
 	ns         string
+	net        *netns.Net
 	procs      []*proc
 	died       chan *proc
 	apiPort    int
@@ -249,11 +250,12 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 	ctx = deadline
 
 	var err error
-	s.ns, err = netns.Create(os.Getpid())
+	s.net, err = netns.Create(os.Getpid())
 	if err != nil {
 		return fmt.Errorf("network namespace: %w", err)
 	}
-	logf("netns %s: pods/nodes %s via %s", s.ns, netns.PodSubnet, netns.NsVethIP)
+	s.ns = s.net.Name
+	logf("netns %s: pods/nodes %s via %s", s.ns, s.net.PodSubnet, s.net.NsVethIP)
 
 	// ports
 	if s.etcdPort, err = freePort(); err != nil {
@@ -345,7 +347,7 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		"--etcd-servers", fmt.Sprintf("http://127.0.0.1:%d", s.etcdPort),
 		"--bind-address", "127.0.0.1",
 		"--secure-port", strconv.Itoa(s.apiPort),
-		"--advertise-address", netns.HostVethIP,
+		"--advertise-address", s.net.HostVethIP,
 		"--endpoint-reconciler-type", "none",
 		"--cert-dir", s.pki,
 		"--tls-cert-file", servingCrt, "--tls-private-key-file", servingKey,
@@ -424,6 +426,7 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 	if _, err := s.startProc("podsim", s.self, "podsim",
 		"--kubeconfig", filepath.Join(s.pki, "podsim.kubeconfig"),
 		"--netns", s.ns,
+		"--ip-prefix", s.net.IPPrefix,
 		"--nodes", strconv.Itoa(s.nodes),
 		"--sd-listen", fmt.Sprintf("127.0.0.1:%d", s.sdPort),
 		"--node-cpu", nodeCPU, "--node-memory", nodeMem, "--node-pods", strconv.Itoa(nodePods),
@@ -468,7 +471,7 @@ func (s *sup) writeEnv(promURL string) error {
 		"KC_POD_NETNS=" + s.ns,
 		"KC_APISERVER_URL=" + fmt.Sprintf("https://127.0.0.1:%d", s.apiPort),
 		"KC_TESTENV_PID=" + strconv.Itoa(os.Getpid()),
-		"KC_POD_SUBNET=" + netns.PodSubnet,
+		"KC_POD_SUBNET=" + s.net.PodSubnet,
 		"KC_SIM_NODES=" + strings.Join(names, ","),
 	}
 	tmp := filepath.Join(s.dir, "env.tmp")
