@@ -577,3 +577,141 @@ async fn prometheus_pass_fail_and_inconclusive() {
     };
     tokio::join!(good, bad, no_traffic);
 }
+
+async fn create_service(client: &kube::Client, namespace: &str) {
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), namespace);
+    let service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 80}]},
+    }))
+    .unwrap();
+    services
+        .create(&kube::api::PostParams::default(), &service)
+        .await
+        .expect("the Service");
+}
+
+/// Waits until the Service's endpoints list `count` ready addresses.
+async fn wait_endpoints(env: &TestEnv, client: &kube::Client, namespace: &str, count: usize) {
+    let slices: Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+        Api::namespaced(client.clone(), namespace);
+    wait_for(
+        env,
+        "the Service's endpoints",
+        Duration::from_secs(30),
+        || async {
+            let list = slices
+                .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
+                .await
+                .ok()?;
+            let ready = list
+                .items
+                .iter()
+                .flat_map(|s| s.endpoints.iter().flatten())
+                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
+                .count();
+            (ready == count).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn service_checks_see_what_users_see_and_waiting_has_a_limit() {
+    let Some(env) = TestEnv::get() else { return };
+    let healthy = TestNamespace::create(&env, "an-svc-ok").await;
+    let erroring = TestNamespace::create(&env, "an-svc-500").await;
+    let starting = TestNamespace::create(&env, "an-wait").await;
+    let service_spec = spec_of(
+        Duration::from_secs(60),
+        vec![check(
+            "users",
+            Probe::Http(HttpSpec {
+                requests: 80,
+                rate_per_second: 40.0,
+                service: Some("web".into()),
+                ..HttpSpec::new(80, "/")
+            }),
+        )],
+    );
+
+    let good = async {
+        let (client, target) = canary(&env, &healthy.name, 3, STABLE_IMAGE, "nginx:1.15").await;
+        create_service(&client, &healthy.name).await;
+        wait_endpoints(&env, &client, &healthy.name, 4).await;
+        let result = run_once(&client, &target, &service_spec).await;
+        assert_outcome(
+            &result,
+            Outcome::Pass,
+            "0/80 requests through service web failed",
+        );
+    };
+    let bad = async {
+        // One canary pod of four answering only 500s: about a quarter of users see errors.
+        let (client, target) = canary(
+            &env,
+            &erroring.name,
+            3,
+            STABLE_IMAGE,
+            "nginx:1.15__errors-100",
+        )
+        .await;
+        create_service(&client, &erroring.name).await;
+        wait_endpoints(&env, &client, &erroring.name, 4).await;
+        let result = run_once(&client, &target, &service_spec).await;
+        assert_outcome(&result, Outcome::Fail, "through service web failed");
+        let rate = result.measurements[1].canary.unwrap();
+        assert!(
+            rate > 0.05 && rate < 0.6,
+            "error rate {rate}: {}",
+            result.reason
+        );
+    };
+    let wait = async {
+        let (client, target) = canary(
+            &env,
+            &starting.name,
+            2,
+            STABLE_IMAGE,
+            "nginx:1.15__never-ready",
+        )
+        .await;
+        let mut pods_check = check("pods", Probe::PodHealth(PodHealthSpec::default()));
+        pods_check.on_inconclusive = InconclusivePolicy::Wait {
+            limit: Duration::from_secs(3),
+        };
+        let spec = spec_of(Duration::from_secs(60), vec![pods_check]);
+        let options = RunOptions {
+            observe_for: Duration::ZERO,
+            keep_waiting: true,
+            retry_every: Duration::from_secs(1),
+        };
+        let started = Instant::now();
+        let verdict = analysis::run_analysis(&client, &target, &spec, options)
+            .await
+            .unwrap();
+        assert_eq!(
+            verdict.decision,
+            Decision::Inconclusive,
+            "{}",
+            verdict.reason
+        );
+        assert!(
+            verdict.reason.contains("still inconclusive after waiting"),
+            "{}",
+            verdict.reason
+        );
+        assert!(
+            started.elapsed() >= Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+    };
+    tokio::join!(good, bad, wait);
+}

@@ -104,7 +104,10 @@ async fn read_side(
             .map(Duration::from_secs)
             .unwrap_or(window);
         let params = LogParams {
-            container: settings.container.clone(),
+            container: settings
+                .container
+                .clone()
+                .or_else(|| default_container(pod)),
             since_seconds: Some(window.as_secs().max(1) as i64),
             limit_bytes: Some(MAX_LOG_BYTES_PER_POD),
             ..LogParams::default()
@@ -132,6 +135,22 @@ async fn read_side(
         }
     }
     Ok(side_logs)
+}
+
+/// The container `kubectl logs` would pick: the one named by the
+/// `kubectl.kubernetes.io/default-container` annotation, else the first. Without a name the
+/// API refuses to read the log of a pod with several containers.
+fn default_container(pod: &Pod) -> Option<String> {
+    pod.annotations()
+        .get("kubectl.kubernetes.io/default-container")
+        .cloned()
+        .or_else(|| {
+            pod.spec
+                .as_ref()?
+                .containers
+                .first()
+                .map(|c| c.name.clone())
+        })
 }
 
 fn side_rate(side: &SideLogs) -> Option<f64> {
@@ -258,6 +277,23 @@ mod tests {
     }
 
     const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn reads_the_container_kubectl_would_pick() {
+        let pod = |annotations: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p", "annotations": annotations},
+                "spec": {"containers": [{"name": "sidecar"}, {"name": "web"}]},
+            }))
+            .unwrap()
+        };
+        assert_eq!(
+            default_container(&pod(serde_json::json!({}))).as_deref(),
+            Some("sidecar")
+        );
+        let annotated = pod(serde_json::json!({"kubectl.kubernetes.io/default-container": "web"}));
+        assert_eq!(default_container(&annotated).as_deref(), Some("web"));
+    }
 
     #[test]
     fn counts_lines_matching_any_pattern() {
