@@ -318,6 +318,19 @@ func (s *Sim) onPod(ctx context.Context, o interface{}) {
 		return
 	}
 	if pod.DeletionTimestamp != nil {
+		s.mu.Lock()
+		p := s.pods[pod.UID]
+		s.mu.Unlock()
+		if p != nil {
+			for _, c := range p.containers {
+				c.mu.Lock()
+				running := c.running
+				c.mu.Unlock()
+				if running {
+					p.event(v1.EventTypeNormal, "Killing", "Stopping container "+c.name)
+				}
+			}
+		}
 		s.stopPod(pod.UID)
 		go s.deletePod(ctx, pod)
 		return
