@@ -35,6 +35,26 @@ async fn canary(
     stable_image: &str,
     canary_image: &str,
 ) -> (kube::Client, AnalysisTarget) {
+    canary_with(
+        env,
+        namespace,
+        replicas,
+        stable_image,
+        canary_image,
+        json!({}),
+    )
+    .await
+}
+
+/// Like [`canary`], with more fields for the canary's container (e.g. resources).
+async fn canary_with(
+    env: &TestEnv,
+    namespace: &str,
+    replicas: i32,
+    stable_image: &str,
+    canary_image: &str,
+    container_fields: serde_json::Value,
+) -> (kube::Client, AnalysisTarget) {
     let client = env.client().await;
     create_settled(
         env,
@@ -43,15 +63,22 @@ async fn canary(
     )
     .await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let mut container = json!({"name": "nginx", "image": canary_image});
+    if let (Some(container), Some(fields)) =
+        (container.as_object_mut(), container_fields.as_object())
+    {
+        container.extend(fields.clone());
+    }
     deployments
         .patch(
             "web",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {
+            // Strategic merge, as `start` does: containers are merged by name.
+            &Patch::Strategic(json!({"spec": {
                 "minReadySeconds": BRAKE_SECONDS,
                 "progressDeadlineSeconds": BRAKE_SECONDS + 1,
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                "template": {"spec": {"containers": [{"name": "nginx", "image": canary_image}]}},
+                "template": {"spec": {"containers": [container]}},
             }})),
         )
         .await
@@ -179,6 +206,7 @@ async fn pod_health_passes_fails_fast_and_waits() {
     let crashing = TestNamespace::create(&env, "an-ph-crash").await;
     let starting = TestNamespace::create(&env, "an-ph-wait").await;
     let pulling = TestNamespace::create(&env, "an-ph-pull").await;
+    let pending = TestNamespace::create(&env, "an-ph-pending").await;
     let spec = spec_of(
         Duration::from_secs(60),
         vec![check("pods", Probe::PodHealth(PodHealthSpec::default()))],
@@ -303,6 +331,62 @@ async fn pod_health_passes_fails_fast_and_waits() {
         assert_outcome(&result, Outcome::Fail, "not Ready 1s after creation");
     };
 
+    let unschedulable = async {
+        // A canary asking for more CPU than any node has stays Pending: the scheduler's
+        // reason (lack of capacity) is reported, inconclusive within the Ready deadline and a
+        // failure after it.
+        let (client, target) = canary_with(
+            &env,
+            &pending.name,
+            2,
+            STABLE_IMAGE,
+            "nginx:1.15",
+            json!({"resources": {"requests": {"cpu": "100"}}}),
+        )
+        .await;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
+        let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
+        wait_for(
+            &env,
+            "the scheduler's verdict on the canary pod",
+            Duration::from_secs(30),
+            || async {
+                let list = pods
+                    .list(&ListParams::default().labels(&selector))
+                    .await
+                    .ok()?;
+                list.items
+                    .iter()
+                    .all(|p| {
+                        p.status
+                            .as_ref()
+                            .and_then(|s| s.conditions.as_ref())
+                            .is_some_and(|c| {
+                                c.iter()
+                                    .any(|c| c.type_ == "PodScheduled" && c.status == "False")
+                            })
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Inconclusive, "Insufficient cpu");
+        let strict = spec_of(
+            Duration::from_secs(60),
+            vec![check(
+                "pods",
+                Probe::PodHealth(PodHealthSpec {
+                    ready_deadline: Duration::from_secs(1),
+                    max_restarts: 0,
+                }),
+            )],
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let result = run_once(&client, &target, &strict).await;
+        assert_outcome(&result, Outcome::Fail, "lacks capacity");
+    };
+
     let pull = async {
         let (client, target) =
             canary(&env, &pulling.name, 2, STABLE_IMAGE, "nginx:1.15__pullfail").await;
@@ -315,7 +399,7 @@ async fn pod_health_passes_fails_fast_and_waits() {
             .unwrap();
         assert_outcome(&verdict.checks[0], Outcome::Fail, "ErrImagePull");
     };
-    tokio::join!(good, crash, wait, pull);
+    tokio::join!(good, crash, wait, unschedulable, pull);
 }
 
 #[tokio::test]
