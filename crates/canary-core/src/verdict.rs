@@ -775,6 +775,68 @@ mod tests {
         assert_eq!(verdict.decision, Decision::Fail);
     }
 
+    fn arbitrary_check() -> impl proptest::strategy::Strategy<Value = CheckResult> {
+        use proptest::prelude::*;
+        (
+            prop_oneof![
+                Just(Outcome::Pass),
+                Just(Outcome::Fail),
+                Just(Outcome::Inconclusive)
+            ],
+            any::<bool>(),
+            prop_oneof![
+                Just(InconclusivePolicy::Pass),
+                Just(InconclusivePolicy::Fail),
+                (0u64..120).prop_map(|s| InconclusivePolicy::Wait {
+                    limit: Duration::from_secs(s)
+                }),
+            ],
+        )
+            .prop_map(|(outcome, critical, policy)| check("c", outcome, critical, policy))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn combination_invariants(
+            checks in proptest::collection::vec(arbitrary_check(), 1..8),
+            pass_score in 0.0f64..=100.0,
+            waited in 0u64..150,
+        ) {
+            let waited = Duration::from_secs(waited);
+            let verdict = combine(checks.clone(), pass_score, waited);
+            let counts_as_failure = |c: &CheckResult| {
+                c.outcome == Outcome::Fail
+                    || (c.outcome == Outcome::Inconclusive && c.on_inconclusive == InconclusivePolicy::Fail)
+            };
+            let undecided = |c: &CheckResult| {
+                c.outcome == Outcome::Inconclusive && matches!(c.on_inconclusive, InconclusivePolicy::Wait { .. })
+            };
+            // A failing critical check always fails the canary.
+            if checks.iter().any(|c| c.critical && counts_as_failure(c)) {
+                proptest::prop_assert_eq!(verdict.decision, Decision::Fail);
+            }
+            // A pass needs every check decided and the score reached.
+            if verdict.decision == Decision::Pass {
+                proptest::prop_assert!(!checks.iter().any(undecided));
+                proptest::prop_assert!(verdict.score.unwrap() >= pass_score);
+            }
+            // Nothing failing and nothing undecided is a pass.
+            if !checks.iter().any(|c| counts_as_failure(c) || undecided(c)) {
+                proptest::prop_assert_eq!(verdict.decision, Decision::Pass);
+            }
+            // Waiting happens only while a waiting check's limit is ahead.
+            if verdict.decision == Decision::Wait {
+                let waiting_ahead = checks.iter().any(|c| {
+                    c.outcome == Outcome::Inconclusive
+                        && matches!(c.on_inconclusive, InconclusivePolicy::Wait { limit } if waited < limit)
+                });
+                proptest::prop_assert!(waiting_ahead);
+            }
+            // Every check is reported, in order.
+            proptest::prop_assert_eq!(verdict.checks, checks);
+        }
+    }
+
     #[test]
     fn no_checks_is_inconclusive_not_a_pass() {
         assert_eq!(
