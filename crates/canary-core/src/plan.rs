@@ -1231,6 +1231,35 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn exact_sizing_is_exact(
+            hundredths in 1u32..=10_000,
+            replicas in 1..500i32,
+            surge in proptest::bool::ANY,
+        ) {
+            let percent = f64::from(hundredths) / 100.0;
+            let mode = if surge { CanaryMode::Surge } else { CanaryMode::Replace };
+            if let Some(exact) = exact_sizing(percent, replicas, mode) {
+                // canary / (stable + canary) == hundredths / 10000, in integers.
+                let total = i64::from(exact.stable_pods + exact.canary_pods);
+                proptest::prop_assert_eq!(
+                    i64::from(exact.canary_pods) * 10_000,
+                    i64::from(hundredths) * total
+                );
+                proptest::prop_assert!(exact.canary_pods >= 1 && exact.stable_pods >= 1);
+                let expected_stable = match mode {
+                    CanaryMode::Surge => exact.replicas,
+                    CanaryMode::Replace => exact.replicas - exact.canary_pods,
+                };
+                proptest::prop_assert_eq!(exact.stable_pods, expected_stable);
+                // resolve_canary agrees: at that size the share is hit exactly.
+                let resolved = resolve_canary(CanarySize::Percent(percent), exact.replicas, mode).unwrap();
+                proptest::prop_assert_eq!(resolved.pods, exact.canary_pods);
+            }
+        }
+    }
+
     fn explain_input(
         max_surge: &str,
         max_unavailable: &str,

@@ -1763,6 +1763,51 @@ mod tests {
         assert_eq!(brake_sequence(1, CanaryMode::Surge, 1), [(1, 0), (1, 1)]);
     }
 
+    #[test]
+    fn roll_over_cleans_up_unhealthy_old_pods_first() {
+        // Case 2 of reconcileOldReplicaSets' comment: 10 replicas, surge 3, unavailable 2;
+        // A has 8 available pods, B (the previous new one) 5 crashlooping pods; a new
+        // template arrives. C starts at 0 (13 pods already), B's 5 unhealthy pods go
+        // (13 - 8 - 0 = 5), and C can then grow by 5.
+        let fenceposts = Fenceposts {
+            max_surge: 3,
+            max_unavailable: 2,
+        };
+        let mut model = DeploymentModel {
+            replicas: 10,
+            fenceposts,
+            status_replicas: 13,
+            old: vec![
+                ReplicaSetModel {
+                    available: 8,
+                    ..replica_set("a", 1, 8, 13)
+                },
+                ReplicaSetModel {
+                    available: 0,
+                    ..replica_set("b", 2, 5, 13)
+                },
+            ],
+            new: None,
+        };
+        assert_eq!(
+            model.rolling_sync(),
+            vec![
+                ControllerWrite::CreateNew { replicas: 0 },
+                ControllerWrite::ScaleOld {
+                    index: 1,
+                    from: 5,
+                    to: 0
+                },
+            ]
+        );
+        assert_eq!(
+            model.rolling_sync(),
+            vec![ControllerWrite::ScaleNew { from: 0, to: 5 }]
+        );
+        assert_eq!(model.rolling_sync(), vec![]);
+        assert_eq!(model.snapshot().old_rs, 8);
+    }
+
     fn replica_set(name: &str, created: u64, replicas: i32, max_replicas: i32) -> ReplicaSetModel {
         ReplicaSetModel {
             name: name.to_owned(),

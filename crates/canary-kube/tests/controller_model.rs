@@ -4,7 +4,9 @@
 //! and the real kube-controller-manager of the testenv rolls it out while this test makes new
 //! pods Ready **one at a time**, each only once the controller has stopped moving. Every
 //! (old, new) ReplicaSet size the controller writes is recorded from a watch and compared with
-//! `native_rollout_sequence`, and so are the states where the controller rested.
+//! `native_rollout_sequence`, and so are the states where the controller rested. A second
+//! test changes replicas or maxSurge of a paused, braked canary and compares the controller's
+//! proportional scaling with `DeploymentModel::scale`.
 //!
 //! Readiness is controlled with a pod readiness gate: the pod simulator keeps a gated pod
 //! not Ready until the gate condition is True (as a kubelet does), and this test sets that
@@ -20,7 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use canary_core::rollout_math::{
-    IntOrPercent, RolloutMathError, RolloutState, native_rollout_sequence, validate_rolling_update,
+    CanaryMode, DeploymentModel, Fenceposts, IntOrPercent, ReplicaSetModel, RolloutMathError,
+    RolloutState, brake_strategy, native_rollout_sequence, validate_rolling_update,
 };
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -560,4 +563,303 @@ async fn refusals(client: Client, namespace: String) {
             .await
             .unwrap_or_else(|e| panic!("maxSurge {surge} maxUnavailable {unavailable}: {e}"));
     }
+}
+
+/// A change made to a paused, braked canary.
+#[derive(Debug, Clone, Copy)]
+enum PausedChange {
+    /// `kubectl scale` (or an HPA) sets `spec.replicas`.
+    Replicas(i32),
+    /// The brake's maxSurge is raised (surge mode).
+    MaxSurge(i32),
+}
+
+/// The controller's view of the Deployment's ReplicaSets, for `DeploymentModel`.
+fn model_of(
+    deployment: &Deployment,
+    replica_sets: &[ReplicaSet],
+    fenceposts: Fenceposts,
+) -> (DeploymentModel, Vec<String>, Option<String>) {
+    let template = deployment.spec.as_ref().map(|s| s.template.clone());
+    // ReplicaSetsByCreationTimestamp: by creation time, then by name.
+    let mut ordered: Vec<&ReplicaSet> = replica_sets.iter().collect();
+    ordered.sort_by_key(|rs| {
+        (
+            rs.metadata.creation_timestamp.clone().map(|t| t.0),
+            rs.metadata.name.clone(),
+        )
+    });
+    let annotation = |rs: &ReplicaSet, key: &str| {
+        rs.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .and_then(|v| v.parse::<i32>().ok())
+    };
+    let mut old = Vec::new();
+    let mut old_names = Vec::new();
+    let mut new = None;
+    let mut new_name = None;
+    for (rank, rs) in ordered.into_iter().enumerate() {
+        let name = rs.metadata.name.clone().unwrap_or_default();
+        let model = ReplicaSetModel {
+            name: name.clone(),
+            created: rank as u64,
+            replicas: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+            available: rs
+                .status
+                .as_ref()
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0),
+            desired_replicas: annotation(rs, "deployment.kubernetes.io/desired-replicas"),
+            max_replicas: annotation(rs, "deployment.kubernetes.io/max-replicas"),
+        };
+        // The new ReplicaSet is the one whose template (without the hash label) is the
+        // Deployment's; the only other is the stable one.
+        let mut rs_template = rs.spec.as_ref().and_then(|s| s.template.clone());
+        if let Some(labels) = rs_template
+            .as_mut()
+            .and_then(|t| t.metadata.as_mut())
+            .and_then(|m| m.labels.as_mut())
+        {
+            labels.remove("pod-template-hash");
+        }
+        if rs_template == template {
+            new = Some(model);
+            new_name = Some(name);
+        } else {
+            old.push(model);
+            old_names.push(name);
+        }
+    }
+    let model = DeploymentModel {
+        replicas: deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1),
+        fenceposts,
+        status_replicas: deployment
+            .status
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(0),
+        old,
+        new,
+    };
+    (model, old_names, new_name)
+}
+
+/// Sizes by ReplicaSet name.
+fn sizes_by_name(replica_sets: &[ReplicaSet]) -> BTreeMap<String, i32> {
+    replica_sets
+        .iter()
+        .map(|rs| {
+            (
+                rs.metadata.name.clone().unwrap_or_default(),
+                rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// Holds a braked canary of `canary_pods` on `replicas`, pauses, applies `change` and returns
+/// (what `DeploymentModel::scale` predicts, what the controller did).
+async fn paused_change(
+    client: &Client,
+    namespace: &str,
+    replicas: i32,
+    mode: CanaryMode,
+    canary_pods: i32,
+    change: PausedChange,
+) -> (BTreeMap<String, i32>, BTreeMap<String, i32>) {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+    let mut deploy = deployment(replicas, IntOrPercent::DEFAULT, IntOrPercent::DEFAULT);
+    // No readiness gate here: the simulator makes pods Ready at once, and the brake keeps the
+    // canary pods from becoming Available.
+    if let Some(pod) = deploy.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+        pod.readiness_gates = None;
+    }
+    deployments
+        .create(&PostParams::default(), &deploy)
+        .await
+        .unwrap_or_else(|e| panic!("create Deployment in {namespace}: {e}"));
+    let settled = |d: &Deployment, replicas: i32| {
+        let status = d.status.clone().unwrap_or_default();
+        status.observed_generation >= d.metadata.generation
+            && status.available_replicas == Some(replicas)
+            && status.updated_replicas == Some(replicas)
+    };
+    wait_until(&format!("{namespace}: settled"), || async {
+        settled(&deployments.get("web").await.expect("get"), replicas)
+    })
+    .await;
+    let brake = brake_strategy(mode, canary_pods);
+    let braked = deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {
+                "minReadySeconds": 1_000_000_000,
+                "progressDeadlineSeconds": 1_000_000_001,
+                "strategy": {"rollingUpdate": {"maxSurge": brake.max_surge, "maxUnavailable": brake.max_unavailable}},
+                "template": {"spec": {"containers": [{"name": "app", "image": "nginx:1.15"}]}},
+            }})),
+        )
+        .await
+        .expect("brake");
+    let generation = braked.metadata.generation;
+    let stable_pods = replicas - brake.max_unavailable;
+    wait_until(&format!("{namespace}: canary held"), || async {
+        let d = deployments.get("web").await.expect("get");
+        let list = replica_sets
+            .list(&ListParams::default())
+            .await
+            .expect("list");
+        let mut sizes: Vec<i32> = sizes_by_name(&list.items).into_values().collect();
+        sizes.sort_unstable();
+        let mut wanted = vec![canary_pods, stable_pods];
+        wanted.sort_unstable();
+        d.status.and_then(|s| s.observed_generation) >= generation && sizes == wanted
+    })
+    .await;
+    let paused = deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": true}})),
+        )
+        .await
+        .expect("pause");
+    let generation = paused.metadata.generation;
+    wait_until(&format!("{namespace}: pause observed"), || async {
+        deployments
+            .get("web")
+            .await
+            .expect("get")
+            .status
+            .and_then(|s| s.observed_generation)
+            >= generation
+    })
+    .await;
+
+    let before = deployments.get("web").await.expect("get");
+    let list = replica_sets
+        .list(&ListParams::default())
+        .await
+        .expect("list");
+    let (new_replicas, new_fenceposts, patch) = match change {
+        PausedChange::Replicas(to) => (to, brake, json!({"spec": {"replicas": to}})),
+        PausedChange::MaxSurge(to) => (
+            replicas,
+            Fenceposts {
+                max_surge: to,
+                max_unavailable: 0,
+            },
+            json!({"spec": {"strategy": {"rollingUpdate": {"maxSurge": to}}}}),
+        ),
+    };
+    let sizes_before = sizes_by_name(&list.items);
+    let (mut model, old_names, new_name) = model_of(&before, &list.items, brake);
+    model.replicas = new_replicas;
+    model.fenceposts = new_fenceposts;
+    model.scale();
+    let mut predicted = BTreeMap::new();
+    for (name, rs) in old_names.iter().zip(&model.old) {
+        predicted.insert(name.clone(), rs.replicas);
+    }
+    if let (Some(name), Some(rs)) = (new_name, &model.new) {
+        predicted.insert(name, rs.replicas);
+    }
+
+    let changed = deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect("change while paused");
+    let generation = changed.metadata.generation;
+    // sync() scales every ReplicaSet before it writes observedGeneration.
+    wait_until(&format!("{namespace}: change observed"), || async {
+        deployments
+            .get("web")
+            .await
+            .expect("get")
+            .status
+            .and_then(|s| s.observed_generation)
+            >= generation
+    })
+    .await;
+    let after = replica_sets
+        .list(&ListParams::default())
+        .await
+        .expect("list");
+    let observed = sizes_by_name(&after.items);
+    // Every case is chosen so that the controller must rescale: a comparison of two
+    // unchanged size lists would prove nothing.
+    assert_ne!(
+        observed, sizes_before,
+        "{namespace}: the controller did not rescale"
+    );
+    (predicted, observed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_scaling_matches_proportional_scale() {
+    let Some(kubeconfig) = testenv_kubeconfig() else {
+        return;
+    };
+    let client = client(&kubeconfig).await;
+    let cases = [
+        (10, CanaryMode::Surge, 2, PausedChange::Replicas(20)),
+        (10, CanaryMode::Surge, 2, PausedChange::Replicas(5)),
+        (10, CanaryMode::Surge, 2, PausedChange::Replicas(11)),
+        (4, CanaryMode::Surge, 1, PausedChange::Replicas(9)),
+        (10, CanaryMode::Replace, 2, PausedChange::Replicas(20)),
+        (10, CanaryMode::Replace, 3, PausedChange::Replicas(3)),
+        (10, CanaryMode::Surge, 2, PausedChange::MaxSurge(3)),
+        (5, CanaryMode::Surge, 1, PausedChange::MaxSurge(4)),
+    ];
+    let run_id = std::process::id();
+    let gate = Arc::new(Semaphore::new(PARALLEL_CASES));
+    let mut tasks = Vec::new();
+    for (index, (replicas, mode, canary_pods, change)) in cases.into_iter().enumerate() {
+        let (client, gate) = (client.clone(), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            let _slot = gate.acquire().await.expect("semaphore");
+            let name = format!("ctrl-paused-{run_id}-{index}");
+            let namespace = TestNamespace::create(&client, name.clone()).await;
+            let (predicted, observed) = namespace
+                .run(paused_change(
+                    &client,
+                    &name,
+                    replicas,
+                    mode,
+                    canary_pods,
+                    change,
+                ))
+                .await;
+            (
+                format!("{replicas} replicas, {mode} canary of {canary_pods}, then {change:?}"),
+                predicted,
+                observed,
+            )
+        }));
+    }
+    let mut mismatches = Vec::new();
+    for task in tasks {
+        let (case, predicted, observed) = match task.await {
+            Ok(result) => result,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        if predicted != observed {
+            mismatches.push(format!(
+                "{case}:\n  controller {observed:?}\n  model      {predicted:?}"
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "proportional scaling differs from the real controller:\n{}",
+        mismatches.join("\n")
+    );
 }
