@@ -232,6 +232,17 @@ func TestBehaviours(t *testing.T) {
 			t.Fatalf("ready %s after start, want about 3s", d)
 		}
 	})
+	t.Run("readiness-probe", func(t *testing.T) {
+		t.Parallel()
+		kubectl(t, "-n", ns, "run", "probe", "--image=app:v1", "--overrides",
+			`{"spec":{"containers":[{"name":"probe","image":"app:v1","readinessProbe":{"httpGet":{"path":"/","port":80},"initialDelaySeconds":3}}]}}`)
+		p := waitPod(t, ns, "probe", 20*time.Second, "ready", func(p pod) bool { return p.cond("Ready").Status == "True" })
+		started, _ := time.Parse(time.RFC3339, p.Status.ContainerStatuses[0].State.Running.StartedAt)
+		readyAt, _ := time.Parse(time.RFC3339, p.cond("Ready").LastTransitionTime)
+		if d := readyAt.Sub(started); d < 2*time.Second {
+			t.Fatalf("ready %s after start, want about initialDelaySeconds=3s", d)
+		}
+	})
 	t.Run("fail-after", func(t *testing.T) {
 		t.Parallel()
 		runPod(t, ns, "later", "app:v1__fail-after-3s")

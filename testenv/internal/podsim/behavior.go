@@ -23,6 +23,7 @@ const (
 // Behavior is what one simulated container does.
 type Behavior struct {
 	ReadyAfter      time.Duration
+	ReadyAfterSet   bool // ready-after given explicitly
 	NeverReady      bool
 	Crash           string // "", "crashloop" or "oom"
 	PullFail        bool
@@ -111,7 +112,7 @@ func (b *Behavior) apply(tok string) {
 		b.PullFail = true
 	case strings.HasPrefix(t, "ready-after-"):
 		if d, ok := parseDur(strings.TrimPrefix(t, "ready-after-")); ok {
-			b.ReadyAfter = d
+			b.ReadyAfter, b.ReadyAfterSet = d, true
 			return
 		}
 		b.Unknown = append(b.Unknown, tok)

@@ -153,6 +153,11 @@ func newContainer(p *podSim, c v1.Container, annotation string) *container {
 		m:       newMetrics(),
 		cur:     newLogBuf(),
 	}
+	// Without a ready-after token, a readiness probe makes the container Ready at its first
+	// probe, initialDelaySeconds after the start (the simulator does not run probes).
+	if rp := c.ReadinessProbe; rp != nil && !ct.b.ReadyAfterSet {
+		ct.b.ReadyAfter = time.Duration(rp.InitialDelaySeconds) * time.Second
+	}
 	for _, p := range c.Ports {
 		if p.Protocol == "" || p.Protocol == v1.ProtocolTCP {
 			ct.ports = append(ct.ports, p.ContainerPort)

@@ -155,7 +155,15 @@ func (p *podSim) buildStatus(current *v1.Pod) v1.PodStatus {
 		p.cond(v1.ContainersReady, crStatus, crReason, now),
 		p.cond(v1.PodReady, readyStatus, readyReason, now),
 	}
+	var gen int64
+	if current != nil {
+		gen = current.Generation
+	}
+	for i := range conds {
+		conds[i].ObservedGeneration = gen
+	}
 	return v1.PodStatus{
+		ObservedGeneration:    gen,
 		Phase:                 phase,
 		Conditions:            conds,
 		HostIP:                p.hostIP,
