@@ -10,6 +10,7 @@
 //! approximation with tie correction and continuity correction.
 
 use statrs::function::erf::erfc;
+use statrs::function::factorial::ln_binomial;
 use thiserror::Error;
 
 /// Largest total sample size for which the exact permutation distribution is computed.
@@ -307,6 +308,45 @@ pub fn hodges_lehmann_shift(first: &[f64], second: &[f64]) -> Option<f64> {
     median(&differences)
 }
 
+/// One-sided Fisher exact test: the probability, if failures were spread over both groups
+/// regardless of group, that the first group gets at least `first_failures` of them.
+///
+/// Used to tell a canary whose error rate is really higher from one that was unlucky in a
+/// handful of requests. `None` if a count exceeds its total.
+///
+/// ```
+/// use canary_core::stats::fisher_exact_greater;
+/// // 9 of 30 canary requests failed, none of 30 stable ones: clearly not chance.
+/// assert!(fisher_exact_greater(9, 30, 0, 30).unwrap() < 0.01);
+/// // 1 of 20 against 0 of 20 happens half the time by chance.
+/// assert!((fisher_exact_greater(1, 20, 0, 20).unwrap() - 0.5).abs() < 1e-12);
+/// ```
+pub fn fisher_exact_greater(
+    first_failures: u64,
+    first_total: u64,
+    second_failures: u64,
+    second_total: u64,
+) -> Option<f64> {
+    if first_failures > first_total || second_failures > second_total {
+        return None;
+    }
+    let total = first_total + second_total;
+    let failures = first_failures + second_failures;
+    let successes = total - failures;
+    let ln_all = ln_binomial(total, first_total);
+    // P(X = x) for X the first group's failures, hypergeometric with the margins fixed.
+    let probability = |x: u64| -> f64 {
+        if x > failures || first_total - x > successes {
+            return 0.0;
+        }
+        (ln_binomial(failures, x) + ln_binomial(successes, first_total - x) - ln_all).exp()
+    };
+    let p: f64 = (first_failures..=failures.min(first_total))
+        .map(probability)
+        .sum();
+    Some(p.clamp(0.0, 1.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +480,44 @@ mod tests {
             let approx = normal_p_value(&ranking, first.len(), second.len(), u, alternative);
             prop_assert!((exact - approx).abs() < 0.02, "exact {} vs normal {}", exact, approx);
         }
+    }
+
+    /// C(n, k) exactly, for the brute-force Fisher test.
+    fn choose(n: u64, k: u64) -> u128 {
+        if k > n {
+            return 0;
+        }
+        (0..k).fold(1u128, |acc, i| acc * u128::from(n - i) / u128::from(i + 1))
+    }
+
+    proptest! {
+        #[test]
+        fn fisher_equals_exact_counting(
+            first_total in 0u64..25,
+            second_total in 0u64..25,
+            first_share in 0.0f64..=1.0,
+            second_share in 0.0f64..=1.0,
+        ) {
+            let first_failures = (first_total as f64 * first_share).round() as u64;
+            let second_failures = (second_total as f64 * second_share).round() as u64;
+            let failures = first_failures + second_failures;
+            let successes = first_total + second_total - failures;
+            // Count the ways to pick the first group's requests from all of them with at
+            // least as many failures as observed.
+            let extreme: u128 = (first_failures..=failures.min(first_total))
+                .map(|x| choose(failures, x) * choose(successes, first_total - x))
+                .sum();
+            let all = choose(first_total + second_total, first_total);
+            let expected = extreme as f64 / all as f64;
+            let p = fisher_exact_greater(first_failures, first_total, second_failures, second_total).unwrap();
+            prop_assert!((p - expected).abs() < 1e-9, "{} vs {}", p, expected);
+        }
+    }
+
+    #[test]
+    fn fisher_refuses_impossible_counts() {
+        assert_eq!(fisher_exact_greater(3, 2, 0, 2), None);
+        assert_eq!(fisher_exact_greater(0, 0, 0, 0), Some(1.0));
     }
 
     #[test]

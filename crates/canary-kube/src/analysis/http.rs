@@ -22,6 +22,9 @@ use canary_core::verdict::{
 
 use super::{AnalysisTarget, Side, is_ready, list_side_pods, result_of};
 
+/// Confidence needed before a higher canary error rate counts as a failure.
+pub const ERROR_RATE_CONFIDENCE: f64 = 0.98;
+
 /// The answer to one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Response {
@@ -303,12 +306,33 @@ pub fn judge(
         describe(&stable)
     );
     if canary_rate - stable_rate > settings.max_error_rate_increase {
+        // A few unlucky requests are not a worse release: the difference must also be one
+        // that chance explains rarely.
+        let p_value = stats::fisher_exact_greater(
+            canary.errors as u64,
+            canary.sent as u64,
+            stable.errors as u64,
+            stable.sent as u64,
+        )
+        .unwrap_or(1.0);
+        if p_value < 1.0 - ERROR_RATE_CONFIDENCE {
+            return (
+                Outcome::Fail,
+                measured,
+                format!(
+                    "{error_summary}: more than {} points above stable (Fisher p={})",
+                    format_number(settings.max_error_rate_increase * 100.0),
+                    format_number(p_value)
+                ),
+            );
+        }
         return (
-            Outcome::Fail,
+            Outcome::Inconclusive,
             measured,
             format!(
-                "{error_summary}: more than {} points above stable",
-                format_number(settings.max_error_rate_increase * 100.0)
+                "{error_summary}: higher, but {} requests per side cannot tell it from chance (Fisher p={}); send more with `requests`",
+                canary.sent,
+                format_number(p_value)
             ),
         );
     }
@@ -397,6 +421,20 @@ mod tests {
         assert_eq!(measured[1].canary, Some(7.0 / 20.0));
         assert_eq!(measured[1].stable, Some(0.0));
         assert!(reason.contains("status 500"), "{reason}");
+    }
+
+    #[test]
+    fn a_few_unlucky_requests_are_inconclusive_not_a_failure() {
+        let canary: Vec<Response> = (0..20)
+            .map(|i| if i < 2 { server_error() } else { ok(10) })
+            .collect();
+        let stable: Vec<Response> = (0..20).map(|_| ok(10)).collect();
+        let (outcome, _, reason) = judge(&canary, &stable, &settings());
+        assert_eq!(outcome, Outcome::Inconclusive, "{reason}");
+        assert!(reason.contains("cannot tell it from chance"), "{reason}");
+        // Every request failing is clear even with few requests.
+        let canary: Vec<Response> = (0..20).map(|_| server_error()).collect();
+        assert_eq!(judge(&canary, &stable, &settings()).0, Outcome::Fail);
     }
 
     #[test]
