@@ -307,6 +307,21 @@ func TestErrorsAndLatency(t *testing.T) {
 	}
 }
 
+// degrade-after: healthy answers first, errors later.
+func TestDegradeAfter(t *testing.T) {
+	ns := newNamespace(t, "degrade")
+	runPod(t, ns, "worse", "app:v2__degrade-after-4s__errors-100__rps-0")
+	waitPod(t, ns, "worse", 20*time.Second, "ready", func(p pod) bool { return p.cond("Ready").Status == "True" })
+	path := fmt.Sprintf("/api/v1/namespaces/%s/pods/worse:80/proxy/", ns)
+	if out, err := kubectlErr("get", "--raw", path); err != nil || !strings.Contains(out, "hello from worse") {
+		t.Fatalf("before degrade-after: %q %v", out, err)
+	}
+	waitFor(t, 15*time.Second, "errors after 4s", func() (bool, string) {
+		out, err := kubectlErr("get", "--raw", path)
+		return err != nil && strings.Contains(out+err.Error(), "simulated error from worse"), out
+	})
+}
+
 // Acceptance: a PromQL query returns per-pod series (labels namespace, pod, node and the pod labels).
 func TestPrometheusPerPodSeries(t *testing.T) {
 	ns := newNamespace(t, "prom")

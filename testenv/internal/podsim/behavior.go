@@ -29,6 +29,7 @@ type Behavior struct {
 	PullFail        bool
 	FailAfter       time.Duration // 0: never
 	StartAfter      time.Duration // ContainerCreating this long before the first start
+	DegradeAfter    time.Duration // errors, latency and logerrors apply only after this (0: at once)
 	ErrorPct        float64
 	Latency         time.Duration
 	RPS             float64
@@ -128,6 +129,12 @@ func (b *Behavior) apply(tok string) {
 			return
 		}
 		b.Unknown = append(b.Unknown, tok)
+	case strings.HasPrefix(t, "degrade-after-"):
+		if d, ok := parseDur(strings.TrimPrefix(t, "degrade-after-")); ok {
+			b.DegradeAfter = d
+			return
+		}
+		b.Unknown = append(b.Unknown, tok)
 	case strings.HasPrefix(t, "errors-"):
 		if f, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(t, "errors-"), "pct"), 64); err == nil && f >= 0 && f <= 100 {
 			b.ErrorPct = f
@@ -187,6 +194,9 @@ func (b Behavior) String() string {
 	}
 	if b.StartAfter > 0 {
 		s = append(s, "start-after-"+b.StartAfter.String())
+	}
+	if b.DegradeAfter > 0 {
+		s = append(s, "degrade-after-"+b.DegradeAfter.String())
 	}
 	s = append(s, fmt.Sprintf("errors-%g", b.ErrorPct), fmt.Sprintf("latency-%dms", b.Latency.Milliseconds()),
 		fmt.Sprintf("rps-%g", b.RPS), fmt.Sprintf("logerrors-%g", b.LogErrorsPerMin))

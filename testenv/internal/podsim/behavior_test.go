@@ -38,6 +38,9 @@ func TestParseBehavior(t *testing.T) {
 		b.LogErrorsPerMin != 60 || !reflect.DeepEqual(b.Unknown, []string{"bogus"}) {
 		t.Fatalf("got %+v", b)
 	}
+	if b := ParseBehavior("degrade-after-30s", "x:1__errors-50"); b.DegradeAfter != 30*time.Second || b.ErrorPct != 50 {
+		t.Fatalf("got %+v", b)
+	}
 	if d := ParseBehavior("", "x:1"); d.RPS != DefaultRPS || d.ExitCode != 1 || d.Crash != "" {
 		t.Fatalf("defaults: %+v", d)
 	}

@@ -139,6 +139,7 @@ type container struct {
 	prev     *logBuf
 	m        *metrics
 	reqSeq   int64
+	runStart time.Time // start of the current instance
 }
 
 func newContainer(p *podSim, c v1.Container, annotation string) *container {
@@ -255,6 +256,7 @@ func (c *container) run(ctx context.Context) {
 			}
 			c.m = newMetrics()
 			c.state = v1.ContainerState{Running: &v1.ContainerStateRunning{StartedAt: metav1.NewTime(now)}}
+			c.runStart = now
 			c.started = true
 			c.running = true
 			c.ready = readyOK && b.ReadyAfter <= 0
@@ -332,6 +334,29 @@ func (c *container) startupLog(real string) {
 	c.cur.add(fmt.Sprintf("%s [notice] 1#1: start worker processes", t))
 }
 
+// degraded reports whether the error/latency/logerrors knobs apply now (degrade-after).
+func (c *container) degraded() bool {
+	if c.b.DegradeAfter <= 0 {
+		return true
+	}
+	c.mu.Lock()
+	st := c.runStart
+	c.mu.Unlock()
+	return time.Since(st) >= c.b.DegradeAfter
+}
+
+// outcome draws the status code and latency of one request.
+func (c *container) outcome(r *rand.Rand) (int, time.Duration) {
+	if !c.degraded() {
+		return 200, time.Duration(500+r.Intn(1500)) * time.Microsecond
+	}
+	code := 200
+	if r.Float64()*100 < c.b.ErrorPct {
+		code = 500
+	}
+	return code, c.latency(r)
+}
+
 func (c *container) latency(r *rand.Rand) time.Duration {
 	base := time.Duration(500+r.Intn(1500)) * time.Microsecond
 	if c.b.Latency > 0 {
@@ -371,12 +396,12 @@ func (c *container) traffic(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-reqTick:
-			code := 200
-			if r.Float64()*100 < c.b.ErrorPct {
-				code = 500
-			}
-			c.record(code, c.latency(r), c.pod.s.cfg.IPPrefix+".250.1", "/", "sim-traffic/1.0", 42)
+			code, lat := c.outcome(r)
+			c.record(code, lat, c.pod.s.cfg.IPPrefix+".250.1", "/", "sim-traffic/1.0", 42)
 		case <-errTick:
+			if !c.degraded() {
+				continue
+			}
 			n++
 			c.mu.Lock()
 			cur := c.cur

@@ -149,18 +149,16 @@ func (n *netServer) servePod(port int, w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	rngMu.Lock()
-	lat := c.latency(rng)
-	fail := rng.Float64()*100 < c.b.ErrorPct
+	code, lat := c.outcome(rng)
 	rngMu.Unlock()
+	fail := code == http.StatusInternalServerError
 	select {
 	case <-time.After(lat):
 	case <-r.Context().Done():
 	}
 	real, _ := SplitImage(c.image)
-	code := http.StatusOK
 	body := fmt.Sprintf("hello from %s (%s)\n", p.name, real)
 	if fail {
-		code = http.StatusInternalServerError
 		body = fmt.Sprintf("simulated error from %s (%s)\n", p.name, real)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
