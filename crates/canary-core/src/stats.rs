@@ -194,11 +194,14 @@ fn exact_p_value(ranking: &Ranking, n1: usize, doubled_r1: u64, alternative: Alt
     let width = max_sum as usize + 1;
     // ways[k * width + s]: number of ways to choose k values with doubled rank sum s.
     let mut ways = vec![0f64; (n1 + 1) * width];
+    let mut next = vec![0f64; (n1 + 1) * width];
     ways[0] = 1.0;
+    // Sums above the ranks seen so far cannot have any way yet: skip them.
+    let mut reachable = 0usize;
     for (&(size, _), &rank) in ranking.groups.iter().zip(&midranks) {
-        let mut next = vec![0f64; (n1 + 1) * width];
+        next.fill(0.0);
         for k in 0..=n1 {
-            for s in 0..width {
+            for s in 0..=reachable {
                 let count = ways[k * width + s];
                 if count == 0.0 {
                     continue;
@@ -211,7 +214,8 @@ fn exact_p_value(ranking: &Ranking, n1: usize, doubled_r1: u64, alternative: Alt
                 }
             }
         }
-        ways = next;
+        reachable = (reachable + size * rank as usize).min(width - 1);
+        std::mem::swap(&mut ways, &mut next);
     }
     let row = &ways[n1 * width..(n1 + 1) * width];
     let all: f64 = row.iter().sum();
