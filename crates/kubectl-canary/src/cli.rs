@@ -237,7 +237,7 @@ pub struct AnalyzeArgs {
     #[command(flatten)]
     pub analysis: AnalysisFlags,
     /// Watch pod health this long before the other checks measure (a crash during it fails at once).
-    #[arg(long, value_parser = parse_analysis_duration, default_value = "0s")]
+    #[arg(long, value_parser = parse_analysis_duration, default_value = "0s", value_name = "DURATION")]
     pub observe: Duration,
     /// While checks are inconclusive and their policy is to wait, analyse again until they
     /// decide or their waiting limit passes (default: report the first result).
@@ -278,7 +278,7 @@ pub struct AnalysisFlags {
     /// (--log-errors='\[error\]'); repeat for several patterns.
     #[arg(long, value_name = "REGEX", num_args = 0..=1, require_equals = true, default_missing_value = "")]
     pub log_errors: Option<Vec<String>>,
-    /// The container whose logs are read (default: the pod's only container).
+    /// The container whose logs are read (default: the one `kubectl logs` picks).
     #[arg(long, value_name = "NAME")]
     pub log_container: Option<String>,
     /// GET through the API server's pod proxy on canary and stable pods: [:]PORT[/PATH], e.g. :8080/healthz.
