@@ -994,6 +994,17 @@ checks:
 "#;
 
     #[test]
+    fn the_documented_example_parses() {
+        // docs/analysis.md shows the full YAML form; it must stay a valid spec.
+        let doc = include_str!("../../../docs/analysis.md");
+        let start = doc.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
+        let end = start + doc[start..].find("```").expect("the end of the block");
+        let spec = parse_analysis_spec(&doc[start..end]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.checks.len(), 4);
+        assert_eq!(spec.window, Duration::from_secs(120));
+    }
+
+    #[test]
     fn parses_a_full_spec() {
         let spec = parse_analysis_spec(FULL).unwrap();
         assert_eq!(spec.window, Duration::from_secs(120));
