@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,6 +61,7 @@ type sup struct {
 	adminKC    string
 	restrictKC string
 	start      time.Time
+	stopping   atomic.Bool
 }
 
 func logf(format string, args ...interface{}) {
@@ -144,7 +146,12 @@ func Main(args []string) int {
 		case x := <-sig:
 			logf("got %v", x)
 		case p := <-s.died:
+			if s.stopping.Load() {
+				return
+			}
 			logf("component %s exited unexpectedly: %v (see %s)", p.name, p.err, filepath.Join(s.logs, p.name+".log"))
+		case <-ctx.Done():
+			return
 		}
 		cancel()
 	}()
@@ -205,6 +212,7 @@ func (s *sup) startProc(name string, bin string, args ...string) (*proc, error) 
 }
 
 func (s *sup) shutdown() {
+	s.stopping.Store(true)
 	signal.Reset()
 	// ignore deaths from here on
 	for i := len(s.procs) - 1; i >= 0; i-- {
