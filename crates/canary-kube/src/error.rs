@@ -53,34 +53,26 @@ pub enum CanaryError {
     Refused(String),
     /// A canary already runs on the Deployment.
     #[error(
-        "a canary is already running on deploy/{deployment}: started by {user} on {host} (pid {pid}) at {since}, now {phase}; \
+        "a canary is already running on deploy/{deployment}: {holder}; \
          see `kubectl canary status deploy/{deployment}`, then promote or abort it"
     )]
     Locked {
         /// Deployment.
         deployment: String,
-        /// Who started it.
-        user: String,
-        /// Where.
-        host: String,
-        /// Its process id.
-        pid: u32,
-        /// When.
-        since: String,
-        /// What it is doing.
-        phase: String,
+        /// Who started it, where, when, and what it is doing.
+        holder: String,
     },
     /// RBAC forbids a verb the command needs.
     #[error(
-        "forbidden: user '{user}' may not {verb} {resource} in namespace '{namespace}', which `{command}` needs; \
+        "forbidden: {who} may not {verb} {resource} in namespace '{namespace}', which {command}; \
          ask for a Role that grants it (nothing was changed)"
     )]
     Forbidden {
-        /// The user as authenticated.
-        user: String,
+        /// The user as authenticated (`user 'name'`).
+        who: String,
         /// The verb.
         verb: String,
-        /// The resource, `group/resource` or `resource`.
+        /// The resource, `resource.group` or `resource`.
         resource: String,
         /// The namespace.
         namespace: String,
@@ -114,7 +106,9 @@ pub enum CanaryError {
         stuck: Stuck,
     },
     /// The stored record is unreadable or of another version.
-    #[error("the canary record {name} is unreadable ({detail}); inspect it with `kubectl get configmap {name} -o yaml`")]
+    #[error(
+        "the canary record {name} is unreadable ({detail}); inspect it with `kubectl get configmap {name} -o yaml`"
+    )]
     BadRecord {
         /// ConfigMap name.
         name: String,

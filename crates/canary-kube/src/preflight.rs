@@ -98,7 +98,7 @@ pub async fn require(
     let answers = futures::future::try_join_all(checks).await?;
     if let Some((denied, _)) = answers.into_iter().find(|(_, allowed)| !allowed) {
         return Err(CanaryError::Forbidden {
-            user: whoami(client).await,
+            who: format!("user '{}'", whoami(client).await),
             verb: denied.verb.to_string(),
             resource: if denied.group.is_empty() {
                 denied.resource.to_string()
@@ -106,7 +106,7 @@ pub async fn require(
                 format!("{}.{}", denied.resource, denied.group)
             },
             namespace: namespace.to_string(),
-            command: command.to_string(),
+            command: format!("`{command}` needs"),
         });
     }
     Ok(())

@@ -117,7 +117,10 @@ impl RecordStore {
                 name: Some(self.name()),
                 labels: Some(BTreeMap::from([
                     (MANAGED_BY_LABEL.0.into(), MANAGED_BY_LABEL.1.into()),
-                    ("kubectl-canary.io/deployment".into(), self.deployment.clone()),
+                    (
+                        "kubectl-canary.io/deployment".into(),
+                        self.deployment.clone(),
+                    ),
                 ])),
                 owner_references,
                 resource_version,
@@ -135,7 +138,10 @@ impl RecordStore {
     pub async fn create(&self, record: &CanaryRecord, owner: &Deployment) -> Result<StoredRecord> {
         match self
             .api
-            .create(&PostParams::default(), &self.config_map(record, Some(owner), None))
+            .create(
+                &PostParams::default(),
+                &self.config_map(record, Some(owner), None),
+            )
             .await
         {
             Ok(cm) => self.decode(cm),
@@ -154,7 +160,11 @@ impl RecordStore {
     }
 
     /// Replaces the record if nobody changed it since `stored` was read.
-    pub async fn update(&self, stored: &StoredRecord, record: &CanaryRecord) -> Result<StoredRecord> {
+    pub async fn update(
+        &self,
+        stored: &StoredRecord,
+        record: &CanaryRecord,
+    ) -> Result<StoredRecord> {
         let mut cm = self.config_map(record, None, Some(stored.resource_version.clone()));
         // Keep the owner reference the record was created with.
         if let Ok(current) = self.api.get(&self.name()).await {
@@ -201,12 +211,16 @@ impl RecordStore {
 
 /// The error for a Deployment whose record is held.
 pub fn locked(record: &CanaryRecord) -> CanaryError {
+    let by = &record.started_by;
     CanaryError::Locked {
         deployment: record.deployment.clone(),
-        user: record.started_by.user.clone(),
-        host: record.started_by.host.clone(),
-        pid: record.started_by.pid,
-        since: record.started_at.clone(),
-        phase: record.phase.describe(),
+        holder: format!(
+            "started by {} on {} (pid {}) at {}, now {}",
+            by.user,
+            by.host,
+            by.pid,
+            record.started_at,
+            record.phase.describe()
+        ),
     }
 }

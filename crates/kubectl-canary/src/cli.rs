@@ -62,7 +62,7 @@ pub struct GlobalArgs {
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     /// Longest wait for the controller, e.g. 90s, 10m.
-    #[arg(long, global = true, value_parser = parse_duration, default_value = "10m")]
+    #[arg(long, global = true, value_parser = parse_analysis_duration, default_value = "10m")]
     pub timeout: Duration,
     /// More detail on stderr (-v, -vv).
     #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
@@ -86,7 +86,7 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Put exactly k new pods beside the stable ones and hold there.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Show the stable and canary sides, the traffic share, the phase and what to do next.
     Status(StatusArgs),
     /// Grow the canary to a larger exact size, or roll out to every pod (--full).
@@ -179,6 +179,24 @@ pub struct StartArgs {
     /// Return once the canary is held, without waiting for its pods to become Ready.
     #[arg(long)]
     pub no_wait: bool,
+    /// Automated progression: at each step wait, analyse, promote on pass, abort on fail,
+    /// all the way to 100%. Exit 0 promoted, 11 rolled back, 12 inconclusive or timed out.
+    #[arg(long)]
+    pub auto: bool,
+    /// With --auto: the canary sizes to go through before 100%, e.g. 10%,50%; the first is
+    /// where the canary starts (instead of --canary).
+    #[arg(long, value_delimiter = ',', value_parser = parse_canary_size, requires = "auto", conflicts_with = "canary")]
+    pub steps: Vec<CanarySize>,
+    /// With --auto: how long each step runs, its pods' health watched all along, before the
+    /// other checks measure.
+    #[arg(long, value_parser = parse_analysis_duration, default_value = "1m")]
+    pub interval: Duration,
+    /// With --auto: Ctrl-C rolls back instead of leaving the canary held and recorded.
+    #[arg(long, requires = "auto")]
+    pub abort_on_interrupt: bool,
+    /// The checks of each step's analysis (with --auto).
+    #[command(flatten)]
+    pub analysis: AnalysisFlags,
 }
 
 /// `status` flags.
@@ -393,35 +411,6 @@ fn parse_canary_size(arg: &str) -> Result<CanarySize, String> {
     arg.parse::<CanarySize>().map_err(|e| e.to_string())
 }
 
-/// Parses `90s`, `10m`, `1h`, `1m30s` or a plain number of seconds.
-pub fn parse_duration(arg: &str) -> Result<Duration, String> {
-    let bad = || format!("'{arg}' is not a duration: write e.g. 30s, 5m, 1h or 1m30s");
-    if let Ok(seconds) = arg.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    let mut total = 0u64;
-    let mut number = String::new();
-    for c in arg.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let value: u64 = number.parse().map_err(|_| bad())?;
-        number.clear();
-        total += value
-            * match c {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                _ => return Err(bad()),
-            };
-    }
-    if !number.is_empty() || total == 0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,14 +419,5 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("5x").is_err());
-        assert!(parse_duration("m").is_err());
     }
 }

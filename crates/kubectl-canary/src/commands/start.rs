@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::watcher;
 use kube::Api;
+use kube::runtime::watcher;
 
 use canary_core::machine::{Goal, TemplateState, template_state};
 use canary_kube::engine::{DriveOptions, Engine, StartRequest, images_text};
@@ -27,13 +27,22 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
             .iter()
             .map(|c| (c.container.clone(), c.image.clone()))
             .collect(),
-        size: args.canary,
+        size: args.steps.first().copied().unwrap_or(args.canary),
         mode: args.mode.into(),
         allow_autoscaler: args.allow_hpa,
     };
+    if args.auto
+        && let Err(error) = crate::config::analysis::resolve(&args.analysis)
+    {
+        eprintln!("error: {error}");
+        return Ok(exit_code::USAGE);
+    }
     let (plan, view) = engine.plan_start(&request).await?;
     let canary = plan.canary;
-    let human = !matches!(config.output, crate::cli::OutputFormat::Json | crate::cli::OutputFormat::Yaml);
+    let human = !matches!(
+        config.output,
+        crate::cli::OutputFormat::Json | crate::cli::OutputFormat::Yaml
+    );
     if human {
         println!(
             "start deploy/{name}: {} canary pod(s) with {} beside {} stable ({} mode): {:.1}% of traffic, {} extra pod(s)",
@@ -64,7 +73,10 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
                     "     spec.strategy={} minReadySeconds={} progressDeadlineSeconds={} paused={}{}",
                     change.settings.strategy,
                     change.settings.min_ready_seconds.unwrap_or(0),
-                    change.settings.progress_deadline_seconds.map_or("unset".into(), |v| v.to_string()),
+                    change
+                        .settings
+                        .progress_deadline_seconds
+                        .map_or("unset".into(), |v| v.to_string()),
                     change.settings.paused.unwrap_or(false),
                     if change.template.is_some() {
                         format!(", template images {}", images_text(&request.images))
@@ -88,6 +100,9 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
             "  ✓ held: exactly {} canary pod(s) and {} stable, Deployment paused and braked\n    by hand: kubectl rollout pause deploy/{name}",
             canary.pods, canary.stable_pods
         );
+    }
+    if args.auto {
+        return crate::commands::auto::run(config, args, &engine, started).await;
     }
     let mut code = exit_code::OK;
     if !args.no_wait {
@@ -150,7 +165,10 @@ async fn wait_for_canary_pods(
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             if human {
-                println!("  ✗ only {ready}/{pods} canary pod(s) Ready after {}s", timeout.as_secs());
+                println!(
+                    "  ✗ only {ready}/{pods} canary pod(s) Ready after {}s",
+                    timeout.as_secs()
+                );
             }
             return Ok(false);
         }
@@ -176,10 +194,15 @@ async fn interrupted(engine: &Engine, config: &Config) -> Result<i32, CanaryErro
         };
         let view = engine.view().await?;
         if template_state(&stored.record, &view.template()) == TemplateState::Original
-            && view.observation(&stored.record).settings.equivalent(&stored.record.original_settings)
+            && view
+                .observation(&stored.record)
+                .settings
+                .equivalent(&stored.record.original_settings)
         {
             engine.store().delete(&stored).await?;
-            println!("interrupted before the Deployment was changed: removed the record, nothing is changed");
+            println!(
+                "interrupted before the Deployment was changed: removed the record, nothing is changed"
+            );
             return Ok(exit_code::INTERRUPTED);
         }
         let pods = match stored.record.phase.goal() {

@@ -1,0 +1,244 @@
+//! `kubectl canary start --auto`: automated progression. At each step the canary runs for
+//! the interval with its pods' health watched, is analysed against the stable pods, and is
+//! promoted on a pass or rolled back on a failure, up to 100%.
+
+use canary_core::machine::Goal;
+use canary_core::rollout_math::{CanarySize, resolve_canary};
+use canary_core::verdict::Decision;
+use canary_kube::analysis::{AnalysisTarget, RunOptions, run_analysis};
+use canary_kube::engine::{DriveOptions, Engine};
+use canary_kube::error::CanaryError;
+use canary_kube::events::EventSink;
+use canary_kube::store::StoredRecord;
+
+use crate::cli::{OutputFormat, StartArgs};
+use crate::commands::analyze::{event_note, verdict_text};
+use crate::config::Config;
+use crate::config::analysis;
+use crate::exit_code;
+use crate::output::{print_structured, progress_printer};
+
+/// How the automated run ended.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoOutcome {
+    /// `promoted`, `rolledBack`, `inconclusive` or `interrupted`.
+    pub outcome: &'static str,
+    /// The canary sizes reached, in pods.
+    pub steps: Vec<i32>,
+    /// The verdict of every analysis, in order.
+    pub verdicts: Vec<canary_core::verdict::Verdict>,
+}
+
+/// Runs the steps after `start` has held the first one; returns the exit code.
+pub async fn run(
+    config: &Config,
+    args: &StartArgs,
+    engine: &Engine,
+    held: StoredRecord,
+) -> Result<i32, CanaryError> {
+    let spec = match analysis::resolve(&args.analysis) {
+        Ok(spec) => spec,
+        Err(error) => {
+            // Refused before start changed anything is better; this is re-checked here so a
+            // spec file edited meanwhile still cannot go unnoticed.
+            eprintln!("error: {error}");
+            return Ok(exit_code::USAGE);
+        }
+    };
+    let human = matches!(config.output, OutputFormat::Table | OutputFormat::Wide);
+    let name = held.record.deployment.clone();
+    let sizes = step_sizes(args, &held)?;
+    let view = engine.view().await?;
+    let events = EventSink::new(engine.client(), &view.deployment);
+    let mut outcome = AutoOutcome {
+        outcome: "inconclusive",
+        steps: vec![],
+        verdicts: vec![],
+    };
+    let mut stored = held;
+    let mut printer = progress_printer(config.output);
+    for (index, pods) in sizes.iter().copied().enumerate() {
+        if index > 0 {
+            if human {
+                println!("step {}: growing the canary to {pods} pod(s)", index + 1);
+            }
+            let next = tokio::select! {
+                result = engine.continue_to(stored, Goal::Hold { pods }, true, DriveOptions { timeout: config.timeout, progress: &mut printer }) => result?,
+                _ = tokio::signal::ctrl_c() => return interrupted(config, engine, args, &name, outcome).await,
+            };
+            stored = next.expect("holding keeps the record");
+        }
+        outcome.steps.push(pods);
+        events
+            .normal(
+                "CanaryStep",
+                format!(
+                    "kubectl-canary: step {} of {}: {pods} canary pod(s), analysing for {}s",
+                    index + 1,
+                    sizes.len(),
+                    args.interval.as_secs()
+                ),
+            )
+            .await;
+        if human {
+            println!(
+                "step {}/{}: {pods} canary pod(s); watching pod health for {}s, then analysing",
+                index + 1,
+                sizes.len(),
+                args.interval.as_secs()
+            );
+        }
+        let view = engine.view().await?;
+        let target = AnalysisTarget::from_record(&view, &stored.record)
+            .map_err(|e| CanaryError::Refused(e.to_string()))?;
+        let options = RunOptions {
+            observe_for: args.interval,
+            keep_waiting: true,
+            ..RunOptions::default()
+        };
+        let verdict = tokio::select! {
+            verdict = run_analysis(engine.client(), &target, &spec, options) => verdict.map_err(|e| CanaryError::Refused(e.to_string()))?,
+            _ = tokio::signal::ctrl_c() => return interrupted(config, engine, args, &name, outcome).await,
+        };
+        if human {
+            print!("{}", verdict_text(&verdict));
+        }
+        let note = event_note(&verdict);
+        let decision = verdict.decision;
+        outcome.verdicts.push(verdict);
+        match decision {
+            Decision::Pass => events.normal("AnalysisPassed", note).await,
+            Decision::Fail => {
+                events.warning("AnalysisFailed", note).await;
+                if human {
+                    println!("the canary failed its analysis: rolling back");
+                }
+                engine
+                    .continue_to(
+                        stored,
+                        Goal::Abort,
+                        true,
+                        DriveOptions {
+                            timeout: config.timeout,
+                            progress: &mut printer,
+                        },
+                    )
+                    .await?;
+                outcome.outcome = "rolledBack";
+                finish(config, &outcome);
+                return Ok(exit_code::ROLLED_BACK);
+            }
+            Decision::Wait | Decision::Inconclusive => {
+                events.normal("AnalysisInconclusive", note).await;
+                if human {
+                    println!(
+                        "the analysis stayed inconclusive: the canary stays held and recorded; decide with \
+                         `kubectl canary promote deploy/{name} --full` or `kubectl canary abort deploy/{name}`"
+                    );
+                }
+                finish(config, &outcome);
+                return Ok(exit_code::INCONCLUSIVE);
+            }
+        }
+    }
+    if human {
+        println!("every step passed: promoting to 100%");
+    }
+    engine
+        .continue_to(
+            stored,
+            Goal::PromoteFull,
+            true,
+            DriveOptions {
+                timeout: config.timeout,
+                progress: &mut printer,
+            },
+        )
+        .await?;
+    outcome.outcome = "promoted";
+    finish(config, &outcome);
+    Ok(exit_code::OK)
+}
+
+/// The canary sizes of the steps, in pods: growing, each smaller than every pod.
+fn step_sizes(args: &StartArgs, held: &StoredRecord) -> Result<Vec<i32>, CanaryError> {
+    let record = &held.record;
+    let first = record.held_pods().unwrap_or(1);
+    let mut sizes = vec![first];
+    for size in args.steps.iter().skip(1).copied() {
+        let pods = resolve_pods(size, record)?;
+        if pods <= *sizes.last().expect("at least the first step") {
+            return Err(CanaryError::Refused(format!(
+                "--steps must grow: {size} is {pods} pod(s), not more than the step before ({})",
+                sizes.last().expect("at least one")
+            )));
+        }
+        sizes.push(pods);
+    }
+    Ok(sizes)
+}
+
+fn resolve_pods(
+    size: CanarySize,
+    record: &canary_core::record::CanaryRecord,
+) -> Result<i32, CanaryError> {
+    resolve_canary(size, record.replicas, record.mode)
+        .map(|c| c.pods)
+        .map_err(|e| CanaryError::Refused(format!("--steps {size}: {e}")))
+}
+
+fn finish(config: &Config, outcome: &AutoOutcome) {
+    print_structured(config.output, outcome);
+}
+
+/// Ctrl-C during the automated run: leave the canary held and recorded, or roll back with
+/// `--abort-on-interrupt`; say how to continue.
+async fn interrupted(
+    config: &Config,
+    engine: &Engine,
+    args: &StartArgs,
+    name: &str,
+    mut outcome: AutoOutcome,
+) -> Result<i32, CanaryError> {
+    outcome.outcome = "interrupted";
+    let stored = engine.record().await?;
+    let mut quiet = |_: &canary_kube::engine::Progress| {};
+    if args.abort_on_interrupt {
+        println!("interrupted: rolling back (--abort-on-interrupt)");
+        engine
+            .continue_to(
+                stored,
+                Goal::Abort,
+                true,
+                DriveOptions {
+                    timeout: config.timeout,
+                    progress: &mut quiet,
+                },
+            )
+            .await?;
+        println!("rolled back to the stable version");
+    } else {
+        let pods = match stored.record.phase.goal() {
+            Goal::Hold { pods } => pods,
+            _ => stored.record.held_pods().unwrap_or(1),
+        };
+        engine
+            .continue_to(
+                stored,
+                Goal::Hold { pods },
+                true,
+                DriveOptions {
+                    timeout: config.timeout,
+                    progress: &mut quiet,
+                },
+            )
+            .await?;
+        println!(
+            "interrupted: the canary stays held and recorded at {pods} pod(s); continue with \
+             `kubectl canary promote deploy/{name} --canary N|--full` or `kubectl canary abort deploy/{name}`"
+        );
+    }
+    finish(config, &outcome);
+    Ok(exit_code::INTERRUPTED)
+}
