@@ -19,15 +19,15 @@ use kube::{Api, ResourceExt};
 use serde::Serialize;
 
 use canary_core::machine::{Decision, Goal, SpecChange, Waiting, decide};
-use canary_core::record::{
-    CanaryRecord, Owner, Phase, RECORD_SCHEMA, StableRevision, images_of,
-};
+use canary_core::record::{CanaryRecord, Owner, Phase, RECORD_SCHEMA, StableRevision, images_of};
 use canary_core::rollout_math::{CanaryMode, CanarySize, ResolvedCanary, resolve_canary};
 use canary_core::validate::{AutoscalerFacts, check_start};
 
 use crate::error::{CanaryError, Result, is_status};
 use crate::events::EventSink;
-use crate::observe::{DeploymentView, NamespaceApis, revision_of, selector_string, template_hash_of};
+use crate::observe::{
+    DeploymentView, NamespaceApis, revision_of, selector_string, template_hash_of,
+};
 use crate::preflight;
 use crate::store::{RecordStore, StoredRecord, locked};
 
@@ -72,7 +72,9 @@ fn mutation_point(what: &str) {
     let n = MUTATIONS.fetch_add(1, Ordering::SeqCst) + 1;
     tracing::debug!(n, what, "mutation point");
     #[cfg(feature = "test-hooks")]
-    if std::env::var("KUBECTL_CANARY_CRASH_AFTER").ok().and_then(|v| v.parse::<usize>().ok())
+    if std::env::var("KUBECTL_CANARY_CRASH_AFTER")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
         == Some(n)
     {
         eprintln!("test hook: crashing after mutation {n} ({what})");
@@ -144,16 +146,24 @@ impl Engine {
 
     /// Reads the record; none is an error telling how to start one.
     pub async fn record(&self) -> Result<StoredRecord> {
-        self.store.get().await?.ok_or_else(|| CanaryError::NoCanary {
-            namespace: self.apis.namespace.clone(),
-            name: self.name.clone(),
-        })
+        self.store
+            .get()
+            .await?
+            .ok_or_else(|| CanaryError::NoCanary {
+                namespace: self.apis.namespace.clone(),
+                name: self.name.clone(),
+            })
     }
 
     /// Checks everything `start` needs and works out what it would do, changing nothing.
     pub async fn plan_start(&self, request: &StartRequest) -> Result<(StartPlan, DeploymentView)> {
-        preflight::require(&self.client, self.namespace(), "kubectl canary start", &[preflight::READ])
-            .await?;
+        preflight::require(
+            &self.client,
+            self.namespace(),
+            "kubectl canary start",
+            &[preflight::READ],
+        )
+        .await?;
         let view = self.view().await?;
         if let Some(existing) = self.store.get().await? {
             return Err(locked(&existing.record));
@@ -254,7 +264,9 @@ impl Engine {
             Ok(list) => list,
             // Without the right to list HPAs we cannot tell; say so in the log, do not block.
             Err(e) if is_status(&e, 403) || is_status(&e, 404) => {
-                tracing::warn!("cannot list HorizontalPodAutoscalers; assuming none targets the Deployment");
+                tracing::warn!(
+                    "cannot list HorizontalPodAutoscalers; assuming none targets the Deployment"
+                );
                 return Ok(None);
             }
             Err(e) => return Err(CanaryError::api("listing HorizontalPodAutoscalers", e)),
@@ -312,8 +324,13 @@ impl Engine {
         events: &EventSink,
         options: DriveOptions<'_>,
     ) -> Result<StoredRecord> {
-        self.drive(&stored.record, Goal::Hold { pods }, options.timeout, options.progress)
-            .await?;
+        self.drive(
+            &stored.record,
+            Goal::Hold { pods },
+            options.timeout,
+            options.progress,
+        )
+        .await?;
         let mut record = stored.record.clone();
         record.phase = Phase::Holding { pods };
         record.note(&now(), format!("holding {pods} canary pod(s), paused"));
@@ -375,28 +392,46 @@ impl Engine {
         match goal {
             Goal::Hold { pods } => {
                 events
-                    .normal("CanaryPromoting", format!("kubectl-canary: growing the canary to {pods} pod(s)"))
+                    .normal(
+                        "CanaryPromoting",
+                        format!("kubectl-canary: growing the canary to {pods} pod(s)"),
+                    )
                     .await;
                 self.hold(stored, pods, &events, options).await.map(Some)
             }
             Goal::PromoteFull | Goal::Abort => {
                 let (reason, done_reason, what) = if goal == Goal::Abort {
-                    ("CanaryAborting", "CanaryAborted", "rolled back to the stable version")
+                    (
+                        "CanaryAborting",
+                        "CanaryAborted",
+                        "rolled back to the stable version",
+                    )
                 } else {
-                    ("CanaryPromoting", "CanaryPromoted", "promoted the new version to every pod")
+                    (
+                        "CanaryPromoting",
+                        "CanaryPromoted",
+                        "promoted the new version to every pod",
+                    )
                 };
-                events.normal(reason, format!("kubectl-canary: {}", phase.describe())).await;
+                events
+                    .normal(reason, format!("kubectl-canary: {}", phase.describe()))
+                    .await;
                 if wait {
-                    self.drive(&record, goal, options.timeout, options.progress).await?;
+                    self.drive(&record, goal, options.timeout, options.progress)
+                        .await?;
                 } else {
-                    self.apply_until_waiting(&record, goal, options.progress).await?;
+                    self.apply_until_waiting(&record, goal, options.progress)
+                        .await?;
                 }
                 let latest = self.record().await?;
                 self.store.delete(&latest).await?;
                 mutation_point("record deleted");
                 (options.progress)(&Progress::Released);
                 events
-                    .normal(done_reason, format!("kubectl-canary: {what}; the Deployment's own settings are back"))
+                    .normal(
+                        done_reason,
+                        format!("kubectl-canary: {what}; the Deployment's own settings are back"),
+                    )
                     .await;
                 Ok(None)
             }
@@ -467,10 +502,14 @@ impl Engine {
                         });
                     }
                     // The next watch event, or a slow safety net in case a watch stalls.
-                    let _ = tokio::time::timeout(left.min(Duration::from_secs(5)), changes.next()).await;
+                    let _ = tokio::time::timeout(left.min(Duration::from_secs(5)), changes.next())
+                        .await;
                     // Let a burst of events settle into one re-read.
                     tokio::time::sleep(Duration::from_millis(30)).await;
-                    while futures::FutureExt::now_or_never(changes.next()).flatten().is_some() {}
+                    while futures::FutureExt::now_or_never(changes.next())
+                        .flatten()
+                        .is_some()
+                    {}
                 }
             }
         }
@@ -507,7 +546,10 @@ impl Engine {
                 "the API server refused the update of deploy/{}: {e}",
                 self.name
             ))),
-            Err(e) => Err(CanaryError::api(format!("updating deploy/{}", self.name), e)),
+            Err(e) => Err(CanaryError::api(
+                format!("updating deploy/{}", self.name),
+                e,
+            )),
         }
     }
 
@@ -569,16 +611,19 @@ impl Engine {
 pub fn apply_change(deployment: &mut Deployment, change: &SpecChange) -> Result<()> {
     let spec = deployment.spec.get_or_insert_with(Default::default);
     if let Some(template) = &change.template {
-        spec.template = serde_json::from_value::<PodTemplateSpec>(template.clone())
-            .map_err(|e| CanaryError::Refused(format!("the recorded pod template is unusable: {e}")))?;
+        spec.template =
+            serde_json::from_value::<PodTemplateSpec>(template.clone()).map_err(|e| {
+                CanaryError::Refused(format!("the recorded pod template is unusable: {e}"))
+            })?;
     }
     let settings = &change.settings;
     spec.strategy = if settings.strategy.is_null() {
         None
     } else {
         Some(
-            serde_json::from_value::<DeploymentStrategy>(settings.strategy.clone())
-                .map_err(|e| CanaryError::Refused(format!("the recorded strategy is unusable: {e}")))?,
+            serde_json::from_value::<DeploymentStrategy>(settings.strategy.clone()).map_err(
+                |e| CanaryError::Refused(format!("the recorded strategy is unusable: {e}")),
+            )?,
         )
     };
     spec.min_ready_seconds = settings.min_ready_seconds;

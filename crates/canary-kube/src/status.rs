@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use serde::Serialize;
 
-use canary_core::machine::{Decision, decide, template_state, TemplateState};
+use canary_core::machine::{Decision, TemplateState, decide, template_state};
 use canary_core::record::{CanaryRecord, Phase, images_of};
 use canary_core::rollout_math::CanaryMode;
 
@@ -86,7 +86,9 @@ pub fn pod_problem(pod: &Pod) -> Option<String> {
         return None;
     }
     if let Some(unschedulable) = status.conditions.iter().flatten().find(|c| {
-        c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
+        c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("Unschedulable")
     }) {
         return Some(format!(
             "{name}: Pending, cannot be scheduled: {}",
@@ -98,8 +100,12 @@ pub fn pod_problem(pod: &Pod) -> Option<String> {
             let reason = waiting.reason.clone().unwrap_or_default();
             if matches!(
                 reason.as_str(),
-                "CrashLoopBackOff" | "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName"
-                    | "CreateContainerConfigError" | "CreateContainerError"
+                "CrashLoopBackOff"
+                    | "ErrImagePull"
+                    | "ImagePullBackOff"
+                    | "InvalidImageName"
+                    | "CreateContainerConfigError"
+                    | "CreateContainerError"
             ) {
                 let last = container
                     .last_state
@@ -119,7 +125,10 @@ pub fn pod_problem(pod: &Pod) -> Option<String> {
                 ));
             }
         }
-        if let Some(terminated) = container.last_state.as_ref().and_then(|s| s.terminated.as_ref())
+        if let Some(terminated) = container
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
             && terminated.reason.as_deref() == Some("OOMKilled")
         {
             return Some(format!(
@@ -160,7 +169,11 @@ fn side(view: &DeploymentView, rs: &ReplicaSet) -> SideStatus {
         available: status.available_replicas.unwrap_or(0),
         restarts: pods
             .iter()
-            .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
+            .flat_map(|p| {
+                p.status
+                    .iter()
+                    .flat_map(|s| s.container_statuses.iter().flatten())
+            })
             .map(|c| c.restart_count)
             .sum(),
         problems: pods.iter().filter_map(|p| pod_problem(p)).collect(),
@@ -179,7 +192,9 @@ impl StatusReport {
             .and_then(|s| s.paused)
             .unwrap_or(false);
         let Some(stored) = stored else {
-            let current = view.replica_set_with_template(&view.template()).map(|rs| side(view, rs));
+            let current = view
+                .replica_set_with_template(&view.template())
+                .map(|rs| side(view, rs));
             return Self {
                 namespace: namespace.to_string(),
                 deployment: name.clone(),
@@ -222,7 +237,8 @@ impl StatusReport {
             )),
             Decision::Stuck(stuck) => Some(stuck.explain(&name)),
         };
-        let total_pods = stable.as_ref().map_or(0, |s| s.desired) + canary.as_ref().map_or(0, |s| s.desired);
+        let total_pods =
+            stable.as_ref().map_or(0, |s| s.desired) + canary.as_ref().map_or(0, |s| s.desired);
         Self {
             namespace: namespace.to_string(),
             deployment: name.clone(),
@@ -243,7 +259,12 @@ impl StatusReport {
             canary,
             canary_traffic_share: share,
             pending: pending.clone(),
-            next_steps: next_steps(record, &name, pending.is_some(), template_state(record, &observation.template)),
+            next_steps: next_steps(
+                record,
+                &name,
+                pending.is_some(),
+                template_state(record, &observation.template),
+            ),
             history: record
                 .history
                 .iter()
@@ -253,20 +274,34 @@ impl StatusReport {
     }
 }
 
-fn next_steps(record: &CanaryRecord, name: &str, pending: bool, template: TemplateState) -> Vec<String> {
+fn next_steps(
+    record: &CanaryRecord,
+    name: &str,
+    pending: bool,
+    template: TemplateState,
+) -> Vec<String> {
     let abort = format!("kubectl canary abort deploy/{name}");
     let full = format!("kubectl canary promote deploy/{name} --full");
     match record.phase {
         Phase::Holding { pods } if !pending => vec![
-            format!("kubectl canary analyze deploy/{name}   # judge the canary against the stable pods"),
-            format!("kubectl canary promote deploy/{name} --canary {}   # a larger canary", pods + 1),
+            format!(
+                "kubectl canary analyze deploy/{name}   # judge the canary against the stable pods"
+            ),
+            format!(
+                "kubectl canary promote deploy/{name} --canary {}   # a larger canary",
+                pods + 1
+            ),
             full,
             abort,
         ],
         Phase::Starting { pods } | Phase::Promoting { to: pods, .. } => {
             let mut steps = vec![format!(
                 "kubectl canary promote deploy/{name} --canary {pods}   # finish holding {pods} canary pod(s){}",
-                if template == TemplateState::Original { " (nothing changed yet)" } else { "" }
+                if template == TemplateState::Original {
+                    " (nothing changed yet)"
+                } else {
+                    ""
+                }
             )];
             steps.push(abort);
             steps

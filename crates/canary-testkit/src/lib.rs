@@ -34,7 +34,8 @@ pub struct TestEnv {
 
 /// The env file of the test environment.
 pub fn env_file() -> PathBuf {
-    let dir = std::env::var("KC_TESTENV_DIR").unwrap_or_else(|_| "/tmp/kubectl-canary-testenv".into());
+    let dir =
+        std::env::var("KC_TESTENV_DIR").unwrap_or_else(|_| "/tmp/kubectl-canary-testenv".into());
     Path::new(&dir).join("env")
 }
 
@@ -52,7 +53,10 @@ impl TestEnv {
                         path.display()
                     );
                 }
-                eprintln!("note: no test environment at {}; this test did nothing (run scripts/testenv up)", path.display());
+                eprintln!(
+                    "note: no test environment at {}; this test did nothing (run scripts/testenv up)",
+                    path.display()
+                );
                 return None;
             }
         };
@@ -99,9 +103,18 @@ impl TestEnv {
     }
 
     /// Runs a binary with a given kubeconfig and extra environment variables.
-    pub fn run_as(&self, kubeconfig: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    pub fn run_as(
+        &self,
+        kubeconfig: &Path,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         let mut command = std::process::Command::new(program);
-        command.args(args).env("KUBECONFIG", kubeconfig).env_remove("KUBECTL_CANARY_CRASH_AFTER");
+        command
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env_remove("KUBECTL_CANARY_CRASH_AFTER");
         for (k, v) in env {
             command.env(k, v);
         }
@@ -144,7 +157,10 @@ impl TestNamespace {
             &Namespace {
                 metadata: ObjectMeta {
                     name: Some(name.clone()),
-                    labels: Some(BTreeMap::from([("kubectl-canary.io/test".into(), "true".into())])),
+                    labels: Some(BTreeMap::from([(
+                        "kubectl-canary.io/test".into(),
+                        "true".into(),
+                    )])),
                     ..Default::default()
                 },
                 ..Default::default()
@@ -165,7 +181,10 @@ impl Drop for TestNamespace {
         let name = self.name.clone();
         let kubeconfig = self.kubeconfig.clone();
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             runtime.block_on(async {
                 let api: Api<Namespace> = Api::all(client_for(&kubeconfig).await);
                 api.delete(&name, &DeleteParams::background()).await.ok()
@@ -177,7 +196,12 @@ impl Drop for TestNamespace {
 
 /// The handout's Deployment: `replicas` pods of `image` in container `nginx`, port 80,
 /// scraped by Prometheus, with the given strategy (`None`: the API's default 25%/25%).
-pub fn web_deployment(name: &str, replicas: i32, image: &str, strategy: Option<Value>) -> Deployment {
+pub fn web_deployment(
+    name: &str,
+    replicas: i32,
+    image: &str,
+    strategy: Option<Value>,
+) -> Deployment {
     let mut spec = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -211,18 +235,28 @@ pub async fn create_settled(env: &TestEnv, namespace: &str, deployment: &Deploym
 }
 
 /// Waits until a Deployment's rollout is complete, as `kubectl rollout status` judges it.
-pub async fn wait_settled(env: &TestEnv, namespace: &str, name: &str, timeout: Duration) -> Deployment {
+pub async fn wait_settled(
+    env: &TestEnv,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Deployment {
     let api: Api<Deployment> = Api::namespaced(env.client().await, namespace);
-    wait_for(env, &format!("deploy/{name} in {namespace} to settle"), timeout, || async {
-        let d = api.get(name).await.ok()?;
-        let replicas = d.spec.as_ref()?.replicas.unwrap_or(1);
-        let status = d.status.clone()?;
-        let settled = status.observed_generation >= d.metadata.generation
-            && status.updated_replicas.unwrap_or(0) == replicas
-            && status.replicas.unwrap_or(0) == replicas
-            && status.available_replicas.unwrap_or(0) == replicas;
-        settled.then_some(d)
-    })
+    wait_for(
+        env,
+        &format!("deploy/{name} in {namespace} to settle"),
+        timeout,
+        || async {
+            let d = api.get(name).await.ok()?;
+            let replicas = d.spec.as_ref()?.replicas.unwrap_or(1);
+            let status = d.status.clone()?;
+            let settled = status.observed_generation >= d.metadata.generation
+                && status.updated_replicas.unwrap_or(0) == replicas
+                && status.replicas.unwrap_or(0) == replicas
+                && status.available_replicas.unwrap_or(0) == replicas;
+            settled.then_some(d)
+        },
+    )
     .await
 }
 
@@ -253,7 +287,10 @@ where
 /// A Deployment's spec as JSON.
 pub async fn spec_of(env: &TestEnv, namespace: &str, name: &str) -> Value {
     let api: Api<Deployment> = Api::namespaced(env.client().await, namespace);
-    let d = api.get(name).await.unwrap_or_else(|e| panic!("cannot read deploy/{name}: {e}"));
+    let d = api
+        .get(name)
+        .await
+        .unwrap_or_else(|e| panic!("cannot read deploy/{name}: {e}"));
     serde_json::to_value(d.spec).expect("a spec serializes")
 }
 
@@ -310,7 +347,10 @@ mod tests {
         let b = json!({"a": 1, "b": {"c": [1, 3]}, "e": true});
         assert_eq!(
             differences(&a, &b),
-            vec![".b.c[1]: 2 -> 3".to_string(), ".e: null -> true".to_string()]
+            vec![
+                ".b.c[1]: 2 -> 3".to_string(),
+                ".e: null -> true".to_string()
+            ]
         );
         assert_spec_equal_except(&a, &json!({"a": 1, "b": {"c": [1, 2]}}), &[]);
     }

@@ -12,7 +12,11 @@ pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
-            let code = if error.use_stderr() { exit_code::USAGE } else { exit_code::OK };
+            let code = if error.use_stderr() {
+                exit_code::USAGE
+            } else {
+                exit_code::OK
+            };
             let _ = error.print();
             return code;
         }
@@ -64,7 +68,9 @@ pub fn run() -> i32 {
         };
         let result = match &cli.command {
             Command::Start(args) => commands::start::run(&config, args).await,
-            Command::Status(args) => commands::status::run(&config, args).await.map(|()| exit_code::OK),
+            Command::Status(args) => commands::status::run(&config, args)
+                .await
+                .map(|()| exit_code::OK),
             Command::Promote(args) => commands::lifecycle::promote(&config, args).await,
             Command::Abort(args) => commands::lifecycle::abort(&config, args).await,
             Command::Analyze(args) => commands::analyze::run(&config, args).await,

@@ -60,7 +60,9 @@ impl Config {
             None if global.context.is_some() => kube::Config::from_kubeconfig(&options)
                 .await
                 .map_err(|e| error(e.to_string()))?,
-            None => kube::Config::infer().await.map_err(|e| error(e.to_string()))?,
+            None => kube::Config::infer()
+                .await
+                .map_err(|e| error(e.to_string()))?,
         };
         let namespace = global
             .namespace

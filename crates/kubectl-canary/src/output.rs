@@ -40,14 +40,18 @@ pub fn progress_line(progress: &Progress) -> String {
         ),
         Progress::Updated { summary } => format!("  ✓ {summary}"),
         Progress::Waiting { waiting } => format!("  … {}", waiting_words(waiting)),
-        Progress::Released => "  ✓ deleted the canary record: the Deployment is free again".to_string(),
+        Progress::Released => {
+            "  ✓ deleted the canary record: the Deployment is free again".to_string()
+        }
     }
 }
 
 /// What the engine waits for, in words.
 pub fn waiting_words(waiting: &Waiting) -> String {
     match waiting {
-        Waiting::ControllerToObserve => "waiting for the Deployment controller to observe the change".into(),
+        Waiting::ControllerToObserve => {
+            "waiting for the Deployment controller to observe the change".into()
+        }
         Waiting::CanaryScaling {
             canary,
             stable,
@@ -112,7 +116,15 @@ pub fn status_text(report: &StatusReport, wide: bool) -> String {
     }
     let mut table = Table::new();
     table.load_style(NOTHING);
-    let mut header = vec!["SIDE", "REVISION", "IMAGES", "DESIRED", "READY", "AVAILABLE", "RESTARTS"];
+    let mut header = vec![
+        "SIDE",
+        "REVISION",
+        "IMAGES",
+        "DESIRED",
+        "READY",
+        "AVAILABLE",
+        "RESTARTS",
+    ];
     if wide {
         header.extend(["REPLICASET", "HASH", "PODS"]);
     }

@@ -4,7 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use canary_testkit::{TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, web_deployment};
+use canary_testkit::{
+    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, web_deployment,
+};
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
@@ -27,49 +29,175 @@ async fn refused(env: &TestEnv, ns: &str, args: &[&str], code: i32, needle: &str
     let out = canary(env, ns, args).await;
     assert_exit(&out, code, &args.join(" "));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(needle), "`{}`: expected '{needle}' in the message\n{}", args.join(" "), text(&out));
+    assert!(
+        stderr.contains(needle),
+        "`{}`: expected '{needle}' in the message\n{}",
+        args.join(" "),
+        text(&out)
+    );
     assert_spec_equal_except(&before, &spec_of(env, ns, "web").await, &[]);
-    assert!(!record_exists(env, ns, "web").await, "no record after a refusal");
+    assert!(
+        !record_exists(env, ns, "web").await,
+        "no record after a refusal"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_arguments_are_usage_errors() {
     let Some(env) = TestEnv::get() else { return };
     let ns = TestNamespace::create(&env, "bad-args").await;
-    create_settled(&env, &ns.name, &web_deployment("web", 10, "nginx:1.14", None)).await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 10, "nginx:1.14", None),
+    )
+    .await;
     let ns = ns.name.as_str();
     let start = |extra: &'static [&'static str]| {
         let mut v = vec!["start", "deploy/web"];
         v.extend_from_slice(extra);
         v
     };
-    refused(&env, ns, &start(&["nginx=Nginx:1.15"]), USAGE, "is not a valid image reference").await;
+    refused(
+        &env,
+        ns,
+        &start(&["nginx=Nginx:1.15"]),
+        USAGE,
+        "is not a valid image reference",
+    )
+    .await;
     refused(&env, ns, &start(&["nginx:1.15"]), USAGE, "CONTAINER=IMAGE").await;
-    refused(&env, ns, &["start", "sts/web", "nginx=nginx:1.15"], USAGE, "is not a Deployment").await;
-    refused(&env, ns, &start(&["nginx=nginx:1.15", "--canary", "0"]), USAGE, "at least 1 pod").await;
-    refused(&env, ns, &start(&["nginx=nginx:1.15", "--canary", "-1"]), USAGE, "at least 1 pod").await;
-    refused(&env, ns, &start(&["nginx=nginx:1.15", "--canary", "101%"]), USAGE, "greater than 100%").await;
-    refused(&env, ns, &start(&["nginx=nginx:1.15", "--mode", "blue"]), USAGE, "invalid value").await;
+    refused(
+        &env,
+        ns,
+        &["start", "sts/web", "nginx=nginx:1.15"],
+        USAGE,
+        "is not a Deployment",
+    )
+    .await;
+    refused(
+        &env,
+        ns,
+        &start(&["nginx=nginx:1.15", "--canary", "0"]),
+        USAGE,
+        "at least 1 pod",
+    )
+    .await;
+    refused(
+        &env,
+        ns,
+        &start(&["nginx=nginx:1.15", "--canary", "-1"]),
+        USAGE,
+        "at least 1 pod",
+    )
+    .await;
+    refused(
+        &env,
+        ns,
+        &start(&["nginx=nginx:1.15", "--canary", "101%"]),
+        USAGE,
+        "greater than 100%",
+    )
+    .await;
+    refused(
+        &env,
+        ns,
+        &start(&["nginx=nginx:1.15", "--mode", "blue"]),
+        USAGE,
+        "invalid value",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_that_do_not_fit_the_deployment_are_refused() {
     let Some(env) = TestEnv::get() else { return };
     let ns = TestNamespace::create(&env, "bad-state").await;
-    create_settled(&env, &ns.name, &web_deployment("web", 10, "nginx:1.14", None)).await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 10, "nginx:1.14", None),
+    )
+    .await;
     let n = ns.name.as_str();
-    refused(&env, n, &["start", "deploy/nope", "nginx=nginx:1.15"], NOT_FOUND, "not found in namespace").await;
+    refused(
+        &env,
+        n,
+        &["start", "deploy/nope", "nginx=nginx:1.15"],
+        NOT_FOUND,
+        "not found in namespace",
+    )
+    .await;
     let unique = format!("only-here-{}", std::process::id());
     create_settled(&env, n, &web_deployment(&unique, 1, "nginx:1.14", None)).await;
-    let out = canary(&env, "default", &["start", &format!("deploy/{unique}"), "nginx=nginx:1.15"]).await;
+    let out = canary(
+        &env,
+        "default",
+        &["start", &format!("deploy/{unique}"), "nginx=nginx:1.15"],
+    )
+    .await;
     assert_exit(&out, NOT_FOUND, "start in the wrong namespace");
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("add -n {n}")), "{}", text(&out));
-    refused(&env, n, &["start", "deploy/web", "app=nginx:1.15"], REFUSED, "container 'app' is not in the pod template").await;
-    refused(&env, n, &["start", "deploy/web", "nginx=nginx:1.14"], REFUSED, "already runs nginx=nginx:1.14").await;
-    refused(&env, n, &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "11"], REFUSED, "11").await;
-    refused(&env, n, &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "10", "--mode", "replace"], REFUSED, "replace").await;
-    refused(&env, n, &["promote", "deploy/web", "--full"], NOT_FOUND, "no canary is running").await;
-    refused(&env, n, &["abort", "deploy/web"], NOT_FOUND, "no canary is running").await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("add -n {n}")),
+        "{}",
+        text(&out)
+    );
+    refused(
+        &env,
+        n,
+        &["start", "deploy/web", "app=nginx:1.15"],
+        REFUSED,
+        "container 'app' is not in the pod template",
+    )
+    .await;
+    refused(
+        &env,
+        n,
+        &["start", "deploy/web", "nginx=nginx:1.14"],
+        REFUSED,
+        "already runs nginx=nginx:1.14",
+    )
+    .await;
+    refused(
+        &env,
+        n,
+        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "11"],
+        REFUSED,
+        "11",
+    )
+    .await;
+    refused(
+        &env,
+        n,
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--canary",
+            "10",
+            "--mode",
+            "replace",
+        ],
+        REFUSED,
+        "replace",
+    )
+    .await;
+    refused(
+        &env,
+        n,
+        &["promote", "deploy/web", "--full"],
+        NOT_FOUND,
+        "no canary is running",
+    )
+    .await;
+    refused(
+        &env,
+        n,
+        &["abort", "deploy/web"],
+        NOT_FOUND,
+        "no canary is running",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,29 +207,94 @@ async fn deployments_in_unsuitable_states_are_refused() {
 
     // 1 replica in replace mode: no stable pod would be left.
     let ns1 = TestNamespace::create(&env, "one").await;
-    create_settled(&env, &ns1.name, &web_deployment("web", 1, "nginx:1.14", None)).await;
-    refused(&env, &ns1.name, &["start", "deploy/web", "nginx=nginx:1.15", "--mode", "replace"], REFUSED, "replace").await;
+    create_settled(
+        &env,
+        &ns1.name,
+        &web_deployment("web", 1, "nginx:1.14", None),
+    )
+    .await;
+    refused(
+        &env,
+        &ns1.name,
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--mode",
+            "replace",
+        ],
+        REFUSED,
+        "replace",
+    )
+    .await;
 
     // 0 replicas.
     let ns0 = TestNamespace::create(&env, "zero").await;
-    create_settled(&env, &ns0.name, &web_deployment("web", 0, "nginx:1.14", None)).await;
-    refused(&env, &ns0.name, &["start", "deploy/web", "nginx=nginx:1.15"], REFUSED, "0 replicas").await;
+    create_settled(
+        &env,
+        &ns0.name,
+        &web_deployment("web", 0, "nginx:1.14", None),
+    )
+    .await;
+    refused(
+        &env,
+        &ns0.name,
+        &["start", "deploy/web", "nginx=nginx:1.15"],
+        REFUSED,
+        "0 replicas",
+    )
+    .await;
 
     // Strategy Recreate.
     let nsr = TestNamespace::create(&env, "recreate").await;
-    create_settled(&env, &nsr.name, &web_deployment("web", 3, "nginx:1.14", Some(json!({"type": "Recreate"})))).await;
-    refused(&env, &nsr.name, &["start", "deploy/web", "nginx=nginx:1.15"], REFUSED, "Recreate").await;
+    create_settled(
+        &env,
+        &nsr.name,
+        &web_deployment("web", 3, "nginx:1.14", Some(json!({"type": "Recreate"}))),
+    )
+    .await;
+    refused(
+        &env,
+        &nsr.name,
+        &["start", "deploy/web", "nginx=nginx:1.15"],
+        REFUSED,
+        "Recreate",
+    )
+    .await;
 
     // Paused by someone else.
     let nsp = TestNamespace::create(&env, "paused").await;
-    create_settled(&env, &nsp.name, &web_deployment("web", 3, "nginx:1.14", None)).await;
+    create_settled(
+        &env,
+        &nsp.name,
+        &web_deployment("web", 3, "nginx:1.14", None),
+    )
+    .await;
     let api: Api<Deployment> = Api::namespaced(client.clone(), &nsp.name);
-    api.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"paused": true}}))).await.unwrap();
-    refused(&env, &nsp.name, &["start", "deploy/web", "nginx=nginx:1.15"], REFUSED, "paused by someone else").await;
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"paused": true}})),
+    )
+    .await
+    .unwrap();
+    refused(
+        &env,
+        &nsp.name,
+        &["start", "deploy/web", "nginx=nginx:1.15"],
+        REFUSED,
+        "paused by someone else",
+    )
+    .await;
 
     // A rollout in progress: the new version never becomes ready.
     let nsi = TestNamespace::create(&env, "rolling").await;
-    create_settled(&env, &nsi.name, &web_deployment("web", 3, "nginx:1.14", None)).await;
+    create_settled(
+        &env,
+        &nsi.name,
+        &web_deployment("web", 3, "nginx:1.14", None),
+    )
+    .await;
     let api: Api<Deployment> = Api::namespaced(client.clone(), &nsi.name);
     api.patch(
         "web",
@@ -111,12 +304,25 @@ async fn deployments_in_unsuitable_states_are_refused() {
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    refused(&env, &nsi.name, &["start", "deploy/web", "nginx=nginx:1.16"], REFUSED, "in the middle of a rollout").await;
+    refused(
+        &env,
+        &nsi.name,
+        &["start", "deploy/web", "nginx=nginx:1.16"],
+        REFUSED,
+        "in the middle of a rollout",
+    )
+    .await;
 
     // An HPA targets the Deployment: refused with an explanation, accepted with --allow-hpa.
     let nsh = TestNamespace::create(&env, "hpa").await;
-    create_settled(&env, &nsh.name, &web_deployment("web", 3, "nginx:1.14", None)).await;
-    let hpa: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &nsh.name);
+    create_settled(
+        &env,
+        &nsh.name,
+        &web_deployment("web", 3, "nginx:1.14", None),
+    )
+    .await;
+    let hpa: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
+        Api::namespaced(client.clone(), &nsh.name);
     hpa.create(
         &PostParams::default(),
         &serde_json::from_value(json!({
@@ -128,8 +334,20 @@ async fn deployments_in_unsuitable_states_are_refused() {
     )
     .await
     .unwrap();
-    refused(&env, &nsh.name, &["start", "deploy/web", "nginx=nginx:1.15"], REFUSED, "rescales the stable and canary ReplicaSets proportionally").await;
-    let out = canary(&env, &nsh.name, &["start", "deploy/web", "nginx=nginx:1.15", "--allow-hpa"]).await;
+    refused(
+        &env,
+        &nsh.name,
+        &["start", "deploy/web", "nginx=nginx:1.15"],
+        REFUSED,
+        "rescales the stable and canary ReplicaSets proportionally",
+    )
+    .await;
+    let out = canary(
+        &env,
+        &nsh.name,
+        &["start", "deploy/web", "nginx=nginx:1.15", "--allow-hpa"],
+    )
+    .await;
     assert_exit(&out, 0, "start --allow-hpa");
 }
 
@@ -137,13 +355,26 @@ async fn deployments_in_unsuitable_states_are_refused() {
 async fn a_second_start_is_locked_out_with_the_holder_named() {
     let Some(env) = TestEnv::get() else { return };
     let ns = TestNamespace::create(&env, "lock").await;
-    create_settled(&env, &ns.name, &web_deployment("web", 3, "nginx:1.14", None)).await;
-    assert_exit(&canary(&env, &ns.name, &["start", "deploy/web", "nginx=nginx:1.15"]).await, 0, "first start");
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 3, "nginx:1.14", None),
+    )
+    .await;
+    assert_exit(
+        &canary(&env, &ns.name, &["start", "deploy/web", "nginx=nginx:1.15"]).await,
+        0,
+        "first start",
+    );
     let held = spec_of(&env, &ns.name, "web").await;
     let out = canary(&env, &ns.name, &["start", "deploy/web", "nginx=nginx:1.16"]).await;
     assert_exit(&out, LOCKED, "second start");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("already running") && stderr.contains("started by admin"), "{}", text(&out));
+    assert!(
+        stderr.contains("already running") && stderr.contains("started by admin"),
+        "{}",
+        text(&out)
+    );
     assert_spec_equal_except(&held, &spec_of(&env, &ns.name, "web").await, &[]);
 }
 
@@ -151,21 +382,42 @@ async fn a_second_start_is_locked_out_with_the_holder_named() {
 async fn unreachable_server_and_missing_permissions_change_nothing() {
     let Some(env) = TestEnv::get() else { return };
     let ns = TestNamespace::create(&env, "perm").await;
-    create_settled(&env, &ns.name, &web_deployment("web", 3, "nginx:1.14", None)).await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 3, "nginx:1.14", None),
+    )
+    .await;
     let before = spec_of(&env, &ns.name, "web").await;
 
     // The restricted user may read (view) but not update Deployments.
     let out = tokio::task::spawn_blocking({
         let env = env.clone();
         let ns = ns.name.clone();
-        move || env.run_as(&env.restricted_kubeconfig, BIN, &["-n", &ns, "start", "deploy/web", "nginx=nginx:1.15"], &[])
+        move || {
+            env.run_as(
+                &env.restricted_kubeconfig,
+                BIN,
+                &["-n", &ns, "start", "deploy/web", "nginx=nginx:1.15"],
+                &[],
+            )
+        }
     })
     .await
     .unwrap();
     assert_exit(&out, FORBIDDEN, "start as the restricted user");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("may not update deployments.apps") || stderr.contains("may not create configmaps"), "{}", text(&out));
-    assert!(stderr.contains("restricted"), "names the user: {}", text(&out));
+    assert!(
+        stderr.contains("may not update deployments.apps")
+            || stderr.contains("may not create configmaps"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stderr.contains("restricted"),
+        "names the user: {}",
+        text(&out)
+    );
 
     // A kubeconfig pointing at nothing.
     let dir = std::env::temp_dir().join(format!("kc-unreachable-{}", std::process::id()));
@@ -176,9 +428,18 @@ async fn unreachable_server_and_missing_permissions_change_nothing() {
         "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: x\n",
     )
     .unwrap();
-    let out = env.run_as(&kubeconfig, BIN, &["-n", &ns.name, "start", "deploy/web", "nginx=nginx:1.15"], &[]);
+    let out = env.run_as(
+        &kubeconfig,
+        BIN,
+        &["-n", &ns.name, "start", "deploy/web", "nginx=nginx:1.15"],
+        &[],
+    );
     assert_exit(&out, UNREACHABLE, "start against an unreachable server");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the Kubernetes API server"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach the Kubernetes API server"),
+        "{}",
+        text(&out)
+    );
 
     assert_spec_equal_except(&before, &spec_of(&env, &ns.name, "web").await, &[]);
     assert!(!record_exists(&env, &ns.name, "web").await);
@@ -192,14 +453,41 @@ async fn unschedulable_canary_pods_are_reported_with_the_schedulers_reason() {
     let mut deployment = web_deployment("web", 3, "nginx:1.14", None);
     // Each simulated node has 4 CPUs: three pods of 3 CPUs fill one node each, and a
     // fourth (the surge canary) fits nowhere.
-    deployment.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].resources =
-        Some(serde_json::from_value(json!({"requests": {"cpu": "3"}})).unwrap());
+    deployment
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .resources = Some(serde_json::from_value(json!({"requests": {"cpu": "3"}})).unwrap());
     create_settled(&env, &ns.name, &deployment).await;
-    let out = canary(&env, &ns.name, &["start", "deploy/web", "nginx=nginx:1.15", "--timeout", "60s"]).await;
+    let out = canary(
+        &env,
+        &ns.name,
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--timeout",
+            "60s",
+        ],
+    )
+    .await;
     assert_exit(&out, CANARY_UNHEALTHY, "start with an unschedulable canary");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("cannot be scheduled") && stdout.contains("Insufficient cpu"), "{}", text(&out));
+    assert!(
+        stdout.contains("cannot be scheduled") && stdout.contains("Insufficient cpu"),
+        "{}",
+        text(&out)
+    );
     // It is held and recorded, and abort takes it back.
     assert!(record_exists(&env, &ns.name, "web").await);
-    assert_exit(&canary(&env, &ns.name, &["abort", "deploy/web"]).await, 0, "abort");
+    assert_exit(
+        &canary(&env, &ns.name, &["abort", "deploy/web"]).await,
+        0,
+        "abort",
+    );
 }

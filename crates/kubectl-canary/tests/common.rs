@@ -6,8 +6,8 @@ use std::process::Output;
 use canary_testkit::TestEnv;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::ListParams;
 use kube::Api;
+use kube::api::ListParams;
 
 /// The CLI under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_kubectl-canary");
@@ -18,11 +18,19 @@ pub async fn canary(env: &TestEnv, namespace: &str, args: &[&str]) -> Output {
 }
 
 /// Same, with extra environment variables (the crash hook).
-pub async fn canary_with(env: &TestEnv, namespace: &str, args: &[&str], vars: &[(&str, &str)]) -> Output {
+pub async fn canary_with(
+    env: &TestEnv,
+    namespace: &str,
+    args: &[&str],
+    vars: &[(&str, &str)],
+) -> Output {
     let env = env.clone();
     let mut full = vec!["-n".to_string(), namespace.to_string()];
     full.extend(args.iter().map(|s| s.to_string()));
-    let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = full.iter().map(String::as_str).collect();
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -56,7 +64,12 @@ pub fn text(output: &Output) -> String {
 
 /// Asserts the exit code.
 pub fn assert_exit(output: &Output, code: i32, what: &str) {
-    assert_eq!(output.status.code(), Some(code), "{what}: unexpected exit\n{}", text(output));
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{what}: unexpected exit\n{}",
+        text(output)
+    );
 }
 
 /// Desired replicas of the Deployment's ReplicaSets, by image of container `nginx`.

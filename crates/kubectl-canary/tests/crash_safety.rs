@@ -9,7 +9,10 @@ mod common;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
-use canary_testkit::{TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_settled, web_deployment};
+use canary_testkit::{
+    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_settled,
+    web_deployment,
+};
 use common::*;
 
 const IMAGE_PATH: &str = ".template.spec.containers[0].image";
@@ -18,15 +21,34 @@ const MAX_POINTS: usize = 6;
 
 /// Sets up a Deployment (with a held canary when `held`), runs `command` crashing after
 /// mutation `n`, checks status, then recovers with `recovery`. Returns whether it crashed.
-async fn crash_and_recover(env: &TestEnv, command: &[&str], held: bool, n: usize, recovery: &str) -> bool {
+async fn crash_and_recover(
+    env: &TestEnv,
+    command: &[&str],
+    held: bool,
+    n: usize,
+    recovery: &str,
+) -> bool {
     let ns = TestNamespace::create(env, "crash").await;
     create_settled(env, &ns.name, &web_deployment("web", 3, "nginx:1.14", None)).await;
     let original = spec_of(env, &ns.name, "web").await;
     if held {
-        assert_exit(&canary(env, &ns.name, &["start", "deploy/web", "nginx=nginx:1.15"]).await, 0, "setup start");
+        assert_exit(
+            &canary(env, &ns.name, &["start", "deploy/web", "nginx=nginx:1.15"]).await,
+            0,
+            "setup start",
+        );
     }
-    let context = format!("`{}` crashing after mutation {n}, recovered by {recovery}", command.join(" "));
-    let out = canary_with(env, &ns.name, command, &[("KUBECTL_CANARY_CRASH_AFTER", &n.to_string())]).await;
+    let context = format!(
+        "`{}` crashing after mutation {n}, recovered by {recovery}",
+        command.join(" ")
+    );
+    let out = canary_with(
+        env,
+        &ns.name,
+        command,
+        &[("KUBECTL_CANARY_CRASH_AFTER", &n.to_string())],
+    )
+    .await;
     let crashed = out.status.signal() == Some(6);
     if !crashed {
         assert_exit(&out, 0, &format!("{context}: ran to the end"));
@@ -34,7 +56,11 @@ async fn crash_and_recover(env: &TestEnv, command: &[&str], held: bool, n: usize
 
     let status = canary(env, &ns.name, &["status", "deploy/web"]).await;
     assert_exit(&status, 0, &format!("{context}: status explains the state"));
-    assert!(String::from_utf8_lossy(&status.stdout).contains("phase:"), "{}", text(&status));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("phase:"),
+        "{}",
+        text(&status)
+    );
 
     let has_record = record_exists(env, &ns.name, "web").await;
     let recovery_args: Vec<&str> = match recovery {
@@ -51,11 +77,22 @@ async fn crash_and_recover(env: &TestEnv, command: &[&str], held: bool, n: usize
         assert_exit(&out, 3, &format!("{context}: nothing to recover"));
     }
     wait_settled(env, &ns.name, "web", Duration::from_secs(60)).await;
-    assert!(!record_exists(env, &ns.name, "web").await, "{context}: record left behind");
+    assert!(
+        !record_exists(env, &ns.name, "web").await,
+        "{context}: record left behind"
+    );
     let after = spec_of(env, &ns.name, "web").await;
-    let image = after.pointer("/template/spec/containers/0/image").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let image = after
+        .pointer("/template/spec/containers/0/image")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
     let sizes = replica_sets_by_image(env, &ns.name).await;
-    assert_eq!(sizes, vec![(image.clone(), 3)], "{context}: one version on every pod");
+    assert_eq!(
+        sizes,
+        vec![(image.clone(), 3)],
+        "{context}: one version on every pod"
+    );
     if image == "nginx:1.14" {
         assert_spec_equal_except(&original, &after, &[]);
     } else {
@@ -63,29 +100,57 @@ async fn crash_and_recover(env: &TestEnv, command: &[&str], held: bool, n: usize
         assert_spec_equal_except(&original, &after, &[IMAGE_PATH]);
     }
     if recovery == "abort" && has_record {
-        assert_eq!(image, "nginx:1.14", "{context}: abort ends on the stable version");
+        assert_eq!(
+            image, "nginx:1.14",
+            "{context}: abort ends on the stable version"
+        );
     }
     if recovery == "promote" && has_record {
-        assert_eq!(image, "nginx:1.15", "{context}: promote ends on the new version");
+        assert_eq!(
+            image, "nginx:1.15",
+            "{context}: promote ends on the new version"
+        );
     }
     crashed
 }
 
 async fn every_point_of(env: &TestEnv, command: &[&str], held: bool) {
     for recovery in ["abort", "promote"] {
-        let runs = futures::future::join_all((1..=MAX_POINTS).map(|n| crash_and_recover(env, command, held, n, recovery))).await;
-        assert!(runs[0], "`{}` did not crash after its first change: build with --features test-hooks", command.join(" "));
+        let runs = futures::future::join_all(
+            (1..=MAX_POINTS).map(|n| crash_and_recover(env, command, held, n, recovery)),
+        )
+        .await;
+        assert!(
+            runs[0],
+            "`{}` did not crash after its first change: build with --features test-hooks",
+            command.join(" ")
+        );
         let points = runs.iter().take_while(|c| **c).count();
-        assert!(runs[points..].iter().all(|c| !c), "crash points are contiguous: {runs:?}");
-        assert!(points < MAX_POINTS, "`{}` has more mutation points than the test covers", command.join(" "));
-        eprintln!("`{}`: {points} mutation points, each recovered by {recovery}", command.join(" "));
+        assert!(
+            runs[points..].iter().all(|c| !c),
+            "crash points are contiguous: {runs:?}"
+        );
+        assert!(
+            points < MAX_POINTS,
+            "`{}` has more mutation points than the test covers",
+            command.join(" ")
+        );
+        eprintln!(
+            "`{}`: {points} mutation points, each recovered by {recovery}",
+            command.join(" ")
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_recovers_from_a_crash_at_every_mutation_point() {
     let Some(env) = TestEnv::get() else { return };
-    every_point_of(&env, &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"], false).await;
+    every_point_of(
+        &env,
+        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
+        false,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,10 +176,23 @@ async fn ctrl_c_during_start_leaves_nothing_or_a_recorded_paused_canary() {
         let env = env.clone();
         async move {
             let ns = TestNamespace::create(&env, "sigint").await;
-            create_settled(&env, &ns.name, &web_deployment("web", 4, "nginx:1.14", None)).await;
+            create_settled(
+                &env,
+                &ns.name,
+                &web_deployment("web", 4, "nginx:1.14", None),
+            )
+            .await;
             let original = spec_of(&env, &ns.name, "web").await;
             let child = tokio::process::Command::new(BIN)
-                .args(["-n", &ns.name, "start", "deploy/web", "nginx=nginx:1.15__ready-after-3s", "--canary", "2"])
+                .args([
+                    "-n",
+                    &ns.name,
+                    "start",
+                    "deploy/web",
+                    "nginx=nginx:1.15__ready-after-3s",
+                    "--canary",
+                    "2",
+                ])
                 .env("KUBECONFIG", &env.kubeconfig)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -122,30 +200,46 @@ async fn ctrl_c_during_start_leaves_nothing_or_a_recorded_paused_canary() {
                 .expect("spawn start");
             tokio::time::sleep(Duration::from_millis(*delay)).await;
             let pid = child.id().expect("pid").to_string();
-            let _ = std::process::Command::new("kill").args(["-INT", &pid]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &pid])
+                .status();
             let out = child.wait_with_output().await.expect("start output");
             let stdout = String::from_utf8_lossy(&out.stdout).to_string();
             let context = format!("Ctrl-C after {delay} ms\n{}", text(&out));
             let recorded = record_exists(&env, &ns.name, "web").await;
             if recorded {
-                assert!(is_paused(&env, &ns.name, "web").await, "{context}: a recorded canary is paused");
+                assert!(
+                    is_paused(&env, &ns.name, "web").await,
+                    "{context}: a recorded canary is paused"
+                );
                 let sizes = replica_sets_by_image(&env, &ns.name).await;
                 assert_eq!(
                     sizes,
-                    vec![("nginx:1.14".to_string(), 4), ("nginx:1.15__ready-after-3s".to_string(), 2)],
+                    vec![
+                        ("nginx:1.14".to_string(), 4),
+                        ("nginx:1.15__ready-after-3s".to_string(), 2)
+                    ],
                     "{context}: exactly the asked canary"
                 );
                 assert!(
-                    stdout.contains("paused canary") || stdout.contains("stays held and recorded") || out.status.code() == Some(0),
+                    stdout.contains("paused canary")
+                        || stdout.contains("stays held and recorded")
+                        || out.status.code() == Some(0),
                     "{context}: says what it left"
                 );
-                assert_exit(&canary(&env, &ns.name, &["abort", "deploy/web"]).await, 0, "abort after Ctrl-C");
+                assert_exit(
+                    &canary(&env, &ns.name, &["abort", "deploy/web"]).await,
+                    0,
+                    "abort after Ctrl-C",
+                );
                 wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
                 "canary"
             } else {
                 assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
                 assert!(
-                    out.status.signal() == Some(2) || stdout.contains("nothing was changed") || stdout.contains("nothing is changed"),
+                    out.status.signal() == Some(2)
+                        || stdout.contains("nothing was changed")
+                        || stdout.contains("nothing is changed"),
                     "{context}: says nothing changed (or died by the signal before any change)"
                 );
                 "nothing"

@@ -49,7 +49,16 @@ pub async fn promote(config: &Config, args: &PromoteArgs) -> Result<i32, CanaryE
             "kubectl rollout resume deploy/{name} && kubectl rollout pause deploy/{name}   (a race again)"
         ),
     };
-    run_goal(config, &engine, stored, goal, args.dry_run, !args.no_wait, &by_hand).await
+    run_goal(
+        config,
+        &engine,
+        stored,
+        goal,
+        args.dry_run,
+        !args.no_wait,
+        &by_hand,
+    )
+    .await
 }
 
 /// Runs `abort`.
@@ -61,7 +70,16 @@ pub async fn abort(config: &Config, args: &AbortArgs) -> Result<i32, CanaryError
         "kubectl rollout undo deploy/{name}   (refused while paused: \"you cannot rollback a paused deployment\"; \
          resuming first rolls the canary forward)"
     );
-    run_goal(config, &engine, stored, Goal::Abort, args.dry_run, !args.no_wait, &by_hand).await
+    run_goal(
+        config,
+        &engine,
+        stored,
+        Goal::Abort,
+        args.dry_run,
+        !args.no_wait,
+        &by_hand,
+    )
+    .await
 }
 
 async fn run_goal(
@@ -103,13 +121,21 @@ async fn run_goal(
                             .progress_deadline_seconds
                             .map_or("unset".into(), |v| v.to_string()),
                         change.settings.paused.unwrap_or(false),
-                        if change.template.is_some() { ", and the pod template" } else { "" }
+                        if change.template.is_some() {
+                            ", and the pod template"
+                        } else {
+                            ""
+                        }
                     );
                 }
                 Decision::Wait(_) | Decision::Reached => {
-                    println!("No update needed; it would wait for the controller and then delete the record.")
+                    println!(
+                        "No update needed; it would wait for the controller and then delete the record."
+                    )
                 }
-                Decision::Stuck(stuck) => println!("It could not proceed: {}", stuck.explain(&name)),
+                Decision::Stuck(stuck) => {
+                    println!("It could not proceed: {}", stuck.explain(&name))
+                }
             }
         }
         return Ok(exit_code::OK);

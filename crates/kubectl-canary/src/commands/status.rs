@@ -24,7 +24,10 @@ pub async fn run(config: &Config, args: &StatusArgs) -> Result<(), CanaryError> 
             if args.watch && last.is_some() {
                 println!("---");
             }
-            print!("{}", status_text(&report, config.output == OutputFormat::Wide));
+            print!(
+                "{}",
+                status_text(&report, config.output == OutputFormat::Wide)
+            );
         }
         last = Some(report);
     };
@@ -47,25 +50,31 @@ pub async fn run(config: &Config, args: &StatusArgs) -> Result<(), CanaryError> 
         )
         .map(|_| ())
         .boxed(),
-        watcher(apis.replica_sets.clone(), watcher::Config::default().labels(&selector))
-            .map(|_| ())
-            .boxed(),
-        watcher(apis.pods.clone(), watcher::Config::default().labels(&selector))
-            .map(|_| ())
-            .boxed(),
+        watcher(
+            apis.replica_sets.clone(),
+            watcher::Config::default().labels(&selector),
+        )
+        .map(|_| ())
+        .boxed(),
+        watcher(
+            apis.pods.clone(),
+            watcher::Config::default().labels(&selector),
+        )
+        .map(|_| ())
+        .boxed(),
         watcher(
             records,
-            watcher::Config::default().fields(&format!(
-                "metadata.name={}",
-                engine.store().name()
-            )),
+            watcher::Config::default().fields(&format!("metadata.name={}", engine.store().name())),
         )
         .map(|_| ())
         .boxed(),
     ]);
     while changes.next().await.is_some() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        while futures::FutureExt::now_or_never(changes.next()).flatten().is_some() {}
+        while futures::FutureExt::now_or_never(changes.next())
+            .flatten()
+            .is_some()
+        {}
         print(gather(&engine, config).await?);
     }
     Ok(())
@@ -75,5 +84,9 @@ pub async fn run(config: &Config, args: &StatusArgs) -> Result<(), CanaryError> 
 pub async fn gather(engine: &Engine, config: &Config) -> Result<StatusReport, CanaryError> {
     let view = engine.view().await?;
     let stored = engine.store().get().await?;
-    Ok(StatusReport::build(&config.namespace, &view, stored.as_ref()))
+    Ok(StatusReport::build(
+        &config.namespace,
+        &view,
+        stored.as_ref(),
+    ))
 }
