@@ -323,3 +323,51 @@ async fn live_plan_without_node_access_says_the_capacity_check_was_skipped() {
         text(&out)
     );
 }
+
+#[tokio::test]
+async fn live_plan_during_a_canary_uses_the_recorded_strategy() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "plan-running").await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 4, "nginx:1.14", None),
+    )
+    .await;
+    let out = canary(
+        &env,
+        &ns.name,
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--canary",
+            "1",
+            "--no-wait",
+        ],
+    )
+    .await;
+    assert_exit(&out, 0, "start");
+    // The live strategy is now the brake (maxSurge 1, maxUnavailable 0); the plan must use
+    // the Deployment's own 25%/25% from the record.
+    let out = canary(
+        &env,
+        &ns.name,
+        &["plan", "deploy/web", "--explain", "-o", "json"],
+    )
+    .await;
+    assert_exit(&out, 0, "plan --explain during a canary");
+    let view = json_of(&out.stdout);
+    assert_eq!(view["maxSurge"], "25%", "{}", text(&out));
+    assert_eq!(view["maxUnavailable"], "25%", "{}", text(&out));
+    assert!(
+        view["summary"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("A canary is running on deploy/web"),
+        "{}",
+        text(&out)
+    );
+    let promote = view["steps"][4]["kubectl"][0].as_str().unwrap_or_default();
+    assert!(promote.contains(r#""minReadySeconds":0"#), "{promote}");
+}

@@ -12,8 +12,9 @@ use canary_core::plan::{
 use canary_core::record::BRAKE_MIN_READY_SECONDS;
 use canary_core::rollout_math::{CanaryMode, IntOrPercent, RolloutMathError, resolve_canary};
 use canary_kube::capacity::{cluster_capacity, pod_requests};
-use canary_kube::error::CanaryError;
+use canary_kube::error::{CanaryError, ErrorKind};
 use canary_kube::observe::selector_string;
+use canary_kube::store::RecordStore;
 use comfy_table::{Table, presets::NOTHING};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -81,6 +82,8 @@ struct Subject {
     progress_deadline_seconds: i32,
     containers: Vec<String>,
     selector: Option<String>,
+    /// Remarks about where the numbers come from, printed first.
+    notes: Vec<String>,
     pod_requests: Option<Resources>,
     cluster: ClusterCapacity,
 }
@@ -124,6 +127,7 @@ pub async fn run_offline(args: &PlanArgs, output: OutputFormat) -> Result<i32, C
         progress_deadline_seconds: DEFAULT_PROGRESS_DEADLINE_SECONDS,
         containers: Vec::new(),
         selector: None,
+        notes: Vec::new(),
         pod_requests,
         cluster: ClusterCapacity::Offline,
     };
@@ -146,8 +150,29 @@ pub async fn run(config: &Config, args: &PlanArgs) -> Result<i32, CanaryError> {
             hint: String::new(),
         })?;
     let selector = selector_string(&deployment);
-    let spec = deployment.spec.unwrap_or_default();
-    let strategy = spec.strategy.unwrap_or_default();
+    let uid = deployment.metadata.uid.clone().unwrap_or_default();
+    let mut spec = deployment.spec.unwrap_or_default();
+    // While a canary runs, the live strategy and minReadySeconds are the brake: plan with
+    // the settings recorded before it started. A user who may not read the record gets the
+    // live settings.
+    let store = RecordStore::new(&config.client, &config.namespace, &target.name);
+    let record = match store.get().await {
+        Ok(stored) => stored.map(|s| s.record).filter(|r| r.deployment_uid == uid),
+        Err(e) if e.kind() == ErrorKind::Forbidden => None,
+        Err(e) => return Err(e),
+    };
+    let mut notes = Vec::new();
+    if let Some(record) = &record {
+        let original = &record.original_settings;
+        spec.strategy = serde_json::from_value(original.strategy.clone()).ok();
+        spec.min_ready_seconds = original.min_ready_seconds;
+        spec.progress_deadline_seconds = original.progress_deadline_seconds;
+        notes.push(format!(
+            "A canary is running on deploy/{} ({}): planned with the strategy, minReadySeconds and progressDeadlineSeconds recorded before it started, not the brake now in place.",
+            target.name, record.phase.describe()
+        ));
+    }
+    let strategy = spec.strategy.clone().unwrap_or_default();
     let rolling = strategy.rolling_update.unwrap_or_default();
     let strategy_value = |value: Option<IntOrString>, field: &'static str| match value {
         None => Ok(IntOrPercent::DEFAULT),
@@ -186,6 +211,7 @@ pub async fn run(config: &Config, args: &PlanArgs) -> Result<i32, CanaryError> {
             .map(|c| c.name.clone())
             .collect(),
         selector: Some(selector),
+        notes,
         pod_requests: Some(requests),
         cluster,
     };
@@ -196,7 +222,10 @@ fn render(subject: &Subject, args: &PlanArgs, output: OutputFormat) -> Result<i3
     let name = subject.deployment.as_deref();
     let namespace = subject.namespace.as_deref();
     if args.explain {
-        let explanation = explanation_of(subject, args)?;
+        let mut explanation = explanation_of(subject, args)?;
+        explanation
+            .summary
+            .splice(0..0, subject.notes.iter().cloned());
         let report = ExplainReport {
             deployment: name,
             namespace,
@@ -213,6 +242,9 @@ fn render(subject: &Subject, args: &PlanArgs, output: OutputFormat) -> Result<i3
         pod_requests: subject.pod_requests,
         cluster: subject.cluster.clone(),
     })?;
+    canary_plan
+        .advice
+        .splice(0..0, subject.notes.iter().cloned());
     if subject.recreate {
         canary_plan.advice.insert(
             0,
