@@ -799,3 +799,48 @@ async fn service_checks_see_what_users_see_and_waiting_has_a_limit() {
     };
     tokio::join!(good, bad, wait);
 }
+
+#[tokio::test]
+async fn a_user_without_proxy_rights_gets_reasons_not_a_pass() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "an-rbac").await;
+    let (admin, target) = canary(&env, &ns.name, 2, STABLE_IMAGE, "nginx:1.15").await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), &target.namespace);
+    let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
+    wait_for(
+        &env,
+        "the canary pod Ready",
+        Duration::from_secs(30),
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .ok()?;
+            list.items
+                .iter()
+                .all(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    // The restricted user has only the built-in `view` role: pods and their logs, no proxy.
+    let restricted = env.restricted_client().await;
+    let spec = spec_of(
+        Duration::from_secs(60),
+        vec![
+            check("pods", Probe::PodHealth(PodHealthSpec::default())),
+            check("http", Probe::Http(HttpSpec::new(80, "/"))),
+        ],
+    );
+    let verdict = analysis::run_analysis(&restricted, &target, &spec, RunOptions::default())
+        .await
+        .unwrap();
+    assert_outcome(&verdict.checks[0], Outcome::Pass, "all 1 canary pods Ready");
+    assert_outcome(&verdict.checks[1], Outcome::Inconclusive, "forbidden");
+    assert_eq!(verdict.decision, Decision::Wait, "{}", verdict.reason);
+}

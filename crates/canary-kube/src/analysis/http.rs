@@ -14,7 +14,9 @@ use kube::ResourceExt;
 use kube::client::Body;
 use tokio::time::Instant;
 
-use canary_core::analysis_spec::{CheckSpec, HttpSpec};
+use canary_core::analysis_spec::{
+    CheckSpec, HttpSpec, MAX_HTTP_RATE_PER_SECOND, MAX_HTTP_REQUESTS,
+};
 use canary_core::stats;
 use canary_core::verdict::{
     CheckResult, JudgeConfig, Measurement, Outcome, format_number, judge_samples,
@@ -35,7 +37,8 @@ pub enum Response {
         /// Time to the full response.
         latency: Duration,
     },
-    /// The API server could not reach the pod (its proxy answered with a `Status` object).
+    /// The API server refused the request or could not reach the pod (it answered with a
+    /// `Status` object of its own).
     Unreachable(String),
     /// No answer in time, or the request failed before reaching the API server.
     Failed(String),
@@ -71,7 +74,9 @@ pub async fn proxy_get(client: &kube::Client, path: &str, timeout: Duration) -> 
         Ok(Err(error)) => Response::Failed(error),
         Ok(Ok((status, is_json, body))) => {
             let latency = started.elapsed();
-            if status >= 500
+            // The API server's own refusals (403 without pods/proxy, 503 when the pod cannot
+            // be reached) come as a Kubernetes Status; they say nothing about the release.
+            if status >= 400
                 && is_json
                 && let Some(message) = proxy_error_message(&body)
             {
@@ -85,8 +90,8 @@ pub async fn proxy_get(client: &kube::Client, path: &str, timeout: Duration) -> 
     }
 }
 
-/// The message of a `Status` object, which is what the API server's proxy answers when it
-/// cannot reach the backend (an application's own 503 is not a Kubernetes `Status`).
+/// The message of a `Status` object, which is what the API server answers when it refuses
+/// or cannot proxy the request (an application's own 403 or 503 is not a Kubernetes `Status`).
 fn proxy_error_message(body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     (value.get("kind")?.as_str()? == "Status" && value.get("apiVersion")?.as_str()? == "v1").then(
@@ -111,11 +116,19 @@ pub async fn send_paced(
     if paths.is_empty() {
         return Vec::new();
     }
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / settings.rate_per_second));
+    // The spec is validated when read, but a spec built in code is bounded here too: a check
+    // must never flood a pod or the API server.
+    let requests = settings.requests.clamp(1, MAX_HTTP_REQUESTS);
+    let rate = if settings.rate_per_second.is_finite() && settings.rate_per_second > 0.0 {
+        settings.rate_per_second.min(MAX_HTTP_RATE_PER_SECOND)
+    } else {
+        1.0
+    };
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut in_flight = FuturesUnordered::new();
-    let mut responses = Vec::with_capacity(settings.requests as usize);
-    for index in 0..settings.requests as usize {
+    let mut responses = Vec::with_capacity(requests as usize);
+    for index in 0..requests as usize {
         // Drain finished requests while waiting for the next slot.
         loop {
             tokio::select! {

@@ -329,6 +329,17 @@ pub fn parse_response(
             reason: format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"),
         });
     }
+    if !(200..300).contains(&status)
+        && let Some(message) = kubernetes_status_message(body)
+    {
+        // The API server's service proxy refused (e.g. 403 without services/proxy) or could
+        // not reach the Service: its Status message says why.
+        return Err(PrometheusError::Status {
+            address: address.into(),
+            status,
+            body: message,
+        });
+    }
     let decoded: Result<ApiResponse, _> = serde_json::from_slice(body);
     let response = match decoded {
         Ok(response) => response,
@@ -400,6 +411,14 @@ pub fn parse_response(
             "result type {other} cannot be compared"
         ))),
     }
+}
+
+fn kubernetes_status_message(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if value.get("kind")?.as_str()? != "Status" {
+        return None;
+    }
+    Some(value.get("message")?.as_str()?.to_string())
 }
 
 fn unix_now() -> f64 {
@@ -631,6 +650,15 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "Prometheus refused the query (bad_data): parse error at char 3"
+        );
+        let forbidden = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 403,
+            "message": "services \"prometheus:9090\" is forbidden: User \"restricted\" cannot get resource \"services/proxy\""});
+        let error = parse_response("p", 403, forbidden.to_string().as_bytes()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("cannot get resource \"services/proxy\""),
+            "{error}"
         );
         let error = parse_response("p", 502, b"<html>Bad Gateway</html>").unwrap_err();
         assert!(
