@@ -57,6 +57,11 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> Result<i32, CanaryError
     };
     if !print_structured(config.output, &verdict) {
         print!("{}", verdict_text(&verdict));
+        if verdict.decision == Decision::Wait {
+            eprintln!(
+                "some checks cannot decide yet; run again later, or add --wait to analyse again until they decide (up to their waiting limit)"
+            );
+        }
     }
     let events = EventSink::new(&config.client, &view.deployment);
     let note = event_note(&verdict);
