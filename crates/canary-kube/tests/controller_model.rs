@@ -17,7 +17,6 @@
 //! unless `KC_TESTENV_REQUIRED=1`, when they fail.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,13 +24,11 @@ use canary_core::rollout_math::{
     CanaryMode, DeploymentModel, Fenceposts, IntOrPercent, ReplicaSetModel, RolloutMathError,
     RolloutState, brake_strategy, native_rollout_sequence, validate_rolling_update,
 };
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use canary_testkit::{TestEnv, TestNamespace};
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{
-    DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
-};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -46,42 +43,6 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(150);
 /// Cases running at once. More does not help: the controller-manager's API client is
 /// rate-limited (20 requests/s by default), and every pod costs it several requests.
 const PARALLEL_CASES: usize = 3;
-
-/// The testenv's kubeconfig, or `None` (after a note) when there is no testenv and it is not
-/// required.
-fn testenv_kubeconfig() -> Option<PathBuf> {
-    let dir = std::env::var("KC_TESTENV_DIR")
-        .unwrap_or_else(|_| "/tmp/kubectl-canary-testenv".to_owned());
-    let env_file = PathBuf::from(&dir).join("env");
-    let required = std::env::var("KC_TESTENV_REQUIRED").is_ok_and(|v| v == "1");
-    let kubeconfig = std::fs::read_to_string(&env_file).ok().and_then(|text| {
-        text.lines()
-            .find_map(|line| line.strip_prefix("KUBECONFIG="))
-            .map(PathBuf::from)
-    });
-    match kubeconfig {
-        Some(path) if path.exists() => Some(path),
-        _ if required => panic!(
-            "KC_TESTENV_REQUIRED=1 but no testenv at {} (run scripts/testenv up)",
-            env_file.display()
-        ),
-        _ => {
-            eprintln!(
-                "note: no testenv at {} (scripts/testenv up); controller model test not run",
-                env_file.display()
-            );
-            None
-        }
-    }
-}
-
-async fn client(kubeconfig: &PathBuf) -> Client {
-    let file = Kubeconfig::read_from(kubeconfig).expect("readable testenv kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-        .await
-        .expect("usable testenv kubeconfig");
-    Client::try_from(config).expect("client for the testenv")
-}
 
 fn int_or_string(value: IntOrPercent) -> serde_json::Value {
     serde_json::to_value(value).expect("IntOrPercent serializes")
@@ -110,39 +71,6 @@ fn deployment(replicas: i32, max_surge: IntOrPercent, max_unavailable: IntOrPerc
         },
     }))
     .expect("valid Deployment")
-}
-
-/// A namespace for one case.
-struct TestNamespace {
-    client: Client,
-    name: String,
-}
-
-impl TestNamespace {
-    async fn create(client: &Client, name: String) -> Self {
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let namespace: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
-        namespaces
-            .create(&PostParams::default(), &namespace)
-            .await
-            .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
-        Self {
-            client: client.clone(),
-            name,
-        }
-    }
-
-    /// Runs `case` in the namespace and deletes the namespace afterwards, also when the case
-    /// panics (the panic is passed on).
-    async fn run<T>(self, case: impl std::future::Future<Output = T>) -> T {
-        let outcome = std::panic::AssertUnwindSafe(case).catch_unwind().await;
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let _ = namespaces
-            .delete(&self.name, &DeleteParams::background())
-            .await;
-        outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    }
 }
 
 /// ReplicaSet sizes as the watch reports them.
@@ -430,10 +358,8 @@ fn iop(text: &str) -> IntOrPercent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_rollout_sequence_matches_the_real_controller() {
-    let Some(kubeconfig) = testenv_kubeconfig() else {
-        return;
-    };
-    let client = client(&kubeconfig).await;
+    let Some(env) = TestEnv::get() else { return };
+    let client = env.client().await;
     let strategies = [
         ("25%", "25%"),
         ("1", "0"),
@@ -445,27 +371,24 @@ async fn native_rollout_sequence_matches_the_real_controller() {
         ("50%", "50%"),
     ];
     let replica_counts = [1, 2, 3, 5, 10, 20];
-    let run_id = std::process::id();
     let gate = Arc::new(Semaphore::new(PARALLEL_CASES));
     let mut tasks = Vec::new();
     // Largest cases first so that they do not run last alone.
     for &replicas in replica_counts.iter().rev() {
-        for (index, &(surge, unavailable)) in strategies.iter().enumerate() {
-            let (client, gate) = (client.clone(), gate.clone());
+        for &(surge, unavailable) in &strategies {
+            let (env, client, gate) = (env.clone(), client.clone(), gate.clone());
             let (max_surge, max_unavailable) = (iop(surge), iop(unavailable));
             tasks.push(tokio::spawn(async move {
                 let _slot = gate.acquire().await.expect("semaphore");
-                let name = format!("ctrl-model-{run_id}-{replicas}-{index}");
-                let namespace = TestNamespace::create(&client, name.clone()).await;
-                let observed = namespace
-                    .run(observe_rollout(
-                        &client,
-                        &name,
-                        replicas,
-                        max_surge,
-                        max_unavailable,
-                    ))
-                    .await;
+                let namespace = TestNamespace::create(&env, "ctrl-model").await;
+                let observed = observe_rollout(
+                    &client,
+                    &namespace.name,
+                    replicas,
+                    max_surge,
+                    max_unavailable,
+                )
+                .await;
                 let model = native_rollout_sequence(replicas, max_surge, max_unavailable)
                     .expect("a valid strategy");
                 (replicas, max_surge, max_unavailable, observed, model)
@@ -507,17 +430,9 @@ async fn native_rollout_sequence_matches_the_real_controller() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_server_refuses_what_the_model_refuses() {
-    let Some(kubeconfig) = testenv_kubeconfig() else {
-        return;
-    };
-    let client = client(&kubeconfig).await;
-    let name = format!("ctrl-model-{}-invalid", std::process::id());
-    let namespace = TestNamespace::create(&client, name.clone()).await;
-    namespace.run(refusals(client, name)).await;
-}
-
-async fn refusals(client: Client, namespace: String) {
-    let deployments: Api<Deployment> = Api::namespaced(client, &namespace);
+    let Some(env) = TestEnv::get() else { return };
+    let namespace = TestNamespace::create(&env, "ctrl-model-invalid").await;
+    let deployments: Api<Deployment> = Api::namespaced(env.client().await, &namespace.name);
     for (surge, unavailable) in [
         ("0", "0"),
         ("0%", "0%"),
@@ -805,10 +720,8 @@ async fn paused_change(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_scaling_matches_proportional_scale() {
-    let Some(kubeconfig) = testenv_kubeconfig() else {
-        return;
-    };
-    let client = client(&kubeconfig).await;
+    let Some(env) = TestEnv::get() else { return };
+    let client = env.client().await;
     let cases = [
         (10, CanaryMode::Surge, 2, PausedChange::Replicas(20)),
         (10, CanaryMode::Surge, 2, PausedChange::Replicas(5)),
@@ -819,25 +732,22 @@ async fn paused_scaling_matches_proportional_scale() {
         (10, CanaryMode::Surge, 2, PausedChange::MaxSurge(3)),
         (5, CanaryMode::Surge, 1, PausedChange::MaxSurge(4)),
     ];
-    let run_id = std::process::id();
     let gate = Arc::new(Semaphore::new(PARALLEL_CASES));
     let mut tasks = Vec::new();
-    for (index, (replicas, mode, canary_pods, change)) in cases.into_iter().enumerate() {
-        let (client, gate) = (client.clone(), gate.clone());
+    for (replicas, mode, canary_pods, change) in cases {
+        let (env, client, gate) = (env.clone(), client.clone(), gate.clone());
         tasks.push(tokio::spawn(async move {
             let _slot = gate.acquire().await.expect("semaphore");
-            let name = format!("ctrl-paused-{run_id}-{index}");
-            let namespace = TestNamespace::create(&client, name.clone()).await;
-            let (predicted, observed) = namespace
-                .run(paused_change(
-                    &client,
-                    &name,
-                    replicas,
-                    mode,
-                    canary_pods,
-                    change,
-                ))
-                .await;
+            let namespace = TestNamespace::create(&env, "ctrl-paused").await;
+            let (predicted, observed) = paused_change(
+                &client,
+                &namespace.name,
+                replicas,
+                mode,
+                canary_pods,
+                change,
+            )
+            .await;
             (
                 format!("{replicas} replicas, {mode} canary of {canary_pods}, then {change:?}"),
                 predicted,
