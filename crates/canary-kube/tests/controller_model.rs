@@ -5,8 +5,9 @@
 //! pods Ready **one at a time**, each only once the controller has stopped moving. Every
 //! (old, new) ReplicaSet size the controller writes is recorded from a watch and compared with
 //! `native_rollout_sequence`, and so are the states where the controller rested. A second
-//! test changes replicas or maxSurge of a paused, braked canary and compares the controller's
-//! proportional scaling with `DeploymentModel::scale`.
+//! test records the sizes the brake update produces (`brake_sequence`), then changes replicas
+//! or maxSurge of the paused, braked canary and compares the controller's proportional
+//! scaling with `DeploymentModel::scale`.
 //!
 //! Readiness is controlled with a pod readiness gate: the pod simulator keeps a gated pod
 //! not Ready until the gate condition is True (as a kubelet does), and this test sets that
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use canary_core::rollout_math::{
     CanaryMode, DeploymentModel, Fenceposts, IntOrPercent, ReplicaSetModel, RolloutMathError,
-    RolloutState, brake_strategy, native_rollout_sequence, validate_rolling_update,
+    RolloutState, brake_sequence, brake_strategy, native_rollout_sequence, validate_rolling_update,
 };
 use canary_testkit::{TestEnv, TestNamespace};
 use futures::{StreamExt, TryStreamExt};
@@ -578,8 +579,18 @@ fn sizes_by_name(replica_sets: &[ReplicaSet]) -> BTreeMap<String, i32> {
         .collect()
 }
 
-/// Holds a braked canary of `canary_pods` on `replicas`, pauses, applies `change` and returns
-/// (what `DeploymentModel::scale` predicts, what the controller did).
+/// What [`paused_change`] saw.
+struct PausedOutcome {
+    /// (old, new) sizes from the brake update until the canary was held.
+    brake_states: Vec<(i32, i32)>,
+    /// Sizes by ReplicaSet that `DeploymentModel::scale` predicts after the change.
+    predicted: BTreeMap<String, i32>,
+    /// Sizes by ReplicaSet after the controller acted on the change.
+    observed: BTreeMap<String, i32>,
+}
+
+/// Holds a braked canary of `canary_pods` on `replicas` (recording the sizes on the way),
+/// pauses, applies `change`, and compares what the controller does with the model.
 async fn paused_change(
     client: &Client,
     namespace: &str,
@@ -587,7 +598,7 @@ async fn paused_change(
     mode: CanaryMode,
     canary_pods: i32,
     change: PausedChange,
-) -> (BTreeMap<String, i32>, BTreeMap<String, i32>) {
+) -> PausedOutcome {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
     let mut deploy = deployment(replicas, IntOrPercent::DEFAULT, IntOrPercent::DEFAULT);
@@ -610,6 +621,30 @@ async fn paused_change(
         settled(&deployments.get("web").await.expect("get"), replicas)
     })
     .await;
+    // Record every ReplicaSet size from the brake update on: brake_sequence predicts them.
+    let before_brake = replica_sets
+        .list(&ListParams::default())
+        .await
+        .expect("list");
+    assert_eq!(before_brake.items.len(), 1, "{namespace}: one ReplicaSet");
+    let old_name = before_brake.items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap_or_default();
+    let mut sets = ReplicaSets::default();
+    sets.apply(&before_brake.items[0]);
+    let version = before_brake
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap_or_default();
+    let mut events = replica_sets
+        .watch(&WatchParams::default().timeout(290), &version)
+        .await
+        .expect("watch ReplicaSets")
+        .boxed();
+    let mut brake_states = vec![sets.sizes(&old_name)];
     let brake = brake_strategy(mode, canary_pods);
     let braked = deployments
         .patch(
@@ -625,20 +660,34 @@ async fn paused_change(
         .await
         .expect("brake");
     let generation = braked.metadata.generation;
-    let stable_pods = replicas - brake.max_unavailable;
-    wait_until(&format!("{namespace}: canary held"), || async {
+    let held = (replicas - brake.max_unavailable, canary_pods);
+    let start = Instant::now();
+    loop {
+        match tokio::time::timeout(QUIET, events.try_next()).await {
+            Ok(Ok(Some(WatchEvent::Added(rs) | WatchEvent::Modified(rs)))) => {
+                sets.apply(&rs);
+                let sizes = sets.sizes(&old_name);
+                if brake_states.last() != Some(&sizes) {
+                    brake_states.push(sizes);
+                }
+                continue;
+            }
+            Ok(Ok(Some(WatchEvent::Bookmark(_)))) => continue,
+            Ok(other) => panic!("{namespace}: ReplicaSet watch: {other:?}"),
+            Err(_quiet) => {}
+        }
         let d = deployments.get("web").await.expect("get");
-        let list = replica_sets
-            .list(&ListParams::default())
-            .await
-            .expect("list");
-        let mut sizes: Vec<i32> = sizes_by_name(&list.items).into_values().collect();
-        sizes.sort_unstable();
-        let mut wanted = vec![canary_pods, stable_pods];
-        wanted.sort_unstable();
-        d.status.and_then(|s| s.observed_generation) >= generation && sizes == wanted
-    })
-    .await;
+        assert!(
+            start.elapsed() < STEP_TIMEOUT,
+            "{namespace}: the canary was not held at {held:?}; states {brake_states:?}"
+        );
+        if d.status.and_then(|s| s.observed_generation) >= generation
+            && sets.behind.is_empty()
+            && sets.sizes(&old_name) == held
+        {
+            break;
+        }
+    }
     let paused = deployments
         .patch(
             "web",
@@ -715,11 +764,15 @@ async fn paused_change(
         observed, sizes_before,
         "{namespace}: the controller did not rescale"
     );
-    (predicted, observed)
+    PausedOutcome {
+        brake_states,
+        predicted,
+        observed,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paused_scaling_matches_proportional_scale() {
+async fn brake_and_paused_scaling_match_the_model() {
     let Some(env) = TestEnv::get() else { return };
     let client = env.client().await;
     let cases = [
@@ -739,7 +792,7 @@ async fn paused_scaling_matches_proportional_scale() {
         tasks.push(tokio::spawn(async move {
             let _slot = gate.acquire().await.expect("semaphore");
             let namespace = TestNamespace::create(&env, "ctrl-paused").await;
-            let (predicted, observed) = paused_change(
+            let outcome = paused_change(
                 &client,
                 &namespace.name,
                 replicas,
@@ -748,28 +801,36 @@ async fn paused_scaling_matches_proportional_scale() {
                 change,
             )
             .await;
+            let brake_model = brake_sequence(replicas, mode, canary_pods);
             (
                 format!("{replicas} replicas, {mode} canary of {canary_pods}, then {change:?}"),
-                predicted,
-                observed,
+                brake_model,
+                outcome,
             )
         }));
     }
     let mut mismatches = Vec::new();
     for task in tasks {
-        let (case, predicted, observed) = match task.await {
+        let (case, brake_model, outcome) = match task.await {
             Ok(result) => result,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
-        if predicted != observed {
+        if outcome.brake_states != brake_model {
             mismatches.push(format!(
-                "{case}:\n  controller {observed:?}\n  model      {predicted:?}"
+                "{case}: the brake\n  controller {:?}\n  model      {brake_model:?}",
+                outcome.brake_states
+            ));
+        }
+        if outcome.predicted != outcome.observed {
+            mismatches.push(format!(
+                "{case}: proportional scaling\n  controller {:?}\n  model      {:?}",
+                outcome.observed, outcome.predicted
             ));
         }
     }
     assert!(
         mismatches.is_empty(),
-        "proportional scaling differs from the real controller:\n{}",
+        "the model differs from the real controller:\n{}",
         mismatches.join("\n")
     );
 }
