@@ -419,6 +419,10 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		"--concurrent-replicaset-syncs", "10",
 		"--concurrent-gc-syncs", "20",
 		"--concurrent-namespace-syncs", "10",
+		// The default client-side limit (20 qps) throttles the controllers as soon as a
+		// few tests run at once; the real limit here is the API server's own.
+		"--kube-api-qps", "200",
+		"--kube-api-burst", "400",
 		"--v", "1",
 	); err != nil {
 		return err
