@@ -224,3 +224,171 @@ pub fn locked(record: &CanaryRecord) -> CanaryError {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Request sequences checked without a cluster: each request's method, path and body.
+
+    use http::{Method, Request, Response, StatusCode};
+    use kube::client::Body;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    fn record() -> CanaryRecord {
+        serde_json::from_value(json!({
+            "schema": RECORD_SCHEMA,
+            "deployment": "web",
+            "deploymentUid": "d-uid",
+            "replicas": 3,
+            "originalTemplate": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1.14"}]}},
+            "originalSettings": {"strategy": {"type": "RollingUpdate"}},
+            "stable": {"replicaSet": "web-1", "uid": "rs-uid", "revision": "1", "podTemplateHash": "1"},
+            "originalImages": {"nginx": "nginx:1.14"},
+            "targetImages": {"nginx": "nginx:1.15"},
+            "mode": "surge",
+            "phase": {"name": "holding", "pods": 1},
+            "startedBy": {"user": "alice", "host": "laptop", "pid": 42, "toolVersion": "0.1.0"},
+            "startedAt": "2026-01-01T00:00:00Z"
+        }))
+        .expect("a valid record")
+    }
+
+    fn config_map_json(record: &CanaryRecord, resource_version: &str) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "web.kubectl-canary", "namespace": "ns", "uid": "cm-uid", "resourceVersion": resource_version},
+            "data": {RECORD_KEY: serde_json::to_string(record).unwrap()}
+        })
+    }
+
+    fn respond(status: StatusCode, body: Value) -> Response<Body> {
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap()
+    }
+
+    async fn body_json(request: Request<Body>) -> Value {
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    fn store() -> (RecordStore, Handle) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "ns");
+        (RecordStore::new(&client, "ns", "web"), handle)
+    }
+
+    fn deployment() -> Deployment {
+        serde_json::from_value(
+            json!({"metadata": {"name": "web", "namespace": "ns", "uid": "d-uid"}}),
+        )
+        .unwrap()
+    }
+
+    /// A second start meets the record: POST answered 409, then a GET of the holder, and the
+    /// error names who holds it.
+    #[tokio::test]
+    async fn creating_an_existing_record_reports_the_holder() {
+        let (store, mut handle) = store();
+        let held = record();
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("POST");
+            assert_eq!(request.method(), Method::POST);
+            assert_eq!(request.uri().path(), "/api/v1/namespaces/ns/configmaps");
+            let body = body_json(request).await;
+            assert_eq!(
+                body["metadata"]["ownerReferences"][0]["uid"], "d-uid",
+                "owned by the Deployment"
+            );
+            assert_eq!(
+                body["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+                "kubectl-canary"
+            );
+            send.send_response(respond(
+                StatusCode::CONFLICT,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "AlreadyExists", "code": 409, "message": "exists"}),
+            ));
+            let (request, send) = handle.next_request().await.expect("GET");
+            assert_eq!(request.method(), Method::GET);
+            assert_eq!(
+                request.uri().path(),
+                "/api/v1/namespaces/ns/configmaps/web.kubectl-canary"
+            );
+            send.send_response(respond(StatusCode::OK, config_map_json(&held, "7")));
+        });
+        let error = store.create(&record(), &deployment()).await.unwrap_err();
+        server.await.unwrap();
+        let message = error.to_string();
+        assert!(matches!(error, CanaryError::Locked { .. }), "{message}");
+        assert!(
+            message.contains("started by alice on laptop (pid 42)"),
+            "{message}"
+        );
+    }
+
+    /// Updates carry the resourceVersion read, so a concurrent writer makes them fail (409)
+    /// instead of being overwritten; the owner reference is kept.
+    #[tokio::test]
+    async fn updates_are_guarded_by_the_resource_version_read() {
+        let (store, mut handle) = store();
+        let stored = StoredRecord {
+            record: record(),
+            resource_version: "7".into(),
+            uid: "cm-uid".into(),
+        };
+        let server = tokio::spawn(async move {
+            let (request, send) = handle
+                .next_request()
+                .await
+                .expect("GET for the owner reference");
+            assert_eq!(request.method(), Method::GET);
+            let mut current = config_map_json(&record(), "7");
+            current["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d-uid"}]);
+            send.send_response(respond(StatusCode::OK, current));
+            let (request, send) = handle.next_request().await.expect("PUT");
+            assert_eq!(request.method(), Method::PUT);
+            let body = body_json(request).await;
+            assert_eq!(body["metadata"]["resourceVersion"], "7");
+            assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "d-uid");
+            send.send_response(respond(
+                StatusCode::CONFLICT,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409, "message": "changed"}),
+            ));
+        });
+        let error = store.update(&stored, &stored.record).await.unwrap_err();
+        server.await.unwrap();
+        assert!(
+            error
+                .to_string()
+                .contains("changed by another kubectl-canary run"),
+            "{error}"
+        );
+    }
+
+    /// Deleting the record is conditional on the UID and resourceVersion read.
+    #[tokio::test]
+    async fn deletion_is_conditional_on_what_was_read() {
+        let (store, mut handle) = store();
+        let stored = StoredRecord {
+            record: record(),
+            resource_version: "9".into(),
+            uid: "cm-uid".into(),
+        };
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("DELETE");
+            assert_eq!(request.method(), Method::DELETE);
+            let body = body_json(request).await;
+            assert_eq!(
+                body["preconditions"],
+                json!({"resourceVersion": "9", "uid": "cm-uid"})
+            );
+            send.send_response(respond(StatusCode::OK, config_map_json(&record(), "9")));
+        });
+        store.delete(&stored).await.unwrap();
+        server.await.unwrap();
+    }
+}
