@@ -438,6 +438,31 @@ impl Engine {
         }
     }
 
+    /// Brings an interrupted start or promotion to rest: held and paused at the size the
+    /// record was working towards (the brake means this is quick). Returns that size.
+    pub async fn hold_where_recorded(
+        &self,
+        stored: StoredRecord,
+        timeout: Duration,
+    ) -> Result<i32> {
+        let pods = match stored.record.phase.goal() {
+            Goal::Hold { pods } => pods,
+            Goal::PromoteFull | Goal::Abort => stored.record.held_pods().unwrap_or(1),
+        };
+        let mut quiet = |_: &Progress| {};
+        self.continue_to(
+            stored,
+            Goal::Hold { pods },
+            true,
+            DriveOptions {
+                timeout,
+                progress: &mut quiet,
+            },
+        )
+        .await?;
+        Ok(pods)
+    }
+
     /// Applies the machine's updates until it only waits for the controller (`--no-wait`).
     async fn apply_until_waiting(
         &self,

@@ -2,7 +2,8 @@
 
 use std::io::Write;
 
-use canary_core::machine::Waiting;
+use canary_core::machine::{SpecChange, Waiting};
+use canary_core::record::images_of;
 use canary_kube::engine::Progress;
 use canary_kube::status::{SideStatus, StatusReport};
 use comfy_table::{Table, presets::NOTHING};
@@ -180,4 +181,29 @@ pub fn status_text(report: &StatusReport, wide: bool) -> String {
         }
     }
     out
+}
+
+/// The fields a [`SpecChange`] sets, on one line, for dry runs.
+pub fn change_fields(change: &SpecChange) -> String {
+    let settings = &change.settings;
+    let template = change
+        .template
+        .as_ref()
+        .map(|t| {
+            let images: Vec<String> = images_of(t)
+                .iter()
+                .map(|(c, i)| format!("{c}={i}"))
+                .collect();
+            format!(", pod template with {}", images.join(" "))
+        })
+        .unwrap_or_default();
+    format!(
+        "spec.strategy={} minReadySeconds={} progressDeadlineSeconds={} paused={}{template}",
+        settings.strategy,
+        settings.min_ready_seconds.unwrap_or(0),
+        settings
+            .progress_deadline_seconds
+            .map_or("unset".into(), |v| v.to_string()),
+        settings.paused.unwrap_or(false),
+    )
 }

@@ -219,21 +219,7 @@ async fn interrupted(
             .await?;
         println!("rolled back to the stable version");
     } else {
-        let pods = match stored.record.phase.goal() {
-            Goal::Hold { pods } => pods,
-            _ => stored.record.held_pods().unwrap_or(1),
-        };
-        engine
-            .continue_to(
-                stored,
-                Goal::Hold { pods },
-                true,
-                DriveOptions {
-                    timeout: config.timeout,
-                    progress: &mut quiet,
-                },
-            )
-            .await?;
+        let pods = engine.hold_where_recorded(stored, config.timeout).await?;
         println!(
             "interrupted: the canary stays held and recorded at {pods} pod(s); continue with \
              `kubectl canary promote deploy/{name} --canary N|--full` or `kubectl canary abort deploy/{name}`"

@@ -10,7 +10,7 @@ use canary_kube::preflight;
 use crate::cli::{AbortArgs, OutputFormat, PromoteArgs};
 use crate::config::Config;
 use crate::exit_code;
-use crate::output::{print_structured, progress_printer, status_text};
+use crate::output::{change_fields, print_structured, progress_printer, status_text};
 
 /// Runs `promote`.
 pub async fn promote(config: &Config, args: &PromoteArgs) -> Result<i32, CanaryError> {
@@ -112,21 +112,7 @@ async fn run_goal(
             match decision {
                 Decision::Apply(change) => {
                     println!("It would update deploy/{name}: {}", change.summary);
-                    println!(
-                        "  spec.strategy={} minReadySeconds={} progressDeadlineSeconds={} paused={}{}",
-                        change.settings.strategy,
-                        change.settings.min_ready_seconds.unwrap_or(0),
-                        change
-                            .settings
-                            .progress_deadline_seconds
-                            .map_or("unset".into(), |v| v.to_string()),
-                        change.settings.paused.unwrap_or(false),
-                        if change.template.is_some() {
-                            ", and the pod template"
-                        } else {
-                            ""
-                        }
-                    );
+                    println!("  {}", change_fields(&change));
                 }
                 Decision::Wait(_) | Decision::Reached => {
                     println!(

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::watcher;
 
-use canary_core::machine::{Goal, TemplateState, template_state};
+use canary_core::machine::{TemplateState, template_state};
 use canary_kube::engine::{DriveOptions, Engine, StartRequest, images_text};
 use canary_kube::error::CanaryError;
 use canary_kube::status::pod_problem;
@@ -15,7 +15,7 @@ use canary_kube::status::pod_problem;
 use crate::cli::StartArgs;
 use crate::config::Config;
 use crate::exit_code;
-use crate::output::{print_structured, progress_printer};
+use crate::output::{change_fields, print_structured, progress_printer};
 
 /// Runs `start`; returns the exit code.
 pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> {
@@ -69,21 +69,7 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
             );
             for (i, change) in plan.changes.iter().enumerate() {
                 println!("  {}. update deploy/{name}: {}", i + 2, change.summary);
-                println!(
-                    "     spec.strategy={} minReadySeconds={} progressDeadlineSeconds={} paused={}{}",
-                    change.settings.strategy,
-                    change.settings.min_ready_seconds.unwrap_or(0),
-                    change
-                        .settings
-                        .progress_deadline_seconds
-                        .map_or("unset".into(), |v| v.to_string()),
-                    change.settings.paused.unwrap_or(false),
-                    if change.template.is_some() {
-                        format!(", template images {}", images_text(&request.images))
-                    } else {
-                        String::new()
-                    }
-                );
+                println!("     {}", change_fields(change));
             }
         }
         return Ok(exit_code::OK);
@@ -205,28 +191,9 @@ async fn interrupted(engine: &Engine, config: &Config) -> Result<i32, CanaryErro
             );
             return Ok(exit_code::INTERRUPTED);
         }
-        let pods = match stored.record.phase.goal() {
-            Goal::Hold { pods } => pods,
-            _ => 1,
-        };
-        let mut quiet = |_: &canary_kube::engine::Progress| {};
-        engine
-            .continue_to(
-                stored,
-                Goal::Hold { pods },
-                true,
-                DriveOptions {
-                    timeout: config.timeout,
-                    progress: &mut quiet,
-                },
-            )
-            .await?;
-        let mode_note = match view.observation(&engine.record().await?.record).canary {
-            Some(_) => "",
-            None => " (the canary ReplicaSet is still being created)",
-        };
+        let pods = engine.hold_where_recorded(stored, config.timeout).await?;
         println!(
-            "interrupted after the Deployment was changed: left a recorded, paused canary of {pods} pod(s){mode_note}; \
+            "interrupted after the Deployment was changed: left a recorded, paused canary of {pods} pod(s); \
              continue with `kubectl canary promote deploy/{0} ...` or roll back with `kubectl canary abort deploy/{0}`",
             engine.store().name().trim_end_matches(".kubectl-canary")
         );
