@@ -351,6 +351,42 @@ pub fn fisher_exact_greater(
     Some(p.clamp(0.0, 1.0))
 }
 
+/// One-sided test that events (error lines) happen at a higher rate in the first group:
+/// given the total count, under equal rates the first group's share is binomial with
+/// probability `first_exposure / (first_exposure + second_exposure)`; this is the probability
+/// of at least `first_count`. Exposures are observation times (e.g. pod-minutes).
+///
+/// `None` when an exposure is not a positive finite number.
+///
+/// ```
+/// use canary_core::stats::poisson_rate_greater;
+/// // 60 error lines in 1 pod-minute against none in 2: not chance.
+/// assert!(poisson_rate_greater(60, 1.0, 0, 2.0).unwrap() < 1e-20);
+/// // 2 against 1 over equal time: quite possibly chance.
+/// assert!(poisson_rate_greater(2, 1.0, 1, 1.0).unwrap() > 0.4);
+/// ```
+pub fn poisson_rate_greater(
+    first_count: u64,
+    first_exposure: f64,
+    second_count: u64,
+    second_exposure: f64,
+) -> Option<f64> {
+    let valid = |x: f64| x.is_finite() && x > 0.0;
+    if !valid(first_exposure) || !valid(second_exposure) {
+        return None;
+    }
+    let total = first_count + second_count;
+    let share = first_exposure / (first_exposure + second_exposure);
+    let (ln_share, ln_rest) = (share.ln(), (1.0 - share).ln());
+    let p: f64 = (first_count..=total)
+        .map(|x| {
+            let ln_p = ln_binomial(total, x) + x as f64 * ln_share + (total - x) as f64 * ln_rest;
+            ln_p.exp()
+        })
+        .sum();
+    Some(p.clamp(0.0, 1.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,6 +552,36 @@ mod tests {
             let p = fisher_exact_greater(first_failures, first_total, second_failures, second_total).unwrap();
             prop_assert!((p - expected).abs() < 1e-9, "{} vs {}", p, expected);
         }
+    }
+
+    proptest! {
+        #[test]
+        fn poisson_rate_test_equals_enumeration(
+            first_count in 0u64..7,
+            second_count in 0u64..7,
+            first_exposure in 0.1f64..10.0,
+            second_exposure in 0.1f64..10.0,
+        ) {
+            // Every way the events could have been split between the groups, each with its
+            // probability under equal rates.
+            let total = first_count + second_count;
+            let share = first_exposure / (first_exposure + second_exposure);
+            let mut expected = 0.0;
+            for mask in 0u32..(1 << total) {
+                let in_first = u64::from(mask.count_ones());
+                if in_first >= first_count {
+                    expected += share.powi(in_first as i32) * (1.0 - share).powi((total - in_first) as i32);
+                }
+            }
+            let p = poisson_rate_greater(first_count, first_exposure, second_count, second_exposure).unwrap();
+            prop_assert!((p - expected).abs() < 1e-9, "{} vs {}", p, expected);
+        }
+    }
+
+    #[test]
+    fn poisson_rate_test_refuses_empty_exposure() {
+        assert_eq!(poisson_rate_greater(1, 0.0, 0, 1.0), None);
+        assert_eq!(poisson_rate_greater(0, 1.0, 0, 1.0), Some(1.0));
     }
 
     #[test]

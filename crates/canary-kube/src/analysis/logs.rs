@@ -11,9 +11,13 @@ use kube::{Api, ResourceExt};
 use regex::Regex;
 
 use canary_core::analysis_spec::{CheckSpec, LogsSpec, MAX_LOG_BYTES_PER_POD, format_duration};
+use canary_core::stats;
 use canary_core::verdict::{CheckResult, Measurement, Outcome, format_number};
 
 use super::{AnalysisTarget, Side, list_side_pods, result_of};
+
+/// Confidence needed before a higher canary error-line rate counts as a failure.
+pub const LOG_RATE_CONFIDENCE: f64 = 0.98;
 
 /// Below this much observed log time on a side the rates mean little: a pod started five
 /// seconds ago with no error yet is no evidence of a good release.
@@ -242,15 +246,43 @@ pub fn judge(
     let worse = canary_rate > stable_rate * settings.max_ratio
         && canary_rate - stable_rate >= settings.min_increase_per_minute;
     if worse {
-        (
-            Outcome::Fail,
-            measurements,
-            format!(
-                "{summary}: more than {}x the stable rate and at least {} per minute more{notes}",
-                format_number(settings.max_ratio),
-                format_number(settings.min_increase_per_minute)
-            ),
+        // A handful of lines can exceed the ratio by chance; a failure must be a rate that
+        // chance explains rarely (error lines as Poisson events over the pod-minutes read).
+        let pod_minutes = |side: &SideLogs| {
+            side.pods
+                .iter()
+                .map(|p| p.observed.as_secs_f64())
+                .sum::<f64>()
+                / 60.0
+        };
+        let p_value = stats::poisson_rate_greater(
+            error_lines(canary) as u64,
+            pod_minutes(canary),
+            error_lines(stable) as u64,
+            pod_minutes(stable),
         )
+        .unwrap_or(1.0);
+        if p_value < 1.0 - LOG_RATE_CONFIDENCE {
+            (
+                Outcome::Fail,
+                measurements,
+                format!(
+                    "{summary}: more than {}x the stable rate and at least {} per minute more (p={}){notes}",
+                    format_number(settings.max_ratio),
+                    format_number(settings.min_increase_per_minute),
+                    format_number(p_value)
+                ),
+            )
+        } else {
+            (
+                Outcome::Inconclusive,
+                measurements,
+                format!(
+                    "{summary}: higher, but with so few lines it may be chance (p={}){notes}",
+                    format_number(p_value)
+                ),
+            )
+        }
     } else {
         (Outcome::Pass, measurements, format!("{summary}{notes}"))
     }
@@ -331,6 +363,19 @@ mod tests {
         };
         let (outcome, _, reason) = judge(&side(&[(1, 60)]), &side(&[(0, 60)]), &settings, MINUTE);
         assert_eq!(outcome, Outcome::Pass, "{reason}");
+    }
+
+    #[test]
+    fn a_few_extra_lines_are_inconclusive_not_a_failure() {
+        // 3 lines in a minute against 1 in two pod-minutes passes the ratio, not chance.
+        let (outcome, _, reason) = judge(
+            &side(&[(3, 60)]),
+            &side(&[(1, 60), (0, 60)]),
+            &LogsSpec::default(),
+            MINUTE,
+        );
+        assert_eq!(outcome, Outcome::Inconclusive, "{reason}");
+        assert!(reason.contains("may be chance"), "{reason}");
     }
 
     #[test]
