@@ -130,10 +130,6 @@ impl Ranking {
             .sum()
     }
 
-    fn has_ties(&self) -> bool {
-        self.groups.iter().any(|&(size, _)| size > 1)
-    }
-
     /// Sum over tie groups of t^3 - t, for the variance's tie correction.
     fn tie_term(&self) -> f64 {
         self.groups
@@ -270,11 +266,6 @@ fn normal_p_value(
         }
     };
     p.clamp(0.0, 1.0)
-}
-
-/// Whether the pooled samples contain equal values (for reporting how a p-value was obtained).
-pub fn has_ties(first: &[f64], second: &[f64]) -> bool {
-    Ranking::new(first, second).has_ties()
 }
 
 /// The median of a sample of finite numbers, `None` when it is empty.
