@@ -41,9 +41,9 @@ const QUIET: Duration = Duration::from_millis(400);
 /// Longest wait for any one step of the controller (generous: the controller-manager's
 /// client is rate-limited and the cluster is shared with other tests).
 const STEP_TIMEOUT: Duration = Duration::from_secs(150);
-/// Cases running at once. More does not help: the controller-manager's API client is
-/// rate-limited (20 requests/s by default), and every pod costs it several requests.
-const PARALLEL_CASES: usize = 3;
+/// Cases running at once. The testenv's controller-manager client allows 200 requests/s, so
+/// the limit is the 2 cores the API server, controllers and tests share.
+const PARALLEL_CASES: usize = 6;
 
 fn int_or_string(value: IntOrPercent) -> serde_json::Value {
     serde_json::to_value(value).expect("IntOrPercent serializes")
