@@ -181,3 +181,66 @@ async fn wrong_files_and_missing_canaries_are_explained() {
         text(&out)
     );
 }
+
+#[tokio::test]
+async fn a_yaml_spec_judges_a_worse_latency_series_from_prometheus() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "analyze-yaml").await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 3, "nginx:1.14", None),
+    )
+    .await;
+    let out = canary(
+        &env,
+        &ns.name,
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15__latency-200ms",
+            "--canary",
+            "1",
+        ],
+    )
+    .await;
+    assert_exit(&out, OK, "start");
+    // Let Prometheus (scraping every second) gather a window of the canary's series.
+    tokio::time::sleep(Duration::from_secs(40)).await;
+
+    let spec = format!(
+        "window: 30s\n\
+         checks:\n\
+         \x20 - name: p50-latency\n\
+         \x20   onInconclusive: fail\n\
+         \x20   prometheus:\n\
+         \x20     url: {url}\n\
+         \x20     query: 'histogram_quantile(0.5, sum by (le) (rate(http_request_duration_seconds_bucket{{ {{{{selector}}}} }}[10s])))'\n\
+         \x20     range: {{ step: 1s }}\n\
+         \x20     tolerance: 0.2\n",
+        url = env.prometheus_url
+    );
+    let file = std::env::temp_dir().join(format!("analyze-yaml-{}.yaml", std::process::id()));
+    std::fs::write(&file, spec).unwrap();
+    let out = canary(
+        &env,
+        &ns.name,
+        &[
+            "analyze",
+            "deploy/web",
+            "--analysis-file",
+            file.to_str().unwrap(),
+            "--no-pod-health",
+        ],
+    )
+    .await;
+    std::fs::remove_file(&file).ok();
+    assert_exit(&out, CANARY_UNHEALTHY, "a slower canary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("p50-latency"), "{}", text(&out));
+    assert!(
+        stdout.contains("canary significantly higher"),
+        "{}",
+        text(&out)
+    );
+}
