@@ -42,6 +42,12 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> Result<i32, CanaryError
     };
     if print_structured_is_off(config) {
         eprintln!("{}", describe_run(&target, &spec, stored.is_none()));
+        if !args.observe.is_zero() {
+            eprintln!(
+                "watching the pods' health for {} before the other checks measure (a failure ends it at once)",
+                format_duration(args.observe)
+            );
+        }
     }
     let options = RunOptions {
         observe_for: args.observe,
