@@ -189,9 +189,9 @@ impl Default for RunOptions {
 /// (logs and Prometheus looking back over `spec.window`). All checks run concurrently; a
 /// critical failure during the watch ends the round at once (a crash-looping canary is
 /// reported within about a second of its status changing) and checks that had not finished
-/// are reported as not run. With
-/// `options.keep_waiting` the round is repeated every `options.retry_every` while the verdict
-/// is [`Decision::Wait`], so the result is pass, fail or inconclusive.
+/// are reported as not run. With `options.keep_waiting` the round is repeated, each repeat
+/// watching pod health for `options.retry_every` first, while the verdict is
+/// [`Decision::Wait`], so the result is pass, fail or inconclusive.
 ///
 /// Cancel by dropping the future (e.g. in a `tokio::select!` with Ctrl-C): it only reads.
 pub async fn run_analysis(
@@ -220,7 +220,8 @@ pub async fn run_analysis(
     }
 }
 
-/// One round: every check once, stopping early on a critical failure.
+/// One round: every check once, pod health watched for `observe_for` first; a critical
+/// failure during that watch ends the round early.
 pub async fn run_round(
     client: &kube::Client,
     target: &AnalysisTarget,
