@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use futures::future::join_all;
+use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::LogParams;
@@ -18,6 +18,12 @@ use super::{AnalysisTarget, Side, list_side_pods, result_of};
 
 /// Confidence needed before a higher canary error-line rate counts as a failure.
 pub const LOG_RATE_CONFIDENCE: f64 = 0.98;
+
+/// At most this many pods' logs are read per side.
+pub const MAX_LOG_PODS_PER_SIDE: usize = 20;
+
+/// Log reads in flight at once per side, to spare the API server and the kubelets.
+const CONCURRENT_LOG_READS: usize = 5;
 
 /// Below this much observed log time on a side the rates mean little: a pod started five
 /// seconds ago with no error yet is no evidence of a good release.
@@ -45,15 +51,11 @@ impl PodLogCount {
 
 /// Counts the lines of `text` matching any of `patterns`.
 pub fn count_error_lines(text: &str, patterns: &[Regex]) -> (usize, usize) {
-    let mut errors = 0;
-    let mut lines = 0;
+    let mut counter = LineCounter::default();
     for line in text.lines() {
-        lines += 1;
-        if patterns.iter().any(|p| p.is_match(line)) {
-            errors += 1;
-        }
+        counter.add(line, patterns);
     }
-    (errors, lines)
+    (counter.errors, counter.lines)
 }
 
 /// Reads and counts the logs of both sides and compares their error rates.
@@ -85,6 +87,8 @@ pub struct SideLogs {
     pub pods: Vec<PodLogCount>,
     /// Pods whose logs could not be read, with why.
     pub unreadable: Vec<String>,
+    /// Pods left out of the sample (see [`MAX_LOG_PODS_PER_SIDE`]).
+    pub not_sampled: usize,
 }
 
 async fn read_side(
@@ -94,10 +98,11 @@ async fn read_side(
     window: Duration,
     side: Side,
 ) -> Result<SideLogs, String> {
-    let pods = list_side_pods(client, target, side).await?;
+    let all_pods = list_side_pods(client, target, side).await?;
+    let pods = sample_pods(all_pods);
     let api: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
     let now = Timestamp::now();
-    let reads = pods.iter().map(|pod| {
+    let reads = pods.pods.iter().map(|pod| {
         let api = api.clone();
         let name = pod.name_any();
         let age = pod
@@ -117,28 +122,100 @@ async fn read_side(
             ..LogParams::default()
         };
         async move {
-            match api.logs(&name, &params).await {
-                Ok(text) => {
-                    let (error_lines, lines) = count_error_lines(&text, &settings.patterns);
-                    Ok(PodLogCount {
-                        pod: name,
-                        error_lines,
-                        lines,
-                        observed: age.min(window),
-                    })
-                }
+            match count_pod_log(&api, &name, &params, &settings.patterns).await {
+                Ok(counter) => Ok(PodLogCount {
+                    pod: name,
+                    error_lines: counter.errors,
+                    lines: counter.lines,
+                    observed: age.min(window),
+                }),
                 Err(error) => Err(format!("{name}: {error}")),
             }
         }
     });
-    let mut side_logs = SideLogs::default();
-    for read in join_all(reads).await {
+    let mut side_logs = SideLogs {
+        not_sampled: pods.not_sampled,
+        ..SideLogs::default()
+    };
+    let mut reads = futures::stream::iter(reads).buffer_unordered(CONCURRENT_LOG_READS);
+    while let Some(read) = reads.next().await {
         match read {
             Ok(count) => side_logs.pods.push(count),
             Err(problem) => side_logs.unreadable.push(problem),
         }
     }
     Ok(side_logs)
+}
+
+/// Error lines and all lines of a log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct LineCounter {
+    errors: usize,
+    lines: usize,
+}
+
+impl LineCounter {
+    fn add(&mut self, line: &str, patterns: &[Regex]) {
+        self.lines += 1;
+        if patterns.iter().any(|p| p.is_match(line)) {
+            self.errors += 1;
+        }
+    }
+}
+
+/// Streams one pod's log and counts its lines, so memory stays at one line whatever the
+/// log's size (up to [`MAX_LOG_BYTES_PER_POD`]).
+async fn count_pod_log(
+    api: &Api<Pod>,
+    name: &str,
+    params: &LogParams,
+    patterns: &[Regex],
+) -> Result<LineCounter, String> {
+    let reader = api
+        .log_stream(name, params)
+        .await
+        .map_err(|e| e.to_string())?;
+    futures::pin_mut!(reader);
+    let mut counter = LineCounter::default();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(|e| format!("reading the log: {e}"))?;
+        if read == 0 {
+            return Ok(counter);
+        }
+        // Logs are not always UTF-8; a replaced byte does not hide an error word.
+        counter.add(String::from_utf8_lossy(&line).trim_end(), patterns);
+    }
+}
+
+/// The pods whose logs are read.
+struct PodSample {
+    pods: Vec<Pod>,
+    not_sampled: usize,
+}
+
+/// At most [`MAX_LOG_PODS_PER_SIDE`] pods, spread evenly over the name order: the rate per
+/// pod needs a sample, not every pod of a large Deployment.
+fn sample_pods(mut pods: Vec<Pod>) -> PodSample {
+    if pods.len() <= MAX_LOG_PODS_PER_SIDE {
+        return PodSample {
+            pods,
+            not_sampled: 0,
+        };
+    }
+    pods.sort_by_key(|p| p.name_any());
+    let total = pods.len();
+    let picked: Vec<Pod> = (0..MAX_LOG_PODS_PER_SIDE)
+        .map(|i| pods[i * total / MAX_LOG_PODS_PER_SIDE].clone())
+        .collect();
+    PodSample {
+        pods: picked,
+        not_sampled: total - MAX_LOG_PODS_PER_SIDE,
+    }
 }
 
 /// The container `kubectl logs` would pick: the one named by the
@@ -206,10 +283,23 @@ pub fn judge(
             format!("; {name} logs not readable: {}", side.unreadable.join("; "))
         }
     };
+    let sampled_note = |side: &SideLogs, name: &str| {
+        if side.not_sampled == 0 {
+            String::new()
+        } else {
+            format!(
+                "; {name}: logs of {} of {} pods read",
+                side.pods.len() + side.unreadable.len(),
+                side.pods.len() + side.unreadable.len() + side.not_sampled
+            )
+        }
+    };
     let notes = format!(
-        "{}{}",
+        "{}{}{}{}",
         unreadable_note(canary, "canary"),
-        unreadable_note(stable, "stable")
+        unreadable_note(stable, "stable"),
+        sampled_note(canary, "canary"),
+        sampled_note(stable, "stable")
     );
     let (Some(canary_rate), Some(stable_rate)) = (canary_rate, stable_rate) else {
         let missing = if canary_rate.is_none() {
@@ -305,6 +395,7 @@ mod tests {
                 })
                 .collect(),
             unreadable: Vec::new(),
+            not_sampled: 0,
         }
     }
 
@@ -325,6 +416,32 @@ mod tests {
         );
         let annotated = pod(serde_json::json!({"kubectl.kubernetes.io/default-container": "web"}));
         assert_eq!(default_container(&annotated).as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn large_sides_are_sampled_and_say_so() {
+        let pods: Vec<Pod> = (0..55)
+            .map(|i| {
+                serde_json::from_value(
+                    serde_json::json!({"metadata": {"name": format!("p{i:02}")}}),
+                )
+                .unwrap()
+            })
+            .collect();
+        let sample = sample_pods(pods);
+        assert_eq!(
+            (sample.pods.len(), sample.not_sampled),
+            (MAX_LOG_PODS_PER_SIDE, 35)
+        );
+        assert_eq!(sample.pods[0].name_any(), "p00");
+        assert_eq!(sample.pods[19].name_any(), "p52");
+        let mut stable = side(&[(0, 60); 20]);
+        stable.not_sampled = 35;
+        let (_, _, reason) = judge(&side(&[(0, 60)]), &stable, &LogsSpec::default(), MINUTE);
+        assert!(
+            reason.contains("stable: logs of 20 of 55 pods read"),
+            "{reason}"
+        );
     }
 
     #[test]
