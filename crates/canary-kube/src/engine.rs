@@ -4,17 +4,14 @@
 //! engine reads again and decides again. Between changes it waits on watch streams of the
 //! Deployment, its ReplicaSets and pods, not on a timer.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, PostParams};
-use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde::Serialize;
 
@@ -25,9 +22,8 @@ use canary_core::validate::{AutoscalerFacts, check_start};
 
 use crate::error::{CanaryError, Result, is_status};
 use crate::events::EventSink;
-use crate::observe::{
-    DeploymentView, NamespaceApis, revision_of, selector_string, template_hash_of,
-};
+use crate::live::LiveView;
+use crate::observe::{DeploymentView, NamespaceApis, revision_of, template_hash_of};
 use crate::preflight;
 use crate::store::{RecordStore, StoredRecord, locked};
 
@@ -496,10 +492,16 @@ impl Engine {
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<()> {
         let deadline = Instant::now() + timeout;
-        let mut changes = self.change_stream().await?;
+        let deployment = self
+            .apis
+            .deployments
+            .get(&self.name)
+            .await
+            .map_err(|e| CanaryError::api(format!("reading deploy/{}", self.name), e))?;
+        let mut live = LiveView::start(&self.apis, &deployment).await?;
         let mut last_wait: Option<Waiting> = None;
         loop {
-            let view = self.view().await?;
+            let view = live.view()?;
             match decide(record, goal, &view.observation(record)) {
                 Decision::Reached => return Ok(()),
                 Decision::Stuck(stuck) => {
@@ -508,9 +510,12 @@ impl Engine {
                         stuck,
                     });
                 }
-                Decision::Apply(change) => {
-                    self.apply(&view, &change, progress).await?;
-                }
+                Decision::Apply(change) => match self.apply(&view, &change, progress).await? {
+                    // Decide next on a view that includes our own write.
+                    Some(version) => live.caught_up_with(&version, Duration::from_secs(5)).await,
+                    // Someone else wrote first: wait for their write to arrive.
+                    None => live.changed(Duration::from_secs(5)).await,
+                },
                 Decision::Wait(waiting) => {
                     if last_wait.as_ref() != Some(&waiting) {
                         progress(&Progress::Waiting {
@@ -527,14 +532,7 @@ impl Engine {
                         });
                     }
                     // The next watch event, or a slow safety net in case a watch stalls.
-                    let _ = tokio::time::timeout(left.min(Duration::from_secs(5)), changes.next())
-                        .await;
-                    // Let a burst of events settle into one re-read.
-                    tokio::time::sleep(Duration::from_millis(30)).await;
-                    while futures::FutureExt::now_or_never(changes.next())
-                        .flatten()
-                        .is_some()
-                    {}
+                    live.changed(left.min(Duration::from_secs(5))).await;
                 }
             }
         }
@@ -547,7 +545,7 @@ impl Engine {
         view: &DeploymentView,
         change: &SpecChange,
         progress: &mut (dyn FnMut(&Progress) + Send),
-    ) -> Result<()> {
+    ) -> Result<Option<String>> {
         let mut deployment = view.deployment.clone();
         apply_change(&mut deployment, change)?;
         match self
@@ -556,16 +554,16 @@ impl Engine {
             .replace(&self.name, &PostParams::default(), &deployment)
             .await
         {
-            Ok(_) => {
+            Ok(updated) => {
                 mutation_point(&change.summary);
                 progress(&Progress::Updated {
                     summary: change.summary.clone(),
                 });
-                Ok(())
+                Ok(updated.resource_version())
             }
             Err(e) if is_status(&e, 409) => {
                 tracing::debug!("conflict updating deploy/{}; reading again", self.name);
-                Ok(())
+                Ok(None)
             }
             Err(e) if is_status(&e, 422) => Err(CanaryError::Refused(format!(
                 "the API server refused the update of deploy/{}: {e}",
@@ -576,37 +574,6 @@ impl Engine {
                 e,
             )),
         }
-    }
-
-    /// A stream that yields whenever the Deployment, its ReplicaSets or its pods change.
-    async fn change_stream(&self) -> Result<Pin<Box<dyn Stream<Item = ()> + Send>>> {
-        let deployment = self
-            .apis
-            .deployments
-            .get(&self.name)
-            .await
-            .map_err(|e| CanaryError::api(format!("reading deploy/{}", self.name), e))?;
-        let selector = selector_string(&deployment);
-        let deployments = watcher(
-            self.apis.deployments.clone(),
-            watcher::Config::default().fields(&format!("metadata.name={}", self.name)),
-        )
-        .map(|_| ());
-        let replica_sets = watcher(
-            self.apis.replica_sets.clone(),
-            watcher::Config::default().labels(&selector),
-        )
-        .map(|_| ());
-        let pods = watcher(
-            self.apis.pods.clone(),
-            watcher::Config::default().labels(&selector),
-        )
-        .map(|_| ());
-        Ok(Box::pin(futures::stream::select_all([
-            deployments.boxed(),
-            replica_sets.boxed(),
-            pods.boxed(),
-        ])))
     }
 
     /// The `pod-template-hash` of the canary ReplicaSet, once it exists.

@@ -77,32 +77,19 @@ impl NamespaceApis {
         let name = deployment.name_any();
         let selector = selector_string(&deployment);
         let params = ListParams::default().labels(&selector);
-        let uid = deployment.metadata.uid.clone().unwrap_or_default();
-        let mut replica_sets: Vec<ReplicaSet> = self
+        let replica_sets = self
             .replica_sets
             .list(&params)
             .await
             .map_err(|e| CanaryError::api(format!("listing the ReplicaSets of deploy/{name}"), e))?
-            .items
-            .into_iter()
-            .filter(|rs| {
-                rs.owner_references()
-                    .iter()
-                    .any(|o| o.controller == Some(true) && o.uid == uid)
-            })
-            .collect();
-        replica_sets.sort_by_key(|rs| std::cmp::Reverse(revision_of(rs)));
+            .items;
         let pods = self
             .pods
             .list(&params)
             .await
             .map_err(|e| CanaryError::api(format!("listing the pods of deploy/{name}"), e))?
             .items;
-        Ok(DeploymentView {
-            deployment,
-            replica_sets,
-            pods,
-        })
+        Ok(DeploymentView::assemble(deployment, replica_sets, pods))
     }
 }
 
@@ -175,6 +162,26 @@ pub fn settings_of(deployment: &Deployment) -> RolloutSettings {
 }
 
 impl DeploymentView {
+    /// A view from a Deployment, the ReplicaSets matching its selector (only those it
+    /// controls are kept, newest revision first) and the pods matching its selector.
+    pub fn assemble(deployment: Deployment, replica_sets: Vec<ReplicaSet>, pods: Vec<Pod>) -> Self {
+        let uid = deployment.metadata.uid.clone().unwrap_or_default();
+        let mut replica_sets: Vec<ReplicaSet> = replica_sets
+            .into_iter()
+            .filter(|rs| {
+                rs.owner_references()
+                    .iter()
+                    .any(|o| o.controller == Some(true) && o.uid == uid)
+            })
+            .collect();
+        replica_sets.sort_by_key(|rs| std::cmp::Reverse(revision_of(rs)));
+        Self {
+            deployment,
+            replica_sets,
+            pods,
+        }
+    }
+
     /// The Deployment's name.
     pub fn name(&self) -> String {
         self.deployment.name_any()
