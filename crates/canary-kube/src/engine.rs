@@ -151,13 +151,23 @@ impl Engine {
             })
     }
 
-    /// Checks everything `start` needs and works out what it would do, changing nothing.
-    pub async fn plan_start(&self, request: &StartRequest) -> Result<(StartPlan, DeploymentView)> {
+    /// Checks everything `start` needs (the permissions to change things too, unless
+    /// `dry_run`) and works out what it would do, changing nothing.
+    pub async fn plan_start(
+        &self,
+        request: &StartRequest,
+        dry_run: bool,
+    ) -> Result<(StartPlan, DeploymentView)> {
+        let permissions: &[&[preflight::Permission]] = if dry_run {
+            &[preflight::READ]
+        } else {
+            &[preflight::READ, preflight::CHANGE]
+        };
         preflight::require(
             &self.client,
             self.namespace(),
             "kubectl canary start",
-            &[preflight::READ],
+            permissions,
         )
         .await?;
         let view = self.view().await?;
@@ -278,21 +288,15 @@ impl Engine {
         }))
     }
 
-    /// Starts a canary: writes the record (the lock), then drives the Deployment to hold
-    /// exactly the planned number of canary pods.
+    /// Starts a canary planned by [`Engine::plan_start`] (which checked the permissions):
+    /// writes the record (the lock), then drives the Deployment to hold exactly the planned
+    /// number of canary pods.
     pub async fn start(
         &self,
         plan: StartPlan,
         view: &DeploymentView,
         options: DriveOptions<'_>,
     ) -> Result<StoredRecord> {
-        preflight::require(
-            &self.client,
-            self.namespace(),
-            "kubectl canary start",
-            &[preflight::READ, preflight::CHANGE],
-        )
-        .await?;
         let stored = self.store.create(&plan.record, &view.deployment).await?;
         mutation_point("record created");
         (options.progress)(&Progress::Recorded {

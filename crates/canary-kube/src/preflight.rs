@@ -3,7 +3,8 @@
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    ResourceAttributes, ResourceRule, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
 };
 use kube::Api;
 use kube::api::PostParams;
@@ -63,7 +64,10 @@ pub async fn whoami(client: &kube::Client) -> String {
     }
 }
 
-/// Checks each permission with a SelfSubjectAccessReview; the first denied one is an error
+/// Checks the permissions a command needs before it changes anything: one
+/// SelfSubjectRulesReview for the namespace, evaluated here; where the API server says its
+/// answer is incomplete (e.g. a webhook authorizer), each permission the rules do not grant
+/// is confirmed with a SelfSubjectAccessReview. The first denied permission is an error
 /// naming the verb, the resource and the command.
 pub async fn require(
     client: &kube::Client,
@@ -71,43 +75,125 @@ pub async fn require(
     command: &str,
     permissions: &[&[Permission]],
 ) -> Result<()> {
-    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    let checks = permissions.iter().flat_map(|p| p.iter()).map(|p| {
-        let api = api.clone();
-        async move {
-            let review = SelfSubjectAccessReview {
-                spec: SelfSubjectAccessReviewSpec {
-                    resource_attributes: Some(ResourceAttributes {
-                        namespace: Some(namespace.to_string()),
-                        verb: Some(p.verb.to_string()),
-                        group: Some(p.group.to_string()),
-                        resource: Some(p.resource.to_string()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            let answer = api
-                .create(&PostParams::default(), &review)
-                .await
-                .map_err(|e| CanaryError::api("asking the API server for our permissions", e))?;
-            Ok::<_, CanaryError>((p, answer.status.is_some_and(|s| s.allowed)))
+    let rules_api: Api<SelfSubjectRulesReview> = Api::all(client.clone());
+    let review = SelfSubjectRulesReview {
+        spec: SelfSubjectRulesReviewSpec {
+            namespace: Some(namespace.to_string()),
+        },
+        ..Default::default()
+    };
+    let status = rules_api
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|e| CanaryError::api("asking the API server for our permissions", e))?
+        .status
+        .unwrap_or_default();
+    for permission in permissions.iter().flat_map(|p| p.iter()) {
+        let granted = status
+            .resource_rules
+            .iter()
+            .any(|rule| rule_grants(rule, permission));
+        if granted || (status.incomplete && access_review(client, namespace, permission).await?) {
+            continue;
         }
-    });
-    let answers = futures::future::try_join_all(checks).await?;
-    if let Some((denied, _)) = answers.into_iter().find(|(_, allowed)| !allowed) {
         return Err(CanaryError::Forbidden {
             who: format!("user '{}'", whoami(client).await),
-            verb: denied.verb.to_string(),
-            resource: if denied.group.is_empty() {
-                denied.resource.to_string()
+            verb: permission.verb.to_string(),
+            resource: if permission.group.is_empty() {
+                permission.resource.to_string()
             } else {
-                format!("{}.{}", denied.resource, denied.group)
+                format!("{}.{}", permission.resource, permission.group)
             },
             namespace: namespace.to_string(),
             command: format!("`{command}` needs"),
         });
     }
     Ok(())
+}
+
+/// Whether an RBAC rule grants a permission on every object of the resource (a rule
+/// limited to named objects does not: the tool lists and creates).
+fn rule_grants(rule: &ResourceRule, permission: &Permission) -> bool {
+    let has = |values: &Option<Vec<String>>, wanted: &str| {
+        values.iter().flatten().any(|v| v == "*" || v == wanted)
+    };
+    (rule.verbs.iter().any(|v| v == "*" || v == permission.verb))
+        && has(&rule.api_groups, permission.group)
+        && has(&rule.resources, permission.resource)
+        && rule.resource_names.as_ref().is_none_or(Vec::is_empty)
+}
+
+/// One SelfSubjectAccessReview.
+async fn access_review(
+    client: &kube::Client,
+    namespace: &str,
+    permission: &Permission,
+) -> Result<bool> {
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_string()),
+                verb: Some(permission.verb.to_string()),
+                group: Some(permission.group.to_string()),
+                resource: Some(permission.resource.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answer = api
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|e| CanaryError::api("asking the API server for our permissions", e))?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(verbs: &[&str], groups: &[&str], resources: &[&str], names: &[&str]) -> ResourceRule {
+        let strings = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect());
+        ResourceRule {
+            verbs: verbs.iter().map(|s| s.to_string()).collect(),
+            api_groups: strings(groups),
+            resources: strings(resources),
+            resource_names: if names.is_empty() {
+                None
+            } else {
+                strings(names)
+            },
+        }
+    }
+
+    #[test]
+    fn rules_grant_by_verb_group_and_resource_with_wildcards() {
+        let update = permission("update", "apps", "deployments");
+        assert!(rule_grants(&rule(&["*"], &["*"], &["*"], &[]), &update));
+        assert!(rule_grants(
+            &rule(&["get", "update"], &["apps"], &["deployments"], &[]),
+            &update
+        ));
+        assert!(!rule_grants(
+            &rule(&["get", "list", "watch"], &["apps"], &["deployments"], &[]),
+            &update
+        ));
+        assert!(
+            !rule_grants(&rule(&["update"], &[""], &["deployments"], &[]), &update),
+            "core group is not apps"
+        );
+        assert!(
+            !rule_grants(
+                &rule(&["update"], &["apps"], &["deployments"], &["web"]),
+                &update
+            ),
+            "named objects only"
+        );
+        assert!(rule_grants(
+            &rule(&["create"], &[""], &["configmaps"], &[]),
+            &permission("create", "", "configmaps")
+        ));
+    }
 }

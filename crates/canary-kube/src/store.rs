@@ -36,6 +36,8 @@ pub struct StoredRecord {
     pub resource_version: String,
     /// The ConfigMap's UID.
     pub uid: String,
+    /// The ConfigMap's owner references, kept on every update.
+    pub owner_references: Vec<OwnerReference>,
 }
 
 /// Reads and writes the record of one Deployment.
@@ -93,6 +95,7 @@ impl RecordStore {
             record,
             resource_version: cm.resource_version().unwrap_or_default(),
             uid: cm.uid().unwrap_or_default(),
+            owner_references: cm.metadata.owner_references.clone().unwrap_or_default(),
         })
     }
 
@@ -167,9 +170,7 @@ impl RecordStore {
     ) -> Result<StoredRecord> {
         let mut cm = self.config_map(record, None, Some(stored.resource_version.clone()));
         // Keep the owner reference the record was created with.
-        if let Ok(current) = self.api.get(&self.name()).await {
-            cm.metadata.owner_references = current.metadata.owner_references;
-        }
+        cm.metadata.owner_references = Some(stored.owner_references.clone());
         let cm = self
             .api
             .replace(&self.name(), &PostParams::default(), &cm)
@@ -331,7 +332,7 @@ mod tests {
     }
 
     /// Updates carry the resourceVersion read, so a concurrent writer makes them fail (409)
-    /// instead of being overwritten; the owner reference is kept.
+    /// instead of being overwritten; the owner reference is kept without another read.
     #[tokio::test]
     async fn updates_are_guarded_by_the_resource_version_read() {
         let (store, mut handle) = store();
@@ -339,16 +340,9 @@ mod tests {
             record: record(),
             resource_version: "7".into(),
             uid: "cm-uid".into(),
+            owner_references: serde_json::from_value(json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d-uid"}])).unwrap(),
         };
         let server = tokio::spawn(async move {
-            let (request, send) = handle
-                .next_request()
-                .await
-                .expect("GET for the owner reference");
-            assert_eq!(request.method(), Method::GET);
-            let mut current = config_map_json(&record(), "7");
-            current["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d-uid"}]);
-            send.send_response(respond(StatusCode::OK, current));
             let (request, send) = handle.next_request().await.expect("PUT");
             assert_eq!(request.method(), Method::PUT);
             let body = body_json(request).await;
@@ -377,6 +371,7 @@ mod tests {
             record: record(),
             resource_version: "9".into(),
             uid: "cm-uid".into(),
+            owner_references: vec![],
         };
         let server = tokio::spawn(async move {
             let (request, send) = handle.next_request().await.expect("DELETE");

@@ -37,7 +37,7 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
         eprintln!("error: {error}");
         return Ok(exit_code::USAGE);
     }
-    let (plan, view) = engine.plan_start(&request).await?;
+    let (plan, view) = engine.plan_start(&request, args.dry_run).await?;
     let canary = plan.canary;
     let human = !matches!(
         config.output,
