@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -588,19 +588,7 @@ impl Engine {
             .map(template_hash_of))
     }
 
-    /// Pods of the canary side, for health reporting.
-    pub async fn canary_pods(&self, record: &CanaryRecord) -> Result<Vec<Pod>> {
-        let view = self.view().await?;
-        Ok(view
-            .replica_set_with_template(&record.target_template())
-            .map(|rs| {
-                view.pods_with_hash(&template_hash_of(rs))
-                    .into_iter()
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default())
-    }
+
 }
 
 /// Writes a [`SpecChange`] into a Deployment object.

@@ -2,10 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use canary_core::machine::{TemplateState, template_state};
 use canary_kube::engine::{DriveOptions, Engine, StartRequest, images_text};
@@ -121,18 +122,35 @@ async fn wait_for_canary_pods(
 ) -> Result<bool, CanaryError> {
     let deadline = Instant::now() + timeout;
     let api: Api<Pod> = Api::namespaced(engine.client().clone(), engine.namespace());
-    let Some(hash) = engine.canary_hash(record).await? else {
-        return Ok(false);
-    };
-    let mut events = watcher(
-        api,
-        watcher::Config::default().labels(&format!("pod-template-hash={hash}")),
+    let hash = engine.canary_hash(record).await?.ok_or_else(|| {
+        CanaryError::Refused(format!(
+            "deploy/{} is held, but its canary ReplicaSet is not to be found; see `kubectl canary status deploy/{}`",
+            record.deployment, record.deployment
+        ))
+    })?;
+    // The canary's pods, kept by one watch.
+    let (store, writer) = reflector::store::<Pod>();
+    let mut events = reflector::reflector(
+        writer,
+        watcher(
+            api,
+            watcher::Config::default().labels(&format!("pod-template-hash={hash}")),
+        ),
     )
+    .default_backoff()
     .boxed();
     loop {
-        let current = engine.canary_pods(record).await?;
+        let _ = tokio::time::timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            events.next(),
+        )
+        .await;
+        if store.wait_until_ready().now_or_never().is_none() {
+            continue;
+        }
+        let current = store.state();
         let ready = current.iter().filter(|p| is_ready(p)).count() as i32;
-        if let Some(problem) = current.iter().find_map(pod_problem) {
+        if let Some(problem) = current.iter().find_map(|p| pod_problem(p)) {
             if human {
                 println!("  ✗ the canary is held but unhealthy: {problem}");
                 println!(
@@ -148,8 +166,7 @@ async fn wait_for_canary_pods(
             }
             return Ok(true);
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if Instant::now() >= deadline {
             if human {
                 println!(
                     "  ✗ only {ready}/{pods} canary pod(s) Ready after {}s",
@@ -158,7 +175,6 @@ async fn wait_for_canary_pods(
             }
             return Ok(false);
         }
-        let _ = tokio::time::timeout(left.min(Duration::from_secs(5)), events.next()).await;
     }
 }
 
