@@ -140,6 +140,19 @@ impl Engine {
         self.apis.view(&self.client, &self.name).await
     }
 
+    /// Reads the Deployment alone.
+    async fn deployment(&self) -> Result<Deployment> {
+        match self.apis.deployments.get(&self.name).await {
+            Ok(deployment) => Ok(deployment),
+            Err(e) if is_status(&e, 404) => Err(CanaryError::DeploymentNotFound {
+                namespace: self.apis.namespace.clone(),
+                name: self.name.clone(),
+                hint: "; it was deleted, and its canary record with it".into(),
+            }),
+            Err(e) => Err(CanaryError::api(format!("reading deploy/{}", self.name), e)),
+        }
+    }
+
     /// Reads the record; none is an error telling how to start one.
     pub async fn record(&self) -> Result<StoredRecord> {
         self.store
@@ -358,8 +371,8 @@ impl Engine {
         options: DriveOptions<'_>,
     ) -> Result<Option<StoredRecord>> {
         let mut record = stored.record.clone();
-        let view = self.view().await?;
-        if view.deployment.uid().unwrap_or_default() != record.deployment_uid {
+        let deployment = self.deployment().await?;
+        if deployment.uid().unwrap_or_default() != record.deployment_uid {
             return Err(CanaryError::Refused(format!(
                 "the canary record belongs to an earlier deploy/{} that was deleted; delete the record with \
                  `kubectl delete configmap {}`",
@@ -378,7 +391,7 @@ impl Engine {
             Goal::PromoteFull => Phase::PromotingFull,
             Goal::Abort => Phase::Aborting,
         };
-        let events = EventSink::new(&self.client, &view.deployment);
+        let events = EventSink::new(&self.client, &deployment);
         let stored = if record.phase != phase {
             record.phase = phase;
             record.note(&now(), phase.describe());
@@ -423,8 +436,7 @@ impl Engine {
                     self.apply_until_waiting(&record, goal, options.progress)
                         .await?;
                 }
-                let latest = self.record().await?;
-                self.store.delete(&latest).await?;
+                self.store.delete(&stored).await?;
                 mutation_point("record deleted");
                 (options.progress)(&Progress::Released);
                 events
@@ -496,12 +508,7 @@ impl Engine {
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<()> {
         let deadline = Instant::now() + timeout;
-        let deployment = self
-            .apis
-            .deployments
-            .get(&self.name)
-            .await
-            .map_err(|e| CanaryError::api(format!("reading deploy/{}", self.name), e))?;
+        let deployment = self.deployment().await?;
         let mut live = LiveView::start(&self.apis, &deployment).await?;
         let mut last_wait: Option<Waiting> = None;
         loop {
@@ -587,8 +594,6 @@ impl Engine {
             .replica_set_with_template(&record.target_template())
             .map(template_hash_of))
     }
-
-
 }
 
 /// Writes a [`SpecChange`] into a Deployment object.
