@@ -135,6 +135,11 @@ impl Engine {
         &self.store
     }
 
+    /// Starts a watch-fed live view of the Deployment and its canary.
+    pub async fn live(&self) -> Result<LiveView> {
+        LiveView::start(&self.apis, &self.store, &self.deployment().await?).await
+    }
+
     /// Reads the Deployment with its ReplicaSets and pods.
     pub async fn view(&self) -> Result<DeploymentView> {
         self.apis.view(&self.client, &self.name).await
@@ -508,8 +513,7 @@ impl Engine {
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<()> {
         let deadline = Instant::now() + timeout;
-        let deployment = self.deployment().await?;
-        let mut live = LiveView::start(&self.apis, &deployment).await?;
+        let mut live = self.live().await?;
         let mut last_wait: Option<Waiting> = None;
         loop {
             let view = live.view()?;

@@ -1,4 +1,5 @@
-//! A live view of a Deployment, its ReplicaSets and its pods, kept current by watches.
+//! A live view of a Deployment, its ReplicaSets, its pods and its canary record, kept
+//! current by watches.
 //!
 //! The engine decides on every change the controller makes; reading the three lists again
 //! after each burst of events cost hundreds of requests per canary. Reflector stores fed by
@@ -9,13 +10,14 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::ResourceExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::error::{CanaryError, Result};
 use crate::observe::{DeploymentView, NamespaceApis, selector_string};
+use crate::store::{RecordStore, StoredRecord};
 
 /// Watch-fed stores of one Deployment's objects.
 pub struct LiveView {
@@ -23,17 +25,23 @@ pub struct LiveView {
     deployments: Store<Deployment>,
     replica_sets: Store<ReplicaSet>,
     pods: Store<Pod>,
+    records: Store<ConfigMap>,
     changes: Pin<Box<dyn Stream<Item = ()> + Send>>,
 }
 
 impl LiveView {
     /// Starts the watches and waits until each store holds its initial list.
-    pub async fn start(apis: &NamespaceApis, deployment: &Deployment) -> Result<Self> {
+    pub async fn start(
+        apis: &NamespaceApis,
+        records: &RecordStore,
+        deployment: &Deployment,
+    ) -> Result<Self> {
         let name = deployment.name_any();
         let selector = selector_string(deployment);
         let (deployments, deployments_writer) = reflector::store();
         let (replica_sets, replica_sets_writer) = reflector::store();
         let (pods, pods_writer) = reflector::store();
+        let (record_maps, records_writer) = reflector::store();
         let by_name = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let by_selector = watcher::Config::default().labels(&selector);
         let changes = futures::stream::select_all([
@@ -55,23 +63,36 @@ impl LiveView {
                 .default_backoff()
                 .map(|_| ())
                 .boxed(),
+            reflector::reflector(
+                records_writer,
+                watcher(
+                    records.api(),
+                    watcher::Config::default().fields(&format!("metadata.name={}", records.name())),
+                ),
+            )
+            .default_backoff()
+            .map(|_| ())
+            .boxed(),
         ]);
         let mut live = Self {
             name,
             deployments,
             replica_sets,
             pods,
+            records: record_maps,
             changes: Box::pin(changes),
         };
-        let (d, r, p) = (
+        let (d, r, p, c) = (
             live.deployments.clone(),
             live.replica_sets.clone(),
             live.pods.clone(),
+            live.records.clone(),
         );
         let ready = async move {
             let _ = d.wait_until_ready().await;
             let _ = r.wait_until_ready().await;
             let _ = p.wait_until_ready().await;
+            let _ = c.wait_until_ready().await;
         };
         tokio::pin!(ready);
         let deadline = tokio::time::sleep(Duration::from_secs(60));
@@ -114,6 +135,15 @@ impl LiveView {
                 .collect(),
             self.pods.state().iter().map(|p| (**p).clone()).collect(),
         ))
+    }
+
+    /// The canary record as last seen, if there is one.
+    pub fn record(&self, store: &RecordStore) -> Result<Option<StoredRecord>> {
+        self.records
+            .state()
+            .first()
+            .map(|cm| store.decode((**cm).clone()))
+            .transpose()
     }
 
     /// The Deployment's resourceVersion as last seen.

@@ -73,7 +73,13 @@ impl RecordStore {
         }
     }
 
-    fn decode(&self, cm: ConfigMap) -> Result<StoredRecord> {
+    /// The ConfigMap API of the namespace.
+    pub fn api(&self) -> Api<ConfigMap> {
+        self.api.clone()
+    }
+
+    /// Reads a record out of its ConfigMap.
+    pub fn decode(&self, cm: ConfigMap) -> Result<StoredRecord> {
         let bad = |detail: String| CanaryError::BadRecord {
             name: self.name(),
             detail,

@@ -1,11 +1,7 @@
 //! `kubectl canary status`.
 
-use futures::StreamExt;
-use kube::runtime::watcher;
-
 use canary_kube::engine::Engine;
 use canary_kube::error::CanaryError;
-use canary_kube::observe::selector_string;
 use canary_kube::status::StatusReport;
 
 use crate::cli::{OutputFormat, StatusArgs};
@@ -36,48 +32,19 @@ pub async fn run(config: &Config, args: &StatusArgs) -> Result<(), CanaryError> 
     if !args.watch {
         return Ok(());
     }
-    // Follow the watch streams of the Deployment, its ReplicaSets, pods and record; each
-    // event triggers one fresh read, and only a changed view is printed.
-    let view = engine.view().await?;
-    let selector = selector_string(&view.deployment);
-    let apis = canary_kube::observe::NamespaceApis::new(&config.client, &config.namespace);
-    let records: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(config.client.clone(), &config.namespace);
-    let mut changes = futures::stream::select_all([
-        watcher(
-            apis.deployments.clone(),
-            watcher::Config::default().fields(&format!("metadata.name={}", args.target.name)),
-        )
-        .map(|_| ())
-        .boxed(),
-        watcher(
-            apis.replica_sets.clone(),
-            watcher::Config::default().labels(&selector),
-        )
-        .map(|_| ())
-        .boxed(),
-        watcher(
-            apis.pods.clone(),
-            watcher::Config::default().labels(&selector),
-        )
-        .map(|_| ())
-        .boxed(),
-        watcher(
-            records,
-            watcher::Config::default().fields(&format!("metadata.name={}", engine.store().name())),
-        )
-        .map(|_| ())
-        .boxed(),
-    ]);
-    while changes.next().await.is_some() {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        while futures::FutureExt::now_or_never(changes.next())
-            .flatten()
-            .is_some()
-        {}
-        print(gather(&engine, config).await?);
+    // One watch per kind (Deployment, ReplicaSets, pods, record) feeds a live view; each
+    // burst of events is rendered once, and only a changed report is printed.
+    let mut live = engine.live().await?;
+    loop {
+        live.changed(std::time::Duration::from_secs(60)).await;
+        let view = live.view()?;
+        let record = live.record(engine.store())?;
+        print(StatusReport::build(
+            &config.namespace,
+            &view,
+            record.as_ref(),
+        ));
     }
-    Ok(())
 }
 
 /// One read of the cluster, as a report.
