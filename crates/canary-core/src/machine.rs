@@ -375,46 +375,14 @@ fn strategy_words(mode: CanaryMode, pods: i32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use serde_json::json;
 
     use super::*;
-    use crate::record::{Owner, Phase, RECORD_SCHEMA, StableRevision, images_of};
 
     fn record(mode: CanaryMode) -> CanaryRecord {
-        let template = json!({"metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "nginx", "image": "nginx:1.14"}]}});
         CanaryRecord {
-            schema: RECORD_SCHEMA,
-            deployment: "web".into(),
-            deployment_uid: "uid".into(),
-            replicas: 10,
-            original_images: images_of(&template),
-            original_template: template,
-            original_settings: RolloutSettings {
-                strategy: json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
-                min_ready_seconds: None,
-                progress_deadline_seconds: Some(600),
-                paused: None,
-            },
-            stable: StableRevision {
-                replica_set: "web-1".into(),
-                uid: "rs".into(),
-                revision: "1".into(),
-                pod_template_hash: "1".into(),
-            },
-            target_images: BTreeMap::from([("nginx".into(), "nginx:1.15".into())]),
             mode,
-            phase: Phase::Starting { pods: 1 },
-            started_by: Owner {
-                user: "u".into(),
-                host: "h".into(),
-                pid: 1,
-                tool_version: "t".into(),
-            },
-            started_at: "now".into(),
-            history: vec![],
+            ..crate::record::sample_record()
         }
     }
 

@@ -314,6 +314,45 @@ fn normalize(value: &Value) -> Value {
     }
 }
 
+/// A record of a 10-replica `web` with the Kubernetes default strategy, starting a
+/// 1-pod surge canary of nginx:1.15: the fixture of this crate's tests.
+#[cfg(test)]
+pub(crate) fn sample_record() -> CanaryRecord {
+    let template = serde_json::json!({"metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "nginx", "image": "nginx:1.14"}]}});
+    CanaryRecord {
+        schema: RECORD_SCHEMA,
+        deployment: "web".into(),
+        deployment_uid: "uid".into(),
+        replicas: 10,
+        original_images: images_of(&template),
+        original_template: template,
+        original_settings: RolloutSettings {
+            strategy: serde_json::json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+            min_ready_seconds: None,
+            progress_deadline_seconds: Some(600),
+            paused: None,
+        },
+        stable: StableRevision {
+            replica_set: "web-1".into(),
+            uid: "rs".into(),
+            revision: "1".into(),
+            pod_template_hash: "1".into(),
+        },
+        target_images: BTreeMap::from([("nginx".into(), "nginx:1.15".into())]),
+        mode: CanaryMode::Surge,
+        phase: Phase::Starting { pods: 1 },
+        started_by: Owner {
+            user: "u".into(),
+            host: "h".into(),
+            pid: 1,
+            tool_version: "t".into(),
+        },
+        started_at: "now".into(),
+        history: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,35 +410,8 @@ mod tests {
     #[test]
     fn record_round_trips_through_json() {
         let record = CanaryRecord {
-            schema: RECORD_SCHEMA,
-            deployment: "web".into(),
-            deployment_uid: "u1".into(),
-            replicas: 10,
-            original_template: template(),
-            original_settings: RolloutSettings {
-                strategy: json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
-                min_ready_seconds: None,
-                progress_deadline_seconds: Some(600),
-                paused: None,
-            },
-            stable: StableRevision {
-                replica_set: "web-abc".into(),
-                uid: "u2".into(),
-                revision: "1".into(),
-                pod_template_hash: "abc".into(),
-            },
-            original_images: images_of(&template()),
-            target_images: BTreeMap::from([("nginx".to_string(), "nginx:1.15".to_string())]),
-            mode: CanaryMode::Surge,
             phase: Phase::Promoting { from: 1, to: 3 },
-            started_by: Owner {
-                user: "admin".into(),
-                host: "h".into(),
-                pid: 1,
-                tool_version: "0.1.0".into(),
-            },
-            started_at: "2026-01-01T00:00:00Z".into(),
-            history: vec![],
+            ..sample_record()
         };
         let text = serde_json::to_string(&record).unwrap();
         assert_eq!(serde_json::from_str::<CanaryRecord>(&text).unwrap(), record);
