@@ -377,3 +377,51 @@ async fn dry_runs_change_nothing() {
     }
     assert_eq!(replica_sets_by_image(&env, &ns.name).await, sides(10, 1));
 }
+
+/// `--no-wait` returns once the update is made; the controller finishes on its own and the
+/// spec ends exactly as with waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_wait_returns_after_the_update_and_the_controller_finishes() {
+    let Some(env) = TestEnv::get() else { return };
+    for (finish, image) in [("abort", "nginx:1.14"), ("promote", "nginx:1.15")] {
+        let ns = TestNamespace::create(&env, "nowait").await;
+        create_settled(
+            &env,
+            &ns.name,
+            &web_deployment("web", 10, "nginx:1.14", None),
+        )
+        .await;
+        let before = spec_of(&env, &ns.name, "web").await;
+        assert_exit(
+            &canary(
+                &env,
+                &ns.name,
+                &["start", "deploy/web", "nginx=nginx:1.15", "--no-wait"],
+            )
+            .await,
+            0,
+            "start --no-wait",
+        );
+        let args: Vec<&str> = if finish == "abort" {
+            vec!["abort", "deploy/web", "--no-wait"]
+        } else {
+            vec!["promote", "deploy/web", "--full", "--no-wait"]
+        };
+        assert_exit(&canary(&env, &ns.name, &args).await, 0, &args.join(" "));
+        assert!(
+            !record_exists(&env, &ns.name, "web").await,
+            "{finish}: the record is released at once"
+        );
+        wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+        assert_eq!(
+            replica_sets_by_image(&env, &ns.name).await,
+            vec![(image.to_string(), 10)]
+        );
+        let allowed: &[&str] = if finish == "abort" {
+            &[]
+        } else {
+            &[IMAGE_PATH]
+        };
+        assert_spec_equal_except(&before, &spec_of(&env, &ns.name, "web").await, allowed);
+    }
+}
