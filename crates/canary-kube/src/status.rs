@@ -227,6 +227,7 @@ impl StatusReport {
         let share = (ready_stable + ready_canary > 0)
             .then(|| f64::from(ready_canary) / f64::from(ready_stable + ready_canary));
         let observation = view.observation(record);
+        let canary_unhealthy = canary.as_ref().is_some_and(|c| !c.problems.is_empty());
         let decision = decide(record, record.phase.goal(), &observation);
         let pending = match &decision {
             Decision::Reached => None,
@@ -264,6 +265,7 @@ impl StatusReport {
                 &name,
                 pending.is_some(),
                 template_state(record, &observation.template),
+                canary_unhealthy,
             ),
             history: record
                 .history
@@ -279,8 +281,15 @@ fn next_steps(
     name: &str,
     pending: bool,
     template: TemplateState,
+    canary_unhealthy: bool,
 ) -> Vec<String> {
     let abort = format!("kubectl canary abort deploy/{name}");
+    if canary_unhealthy && !matches!(record.phase, Phase::Aborting) {
+        return vec![
+            format!("{abort}   # the canary's pods have problems (above)"),
+            format!("kubectl canary analyze deploy/{name}   # the full verdict"),
+        ];
+    }
     let full = format!("kubectl canary promote deploy/{name} --full");
     match record.phase {
         Phase::Holding { pods } if !pending => vec![
