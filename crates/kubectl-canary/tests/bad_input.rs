@@ -198,6 +198,37 @@ async fn requests_that_do_not_fit_the_deployment_are_refused() {
         "no canary is running",
     )
     .await;
+    // --auto's steps are checked before anything changes.
+    refused(
+        &env,
+        n,
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--auto",
+            "--steps",
+            "3,2",
+        ],
+        REFUSED,
+        "--steps must grow",
+    )
+    .await;
+    refused(
+        &env,
+        n,
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--auto",
+            "--analysis-file",
+            "/nonexistent/analysis.yaml",
+        ],
+        USAGE,
+        "analysis.yaml",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,9 @@
 //! the interval with its pods' health watched, is analysed against the stable pods, and is
 //! promoted on a pass or rolled back on a failure, up to 100%.
 
+use canary_core::analysis_spec::AnalysisSpec;
 use canary_core::machine::Goal;
-use canary_core::rollout_math::{CanarySize, resolve_canary};
+use canary_core::rollout_math::{CanarySize, ResolvedCanary, resolve_canary};
 use canary_core::verdict::Decision;
 use canary_kube::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use canary_kube::engine::{DriveOptions, Engine};
@@ -14,7 +15,6 @@ use canary_kube::store::StoredRecord;
 use crate::cli::{OutputFormat, StartArgs};
 use crate::commands::analyze::{event_note, verdict_text};
 use crate::config::Config;
-use crate::config::analysis;
 use crate::exit_code;
 use crate::output::{print_structured, progress_printer};
 
@@ -30,25 +30,18 @@ pub struct AutoOutcome {
     pub verdicts: Vec<canary_core::verdict::Verdict>,
 }
 
-/// Runs the steps after `start` has held the first one; returns the exit code.
+/// Runs the steps after `start` has held the first one; returns the exit code. `sizes`
+/// (from [`step_sizes`]) and `spec` were checked before start changed anything.
 pub async fn run(
     config: &Config,
     args: &StartArgs,
     engine: &Engine,
     held: StoredRecord,
+    sizes: &[i32],
+    spec: &AnalysisSpec,
 ) -> Result<i32, CanaryError> {
-    let spec = match analysis::resolve(&args.analysis) {
-        Ok(spec) => spec,
-        Err(error) => {
-            // Refused before start changed anything is better; this is re-checked here so a
-            // spec file edited meanwhile still cannot go unnoticed.
-            eprintln!("error: {error}");
-            return Ok(exit_code::USAGE);
-        }
-    };
     let human = matches!(config.output, OutputFormat::Table | OutputFormat::Wide);
     let name = held.record.deployment.clone();
-    let sizes = step_sizes(args, &held)?;
     let view = engine.view().await?;
     let events = EventSink::new(engine.client(), &view.deployment);
     let mut outcome = AutoOutcome {
@@ -98,7 +91,7 @@ pub async fn run(
             ..RunOptions::default()
         };
         let verdict = tokio::select! {
-            verdict = run_analysis(engine.client(), &target, &spec, options) => verdict.map_err(|e| CanaryError::Refused(e.to_string()))?,
+            verdict = run_analysis(engine.client(), &target, spec, options) => verdict.map_err(|e| CanaryError::Refused(e.to_string()))?,
             _ = tokio::signal::ctrl_c() => return interrupted(config, engine, args, &name, outcome).await,
         };
         if human {
@@ -161,31 +154,23 @@ pub async fn run(
     Ok(exit_code::OK)
 }
 
-/// The canary sizes of the steps, in pods: growing, each smaller than every pod.
-fn step_sizes(args: &StartArgs, held: &StoredRecord) -> Result<Vec<i32>, CanaryError> {
-    let record = &held.record;
-    let first = record.held_pods().unwrap_or(1);
-    let mut sizes = vec![first];
-    for size in args.steps.iter().skip(1).copied() {
-        let pods = resolve_pods(size, record)?;
-        if pods <= *sizes.last().expect("at least the first step") {
+/// The canary sizes of the steps, in pods, the first being where `start` holds: they must
+/// grow, and each must fit the Deployment as `resolve_canary` decides.
+pub fn step_sizes(steps: &[CanarySize], first: &ResolvedCanary) -> Result<Vec<i32>, CanaryError> {
+    let mut sizes = vec![first.pods];
+    for size in steps.iter().skip(1).copied() {
+        let pods = resolve_canary(size, first.replicas, first.mode)
+            .map(|c| c.pods)
+            .map_err(|e| CanaryError::Refused(format!("--steps {size}: {e}")))?;
+        let before = *sizes.last().expect("at least the first step");
+        if pods <= before {
             return Err(CanaryError::Refused(format!(
-                "--steps must grow: {size} is {pods} pod(s), not more than the step before ({})",
-                sizes.last().expect("at least one")
+                "--steps must grow: {size} is {pods} pod(s), not more than the step before ({before})"
             )));
         }
         sizes.push(pods);
     }
     Ok(sizes)
-}
-
-fn resolve_pods(
-    size: CanarySize,
-    record: &canary_core::record::CanaryRecord,
-) -> Result<i32, CanaryError> {
-    resolve_canary(size, record.replicas, record.mode)
-        .map(|c| c.pods)
-        .map_err(|e| CanaryError::Refused(format!("--steps {size}: {e}")))
 }
 
 fn finish(config: &Config, outcome: &AutoOutcome) {

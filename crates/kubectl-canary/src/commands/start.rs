@@ -32,14 +32,21 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
         mode: args.mode.into(),
         allow_autoscaler: args.allow_hpa,
     };
-    if args.auto
-        && let Err(error) = crate::config::analysis::resolve(&args.analysis)
-    {
-        eprintln!("error: {error}");
-        return Ok(exit_code::USAGE);
-    }
+    // Everything --auto needs is checked before anything changes.
+    let analysis = if args.auto {
+        match crate::config::analysis::resolve(&args.analysis) {
+            Ok(spec) => Some(spec),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return Ok(exit_code::USAGE);
+            }
+        }
+    } else {
+        None
+    };
     let (plan, view) = engine.plan_start(&request, args.dry_run).await?;
     let canary = plan.canary;
+    let steps = crate::commands::auto::step_sizes(&args.steps, &canary)?;
     let human = !matches!(
         config.output,
         crate::cli::OutputFormat::Json | crate::cli::OutputFormat::Yaml
@@ -88,8 +95,8 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
             canary.pods, canary.stable_pods
         );
     }
-    if args.auto {
-        return crate::commands::auto::run(config, args, &engine, started).await;
+    if let Some(spec) = &analysis {
+        return crate::commands::auto::run(config, args, &engine, started, &steps, spec).await;
     }
     let mut code = exit_code::OK;
     if !args.no_wait {
