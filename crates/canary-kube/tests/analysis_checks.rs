@@ -21,7 +21,9 @@ use canary_core::analysis_spec::{
 use canary_core::verdict::{CheckResult, Decision, InconclusivePolicy, Outcome, Threshold};
 use canary_kube::analysis::{self, AnalysisTarget, RunOptions};
 use canary_kube::observe::NamespaceApis;
-use canary_testkit::{TestEnv, TestNamespace, create_settled, wait_for, web_deployment};
+use canary_testkit::{
+    TestEnv, TestNamespace, create_settled, wait_for, wait_pods_ready, web_deployment,
+};
 
 const STABLE_IMAGE: &str = "nginx:1.14";
 const BRAKE_SECONDS: i32 = 1_000_000_000;
@@ -214,31 +216,8 @@ async fn pod_health_passes_fails_fast_and_waits() {
 
     let good = async {
         let (client, target) = canary(&env, &healthy.name, 3, STABLE_IMAGE, "nginx:1.15").await;
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
         let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
-        wait_for(
-            &env,
-            "the canary pod Ready",
-            Duration::from_secs(30),
-            || async {
-                let list = pods
-                    .list(&ListParams::default().labels(&selector))
-                    .await
-                    .ok()?;
-                list.items
-                    .iter()
-                    .all(|p| {
-                        p.status
-                            .as_ref()
-                            .and_then(|s| s.conditions.as_ref())
-                            .is_some_and(|c| {
-                                c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                            })
-                    })
-                    .then_some(())
-            },
-        )
-        .await;
+        wait_pods_ready(&env, &target.namespace, &selector, Duration::from_secs(30)).await;
         let result = run_once(&client, &target, &spec).await;
         assert_outcome(&result, Outcome::Pass, "all 1 canary pods Ready");
         assert_eq!(
@@ -481,40 +460,17 @@ async fn http_pass_fail_and_inconclusive() {
         Duration::from_secs(60),
         vec![check("http", Probe::Http(http_spec.clone()))],
     );
-    let wait_ready = |client: kube::Client, target: AnalysisTarget| {
+    let wait_ready = |target: AnalysisTarget| {
         let env = env.clone();
         async move {
-            let pods: Api<Pod> = Api::namespaced(client, &target.namespace);
             let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
-            wait_for(
-                &env,
-                "the canary pod Ready",
-                Duration::from_secs(30),
-                || async {
-                    let list = pods
-                        .list(&ListParams::default().labels(&selector))
-                        .await
-                        .ok()?;
-                    list.items
-                        .iter()
-                        .all(|p| {
-                            p.status
-                                .as_ref()
-                                .and_then(|s| s.conditions.as_ref())
-                                .is_some_and(|c| {
-                                    c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                                })
-                        })
-                        .then_some(())
-                },
-            )
-            .await;
+            wait_pods_ready(&env, &target.namespace, &selector, Duration::from_secs(30)).await;
         }
     };
 
     let good = async {
         let (client, target) = canary(&env, &same.name, 2, STABLE_IMAGE, "nginx:1.15").await;
-        wait_ready(client.clone(), target.clone()).await;
+        wait_ready(target.clone()).await;
         let started = Instant::now();
         let result = run_once(&client, &target, &spec).await;
         assert_outcome(&result, Outcome::Pass, "error rate canary 0/30");
@@ -534,7 +490,7 @@ async fn http_pass_fail_and_inconclusive() {
             "nginx:1.15__errors-50",
         )
         .await;
-        wait_ready(client.clone(), target.clone()).await;
+        wait_ready(target.clone()).await;
         let result = run_once(&client, &target, &spec).await;
         assert_outcome(&result, Outcome::Fail, "status 500");
     };
@@ -547,7 +503,7 @@ async fn http_pass_fail_and_inconclusive() {
             "nginx:1.15__latency-150ms",
         )
         .await;
-        wait_ready(client.clone(), target.clone()).await;
+        wait_ready(target.clone()).await;
         let result = run_once(&client, &target, &spec).await;
         assert_outcome(
             &result,
@@ -805,30 +761,9 @@ async fn service_checks_see_what_users_see_and_waiting_has_a_limit() {
 async fn a_user_without_proxy_rights_gets_reasons_not_a_pass() {
     let Some(env) = TestEnv::get() else { return };
     let ns = TestNamespace::create(&env, "an-rbac").await;
-    let (admin, target) = canary(&env, &ns.name, 2, STABLE_IMAGE, "nginx:1.15").await;
-    let pods: Api<Pod> = Api::namespaced(admin.clone(), &target.namespace);
+    let (_, target) = canary(&env, &ns.name, 2, STABLE_IMAGE, "nginx:1.15").await;
     let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
-    wait_for(
-        &env,
-        "the canary pod Ready",
-        Duration::from_secs(30),
-        || async {
-            let list = pods
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .ok()?;
-            list.items
-                .iter()
-                .all(|p| {
-                    p.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-                })
-                .then_some(())
-        },
-    )
-    .await;
+    wait_pods_ready(&env, &target.namespace, &selector, Duration::from_secs(30)).await;
     // The restricted user has only the built-in `view` role: pods and their logs, no proxy.
     let restricted = env.restricted_client().await;
     let spec = spec_of(

@@ -284,6 +284,31 @@ where
     }
 }
 
+/// Waits until every pod matching `selector` in `namespace` is Ready (a side of a canary:
+/// `pod-template-hash=...`).
+pub async fn wait_pods_ready(env: &TestEnv, namespace: &str, selector: &str, timeout: Duration) {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(env.client().await, namespace);
+    let params = kube::api::ListParams::default().labels(selector);
+    wait_for(
+        env,
+        &format!("pods {selector} in {namespace} Ready"),
+        timeout,
+        || async {
+            let list = pods.list(&params).await.ok()?;
+            list.items
+                .iter()
+                .all(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                })
+                .then_some(())
+        },
+    )
+    .await;
+}
+
 /// A Deployment's spec as JSON.
 pub async fn spec_of(env: &TestEnv, namespace: &str, name: &str) -> Value {
     let api: Api<Deployment> = Api::namespaced(env.client().await, namespace);
