@@ -1368,73 +1368,31 @@ mod tests {
 
     #[test]
     fn fenceposts_follow_resolve_fenceposts() {
-        let fp = |s, u, n| resolve_fenceposts(iop(s), iop(u), n).unwrap();
-        assert_eq!(
-            fp("25%", "25%", 10),
-            Fenceposts {
-                max_surge: 3,
-                max_unavailable: 2
-            }
-        );
-        assert_eq!(
-            fp("25%", "25%", 1),
-            Fenceposts {
-                max_surge: 1,
-                max_unavailable: 0
-            }
-        );
-        // The examples in ResolveFenceposts' doc comment.
-        assert_eq!(
-            fp("0%", "1%", 2),
-            Fenceposts {
-                max_surge: 0,
-                max_unavailable: 1
-            }
-        );
-        assert_eq!(
-            fp("1%", "25%", 2),
-            Fenceposts {
-                max_surge: 1,
-                max_unavailable: 0
-            }
-        );
-        assert_eq!(
-            fp("1%", "0%", 1),
-            Fenceposts {
-                max_surge: 1,
-                max_unavailable: 0
-            }
-        );
-        // Both round to zero: maxUnavailable becomes 1.
-        assert_eq!(
-            fp("0", "10%", 5),
-            Fenceposts {
-                max_surge: 0,
-                max_unavailable: 1
-            }
-        );
-        // MaxUnavailable's guards: never more than replicas, 0 for 0 replicas.
-        assert_eq!(
-            fp("0", "5", 3),
-            Fenceposts {
-                max_surge: 0,
-                max_unavailable: 3
-            }
-        );
-        assert_eq!(
-            fp("0", "10%", 0),
-            Fenceposts {
-                max_surge: 0,
-                max_unavailable: 0
-            }
-        );
-        assert_eq!(
-            fp("150%", "0", 4),
-            Fenceposts {
-                max_surge: 6,
-                max_unavailable: 0
-            }
-        );
+        // (maxSurge, maxUnavailable, replicas) -> (surge, unavailable)
+        let cases = [
+            ("25%", "25%", 10, 3, 2),
+            ("25%", "25%", 1, 1, 0),
+            // The examples in ResolveFenceposts' doc comment.
+            ("0%", "1%", 2, 0, 1),
+            ("1%", "25%", 2, 1, 0),
+            ("1%", "0%", 1, 1, 0),
+            // Both round to zero: maxUnavailable becomes 1.
+            ("0", "10%", 5, 0, 1),
+            // MaxUnavailable's guards: never more than replicas, 0 for 0 replicas.
+            ("0", "5", 3, 0, 3),
+            ("0", "10%", 0, 0, 0),
+            ("150%", "0", 4, 6, 0),
+        ];
+        for (surge, unavailable, replicas, max_surge, max_unavailable) in cases {
+            assert_eq!(
+                resolve_fenceposts(iop(surge), iop(unavailable), replicas).unwrap(),
+                Fenceposts {
+                    max_surge,
+                    max_unavailable
+                },
+                "{surge}/{unavailable} of {replicas}"
+            );
+        }
         assert_eq!(
             resolve_fenceposts(iop("1"), iop("0"), -1),
             Err(RolloutMathError::NegativeReplicas { replicas: -1 })
