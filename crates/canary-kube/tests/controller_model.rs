@@ -174,6 +174,25 @@ where
     }
 }
 
+/// Merge-patches deploy/web and waits until the controller has observed the change.
+async fn patch_observed(deployments: &Api<Deployment>, patch: serde_json::Value, what: &str) {
+    let changed = deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let generation = changed.metadata.generation;
+    wait_until(&format!("{what} observed"), || async {
+        deployments
+            .get("web")
+            .await
+            .expect("get")
+            .status
+            .and_then(|s| s.observed_generation)
+            >= generation
+    })
+    .await;
+}
+
 /// Creates the Deployment, makes all its pods Ready, and returns its one ReplicaSet's name.
 async fn settle_initial(client: &Client, namespace: &str, deploy: &Deployment) -> String {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
@@ -688,24 +707,11 @@ async fn paused_change(
             break;
         }
     }
-    let paused = deployments
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"paused": true}})),
-        )
-        .await
-        .expect("pause");
-    let generation = paused.metadata.generation;
-    wait_until(&format!("{namespace}: pause observed"), || async {
-        deployments
-            .get("web")
-            .await
-            .expect("get")
-            .status
-            .and_then(|s| s.observed_generation)
-            >= generation
-    })
+    patch_observed(
+        &deployments,
+        json!({"spec": {"paused": true}}),
+        &format!("{namespace}: pause"),
+    )
     .await;
 
     let before = deployments.get("web").await.expect("get");
@@ -737,21 +743,12 @@ async fn paused_change(
         predicted.insert(name, rs.replicas);
     }
 
-    let changed = deployments
-        .patch("web", &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .expect("change while paused");
-    let generation = changed.metadata.generation;
     // sync() scales every ReplicaSet before it writes observedGeneration.
-    wait_until(&format!("{namespace}: change observed"), || async {
-        deployments
-            .get("web")
-            .await
-            .expect("get")
-            .status
-            .and_then(|s| s.observed_generation)
-            >= generation
-    })
+    patch_observed(
+        &deployments,
+        patch,
+        &format!("{namespace}: change while paused"),
+    )
     .await;
     let after = replica_sets
         .list(&ListParams::default())
