@@ -214,6 +214,18 @@ async fn pod_health_passes_fails_fast_and_waits() {
         vec![check("pods", Probe::PodHealth(PodHealthSpec::default()))],
     );
 
+    // The same check with a Ready deadline already passed.
+    let strict = spec_of(
+        Duration::from_secs(60),
+        vec![check(
+            "pods",
+            Probe::PodHealth(PodHealthSpec {
+                ready_deadline: Duration::from_secs(1),
+                max_restarts: 0,
+            }),
+        )],
+    );
+
     let good = async {
         let (client, target) = canary(&env, &healthy.name, 3, STABLE_IMAGE, "nginx:1.15").await;
         let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
@@ -296,16 +308,6 @@ async fn pod_health_passes_fails_fast_and_waits() {
         let result = run_once(&client, &target, &spec).await;
         assert_outcome(&result, Outcome::Inconclusive, "not Ready yet");
         // With a deadline already passed the same pod fails the check.
-        let strict = spec_of(
-            Duration::from_secs(60),
-            vec![check(
-                "pods",
-                Probe::PodHealth(PodHealthSpec {
-                    ready_deadline: Duration::from_secs(1),
-                    max_restarts: 0,
-                }),
-            )],
-        );
         tokio::time::sleep(Duration::from_secs(2)).await;
         let result = run_once(&client, &target, &strict).await;
         assert_outcome(&result, Outcome::Fail, "not Ready 1s after creation");
@@ -352,16 +354,6 @@ async fn pod_health_passes_fails_fast_and_waits() {
         .await;
         let result = run_once(&client, &target, &spec).await;
         assert_outcome(&result, Outcome::Inconclusive, "Insufficient cpu");
-        let strict = spec_of(
-            Duration::from_secs(60),
-            vec![check(
-                "pods",
-                Probe::PodHealth(PodHealthSpec {
-                    ready_deadline: Duration::from_secs(1),
-                    max_restarts: 0,
-                }),
-            )],
-        );
         tokio::time::sleep(Duration::from_secs(2)).await;
         let result = run_once(&client, &target, &strict).await;
         assert_outcome(&result, Outcome::Fail, "lacks capacity");
