@@ -8,7 +8,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::record::{CanaryRecord, RolloutSettings};
+use crate::record::{
+    BRAKE_MIN_READY_SECONDS, BRAKE_PROGRESS_DEADLINE_SECONDS, CanaryRecord, RolloutSettings,
+};
 use crate::rollout_math::CanaryMode;
 
 /// What a command wants the Deployment to reach.
@@ -40,6 +42,8 @@ pub struct ReplicaSetObservation {
     pub available: i32,
     /// Pods that still exist with its pod-template-hash, terminating ones included.
     pub pods: i32,
+    /// Of those, pods being deleted (a finalizer can keep one for ever).
+    pub terminating: i32,
 }
 
 /// The Deployment and its ReplicaSets as observed, reduced to what decisions need.
@@ -93,8 +97,16 @@ impl Observation {
         self.stable.as_ref().map_or(0, |rs| rs.desired)
     }
 
-    fn canary_pods(&self) -> i32 {
-        self.canary.as_ref().map_or(0, |rs| rs.pods)
+    /// Canary pods an abort still waits for: the ReplicaSet's size, or its pods that are
+    /// not being deleted. Terminating pods do not hold an abort (a finalizer may keep them).
+    fn canary_pods_left(&self) -> i32 {
+        self.canary
+            .as_ref()
+            .map_or(0, |rs| rs.desired.max(rs.pods - rs.terminating))
+    }
+
+    fn canary_available(&self) -> i32 {
+        self.canary.as_ref().map_or(0, |rs| rs.available)
     }
 }
 
@@ -139,6 +151,12 @@ pub struct SpecChange {
 pub enum Waiting {
     /// The controller has not observed the latest generation yet.
     ControllerToObserve,
+    /// The brake is back on; the canary ReplicaSet must count its pods unavailable before
+    /// the controller may roll, or it would shrink the stable side by that many.
+    BrakeTakingHold {
+        /// Canary pods still counted Available.
+        available: i32,
+    },
     /// The canary ReplicaSet is being scaled to its size.
     CanaryScaling {
         /// Canary pods desired now.
@@ -220,6 +238,36 @@ pub enum Decision {
     Stuck(Stuck),
 }
 
+/// The settings of a canary held at rest: paused with the brake's strategy, but with the
+/// Deployment's own minReadySeconds and progressDeadlineSeconds. Paused alone stops the
+/// controller; a brake left on while no run watches would make the stable ReplicaSet
+/// unavailable the moment anyone puts the stable template back (docs/brake-during-hold.md).
+///
+/// One exception: a surge canary as large as the Deployment keeps the brake. Even paused,
+/// the controller takes a new ReplicaSet with `spec.replicas == replicas` whose pods are all
+/// Available as saturated and scales the stable side to 0.
+pub fn held_settings(record: &CanaryRecord, pods: i32) -> RolloutSettings {
+    if record.mode == CanaryMode::Surge && pods >= record.replicas {
+        return RolloutSettings::braked(record.mode, pods, true);
+    }
+    RolloutSettings {
+        min_ready_seconds: record.original_settings.min_ready_seconds,
+        progress_deadline_seconds: record.original_settings.progress_deadline_seconds,
+        ..RolloutSettings::braked(record.mode, pods, true)
+    }
+}
+
+/// `settings` with the brake on and paused, the strategy untouched (changing maxSurge
+/// while paused would rescale both sides).
+fn braked_in_place(settings: &RolloutSettings) -> RolloutSettings {
+    RolloutSettings {
+        strategy: settings.strategy.clone(),
+        min_ready_seconds: Some(BRAKE_MIN_READY_SECONDS),
+        progress_deadline_seconds: Some(BRAKE_PROGRESS_DEADLINE_SECONDS),
+        paused: Some(true),
+    }
+}
+
 /// Pods the stable side has while a canary of `pods` is held.
 pub fn stable_pods_while_holding(mode: CanaryMode, replicas: i32, pods: i32) -> i32 {
     match mode {
@@ -262,7 +310,7 @@ pub fn decide(record: &CanaryRecord, goal: Goal, observed: &Observation) -> Deci
                         .to_string(),
                 });
             }
-            wait_for_rollout(observed, observed.canary_pods())
+            wait_for_rollout(observed, observed.canary_pods_left())
         }
     }
 }
@@ -289,7 +337,6 @@ fn decide_hold(
     observed: &Observation,
 ) -> Decision {
     let running = RolloutSettings::braked(record.mode, pods, false);
-    let paused = RolloutSettings::braked(record.mode, pods, true);
     match template {
         TemplateState::Foreign => Decision::Stuck(Stuck::TemplateChangedElsewhere),
         TemplateState::Original => Decision::Apply(SpecChange {
@@ -308,19 +355,19 @@ fn decide_hold(
                     now: observed.replicas,
                 });
             }
+            let held = held_settings(record, pods);
             let wanted_stable = stable_pods_while_holding(record.mode, record.replicas, pods);
             let canary = observed.canary_desired();
             let stable = observed.stable_desired();
             let at_size = canary == pods && stable == wanted_stable;
             let settings = &observed.settings;
-            if settings.equivalent(&paused) {
+            if settings.equivalent(&held) && at_size {
                 if !observed.caught_up() {
                     return Decision::Wait(Waiting::ControllerToObserve);
                 }
-                if at_size {
-                    return Decision::Reached;
-                }
-            } else if settings.equivalent(&running) {
+                return Decision::Reached;
+            }
+            if settings.equivalent(&running) {
                 if !observed.caught_up() {
                     return Decision::Wait(Waiting::ControllerToObserve);
                 }
@@ -333,9 +380,11 @@ fn decide_hold(
                 if at_size {
                     return Decision::Apply(SpecChange {
                         template: None,
-                        settings: paused,
+                        settings: held,
                         summary: format!(
-                            "pause: the canary ReplicaSet has exactly {pods} pod(s) and the stable one {wanted_stable}"
+                            "pause: the canary ReplicaSet has exactly {pods} pod(s) and the stable one \
+                             {wanted_stable}; paused, the brake comes off (the Deployment's own \
+                             minReadySeconds and progressDeadlineSeconds back)"
                         ),
                     });
                 }
@@ -350,6 +399,25 @@ fn decide_hold(
                 return Decision::Stuck(Stuck::CanaryLargerThanWanted {
                     canary,
                     wanted: pods,
+                });
+            }
+            // The controller must move. Its canary pods may count as Available (held without
+            // the brake): first the brake, while still paused, and until the canary
+            // ReplicaSet counts none Available, no resume.
+            if !settings.is_braked() {
+                return Decision::Apply(SpecChange {
+                    template: None,
+                    settings: braked_in_place(settings),
+                    summary: "put the brake back on, still paused, before the canary grows"
+                        .to_string(),
+                });
+            }
+            if !observed.caught_up() {
+                return Decision::Wait(Waiting::ControllerToObserve);
+            }
+            if observed.canary_available() > 0 {
+                return Decision::Wait(Waiting::BrakeTakingHold {
+                    available: observed.canary_available(),
                 });
             }
             // Another size's brake, or paused short of the size: let the controller move,
@@ -393,6 +461,7 @@ mod tests {
             ready: pods,
             available: 0,
             pods,
+            terminating: 0,
         })
     }
 
@@ -441,6 +510,14 @@ mod tests {
             panic!("expected the pause")
         };
         assert!(pause.template.is_none() && pause.settings.is_paused());
+        assert!(
+            !pause.settings.is_braked(),
+            "held at rest without the brake: the Deployment's own minReadySeconds"
+        );
+        assert_eq!(
+            pause.settings.min_ready_seconds,
+            record.original_settings.min_ready_seconds
+        );
         obs.settings = pause.settings;
         obs.generation = 3;
         obs.observed_generation = 3;
@@ -490,6 +567,71 @@ mod tests {
                 wanted: 0
             })
         );
+    }
+
+    /// Growing from a held canary whose pods are Available: the brake first (paused, the
+    /// strategy untouched), the resume only once no canary pod counts Available.
+    #[test]
+    fn growing_from_rest_brakes_first_and_resumes_once_no_canary_pod_is_available() {
+        let record = record(CanaryMode::Surge);
+        let goal = Goal::Hold { pods: 3 };
+        let mut obs = settled(&record);
+        obs.template = record.target_template();
+        obs.settings = held_settings(&record, 1);
+        obs.canary = rs(1, 1);
+        obs.canary.as_mut().unwrap().available = 1;
+        let Decision::Apply(brake) = decide(&record, goal, &obs) else {
+            panic!("expected the brake")
+        };
+        assert!(brake.settings.is_braked() && brake.settings.is_paused());
+        assert_eq!(brake.settings.strategy, obs.settings.strategy);
+        obs.settings = brake.settings;
+        assert_eq!(
+            decide(&record, goal, &obs),
+            Decision::Wait(Waiting::BrakeTakingHold { available: 1 })
+        );
+        obs.canary.as_mut().unwrap().available = 0;
+        let Decision::Apply(resume) = decide(&record, goal, &obs) else {
+            panic!("expected the resume")
+        };
+        assert_eq!(
+            resume.settings,
+            RolloutSettings::braked(CanaryMode::Surge, 3, false)
+        );
+    }
+
+    /// Paused, the controller scales the stable side to 0 once a canary ReplicaSet as large
+    /// as the Deployment has every pod Available: such a canary stays braked while held.
+    #[test]
+    fn a_canary_as_large_as_the_deployment_stays_braked_while_held() {
+        let record = CanaryRecord {
+            replicas: 1,
+            ..record(CanaryMode::Surge)
+        };
+        assert!(held_settings(&record, 1).is_braked());
+        assert!(held_settings(&record, 1).is_paused());
+        let larger = CanaryRecord {
+            replicas: 2,
+            ..record.clone()
+        };
+        assert!(!held_settings(&larger, 1).is_braked());
+    }
+
+    #[test]
+    fn abort_is_not_held_by_terminating_canary_pods() {
+        let record = record(CanaryMode::Surge);
+        let mut obs = settled(&record);
+        obs.canary = rs(0, 2);
+        obs.canary.as_mut().unwrap().terminating = 1;
+        assert!(matches!(
+            decide(&record, Goal::Abort, &obs),
+            Decision::Wait(Waiting::RollingOut {
+                canary_pods_left: 1,
+                ..
+            })
+        ));
+        obs.canary.as_mut().unwrap().terminating = 2;
+        assert_eq!(decide(&record, Goal::Abort, &obs), Decision::Reached);
     }
 
     #[test]

@@ -218,11 +218,24 @@ pub struct CanaryRecord {
     /// What happened so far, oldest first.
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// The canary's pod template as the API server stored it, when admission (a mutating
+    /// policy or webhook) changed the one the tool sent: that is the canary's template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admitted_target_template: Option<Value>,
 }
 
 impl CanaryRecord {
-    /// The pod template of the canary: the original with the target images.
+    /// The pod template of the canary: the original with the target images, or what the
+    /// API server stored of it after admission.
     pub fn target_template(&self) -> Value {
+        self.admitted_target_template
+            .clone()
+            .unwrap_or_else(|| self.sent_target_template())
+    }
+
+    /// The pod template of the canary as the tool sends it: the original with the target
+    /// images.
+    pub fn sent_target_template(&self) -> Value {
         with_images(&self.original_template, &self.target_images)
     }
 
@@ -350,6 +363,7 @@ pub(crate) fn sample_record() -> CanaryRecord {
         },
         started_at: "now".into(),
         history: vec![],
+        admitted_target_template: None,
     }
 }
 

@@ -27,6 +27,10 @@ use crate::observe::{DeploymentView, NamespaceApis, revision_of, template_hash_o
 use crate::preflight;
 use crate::store::{RecordStore, StoredRecord, locked};
 
+mod admission;
+mod foreign;
+mod leftovers;
+
 /// Something the engine did or is waiting for, reported as it happens.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -48,6 +52,11 @@ pub enum Progress {
     },
     /// The record was deleted: the canary is over.
     Released,
+    /// Something a person should know that does not stop the command.
+    Warning {
+        /// What.
+        message: String,
+    },
 }
 
 /// How a drive is bounded and observed.
@@ -237,6 +246,7 @@ impl Engine {
             started_by: owner,
             started_at: now.clone(),
             history: vec![],
+            admitted_target_template: None,
         };
         record.note(
             &now,
@@ -262,6 +272,7 @@ impl Engine {
                 ready: 0,
                 available: 0,
                 pods: canary.pods,
+                terminating: 0,
             });
             if let Some(stable_side) = braked.stable.as_mut() {
                 stable_side.desired = canary.stable_pods;
@@ -342,8 +353,9 @@ impl Engine {
         events: &EventSink,
         options: DriveOptions<'_>,
     ) -> Result<StoredRecord> {
+        let mut stored = stored;
         self.drive(
-            &stored.record,
+            &mut stored,
             Goal::Hold { pods },
             options.timeout,
             options.progress,
@@ -377,13 +389,9 @@ impl Engine {
     ) -> Result<Option<StoredRecord>> {
         let mut record = stored.record.clone();
         let deployment = self.deployment().await?;
-        if deployment.uid().unwrap_or_default() != record.deployment_uid {
-            return Err(CanaryError::Refused(format!(
-                "the canary record belongs to an earlier deploy/{} that was deleted; delete the record with \
-                 `kubectl delete configmap {}`",
-                self.name,
-                self.store.name()
-            )));
+        // Before anything is written: is the canary still the one recorded?
+        if let Some(change) = self.foreign_before(&stored, goal, &deployment).await? {
+            return Err(self.step_aside(change, &stored, options.progress).await);
         }
         let phase = match goal {
             Goal::Hold { pods } => match record.phase {
@@ -434,12 +442,17 @@ impl Engine {
                 events
                     .normal(reason, format!("kubectl-canary: {}", phase.describe()))
                     .await;
+                let mut stored = stored;
                 if wait {
-                    self.drive(&record, goal, options.timeout, options.progress)
+                    self.drive(&mut stored, goal, options.timeout, options.progress)
                         .await?;
                 } else {
-                    self.apply_until_waiting(&record, goal, options.progress)
+                    self.apply_until_waiting(&mut stored, goal, options.timeout, options.progress)
                         .await?;
+                }
+                if goal == Goal::Abort {
+                    self.warn_terminating_canary_pods(&stored.record, options.progress)
+                        .await;
                 }
                 self.store.delete(&stored).await?;
                 mutation_point("record deleted");
@@ -483,15 +496,24 @@ impl Engine {
     /// Applies the machine's updates until it only waits for the controller (`--no-wait`).
     async fn apply_until_waiting(
         &self,
-        record: &CanaryRecord,
+        stored: &mut StoredRecord,
         goal: Goal,
+        timeout: Duration,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
         loop {
+            if let Some(change) = self.foreign_now(stored).await? {
+                return Err(self.step_aside(change, stored, progress).await);
+            }
             let view = self.view().await?;
-            match decide(record, goal, &view.observation(record)) {
+            let record = stored.record.clone();
+            match decide(&record, goal, &view.observation(&record)) {
                 Decision::Apply(change) => {
-                    self.apply(&view, &change, progress).await?;
+                    if Instant::now() >= deadline {
+                        return Err(self.update_timed_out(goal, timeout, &change));
+                    }
+                    self.apply_checked(&view, &change, stored, progress).await?;
                 }
                 Decision::Stuck(stuck) => {
                     return Err(CanaryError::Stuck {
@@ -505,9 +527,12 @@ impl Engine {
     }
 
     /// Observes, decides and applies until the goal is reached; waits on watch events.
+    /// Before every decision, what the watches show is checked for foreign changes (another
+    /// Deployment, another run's record, another template, another size); on one, the run
+    /// steps aside as [`canary_core::foreign`] says and stops.
     pub async fn drive(
         &self,
-        record: &CanaryRecord,
+        stored: &mut StoredRecord,
         goal: Goal,
         timeout: Duration,
         progress: &mut (dyn FnMut(&Progress) + Send),
@@ -516,8 +541,12 @@ impl Engine {
         let mut live = self.live().await?;
         let mut last_wait: Option<Waiting> = None;
         loop {
+            if let Some(change) = self.foreign_in_live(&live, stored) {
+                return Err(self.step_aside(change, stored, progress).await);
+            }
             let view = live.view()?;
-            match decide(record, goal, &view.observation(record)) {
+            let record = stored.record.clone();
+            match decide(&record, goal, &view.observation(&record)) {
                 Decision::Reached => return Ok(()),
                 Decision::Stuck(stuck) => {
                     return Err(CanaryError::Stuck {
@@ -525,12 +554,19 @@ impl Engine {
                         stuck,
                     });
                 }
-                Decision::Apply(change) => match self.apply(&view, &change, progress).await? {
-                    // Decide next on a view that includes our own write.
-                    Some(version) => live.caught_up_with(&version, Duration::from_secs(5)).await,
-                    // Someone else wrote first: wait for their write to arrive.
-                    None => live.changed(Duration::from_secs(5)).await,
-                },
+                Decision::Apply(change) => {
+                    if Instant::now() >= deadline {
+                        return Err(self.update_timed_out(goal, timeout, &change));
+                    }
+                    match self.apply_checked(&view, &change, stored, progress).await? {
+                        // Decide next on a view that includes our own write.
+                        Some(version) => {
+                            live.caught_up_with(&version, Duration::from_secs(5)).await
+                        }
+                        // Someone else wrote first: wait for their write to arrive.
+                        None => live.changed(Duration::from_secs(5)).await,
+                    }
+                }
                 Decision::Wait(waiting) => {
                     if last_wait.as_ref() != Some(&waiting) {
                         progress(&Progress::Waiting {
@@ -560,7 +596,7 @@ impl Engine {
         view: &DeploymentView,
         change: &SpecChange,
         progress: &mut (dyn FnMut(&Progress) + Send),
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<Deployment>> {
         let mut deployment = view.deployment.clone();
         apply_change(&mut deployment, change)?;
         match self
@@ -574,7 +610,7 @@ impl Engine {
                 progress(&Progress::Updated {
                     summary: change.summary.clone(),
                 });
-                Ok(updated.resource_version())
+                Ok(Some(updated))
             }
             Err(e) if is_status(&e, 409) => {
                 tracing::debug!("conflict updating deploy/{}; reading again", self.name);

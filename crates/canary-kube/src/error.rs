@@ -2,6 +2,7 @@
 
 use thiserror::Error;
 
+use canary_core::foreign::ForeignChange;
 use canary_core::machine::Stuck;
 
 /// How an error should be reported; the binary maps each to a documented exit code.
@@ -21,6 +22,18 @@ pub enum ErrorKind {
     TimedOut,
     /// The canary needs a person's decision.
     Stuck,
+    /// Someone else put the stable template back; the brake is off, the canary closed.
+    RevertedByOthers,
+    /// Someone else set another template; the brake is off, the canary closed.
+    ReplacedByOthers,
+    /// `spec.replicas` changed while a size was held.
+    Rescaled,
+    /// The Deployment was deleted (and perhaps re-created) during the canary.
+    Recreated,
+    /// The record was deleted or made unreadable by someone else during a run.
+    RecordLost,
+    /// Another run took the canary over.
+    Superseded,
     /// Anything else.
     Internal,
 }
@@ -105,6 +118,28 @@ pub enum CanaryError {
         /// Why.
         stuck: Stuck,
     },
+    /// Someone else changed the Deployment or the record during the canary; the run did
+    /// what [`ForeignChange::response`] says (released the brake, or nothing) and stopped.
+    #[error("{}", .change.explain(.deployment))]
+    Foreign {
+        /// Deployment.
+        deployment: String,
+        /// What happened.
+        change: ForeignChange,
+    },
+    /// Admission (a mutating policy or webhook) changed rollout settings the tool wrote,
+    /// twice: the canary cannot be steered.
+    #[error(
+        "the API server did not keep the rollout settings written to deploy/{deployment}, even when sent again \
+         ({detail}): a mutating admission policy or webhook rewrites them; exempt the Deployment from it, \
+         then run the command again or `kubectl canary abort deploy/{deployment}`"
+    )]
+    WriteDidNotStick {
+        /// Deployment.
+        deployment: String,
+        /// What was sent and what was stored.
+        detail: String,
+    },
     /// The stored record is unreadable or of another version.
     #[error(
         "the canary record {name} is unreadable ({detail}); inspect it with `kubectl get configmap {name} -o yaml`"
@@ -152,7 +187,15 @@ impl CanaryError {
             CanaryError::Forbidden { .. } => ErrorKind::Forbidden,
             CanaryError::Unreachable { .. } => ErrorKind::Unreachable,
             CanaryError::TimedOut { .. } => ErrorKind::TimedOut,
-            CanaryError::Stuck { .. } => ErrorKind::Stuck,
+            CanaryError::Stuck { .. } | CanaryError::WriteDidNotStick { .. } => ErrorKind::Stuck,
+            CanaryError::Foreign { change, .. } => match change {
+                ForeignChange::RevertedToStable => ErrorKind::RevertedByOthers,
+                ForeignChange::ReplacedByOtherVersion { .. } => ErrorKind::ReplacedByOthers,
+                ForeignChange::Rescaled { .. } => ErrorKind::Rescaled,
+                ForeignChange::Recreated { .. } => ErrorKind::Recreated,
+                ForeignChange::RecordLost => ErrorKind::RecordLost,
+                ForeignChange::SupersededByAnotherRun { .. } => ErrorKind::Superseded,
+            },
             CanaryError::Api { source, .. } if is_status(source, 403) => ErrorKind::Forbidden,
             CanaryError::BadRecord { .. } | CanaryError::Api { .. } => ErrorKind::Internal,
         }

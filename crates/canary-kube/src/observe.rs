@@ -225,12 +225,17 @@ impl DeploymentView {
 
     fn replica_set_observation(&self, rs: &ReplicaSet) -> ReplicaSetObservation {
         let status = rs.status.clone().unwrap_or_default();
+        let pods = self.pods_with_hash(&template_hash_of(rs));
         ReplicaSetObservation {
             name: rs.name_any(),
             desired: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
             ready: status.ready_replicas.unwrap_or(0),
             available: status.available_replicas.unwrap_or(0),
-            pods: self.pods_with_hash(&template_hash_of(rs)).len() as i32,
+            pods: pods.len() as i32,
+            terminating: pods
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_some())
+                .count() as i32,
         }
     }
 

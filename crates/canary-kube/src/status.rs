@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use serde::Serialize;
 
+use canary_core::foreign::{ForeignChange, KnownRecord, SeenRecord, classify};
 use canary_core::machine::{Decision, TemplateState, decide, template_state};
 use canary_core::record::{CanaryRecord, Phase, images_of};
 use canary_core::rollout_math::CanaryMode;
@@ -71,6 +72,8 @@ pub struct StatusReport {
     pub extra_pods: i32,
     /// What is pending, in words.
     pub pending: Option<String>,
+    /// A change someone else made during the canary, if any.
+    pub foreign: Option<ForeignChange>,
     /// What to do next, as commands.
     pub next_steps: Vec<String>,
     /// The record's history.
@@ -209,6 +212,7 @@ impl StatusReport {
                 canary: None,
                 canary_traffic_share: None,
                 pending: None,
+                foreign: None,
                 next_steps: vec![format!(
                     "kubectl canary start deploy/{name} CONTAINER=IMAGE --canary 1"
                 )],
@@ -229,14 +233,27 @@ impl StatusReport {
         let observation = view.observation(record);
         let canary_unhealthy = canary.as_ref().is_some_and(|c| !c.problems.is_empty());
         let decision = decide(record, record.phase.goal(), &observation);
-        let pending = match &decision {
-            Decision::Reached => None,
-            Decision::Apply(change) => Some(format!("next update: {}", change.summary)),
-            Decision::Wait(waiting) => Some(format!(
-                "waiting for the controller: {}",
-                serde_json::to_string(waiting).unwrap_or_default()
-            )),
-            Decision::Stuck(stuck) => Some(stuck.explain(&name)),
+        // Read-only: the record was read with the view, so only the Deployment is compared.
+        let foreign = classify(
+            KnownRecord {
+                record,
+                resource_version: &stored.resource_version,
+            },
+            SeenRecord::Unchecked,
+            view.deployment.uid().as_deref(),
+            Some(&observation),
+        );
+        let pending = match (&foreign, &decision) {
+            (Some(change), _) => Some(change.what_happened(&name)),
+            (None, decision) => match decision {
+                Decision::Reached => None,
+                Decision::Apply(change) => Some(format!("next update: {}", change.summary)),
+                Decision::Wait(waiting) => Some(format!(
+                    "waiting for the controller: {}",
+                    serde_json::to_string(waiting).unwrap_or_default()
+                )),
+                Decision::Stuck(stuck) => Some(stuck.explain(&name)),
+            },
         };
         let total_pods =
             stable.as_ref().map_or(0, |s| s.desired) + canary.as_ref().map_or(0, |s| s.desired);
@@ -260,18 +277,46 @@ impl StatusReport {
             canary,
             canary_traffic_share: share,
             pending: pending.clone(),
-            next_steps: next_steps(
-                record,
-                &name,
-                pending.is_some(),
-                template_state(record, &observation.template),
-                canary_unhealthy,
-            ),
+            next_steps: match &foreign {
+                Some(change) => foreign_next_steps(change, &name),
+                None => next_steps(
+                    record,
+                    &name,
+                    pending.is_some(),
+                    template_state(record, &observation.template),
+                    canary_unhealthy,
+                ),
+            },
+            foreign,
             history: record
                 .history
                 .iter()
                 .map(|h| format!("{} {}", h.at, h.event))
                 .collect(),
+        }
+    }
+}
+
+/// The next steps after a foreign change: never the canary again over the other actor's
+/// change.
+fn foreign_next_steps(change: &ForeignChange, name: &str) -> Vec<String> {
+    let abort = format!("kubectl canary abort deploy/{name}");
+    match change {
+        ForeignChange::RevertedToStable => vec![format!(
+            "{abort}   # the stable version is back already: puts back the Deployment's own settings and closes the canary"
+        )],
+        ForeignChange::ReplacedByOtherVersion { .. } => vec![format!(
+            "{abort}   # leaves the other actor's template, puts back the Deployment's own settings (it rolls out) and closes the canary"
+        )],
+        ForeignChange::Rescaled { .. } => vec![
+            format!("{abort}   # the stable version on every pod"),
+            format!("kubectl canary promote deploy/{name} --full   # the new version on every pod"),
+        ],
+        ForeignChange::Recreated { .. } => vec![format!(
+            "kubectl delete configmap {name}.kubectl-canary   # the record of the deleted Deployment"
+        )],
+        ForeignChange::RecordLost | ForeignChange::SupersededByAnotherRun { .. } => {
+            vec![format!("kubectl canary status deploy/{name}")]
         }
     }
 }

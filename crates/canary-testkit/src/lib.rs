@@ -3,6 +3,8 @@
 //! Deployments shaped like the handout's, waits that fail with the controller's logs, and a
 //! field-by-field comparison of Deployment specs.
 
+pub mod actors;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -27,6 +27,23 @@ pub const CANARY_UNHEALTHY: i32 = 10;
 pub const ROLLED_BACK: i32 = 11;
 /// Automated progression or analysis: inconclusive, or out of time; the canary is held.
 pub const INCONCLUSIVE: i32 = 12;
+/// Someone else put the stable pod template back during the canary: the brake is off, the
+/// Deployment's own settings are back, the canary is closed. Nothing to undo.
+pub const REVERTED_BY_OTHERS: i32 = 13;
+/// Someone else set another pod template during the canary: the brake is off, their version
+/// rolls out with the Deployment's own settings, the canary is closed.
+pub const REPLACED_BY_OTHERS: i32 = 14;
+/// `spec.replicas` changed (HPA, `kubectl scale`) while a canary size was held, and the size
+/// asked for cannot be kept; abort or promote --full.
+pub const RESCALED: i32 = 15;
+/// The Deployment was deleted (and perhaps re-created) during the canary; nothing was
+/// changed on a new namesake.
+pub const RECREATED: i32 = 16;
+/// The canary record was deleted or made unreadable by someone else during the run; the
+/// run stopped and changed nothing more.
+pub const RECORD_LOST: i32 = 17;
+/// Another kubectl-canary run took the canary over; this run stopped and changed nothing more.
+pub const SUPERSEDED: i32 = 18;
 /// Interrupted (Ctrl-C); the output says what state was left.
 pub const INTERRUPTED: i32 = 130;
 
@@ -41,6 +58,12 @@ pub fn for_error(kind: canary_kube::error::ErrorKind) -> i32 {
         ErrorKind::Unreachable => UNREACHABLE,
         ErrorKind::TimedOut => TIMED_OUT,
         ErrorKind::Stuck => STUCK,
+        ErrorKind::RevertedByOthers => REVERTED_BY_OTHERS,
+        ErrorKind::ReplacedByOthers => REPLACED_BY_OTHERS,
+        ErrorKind::Rescaled => RESCALED,
+        ErrorKind::Recreated => RECREATED,
+        ErrorKind::RecordLost => RECORD_LOST,
+        ErrorKind::Superseded => SUPERSEDED,
         ErrorKind::Internal => ERROR,
     }
 }

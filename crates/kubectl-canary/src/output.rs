@@ -44,6 +44,7 @@ pub fn progress_line(progress: &Progress) -> String {
         Progress::Released => {
             "  ✓ deleted the canary record: the Deployment is free again".to_string()
         }
+        Progress::Warning { message } => format!("  ! {message}"),
     }
 }
 
@@ -53,6 +54,9 @@ pub fn waiting_words(waiting: &Waiting) -> String {
         Waiting::ControllerToObserve => {
             "waiting for the Deployment controller to observe the change".into()
         }
+        Waiting::BrakeTakingHold { available } => format!(
+            "waiting for the brake to take hold: {available} canary pod(s) still counted Available"
+        ),
         Waiting::CanaryScaling {
             canary,
             stable,
@@ -166,7 +170,12 @@ pub fn status_text(report: &StatusReport, wide: bool) -> String {
         }
     }
     if let Some(pending) = &report.pending {
-        out.push_str(&format!("pending: {pending}\n"));
+        let label = if report.foreign.is_some() {
+            "changed by someone else"
+        } else {
+            "pending"
+        };
+        out.push_str(&format!("{label}: {pending}\n"));
     }
     if !report.next_steps.is_empty() {
         out.push_str("next:\n");

@@ -186,11 +186,14 @@ async fn abort_and_promote_restore_non_default_settings_exactly() {
             "start",
         );
         let during = spec_of(&env, &ns.name, "web").await;
+        // Held at rest: paused, and the brake is off again (docs/brake-during-hold.md).
+        assert_eq!(during["paused"], json!(true), "paused while held");
         assert_eq!(
             during["minReadySeconds"],
-            json!(1_000_000_000),
-            "the brake is on while held"
+            json!(1),
+            "the Deployment's own minReadySeconds while held"
         );
+        assert_eq!(during["progressDeadlineSeconds"], json!(120));
         let command = if abort {
             vec!["abort", "deploy/web"]
         } else {

@@ -101,7 +101,7 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
     let mut code = exit_code::OK;
     if !args.no_wait {
         let ready = tokio::select! {
-            ready = wait_for_canary_pods(&engine, &started.record, canary.pods, config.timeout, human) => ready?,
+            ready = wait_for_canary_pods(&engine, &started, canary.pods, config.timeout, human, &mut printer) => ready?,
             _ = tokio::signal::ctrl_c() => {
                 println!("interrupted: the canary stays held and recorded; see `kubectl canary status deploy/{name}`");
                 return Ok(exit_code::INTERRUPTED);
@@ -119,14 +119,18 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
 }
 
 /// Waits until the canary pods are Ready, reporting the first problem (unschedulable,
-/// crash-looping, image pull failure) as soon as it shows. Returns whether they are ready.
+/// crash-looping, image pull failure, a ReplicaSet that cannot create pods) as soon as it
+/// shows. A foreign change ends the wait as it ends the engine's. Returns whether they are
+/// ready.
 async fn wait_for_canary_pods(
     engine: &Engine,
-    record: &canary_core::record::CanaryRecord,
+    started: &canary_kube::store::StoredRecord,
     pods: i32,
     timeout: Duration,
     human: bool,
+    progress: &mut (dyn FnMut(&canary_kube::engine::Progress) + Send),
 ) -> Result<bool, CanaryError> {
+    let record = &started.record;
     let deadline = Instant::now() + timeout;
     let api: Api<Pod> = Api::namespaced(engine.client().clone(), engine.namespace());
     let hash = engine.canary_hash(record).await?.ok_or_else(|| {
@@ -147,12 +151,31 @@ async fn wait_for_canary_pods(
     .default_backoff()
     .boxed();
     loop {
+        // Pod events, and at least every second a look at what pod events do not show: the
+        // ReplicaSet's FailedCreate (no pod at all), and foreign changes.
         let _ = tokio::time::timeout(
-            deadline.saturating_duration_since(Instant::now()),
+            deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_secs(1)),
             events.next(),
         )
         .await;
+        engine.check_foreign(started, progress).await?;
+        if let Some(failure) = engine.canary_create_failure(record).await? {
+            if human {
+                println!("  ✗ the canary is held but has no pod: {failure}");
+                println!(
+                    "    fix the cause (quota, limit range, admission policy) and the ReplicaSet retries; \
+                     or roll back with `kubectl canary abort deploy/{}`",
+                    record.deployment
+                );
+            }
+            return Ok(false);
+        }
         if store.wait_until_ready().now_or_never().is_none() {
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
             continue;
         }
         let current = store.state();

@@ -1,0 +1,204 @@
+//! The engine's side of foreign changes (see [`canary_core::foreign`]): what the watches
+//! or a fresh read show is classified before every decision, and on a foreign change the run
+//! steps aside: it takes its brake off where the rule says so, closes the record with the
+//! reason, or touches nothing more, and stops with an error naming what happened.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::ResourceExt;
+
+use canary_core::foreign::{ForeignChange, ForeignResponse, KnownRecord, SeenRecord, classify};
+use canary_core::machine::Goal;
+
+use super::{Engine, Progress, mutation_point};
+use crate::error::{CanaryError, Result, is_status};
+use crate::events::EventSink;
+use crate::live::LiveView;
+use crate::observe::DeploymentView;
+use crate::store::StoredRecord;
+
+/// How many times a release is tried when other writers keep winning the race.
+const RELEASE_ATTEMPTS: usize = 5;
+
+fn known(stored: &StoredRecord) -> KnownRecord<'_> {
+    KnownRecord {
+        record: &stored.record,
+        resource_version: &stored.resource_version,
+    }
+}
+
+fn seen(record: &Result<Option<StoredRecord>>) -> SeenRecord<'_> {
+    match record {
+        Ok(Some(now)) => SeenRecord::Present {
+            record: &now.record,
+            resource_version: &now.resource_version,
+        },
+        // Unreadable counts as lost: this run can no longer tell what it holds.
+        Ok(None) | Err(_) => SeenRecord::Gone,
+    }
+}
+
+fn classify_view(
+    stored: &StoredRecord,
+    record: SeenRecord<'_>,
+    view: Option<&DeploymentView>,
+) -> Option<ForeignChange> {
+    // A Deployment being deleted is gone for the canary: foreground deletion removes the
+    // record (a dependent) first, and the Deployment follows.
+    let uid = view
+        .filter(|v| v.deployment.metadata.deletion_timestamp.is_none())
+        .and_then(|v| v.deployment.uid());
+    let observation = view.map(|v| v.observation(&stored.record));
+    classify(known(stored), record, uid.as_deref(), observation.as_ref())
+}
+
+impl Engine {
+    /// A foreign change as the live view's watches show it (Deployment, ReplicaSets, pods
+    /// and the record), if any.
+    pub(super) fn foreign_in_live(
+        &self,
+        live: &LiveView,
+        stored: &StoredRecord,
+    ) -> Option<ForeignChange> {
+        let record = live.record(&self.store);
+        classify_view(stored, seen(&record), live.view().ok().as_ref())
+    }
+
+    /// A foreign change as fresh reads show it, if any.
+    pub(super) async fn foreign_now(&self, stored: &StoredRecord) -> Result<Option<ForeignChange>> {
+        let view = self.view_if_exists().await?;
+        let record = self.store.get().await;
+        Ok(classify_view(stored, seen(&record), view.as_ref()))
+    }
+
+    /// Before a command writes its phase: a foreign change that matters for `goal`. An
+    /// abort wants the stable template anyway, and a promotion to 100% or an abort does not
+    /// care about the number of replicas.
+    pub(super) async fn foreign_before(
+        &self,
+        stored: &StoredRecord,
+        goal: Goal,
+        deployment: &Deployment,
+    ) -> Result<Option<ForeignChange>> {
+        let view = self.apis.view_of(deployment.clone()).await?;
+        let record = SeenRecord::Present {
+            record: &stored.record,
+            resource_version: &stored.resource_version,
+        };
+        Ok(
+            classify_view(stored, record, Some(&view)).filter(|change| match change {
+                ForeignChange::RevertedToStable => goal != Goal::Abort,
+                ForeignChange::Rescaled { .. } => matches!(goal, Goal::Hold { .. }),
+                _ => true,
+            }),
+        )
+    }
+
+    /// For a command that waits outside the engine's loops (`start` waiting for Ready
+    /// canary pods): a foreign change ends the wait the way it ends the engine's.
+    pub async fn check_foreign(
+        &self,
+        stored: &StoredRecord,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<()> {
+        match self.foreign_now(stored).await? {
+            Some(change) => Err(self.step_aside(change, stored, progress).await),
+            None => Ok(()),
+        }
+    }
+
+    async fn view_if_exists(&self) -> Result<Option<DeploymentView>> {
+        match self.apis.deployments.get(&self.name).await {
+            Ok(deployment) => self.apis.view_of(deployment).await.map(Some),
+            Err(e) if is_status(&e, 404) => Ok(None),
+            Err(e) => Err(CanaryError::api(format!("reading deploy/{}", self.name), e)),
+        }
+    }
+
+    /// Does what the rule says about `change` (release the brake and close the record,
+    /// close it, or nothing) and returns the error that ends the run.
+    pub(super) async fn step_aside(
+        &self,
+        change: ForeignChange,
+        stored: &StoredRecord,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> CanaryError {
+        // Another run writes the record before the Deployment: a fresh read of the record
+        // may show that what looked like someone else's template is that run's doing.
+        let change = match self.foreign_now(stored).await {
+            Ok(Some(
+                fresh @ (ForeignChange::SupersededByAnotherRun { .. }
+                | ForeignChange::RecordLost
+                | ForeignChange::Recreated { .. }),
+            )) => fresh,
+            _ => change,
+        };
+        tracing::info!(?change, "foreign change: stepping aside");
+        match self.release(&change, stored, progress).await {
+            Ok(()) => CanaryError::Foreign {
+                deployment: self.name.clone(),
+                change,
+            },
+            Err(error) => error,
+        }
+    }
+
+    async fn release(
+        &self,
+        change: &ForeignChange,
+        stored: &StoredRecord,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<()> {
+        for _ in 0..RELEASE_ATTEMPTS {
+            let Some(view) = self.view_if_exists().await? else {
+                return Ok(());
+            };
+            if view.deployment.uid().as_deref() != Some(stored.record.deployment_uid.as_str())
+                || view.deployment.metadata.deletion_timestamp.is_some()
+            {
+                return Ok(());
+            }
+            match change.response(&stored.record, &view.observation(&stored.record)) {
+                ForeignResponse::Stop => return Ok(()),
+                ForeignResponse::Close => return self.close(change, stored, &view, progress).await,
+                ForeignResponse::Release(spec) => {
+                    // A conflict: someone wrote meanwhile; read and judge again.
+                    let _ = self.apply(&view, &spec, progress).await?;
+                }
+            }
+        }
+        Err(CanaryError::Refused(format!(
+            "deploy/{} keeps changing under other writers; the canary's brake could not be taken off \
+             after {RELEASE_ATTEMPTS} attempts: run `kubectl canary abort deploy/{}`",
+            self.name, self.name
+        )))
+    }
+
+    /// Deletes the record (if it is still this canary's) and says why in an Event.
+    async fn close(
+        &self,
+        change: &ForeignChange,
+        stored: &StoredRecord,
+        view: &DeploymentView,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<()> {
+        EventSink::new(&self.client, &view.deployment)
+            .warning(
+                "CanaryClosed",
+                format!(
+                    "kubectl-canary: {}; {}",
+                    change.what_happened(&self.name),
+                    change.closing_note()
+                ),
+            )
+            .await;
+        if let Some(current) = self.store.get().await.ok().flatten()
+            && current.record.started_at == stored.record.started_at
+            && current.record.started_by == stored.record.started_by
+        {
+            self.store.delete(&current).await?;
+            mutation_point("record deleted: foreign change");
+            progress(&Progress::Released);
+        }
+        Ok(())
+    }
+}

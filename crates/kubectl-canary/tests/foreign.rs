@@ -1,0 +1,599 @@
+//! Foreign changes during a canary, against the real controllers of the test environment:
+//! for each, the outcome (exit code and message), the Deployment's spec, its `Available`
+//! condition sampled by a watch over the whole test, the pods on each side and the record.
+//! Principle under test: whatever anyone else does, kubectl-canary never leaves a Deployment
+//! less available than it found it, never fights another actor, and says what happened.
+
+mod common;
+
+#[allow(dead_code)]
+#[path = "../src/exit_code.rs"]
+mod exit_code;
+
+use std::time::{Duration, Instant};
+
+use canary_testkit::actors::{AvailabilitySampler, GitOpsLoop};
+use canary_testkit::{
+    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_for,
+    wait_settled, web_deployment,
+};
+use common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::{Value, json};
+
+const IMAGE_PATH: &str = ".template.spec.containers[0].image";
+
+/// The manifest "in Git": the Deployment as created, for the GitOps stand-in.
+fn manifest(replicas: i32, image: &str) -> Value {
+    serde_json::to_value(web_deployment("web", replicas, image, None)).expect("json")
+}
+
+/// A namespace with a settled `web` of `replicas` pods of nginx:1.14; its spec.
+async fn settled(env: &TestEnv, prefix: &str, replicas: i32) -> (TestNamespace, Value) {
+    let ns = TestNamespace::create(env, prefix).await;
+    create_settled(
+        env,
+        &ns.name,
+        &web_deployment("web", replicas, "nginx:1.14", None),
+    )
+    .await;
+    let before = spec_of(env, &ns.name, "web").await;
+    (ns, before)
+}
+
+fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `status -o json`, parsed, after asserting exit 0.
+async fn status_json(env: &TestEnv, namespace: &str) -> Value {
+    let out = canary(env, namespace, &["status", "deploy/web", "-o", "json"]).await;
+    assert_exit(&out, 0, "status");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("status json: {e}"))
+}
+
+/// Waits until status classifies the foreign change as `change`.
+async fn wait_status_foreign(env: &TestEnv, namespace: &str, change: &str) -> Value {
+    wait_for(
+        env,
+        &format!("status to report {change}"),
+        Duration::from_secs(30),
+        || async {
+            let status = status_json(env, namespace).await;
+            (status["foreign"]["change"] == change).then_some(status)
+        },
+    )
+    .await
+}
+
+async fn kubectl_ok(env: &TestEnv, args: &[&str]) {
+    let out = kubectl(env, args).await;
+    assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+}
+
+/// Pods (not terminating) of the Deployment by image.
+async fn pods_by_image(env: &TestEnv, namespace: &str) -> Vec<(String, usize)> {
+    let api: Api<Pod> = Api::namespaced(env.client().await, namespace);
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for pod in api
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .expect("pods")
+        .items
+    {
+        if pod.metadata.deletion_timestamp.is_none() {
+            let image = pod.spec.and_then(|s| s.containers[0].image.clone());
+            *counts.entry(image.unwrap_or_default()).or_default() += 1;
+        }
+    }
+    counts.into_iter().collect()
+}
+
+/// Someone puts the stable template back while the canary is held (a GitOps self-heal of
+/// the old manifest): the Deployment stays Available (no brake while held), the canary is
+/// scaled away by the controller, status names what happened and proposes no canary, and
+/// the next mutating command closes the canary with the Deployment's own settings back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stable_template_put_back_while_held() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, before) = settled(&env, "fx-revert-held", 4).await;
+    let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
+    let out = canary(
+        &env,
+        &ns.name,
+        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
+    )
+    .await;
+    assert_exit(&out, 0, "start");
+    let gitops = GitOpsLoop::start(
+        &env,
+        &ns.name,
+        &manifest(4, "nginx:1.14"),
+        Duration::from_secs(2),
+        3,
+    );
+    let status = wait_status_foreign(&env, &ns.name, "revertedToStable").await;
+    let steps = status["nextSteps"].to_string();
+    assert!(steps.contains("abort"), "{steps}");
+    assert!(
+        !steps.contains("--canary") && !steps.contains("promote"),
+        "{steps}"
+    );
+    // Paused, with the stable side saturated, the controller scales the canary away by itself.
+    wait_for(
+        &env,
+        "the canary scaled away",
+        Duration::from_secs(30),
+        || async {
+            (pods_by_image(&env, &ns.name).await == vec![("nginx:1.14".to_string(), 4)])
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(gitops.stop() >= 1, "the GitOps stand-in applied");
+    let out = canary(&env, &ns.name, &["promote", "deploy/web", "--full"]).await;
+    assert_exit(
+        &out,
+        exit_code::REVERTED_BY_OTHERS,
+        "promote --full after a revert",
+    );
+    let said = output_text(&out);
+    assert!(said.contains("put the stable pod template back"), "{said}");
+    assert!(said.contains("stepped aside"), "{said}");
+    assert!(!record_exists(&env, &ns.name, "web").await, "record closed");
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(&before, &spec_of(&env, &ns.name, "web").await, &[]);
+    sampler.assert_never_unavailable("revert while held").await;
+}
+
+/// The same revert, then `abort`: the stable version is what an abort wants, so it just
+/// finishes (exit 0) with the Deployment's own settings back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_after_the_stable_template_came_back_finishes_normally() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, before) = settled(&env, "fx-revert-abort", 3).await;
+    let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
+    assert_exit(
+        &canary(
+            &env,
+            &ns.name,
+            &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
+        )
+        .await,
+        0,
+        "start",
+    );
+    kubectl_ok(
+        &env,
+        &[
+            "-n",
+            &ns.name,
+            "set",
+            "image",
+            "deploy/web",
+            "nginx=nginx:1.14",
+        ],
+    )
+    .await;
+    wait_status_foreign(&env, &ns.name, "revertedToStable").await;
+    let out = canary(&env, &ns.name, &["abort", "deploy/web"]).await;
+    assert_exit(&out, 0, "abort after a revert");
+    assert!(!record_exists(&env, &ns.name, "web").await);
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(&before, &spec_of(&env, &ns.name, "web").await, &[]);
+    sampler.assert_never_unavailable("revert, then abort").await;
+}
+
+/// The GitOps stand-in puts the stable template back while `start` waits for its canary
+/// pods to become Ready: start notices within about a second, takes its brake off, closes
+/// the canary and exits 13; the Deployment never stops being Available.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitops_self_heal_during_start() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, before) = settled(&env, "fx-revert-start", 4).await;
+    let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
+    // Canary pods Ready only after 30 s: start is still waiting when Git is re-applied.
+    let started = Instant::now();
+    let start = {
+        let env = env.clone();
+        let ns = ns.name.clone();
+        tokio::spawn(async move {
+            canary(
+                &env,
+                &ns,
+                &[
+                    "start",
+                    "deploy/web",
+                    "nginx=nginx:1.15__ready-after-30s",
+                    "--canary",
+                    "1",
+                    "--timeout",
+                    "60s",
+                ],
+            )
+            .await
+        })
+    };
+    wait_for(&env, "the canary pod", Duration::from_secs(30), || async {
+        pods_by_image(&env, &ns.name)
+            .await
+            .iter()
+            .any(|(image, _)| image.starts_with("nginx:1.15"))
+            .then_some(())
+    })
+    .await;
+    let gitops = GitOpsLoop::start(
+        &env,
+        &ns.name,
+        &manifest(4, "nginx:1.14"),
+        Duration::from_secs(2),
+        3,
+    );
+    let out = start.await.expect("start runs");
+    let took = started.elapsed();
+    gitops.stop();
+    assert_exit(
+        &out,
+        exit_code::REVERTED_BY_OTHERS,
+        "start under a GitOps self-heal",
+    );
+    assert!(took < Duration::from_secs(25), "noticed in {took:?}");
+    assert!(!record_exists(&env, &ns.name, "web").await);
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(&before, &spec_of(&env, &ns.name, "web").await, &[]);
+    assert_eq!(
+        pods_by_image(&env, &ns.name).await,
+        vec![("nginx:1.14".to_string(), 4)]
+    );
+    sampler
+        .assert_never_unavailable("self-heal during start")
+        .await;
+}
+
+/// Someone sets a third version while the canary is held: status names it; abort leaves
+/// their template, puts the Deployment's own settings back (so their version rolls out
+/// normally), closes the canary and exits 14.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_version_set_while_held() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, before) = settled(&env, "fx-replaced", 4).await;
+    let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
+    assert_exit(
+        &canary(
+            &env,
+            &ns.name,
+            &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
+        )
+        .await,
+        0,
+        "start",
+    );
+    kubectl_ok(
+        &env,
+        &[
+            "-n",
+            &ns.name,
+            "set",
+            "image",
+            "deploy/web",
+            "nginx=nginx:1.16",
+        ],
+    )
+    .await;
+    let status = wait_status_foreign(&env, &ns.name, "replacedByOtherVersion").await;
+    assert!(
+        status["pending"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nginx=nginx:1.16"),
+        "{status}"
+    );
+    let out = canary(&env, &ns.name, &["abort", "deploy/web"]).await;
+    assert_exit(
+        &out,
+        exit_code::REPLACED_BY_OTHERS,
+        "abort over another version",
+    );
+    assert!(output_text(&out).contains("nginx=nginx:1.16"));
+    assert!(!record_exists(&env, &ns.name, "web").await);
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(
+        &before,
+        &spec_of(&env, &ns.name, "web").await,
+        &[IMAGE_PATH],
+    );
+    assert_eq!(
+        pods_by_image(&env, &ns.name).await,
+        vec![("nginx:1.16".to_string(), 4)]
+    );
+    sampler.assert_never_unavailable("another version").await;
+}
+
+/// A canary whose pods never become Ready, so `promote --full` keeps waiting.
+async fn waiting_promotion(
+    env: &TestEnv,
+    prefix: &str,
+) -> (
+    TestNamespace,
+    Value,
+    tokio::task::JoinHandle<(std::process::Output, Duration)>,
+) {
+    let (ns, before) = settled(env, prefix, 3).await;
+    assert_exit(
+        &canary(
+            env,
+            &ns.name,
+            &[
+                "start",
+                "deploy/web",
+                "nginx=nginx:1.15__never-ready",
+                "--canary",
+                "1",
+                "--no-wait",
+            ],
+        )
+        .await,
+        0,
+        "start",
+    );
+    let promote = {
+        let env = env.clone();
+        let ns = ns.name.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let out = canary(
+                &env,
+                &ns,
+                &["promote", "deploy/web", "--full", "--timeout", "90s"],
+            )
+            .await;
+            (out, started.elapsed())
+        })
+    };
+    // The promotion is under way once the record says so.
+    wait_for(
+        env,
+        "promote --full to record its phase",
+        Duration::from_secs(30),
+        || async {
+            let api: Api<ConfigMap> = Api::namespaced(env.client().await, &ns.name);
+            let cm = api.get_opt("web.kubectl-canary").await.ok()??;
+            cm.data?
+                .get("record.json")?
+                .contains("promotingFull")
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (ns, before, promote)
+}
+
+/// A second run (`abort`) takes over while `promote --full` waits: the promotion stops at
+/// once with exit 18, touching nothing more, and the abort finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_supersedes_a_waiting_promotion() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, before, promote) = waiting_promotion(&env, "fx-superseded").await;
+    let out = canary(&env, &ns.name, &["abort", "deploy/web"]).await;
+    assert_exit(&out, 0, "abort");
+    let (promoted, took) = promote.await.expect("promote runs");
+    assert_exit(&promoted, exit_code::SUPERSEDED, "the superseded promote");
+    assert!(took < Duration::from_secs(60), "stopped after {took:?}");
+    assert!(
+        output_text(&promoted).contains("another kubectl-canary run took over"),
+        "{}",
+        text(&promoted)
+    );
+    assert!(!record_exists(&env, &ns.name, "web").await);
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(&before, &spec_of(&env, &ns.name, "web").await, &[]);
+}
+
+/// The record is deleted while `promote --full` waits: the run stops with exit 17 and
+/// changes nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_deleted_while_a_promotion_waits() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, _before, promote) = waiting_promotion(&env, "fx-record-lost").await;
+    let during = spec_of(&env, &ns.name, "web").await;
+    kubectl_ok(
+        &env,
+        &["-n", &ns.name, "delete", "configmap", "web.kubectl-canary"],
+    )
+    .await;
+    let (out, took) = promote.await.expect("promote runs");
+    assert_exit(&out, exit_code::RECORD_LOST, "promote without its record");
+    assert!(took < Duration::from_secs(60), "stopped after {took:?}");
+    assert!(output_text(&out).contains("record"), "{}", text(&out));
+    assert_spec_equal_except(&during, &spec_of(&env, &ns.name, "web").await, &[]);
+}
+
+/// The Deployment is deleted and created again while `promote --full` waits: the run
+/// stops with exit 16 and never touches the new Deployment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_recreated_while_a_promotion_waits() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, _before, promote) = waiting_promotion(&env, "fx-recreated").await;
+    let api: Api<Deployment> = Api::namespaced(env.client().await, &ns.name);
+    api.delete("web", &DeleteParams::foreground())
+        .await
+        .expect("delete");
+    wait_for(
+        &env,
+        "the Deployment gone",
+        Duration::from_secs(30),
+        || async { api.get_opt("web").await.ok()?.is_none().then_some(()) },
+    )
+    .await;
+    let fresh = web_deployment("web", 3, "nginx:1.14", None);
+    api.create(&PostParams::default(), &fresh)
+        .await
+        .expect("create again");
+    let (out, took) = promote.await.expect("promote runs");
+    assert_exit(
+        &out,
+        exit_code::RECREATED,
+        "promote of a re-created Deployment",
+    );
+    assert!(took < Duration::from_secs(60), "stopped after {took:?}");
+    let now = wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    let spec = now.spec.expect("spec");
+    assert_eq!(spec.paused, None, "the new Deployment is untouched");
+    assert_eq!(spec.min_ready_seconds, None);
+    assert_eq!(
+        pods_by_image(&env, &ns.name).await,
+        vec![("nginx:1.14".to_string(), 3)]
+    );
+}
+
+/// `kubectl scale` while held: status names it, and growing the canary stops with exit 15
+/// before any change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescaled_while_held() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, _before) = settled(&env, "fx-rescaled", 4).await;
+    let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
+    assert_exit(
+        &canary(
+            &env,
+            &ns.name,
+            &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
+        )
+        .await,
+        0,
+        "start",
+    );
+    kubectl_ok(
+        &env,
+        &["-n", &ns.name, "scale", "deploy/web", "--replicas=6"],
+    )
+    .await;
+    wait_status_foreign(&env, &ns.name, "rescaled").await;
+    let during = spec_of(&env, &ns.name, "web").await;
+    let out = canary(&env, &ns.name, &["promote", "deploy/web", "--canary", "2"]).await;
+    assert_exit(
+        &out,
+        exit_code::RESCALED,
+        "promote --canary after a rescale",
+    );
+    assert!(
+        output_text(&out).contains("changed from 4 to 6"),
+        "{}",
+        text(&out)
+    );
+    assert_spec_equal_except(&during, &spec_of(&env, &ns.name, "web").await, &[]);
+    assert!(record_exists(&env, &ns.name, "web").await);
+    assert_exit(
+        &canary(&env, &ns.name, &["abort", "deploy/web"]).await,
+        0,
+        "abort after a rescale",
+    );
+    // The scale-up itself is Available=False until the new pods are Ready (the canary's
+    // maxUnavailable=0); the brake is off while held, so nothing keeps it False.
+    sampler
+        .assert_unavailable_at_most("rescale while held", Duration::from_secs(10))
+        .await;
+}
+
+/// A ResourceQuota leaves no room for the surge pod: start reports the ReplicaSet's
+/// FailedCreate with the API server's message within seconds (exit 10), not at its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_blocks_the_canary_pod() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, _before) = settled(&env, "fx-quota", 3).await;
+    kubectl_ok(
+        &env,
+        &["-n", &ns.name, "create", "quota", "pods", "--hard=pods=3"],
+    )
+    .await;
+    let started = Instant::now();
+    let out = canary(
+        &env,
+        &ns.name,
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--canary",
+            "1",
+            "--timeout",
+            "120s",
+        ],
+    )
+    .await;
+    let took = started.elapsed();
+    assert_exit(
+        &out,
+        exit_code::CANARY_UNHEALTHY,
+        "start under a full quota",
+    );
+    let said = output_text(&out);
+    assert!(said.contains("FailedCreate"), "{said}");
+    assert!(said.contains("exceeded quota"), "{said}");
+    assert!(took < Duration::from_secs(30), "reported after {took:?}");
+    assert_exit(
+        &canary(&env, &ns.name, &["abort", "deploy/web"]).await,
+        0,
+        "abort",
+    );
+}
+
+/// A finalizer keeps a canary pod terminating: abort still releases the Deployment once
+/// the stable template and settings are back and the canary ReplicaSet is at 0, and warns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_pod_held_by_a_finalizer_does_not_hold_abort() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, before) = settled(&env, "fx-finalizer", 3).await;
+    assert_exit(
+        &canary(
+            &env,
+            &ns.name,
+            &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
+        )
+        .await,
+        0,
+        "start",
+    );
+    let pods: Api<Pod> = Api::namespaced(env.client().await, &ns.name);
+    let canary_pod = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .expect("pods")
+        .items
+        .into_iter()
+        .find(|p| {
+            p.spec.as_ref().and_then(|s| s.containers[0].image.clone()) == Some("nginx:1.15".into())
+        })
+        .expect("a canary pod")
+        .name_any();
+    pods.patch(
+        &canary_pod,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": ["kubectl-canary.test/hold"]}})),
+    )
+    .await
+    .expect("add a finalizer");
+    let out = canary(&env, &ns.name, &["abort", "deploy/web", "--timeout", "60s"]).await;
+    let release = pods
+        .patch(
+            &canary_pod,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await;
+    assert_exit(&out, 0, "abort with a canary pod held by a finalizer");
+    release.expect("remove the finalizer");
+    let said = output_text(&out);
+    assert!(said.contains("still terminating"), "{said}");
+    assert!(said.contains("kubectl-canary.test/hold"), "{said}");
+    assert!(!record_exists(&env, &ns.name, "web").await);
+    assert_spec_equal_except(&before, &spec_of(&env, &ns.name, "web").await, &[]);
+}
