@@ -1,0 +1,358 @@
+//! The "foreign actions" table of the README: every foreign action in every phase where it
+//! can happen, against the real controllers, with the tool's outcome and how long the
+//! Deployment took to be fully available again. A table generator, not a test: it is
+//! ignored by default and run by `bench/foreign-table`, which dates the output.
+//!
+//! Nothing here asserts timings; `tests/foreign.rs` holds the assertions.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use canary_testkit::actors::{AvailabilitySample, AvailabilitySampler, GitOpsLoop};
+use canary_testkit::{TestEnv, TestNamespace, create_settled, web_deployment};
+use common::*;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+
+const REPLICAS: i32 = 4;
+
+/// Phases a foreign action can meet.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// `start` waiting for its canary pods to become Ready.
+    Starting,
+    /// The canary held, no run active; the next command is `abort`.
+    Holding,
+    /// `promote --full` waiting for the rollout.
+    Promoting,
+    /// `abort` waiting for the stable pods (the canary was promoted half-way).
+    Aborting,
+}
+
+/// Foreign actions.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Revert,
+    OtherVersion,
+    Rescale,
+    DeleteRecord,
+    Recreate,
+    AnotherRun,
+}
+
+impl Action {
+    fn words(self) -> &'static str {
+        match self {
+            Action::Revert => "stable template put back (GitOps apply of the old manifest)",
+            Action::OtherVersion => "another version (`kubectl set image`)",
+            Action::Rescale => "rescaled (`kubectl scale` 4 → 6)",
+            Action::DeleteRecord => "record deleted",
+            Action::Recreate => "Deployment deleted and re-created",
+            Action::AnotherRun => "another run (`kubectl canary abort`)",
+        }
+    }
+}
+
+fn exit_words(code: Option<i32>) -> String {
+    match code {
+        Some(0) => "0 done".into(),
+        Some(9) => "9 stuck".into(),
+        Some(10) => "10 unhealthy".into(),
+        Some(13) => "13 reverted by others".into(),
+        Some(14) => "14 replaced by others".into(),
+        Some(15) => "15 rescaled".into(),
+        Some(16) => "16 re-created".into(),
+        Some(17) => "17 record lost".into(),
+        Some(18) => "18 superseded".into(),
+        Some(n) => format!("{n}"),
+        None => "killed".into(),
+    }
+}
+
+/// The longest stretch (from the action on) in which the Deployment was not fully
+/// available (`Available=True` and every replica available), and whether that stretch was
+/// still open at the end.
+fn unavailable(samples: &[AvailabilitySample], action_at: Duration) -> (Duration, bool) {
+    let mut since: Option<Duration> = None;
+    let mut worst = Duration::ZERO;
+    for s in samples.iter().filter(|s| s.at >= action_at) {
+        let full = s.available == "True" && s.available_replicas >= s.replicas;
+        match (full, since) {
+            (false, None) => since = Some(s.at),
+            (true, Some(start)) => {
+                worst = worst.max(s.at - start);
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    match since {
+        Some(start) => (
+            worst.max(samples.last().map_or(start, |s| s.at) - start),
+            true,
+        ),
+        None => (worst, false),
+    }
+}
+
+async fn act(
+    env: &TestEnv,
+    ns: &str,
+    stable: &str,
+    action: Action,
+) -> Option<std::process::Output> {
+    match action {
+        Action::Revert => {
+            let manifest =
+                serde_json::to_value(web_deployment("web", REPLICAS, stable, None)).expect("json");
+            GitOpsLoop::start(env, ns, &manifest, Duration::from_secs(60), 1).stop();
+        }
+        Action::OtherVersion => {
+            kubectl(
+                env,
+                &["-n", ns, "set", "image", "deploy/web", "nginx=nginx:1.16"],
+            )
+            .await;
+        }
+        Action::Rescale => {
+            kubectl(env, &["-n", ns, "scale", "deploy/web", "--replicas=6"]).await;
+        }
+        Action::DeleteRecord => {
+            kubectl(
+                env,
+                &["-n", ns, "delete", "configmap", "web.kubectl-canary"],
+            )
+            .await;
+        }
+        Action::Recreate => {
+            let api: Api<Deployment> = Api::namespaced(env.client().await, ns);
+            let _ = api.delete("web", &DeleteParams::foreground()).await;
+            for _ in 0..300 {
+                if api.get_opt("web").await.ok().flatten().is_none() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let _ = api
+                .create(
+                    &PostParams::default(),
+                    &web_deployment("web", REPLICAS, stable, None),
+                )
+                .await;
+        }
+        Action::AnotherRun => {
+            return Some(canary(env, ns, &["abort", "deploy/web", "--timeout", "60s"]).await);
+        }
+    }
+    None
+}
+
+/// Runs one cell; returns its text.
+async fn cell(env: &TestEnv, phase: Phase, action: Action) -> String {
+    let ns = TestNamespace::create(env, "fx-table").await;
+    // An abort waits only while stable pods come back: make them take a while to be Ready.
+    let stable = match phase {
+        Phase::Aborting => "nginx:1.14__ready-after-8s",
+        _ => "nginx:1.14",
+    };
+    create_settled(
+        env,
+        &ns.name,
+        &web_deployment("web", REPLICAS, stable, None),
+    )
+    .await;
+    let sampler = AvailabilitySampler::start(env, &ns.name, "web").await;
+    let started = Instant::now();
+    // The command that is running when the action comes, if any.
+    let (image, waiting_args): (&str, Option<Vec<&str>>) = match phase {
+        Phase::Starting => (
+            "nginx=nginx:1.15__ready-after-30s",
+            Some(vec![
+                "start",
+                "deploy/web",
+                "nginx=nginx:1.15__ready-after-30s",
+                "--canary",
+                "2",
+                "--timeout",
+                "60s",
+            ]),
+        ),
+        Phase::Holding => ("nginx=nginx:1.15", None),
+        Phase::Promoting => (
+            "nginx=nginx:1.15__never-ready",
+            Some(vec!["promote", "deploy/web", "--full", "--timeout", "60s"]),
+        ),
+        Phase::Aborting => (
+            "nginx=nginx:1.15__never-ready",
+            Some(vec!["abort", "deploy/web", "--timeout", "60s"]),
+        ),
+    };
+    if !matches!(phase, Phase::Starting) {
+        // Aborting: a replace canary, so the abort has stable pods to bring back.
+        let mode = if matches!(phase, Phase::Aborting) {
+            "replace"
+        } else {
+            "surge"
+        };
+        let out = canary(
+            env,
+            &ns.name,
+            &[
+                "start",
+                "deploy/web",
+                image,
+                "--canary",
+                "2",
+                "--mode",
+                mode,
+                "--no-wait",
+            ],
+        )
+        .await;
+        if out.status.code() != Some(0) {
+            return format!("setup failed: {}", exit_words(out.status.code()));
+        }
+    }
+    let waiting = waiting_args.map(|args| {
+        let env = env.clone();
+        let ns = ns.name.clone();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        tokio::spawn(async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            canary(&env, &ns, &args).await
+        })
+    });
+    // Let the waiting command get to its wait.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let action_at = started.elapsed();
+    let acted = act(env, &ns.name, stable, action).await;
+    let mut outcome = Vec::new();
+    if let Some(task) = waiting {
+        let out = task.await.expect("the command runs");
+        let what = match phase {
+            Phase::Starting => "start",
+            Phase::Promoting => "promote --full",
+            Phase::Aborting => "abort",
+            Phase::Holding => "",
+        };
+        outcome.push(format!("{what}: {}", exit_words(out.status.code())));
+    }
+    if let Some(out) = acted {
+        outcome.push(format!("their abort: {}", exit_words(out.status.code())));
+    }
+    if matches!(phase, Phase::Holding) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let out = canary(env, &ns.name, &["status", "deploy/web", "-o", "json"]).await;
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let seen = status["foreign"]["change"]
+            .as_str()
+            .unwrap_or("-")
+            .to_string();
+        outcome.push(format!("status: {seen}"));
+        let out = canary(env, &ns.name, &["abort", "deploy/web", "--timeout", "60s"]).await;
+        outcome.push(format!("next abort: {}", exit_words(out.status.code())));
+    }
+    // Give the controller time to settle, then read the availability record.
+    let api: Api<Deployment> = Api::namespaced(env.client().await, &ns.name);
+    let mut settled = false;
+    for _ in 0..150 {
+        if let Ok(Some(d)) = api.get_opt("web").await {
+            let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let status = d.status.unwrap_or_default();
+            if status.available_replicas.unwrap_or(0) >= replicas
+                && status.updated_replicas.unwrap_or(0) >= replicas
+            {
+                settled = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let samples = sampler.stop().await;
+    let (longest, open) = unavailable(&samples, action_at);
+    let went_false = samples
+        .iter()
+        .any(|s| s.at >= action_at && s.available == "False");
+    let availability = if open {
+        format!(
+            "**not fully available after {:.0} s**",
+            longest.as_secs_f64()
+        )
+    } else if longest.is_zero() {
+        "never less available".to_string()
+    } else {
+        format!(
+            "fully available again after {:.1} s{}",
+            longest.as_secs_f64(),
+            if went_false {
+                " (Available=False meanwhile)"
+            } else {
+                ""
+            }
+        )
+    };
+    let _ = settled;
+    format!("{}; {availability}", outcome.join(", "))
+}
+
+/// Prints the table (run with `--ignored --nocapture`, or by `bench/foreign-table`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a table generator, run by bench/foreign-table"]
+async fn foreign_actions_table() {
+    let Some(env) = TestEnv::get() else { return };
+    let phases = [
+        Phase::Starting,
+        Phase::Holding,
+        Phase::Promoting,
+        Phase::Aborting,
+    ];
+    let actions = [
+        Action::Revert,
+        Action::OtherVersion,
+        Action::Rescale,
+        Action::DeleteRecord,
+        Action::Recreate,
+        Action::AnotherRun,
+    ];
+    let started = Instant::now();
+    let cells: Vec<(usize, usize, String)> =
+        futures::stream::iter(actions.iter().enumerate().flat_map(|(a, action)| {
+            phases
+                .iter()
+                .enumerate()
+                .map(move |(p, phase)| (a, p, *action, *phase))
+        }))
+        .map(|(a, p, action, phase)| {
+            let env = env.clone();
+            async move { (a, p, cell(&env, phase, action).await) }
+        })
+        .buffer_unordered(3)
+        .collect()
+        .await;
+    println!(
+        "| foreign action | starting (`start` waiting for Ready) | holding (no run; then `status`, `abort`) | promoting (`promote --full` waiting) | aborting (`abort` waiting) |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    for (a, action) in actions.iter().enumerate() {
+        let mut row = vec![action.words().to_string()];
+        for p in 0..phases.len() {
+            row.push(
+                cells
+                    .iter()
+                    .find(|(ca, cp, _)| *ca == a && *cp == p)
+                    .map(|(_, _, text)| text.clone())
+                    .unwrap_or_default(),
+            );
+        }
+        println!("| {} |", row.join(" | "));
+    }
+    println!(
+        "\n{} cells in {:.0} s; {REPLICAS} replicas, canary of 2 pods (surge; replace for the aborting column, \
+         whose stable pods take 8 s to be Ready)",
+        actions.len() * phases.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
