@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::machine::{Observation, SpecChange, TemplateState, template_state};
 use crate::record::{CanaryRecord, Owner, Phase, images_of};
+use crate::rollout_math::{CanarySize, resolve_canary};
 
 /// What a run watching a canary last knew of its record.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +86,15 @@ pub enum ForeignResponse {
     Release(SpecChange),
     /// The Deployment's own settings are already back: close the record with the reason.
     Close,
+    /// Follow a change of `spec.replicas`: record the new count and the canary size that
+    /// keeps what the user asked for, then hold that size.
+    Follow {
+        /// `spec.replicas` now.
+        replicas: i32,
+        /// Canary pods that keep the size asked for (a share stays a share within one pod,
+        /// a count stays the count).
+        pods: i32,
+    },
     /// Touch nothing more and stop.
     Stop,
 }
@@ -107,8 +117,14 @@ impl ForeignChange {
                     })
                 }
             }
-            ForeignChange::Rescaled { .. }
-            | ForeignChange::Recreated { .. }
+            ForeignChange::Rescaled { now, .. } => match follow_size(record, *now) {
+                Some(pods) => ForeignResponse::Follow {
+                    replicas: *now,
+                    pods,
+                },
+                None => ForeignResponse::Stop,
+            },
+            ForeignChange::Recreated { .. }
             | ForeignChange::RecordLost
             | ForeignChange::SupersededByAnotherRun { .. } => ForeignResponse::Stop,
         }
@@ -169,9 +185,8 @@ impl ForeignChange {
                  Watch it with `kubectl rollout status deploy/{deployment}`"
             ),
             ForeignChange::Rescaled { .. } => format!(
-                "the canary no longer has the size it was given: `kubectl canary abort deploy/{deployment}` \
-                 or `kubectl canary promote deploy/{deployment} --full`; to keep replicas fixed during a canary, \
-                 pause the autoscaler (or start without --allow-hpa)"
+                "the canary size asked for cannot be kept at this replica count: \
+                 `kubectl canary abort deploy/{deployment}` or `kubectl canary promote deploy/{deployment} --full`"
             ),
             ForeignChange::Recreated {
                 now_uid: Some(_), ..
@@ -216,6 +231,43 @@ impl ForeignChange {
             other => format!("stopped: {other:?}"),
         }
     }
+}
+
+/// The canary pods that keep the size asked for at `replicas`, if that is possible (a
+/// share rounds as at start; a count stays the count; the canary must stay smaller than the
+/// Deployment in replace mode and at least one pod).
+pub fn follow_size(record: &CanaryRecord, replicas: i32) -> Option<i32> {
+    let pods = match record.phase {
+        Phase::Starting { pods } | Phase::Holding { pods } | Phase::Promoting { to: pods, .. } => {
+            pods
+        }
+        Phase::PromotingFull | Phase::Aborting => return None,
+    };
+    let size = record.requested_size.unwrap_or(CanarySize::Pods(pods));
+    resolve_canary(size, replicas, record.mode)
+        .ok()
+        .map(|c| c.pods)
+}
+
+/// The record after following a change of `spec.replicas` to `replicas` with a canary of
+/// `pods`: the new count, the phase at the new size, a history line.
+pub fn followed(record: &CanaryRecord, replicas: i32, pods: i32, at: &str) -> CanaryRecord {
+    let mut next = record.clone();
+    next.replicas = replicas;
+    next.phase = match record.phase {
+        Phase::Starting { .. } => Phase::Starting { pods },
+        Phase::Holding { .. } => Phase::Holding { pods },
+        Phase::Promoting { from, .. } => Phase::Promoting { from, to: pods },
+        other => other,
+    };
+    next.note(
+        at,
+        format!(
+            "spec.replicas changed from {} to {replicas} (HPA or kubectl scale): the canary follows at {pods} pod(s)",
+            record.replicas
+        ),
+    );
+    next
 }
 
 /// Whether this run's own writes explain the Deployment's template being the stable one:
@@ -470,6 +522,43 @@ mod tests {
         }
     }
 
+    /// A share stays a share (within one pod), a count stays the count; impossible sizes stop.
+    #[test]
+    fn a_rescale_is_followed_keeping_what_was_asked() {
+        let rescaled = |now| ForeignChange::Rescaled { recorded: 10, now };
+        let share = CanaryRecord {
+            requested_size: Some(CanarySize::Percent(10.0)),
+            ..holding()
+        };
+        let obs = held(&share);
+        assert_eq!(
+            rescaled(20).response(&share, &obs),
+            ForeignResponse::Follow {
+                replicas: 20,
+                pods: 2
+            }
+        );
+        let count = holding();
+        assert_eq!(
+            rescaled(20).response(&count, &obs),
+            ForeignResponse::Follow {
+                replicas: 20,
+                pods: 1
+            }
+        );
+        let replace = CanaryRecord {
+            mode: CanaryMode::Replace,
+            requested_size: Some(CanarySize::Pods(3)),
+            phase: Phase::Holding { pods: 3 },
+            ..holding()
+        };
+        assert_eq!(rescaled(3).response(&replace, &obs), ForeignResponse::Stop);
+        let next = followed(&share, 20, 2, "t");
+        assert_eq!(next.replicas, 20);
+        assert_eq!(next.phase, Phase::Holding { pods: 2 });
+        assert_eq!(next.history.len(), 1);
+    }
+
     #[test]
     fn a_gone_record_with_the_deployment_restored_is_another_run_s_finished_abort() {
         let record = holding();
@@ -498,15 +587,10 @@ mod tests {
             reverted.response(&record, &restored),
             ForeignResponse::Close
         );
-        for stop in [
-            ForeignChange::RecordLost,
-            ForeignChange::Rescaled {
-                recorded: 10,
-                now: 12,
-            },
-        ] {
-            assert_eq!(stop.response(&record, &obs), ForeignResponse::Stop);
-        }
+        assert_eq!(
+            ForeignChange::RecordLost.response(&record, &obs),
+            ForeignResponse::Stop
+        );
         for change in [
             ForeignChange::RevertedToStable,
             ForeignChange::ReplacedByOtherVersion { images: "x".into() },

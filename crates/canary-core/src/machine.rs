@@ -145,6 +145,25 @@ pub struct SpecChange {
     pub summary: String,
 }
 
+/// A direct change of one ReplicaSet's size, for what the controller does not do by itself
+/// during a rolling update: grow the stable side, or shrink the canary (after a change of
+/// `spec.replicas` was spread over both sides). Made only while the Deployment rolls braked
+/// at the wanted size, where the controller keeps such sizes (it scales old ReplicaSets
+/// only down, as canary pods become Available, which the brake prevents, and the canary
+/// only up to the surge).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resize {
+    /// The ReplicaSet.
+    pub replica_set: String,
+    /// Its `spec.replicas` now.
+    pub from: i32,
+    /// Wanted.
+    pub to: i32,
+    /// What the change does, for people and dry runs.
+    pub summary: String,
+}
+
 /// What the controller is doing that the engine waits for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "for", rename_all = "camelCase")]
@@ -230,6 +249,8 @@ impl Stuck {
 pub enum Decision {
     /// Make this one update.
     Apply(SpecChange),
+    /// Scale this one ReplicaSet.
+    Resize(Resize),
     /// Wait for the controller.
     Wait(Waiting),
     /// The goal is reached.
@@ -371,11 +392,8 @@ fn decide_hold(
                 if !observed.caught_up() {
                     return Decision::Wait(Waiting::ControllerToObserve);
                 }
-                if canary > pods {
-                    return Decision::Stuck(Stuck::CanaryLargerThanWanted {
-                        canary,
-                        wanted: pods,
-                    });
+                if let Some(resize) = resize_towards(observed, wanted_stable, pods) {
+                    return Decision::Resize(resize);
                 }
                 if at_size {
                     return Decision::Apply(SpecChange {
@@ -395,7 +413,7 @@ fn decide_hold(
                     wanted_stable,
                 });
             }
-            if canary > pods {
+            if pods < 1 {
                 return Decision::Stuck(Stuck::CanaryLargerThanWanted {
                     canary,
                     wanted: pods,
@@ -432,6 +450,39 @@ fn decide_hold(
             })
         }
     }
+}
+
+/// The direct resize a braked, rolling Deployment needs, if any: the stable side up to its
+/// size first (the controller never grows an old ReplicaSet), then the canary down to its
+/// size (the controller never shrinks the new one below `spec.replicas`).
+fn resize_towards(observed: &Observation, wanted_stable: i32, pods: i32) -> Option<Resize> {
+    if let Some(stable) = observed.stable.as_ref()
+        && stable.desired < wanted_stable
+    {
+        return Some(Resize {
+            replica_set: stable.name.clone(),
+            from: stable.desired,
+            to: wanted_stable,
+            summary: format!(
+                "scale the stable ReplicaSet {} from {} to {wanted_stable} pods (the controller only shrinks it)",
+                stable.name, stable.desired
+            ),
+        });
+    }
+    if let Some(canary) = observed.canary.as_ref()
+        && canary.desired > pods
+    {
+        return Some(Resize {
+            replica_set: canary.name.clone(),
+            from: canary.desired,
+            to: pods,
+            summary: format!(
+                "scale the canary ReplicaSet {} from {} to {pods} pods (the controller only grows it)",
+                canary.name, canary.desired
+            ),
+        });
+    }
+    None
 }
 
 fn strategy_words(mode: CanaryMode, pods: i32) -> String {
@@ -566,6 +617,37 @@ mod tests {
                 canary: 1,
                 wanted: 0
             })
+        );
+    }
+
+    /// After a change of `spec.replicas` spread over both sides (stable 19, canary 2 for a
+    /// canary of 1 at 20 replicas): braked and rolling, the stable side is grown and the
+    /// canary shrunk directly, then the pause.
+    #[test]
+    fn a_rescaled_canary_is_resized_directly_while_rolling_braked() {
+        let record = CanaryRecord {
+            replicas: 20,
+            ..record(CanaryMode::Surge)
+        };
+        let goal = Goal::Hold { pods: 1 };
+        let mut obs = settled(&record);
+        obs.replicas = 20;
+        obs.template = record.target_template();
+        obs.settings = RolloutSettings::braked(CanaryMode::Surge, 1, false);
+        obs.stable = rs(19, 19);
+        obs.canary = rs(2, 2);
+        let Decision::Resize(grow) = decide(&record, goal, &obs) else {
+            panic!("expected the stable side grown")
+        };
+        assert_eq!((grow.from, grow.to), (19, 20));
+        obs.stable = rs(20, 19);
+        let Decision::Resize(shrink) = decide(&record, goal, &obs) else {
+            panic!("expected the canary shrunk")
+        };
+        assert_eq!((shrink.from, shrink.to), (2, 1));
+        obs.canary = rs(1, 2);
+        assert!(
+            matches!(decide(&record, goal, &obs), Decision::Apply(c) if c.settings.is_paused())
         );
     }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::rollout_math::CanaryMode;
+use crate::rollout_math::{CanaryMode, CanarySize};
 
 /// Version of the record's layout; a record of another version is refused, not guessed at.
 pub const RECORD_SCHEMA: u32 = 1;
@@ -222,6 +222,11 @@ pub struct CanaryRecord {
     /// policy or webhook) changed the one the tool sent: that is the canary's template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admitted_target_template: Option<Value>,
+    /// The canary size as the user asked for it (a pod count or a share), so a change of
+    /// `spec.replicas` keeps what was asked: a share stays a share, a count stays a count.
+    /// Absent: the held pod count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_size: Option<CanarySize>,
 }
 
 impl CanaryRecord {
@@ -364,6 +369,7 @@ pub(crate) fn sample_record() -> CanaryRecord {
         started_at: "now".into(),
         history: vec![],
         admitted_target_template: None,
+        requested_size: None,
     }
 }
 

@@ -30,6 +30,7 @@ use crate::store::{RecordStore, StoredRecord, locked};
 mod admission;
 mod foreign;
 mod leftovers;
+mod resize;
 
 /// Something the engine did or is waiting for, reported as it happens.
 #[derive(Debug, Clone, Serialize)]
@@ -247,6 +248,7 @@ impl Engine {
             started_at: now.clone(),
             history: vec![],
             admitted_target_template: None,
+            requested_size: Some(request.size),
         };
         record.note(
             &now,
@@ -361,6 +363,11 @@ impl Engine {
             options.progress,
         )
         .await?;
+        // A followed change of replicas may have changed the size held.
+        let pods = match stored.record.phase.goal() {
+            Goal::Hold { pods } => pods,
+            _ => pods,
+        };
         let mut record = stored.record.clone();
         record.phase = Phase::Holding { pods };
         record.note(&now(), format!("holding {pods} canary pod(s), paused"));
@@ -390,8 +397,11 @@ impl Engine {
         let mut record = stored.record.clone();
         let deployment = self.deployment().await?;
         // Before anything is written: is the canary still the one recorded?
+        let mut stored = stored;
         if let Some(change) = self.foreign_before(&stored, goal, &deployment).await? {
-            return Err(self.step_aside(change, &stored, options.progress).await);
+            self.on_foreign(change, &mut stored, options.progress)
+                .await?;
+            record = stored.record.clone();
         }
         let phase = match goal {
             Goal::Hold { pods } => match record.phase {
@@ -504,11 +514,19 @@ impl Engine {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(change) = self.foreign_now(stored).await? {
-                return Err(self.step_aside(change, stored, progress).await);
+                self.on_foreign(change, stored, progress).await?;
+                continue;
             }
             let view = self.view().await?;
             let record = stored.record.clone();
+            let goal = current_goal(goal, &record);
             match decide(&record, goal, &view.observation(&record)) {
+                Decision::Resize(resize) => {
+                    if Instant::now() >= deadline {
+                        return Err(self.resize_timed_out(goal, timeout, &resize));
+                    }
+                    self.resize(&view, &resize, progress).await?;
+                }
                 Decision::Apply(change) => {
                     if Instant::now() >= deadline {
                         return Err(self.update_timed_out(goal, timeout, &change));
@@ -542,11 +560,23 @@ impl Engine {
         let mut last_wait: Option<Waiting> = None;
         loop {
             if let Some(change) = self.foreign_in_live(&live, stored) {
-                return Err(self.step_aside(change, stored, progress).await);
+                self.on_foreign(change, stored, progress).await?;
+                // Decide next on a view that includes the record just written.
+                live.record_caught_up_with(&stored.resource_version, Duration::from_secs(5))
+                    .await;
+                continue;
             }
             let view = live.view()?;
             let record = stored.record.clone();
+            let goal = current_goal(goal, &record);
             match decide(&record, goal, &view.observation(&record)) {
+                Decision::Resize(resize) => {
+                    if Instant::now() >= deadline {
+                        return Err(self.resize_timed_out(goal, timeout, &resize));
+                    }
+                    self.resize(&view, &resize, progress).await?;
+                    live.changed(Duration::from_secs(5)).await;
+                }
                 Decision::Reached => return Ok(()),
                 Decision::Stuck(stuck) => {
                     return Err(CanaryError::Stuck {
@@ -633,6 +663,15 @@ impl Engine {
         Ok(view
             .replica_set_with_template(&record.target_template())
             .map(template_hash_of))
+    }
+}
+
+/// The goal now: a hold follows the record's size (which a followed change of replicas can
+/// change); promote-full and abort stay what they are.
+fn current_goal(goal: Goal, record: &CanaryRecord) -> Goal {
+    match (goal, record.phase.goal()) {
+        (Goal::Hold { .. }, hold @ Goal::Hold { .. }) => hold,
+        _ => goal,
     }
 }
 

@@ -154,6 +154,25 @@ impl LiveView {
             .and_then(|d| d.resource_version())
     }
 
+    /// The record's resourceVersion as last seen.
+    pub fn record_version(&self) -> Option<String> {
+        self.records
+            .state()
+            .first()
+            .and_then(|cm| cm.resource_version())
+    }
+
+    /// Waits (at most `max`) until the watch has delivered the record at `version`, one
+    /// this run wrote, so the next decision does not take its own write for another run's.
+    pub async fn record_caught_up_with(&mut self, version: &str, max: Duration) {
+        let deadline = tokio::time::Instant::now() + max;
+        while self.record_version().as_deref() != Some(version)
+            && tokio::time::Instant::now() < deadline
+        {
+            let _ = tokio::time::timeout_at(deadline, self.changes.next()).await;
+        }
+    }
+
     /// Waits for the next change (at most `max`), then lets a burst of events settle so it
     /// is decided on once.
     pub async fn changed(&mut self, max: Duration) {

@@ -46,6 +46,8 @@ pub const CHANGE: &[Permission] = &[
     permission("create", "", "configmaps"),
     permission("update", "", "configmaps"),
     permission("delete", "", "configmaps"),
+    // Growing the stable side or shrinking the canary after a change of spec.replicas.
+    permission("update", "apps", "replicasets"),
 ];
 
 /// The user the API server authenticates us as (`unknown` if it will not say).

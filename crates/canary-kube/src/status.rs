@@ -248,6 +248,7 @@ impl StatusReport {
             (None, decision) => match decision {
                 Decision::Reached => None,
                 Decision::Apply(change) => Some(format!("next update: {}", change.summary)),
+                Decision::Resize(resize) => Some(format!("next: {}", resize.summary)),
                 Decision::Wait(waiting) => Some(format!(
                     "waiting for the controller: {}",
                     serde_json::to_string(waiting).unwrap_or_default()

@@ -12,6 +12,7 @@ mod exit_code;
 
 use std::time::{Duration, Instant};
 
+use canary_core::rollout_math::{CanaryMode, CanarySize, resolve_canary};
 use canary_testkit::actors::{AvailabilitySampler, GitOpsLoop};
 use canary_testkit::{
     TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_for,
@@ -454,10 +455,18 @@ async fn deployment_recreated_while_a_promotion_waits() {
     );
 }
 
-/// `kubectl scale` while held: status names it, and growing the canary stops with exit 15
-/// before any change.
+/// The canary's record, parsed.
+async fn record_json(env: &TestEnv, namespace: &str) -> Value {
+    let api: Api<ConfigMap> = Api::namespaced(env.client().await, namespace);
+    let cm = api.get("web.kubectl-canary").await.expect("the record");
+    serde_json::from_str(&cm.data.expect("data")["record.json"]).expect("record json")
+}
+
+/// `kubectl scale` while held: the controller spreads it over both sides (paused); status
+/// names it; the next command follows it: an absolute canary of 1 stays 1 while the record
+/// takes the new replica count, and the promotion then holds exactly what it asks for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rescaled_while_held() {
+async fn rescaled_while_held_is_followed_by_the_next_command() {
     let Some(env) = TestEnv::get() else { return };
     let (ns, _before) = settled(&env, "fx-rescaled", 4).await;
     let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
@@ -473,24 +482,34 @@ async fn rescaled_while_held() {
     );
     kubectl_ok(
         &env,
-        &["-n", &ns.name, "scale", "deploy/web", "--replicas=6"],
+        &["-n", &ns.name, "scale", "deploy/web", "--replicas=10"],
     )
     .await;
     wait_status_foreign(&env, &ns.name, "rescaled").await;
-    let during = spec_of(&env, &ns.name, "web").await;
     let out = canary(&env, &ns.name, &["promote", "deploy/web", "--canary", "2"]).await;
-    assert_exit(
-        &out,
-        exit_code::RESCALED,
-        "promote --canary after a rescale",
-    );
+    assert_exit(&out, 0, "promote --canary 2 after a rescale");
     assert!(
-        output_text(&out).contains("changed from 4 to 6"),
+        output_text(&out).contains("spec.replicas") || output_text(&out).contains("holding"),
         "{}",
         text(&out)
     );
-    assert_spec_equal_except(&during, &spec_of(&env, &ns.name, "web").await, &[]);
-    assert!(record_exists(&env, &ns.name, "web").await);
+    assert_eq!(
+        replica_sets_by_image(&env, &ns.name).await,
+        vec![
+            ("nginx:1.14".to_string(), 10),
+            ("nginx:1.15".to_string(), 2)
+        ],
+        "exactly 10 stable and 2 canary pods"
+    );
+    let record = record_json(&env, &ns.name).await;
+    assert_eq!(record["replicas"], 10, "{record}");
+    assert_eq!(record["phase"], json!({"name": "holding", "pods": 2}));
+    assert!(
+        record["history"]
+            .to_string()
+            .contains("spec.replicas changed from 4 to 10"),
+        "{record}"
+    );
     assert_exit(
         &canary(&env, &ns.name, &["abort", "deploy/web"]).await,
         0,
@@ -501,6 +520,67 @@ async fn rescaled_while_held() {
     sampler
         .assert_unavailable_at_most("rescale while held", Duration::from_secs(10))
         .await;
+}
+
+/// `kubectl scale` while `start` waits for its canary pods: a share stays a share. A 25%
+/// traffic share is 1 canary pod beside 4; at 8 replicas start holds the share's pods at 8
+/// (resolved as start resolves it), with 8 stable, and the record follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescaled_while_starting_keeps_the_share() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, _before) = settled(&env, "fx-rescaled-start", 4).await;
+    let start = {
+        let env = env.clone();
+        let ns = ns.name.clone();
+        tokio::spawn(async move {
+            canary(
+                &env,
+                &ns,
+                &[
+                    "start",
+                    "deploy/web",
+                    "nginx=nginx:1.15__ready-after-15s",
+                    "--canary",
+                    "25%",
+                    "--timeout",
+                    "90s",
+                ],
+            )
+            .await
+        })
+    };
+    wait_for(&env, "the canary pod", Duration::from_secs(30), || async {
+        pods_by_image(&env, &ns.name)
+            .await
+            .iter()
+            .any(|(image, _)| image.starts_with("nginx:1.15"))
+            .then_some(())
+    })
+    .await;
+    kubectl_ok(
+        &env,
+        &["-n", &ns.name, "scale", "deploy/web", "--replicas=8"],
+    )
+    .await;
+    let out = start.await.expect("start runs");
+    assert_exit(&out, 0, "start under a rescale");
+    let share = resolve_canary(CanarySize::Percent(25.0), 8, CanaryMode::Surge)
+        .expect("25% of 8")
+        .pods;
+    assert_eq!(share, 3, "k/(8+k) nearest 25%");
+    assert_eq!(
+        replica_sets_by_image(&env, &ns.name).await,
+        vec![
+            ("nginx:1.14".to_string(), 8),
+            ("nginx:1.15__ready-after-15s".to_string(), share)
+        ],
+        "25% at 8 replicas: exactly 8 stable and {share} canary pods\n{}",
+        text(&out)
+    );
+    let record = record_json(&env, &ns.name).await;
+    assert_eq!(record["replicas"], 8, "{record}");
+    assert_eq!(record["requestedSize"], "25%", "{record}");
+    assert_eq!(record["phase"], json!({"name": "holding", "pods": share}));
 }
 
 /// A ResourceQuota leaves no room for the surge pod: start reports the ReplicaSet's

@@ -6,7 +6,9 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 
-use canary_core::foreign::{ForeignChange, ForeignResponse, KnownRecord, SeenRecord, classify};
+use canary_core::foreign::{
+    ForeignChange, ForeignResponse, KnownRecord, SeenRecord, classify, follow_size, followed,
+};
 use canary_core::machine::Goal;
 
 use super::{Engine, Progress, mutation_point};
@@ -95,15 +97,34 @@ impl Engine {
 
     /// For a command that waits outside the engine's loops (`start` waiting for Ready
     /// canary pods): a foreign change ends the wait the way it ends the engine's.
+    /// Returns whether the record changed (a followed change of `spec.replicas`): the
+    /// caller then holds the canary again with [`Engine::hold_again`].
     pub async fn check_foreign(
         &self,
-        stored: &StoredRecord,
+        stored: &mut StoredRecord,
         progress: &mut (dyn FnMut(&Progress) + Send),
-    ) -> Result<()> {
+    ) -> Result<bool> {
         match self.foreign_now(stored).await? {
-            Some(change) => Err(self.step_aside(change, stored, progress).await),
-            None => Ok(()),
+            Some(change) => self
+                .on_foreign(change, stored, progress)
+                .await
+                .map(|()| true),
+            None => Ok(false),
         }
+    }
+
+    /// Holds the canary again at the size its record now says (after a followed change
+    /// of `spec.replicas`).
+    pub async fn hold_again(
+        &self,
+        stored: StoredRecord,
+        options: super::DriveOptions<'_>,
+    ) -> Result<StoredRecord> {
+        let Goal::Hold { pods } = stored.record.phase.goal() else {
+            return Ok(stored);
+        };
+        let events = EventSink::new(&self.client, &self.deployment().await?);
+        self.hold(stored, pods, &events, options).await
     }
 
     async fn view_if_exists(&self) -> Result<Option<DeploymentView>> {
@@ -112,6 +133,29 @@ impl Engine {
             Err(e) if is_status(&e, 404) => Ok(None),
             Err(e) => Err(CanaryError::api(format!("reading deploy/{}", self.name), e)),
         }
+    }
+
+    /// Handles a foreign change: a change of `spec.replicas` that can be followed is
+    /// followed (the record takes the new count and size; `Ok`, and `stored` is the new
+    /// record); anything else ends the run as [`Engine::step_aside`] says.
+    pub(super) async fn on_foreign(
+        &self,
+        change: ForeignChange,
+        stored: &mut StoredRecord,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<()> {
+        if let ForeignChange::Rescaled { now, .. } = change
+            && let Some(pods) = follow_size(&stored.record, now)
+        {
+            let record = followed(&stored.record, now, pods, &super::now());
+            *stored = self.store.update(stored, &record).await?;
+            mutation_point("record: followed a change of replicas");
+            progress(&Progress::Recorded {
+                phase: stored.record.phase,
+            });
+            return Ok(());
+        }
+        Err(self.step_aside(change, stored, progress).await)
     }
 
     /// Does what the rule says about `change` (release the brake and close the record,
@@ -158,7 +202,8 @@ impl Engine {
                 return Ok(());
             }
             match change.response(&stored.record, &view.observation(&stored.record)) {
-                ForeignResponse::Stop => return Ok(()),
+                // Following is done before stepping aside is considered (see `on_foreign`).
+                ForeignResponse::Stop | ForeignResponse::Follow { .. } => return Ok(()),
                 ForeignResponse::Close => return self.close(change, stored, &view, progress).await,
                 ForeignResponse::Release(spec) => {
                     // A conflict: someone wrote meanwhile; read and judge again.

@@ -16,12 +16,16 @@ use crate::output::{change_fields, print_structured, progress_printer, status_te
 pub async fn promote(config: &Config, args: &PromoteArgs) -> Result<i32, CanaryError> {
     let name = &args.target.name;
     let engine = Engine::new(&config.client, &config.namespace, name);
-    let stored = engine.record().await?;
+    let mut stored = engine.record().await?;
     let goal = match args.canary {
         None => Goal::PromoteFull,
         Some(size) => {
+            // The size asked for is kept as asked (a share stays a share if replicas change).
+            stored.record.requested_size = Some(size);
             let record = &stored.record;
-            let canary = resolve_canary(size, record.replicas, record.mode)
+            // Against the replicas now: an HPA or `kubectl scale` may have changed them.
+            let replicas = engine.view().await?.replicas();
+            let canary = resolve_canary(size, replicas, record.mode)
                 .map_err(|e| CanaryError::Refused(e.to_string()))?;
             if let Some(held) = record.held_pods()
                 && canary.pods <= held
@@ -32,7 +36,7 @@ pub async fn promote(config: &Config, args: &PromoteArgs) -> Result<i32, CanaryE
                     canary.pods
                 )));
             }
-            if canary.pods >= record.replicas {
+            if canary.pods >= replicas {
                 return Err(CanaryError::Refused(format!(
                     "--canary {size} is {} pod(s), every pod of deploy/{name}: use `kubectl canary promote deploy/{name} --full`",
                     canary.pods
@@ -114,6 +118,7 @@ async fn run_goal(
                     println!("It would update deploy/{name}: {}", change.summary);
                     println!("  {}", change_fields(&change));
                 }
+                Decision::Resize(resize) => println!("It would {}", resize.summary),
                 Decision::Wait(_) | Decision::Reached => {
                     println!(
                         "No update needed; it would wait for the controller and then delete the record."

@@ -101,7 +101,7 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
     let mut code = exit_code::OK;
     if !args.no_wait {
         let ready = tokio::select! {
-            ready = wait_for_canary_pods(&engine, &started, canary.pods, config.timeout, human, &mut printer) => ready?,
+            ready = wait_for_canary_pods(&engine, started.clone(), canary.pods, config.timeout, human, &mut printer) => ready?,
             _ = tokio::signal::ctrl_c() => {
                 println!("interrupted: the canary stays held and recorded; see `kubectl canary status deploy/{name}`");
                 return Ok(exit_code::INTERRUPTED);
@@ -124,16 +124,16 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
 /// ready.
 async fn wait_for_canary_pods(
     engine: &Engine,
-    started: &canary_kube::store::StoredRecord,
-    pods: i32,
+    mut started: canary_kube::store::StoredRecord,
+    mut pods: i32,
     timeout: Duration,
     human: bool,
     progress: &mut (dyn FnMut(&canary_kube::engine::Progress) + Send),
 ) -> Result<bool, CanaryError> {
-    let record = &started.record;
+    let record = started.record.clone();
     let deadline = Instant::now() + timeout;
     let api: Api<Pod> = Api::namespaced(engine.client().clone(), engine.namespace());
-    let hash = engine.canary_hash(record).await?.ok_or_else(|| {
+    let hash = engine.canary_hash(&record).await?.ok_or_else(|| {
         CanaryError::Refused(format!(
             "deploy/{} is held, but its canary ReplicaSet is not to be found; see `kubectl canary status deploy/{}`",
             record.deployment, record.deployment
@@ -160,8 +160,20 @@ async fn wait_for_canary_pods(
             events.next(),
         )
         .await;
-        engine.check_foreign(started, progress).await?;
-        if let Some(failure) = engine.canary_create_failure(record).await? {
+        if engine.check_foreign(&mut started, progress).await? {
+            // spec.replicas changed and the canary follows: hold it at its new size.
+            started = engine
+                .hold_again(
+                    started,
+                    canary_kube::engine::DriveOptions {
+                        timeout: deadline.saturating_duration_since(Instant::now()),
+                        progress,
+                    },
+                )
+                .await?;
+            pods = started.record.held_pods().unwrap_or(pods);
+        }
+        if let Some(failure) = engine.canary_create_failure(&record).await? {
             if human {
                 println!("  ✗ the canary is held but has no pod: {failure}");
                 println!(

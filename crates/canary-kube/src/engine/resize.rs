@@ -1,0 +1,67 @@
+//! Direct ReplicaSet resizes (see [`canary_core::machine::Resize`]): what the controller does
+//! not do by itself after a change of `spec.replicas` was spread over both sides.
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::api::PostParams;
+
+use canary_core::machine::{Goal, Resize};
+
+use super::{Engine, Progress, mutation_point};
+use crate::error::{CanaryError, Result, is_status};
+use crate::observe::DeploymentView;
+
+impl Engine {
+    /// Sets one ReplicaSet's `spec.replicas`, guarded by the resourceVersion just read.
+    /// Returns whether it was written (a conflict: read and decide again).
+    pub(super) async fn resize(
+        &self,
+        view: &DeploymentView,
+        resize: &Resize,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<bool> {
+        let Some(mut rs) = view
+            .replica_sets
+            .iter()
+            .find(|rs| rs.name_any() == resize.replica_set)
+            .cloned()
+        else {
+            return Ok(false);
+        };
+        rs.spec.get_or_insert_with(Default::default).replicas = Some(resize.to);
+        match self
+            .apis
+            .replica_sets
+            .replace(&resize.replica_set, &PostParams::default(), &rs)
+            .await
+        {
+            Ok(_) => {
+                mutation_point(&resize.summary);
+                progress(&Progress::Updated {
+                    summary: resize.summary.clone(),
+                });
+                Ok(true)
+            }
+            Err(e) if is_status(&e, 409) => Ok(false),
+            Err(e) => Err(CanaryError::api(
+                format!("scaling ReplicaSet {}", resize.replica_set),
+                e,
+            )),
+        }
+    }
+
+    /// The error for an update loop that reached its deadline before a resize.
+    pub(super) fn resize_timed_out(
+        &self,
+        goal: Goal,
+        timeout: Duration,
+        resize: &Resize,
+    ) -> CanaryError {
+        CanaryError::TimedOut {
+            what: format!("deploy/{} to reach {goal:?}", self.name),
+            seconds: timeout.as_secs(),
+            last: format!("a resize still to make: {}", resize.summary),
+        }
+    }
+}
