@@ -270,11 +270,12 @@ pub fn followed(record: &CanaryRecord, replicas: i32, pods: i32, at: &str) -> Ca
     next
 }
 
-/// Whether this run's own writes explain the Deployment's template being the stable one:
-/// `start` before its first update of the Deployment.
-fn not_yet_changed(record: &CanaryRecord, observed: &Observation) -> bool {
-    matches!(record.phase, Phase::Starting { .. })
-        && observed.settings.equivalent(&record.original_settings)
+/// Whether the Deployment is exactly as it was before the canary, settings included: then
+/// nothing of the canary is left to take off, whoever did it (`start` before its first
+/// update, an `abort` that died before deleting the record). A revert by someone else
+/// leaves the tool's settings (the brake, or the pause and the canary strategy) behind.
+fn untouched(record: &CanaryRecord, observed: &Observation) -> bool {
+    observed.settings.equivalent(&record.original_settings)
 }
 
 fn owner_words(owner: &Owner) -> String {
@@ -343,7 +344,7 @@ pub fn classify(
             });
         }
         TemplateState::Original
-            if !matches!(record.phase, Phase::Aborting) && !not_yet_changed(record, observed) =>
+            if !matches!(record.phase, Phase::Aborting) && !untouched(record, observed) =>
         {
             return Some(ForeignChange::RevertedToStable);
         }
@@ -502,6 +503,16 @@ mod tests {
         assert_eq!(
             classify(known(&record), same(&record), Some("uid"), Some(&obs)),
             Some(ForeignChange::RevertedToStable)
+        );
+        // Untouched (a crashed abort, then promote): nothing foreign, whatever the phase.
+        let promoting = CanaryRecord {
+            phase: Phase::PromotingFull,
+            ..sample_record()
+        };
+        obs.settings = record.original_settings.clone();
+        assert_eq!(
+            classify(known(&promoting), same(&promoting), Some("uid"), Some(&obs)),
+            None
         );
         // An abort wants the stable template; a promotion ignores replicas.
         for phase in [Phase::Aborting, Phase::PromotingFull] {

@@ -677,3 +677,161 @@ async fn a_canary_pod_held_by_a_finalizer_does_not_hold_abort() {
     assert!(!record_exists(&env, &ns.name, "web").await);
     assert_spec_equal_except(&before, &spec_of(&env, &ns.name, "web").await, &[]);
 }
+
+/// A MutatingAdmissionPolicy bound to the test's namespace only.
+async fn admission_policy(env: &TestEnv, namespace: &str, condition: &str, mutation: &str) {
+    let name = format!("fx-{namespace}");
+    let policy = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": ["apps"], "apiVersions": ["v1"],
+                "operations": ["UPDATE"], "resources": ["deployments"]
+            }]},
+            "matchConditions": [{"name": "when", "expression": condition}],
+            "failurePolicy": "Fail",
+            "reinvocationPolicy": "Never",
+            "mutations": [{"patchType": "ApplyConfiguration", "applyConfiguration": {"expression": mutation}}]
+        }
+    });
+    let binding = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+        }
+    });
+    for object in [policy, binding] {
+        let path =
+            std::env::temp_dir().join(format!("{name}-{}.json", object["kind"].as_str().unwrap()));
+        std::fs::write(&path, object.to_string()).expect("write");
+        kubectl_ok(env, &["apply", "-f", path.to_str().unwrap()]).await;
+        let _ = std::fs::remove_file(path);
+    }
+    // Policies take effect once the API server has loaded them: probe with a dry run.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+async fn delete_admission_policy(env: &TestEnv, namespace: &str) {
+    let name = format!("fx-{namespace}");
+    let _ = kubectl(
+        env,
+        &[
+            "delete",
+            "mutatingadmissionpolicybinding",
+            &name,
+            "--ignore-not-found",
+        ],
+    )
+    .await;
+    let _ = kubectl(
+        env,
+        &[
+            "delete",
+            "mutatingadmissionpolicy",
+            &name,
+            "--ignore-not-found",
+        ],
+    )
+    .await;
+}
+
+/// A policy that pins an annotation into the pod template whenever the image changes: the
+/// canary's template is what the API server stored, recorded as such; nothing is taken for
+/// someone else's change, and the promotion finishes with the admitted template.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_that_changes_the_canary_template() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, _before) = settled(&env, "fx-admitted", 3).await;
+    admission_policy(
+        &env,
+        &ns.name,
+        "object.spec.template.spec.containers[0].image != oldObject.spec.template.spec.containers[0].image",
+        "Object{spec: Object.spec{template: Object.spec.template{metadata: Object.spec.template.metadata{annotations: {\"admission.example/pinned\": \"yes\"}}}}}",
+    )
+    .await;
+    let out = canary(
+        &env,
+        &ns.name,
+        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
+    )
+    .await;
+    let promoted = async {
+        assert_exit(&out, 0, "start under a mutating policy");
+        let record = record_json(&env, &ns.name).await;
+        assert_eq!(
+            record["admittedTargetTemplate"]["metadata"]["annotations"]["admission.example/pinned"],
+            "yes",
+            "{record}"
+        );
+        let status = status_json(&env, &ns.name).await;
+        assert!(status["foreign"].is_null(), "{status}");
+        let out = canary(&env, &ns.name, &["promote", "deploy/web", "--full"]).await;
+        assert_exit(&out, 0, "promote --full");
+        let spec = spec_of(&env, &ns.name, "web").await;
+        assert_eq!(
+            spec["template"]["metadata"]["annotations"]["admission.example/pinned"],
+            "yes"
+        );
+        assert_eq!(
+            spec["template"]["spec"]["containers"][0]["image"],
+            "nginx:1.15"
+        );
+    };
+    let result = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(promoted)).await;
+    delete_admission_policy(&env, &ns.name).await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A policy that rewrites minReadySeconds on every update: the brake does not stick, the
+/// write is sent once more, then start stops with exit 9 and a message naming what was
+/// sent and stored; no update loop runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_that_rewrites_the_brake() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, _before) = settled(&env, "fx-nostick", 3).await;
+    admission_policy(
+        &env,
+        &ns.name,
+        "true",
+        "Object{spec: Object.spec{minReadySeconds: 5}}",
+    )
+    .await;
+    let started = Instant::now();
+    let out = canary(
+        &env,
+        &ns.name,
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--canary",
+            "1",
+            "--timeout",
+            "60s",
+        ],
+    )
+    .await;
+    let took = started.elapsed();
+    delete_admission_policy(&env, &ns.name).await;
+    assert_exit(
+        &out,
+        exit_code::STUCK,
+        "start when the brake does not stick",
+    );
+    let said = output_text(&out);
+    assert!(said.contains("did not keep the rollout settings"), "{said}");
+    assert!(said.contains("\"minReadySeconds\":5"), "{said}");
+    assert!(took < Duration::from_secs(30), "stopped after {took:?}");
+    assert_exit(
+        &canary(&env, &ns.name, &["abort", "deploy/web"]).await,
+        0,
+        "abort",
+    );
+}
