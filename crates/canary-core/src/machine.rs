@@ -8,23 +8,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::goal::Goal;
 use crate::record::{CanaryRecord, RolloutSettings};
-use crate::rollout_math::CanaryMode;
-
-/// What a command wants the Deployment to reach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "goal", rename_all = "camelCase")]
-pub enum Goal {
-    /// Exactly `pods` canary pods beside the stable ones, paused and braked.
-    Hold {
-        /// Canary pods.
-        pods: i32,
-    },
-    /// The new version on every pod, the Deployment's own settings back.
-    PromoteFull,
-    /// The stable version on every pod, the Deployment's own settings back.
-    Abort,
-}
+use crate::rollout_math::{CanaryMode, stable_pods_beside_canary};
 
 /// One ReplicaSet as observed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -220,14 +206,6 @@ pub enum Decision {
     Stuck(Stuck),
 }
 
-/// Pods the stable side has while a canary of `pods` is held.
-pub fn stable_pods_while_holding(mode: CanaryMode, replicas: i32, pods: i32) -> i32 {
-    match mode {
-        CanaryMode::Surge => replicas,
-        CanaryMode::Replace => replicas - pods,
-    }
-}
-
 /// Decides the next step towards `goal`.
 pub fn decide(record: &CanaryRecord, goal: Goal, observed: &Observation) -> Decision {
     let template = template_state(record, &observed.template);
@@ -282,6 +260,21 @@ fn wait_for_rollout(observed: &Observation, canary_pods_left: i32) -> Decision {
     }
 }
 
+/// The change that ends every hold: once the controller has scaled the canary ReplicaSet to
+/// exactly `pods` (and the stable one to its share), pause the Deployment, brake kept.
+/// [`decide`] makes it when it observes the canary at size; `start --dry-run` shows it as
+/// the step after the first update.
+pub fn pause_when_held(record: &CanaryRecord, pods: i32) -> SpecChange {
+    let wanted_stable = stable_pods_beside_canary(record.mode, record.replicas, pods);
+    SpecChange {
+        template: None,
+        settings: RolloutSettings::braked(record.mode, pods, true),
+        summary: format!(
+            "pause: the canary ReplicaSet has exactly {pods} pod(s) and the stable one {wanted_stable}"
+        ),
+    }
+}
+
 fn decide_hold(
     record: &CanaryRecord,
     pods: i32,
@@ -308,7 +301,7 @@ fn decide_hold(
                     now: observed.replicas,
                 });
             }
-            let wanted_stable = stable_pods_while_holding(record.mode, record.replicas, pods);
+            let wanted_stable = stable_pods_beside_canary(record.mode, record.replicas, pods);
             let canary = observed.canary_desired();
             let stable = observed.stable_desired();
             let at_size = canary == pods && stable == wanted_stable;
@@ -331,13 +324,7 @@ fn decide_hold(
                     });
                 }
                 if at_size {
-                    return Decision::Apply(SpecChange {
-                        template: None,
-                        settings: paused,
-                        summary: format!(
-                            "pause: the canary ReplicaSet has exactly {pods} pod(s) and the stable one {wanted_stable}"
-                        ),
-                    });
+                    return Decision::Apply(pause_when_held(record, pods));
                 }
                 return Decision::Wait(Waiting::CanaryScaling {
                     canary,

@@ -481,15 +481,7 @@ fn plan_mode(input: &PlanInput, mode: CanaryMode) -> ModePlan {
     let options = (chosen - 1..=chosen + 1)
         .filter(|pods| range.contains(pods))
         .map(|pods| {
-            let canary = ResolvedCanary {
-                pods,
-                stable_pods: match mode {
-                    CanaryMode::Surge => replicas,
-                    CanaryMode::Replace => replicas - pods,
-                },
-                mode,
-                replicas,
-            };
+            let canary = ResolvedCanary::of(pods, replicas, mode);
             let share = canary.traffic_share() * 100.0;
             let extra_pods = canary.extra_pods();
             CanaryOption {
@@ -973,6 +965,7 @@ fn json_int_or_percent(value: IntOrPercent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rollout_math::stable_pods_beside_canary;
 
     fn node(
         name: &str,
@@ -1248,10 +1241,8 @@ mod tests {
                     i64::from(hundredths) * total
                 );
                 proptest::prop_assert!(exact.canary_pods >= 1 && exact.stable_pods >= 1);
-                let expected_stable = match mode {
-                    CanaryMode::Surge => exact.replicas,
-                    CanaryMode::Replace => exact.replicas - exact.canary_pods,
-                };
+                let expected_stable =
+                    stable_pods_beside_canary(mode, exact.replicas, exact.canary_pods);
                 proptest::prop_assert_eq!(exact.stable_pods, expected_stable);
                 // resolve_canary agrees: at that size the share is hit exactly.
                 let resolved = resolve_canary(CanarySize::Percent(percent), exact.replicas, mode).unwrap();

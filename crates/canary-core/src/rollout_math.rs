@@ -522,17 +522,22 @@ impl ResolvedCanary {
     }
 
     /// The canary for `pods` canary pods in `mode`, without range checks.
-    fn of(pods: i32, replicas: i32, mode: CanaryMode) -> Self {
-        let stable_pods = match mode {
-            CanaryMode::Surge => replicas,
-            CanaryMode::Replace => replicas - pods,
-        };
+    pub(crate) fn of(pods: i32, replicas: i32, mode: CanaryMode) -> Self {
         Self {
             pods,
-            stable_pods,
+            stable_pods: stable_pods_beside_canary(mode, replicas, pods),
             mode,
             replicas,
         }
+    }
+}
+
+/// The stable pods beside a canary of `pods` in a Deployment of `replicas`: all `N` in surge
+/// mode (the canary is extra), `N - k` in replace mode (the canary takes their place).
+pub fn stable_pods_beside_canary(mode: CanaryMode, replicas: i32, pods: i32) -> i32 {
+    match mode {
+        CanaryMode::Surge => replicas,
+        CanaryMode::Replace => replicas - pods,
     }
 }
 

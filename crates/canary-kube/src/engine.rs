@@ -15,7 +15,7 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde::Serialize;
 
-use canary_core::machine::{Decision, Goal, SpecChange, Waiting, decide};
+use canary_core::machine::{Decision, Goal, SpecChange, Waiting, decide, pause_when_held};
 use canary_core::record::{CanaryRecord, Owner, Phase, RECORD_SCHEMA, StableRevision, images_of};
 use canary_core::rollout_math::{CanaryMode, CanarySize, ResolvedCanary, resolve_canary};
 use canary_core::validate::{AutoscalerFacts, check_start};
@@ -251,24 +251,9 @@ impl Engine {
         let goal = Goal::Hold { pods: canary.pods };
         let mut changes = Vec::new();
         if let Decision::Apply(first) = decide(&record, goal, &view.observation(&record)) {
-            // Then, once the controller has scaled the canary, the pause.
-            let mut braked = view.observation(&record);
-            braked.template = first.template.clone().unwrap_or(braked.template);
-            braked.settings = first.settings.clone();
             changes.push(first);
-            braked.canary = Some(canary_core::machine::ReplicaSetObservation {
-                name: "(canary)".into(),
-                desired: canary.pods,
-                ready: 0,
-                available: 0,
-                pods: canary.pods,
-            });
-            if let Some(stable_side) = braked.stable.as_mut() {
-                stable_side.desired = canary.stable_pods;
-            }
-            if let Decision::Apply(pause) = decide(&record, goal, &braked) {
-                changes.push(pause);
-            }
+            // Then, once the controller has scaled the canary, the pause.
+            changes.push(pause_when_held(&record, canary.pods));
         }
         Ok((
             StartPlan {
@@ -385,17 +370,7 @@ impl Engine {
                 self.store.name()
             )));
         }
-        let phase = match goal {
-            Goal::Hold { pods } => match record.phase {
-                Phase::Starting { .. } => Phase::Starting { pods },
-                _ => Phase::Promoting {
-                    from: record.held_pods().unwrap_or(0),
-                    to: pods,
-                },
-            },
-            Goal::PromoteFull => Phase::PromotingFull,
-            Goal::Abort => Phase::Aborting,
-        };
+        let phase = record.phase.towards(goal);
         let events = EventSink::new(&self.client, &deployment);
         let stored = if record.phase != phase {
             record.phase = phase;
