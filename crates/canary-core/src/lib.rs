@@ -7,6 +7,7 @@
 //! out its decisions.
 
 pub mod analysis_spec;
+pub mod duration;
 pub mod goal;
 pub mod image;
 pub mod machine;

@@ -92,7 +92,7 @@ impl fmt::Display for InconclusivePolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             InconclusivePolicy::Wait { limit } => {
-                write!(f, "wait:{}", crate::analysis_spec::format_duration(*limit))
+                write!(f, "wait:{}", crate::duration::format_duration(*limit))
             }
             InconclusivePolicy::Fail => f.write_str("fail"),
             InconclusivePolicy::Pass => f.write_str("pass"),
@@ -291,7 +291,7 @@ pub fn combine(checks: Vec<CheckResult>, pass_score: f64, waited: Duration) -> V
             Decision::Inconclusive,
             format!(
                 "still inconclusive after waiting {}: {}",
-                crate::analysis_spec::format_duration(waited),
+                crate::duration::format_duration(waited),
                 undecided.join("; ")
             ),
         )
