@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::percent_text;
+
 use crate::rollout_math::{
     CanaryMode, CanarySize, Fenceposts, IntOrPercent, ResolvedCanary, RolloutMathError,
     brake_sequence, brake_strategy, canary_pod_range, native_rollout_sequence, resolve_canary,
@@ -542,12 +544,6 @@ pub fn exact_sizing(percent: f64, replicas: i32, mode: CanaryMode) -> Option<Exa
         stable_pods: i32::try_from(multiple * unit_stable).ok()?,
         canary_pods: i32::try_from(multiple * a).ok()?,
     })
-}
-
-fn percent_text(value: f64) -> String {
-    let rounded = format!("{value:.2}");
-    let trimmed = rounded.trim_end_matches('0').trim_end_matches('.');
-    format!("{trimmed}%")
 }
 
 fn advise(input: &PlanInput, modes: &[ModePlan]) -> Vec<String> {

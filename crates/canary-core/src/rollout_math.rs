@@ -541,6 +541,54 @@ pub fn stable_pods_beside_canary(mode: CanaryMode, replicas: i32, pods: i32) -> 
     }
 }
 
+/// A canary only grows: a later size must have more pods than the one before it (going
+/// back is an abort, not a step).
+pub fn grows(before: i32, next: i32) -> bool {
+    next > before
+}
+
+/// Why the steps of an automated rollout cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StepError {
+    /// A step does not fit the Deployment.
+    #[error("--steps {size}: {source}")]
+    Size {
+        /// The step as given.
+        size: CanarySize,
+        /// Why it does not fit.
+        #[source]
+        source: RolloutMathError,
+    },
+    /// A step is not larger than the one before.
+    #[error("--steps must grow: {size} is {pods} pod(s), not more than the step before ({before})")]
+    NotGrowing {
+        /// The step as given.
+        size: CanarySize,
+        /// Its pods.
+        pods: i32,
+        /// The pods of the step before.
+        before: i32,
+    },
+}
+
+/// The canary sizes of the steps of an automated rollout, in pods, the first being `first`
+/// (where `start` holds; `steps[0]` is what it was resolved from): each later step resolved
+/// as [`resolve_canary`] does, and each must [`grows`] from the one before.
+pub fn step_sizes(steps: &[CanarySize], first: &ResolvedCanary) -> Result<Vec<i32>, StepError> {
+    let mut sizes = vec![first.pods];
+    for size in steps.iter().skip(1).copied() {
+        let pods = resolve_canary(size, first.replicas, first.mode)
+            .map(|c| c.pods)
+            .map_err(|source| StepError::Size { size, source })?;
+        let before = *sizes.last().expect("at least the first step");
+        if !grows(before, pods) {
+            return Err(StepError::NotGrowing { size, pods, before });
+        }
+        sizes.push(pods);
+    }
+    Ok(sizes)
+}
+
 /// The canary pod counts `mode` allows for `replicas`: `1..=N` in surge mode, `1..N` in
 /// replace mode (one stable pod must remain). Empty when none is possible.
 pub fn canary_pod_range(replicas: i32, mode: CanaryMode) -> std::ops::RangeInclusive<i32> {

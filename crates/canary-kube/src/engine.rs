@@ -4,6 +4,7 @@
 //! engine reads again and decides again. Between changes it waits on watch streams of the
 //! Deployment, its ReplicaSets and pods, not on a timer.
 
+use canary_core::text::{images_text, share_text};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -241,9 +242,9 @@ impl Engine {
         record.note(
             &now,
             format!(
-                "start: canary of {} pod(s) ({:.1}% of traffic) in {} mode, stable {}",
+                "start: canary of {} pod(s) ({} of traffic) in {} mode, stable {}",
                 canary.pods,
-                canary.traffic_share() * 100.0,
+                share_text(canary.traffic_share()),
                 canary.mode,
                 stable.replica_set
             ),
@@ -598,15 +599,6 @@ pub fn apply_change(deployment: &mut Deployment, change: &SpecChange) -> Result<
     spec.progress_deadline_seconds = settings.progress_deadline_seconds;
     spec.paused = settings.paused;
     Ok(())
-}
-
-/// `container=image ...` for messages.
-pub fn images_text(images: &std::collections::BTreeMap<String, String>) -> String {
-    images
-        .iter()
-        .map(|(c, i)| format!("{c}={i}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The current time, RFC 3339.

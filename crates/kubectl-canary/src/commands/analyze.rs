@@ -19,13 +19,8 @@ use crate::output::print_structured;
 
 /// Runs `analyze`; returns the exit code for the verdict.
 pub async fn run(config: &Config, args: &AnalyzeArgs) -> Result<i32, CanaryError> {
-    let spec = match analysis::resolve(&args.analysis) {
-        Ok(spec) => spec,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return Ok(exit_code::USAGE);
-        }
-    };
+    let spec =
+        analysis::resolve(&args.analysis).map_err(|error| CanaryError::Usage(error.to_string()))?;
     let engine = Engine::new(&config.client, &config.namespace, &args.target.name);
     let view = engine.view().await?;
     let stored = engine.store().get().await?;
@@ -33,13 +28,7 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> Result<i32, CanaryError
         Some(stored) => AnalysisTarget::from_record(&view, &stored.record),
         None => AnalysisTarget::from_latest_revisions(&view),
     };
-    let target = match target {
-        Ok(target) => target,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return Ok(exit_code::NOT_FOUND);
-        }
-    };
+    let target = target?;
     if print_structured_is_off(config) {
         eprintln!("{}", describe_run(&target, &spec, stored.is_none()));
         if !args.observe.is_zero() {
@@ -54,13 +43,7 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> Result<i32, CanaryError
         keep_waiting: args.wait,
         ..RunOptions::default()
     };
-    let verdict = match run_analysis(&config.client, &target, &spec, options).await {
-        Ok(verdict) => verdict,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return Ok(exit_code::USAGE);
-        }
-    };
+    let verdict = run_analysis(&config.client, &target, &spec, options).await?;
     if !print_structured(config.output, &verdict) {
         print!("{}", verdict_text(&verdict));
         if verdict.decision == Decision::Wait {
@@ -70,15 +53,8 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> Result<i32, CanaryError
         }
     }
     let events = EventSink::new(&config.client, &view.deployment);
-    let note = event_note(&verdict);
-    match verdict.decision {
-        Decision::Pass => events.normal("AnalysisPassed", note).await,
-        Decision::Fail => events.warning("AnalysisFailed", note).await,
-        Decision::Wait | Decision::Inconclusive => {
-            events.normal("AnalysisInconclusive", note).await
-        }
-    }
-    Ok(exit_code_for(verdict.decision))
+    events.verdict(&verdict).await;
+    Ok(exit_code::for_verdict(verdict.decision))
 }
 
 fn print_structured_is_off(config: &Config) -> bool {
@@ -86,16 +62,6 @@ fn print_structured_is_off(config: &Config) -> bool {
         config.output,
         crate::cli::OutputFormat::Table | crate::cli::OutputFormat::Wide
     )
-}
-
-/// The exit code of an analysis verdict: 0 pass, [`exit_code::CANARY_UNHEALTHY`] fail,
-/// [`exit_code::INCONCLUSIVE`] inconclusive or still waiting.
-pub fn exit_code_for(decision: Decision) -> i32 {
-    match decision {
-        Decision::Pass => exit_code::OK,
-        Decision::Fail => exit_code::CANARY_UNHEALTHY,
-        Decision::Wait | Decision::Inconclusive => exit_code::INCONCLUSIVE,
-    }
 }
 
 fn describe_run(target: &AnalysisTarget, spec: &AnalysisSpec, without_record: bool) -> String {
@@ -115,21 +81,6 @@ fn describe_run(target: &AnalysisTarget, spec: &AnalysisSpec, without_record: bo
             .map(|c| c.name.as_str())
             .collect::<Vec<_>>()
             .join(", ")
-    )
-}
-
-/// A one-paragraph summary for the Deployment's Event.
-pub fn event_note(verdict: &Verdict) -> String {
-    let checks: Vec<String> = verdict
-        .checks
-        .iter()
-        .map(|c| format!("{} {}", c.name, c.outcome))
-        .collect();
-    format!(
-        "analysis {}: {} [{}]",
-        verdict.decision,
-        verdict.reason,
-        checks.join(", ")
     )
 }
 
@@ -245,7 +196,13 @@ mod tests {
             ),
             "{text}"
         );
-        assert_eq!(exit_code_for(verdict.decision), exit_code::CANARY_UNHEALTHY);
-        assert!(event_note(&verdict).contains("pod-health fail, prometheus-1 inconclusive"));
+        assert_eq!(
+            exit_code::for_verdict(verdict.decision),
+            exit_code::CANARY_UNHEALTHY
+        );
+        assert!(
+            canary_core::verdict::event_note(&verdict)
+                .contains("pod-health fail, prometheus-1 inconclusive")
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! the `--explain` teaching view. All arithmetic is `canary_core::plan`; this module reads
 //! the cluster and renders.
 
+use canary_core::text::percent_text;
 use std::fmt::Write as _;
 
 use canary_core::plan::{
@@ -289,11 +290,6 @@ fn explanation_of(subject: &Subject, args: &PlanArgs) -> Result<Explanation, Pla
     })?)
 }
 
-fn percent(value: f64) -> String {
-    let text = format!("{value:.2}");
-    format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
-}
-
 fn subject_line(subject: &Subject) -> String {
     match (&subject.deployment, &subject.namespace) {
         (Some(name), Some(namespace)) => format!(
@@ -342,7 +338,7 @@ fn plan_text(subject: &Subject, canary_plan: &CanaryPlan, wide: bool) -> String 
         match canary_plan.target {
             canary_core::rollout_math::CanarySize::Pods(k) => format!("of {k} pod(s)"),
             canary_core::rollout_math::CanarySize::Percent(p) =>
-                format!("of {} of traffic", percent(p)),
+                format!("of {} of traffic", percent_text(p)),
         }
     );
     if let Some(requests) = canary_plan.pod_requests {
@@ -376,7 +372,7 @@ fn plan_text(subject: &Subject, canary_plan: &CanaryPlan, wide: bool) -> String 
                 option.stable_pods.to_string(),
                 option.total_pods.to_string(),
                 option.extra_pods.to_string(),
-                percent(option.traffic_share_percent),
+                percent_text(option.traffic_share_percent),
                 requests_cell(option.extra_requests, option.extra_pods),
                 capacity_cell(&option.capacity),
             ];
@@ -445,7 +441,7 @@ fn explanation_text(subject: &Subject, explanation: &Explanation) -> String {
             step.new_pods.to_string(),
             step.new_available.to_string(),
             step.total_pods.to_string(),
-            percent(step.new_share_percent),
+            percent_text(step.new_share_percent),
             landing_cell(step.pause).to_owned(),
             if step.is_wanted_canary {
                 "<- the canary wanted".to_owned()
@@ -465,7 +461,7 @@ fn explanation_text(subject: &Subject, explanation: &Explanation) -> String {
         canary.mode,
         canary.pods,
         canary.stable_pods,
-        percent(canary.traffic_share() * 100.0)
+        percent_text(canary.traffic_share() * 100.0)
     );
     for (index, step) in explanation.steps.iter().enumerate() {
         let _ = writeln!(out, "{}. {}", index + 1, step.title);

@@ -9,7 +9,9 @@ use kube::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use canary_core::machine::{TemplateState, template_state};
-use canary_kube::engine::{DriveOptions, Engine, StartRequest, images_text};
+use canary_core::rollout_math::step_sizes;
+use canary_core::text::{images_text, share_text};
+use canary_kube::engine::{DriveOptions, Engine, StartRequest};
 use canary_kube::error::CanaryError;
 use canary_kube::status::pod_problem;
 
@@ -46,19 +48,20 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
     };
     let (plan, view) = engine.plan_start(&request, args.dry_run).await?;
     let canary = plan.canary;
-    let steps = crate::commands::auto::step_sizes(&args.steps, &canary)?;
+    let steps =
+        step_sizes(&args.steps, &canary).map_err(|e| CanaryError::Refused(e.to_string()))?;
     let human = !matches!(
         config.output,
         crate::cli::OutputFormat::Json | crate::cli::OutputFormat::Yaml
     );
     if human {
         println!(
-            "start deploy/{name}: {} canary pod(s) with {} beside {} stable ({} mode): {:.1}% of traffic, {} extra pod(s)",
+            "start deploy/{name}: {} canary pod(s) with {} beside {} stable ({} mode): {} of traffic, {} extra pod(s)",
             canary.pods,
             images_text(&request.images),
             canary.stable_pods,
             canary.mode,
-            canary.traffic_share() * 100.0,
+            share_text(canary.traffic_share()),
             canary.extra_pods()
         );
         println!(
