@@ -207,6 +207,64 @@ pub enum Decision {
 }
 
 /// Decides the next step towards `goal`.
+///
+/// ```
+/// use std::collections::BTreeMap;
+///
+/// use canary_core::machine::{Decision, Goal, Observation, decide};
+/// use canary_core::record::{CanaryRecord, Owner, Phase, RECORD_SCHEMA, RolloutSettings, StableRevision, images_of};
+/// use canary_core::rollout_math::CanaryMode;
+/// use serde_json::json;
+///
+/// let template = json!({"spec": {"containers": [{"name": "web", "image": "web:1"}]}});
+/// let original_settings = RolloutSettings {
+///     strategy: json!({"type": "RollingUpdate"}),
+///     min_ready_seconds: None,
+///     progress_deadline_seconds: None,
+///     paused: None,
+/// };
+/// let record = CanaryRecord {
+///     schema: RECORD_SCHEMA,
+///     deployment: "web".into(),
+///     deployment_uid: "uid-1".into(),
+///     replicas: 4,
+///     original_images: images_of(&template),
+///     original_template: template.clone(),
+///     original_settings: original_settings.clone(),
+///     stable: StableRevision {
+///         replica_set: "web-1".into(),
+///         uid: "rs-uid".into(),
+///         revision: "1".into(),
+///         pod_template_hash: "1".into(),
+///     },
+///     target_images: BTreeMap::from([("web".into(), "web:2".into())]),
+///     mode: CanaryMode::Surge,
+///     phase: Phase::Starting { pods: 1 },
+///     started_by: Owner { user: "me".into(), host: "h".into(), pid: 1, tool_version: "0".into() },
+///     started_at: "2026-01-01T00:00:00Z".into(),
+///     history: vec![],
+/// };
+/// // The Deployment as it is before start: the original template and settings, settled.
+/// let observed = Observation {
+///     generation: 1,
+///     observed_generation: 1,
+///     replicas: 4,
+///     template,
+///     settings: original_settings,
+///     updated_replicas: 4,
+///     status_replicas: 4,
+///     available_replicas: 4,
+///     canary: None,
+///     stable: None,
+///     other_pods: 0,
+/// };
+/// // The first step of holding 1 canary pod: the new image with the brake, in one update.
+/// let Decision::Apply(change) = decide(&record, Goal::Hold { pods: 1 }, &observed) else {
+///     panic!("start changes the Deployment first");
+/// };
+/// assert_eq!(change.template, Some(record.target_template()));
+/// assert_eq!(change.settings, RolloutSettings::braked(CanaryMode::Surge, 1, false));
+/// ```
 pub fn decide(record: &CanaryRecord, goal: Goal, observed: &Observation) -> Decision {
     let template = template_state(record, &observed.template);
     match goal {

@@ -441,6 +441,28 @@ pub struct CanaryPlan {
 }
 
 /// Plans a canary of `input.target` for `input.replicas` in both modes.
+///
+/// ```
+/// use canary_core::plan::{ClusterCapacity, PlanInput, plan};
+/// use canary_core::rollout_math::{CanaryMode, CanarySize};
+///
+/// // 10% of the traffic of a 10-replica Deployment, planned offline.
+/// let plan = plan(&PlanInput {
+///     replicas: 10,
+///     target: CanarySize::Percent(10.0),
+///     pod_requests: None,
+///     cluster: ClusterCapacity::Offline,
+/// })
+/// .unwrap();
+/// let surge = plan.modes.iter().find(|m| m.mode == CanaryMode::Surge).unwrap();
+/// let chosen = surge.options.iter().find(|o| o.chosen).unwrap();
+/// // One extra pod beside all ten: 1/11 of the traffic, the nearest surge gets to 10%.
+/// assert_eq!((chosen.canary_pods, chosen.stable_pods), (1, 10));
+/// // Replace mode takes one of the ten: exactly 10%.
+/// let replace = plan.modes.iter().find(|m| m.mode == CanaryMode::Replace).unwrap();
+/// let chosen = replace.options.iter().find(|o| o.chosen).unwrap();
+/// assert_eq!((chosen.canary_pods, chosen.stable_pods), (1, 9));
+/// ```
 pub fn plan(input: &PlanInput) -> Result<CanaryPlan, PlanError> {
     if input.replicas < 0 {
         return Err(RolloutMathError::NegativeReplicas {

@@ -607,6 +607,20 @@ pub fn canary_pod_range(replicas: i32, mode: CanaryMode) -> std::ops::RangeInclu
 /// range. Ties go to the smaller k: fewer pods exposed to the new version and fewer extra
 /// pods. Shares are compared exactly (the percentage is taken to 1e-9 of a point), so a tie
 /// such as 15% between 1 and 2 pods of 10 is a tie, not a floating-point accident.
+///
+/// ```
+/// use canary_core::rollout_math::{CanaryMode, CanarySize, resolve_canary};
+///
+/// // 10% of the traffic of 10 replicas: surge adds 1 pod beside the 10 (1/11 = 9.1%) ...
+/// let surge = resolve_canary(CanarySize::Percent(10.0), 10, CanaryMode::Surge).unwrap();
+/// assert_eq!((surge.pods, surge.stable_pods, surge.extra_pods()), (1, 10, 1));
+/// // ... replace takes 1 of the 10 (exactly 10%).
+/// let replace = resolve_canary(CanarySize::Percent(10.0), 10, CanaryMode::Replace).unwrap();
+/// assert_eq!((replace.pods, replace.stable_pods), (1, 9));
+/// assert_eq!(replace.traffic_share(), 0.1);
+/// // Replace must leave a stable pod.
+/// assert!(resolve_canary(CanarySize::Pods(1), 1, CanaryMode::Replace).is_err());
+/// ```
 pub fn resolve_canary(
     size: CanarySize,
     replicas: i32,

@@ -389,7 +389,7 @@ pub struct PrometheusSpec {
     /// Where Prometheus is.
     pub address: PrometheusAddress,
     /// The PromQL template, run once for the canary and once for the stable pods; see
-    /// [`render_query`] for its placeholders.
+    /// [`render_query`](super::render_query) for its placeholders.
     pub query: String,
     /// Range query over the window with this step; an instant query when absent.
     pub range: Option<RangeSpec>,
