@@ -12,14 +12,11 @@ use canary_core::plan::{
 };
 use canary_core::record::BRAKE_MIN_READY_SECONDS;
 use canary_core::rollout_math::{CanaryMode, IntOrPercent, RolloutMathError, resolve_canary};
-use canary_kube::capacity::{cluster_capacity, pod_requests};
-use canary_kube::error::{CanaryError, ErrorKind};
-use canary_kube::observe::selector_string;
-use canary_kube::store::RecordStore;
+use canary_kube::error::CanaryError;
+use canary_kube::plan_subject::{
+    DEFAULT_PROGRESS_DEADLINE_SECONDS, PlanSubject, read_plan_subject,
+};
 use comfy_table::{Table, presets::NOTHING};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::Api;
 use serde::Serialize;
 
 use crate::cli::{OutputFormat, PlanArgs};
@@ -37,24 +34,6 @@ enum PlanRefusal {
     /// The canary size or the strategy does not fit the Deployment.
     #[error(transparent)]
     RolloutMath(#[from] RolloutMathError),
-    /// A strategy field of the live Deployment that is not an integer or a percentage.
-    #[error("deploy/{deployment}: {field} {source}")]
-    Strategy {
-        /// The Deployment.
-        deployment: String,
-        /// maxSurge or maxUnavailable.
-        field: &'static str,
-        /// Why it is unreadable.
-        source: RolloutMathError,
-    },
-    /// A resource request of the pod template that is not a quantity.
-    #[error("deploy/{deployment}: {source}")]
-    Requests {
-        /// The Deployment.
-        deployment: String,
-        /// Why it is unreadable.
-        source: PlanError,
-    },
     /// `--explain` on a Recreate Deployment.
     #[error(
         "deploy/{0} uses strategy Recreate: its native rollout deletes every old pod before creating new ones, so no mixed state exists to pause in and there is no canary to explain"
@@ -66,27 +45,6 @@ impl From<PlanRefusal> for CanaryError {
     fn from(refusal: PlanRefusal) -> Self {
         CanaryError::Refused(refusal.to_string())
     }
-}
-
-/// The Kubernetes defaults the API server fills in for a Deployment.
-const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
-
-/// What the plan is about: a live Deployment, or the numbers given on the command line.
-struct Subject {
-    deployment: Option<String>,
-    namespace: Option<String>,
-    replicas: i32,
-    recreate: bool,
-    max_surge: IntOrPercent,
-    max_unavailable: IntOrPercent,
-    min_ready_seconds: i32,
-    progress_deadline_seconds: i32,
-    containers: Vec<String>,
-    selector: Option<String>,
-    /// Remarks about where the numbers come from, printed first.
-    notes: Vec<String>,
-    pod_requests: Option<Resources>,
-    cluster: ClusterCapacity,
 }
 
 /// `plan` as JSON/YAML.
@@ -117,7 +75,7 @@ pub async fn run_offline(args: &PlanArgs, output: OutputFormat) -> Result<i32, C
         cpu_millis: args.cpu.unwrap_or(0),
         memory_bytes: args.memory.unwrap_or(0),
     });
-    let subject = Subject {
+    let subject = PlanSubject {
         deployment: None,
         namespace: None,
         replicas,
@@ -140,86 +98,22 @@ pub async fn run(config: &Config, args: &PlanArgs) -> Result<i32, CanaryError> {
     let Some(target) = &args.target else {
         return run_offline(args, config.output).await;
     };
-    let deployments: Api<Deployment> = Api::namespaced(config.client.clone(), &config.namespace);
-    let deployment = deployments
-        .get_opt(&target.name)
-        .await
-        .map_err(|e| CanaryError::api(format!("read deploy/{}", target.name), e))?
-        .ok_or_else(|| CanaryError::DeploymentNotFound {
-            namespace: config.namespace.clone(),
-            name: target.name.clone(),
-            hint: String::new(),
-        })?;
-    let selector = selector_string(&deployment);
-    let uid = deployment.metadata.uid.clone().unwrap_or_default();
-    let mut spec = deployment.spec.unwrap_or_default();
-    // While a canary runs, the live strategy and minReadySeconds are the brake: plan with
-    // the settings recorded before it started. A user who may not read the record gets the
-    // live settings.
-    let store = RecordStore::new(&config.client, &config.namespace, &target.name);
-    let record = match store.get().await {
-        Ok(stored) => stored.map(|s| s.record).filter(|r| r.deployment_uid == uid),
-        Err(e) if e.kind() == ErrorKind::Forbidden => None,
-        Err(e) => return Err(e),
-    };
-    let mut notes = Vec::new();
-    if let Some(record) = &record {
-        let original = &record.original_settings;
-        spec.strategy = serde_json::from_value(original.strategy.clone()).ok();
-        spec.min_ready_seconds = original.min_ready_seconds;
-        spec.progress_deadline_seconds = original.progress_deadline_seconds;
-        notes.push(format!(
-            "A canary is running on deploy/{} ({}): planned with the strategy, minReadySeconds and progressDeadlineSeconds recorded before it started, not the brake now in place.",
-            target.name, record.phase.describe()
-        ));
-    }
-    let strategy = spec.strategy.clone().unwrap_or_default();
-    let rolling = strategy.rolling_update.unwrap_or_default();
-    let strategy_value = |value: Option<IntOrString>, field: &'static str| match value {
-        None => Ok(IntOrPercent::DEFAULT),
-        Some(IntOrString::Int(v)) => Ok(IntOrPercent::Int(v)),
-        Some(IntOrString::String(s)) => s.parse().map_err(|source| PlanRefusal::Strategy {
-            deployment: target.name.clone(),
-            field,
-            source,
-        }),
-    };
-    let template_spec = spec.template.spec.unwrap_or_default();
-    let requests = pod_requests(&template_spec).map_err(|source| PlanRefusal::Requests {
-        deployment: target.name.clone(),
-        source,
-    })?;
     // The capacity check lists nodes and pods cluster-wide: only the plan view needs it.
-    let cluster = if args.explain {
-        ClusterCapacity::Offline
-    } else {
-        cluster_capacity(&config.client).await?
-    };
-    let subject = Subject {
-        deployment: Some(target.name.clone()),
-        namespace: Some(config.namespace.clone()),
-        replicas: spec.replicas.unwrap_or(1),
-        recreate: strategy.type_.as_deref() == Some("Recreate"),
-        max_surge: strategy_value(rolling.max_surge, "maxSurge")?,
-        max_unavailable: strategy_value(rolling.max_unavailable, "maxUnavailable")?,
-        min_ready_seconds: spec.min_ready_seconds.unwrap_or(0),
-        progress_deadline_seconds: spec
-            .progress_deadline_seconds
-            .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS),
-        containers: template_spec
-            .containers
-            .iter()
-            .map(|c| c.name.clone())
-            .collect(),
-        selector: Some(selector),
-        notes,
-        pod_requests: Some(requests),
-        cluster,
-    };
+    let subject = read_plan_subject(
+        &config.client,
+        &config.namespace,
+        &target.name,
+        !args.explain,
+    )
+    .await?;
     Ok(render(&subject, args, config.output)?)
 }
 
-fn render(subject: &Subject, args: &PlanArgs, output: OutputFormat) -> Result<i32, PlanRefusal> {
+fn render(
+    subject: &PlanSubject,
+    args: &PlanArgs,
+    output: OutputFormat,
+) -> Result<i32, PlanRefusal> {
     let name = subject.deployment.as_deref();
     let namespace = subject.namespace.as_deref();
     if args.explain {
@@ -269,7 +163,7 @@ fn render(subject: &Subject, args: &PlanArgs, output: OutputFormat) -> Result<i3
     Ok(exit_code::OK)
 }
 
-fn explanation_of(subject: &Subject, args: &PlanArgs) -> Result<Explanation, PlanRefusal> {
+fn explanation_of(subject: &PlanSubject, args: &PlanArgs) -> Result<Explanation, PlanRefusal> {
     let deployment = subject.deployment.clone();
     if subject.recreate {
         return Err(PlanRefusal::Recreate(deployment.unwrap_or_default()));
@@ -290,7 +184,7 @@ fn explanation_of(subject: &Subject, args: &PlanArgs) -> Result<Explanation, Pla
     })?)
 }
 
-fn subject_line(subject: &Subject) -> String {
+fn subject_line(subject: &PlanSubject) -> String {
     match (&subject.deployment, &subject.namespace) {
         (Some(name), Some(namespace)) => format!(
             "deploy/{name} in namespace {namespace}: {} replicas",
@@ -329,7 +223,7 @@ fn requests_cell(requests: Option<Resources>, extra_pods: i32) -> String {
 }
 
 /// The human plan view.
-fn plan_text(subject: &Subject, canary_plan: &CanaryPlan, wide: bool) -> String {
+fn plan_text(subject: &PlanSubject, canary_plan: &CanaryPlan, wide: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -407,7 +301,7 @@ fn landing_cell(landing: PauseLanding) -> &'static str {
 }
 
 /// The human teaching view.
-fn explanation_text(subject: &Subject, explanation: &Explanation) -> String {
+fn explanation_text(subject: &PlanSubject, explanation: &Explanation) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
