@@ -1,10 +1,10 @@
 //! Rendering: tables for people, JSON/YAML for scripts, progress lines while waiting.
 
-use canary_core::text::{images_text, share_text};
 use std::io::Write;
 
 use canary_core::machine::{SpecChange, Waiting};
 use canary_core::record::images_of;
+use canary_core::text::{images_text, share_text};
 use canary_kube::engine::Progress;
 use canary_kube::status::{SideStatus, StatusReport};
 use comfy_table::{Table, presets::NOTHING};

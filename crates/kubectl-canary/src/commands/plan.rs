@@ -3,7 +3,6 @@
 //! the `--explain` teaching view. All arithmetic is `canary_core::plan`; this module reads
 //! the cluster and renders.
 
-use canary_core::text::percent_text;
 use std::fmt::Write as _;
 
 use canary_core::plan::{
@@ -12,6 +11,7 @@ use canary_core::plan::{
 };
 use canary_core::record::BRAKE_MIN_READY_SECONDS;
 use canary_core::rollout_math::{CanaryMode, IntOrPercent, RolloutMathError, resolve_canary};
+use canary_core::text::percent_text;
 use canary_kube::error::CanaryError;
 use canary_kube::plan_subject::{
     DEFAULT_PROGRESS_DEADLINE_SECONDS, PlanSubject, read_plan_subject,
