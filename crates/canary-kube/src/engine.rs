@@ -28,7 +28,7 @@ use crate::events::EventSink;
 use crate::live::LiveView;
 use crate::observe::{DeploymentView, NamespaceApis, pod_is_ready, revision_of, template_hash_of};
 use crate::preflight;
-use crate::status::pod_problem;
+use crate::status::{StatusReport, pod_problem};
 use crate::store::{RecordStore, StoredRecord, locked};
 
 /// Something the engine did or is waiting for, reported as it happens.
@@ -571,6 +571,18 @@ impl Engine {
     }
 
     /// The `pod-template-hash` of the canary ReplicaSet, once it exists.
+    /// One read of the cluster (the Deployment, its ReplicaSets and pods, the record), as a
+    /// status report.
+    pub async fn status_report(&self) -> Result<StatusReport> {
+        let view = self.view().await?;
+        let stored = self.store.get().await?;
+        Ok(StatusReport::build(
+            self.namespace(),
+            &view,
+            stored.as_ref(),
+        ))
+    }
+
     /// Waits (at most `timeout`) on the live view until the `pods` canary pods of a held
     /// canary are Ready, or one of them shows a problem (unschedulable, crash-looping, image
     /// pull failure), whichever comes first.

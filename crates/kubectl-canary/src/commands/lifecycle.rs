@@ -140,7 +140,7 @@ async fn run_goal(
         }
     }?;
     if outcome.is_some() || human {
-        let report = crate::commands::status::gather(engine, config).await?;
+        let report = engine.status_report().await?;
         if !print_structured(config.output, &report) {
             print!("{}", status_text(&report, false));
         }

@@ -1,5 +1,9 @@
 //! Rendering: tables for people, JSON/YAML for scripts, progress lines while waiting.
 
+mod verdict;
+
+pub use verdict::verdict_text;
+
 use std::io::Write;
 
 use canary_core::machine::{SpecChange, Waiting};

@@ -12,10 +12,9 @@ use canary_kube::events::EventSink;
 use canary_kube::store::StoredRecord;
 
 use crate::cli::{OutputFormat, StartArgs};
-use crate::commands::analyze::verdict_text;
 use crate::config::Config;
 use crate::exit_code;
-use crate::output::{print_structured, progress_printer};
+use crate::output::{print_structured, progress_printer, verdict_text};
 
 /// How the automated run ended.
 #[derive(Debug, Clone, serde::Serialize)]

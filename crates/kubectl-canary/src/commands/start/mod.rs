@@ -1,5 +1,7 @@
 //! `kubectl canary start`.
 
+mod auto;
+
 use std::time::Duration;
 
 use canary_core::machine::{TemplateState, template_state};
@@ -92,7 +94,7 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
         );
     }
     if let Some(spec) = &analysis {
-        return crate::commands::auto::run(config, args, &engine, started, &steps, spec).await;
+        return auto::run(config, args, &engine, started, &steps, spec).await;
     }
     let mut code = exit_code::OK;
     if !args.no_wait {
@@ -107,7 +109,7 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
             code = exit_code::CANARY_UNHEALTHY;
         }
     }
-    let report = crate::commands::status::gather(&engine, config).await?;
+    let report = engine.status_report().await?;
     if !print_structured(config.output, &report) {
         print!("{}", crate::output::status_text(&report, false));
     }
