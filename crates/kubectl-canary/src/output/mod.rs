@@ -1,7 +1,9 @@
 //! Rendering: tables for people, JSON/YAML for scripts, progress lines while waiting.
 
+mod plan;
 mod verdict;
 
+pub use plan::{explanation_text, plan_text};
 pub use verdict::verdict_text;
 
 use std::io::Write;
