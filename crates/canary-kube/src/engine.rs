@@ -570,7 +570,6 @@ impl Engine {
         }
     }
 
-    /// The `pod-template-hash` of the canary ReplicaSet, once it exists.
     /// One read of the cluster (the Deployment, its ReplicaSets and pods, the record), as a
     /// status report.
     pub async fn status_report(&self) -> Result<StatusReport> {
@@ -689,3 +688,6 @@ impl Engine {
         &self.client
     }
 }
+
+#[cfg(test)]
+mod tests;
