@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::percent_text;
+
 use crate::rollout_math::{
     CanaryMode, CanarySize, Fenceposts, IntOrPercent, ResolvedCanary, RolloutMathError,
     brake_sequence, brake_strategy, canary_pod_range, native_rollout_sequence, resolve_canary,
@@ -439,6 +441,28 @@ pub struct CanaryPlan {
 }
 
 /// Plans a canary of `input.target` for `input.replicas` in both modes.
+///
+/// ```
+/// use canary_core::plan::{ClusterCapacity, PlanInput, plan};
+/// use canary_core::rollout_math::{CanaryMode, CanarySize};
+///
+/// // 10% of the traffic of a 10-replica Deployment, planned offline.
+/// let plan = plan(&PlanInput {
+///     replicas: 10,
+///     target: CanarySize::Percent(10.0),
+///     pod_requests: None,
+///     cluster: ClusterCapacity::Offline,
+/// })
+/// .unwrap();
+/// let surge = plan.modes.iter().find(|m| m.mode == CanaryMode::Surge).unwrap();
+/// let chosen = surge.options.iter().find(|o| o.chosen).unwrap();
+/// // One extra pod beside all ten: 1/11 of the traffic, the nearest surge gets to 10%.
+/// assert_eq!((chosen.canary_pods, chosen.stable_pods), (1, 10));
+/// // Replace mode takes one of the ten: exactly 10%.
+/// let replace = plan.modes.iter().find(|m| m.mode == CanaryMode::Replace).unwrap();
+/// let chosen = replace.options.iter().find(|o| o.chosen).unwrap();
+/// assert_eq!((chosen.canary_pods, chosen.stable_pods), (1, 9));
+/// ```
 pub fn plan(input: &PlanInput) -> Result<CanaryPlan, PlanError> {
     if input.replicas < 0 {
         return Err(RolloutMathError::NegativeReplicas {
@@ -481,15 +505,7 @@ fn plan_mode(input: &PlanInput, mode: CanaryMode) -> ModePlan {
     let options = (chosen - 1..=chosen + 1)
         .filter(|pods| range.contains(pods))
         .map(|pods| {
-            let canary = ResolvedCanary {
-                pods,
-                stable_pods: match mode {
-                    CanaryMode::Surge => replicas,
-                    CanaryMode::Replace => replicas - pods,
-                },
-                mode,
-                replicas,
-            };
+            let canary = ResolvedCanary::of(pods, replicas, mode);
             let share = canary.traffic_share() * 100.0;
             let extra_pods = canary.extra_pods();
             CanaryOption {
@@ -550,12 +566,6 @@ pub fn exact_sizing(percent: f64, replicas: i32, mode: CanaryMode) -> Option<Exa
         stable_pods: i32::try_from(multiple * unit_stable).ok()?,
         canary_pods: i32::try_from(multiple * a).ok()?,
     })
-}
-
-fn percent_text(value: f64) -> String {
-    let rounded = format!("{value:.2}");
-    let trimmed = rounded.trim_end_matches('0').trim_end_matches('.');
-    format!("{trimmed}%")
 }
 
 fn advise(input: &PlanInput, modes: &[ModePlan]) -> Vec<String> {
@@ -973,6 +983,7 @@ fn json_int_or_percent(value: IntOrPercent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rollout_math::stable_pods_beside_canary;
 
     fn node(
         name: &str,
@@ -1248,10 +1259,8 @@ mod tests {
                     i64::from(hundredths) * total
                 );
                 proptest::prop_assert!(exact.canary_pods >= 1 && exact.stable_pods >= 1);
-                let expected_stable = match mode {
-                    CanaryMode::Surge => exact.replicas,
-                    CanaryMode::Replace => exact.replicas - exact.canary_pods,
-                };
+                let expected_stable =
+                    stable_pods_beside_canary(mode, exact.replicas, exact.canary_pods);
                 proptest::prop_assert_eq!(exact.stable_pods, expected_stable);
                 // resolve_canary agrees: at that size the share is hit exactly.
                 let resolved = resolve_canary(CanarySize::Percent(percent), exact.replicas, mode).unwrap();

@@ -5,6 +5,8 @@ use thiserror::Error;
 use canary_core::foreign::ForeignChange;
 use canary_core::machine::Stuck;
 
+use crate::analysis::AnalysisError;
+
 /// How an error should be reported; the binary maps each to a documented exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -34,6 +36,8 @@ pub enum ErrorKind {
     RecordLost,
     /// Another run took the canary over.
     Superseded,
+    /// The input (an analysis spec, for instance) is malformed; nothing was changed.
+    Usage,
     /// Anything else.
     Internal,
 }
@@ -150,6 +154,12 @@ pub enum CanaryError {
         /// What is wrong.
         detail: String,
     },
+    /// The input is malformed (an analysis spec that cannot be read).
+    #[error("{0}")]
+    Usage(String),
+    /// An analysis could not run at all.
+    #[error(transparent)]
+    Analysis(#[from] crate::analysis::AnalysisError),
     /// A Kubernetes API call failed.
     #[error("{context}: {source}")]
     Api {
@@ -196,6 +206,13 @@ impl CanaryError {
                 ForeignChange::RecordLost => ErrorKind::RecordLost,
                 ForeignChange::SupersededByAnotherRun { .. } => ErrorKind::Superseded,
             },
+            CanaryError::Usage(_) => ErrorKind::Usage,
+            // Nothing to analyse is a canary that does not exist (exit code 3), whichever
+            // command runs the analysis; a spec without checks is malformed input.
+            CanaryError::Analysis(AnalysisError::NoChecks) => ErrorKind::Usage,
+            CanaryError::Analysis(
+                AnalysisError::NoCanaryPods { .. } | AnalysisError::NoStablePods { .. },
+            ) => ErrorKind::NotFound,
             CanaryError::Api { source, .. } if is_status(source, 403) => ErrorKind::Forbidden,
             CanaryError::BadRecord { .. } | CanaryError::Api { .. } => ErrorKind::Internal,
         }

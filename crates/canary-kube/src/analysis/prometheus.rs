@@ -14,8 +14,9 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use canary_core::analysis_spec::{
-    CheckSpec, PrometheusAddress, PrometheusSpec, QueryContext, format_duration, render_query,
+    CheckSpec, PrometheusAddress, PrometheusSpec, QueryContext, render_query,
 };
+use canary_core::duration::format_duration;
 use canary_core::stats;
 use canary_core::verdict::{
     CheckResult, JudgeConfig, Measurement, Outcome, judge_samples, judge_values,

@@ -8,7 +8,7 @@ use kube::ResourceExt;
 use canary_core::record::CanaryRecord;
 
 use super::{Engine, Progress};
-use crate::error::Result;
+use crate::observe::DeploymentView;
 
 impl Engine {
     /// After an abort has restored everything and the canary ReplicaSet is at 0: warns
@@ -48,15 +48,13 @@ impl Engine {
             });
         }
     }
+}
 
-    /// Why the canary ReplicaSet cannot create its pods, as the ReplicaSet controller says
-    /// it (`ReplicaFailure`, reason `FailedCreate`, with the API server's message), if so.
-    pub async fn canary_create_failure(&self, record: &CanaryRecord) -> Result<Option<String>> {
-        let view = self.view().await?;
-        Ok(view
-            .replica_set_with_template(&record.target_template())
-            .and_then(replica_failure))
-    }
+/// Why the canary ReplicaSet cannot create its pods, as the ReplicaSet controller says it
+/// (`ReplicaFailure`, reason `FailedCreate`, with the API server's message), if so.
+pub(super) fn create_failure(view: &DeploymentView, record: &CanaryRecord) -> Option<String> {
+    view.replica_set_with_template(&record.target_template())
+        .and_then(replica_failure)
 }
 
 /// The `ReplicaFailure` condition of a ReplicaSet, in words.
