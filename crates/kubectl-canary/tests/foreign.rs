@@ -835,3 +835,95 @@ async fn admission_that_rewrites_the_brake() {
         "abort",
     );
 }
+
+/// The real horizontal-pod-autoscaler controller (testenv runs it) raises replicas from 4
+/// to 6 (its minReplicas raised, no metrics needed) while a canary started with
+/// `--allow-hpa` is held: the next command follows, the count stays the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_autoscaler_rescale_while_held_is_followed() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, _before) = settled(&env, "fx-hpa", 4).await;
+    kubectl_ok(
+        &env,
+        &[
+            "-n",
+            &ns.name,
+            "autoscale",
+            "deploy/web",
+            "--min=4",
+            "--max=4",
+            "--cpu=80",
+        ],
+    )
+    .await;
+    let out = canary(
+        &env,
+        &ns.name,
+        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
+    )
+    .await;
+    assert_exit(
+        &out,
+        exit_code::REFUSED,
+        "start beside an HPA without --allow-hpa",
+    );
+    assert_exit(
+        &canary(
+            &env,
+            &ns.name,
+            &[
+                "start",
+                "deploy/web",
+                "nginx=nginx:1.15",
+                "--canary",
+                "1",
+                "--allow-hpa",
+            ],
+        )
+        .await,
+        0,
+        "start --allow-hpa",
+    );
+    kubectl_ok(
+        &env,
+        &[
+            "-n",
+            &ns.name,
+            "patch",
+            "hpa",
+            "web",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"minReplicas":6,"maxReplicas":6}}"#,
+        ],
+    )
+    .await;
+    let api: Api<Deployment> = Api::namespaced(env.client().await, &ns.name);
+    wait_for(
+        &env,
+        "the HPA controller to scale deploy/web to 6",
+        Duration::from_secs(60),
+        || async {
+            let d = api.get("web").await.ok()?;
+            (d.spec?.replicas == Some(6)).then_some(())
+        },
+    )
+    .await;
+    wait_status_foreign(&env, &ns.name, "rescaled").await;
+    assert_exit(
+        &canary(&env, &ns.name, &["promote", "deploy/web", "--canary", "2"]).await,
+        0,
+        "promote --canary 2 after the HPA rescaled",
+    );
+    assert_eq!(
+        replica_sets_by_image(&env, &ns.name).await,
+        vec![("nginx:1.14".to_string(), 6), ("nginx:1.15".to_string(), 2)],
+    );
+    assert_eq!(record_json(&env, &ns.name).await["replicas"], 6);
+    assert_exit(
+        &canary(&env, &ns.name, &["promote", "deploy/web", "--full"]).await,
+        0,
+        "promote --full",
+    );
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+}
