@@ -852,7 +852,7 @@ async fn an_autoscaler_rescale_while_held_is_followed() {
             "deploy/web",
             "--min=4",
             "--max=4",
-            "--cpu=80",
+            "--cpu-percent=80",
         ],
     )
     .await;
