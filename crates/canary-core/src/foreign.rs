@@ -21,6 +21,10 @@ pub struct KnownRecord<'a> {
     pub record: &'a CanaryRecord,
     /// Its resourceVersion then.
     pub resource_version: &'a str,
+    /// Whether this run has seen the canary template on the Deployment (set it, or found
+    /// it set). After that, the stable template coming back is someone else's doing even
+    /// when the Deployment's own settings are back (`promote --full` restores them first).
+    pub canary_seen: bool,
 }
 
 /// The record as it is now in the cluster.
@@ -344,7 +348,8 @@ pub fn classify(
             });
         }
         TemplateState::Original
-            if !matches!(record.phase, Phase::Aborting) && !untouched(record, observed) =>
+            if !matches!(record.phase, Phase::Aborting)
+                && (known.canary_seen || !untouched(record, observed)) =>
         {
             return Some(ForeignChange::RevertedToStable);
         }
@@ -406,6 +411,7 @@ mod tests {
         KnownRecord {
             record,
             resource_version: "5",
+            canary_seen: false,
         }
     }
 
@@ -513,6 +519,16 @@ mod tests {
         assert_eq!(
             classify(known(&promoting), same(&promoting), Some("uid"), Some(&obs)),
             None
+        );
+        // ... but once this run has seen the canary (promote --full restored the settings
+        // first), the stable template coming back is a revert.
+        let seen = KnownRecord {
+            canary_seen: true,
+            ..known(&promoting)
+        };
+        assert_eq!(
+            classify(seen, same(&promoting), Some("uid"), Some(&obs)),
+            Some(ForeignChange::RevertedToStable)
         );
         // An abort wants the stable template; a promotion ignores replicas.
         for phase in [Phase::Aborting, Phase::PromotingFull] {

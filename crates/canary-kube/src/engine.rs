@@ -99,6 +99,9 @@ pub struct Engine {
     apis: NamespaceApis,
     store: RecordStore,
     name: String,
+    /// Whether this command has seen the canary template on the Deployment (see
+    /// [`canary_core::foreign::KnownRecord::canary_seen`]).
+    canary_seen: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What `start` was asked for.
@@ -136,6 +139,7 @@ impl Engine {
             apis: NamespaceApis::new(client, namespace),
             store: RecordStore::new(client, namespace, name),
             name: name.to_string(),
+            canary_seen: Default::default(),
         }
     }
 

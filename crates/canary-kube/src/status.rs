@@ -229,6 +229,7 @@ impl StatusReport {
             KnownRecord {
                 record,
                 resource_version: &stored.resource_version,
+                canary_seen: false,
             },
             SeenRecord::Unchecked,
             view.deployment.uid().as_deref(),

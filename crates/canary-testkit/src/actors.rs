@@ -95,8 +95,9 @@ fn run_loop(
 ) -> usize {
     let file = path.display().to_string();
     let mut applied = 0;
-    for _ in 0..rounds {
-        if stop.load(Ordering::SeqCst) {
+    for round in 0..rounds {
+        // The first apply happens whatever: a loop stopped at once still applied once.
+        if round > 0 && stop.load(Ordering::SeqCst) {
             break;
         }
         let out = env.run(

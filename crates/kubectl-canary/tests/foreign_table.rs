@@ -150,6 +150,48 @@ async fn act(
     None
 }
 
+/// Polls `check` for up to 30 s.
+async fn wait_until<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether the record's phase is `name`.
+async fn record_says(env: &TestEnv, namespace: &str, name: &str) -> bool {
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(env.client().await, namespace);
+    api.get_opt("web.kubectl-canary")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|cm| cm.data)
+        .and_then(|d| d.get("record.json").cloned())
+        .is_some_and(|text| text.contains(&format!("\"name\": \"{name}\"")))
+}
+
+/// Images of the Deployment's pods that are not being deleted.
+async fn pods_by_image(env: &TestEnv, namespace: &str) -> Vec<String> {
+    let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(env.client().await, namespace);
+    api.list(&kube::api::ListParams::default().labels("app=web"))
+        .await
+        .map(|list| {
+            list.items
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter_map(|p| p.spec.and_then(|s| s.containers[0].image.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Runs one cell; returns its text.
 async fn cell(env: &TestEnv, phase: Phase, action: Action) -> String {
     let ns = TestNamespace::create(env, "fx-table").await;
@@ -181,12 +223,13 @@ async fn cell(env: &TestEnv, phase: Phase, action: Action) -> String {
             ]),
         ),
         Phase::Holding => ("nginx=nginx:1.15", None),
+        // Canary pods Ready only after 10 s: the promotion waits that long.
         Phase::Promoting => (
-            "nginx=nginx:1.15__never-ready",
+            "nginx=nginx:1.15__ready-after-10s",
             Some(vec!["promote", "deploy/web", "--full", "--timeout", "60s"]),
         ),
         Phase::Aborting => (
-            "nginx=nginx:1.15__never-ready",
+            "nginx=nginx:1.15",
             Some(vec!["abort", "deploy/web", "--timeout", "60s"]),
         ),
     };
@@ -225,8 +268,22 @@ async fn cell(env: &TestEnv, phase: Phase, action: Action) -> String {
             canary(&env, &ns, &args).await
         })
     });
-    // Let the waiting command get to its wait.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Act once the waiting command is in its wait.
+    match phase {
+        Phase::Starting => {
+            wait_until(|| async {
+                pods_by_image(env, &ns.name)
+                    .await
+                    .iter()
+                    .any(|image| image.starts_with("nginx:1.15"))
+            })
+            .await
+        }
+        Phase::Holding => {}
+        Phase::Promoting => wait_until(|| record_says(env, &ns.name, "promotingFull")).await,
+        Phase::Aborting => wait_until(|| record_says(env, &ns.name, "aborting")).await,
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let action_at = started.elapsed();
     let acted = act(env, &ns.name, stable, action).await;
     let mut outcome = Vec::new();

@@ -9,7 +9,8 @@ use kube::ResourceExt;
 use canary_core::foreign::{
     ForeignChange, ForeignResponse, KnownRecord, SeenRecord, classify, follow_size, followed,
 };
-use canary_core::machine::Goal;
+use canary_core::machine::{Goal, TemplateState, template_state};
+use std::sync::atomic::Ordering;
 
 use super::{Engine, Progress, mutation_point};
 use crate::error::{CanaryError, Result, is_status};
@@ -21,10 +22,11 @@ use crate::store::StoredRecord;
 /// How many times a release is tried when other writers keep winning the race.
 const RELEASE_ATTEMPTS: usize = 5;
 
-fn known(stored: &StoredRecord) -> KnownRecord<'_> {
+fn known(stored: &StoredRecord, canary_seen: bool) -> KnownRecord<'_> {
     KnownRecord {
         record: &stored.record,
         resource_version: &stored.resource_version,
+        canary_seen,
     }
 }
 
@@ -41,6 +43,7 @@ fn seen(record: &Result<Option<StoredRecord>>) -> SeenRecord<'_> {
 
 fn classify_view(
     stored: &StoredRecord,
+    canary_seen: bool,
     record: SeenRecord<'_>,
     view: Option<&DeploymentView>,
 ) -> Option<ForeignChange> {
@@ -50,10 +53,26 @@ fn classify_view(
         .filter(|v| v.deployment.metadata.deletion_timestamp.is_none())
         .and_then(|v| v.deployment.uid());
     let observation = view.map(|v| v.observation(&stored.record));
-    classify(known(stored), record, uid.as_deref(), observation.as_ref())
+    classify(
+        known(stored, canary_seen),
+        record,
+        uid.as_deref(),
+        observation.as_ref(),
+    )
 }
 
 impl Engine {
+    /// Whether this command has seen the canary template on the Deployment; updated from
+    /// every view it decides on.
+    fn canary_seen(&self, stored: &StoredRecord, view: Option<&DeploymentView>) -> bool {
+        if let Some(view) = view
+            && template_state(&stored.record, &view.template()) == TemplateState::Canary
+        {
+            self.canary_seen.store(true, Ordering::SeqCst);
+        }
+        self.canary_seen.load(Ordering::SeqCst)
+    }
+
     /// A foreign change as the live view's watches show it (Deployment, ReplicaSets, pods
     /// and the record), if any.
     pub(super) fn foreign_in_live(
@@ -62,14 +81,21 @@ impl Engine {
         stored: &StoredRecord,
     ) -> Option<ForeignChange> {
         let record = live.record(&self.store);
-        classify_view(stored, seen(&record), live.view().ok().as_ref())
+        let view = live.view().ok();
+        let canary_seen = self.canary_seen.load(Ordering::SeqCst);
+        let change = classify_view(stored, canary_seen, seen(&record), view.as_ref());
+        self.canary_seen(stored, view.as_ref());
+        change
     }
 
     /// A foreign change as fresh reads show it, if any.
     pub(super) async fn foreign_now(&self, stored: &StoredRecord) -> Result<Option<ForeignChange>> {
         let view = self.view_if_exists().await?;
         let record = self.store.get().await;
-        Ok(classify_view(stored, seen(&record), view.as_ref()))
+        let canary_seen = self.canary_seen.load(Ordering::SeqCst);
+        let change = classify_view(stored, canary_seen, seen(&record), view.as_ref());
+        self.canary_seen(stored, view.as_ref());
+        Ok(change)
     }
 
     /// Before a command writes its phase: a foreign change that matters for `goal`. An
@@ -86,13 +112,14 @@ impl Engine {
             record: &stored.record,
             resource_version: &stored.resource_version,
         };
-        Ok(
-            classify_view(stored, record, Some(&view)).filter(|change| match change {
-                ForeignChange::RevertedToStable => goal != Goal::Abort,
-                ForeignChange::Rescaled { .. } => matches!(goal, Goal::Hold { .. }),
-                _ => true,
-            }),
-        )
+        let canary_seen = self.canary_seen(stored, None);
+        let change = classify_view(stored, canary_seen, record, Some(&view));
+        self.canary_seen(stored, Some(&view));
+        Ok(change.filter(|change| match change {
+            ForeignChange::RevertedToStable => goal != Goal::Abort,
+            ForeignChange::Rescaled { .. } => matches!(goal, Goal::Hold { .. }),
+            _ => true,
+        }))
     }
 
     /// For a command that waits outside the engine's loops (`start` waiting for Ready
