@@ -398,6 +398,41 @@ async fn abort_supersedes_a_waiting_promotion() {
     assert_spec_equal_except(&before, &spec_of(&env, &ns.name, "web").await, &[]);
 }
 
+/// The GitOps stand-in puts the stable template back while `promote --full` waits (the
+/// Deployment's own settings already back): the promotion does not apply the canary again
+/// over it; it closes the canary and exits 13, and the stable version stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stable_template_put_back_while_a_promotion_waits() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, before, promote) = waiting_promotion(&env, "fx-revert-promote").await;
+    let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
+    let gitops = GitOpsLoop::start(
+        &env,
+        &ns.name,
+        &manifest(3, "nginx:1.14"),
+        Duration::from_secs(2),
+        2,
+    );
+    let (out, took) = promote.await.expect("promote runs");
+    gitops.stop();
+    assert_exit(
+        &out,
+        exit_code::REVERTED_BY_OTHERS,
+        "promote --full under a revert",
+    );
+    assert!(took < Duration::from_secs(60), "stopped after {took:?}");
+    assert!(!record_exists(&env, &ns.name, "web").await);
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(&before, &spec_of(&env, &ns.name, "web").await, &[]);
+    assert_eq!(
+        pods_by_image(&env, &ns.name).await,
+        vec![("nginx:1.14".to_string(), 3)]
+    );
+    sampler
+        .assert_never_unavailable("revert during promote --full")
+        .await;
+}
+
 /// The record is deleted while `promote --full` waits: the run stops with exit 17 and
 /// changes nothing more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
