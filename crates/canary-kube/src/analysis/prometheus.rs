@@ -17,10 +17,7 @@ use canary_core::analysis_spec::{
     CheckSpec, PrometheusAddress, PrometheusSpec, QueryContext, render_query,
 };
 use canary_core::duration::format_duration;
-use canary_core::stats;
-use canary_core::verdict::{
-    CheckResult, JudgeConfig, Measurement, Outcome, judge_samples, judge_values,
-};
+use canary_core::verdict::{CheckResult, Measurement, Outcome, judge_query_values};
 
 use super::{AnalysisTarget, Side, result_of};
 
@@ -481,7 +478,8 @@ pub async fn run(
     result_of(check, outcome, measurements, reason)
 }
 
-/// Compares the two sides' query results.
+/// Compares the two sides' query results: a failed query makes the check inconclusive with
+/// its reason; the values are judged by [`judge_query_values`].
 pub fn judge(
     canary: Result<Vec<Series>, PrometheusError>,
     stable: Result<Vec<Series>, PrometheusError>,
@@ -494,98 +492,13 @@ pub fn judge(
             return (Outcome::Inconclusive, Vec::new(), error.to_string());
         }
     };
-    let values = |series: &[Series]| -> Vec<f64> {
+    let values = |series: &[Series]| -> Vec<Vec<f64>> {
         series
             .iter()
-            .flat_map(|s| s.points.iter().map(|(_, v)| *v))
+            .map(|s| s.points.iter().map(|(_, v)| *v).collect())
             .collect()
     };
-    let canary_values = values(&canary);
-    let stable_values = values(&stable);
-    let finite = |v: &[f64]| {
-        v.iter()
-            .copied()
-            .filter(|x| x.is_finite())
-            .collect::<Vec<f64>>()
-    };
-    let (canary_finite, stable_finite) = (finite(&canary_values), finite(&stable_values));
-    let aggregate = |v: &[f64]| {
-        if settings.range.is_some() {
-            stats::median(v)
-        } else {
-            stats::mean(v)
-        }
-    };
-    let value_name = if settings.range.is_some() {
-        "median over the window"
-    } else {
-        "value (mean over series)"
-    };
-    let measurements = vec![
-        Measurement::new(
-            value_name,
-            aggregate(&canary_finite),
-            aggregate(&stable_finite),
-        ),
-        Measurement::new(
-            "samples",
-            Some(canary_values.len() as f64),
-            Some(stable_values.len() as f64),
-        ),
-        Measurement::new(
-            "series",
-            Some(canary.len() as f64),
-            Some(stable.len() as f64),
-        ),
-    ];
-    let empty = |side: &str| {
-        format!(
-            "the query returned no data for the {side} pods (query: {canary_query}); if no series means zero, add `or vector(0)`"
-        )
-    };
-    if canary_values.is_empty() {
-        return (Outcome::Inconclusive, measurements, empty("canary"));
-    }
-    if stable_values.is_empty() {
-        return (Outcome::Inconclusive, measurements, empty("stable"));
-    }
-    let threshold_violation =
-        aggregate(&canary_finite).and_then(|v| settings.threshold.violation(v));
-    let config: JudgeConfig = settings.judge.into();
-    let judgement = if settings.range.is_some() {
-        judge_samples(&canary_values, &stable_values, &config)
-    } else {
-        judge_values(
-            aggregate(&canary_finite),
-            aggregate(&stable_finite),
-            &config,
-        )
-    };
-    let nan_note = if canary_finite.is_empty() || stable_finite.is_empty() {
-        " (the values are NaN: typically a rate over no traffic, 0/0)"
-    } else {
-        ""
-    };
-    match threshold_violation {
-        Some(violation) => (
-            Outcome::Fail,
-            measurements,
-            format!("{violation}; comparison: {}", judgement.reason),
-        ),
-        None => (
-            judgement.outcome,
-            measurements,
-            format!(
-                "{}{nan_note}{}",
-                judgement.reason,
-                if settings.threshold.is_empty() {
-                    String::new()
-                } else {
-                    "; within the thresholds".to_string()
-                }
-            ),
-        ),
-    }
+    judge_query_values(&values(&canary), &values(&stable), settings, canary_query)
 }
 
 #[cfg(test)]
