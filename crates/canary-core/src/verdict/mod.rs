@@ -9,11 +9,13 @@
 mod combine;
 mod event;
 mod judge;
+mod query;
 
 pub use crate::text::format_number;
 pub use combine::*;
 pub use event::{VerdictEvent, event_note, verdict_event};
 pub use judge::*;
+pub use query::judge_query_values;
 
 #[cfg(test)]
 mod tests {
