@@ -113,6 +113,14 @@ async fn serve_view(handle: &mut Handle, deployment: Value) {
     }
 }
 
+/// The record with an abort in progress.
+fn aborting(record: CanaryRecord) -> CanaryRecord {
+    CanaryRecord {
+        phase: canary_core::record::Phase::Aborting,
+        ..record
+    }
+}
+
 /// The record as stored, at resourceVersion 7.
 fn stored(record: &CanaryRecord) -> StoredRecord {
     StoredRecord {
@@ -159,7 +167,8 @@ fn quiet() -> impl FnMut(&Progress) + Send {
 #[tokio::test]
 async fn a_conflict_is_read_again_and_retried_with_the_new_resource_version() {
     let (engine, mut handle) = engine();
-    let record = record();
+    // An abort in progress: its phase is recorded before it writes the Deployment.
+    let record = aborting(record());
     let server = {
         let record = record.clone();
         tokio::spawn(async move {
@@ -221,7 +230,8 @@ async fn a_conflict_is_read_again_and_retried_with_the_new_resource_version() {
 #[tokio::test]
 async fn an_invalid_update_is_refused_and_not_retried() {
     let (engine, mut handle) = engine();
-    let record = record();
+    // An abort in progress: its phase is recorded before it writes the Deployment.
+    let record = aborting(record());
     let server = {
         let record = record.clone();
         tokio::spawn(async move {
