@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/component-base/version"
 )
 
 // Config of the simulator.
@@ -208,7 +209,7 @@ func (s *Sim) nodeObject(n *nodeInfo) *v1.Node {
 			DaemonEndpoints: v1.NodeDaemonEndpoints{KubeletEndpoint: v1.DaemonEndpoint{Port: 10250}},
 			NodeInfo: v1.NodeSystemInfo{MachineID: n.name, SystemUUID: n.name, BootID: n.name, KernelVersion: "6.1.0-sim",
 				OSImage: "kubectl-canary testenv pod simulator", ContainerRuntimeVersion: "containerd://sim",
-				KubeletVersion: "v1.36.3", KubeProxyVersion: "v1.36.3", OperatingSystem: "linux", Architecture: "amd64"},
+				KubeletVersion: version.Get().GitVersion, KubeProxyVersion: version.Get().GitVersion, OperatingSystem: "linux", Architecture: "amd64"},
 		},
 	}
 }

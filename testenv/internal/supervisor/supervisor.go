@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -36,10 +37,44 @@ import (
 	"kubectl-canary/testenv/internal/pki"
 )
 
+// proc is a component: its binary and arguments, and its current process. A fault command
+// replaces the process with a new run of the same binary and arguments (same ports, same
+// certificates).
 type proc struct {
 	name string
+	bin  string
+	args []string
+	// ready waits until a (re)started run serves; nil: started is enough.
+	ready func(ctx context.Context) error
+	// cur is the current process (guarded by sup.faults once the environment is up).
+	cur *run
+	// frozen: SIGSTOPped by a fault command, thawed when thaw fires or is closed early.
+	frozen *freeze
+}
+
+// run is one process of a component.
+type run struct {
 	cmd  *exec.Cmd
 	done chan struct{}
+	err  error // set before done is closed
+	// expected is set before the supervisor stops the process on purpose (fault command),
+	// so that its exit does not bring the whole environment down.
+	expected atomic.Bool
+}
+
+// exited reports whether the process has ended.
+func (r *run) exited() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// died is an unexpected exit of a component.
+type died struct {
+	name string
 	err  error
 }
 
@@ -53,15 +88,20 @@ type sup struct {
 	ns         string
 	net        *netns.Net
 	procs      []*proc
-	died       chan *proc
+	died       chan died
 	apiPort    int
 	promPort   int
 	sdPort     int
 	etcdPort   int
+	kcmPort    int
+	schedPort  int
 	adminKC    string
 	restrictKC string
 	start      time.Time
 	stopping   atomic.Bool
+	// faults serialises fault commands and guards procs and components against them.
+	faults  sync.Mutex
+	control net.Listener
 }
 
 func logf(format string, args ...interface{}) {
@@ -122,7 +162,7 @@ func Main(args []string) int {
 		return 1
 	}
 	s := &sup{dir: abs, logs: filepath.Join(abs, "logs"), pki: filepath.Join(abs, "pki"), self: self, promBin: *prom,
-		nodes: *nodes, died: make(chan *proc, 16), start: time.Now()}
+		nodes: *nodes, died: make(chan died, 16), start: time.Now()}
 	// fresh state, but keep logs/supervisor.log which scripts/testenv redirects into
 	for _, d := range []string{"etcd", "prometheus", "pki", "ready", "env", "kubeconfig", "kubeconfig-restricted", "prometheus.yml"} {
 		_ = os.RemoveAll(filepath.Join(abs, d))
@@ -145,11 +185,11 @@ func Main(args []string) int {
 		select {
 		case x := <-sig:
 			logf("got %v", x)
-		case p := <-s.died:
+		case d := <-s.died:
 			if s.stopping.Load() {
 				return
 			}
-			logf("component %s exited unexpectedly: %v (see %s)", p.name, p.err, filepath.Join(s.logs, p.name+".log"))
+			logf("component %s exited unexpectedly: %v (see %s)", d.name, d.err, filepath.Join(s.logs, d.name+".log"))
 		case <-ctx.Done():
 			return
 		}
@@ -184,54 +224,86 @@ func Main(args []string) int {
 }
 
 func (s *sup) startProc(name string, bin string, args ...string) (*proc, error) {
-	lf, err := os.OpenFile(filepath.Join(s.logs, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
+	p := &proc{name: name, bin: bin, args: args}
+	if err := s.launch(p, os.O_TRUNC); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
+	s.procs = append(s.procs, p)
+	return p, nil
+}
+
+// launch starts a new process of p; a restart appends to the component's log (logMode O_APPEND).
+func (s *sup) launch(p *proc, logMode int) error {
+	lf, err := os.OpenFile(filepath.Join(s.logs, p.name+".log"), os.O_CREATE|os.O_WRONLY|logMode, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(p.bin, p.args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Dir = s.dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		lf.Close()
-		return nil, err
+		return err
 	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-	s.procs = append(s.procs, p)
-	logf("started %s (pid %d)", name, cmd.Process.Pid)
+	r := &run{cmd: cmd, done: make(chan struct{})}
+	p.cur = r
+	logf("started %s (pid %d)", p.name, cmd.Process.Pid)
 	go func() {
-		p.err = cmd.Wait()
+		r.err = cmd.Wait()
 		lf.Close()
-		close(p.done)
+		close(r.done)
+		if r.expected.Load() {
+			return
+		}
 		select {
-		case s.died <- p:
+		case s.died <- died{p.name, r.err}:
 		default:
 		}
 	}()
-	return p, nil
+	return nil
+}
+
+// stop ends process r: SIGCONT (it may be frozen), SIGTERM, SIGKILL after grace. expected
+// marks the exit as wanted (fault command) rather than a failure of the environment.
+func stop(name string, r *run, grace time.Duration, expected bool) {
+	if r.exited() {
+		return
+	}
+	if expected {
+		r.expected.Store(true)
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGCONT)
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.done:
+	case <-time.After(grace):
+		logf("%s did not stop within %s, killing", name, grace)
+		_ = r.cmd.Process.Kill()
+		<-r.done
+	}
 }
 
 func (s *sup) shutdown() {
 	s.stopping.Store(true)
 	signal.Reset()
+	if s.control != nil {
+		s.control.Close()
+	}
+	// a fault command in progress finishes first (at most its own timeout)
+	s.faults.Lock()
+	defer s.faults.Unlock()
 	// ignore deaths from here on
 	for i := len(s.procs) - 1; i >= 0; i-- {
 		p := s.procs[i]
-		select {
-		case <-p.done:
+		if p.cur == nil || p.cur.exited() {
 			continue
-		default:
 		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			logf("%s did not stop, killing", p.name)
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+		s.thaw(p)
+		stop(p.name, p.cur, 5*time.Second, true)
 		logf("stopped %s", p.name)
 	}
+	_ = os.Remove(filepath.Join(s.dir, controlSocket))
 	if s.ns != "" {
 		if err := netns.Delete(s.ns); err != nil {
 			logf("removing netns %s: %v", s.ns, err)
@@ -351,7 +423,14 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 	logf("etcd ready (%.1fs)", time.Since(s.start).Seconds())
 
 	// kube-apiserver
-	if _, err := s.startProc("kube-apiserver", s.self, "kube-apiserver",
+	tlsCfg, err := clientTLS(ca.CertPEM, adminKP)
+	if err != nil {
+		return err
+	}
+	apiReady := func(ctx context.Context) error {
+		return waitHTTP(ctx, server+"/readyz", tlsCfg, "kube-apiserver /readyz")
+	}
+	apiProc, err := s.startProc("kube-apiserver", s.self, "kube-apiserver",
 		"--etcd-servers", fmt.Sprintf("http://127.0.0.1:%d", s.etcdPort),
 		"--bind-address", "127.0.0.1",
 		"--secure-port", strconv.Itoa(s.apiPort),
@@ -371,14 +450,12 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		"--profiling=false",
 		"--event-ttl", "1h",
 		"--v", "1",
-	); err != nil {
-		return err
-	}
-	tlsCfg, err := clientTLS(ca.CertPEM, adminKP)
+	)
 	if err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, server+"/readyz", tlsCfg, "kube-apiserver /readyz"); err != nil {
+	apiProc.ready = apiReady
+	if err := apiReady(ctx); err != nil {
 		return err
 	}
 	logf("kube-apiserver ready at %s (%.1fs)", server, time.Since(s.start).Seconds())
@@ -405,12 +482,29 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		"serviceaccount-controller", "serviceaccount-token-controller", "endpoints-controller", "endpointslice-controller",
 		"endpointslice-mirroring-controller", "root-ca-certificate-publisher-controller", "clusterrole-aggregation-controller",
 		"disruption-controller", "pod-garbage-collector-controller", "resourcequota-controller", "ttl-controller",
+		"horizontal-pod-autoscaler-controller",
 	}, ",")
-	if _, err := s.startProc("kube-controller-manager", s.self, "kube-controller-manager",
+	// healthz of the controller-manager and the scheduler (self-signed serving certs, paths
+	// always allowed): how a fault command knows a restarted one serves again
+	if s.kcmPort, err = freePort(); err != nil {
+		return err
+	}
+	if s.schedPort, err = freePort(); err != nil {
+		return err
+	}
+	kcmProc, err := s.startProc("kube-controller-manager", s.self, "kube-controller-manager",
 		"--kubeconfig", filepath.Join(s.pki, "controller-manager.kubeconfig"),
 		"--controllers", controllers,
 		"--leader-elect=false",
-		"--secure-port", "0",
+		"--bind-address", "127.0.0.1",
+		"--secure-port", strconv.Itoa(s.kcmPort),
+		// HPA: decisions every second instead of 15 s, and a 10 s instead of 5 min
+		// scale-down stabilisation window and CPU initialisation period, so tests of
+		// min/max bounds and CPU targets take seconds (a real cluster tunes these too)
+		"--horizontal-pod-autoscaler-sync-period", "1s",
+		"--horizontal-pod-autoscaler-downscale-stabilization", "10s",
+		"--horizontal-pod-autoscaler-cpu-initialization-period", "10s",
+		"--horizontal-pod-autoscaler-initial-readiness-delay", "5s",
 		"--use-service-account-credentials=false",
 		"--service-account-private-key-file", saKey,
 		"--root-ca-file", caPath,
@@ -424,17 +518,22 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		"--kube-api-qps", "200",
 		"--kube-api-burst", "400",
 		"--v", "1",
-	); err != nil {
+	)
+	if err != nil {
 		return err
 	}
-	if _, err := s.startProc("kube-scheduler", s.self, "kube-scheduler",
+	kcmProc.ready = healthz(fmt.Sprintf("https://127.0.0.1:%d/healthz", s.kcmPort), "kube-controller-manager /healthz")
+	schedProc, err := s.startProc("kube-scheduler", s.self, "kube-scheduler",
 		"--kubeconfig", filepath.Join(s.pki, "scheduler.kubeconfig"),
 		"--leader-elect=false",
-		"--secure-port", "0",
+		"--bind-address", "127.0.0.1",
+		"--secure-port", strconv.Itoa(s.schedPort),
 		"--v", "1",
-	); err != nil {
+	)
+	if err != nil {
 		return err
 	}
+	schedProc.ready = healthz(fmt.Sprintf("https://127.0.0.1:%d/healthz", s.schedPort), "kube-scheduler /healthz")
 	if _, err := s.startProc("podsim", s.self, "podsim",
 		"--kubeconfig", filepath.Join(s.pki, "podsim.kubeconfig"),
 		"--netns", s.ns,
@@ -465,6 +564,9 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 	if err := s.smoke(ctx, client, promURL); err != nil {
 		return err
 	}
+	if err := s.listenControl(); err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
 	// written only once ready, removed at shutdown: its presence means "running"
 	return s.writeEnv(promURL)
 }
@@ -485,6 +587,7 @@ func (s *sup) writeEnv(promURL string) error {
 		"KC_TESTENV_PID=" + strconv.Itoa(os.Getpid()),
 		"KC_POD_SUBNET=" + s.net.PodSubnet,
 		"KC_SIM_NODES=" + strings.Join(names, ","),
+		"KC_TESTENV_CONTROL=" + filepath.Join(s.dir, controlSocket),
 	}
 	tmp := filepath.Join(s.dir, "env.tmp")
 	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
@@ -501,6 +604,13 @@ func clientTLS(caPEM []byte, kp *pki.KeyPair) (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}, nil
+}
+
+// healthz waits for a component's /healthz on its self-signed serving certificate.
+func healthz(u, what string) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		return waitHTTP(ctx, u, &tls.Config{InsecureSkipVerify: true}, what) //nolint:gosec // self-signed, loopback
+	}
 }
 
 func waitHTTP(ctx context.Context, u string, tlsCfg *tls.Config, what string) error {
