@@ -53,6 +53,39 @@ func TestParseBehavior(t *testing.T) {
 	}
 }
 
+func TestResourceUsageTokens(t *testing.T) {
+	cases := []struct {
+		ann, image   string
+		cpu, memory  Usage
+		unknown      []string
+		cpuOf, memOf float64 // resolved against request 200m / 128Mi
+	}{
+		{"", "x:1", DefaultCPU, DefaultMemory, nil, 0.001, 8 << 20},
+		{"cpu-250m memory-64Mi", "x:1", Usage{0.25, -1}, Usage{64 << 20, -1}, nil, 0.25, 64 << 20},
+		{"cpu-90pct", "x:1__mem-50pct", Usage{0, 90}, Usage{0, 50}, nil, 0.18, 64 << 20},
+		{"cpu-90pct", "x:1__cpu-0.5", Usage{0.5, -1}, DefaultMemory, nil, 0.5, 8 << 20},
+		{"cpu-x,memory--1", "x:1", DefaultCPU, DefaultMemory, []string{"cpu-x", "memory--1"}, 0.001, 8 << 20},
+	}
+	for _, c := range cases {
+		b := ParseBehavior(c.ann, c.image)
+		if b.CPU != c.cpu || b.Memory != c.memory || !reflect.DeepEqual(b.Unknown, c.unknown) {
+			t.Errorf("%q %q: cpu %+v memory %+v unknown %v", c.ann, c.image, b.CPU, b.Memory, b.Unknown)
+		}
+		cpu, _ := b.CPU.Of(0.2, 0)
+		mem, _ := b.Memory.Of(128<<20, 0)
+		if diff := cpu - c.cpuOf; diff > 1e-9 || diff < -1e-9 || mem != c.memOf {
+			t.Errorf("%q %q: resolved cpu %g memory %g, want %g %g", c.ann, c.image, cpu, mem, c.cpuOf, c.memOf)
+		}
+	}
+	// a share of a limit when there is no request; none of nothing
+	if v, ok := (Usage{Pct: 50}).Of(0, 2); !ok || v != 1 {
+		t.Errorf("50%% of limit 2: %g %v", v, ok)
+	}
+	if _, ok := (Usage{Pct: 50}).Of(0, 0); ok {
+		t.Error("a share of no request and no limit must not resolve")
+	}
+}
+
 func TestSDGroupsMatchKubernetesSD(t *testing.T) {
 	ctrl := true
 	p := &v1.Pod{

@@ -49,6 +49,7 @@ type nodeInfo struct {
 	index  int
 	used   map[string]bool
 	nextIP int
+	use    nodeUsage // resource metrics (guarded by Sim.mu)
 }
 
 // Sim is the simulator.
@@ -350,6 +351,9 @@ func (s *Sim) onPod(ctx context.Context, o interface{}) {
 		if len(p.readinessGate) > 0 {
 			p.dirty()
 		}
+		for _, c := range p.containers {
+			c.applyUsage(pod) // the behaviour annotation may have changed
+		}
 		return
 	}
 	n := s.nodes[pod.Spec.NodeName]
@@ -370,7 +374,9 @@ func (s *Sim) onPod(ctx context.Context, o interface{}) {
 	}
 	ann := pod.Annotations[BehaviorAnnotation]
 	for _, c := range pod.Spec.Containers {
-		p.containers = append(p.containers, newContainer(p, c, ann))
+		ct := newContainer(p, c, ann)
+		ct.applyUsage(pod)
+		p.containers = append(p.containers, ct)
 	}
 	for _, c := range pod.Spec.InitContainers {
 		real, _ := SplitImage(c.Image)

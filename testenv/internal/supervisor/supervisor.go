@@ -84,6 +84,7 @@ type sup struct {
 	pki        string
 	self       string
 	promBin    string
+	msBin      string
 	nodes      int
 	ns         string
 	net        *netns.Net
@@ -94,6 +95,7 @@ type sup struct {
 	sdPort     int
 	etcdPort   int
 	kcmPort    int
+	msPort     int
 	schedPort  int
 	adminKC    string
 	restrictKC string
@@ -141,6 +143,7 @@ func Main(args []string) int {
 	parent := fs.Int("parent-pid", 0, "stop everything when this process ends (0: never)")
 	nodes := fs.Int("nodes", 3, "simulated nodes")
 	prom := fs.String("prometheus", "", "prometheus binary (empty: no prometheus)")
+	ms := fs.String("metrics-server", "", "metrics-server binary (empty: no metrics API)")
 	timeout := fs.Duration("ready-timeout", 120*time.Second, "give up if not ready by then")
 	nodeCPU := fs.String("node-cpu", "4", "allocatable cpu per node")
 	nodeMem := fs.String("node-memory", "8Gi", "allocatable memory per node")
@@ -161,7 +164,7 @@ func Main(args []string) int {
 		logf("%v", err)
 		return 1
 	}
-	s := &sup{dir: abs, logs: filepath.Join(abs, "logs"), pki: filepath.Join(abs, "pki"), self: self, promBin: *prom,
+	s := &sup{dir: abs, logs: filepath.Join(abs, "logs"), pki: filepath.Join(abs, "pki"), self: self, promBin: *prom, msBin: *ms,
 		nodes: *nodes, died: make(chan died, 16), start: time.Now()}
 	// fresh state, but keep logs/supervisor.log which scripts/testenv redirects into
 	for _, d := range []string{"etcd", "prometheus", "pki", "ready", "env", "kubeconfig", "kubeconfig-restricted", "prometheus.yml"} {
@@ -346,6 +349,7 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		return err
 	}
 	s.promPort, _ = freePort()
+	s.msPort, _ = freePort()
 	s.sdPort, _ = freePort()
 
 	// PKI
@@ -386,6 +390,7 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		{"pki/scheduler.kubeconfig", "system:kube-scheduler", []string{"system:masters"}},
 		{"pki/podsim.kubeconfig", "testenv-podsim", []string{"system:masters"}},
 		{"pki/prometheus", "prometheus", []string{"system:masters"}},
+		{"pki/metrics-server.kubeconfig", metricsServerUser, nil},
 	}
 	var adminKP, promKP *pki.KeyPair
 	for _, id := range idents {
@@ -411,6 +416,21 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 	s.adminKC = filepath.Join(s.dir, "kubeconfig")
 	s.restrictKC = filepath.Join(s.dir, "kubeconfig-restricted")
 
+	// aggregation layer (front proxy) and metrics-server's serving certificate
+	fp, err := writeFrontProxy(s.pki)
+	if err != nil {
+		return err
+	}
+	msServing, err := ca.Issue("metrics-server", nil, []string{s.net.HostVethIP, "metrics-server.kube-system.svc",
+		"metrics-server.kube-system.svc.cluster.local"}, false, true)
+	if err != nil {
+		return err
+	}
+	msCrt, msKey, err := msServing.Write(s.pki, "metrics-server")
+	if err != nil {
+		return err
+	}
+
 	// etcd
 	if _, err := s.startProc("etcd", s.self, "etcd", "--data-dir", filepath.Join(s.dir, "etcd"),
 		"--listen-client-url", fmt.Sprintf("http://127.0.0.1:%d", s.etcdPort),
@@ -430,7 +450,7 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 	apiReady := func(ctx context.Context) error {
 		return waitHTTP(ctx, server+"/readyz", tlsCfg, "kube-apiserver /readyz")
 	}
-	apiProc, err := s.startProc("kube-apiserver", s.self, "kube-apiserver",
+	apiProc, err := s.startProc("kube-apiserver", s.self, append([]string{"kube-apiserver",
 		"--etcd-servers", fmt.Sprintf("http://127.0.0.1:%d", s.etcdPort),
 		"--bind-address", "127.0.0.1",
 		"--secure-port", strconv.Itoa(s.apiPort),
@@ -450,7 +470,7 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		"--profiling=false",
 		"--event-ttl", "1h",
 		"--v", "1",
-	)
+	}, fp.apiServerFlags()...)...)
 	if err != nil {
 		return err
 	}
@@ -474,6 +494,22 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		Subjects: []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "restricted"}}}
 	if _, err := client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("restricted binding: %w", err)
+	}
+	if s.msBin != "" {
+		// a restarted API server serves again once the metrics API is available too
+		apiProc.ready = func(ctx context.Context) error {
+			if err := apiReady(ctx); err != nil {
+				return err
+			}
+			return waitAPIServiceAvailable(ctx, rc)
+		}
+		if err := s.metricsServerObjects(ctx, client, rc, ca.CertPEM); err != nil {
+			return err
+		}
+		if _, err := s.startProc("metrics-server", s.msBin,
+			s.metricsServerArgs(filepath.Join(s.pki, "metrics-server.kubeconfig"), msCrt, msKey)...); err != nil {
+			return err
+		}
 	}
 
 	// controllers
@@ -563,6 +599,12 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 	}
 	if err := s.smoke(ctx, client, promURL); err != nil {
 		return err
+	}
+	if s.msBin != "" {
+		if err := waitAPIServiceAvailable(ctx, rc); err != nil {
+			return err
+		}
+		logf("metrics API available (%.1fs)", time.Since(s.start).Seconds())
 	}
 	if err := s.listenControl(); err != nil {
 		return fmt.Errorf("control socket: %w", err)
@@ -787,3 +829,5 @@ func promScalar(u string) (int, error) {
 	f, err := strconv.ParseFloat(str, 64)
 	return int(f), err
 }
+
+func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o644) }
