@@ -183,11 +183,12 @@ func TestFaultCommandErrors(t *testing.T) {
 
 // The API server stops and comes back on the same address with the same certificates: the
 // old kubeconfig works again, an open watch ends, a watch from a resourceVersion before the
-// restart gets 410 Gone, and the controllers and the simulator carry on (a scale completes).
+// restart gets 410 Gone, and the controllers, the simulator and Prometheus' discovery carry
+// on (a scale completes, the new pods are scraped).
 func TestFaultAPIServerRestart(t *testing.T) {
 	requireFaultEnv(t)
 	ns := newNamespace(t, "fault-api")
-	apply(t, ns, deployment("web", 2, "nginx:1.15", nil, ""))
+	apply(t, ns, deployment("web", 2, "nginx:1.15", map[string]string{"prometheus.io/scrape": "true"}, ""))
 	waitRollout(t, ns, "web", 60*time.Second)
 
 	kubectl(t, "-n", ns, "create", "configmap", "before")
@@ -218,6 +219,12 @@ func TestFaultAPIServerRestart(t *testing.T) {
 	if ok, msg := apiReachable(); !ok {
 		t.Fatal(msg)
 	}
+	// Prometheus' Kubernetes discovery re-watched: the pods created after the restarts are targets
+	q := fmt.Sprintf(`count(up{namespace=%q} == 1)`, ns)
+	waitFor(t, 30*time.Second, "Prometheus scraping all 4 pods", func() (bool, string) {
+		r := promQuery(t, q)
+		return len(r) == 1 && fmt.Sprint(r[0].Value[1]) == "4", fmt.Sprint(r)
+	})
 }
 
 // A frozen API server accepts connections but answers nothing until thawed; the freeze

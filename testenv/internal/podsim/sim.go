@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -39,7 +38,6 @@ type Config struct {
 	NodeCPU    string
 	NodeMemory string
 	NodePods   int
-	SDListen   string
 	IPPrefix   string
 }
 
@@ -83,7 +81,6 @@ func Main(args []string) int {
 	fs.StringVar(&cfg.NodeMemory, "node-memory", "8Gi", "allocatable memory per node")
 	fs.IntVar(&cfg.NodePods, "node-pods", 110, "allocatable pods per node")
 	fs.StringVar(&cfg.IPPrefix, "ip-prefix", "10.213", "first two octets of every node and pod IP")
-	fs.StringVar(&cfg.SDListen, "sd-listen", "", "serve Prometheus HTTP SD (kubernetes role=pod labels) on this address")
 	_ = fs.Parse(args)
 	ctx, cancel := context.WithCancel(context.Background())
 	sig := make(chan os.Signal, 1)
@@ -152,17 +149,6 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	f.Start(ctx.Done())
 	f.WaitForCacheSync(ctx.Done())
-	if cfg.SDListen != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/sd/pods", s.serveSD)
-		srv := &http.Server{Addr: cfg.SDListen, Handler: mux}
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
-				s.logf("sd server: %v", err)
-			}
-		}()
-		defer srv.Close()
-	}
 	s.logf("ready: %d nodes, netns %s", cfg.Nodes, cfg.Netns)
 	<-ctx.Done()
 	s.mu.Lock()
