@@ -1,3 +1,7 @@
+// Prometheus (github.com/prometheus/prometheus, cmd/prometheus), built as it is released but
+// with only the Kubernetes service discovery (scripts/testenv: -tags
+// remove_all_sd,enable_kubernetes_sd): a module of its own, so that its dependency versions
+// are its own and do not move the ones the Kubernetes components in ../go.mod are built with.
 module kubectl-canary/testenv/prometheus
 
 go 1.26.7

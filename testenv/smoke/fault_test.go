@@ -214,6 +214,18 @@ func TestFaultAPIServerRestart(t *testing.T) {
 	gone := watchLines(t, "/api/v1/namespaces/"+ns+"/configmaps?watch=1&resourceVersion="+rv0)
 	waitLine(t, gone, `"code":410`, 20*time.Second)
 
+	// a crash: SIGKILL, no graceful shutdown; status says stopped until started again
+	if out := mustFault(t, "apiserver-kill"); !strings.Contains(out, "kube-apiserver killed") {
+		t.Errorf("apiserver-kill: %q", out)
+	}
+	if out := mustFault(t, "status"); !strings.Contains(out, "apiserver stopped") {
+		t.Errorf("status after apiserver-kill: %q", out)
+	}
+	if ok, msg := apiReachable(); ok {
+		t.Fatalf("API server answers after apiserver-kill: %s", msg)
+	}
+	mustFault(t, "apiserver-start")
+
 	mustFault(t, "apiserver-restart")
 	scaleAndWait(t, ns, "web", 4)
 	if ok, msg := apiReachable(); !ok {
