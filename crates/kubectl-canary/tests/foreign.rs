@@ -962,3 +962,78 @@ async fn an_autoscaler_rescale_while_held_is_followed() {
     );
     wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
 }
+
+/// The GitOps stand-in puts the stable template back while `start --auto` analyses its
+/// first step: the run does not promote (or judge) a canary someone else removed; it closes
+/// the canary and exits 13, and the Deployment never stops being Available.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stable_template_put_back_between_auto_steps() {
+    let Some(env) = TestEnv::get() else { return };
+    let (ns, before) = settled(&env, "fx-revert-auto", 4).await;
+    let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
+    let auto = {
+        let env = env.clone();
+        let ns = ns.name.clone();
+        tokio::spawn(async move {
+            canary(
+                &env,
+                &ns,
+                &[
+                    "start",
+                    "deploy/web",
+                    "nginx=nginx:1.15",
+                    "--auto",
+                    "--steps",
+                    "1,2",
+                    "--interval",
+                    "8s",
+                    "--http-check",
+                    ":80/",
+                    "--http-requests",
+                    "20",
+                    "--http-rate",
+                    "5",
+                ],
+            )
+            .await
+        })
+    };
+    wait_for(
+        &env,
+        "the first step held",
+        Duration::from_secs(30),
+        || async {
+            let api: Api<ConfigMap> = Api::namespaced(env.client().await, &ns.name);
+            let cm = api.get_opt("web.kubectl-canary").await.ok()??;
+            cm.data?
+                .get("record.json")?
+                .contains("holding")
+                .then_some(())
+        },
+    )
+    .await;
+    let gitops = GitOpsLoop::start(
+        &env,
+        &ns.name,
+        &manifest(4, "nginx:1.14"),
+        Duration::from_secs(2),
+        2,
+    );
+    let out = auto.await.expect("start --auto runs");
+    gitops.stop();
+    assert_exit(
+        &out,
+        exit_code::REVERTED_BY_OTHERS,
+        "start --auto under a revert",
+    );
+    assert!(!record_exists(&env, &ns.name, "web").await);
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(&before, &spec_of(&env, &ns.name, "web").await, &[]);
+    assert_eq!(
+        pods_by_image(&env, &ns.name).await,
+        vec![("nginx:1.14".to_string(), 4)]
+    );
+    sampler
+        .assert_never_unavailable("revert between --auto steps")
+        .await;
+}

@@ -162,6 +162,29 @@ impl Engine {
         }
     }
 
+    /// Waits on watches until a foreign change shows, and returns it (for a command that
+    /// waits on something else meanwhile, such as `start --auto`'s analysis).
+    pub async fn next_foreign(&self, stored: &StoredRecord) -> Result<ForeignChange> {
+        let mut live = self.live().await?;
+        loop {
+            if let Some(change) = self.foreign_in_live(&live, stored) {
+                return Ok(change);
+            }
+            live.changed(std::time::Duration::from_secs(5)).await;
+        }
+    }
+
+    /// [`Engine::on_foreign`] for commands: follows a change of replicas (`Ok`, `stored`
+    /// updated), or ends the run as the rule says.
+    pub async fn handle_foreign(
+        &self,
+        change: ForeignChange,
+        stored: &mut StoredRecord,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<()> {
+        self.on_foreign(change, stored, progress).await
+    }
+
     /// Handles a foreign change: a change of `spec.replicas` that can be followed is
     /// followed (the record takes the new count and size; `Ok`, and `stored` is the new
     /// record); anything else ends the run as [`Engine::step_aside`] says.

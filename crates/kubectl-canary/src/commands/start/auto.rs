@@ -80,16 +80,34 @@ pub async fn run(
                 args.interval.as_secs()
             );
         }
-        let view = engine.view().await?;
-        let target = AnalysisTarget::from_record(&view, &stored.record)?;
-        let options = RunOptions {
-            observe_for: args.interval,
-            keep_waiting: true,
-            ..RunOptions::default()
-        };
-        let verdict = tokio::select! {
-            verdict = run_analysis(engine.client(), &target, spec, options) => verdict?,
-            _ = tokio::signal::ctrl_c() => return interrupted(config, engine, args, &name, outcome).await,
+        // The analysis runs while a watch looks for foreign changes: what someone else does
+        // during the interval comes first (a verdict on a canary another actor replaced
+        // means nothing, and their change is not to be fought). A followed change of
+        // replicas holds the canary at its new size and analyses again.
+        let verdict = loop {
+            let view = engine.view().await?;
+            let target = AnalysisTarget::from_record(&view, &stored.record)?;
+            let options = RunOptions {
+                observe_for: args.interval,
+                keep_waiting: true,
+                ..RunOptions::default()
+            };
+            tokio::select! {
+                verdict = run_analysis(engine.client(), &target, spec, options) => break verdict?,
+                change = engine.next_foreign(&stored) => {
+                    engine.handle_foreign(change?, &mut stored, &mut printer).await?;
+                    stored = engine
+                        .hold_again(
+                            stored,
+                            DriveOptions {
+                                timeout: config.timeout,
+                                progress: &mut printer,
+                            },
+                        )
+                        .await?;
+                }
+                _ = tokio::signal::ctrl_c() => return interrupted(config, engine, args, &name, outcome).await,
+            }
         };
         if human {
             print!("{}", verdict_text(&verdict));
