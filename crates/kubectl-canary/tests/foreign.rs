@@ -855,6 +855,32 @@ async fn admission_that_rewrites_the_brake() {
     .await;
     let took = started.elapsed();
     delete_admission_policy(&env, &ns.name).await;
+    // The API server drops a deleted policy a moment later: wait until a dry run keeps
+    // minReadySeconds as sent.
+    wait_for(
+        &env,
+        "the policy to stop applying",
+        Duration::from_secs(30),
+        || async {
+            let out = kubectl(
+                &env,
+                &[
+                    "-n",
+                    &ns.name,
+                    "patch",
+                    "deploy/web",
+                    "--dry-run=server",
+                    "-p",
+                    r#"{"spec":{"minReadySeconds":7}}"#,
+                    "-o",
+                    "jsonpath={.spec.minReadySeconds}",
+                ],
+            )
+            .await;
+            (String::from_utf8_lossy(&out.stdout) == "7").then_some(())
+        },
+    )
+    .await;
     assert_exit(
         &out,
         exit_code::STUCK,
