@@ -30,6 +30,8 @@ enum Phase {
     Promoting,
     /// `abort` waiting for the stable pods (the canary was promoted half-way).
     Aborting,
+    /// `start --auto` analysing its first step (8 s), before growing to the second.
+    Auto,
 }
 
 /// Foreign actions.
@@ -232,8 +234,29 @@ async fn cell(env: &TestEnv, phase: Phase, action: Action) -> String {
             "nginx=nginx:1.15",
             Some(vec!["abort", "deploy/web", "--timeout", "60s"]),
         ),
+        Phase::Auto => (
+            "nginx=nginx:1.15",
+            Some(vec![
+                "start",
+                "deploy/web",
+                "nginx=nginx:1.15",
+                "--auto",
+                "--steps",
+                "1,2",
+                "--interval",
+                "8s",
+                "--http-check",
+                ":80/",
+                "--http-requests",
+                "20",
+                "--http-rate",
+                "5",
+                "--timeout",
+                "60s",
+            ]),
+        ),
     };
-    if !matches!(phase, Phase::Starting) {
+    if !matches!(phase, Phase::Starting | Phase::Auto) {
         // Aborting: a replace canary, so the abort has stable pods to bring back.
         let mode = if matches!(phase, Phase::Aborting) {
             "replace"
@@ -282,6 +305,7 @@ async fn cell(env: &TestEnv, phase: Phase, action: Action) -> String {
         Phase::Holding => {}
         Phase::Promoting => wait_until(|| record_says(env, &ns.name, "promotingFull")).await,
         Phase::Aborting => wait_until(|| record_says(env, &ns.name, "aborting")).await,
+        Phase::Auto => wait_until(|| record_says(env, &ns.name, "holding")).await,
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let action_at = started.elapsed();
@@ -293,6 +317,7 @@ async fn cell(env: &TestEnv, phase: Phase, action: Action) -> String {
             Phase::Starting => "start",
             Phase::Promoting => "promote --full",
             Phase::Aborting => "abort",
+            Phase::Auto => "start --auto",
             Phase::Holding => "",
         };
         outcome.push(format!("{what}: {}", exit_words(out.status.code())));
@@ -365,6 +390,7 @@ async fn foreign_actions_table() {
         Phase::Holding,
         Phase::Promoting,
         Phase::Aborting,
+        Phase::Auto,
     ];
     let actions = [
         Action::Revert,
@@ -390,9 +416,9 @@ async fn foreign_actions_table() {
         .collect()
         .await;
     println!(
-        "| foreign action | starting (`start` waiting for Ready) | holding (no run; then `status`, `abort`) | promoting (`promote --full` waiting) | aborting (`abort` waiting) |"
+        "| foreign action | starting (`start` waiting for Ready) | holding (no run; then `status`, `abort`) | promoting (`promote --full` waiting) | aborting (`abort` waiting) | `--auto` between steps (analysing step 1) |"
     );
-    println!("| --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- |");
     for (a, action) in actions.iter().enumerate() {
         let mut row = vec![action.words().to_string()];
         for p in 0..phases.len() {
@@ -407,7 +433,7 @@ async fn foreign_actions_table() {
         println!("| {} |", row.join(" | "));
     }
     println!(
-        "\n{} cells in {:.0} s; {REPLICAS} replicas, canary of 2 pods (surge; replace for the aborting column, \
+        "\n{} cells in {:.0} s; {REPLICAS} replicas, canary of 2 pods (surge; replace for the aborting column, 1 then 2 for --auto; \
          whose stable pods take 8 s to be Ready)",
         actions.len() * phases.len(),
         started.elapsed().as_secs_f64()
