@@ -433,8 +433,8 @@ async fn foreign_actions_table() {
         println!("| {} |", row.join(" | "));
     }
     println!(
-        "\n{} cells in {:.0} s; {REPLICAS} replicas, canary of 2 pods (surge; replace for the aborting column, 1 then 2 for --auto; \
-         whose stable pods take 8 s to be Ready)",
+        "\n{} cells in {:.0} s; {REPLICAS} replicas, canary of 2 pods in surge mode (aborting column: replace \
+         mode, stable pods Ready 8 s after they start; --auto: steps of 1 then 2 pods)",
         actions.len() * phases.len(),
         started.elapsed().as_secs_f64()
     );
