@@ -7,6 +7,7 @@
 //! out its decisions.
 
 pub mod analysis_spec;
+pub mod gitops;
 pub mod image;
 pub mod machine;
 pub mod plan;
