@@ -12,6 +12,19 @@ use crate::record::{
 };
 use crate::rollout_math::CanaryMode;
 
+/// The `toolVersion` prefix of records the controller writes (`kubectl-canary-controller/0.1.0`):
+/// the controller acts only on those, and leaves canaries started with the CLI to the CLI.
+pub const CONTROLLER_TOOL: &str = "kubectl-canary-controller";
+
+/// Whether the controller started this canary.
+pub fn is_controller_record(record: &CanaryRecord) -> bool {
+    record
+        .started_by
+        .tool_version
+        .strip_prefix(CONTROLLER_TOOL)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
 /// Where a Deployment's release stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Release {
