@@ -51,6 +51,9 @@ pub struct Config {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+    /// The brake's MutatingAdmissionPolicy (and binding) that must be installed.
+    #[arg(long, default_value = canary_kube::gitops::policy_check::POLICY_NAME)]
+    pub policy_name: String,
     /// Start without checking that the brake's admission policy is installed (for clusters
     /// where the controller may not read admission policies; the brake is still required).
     #[arg(long)]

@@ -48,7 +48,7 @@ pub async fn run(config: Config, client: kube::Client) -> Result<(), RunError> {
         .map_err(|e| RunError::Startup(format!("cannot listen on {}: {e}", config.listen)))?;
     tokio::spawn(server);
     if !config.skip_policy_check {
-        require_brake_policy(&client)
+        require_brake_policy(&client, &config.policy_name)
             .await
             .map_err(|e| RunError::Startup(e.to_string()))?;
     }

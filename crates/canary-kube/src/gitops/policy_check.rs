@@ -8,7 +8,8 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
 use crate::error::is_status;
 
-/// The name of the policy and of its binding in `deploy/policy.yaml`.
+/// The name of the policy and of its binding in `deploy/policy.yaml` (the default of the
+/// controller's `--policy-name`).
 pub const POLICY_NAME: &str = "kubectl-canary-brake";
 
 /// Why the controller cannot run.
@@ -16,24 +17,29 @@ pub const POLICY_NAME: &str = "kubectl-canary-brake";
 pub enum PolicyCheckError {
     /// The API or the object is missing.
     #[error(
-        "{what} {POLICY_NAME} is not installed, or this cluster does not serve \
+        "{what} {name} is not installed, or this cluster does not serve \
          admissionregistration.k8s.io/v1 {plural} (Kubernetes 1.36 or later): without it Git \
          changes would roll out unbraked. Install deploy/ (kubectl apply -k deploy/) on a \
          cluster of Kubernetes 1.36 or later; the CLI (kubectl canary start) works on older ones"
     )]
     Missing {
+        /// Its name.
+        name: String,
         /// Policy or binding.
         what: &'static str,
         /// The resource.
         plural: &'static str,
     },
     /// Reading failed otherwise.
-    #[error("checking the admission policy {POLICY_NAME}: {0}")]
+    #[error("checking the admission policy: {0}")]
     Api(kube::Error),
 }
 
-/// Checks that the policy and its binding exist.
-pub async fn require_brake_policy(client: &kube::Client) -> Result<(), PolicyCheckError> {
+/// Checks that the policy `name` and its binding of the same name exist.
+pub async fn require_brake_policy(
+    client: &kube::Client,
+    name: &str,
+) -> Result<(), PolicyCheckError> {
     for (kind, plural, what) in [
         (
             "MutatingAdmissionPolicy",
@@ -51,9 +57,15 @@ pub async fn require_brake_policy(client: &kube::Client) -> Result<(), PolicyChe
             plural,
         );
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        match api.get(POLICY_NAME).await {
+        match api.get(name).await {
             Ok(_) => {}
-            Err(e) if is_status(&e, 404) => return Err(PolicyCheckError::Missing { what, plural }),
+            Err(e) if is_status(&e, 404) => {
+                return Err(PolicyCheckError::Missing {
+                    name: name.to_string(),
+                    what,
+                    plural,
+                });
+            }
             Err(e) => return Err(PolicyCheckError::Api(e)),
         }
     }

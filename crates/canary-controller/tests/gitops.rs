@@ -1,0 +1,506 @@
+//! The GitOps controller against testenv's real API server and controllers: a GitOps
+//! stand-in re-applies a manifest every 2 s while the controller (a process with its
+//! ServiceAccount's token and the RBAC of deploy/) runs the canary the policy of deploy/
+//! braked.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use canary_testkit::wait_for;
+use kube::ResourceExt;
+use serde_json::Value;
+
+use common::*;
+
+const V1: &str = "nginx:1.14";
+const V2: &str = "nginx:1.15";
+const V3: &str = "nginx:1.16";
+const BAD: &str = "nginx:1.15__crashloop";
+
+fn policy<'a>(steps: &'a str, interval: &'a str) -> BTreeMap<&'a str, &'a str> {
+    let mut annotations = BTreeMap::from([
+        ("kubectl-canary.io/canary-pods", "1"),
+        ("kubectl-canary.io/interval", interval),
+        ("kubectl-canary.io/analysis", "web-analysis"),
+    ]);
+    if !steps.is_empty() {
+        annotations.insert("kubectl-canary.io/steps", steps);
+    }
+    annotations
+}
+
+/// The rollout fields of the Deployment's spec as JSON.
+async fn rollout_fields(client: &kube::Client, namespace: &str) -> Value {
+    let spec = serde_json::to_value(deployment(client, namespace).await.spec.unwrap()).unwrap();
+    serde_json::json!({
+        "strategy": spec["strategy"],
+        "minReadySeconds": spec.get("minReadySeconds").cloned().unwrap_or(Value::Null),
+        "progressDeadlineSeconds": spec["progressDeadlineSeconds"],
+        "paused": spec.get("paused").cloned().unwrap_or(Value::Null),
+    })
+}
+
+fn kubectl_canary_annotations(d: &k8s_openapi::api::apps::v1::Deployment) -> Vec<String> {
+    d.annotations()
+        .keys()
+        .filter(|k| {
+            k.starts_with("kubectl-canary.io/")
+                && !["canary-pods", "steps", "interval", "analysis", "mode"]
+                    .iter()
+                    .any(|p| k.ends_with(p))
+        })
+        .cloned()
+        .collect()
+}
+
+async fn settled_on(setup: &Setup, image: &str, replicas: usize) {
+    let (client, ns) = (&setup.client, setup.namespace.name.clone());
+    wait_for(
+        &setup.env,
+        &format!("all {replicas} pods on {image}"),
+        Duration::from_secs(90),
+        || {
+            let (client, ns) = (client.clone(), ns.clone());
+            let image = image.to_string();
+            async move {
+                let pods = pods_by_image(&client, &ns).await;
+                let d = deployment(&client, &ns).await;
+                let status = d.status.clone().unwrap_or_default();
+                (pods.get(&image) == Some(&replicas)
+                    && pods.len() == 1
+                    && status.available_replicas == Some(replicas as i32)
+                    && status.updated_replicas == Some(replicas as i32))
+                .then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+async fn record_gone(setup: &Setup) {
+    let (client, ns) = (&setup.client, setup.namespace.name.clone());
+    wait_for(
+        &setup.env,
+        "the canary record to be closed",
+        Duration::from_secs(120),
+        || {
+            let (client, ns) = (client.clone(), ns.clone());
+            async move { record(&client, &ns).await.is_none().then_some(()) }
+        },
+    )
+    .await;
+}
+
+async fn phase_is(setup: &Setup, phase: &str, extra: impl Fn(&Value) -> bool) -> Value {
+    let (client, ns) = (&setup.client, setup.namespace.name.clone());
+    let extra = &extra;
+    wait_for(
+        &setup.env,
+        &format!("the record in phase {phase}"),
+        Duration::from_secs(120),
+        || {
+            let (client, ns) = (client.clone(), ns.clone());
+            async move {
+                let record = record(&client, &ns).await?;
+                (record["phase"]["name"] == phase && extra(&record)).then_some(record)
+            }
+        },
+    )
+    .await
+}
+
+fn default_rollout() -> Value {
+    serde_json::json!({
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+        "minReadySeconds": Value::Null,
+        "progressDeadlineSeconds": 600,
+        "paused": Value::Null,
+    })
+}
+
+#[tokio::test]
+async fn a_git_change_is_held_at_exactly_k_then_analysed_and_promoted() {
+    let Some(setup) = setup("gitops-promote").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("3", "6s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 6, V1, &annotations));
+    settled_on(&setup, V1, 6).await;
+    let before = rollout_fields(&client, &ns).await;
+    let controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    let observer = Observer::start(&client, &ns, V2).await;
+    git.commit(&setup.env, &manifest(&ns, 6, V2, &annotations));
+    settled_on(&setup, V2, 6).await;
+    record_gone(&setup).await;
+    git.stop().await;
+    let most = observer.most_before_first_promote();
+    assert_eq!(
+        most, 1,
+        "new-version pods seen at once before the first promote"
+    );
+    assert!(
+        observer.first_promote_rv.lock().unwrap().is_some(),
+        "no promote seen: {:?}",
+        observer.phases()
+    );
+    assert_eq!(
+        observer.phases(),
+        [
+            "starting",
+            "holding",
+            "promoting",
+            "holding",
+            "promotingFull"
+        ],
+        "log: {}",
+        controller.log_text()
+    );
+    assert_eq!(observer.unavailable(), Vec::<String>::new());
+    assert_eq!(
+        rollout_fields(&client, &ns).await,
+        before,
+        "the Deployment's own settings are back"
+    );
+    assert_eq!(before, default_rollout());
+    assert_eq!(
+        kubectl_canary_annotations(&deployment(&client, &ns).await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        events_with_reason(&client, &ns, "CanaryPromoted")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        events_with_reason(&client, &ns, "CanaryAnalysisPassed")
+            .await
+            .len(),
+        2
+    );
+    let (status, metrics) = controller.get("/metrics").await.expect("metrics served");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("kubectl_canary_controller_verdicts_total{decision=\"pass\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "kubectl_canary_controller_canary_duration_seconds_count{outcome=\"promoted\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert_eq!(controller.get("/readyz").await.map(|r| r.0), Some(200));
+}
+
+#[tokio::test]
+async fn a_bad_canary_rests_on_the_stable_pods_while_git_keeps_applying_it() {
+    let Some(setup) = setup("gitops-bad").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "5s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 5, V1, &annotations));
+    settled_on(&setup, V1, 5).await;
+    let before = rollout_fields(&client, &ns).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    let observer = Observer::start(&client, &ns, BAD).await;
+    git.commit(&setup.env, &manifest(&ns, 5, BAD, &annotations));
+    phase_is(&setup, "aborting", |r| {
+        r["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["event"].as_str().unwrap().starts_with("release failed"))
+    })
+    .await;
+    // The stand-in keeps applying the bad manifest: nothing moves.
+    let applies_then = *git.applies.lock().unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(
+        *git.applies.lock().unwrap() >= applies_then + 3,
+        "the stand-in kept applying"
+    );
+    let d = deployment(&client, &ns).await;
+    let spec = d.spec.clone().unwrap();
+    assert_eq!(
+        spec.template.spec.unwrap().containers[0].image.as_deref(),
+        Some(BAD),
+        "Git's template stays"
+    );
+    assert_eq!(spec.paused, Some(true));
+    assert_eq!(
+        pods_by_image(&client, &ns).await,
+        BTreeMap::from([(V1.to_string(), 5)]),
+        "only stable pods"
+    );
+    assert_eq!(d.status.unwrap().available_replicas, Some(5));
+    assert_eq!(observer.most_before_first_promote(), 1);
+    assert_eq!(
+        events_with_reason(&client, &ns, "CanaryFailed").await.len(),
+        1
+    );
+    // A revert commit ends it: the brake comes off in the same write, the record closes.
+    git.commit(&setup.env, &manifest(&ns, 5, V1, &annotations));
+    let right_after = rollout_fields(&client, &ns).await;
+    assert_eq!(
+        right_after, before,
+        "the revert write itself put the Deployment's settings back"
+    );
+    record_gone(&setup).await;
+    settled_on(&setup, V1, 5).await;
+    git.stop().await;
+    assert_eq!(observer.unavailable(), Vec::<String>::new());
+    assert_eq!(
+        kubectl_canary_annotations(&deployment(&client, &ns).await),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn a_second_commit_mid_canary_replaces_it_at_exactly_k() {
+    let Some(setup) = setup("gitops-second").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "60s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 5, V1, &annotations));
+    settled_on(&setup, V1, 5).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    let observer_v3 = Observer::start(&client, &ns, V3).await;
+    git.commit(&setup.env, &manifest(&ns, 5, V2, &annotations));
+    phase_is(&setup, "holding", |_| true).await;
+    git.commit(&setup.env, &manifest(&ns, 5, V3, &annotations));
+    let record = phase_is(&setup, "holding", |r| r["targetImages"]["nginx"] == V3).await;
+    assert_eq!(
+        record["originalImages"]["nginx"], V1,
+        "the stable side stays"
+    );
+    let (c, ns2) = (client.clone(), ns.clone());
+    wait_for(
+        &setup.env,
+        "the first canary's pods gone",
+        Duration::from_secs(60),
+        || {
+            let (c, ns2) = (c.clone(), ns2.clone());
+            async move {
+                let pods = pods_by_image(&c, &ns2).await;
+                (pods == BTreeMap::from([(V1.to_string(), 5), (V3.to_string(), 1)])).then_some(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(observer_v3.most_before_first_promote(), 1);
+    assert_eq!(
+        events_with_reason(&client, &ns, "CanaryReplaced")
+            .await
+            .len(),
+        1
+    );
+    git.stop().await;
+    assert_eq!(observer_v3.unavailable(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_revert_commit_mid_canary_releases_the_brake_in_the_same_write() {
+    let Some(setup) = setup("gitops-revert").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "60s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 5, V1, &annotations));
+    settled_on(&setup, V1, 5).await;
+    let before = rollout_fields(&client, &ns).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    let observer = Observer::start(&client, &ns, V2).await;
+    git.commit(&setup.env, &manifest(&ns, 5, V2, &annotations));
+    phase_is(&setup, "holding", |_| true).await;
+    assert_eq!(rollout_fields(&client, &ns).await["paused"], true);
+    git.commit(&setup.env, &manifest(&ns, 5, V1, &annotations));
+    assert_eq!(
+        rollout_fields(&client, &ns).await,
+        before,
+        "released by the revert write itself"
+    );
+    record_gone(&setup).await;
+    settled_on(&setup, V1, 5).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    git.stop().await;
+    assert_eq!(observer.unavailable(), Vec::<String>::new());
+    assert_eq!(rollout_fields(&client, &ns).await, before);
+    assert_eq!(
+        kubectl_canary_annotations(&deployment(&client, &ns).await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        events_with_reason(&client, &ns, "CanaryReverted")
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_standby_continues_when_the_leader_is_killed_mid_canary() {
+    let Some(setup) = setup("gitops-leader").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("3", "8s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 6, V1, &annotations));
+    settled_on(&setup, V1, 6).await;
+    let before = rollout_fields(&client, &ns).await;
+    let lease = format!("lease-{ns}");
+    let mut first = ControllerProcess::start(&setup.kubeconfig, &ns, &lease, "first", &[]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = ControllerProcess::start(&setup.kubeconfig, &ns, &lease, "second", &[]);
+    let observer = Observer::start(&client, &ns, V2).await;
+    git.commit(&setup.env, &manifest(&ns, 6, V2, &annotations));
+    phase_is(&setup, "holding", |_| true).await;
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(client.clone(), "kubectl-canary-system");
+    let holder = leases
+        .get(&lease)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity
+        .unwrap();
+    assert_eq!(holder, "first", "the first replica leads");
+    first.child.kill().unwrap(); // SIGKILL: no release, the Lease must expire.
+    first.child.wait().unwrap();
+    settled_on(&setup, V2, 6).await;
+    record_gone(&setup).await;
+    git.stop().await;
+    let holder = leases
+        .get(&lease)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity
+        .unwrap();
+    assert_eq!(holder, "second");
+    assert!(
+        second.log_text().contains("CanaryPromoted"),
+        "{}",
+        second.log_text()
+    );
+    assert_eq!(observer.most_before_first_promote(), 1);
+    assert_eq!(observer.unavailable(), Vec::<String>::new());
+    assert_eq!(rollout_fields(&client, &ns).await, before);
+}
+
+#[tokio::test]
+async fn malformed_policy_and_foreign_prometheus_are_reported_and_change_nothing() {
+    let Some(setup) = setup("gitops-bad-input").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    // A spec pointing at a Prometheus of its writer's choice.
+    create_analysis(
+        &client,
+        &ns,
+        "checks:\n  - name: p\n    prometheus: { url: 'http://127.0.0.2:9', query: 'up{ {{selector}} }' }\n",
+    )
+    .await;
+    let malformed = BTreeMap::from([("kubectl-canary.io/canary-pods", "lots")]);
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &malformed));
+    settled_on(&setup, V1, 4).await;
+    let _controller = ControllerProcess::start(
+        &setup.kubeconfig,
+        &ns,
+        &format!("lease-{ns}"),
+        "a",
+        &["--prometheus-url", "http://127.0.0.1:9090"],
+    );
+    let (c, ns2) = (client.clone(), ns.clone());
+    let note = wait_for(
+        &setup.env,
+        "an InvalidCanaryPolicy Event",
+        Duration::from_secs(30),
+        || {
+            let (c, ns2) = (c.clone(), ns2.clone());
+            async move {
+                events_with_reason(&c, &ns2, "InvalidCanaryPolicy")
+                    .await
+                    .pop()
+            }
+        },
+    )
+    .await;
+    assert!(
+        note.contains("kubectl-canary.io/canary-pods") && note.contains("lots"),
+        "{note}"
+    );
+    // Not braked: the change rolls out as without kubectl-canary, and no record is written.
+    git.commit(&setup.env, &manifest(&ns, 4, V2, &malformed));
+    settled_on(&setup, V2, 4).await;
+    assert!(record(&client, &ns).await.is_none());
+    // Fixed policy, spec naming another Prometheus: braked, held, never analysed.
+    let fixed = policy("", "5s");
+    git.commit(&setup.env, &manifest(&ns, 4, V2, &fixed));
+    git.commit(&setup.env, &manifest(&ns, 4, V3, &fixed));
+    phase_is(&setup, "holding", |_| true).await;
+    let (c, ns2) = (client.clone(), ns.clone());
+    let note = wait_for(
+        &setup.env,
+        "an InvalidAnalysisSpec Event",
+        Duration::from_secs(30),
+        || {
+            let (c, ns2) = (c.clone(), ns2.clone());
+            async move {
+                events_with_reason(&c, &ns2, "InvalidAnalysisSpec")
+                    .await
+                    .pop()
+            }
+        },
+    )
+    .await;
+    assert!(
+        note.contains("127.0.0.2") && note.contains("http://127.0.0.1:9090"),
+        "{note}"
+    );
+    let record = record(&client, &ns).await.unwrap();
+    assert_eq!(record["phase"]["name"], "holding", "held, not promoted");
+    git.stop().await;
+}
+
+#[tokio::test]
+async fn the_controller_refuses_to_start_without_the_brake_policy() {
+    let Some(setup) = setup("gitops-no-policy").await else {
+        return;
+    };
+    let mut controller = ControllerProcess::start(
+        &setup.kubeconfig,
+        &setup.namespace.name,
+        &format!("lease-{}", setup.namespace.name),
+        "a",
+        &["--policy-name", "no-such-policy"],
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let status = controller.child.wait().unwrap();
+        (status, controller)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.0.code(), Some(1));
+    let log = status.1.log_text();
+    assert!(
+        log.contains("no-such-policy") && log.contains("Kubernetes 1.36"),
+        "{log}"
+    );
+}
