@@ -46,7 +46,8 @@ impl Election {
         let _ = self.leading.wait_for(|leading| !*leading).await;
     }
 
-    /// Releases the Lease if held, so a standby replica takes over at once.
+    /// Releases the Lease if held, so it is free for a standby replica (which takes it when it
+    /// next looks: when the Lease it saw would have expired).
     pub async fn release(self) {
         drop(self.leading);
         match self.task.await {

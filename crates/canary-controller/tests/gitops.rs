@@ -504,3 +504,90 @@ async fn the_controller_refuses_to_start_without_the_brake_policy() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_finishes_cleanly_and_releases_the_lease_to_the_standby() {
+    let Some(setup) = setup("gitops-sigterm").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    let lease = format!("lease-{ns}");
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(client.clone(), "kubectl-canary-system");
+    let first = ControllerProcess::start(
+        &setup.kubeconfig,
+        &ns,
+        &lease,
+        "first",
+        &["--lease-seconds", "10"],
+    );
+    let holder = |leases: kube::Api<k8s_openapi::api::coordination::v1::Lease>, lease: String| async move {
+        leases
+            .get_opt(&lease)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec?.holder_identity)
+    };
+    let (l, n) = (leases.clone(), lease.clone());
+    wait_for(
+        &setup.env,
+        "the first replica to lead",
+        Duration::from_secs(30),
+        || {
+            let (l, n) = (l.clone(), n.clone());
+            async move { (holder(l, n).await.as_deref() == Some("first")).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(first.get("/readyz").await.map(|r| r.0), Some(200));
+    let second = ControllerProcess::start(
+        &setup.kubeconfig,
+        &ns,
+        &lease,
+        "second",
+        &["--lease-seconds", "10"],
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &first.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut first = first;
+    let exit = tokio::task::spawn_blocking(move || first.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(exit.code(), Some(0), "a clean exit on SIGTERM");
+    // Released at once (no holder), not left to expire.
+    assert_eq!(
+        holder(leases.clone(), lease.clone()).await,
+        None,
+        "the Lease was released"
+    );
+    // kube-lease-manager's standby looks again when the Lease it saw would have expired.
+    let (l, n) = (leases.clone(), lease.clone());
+    wait_for(
+        &setup.env,
+        "the standby to lead",
+        Duration::from_secs(20),
+        || {
+            let (l, n) = (l.clone(), n.clone());
+            async move { (holder(l, n).await.as_deref() == Some("second")).then_some(()) }
+        },
+    )
+    .await;
+    let second = &second;
+    wait_for(
+        &setup.env,
+        "the standby to log that it leads",
+        Duration::from_secs(10),
+        || async move {
+            second
+                .log_text()
+                .contains(r#""message":"leading""#)
+                .then_some(())
+        },
+    )
+    .await;
+}

@@ -133,12 +133,12 @@ impl ControllerProcess {
                 "--identity",
                 identity,
             ])
-            .args([
-                "--lease-seconds",
-                "6",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(if extra.contains(&"--lease-seconds") {
+                &[][..]
+            } else {
+                &["--lease-seconds", "6"][..]
+            })
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,canary_controller=debug")
