@@ -31,6 +31,13 @@ pub struct OutcomeLabel {
     pub outcome: String,
 }
 
+/// The kind of an API request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerbLabel {
+    /// `watch`, `read`, `create`, `update`, `patch`, `delete`.
+    pub verb: String,
+}
+
 /// What kind of error a reconcile ended with.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -54,6 +61,7 @@ pub struct Metrics {
     reconciles: Counter,
     errors: Family<ReasonLabel, Counter>,
     leader: Gauge,
+    requests: Family<VerbLabel, Counter>,
     phases: Mutex<BTreeMap<String, String>>,
 }
 
@@ -74,6 +82,7 @@ impl Metrics {
         let reconciles = Counter::default();
         let errors = Family::<ReasonLabel, Counter>::default();
         let leader = Gauge::default();
+        let requests = Family::<VerbLabel, Counter>::default();
         registry.register(
             "canaries",
             "Canaries in progress, by phase",
@@ -100,6 +109,11 @@ impl Metrics {
             "1 while this replica holds the leader Lease",
             leader.clone(),
         );
+        registry.register(
+            "api_requests",
+            "Requests this process sent to the Kubernetes API server, by verb",
+            requests.clone(),
+        );
         Self {
             registry,
             canaries,
@@ -108,6 +122,7 @@ impl Metrics {
             reconciles,
             errors,
             leader,
+            requests,
             phases: Mutex::new(BTreeMap::new()),
         }
     }
@@ -164,6 +179,15 @@ impl Metrics {
     /// Sets whether this replica leads.
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+
+    /// Counts one API request.
+    pub fn api_request(&self, verb: &str) {
+        self.requests
+            .get_or_create(&VerbLabel {
+                verb: verb.to_string(),
+            })
+            .inc();
     }
 
     /// The metrics in the Prometheus text format.

@@ -37,8 +37,11 @@ pub enum RunError {
 }
 
 /// Runs the controller until SIGTERM (or Ctrl-C).
-pub async fn run(config: Config, client: kube::Client) -> Result<(), RunError> {
-    let metrics = Arc::new(Metrics::new());
+pub async fn run(
+    config: Config,
+    client: kube::Client,
+    metrics: Arc<Metrics>,
+) -> Result<(), RunError> {
     let health = Arc::new(Health {
         ready: Default::default(),
         metrics: metrics.clone(),

@@ -17,14 +17,15 @@ async fn main() -> std::process::ExitCode {
             .init(),
         LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
     }
-    let client = match kube::Client::try_default().await {
+    let metrics = std::sync::Arc::new(canary_controller::metrics::Metrics::new());
+    let client = match canary_controller::client::counting_client(metrics.clone()).await {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "no Kubernetes configuration (in-cluster or KUBECONFIG)");
             return std::process::ExitCode::from(2);
         }
     };
-    match canary_controller::run::run(config, client).await {
+    match canary_controller::run::run(config, client, metrics).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "stopped");
