@@ -217,7 +217,7 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
             };
             let target = match AnalysisTarget::from_record(&release.view, &record) {
                 Ok(target) => target,
-                Err(error) => return drive_or_wait(release, error.to_string()).await,
+                Err(error) => return not_analysable_yet(release, error.to_string()).await,
             };
             match analyse(release.ctx.client.clone(), target, spec).await {
                 Ok(verdict) => (verdict.decision, verdict.reason),
@@ -301,7 +301,7 @@ async fn analyse(
     .map_err(|e| e.to_string())
 }
 
-async fn drive_or_wait(release: &Reconciling<'_>, why: String) -> Outcome {
+async fn not_analysable_yet(release: &Reconciling<'_>, why: String) -> Outcome {
     tracing::info!(deployment = %release.key, %why, "not analysing yet");
     Ok(Action::requeue(SOON))
 }
