@@ -591,3 +591,48 @@ async fn sigterm_finishes_cleanly_and_releases_the_lease_to_the_standby() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn replace_mode_holds_k_canary_pods_in_place_of_stable_ones() {
+    let Some(setup) = setup("gitops-replace").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let mut annotations = policy("", "8s");
+    annotations.insert("kubectl-canary.io/mode", "replace");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 5, V1, &annotations));
+    settled_on(&setup, V1, 5).await;
+    let before = rollout_fields(&client, &ns).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    let observer = Observer::start(&client, &ns, V2).await;
+    git.commit(&setup.env, &manifest(&ns, 5, V2, &annotations));
+    phase_is(&setup, "holding", |_| true).await;
+    let (c, ns2) = (client.clone(), ns.clone());
+    wait_for(
+        &setup.env,
+        "4 stable pods and 1 canary pod",
+        Duration::from_secs(30),
+        || {
+            let (c, ns2) = (c.clone(), ns2.clone());
+            async move {
+                (pods_by_image(&c, &ns2).await
+                    == BTreeMap::from([(V1.to_string(), 4), (V2.to_string(), 1)]))
+                .then_some(())
+            }
+        },
+    )
+    .await;
+    let held = rollout_fields(&client, &ns).await;
+    assert_eq!(
+        held["strategy"]["rollingUpdate"],
+        serde_json::json!({"maxSurge": 0, "maxUnavailable": 1})
+    );
+    settled_on(&setup, V2, 5).await;
+    record_gone(&setup).await;
+    git.stop().await;
+    assert_eq!(observer.unavailable(), Vec::<String>::new());
+    assert_eq!(observer.most_before_first_promote(), 1);
+    assert_eq!(rollout_fields(&client, &ns).await, before);
+}

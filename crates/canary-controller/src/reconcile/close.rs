@@ -81,9 +81,28 @@ pub(super) async fn superseded(release: &Reconciling<'_>) -> Outcome {
     let brake = release.brake.as_ref().expect("superseded needs the brake");
     let stable_images_agree =
         parse_images_signature(&brake.stable_images).as_ref() == Some(&record.original_images);
+    if !stable_images_agree {
+        // The policy braked this change as a new release: the recorded one had already
+        // released the brake (its promotion to 100% was under way). Close the old record;
+        // the next reconcile begins the new canary from the brake's annotations.
+        release.store.delete(stored).await?;
+        release.finished_metric("superseded");
+        release
+            .normal(
+                "CanaryReplaced",
+                format!(
+                    "kubectl-canary-controller: a new commit ({}) arrived while {} was being promoted; \
+                     its canary begins now",
+                    canary_kube::engine::images_text(&images_of(&template)),
+                    canary_kube::engine::images_text(&record.target_images)
+                ),
+            )
+            .await;
+        return Ok(Action::requeue(SOON));
+    }
     let refusal = match &release.policy {
         Err(error) => Some(("InvalidCanaryPolicy", format!("{error}; the new commit rolls out without a canary"))),
-        Ok(_) if !image_only || !stable_images_agree => Some((
+        Ok(_) if !image_only => Some((
             "CanaryNotPossible",
             "the new commit changes more than container images: it rolls out with the Deployment's own strategy"
                 .to_string(),
