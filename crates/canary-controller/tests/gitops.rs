@@ -636,3 +636,75 @@ async fn replace_mode_holds_k_canary_pods_in_place_of_stable_ones() {
     assert_eq!(observer.most_before_first_promote(), 1);
     assert_eq!(rollout_fields(&client, &ns).await, before);
 }
+
+/// The CLI binary, built beside the controller's (`cargo test --workspace` builds it for the
+/// CLI's own tests; `cargo build -p kubectl-canary` otherwise).
+fn cli() -> String {
+    let controller = std::path::Path::new(env!("CARGO_BIN_EXE_kubectl-canary-controller"));
+    let cli = controller.with_file_name("kubectl-canary");
+    assert!(
+        cli.exists(),
+        "{} is missing: run `cargo build -p kubectl-canary` (or cargo test --workspace)",
+        cli.display()
+    );
+    cli.to_string_lossy().to_string()
+}
+
+#[tokio::test]
+async fn the_cli_shows_and_promotes_a_controller_run_canary() {
+    let Some(setup) = setup("gitops-cli").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "10m");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &annotations));
+    settled_on(&setup, V1, 4).await;
+    let before = rollout_fields(&client, &ns).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    git.commit(&setup.env, &manifest(&ns, 4, V2, &annotations));
+    phase_is(&setup, "holding", |_| true).await;
+    let status = setup
+        .env
+        .run(&cli(), &["status", "deploy/web", "-n", &ns, "-o", "json"]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let text = status.to_string();
+    assert!(
+        text.contains("holding") && text.contains("kubectl-canary-controller/"),
+        "{text}"
+    );
+    // The CLI records the promotion; the controller (whose writes the policy lets through)
+    // carries it out, and the CLI sees it done.
+    let promote = setup.env.run(
+        &cli(),
+        &[
+            "promote",
+            "deploy/web",
+            "-n",
+            &ns,
+            "--full",
+            "--timeout",
+            "90s",
+        ],
+    );
+    assert!(
+        promote.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&promote.stdout),
+        String::from_utf8_lossy(&promote.stderr)
+    );
+    settled_on(&setup, V2, 4).await;
+    record_gone(&setup).await;
+    git.stop().await;
+    assert_eq!(rollout_fields(&client, &ns).await, before);
+    assert_eq!(
+        kubectl_canary_annotations(&deployment(&client, &ns).await),
+        Vec::<String>::new()
+    );
+}
