@@ -708,3 +708,115 @@ async fn the_cli_shows_and_promotes_a_controller_run_canary() {
         Vec::<String>::new()
     );
 }
+
+#[tokio::test]
+async fn a_commit_that_changes_more_than_images_is_released_with_the_deployments_own_settings() {
+    let Some(setup) = setup("gitops-not-image").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "60s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &annotations));
+    settled_on(&setup, V1, 4).await;
+    let before = rollout_fields(&client, &ns).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    let mut commit = manifest(&ns, 4, V2, &annotations);
+    commit["spec"]["template"]["spec"]["containers"][0]["env"] =
+        serde_json::json!([{"name": "MODE", "value": "new"}]);
+    git.commit(&setup.env, &commit);
+    let (c, ns2) = (client.clone(), ns.clone());
+    let note = wait_for(
+        &setup.env,
+        "a CanaryNotPossible Event",
+        Duration::from_secs(30),
+        || {
+            let (c, ns2) = (c.clone(), ns2.clone());
+            async move {
+                events_with_reason(&c, &ns2, "CanaryNotPossible")
+                    .await
+                    .pop()
+            }
+        },
+    )
+    .await;
+    assert!(note.contains("more than new container images"), "{note}");
+    settled_on(&setup, V2, 4).await;
+    git.stop().await;
+    assert!(record(&client, &ns).await.is_none());
+    assert_eq!(rollout_fields(&client, &ns).await, before);
+    assert_eq!(
+        kubectl_canary_annotations(&deployment(&client, &ns).await),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn a_record_changed_by_a_configmap_writer_stops_the_controller_for_that_deployment() {
+    let Some(setup) = setup("gitops-tamper").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "5s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &annotations));
+    settled_on(&setup, V1, 4).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    git.commit(&setup.env, &manifest(&ns, 4, V2, &annotations));
+    phase_is(&setup, "starting", |_| true).await;
+    // Someone who may edit ConfigMaps swaps the stable template for a privileged one.
+    let records: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), &ns);
+    let mut cm = records.get("web.kubectl-canary").await.unwrap();
+    let mut tampered: Value =
+        serde_json::from_str(&cm.data.as_ref().unwrap()["record.json"]).unwrap();
+    tampered["originalTemplate"]["spec"]["containers"][0]["image"] = serde_json::json!("evil:1");
+    tampered["originalTemplate"]["spec"]["containers"][0]["securityContext"] =
+        serde_json::json!({"privileged": true});
+    cm.data
+        .as_mut()
+        .unwrap()
+        .insert("record.json".into(), tampered.to_string());
+    records
+        .replace("web.kubectl-canary", &Default::default(), &cm)
+        .await
+        .unwrap();
+    let (c, ns2) = (client.clone(), ns.clone());
+    let note = wait_for(
+        &setup.env,
+        "a CanaryRecordChanged Event",
+        Duration::from_secs(30),
+        || {
+            let (c, ns2) = (c.clone(), ns2.clone());
+            async move {
+                events_with_reason(&c, &ns2, "CanaryRecordChanged")
+                    .await
+                    .pop()
+            }
+        },
+    )
+    .await;
+    assert!(note.contains("changes nothing"), "{note}");
+    let generation = deployment(&client, &ns).await.metadata.generation;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let d = deployment(&client, &ns).await;
+    assert_eq!(
+        d.metadata.generation, generation,
+        "nothing written to the Deployment since"
+    );
+    let images: Vec<String> = d
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers
+        .into_iter()
+        .filter_map(|c| c.image)
+        .collect();
+    assert_eq!(images, [V2], "Git's template, never the record's");
+    assert!(!pods_by_image(&client, &ns).await.contains_key("evil:1"));
+    git.stop().await;
+}

@@ -255,6 +255,13 @@ async fn reconcile_deployment(deployment: Arc<Deployment>, ctx: Arc<Context>) ->
         }
     };
     let release = Reconciling { brake, ..release };
+    // A record that disagrees with the cluster (changed by a ConfigMap writer) decides
+    // nothing, whatever the situation: the controller stops for this Deployment.
+    if let Some(stored) = &release.stored
+        && steps::trusted(&release, &stored.record).await.is_none()
+    {
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
     let template = release.view.template();
     let record = release.stored.as_ref().map(|s| &s.record);
     let situation = classify(&template, record, release.brake.is_some());

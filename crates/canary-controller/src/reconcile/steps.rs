@@ -42,7 +42,10 @@ pub(super) async fn continue_canary(release: &Reconciling<'_>) -> Outcome {
 /// put back come from the brake's annotations on the Deployment, and the stable template
 /// must be the recorded stable ReplicaSet's (same UID). `None` (with a warning) when the
 /// record disagrees with the cluster.
-async fn trusted(release: &Reconciling<'_>, record: &CanaryRecord) -> Option<CanaryRecord> {
+pub(super) async fn trusted(
+    release: &Reconciling<'_>,
+    record: &CanaryRecord,
+) -> Option<CanaryRecord> {
     let name = release.name();
     let uid = release.deployment().uid().unwrap_or_default();
     if record.deployment_uid != uid {
