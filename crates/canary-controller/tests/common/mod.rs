@@ -534,6 +534,25 @@ pub struct Setup {
     pub kubeconfig: PathBuf,
 }
 
+impl Drop for Setup {
+    /// The test's Leases live in the controller's namespace (deploy/'s RBAC allows no other):
+    /// delete them with the test. The namespace deletes itself (canary-testkit).
+    fn drop(&mut self) {
+        let lease = format!("lease-{}", self.namespace.name);
+        let _ = self.env.run(
+            "kubectl",
+            &[
+                "-n",
+                "kubectl-canary-system",
+                "delete",
+                "lease",
+                &lease,
+                "--ignore-not-found",
+            ],
+        );
+    }
+}
+
 /// A namespace and the installed manifests; `None` without testenv (see canary-testkit).
 pub async fn setup(prefix: &str) -> Option<Setup> {
     let env = TestEnv::get()?;
