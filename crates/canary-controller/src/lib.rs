@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod config;
+pub mod exit_code;
 pub mod http;
 pub mod leader;
 pub mod metrics;

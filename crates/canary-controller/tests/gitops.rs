@@ -497,7 +497,10 @@ async fn the_controller_refuses_to_start_without_the_brake_policy() {
     })
     .await
     .unwrap();
-    assert_eq!(status.0.code(), Some(1));
+    assert_eq!(
+        status.0.code(),
+        Some(i32::from(canary_controller::exit_code::STARTUP_REFUSED))
+    );
     let log = status.1.log_text();
     assert!(
         log.contains("no-such-policy") && log.contains("Kubernetes 1.36"),
@@ -558,7 +561,11 @@ async fn sigterm_finishes_cleanly_and_releases_the_lease_to_the_standby() {
     let exit = tokio::task::spawn_blocking(move || first.child.wait().unwrap())
         .await
         .unwrap();
-    assert_eq!(exit.code(), Some(0), "a clean exit on SIGTERM");
+    assert_eq!(
+        exit.code(),
+        Some(i32::from(canary_controller::exit_code::STOPPED)),
+        "a clean exit on SIGTERM"
+    );
     // Released at once (no holder), not left to expire.
     assert_eq!(
         holder(leases.clone(), lease.clone()).await,

@@ -3,6 +3,7 @@
 use clap::Parser;
 
 use canary_controller::config::{Config, LogFormat};
+use canary_controller::exit_code;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -22,14 +23,12 @@ async fn main() -> std::process::ExitCode {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "no Kubernetes configuration (in-cluster or KUBECONFIG)");
-            return std::process::ExitCode::from(2);
+            return std::process::ExitCode::from(exit_code::NO_KUBERNETES_CONFIG);
         }
     };
-    match canary_controller::run::run(config, client, metrics).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "stopped");
-            std::process::ExitCode::from(1)
-        }
+    let result = canary_controller::run::run(config, client, metrics).await;
+    if let Err(error) = &result {
+        tracing::error!(%error, "stopped");
     }
+    std::process::ExitCode::from(exit_code::of(&result))
 }
