@@ -6,6 +6,7 @@ use std::time::Duration;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
+use canary_core::gitops::brake::images_signature;
 use canary_core::gitops::situation::{
     NewCanary, begin_record, parse_images_signature, stable_template_of,
 };
@@ -41,6 +42,15 @@ pub(super) async fn begin(release: &Reconciling<'_>) -> Outcome {
         }
     };
     let template = release.view.template();
+    if images_signature(&template) == brake.stable_images {
+        // The template is the stable one: annotations left over (nothing to make a canary of).
+        return release_unbraked(
+            release,
+            "CanaryBrakeLeftOver",
+            format!("deploy/{name} runs its stable images but still had the brake's annotations: released"),
+        )
+        .await;
+    }
     let stable_template = parse_images_signature(&brake.stable_images)
         .and_then(|images| stable_template_of(&template, &images));
     let stable_rs = stable_template

@@ -4,7 +4,7 @@
 use kube::runtime::controller::Action;
 
 use canary_core::gitops::situation::{parse_images_signature, stable_template_of, supersede};
-use canary_core::machine::{Decision, Goal, SpecChange, decide};
+use canary_core::machine::SpecChange;
 use canary_core::record::images_of;
 use canary_kube::gitops::writes::update_deployment;
 
@@ -26,17 +26,16 @@ pub(super) async fn reverted(release: &Reconciling<'_>) -> Outcome {
             summary: "the stable template is back: release the brake".into(),
         };
         record.original_settings = brake.original.clone();
-        if let Decision::Apply(_) = decide(&record, Goal::Abort, &release.view.observation(&record))
-        {
-            update_deployment(
-                &release.apis.deployments,
-                release.deployment(),
-                &change,
-                true,
-            )
-            .await?;
-            return Ok(Action::requeue(SOON));
-        }
+        // Always one write while the annotations are there: with them the policy would keep
+        // these settings for every later writer, and brake no later commit.
+        update_deployment(
+            &release.apis.deployments,
+            release.deployment(),
+            &change,
+            true,
+        )
+        .await?;
+        return Ok(Action::requeue(SOON));
     }
     let observation = release.view.observation(&record);
     let canary_left = observation.canary.as_ref().map_or(0, |rs| rs.pods);

@@ -111,6 +111,27 @@ async fn drive(release: &Reconciling<'_>, record: &CanaryRecord, goal: Goal) -> 
                 Written::Stored(_) | Written::Conflict => Ok(Action::requeue(SOON)),
             }
         }
+        Decision::Wait(_) | Decision::Reached
+            if goal == Goal::PromoteFull && release.brake.is_some() =>
+        {
+            // The settings are back (someone else put them back) but the brake's annotations
+            // are not gone: remove them, or the policy would keep these settings for every
+            // later writer and brake no later commit.
+            let brake = release.brake.as_ref().expect("checked");
+            let change = canary_core::machine::SpecChange {
+                template: None,
+                settings: brake.original.clone(),
+                summary: "remove the brake's annotations".into(),
+            };
+            update_deployment(
+                &release.apis.deployments,
+                release.deployment(),
+                &change,
+                true,
+            )
+            .await?;
+            Ok(Action::requeue(SOON))
+        }
         Decision::Wait(_) => Ok(Action::requeue(SOON)),
         Decision::Stuck(stuck) => {
             release
