@@ -827,3 +827,38 @@ async fn a_record_changed_by_a_configmap_writer_stops_the_controller_for_that_de
     assert!(!pods_by_image(&client, &ns).await.contains_key("evil:1"));
     git.stop().await;
 }
+
+#[tokio::test]
+async fn a_deleted_record_is_recreated_from_the_deployment_and_the_canary_goes_on() {
+    let Some(setup) = setup("gitops-lost-record").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "10s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &annotations));
+    settled_on(&setup, V1, 4).await;
+    let before = rollout_fields(&client, &ns).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    let observer = Observer::start(&client, &ns, V2).await;
+    git.commit(&setup.env, &manifest(&ns, 4, V2, &annotations));
+    let first = phase_is(&setup, "holding", |_| true).await;
+    let records: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), &ns);
+    records
+        .delete("web.kubectl-canary", &Default::default())
+        .await
+        .unwrap();
+    // Recreated from the brake's annotations and the stable ReplicaSet, not from memory.
+    let again = phase_is(&setup, "holding", |r| r["startedAt"] != first["startedAt"]).await;
+    assert_eq!(again["stable"], first["stable"]);
+    assert_eq!(again["originalTemplate"], first["originalTemplate"]);
+    assert_eq!(again["originalSettings"], first["originalSettings"]);
+    settled_on(&setup, V2, 4).await;
+    record_gone(&setup).await;
+    git.stop().await;
+    assert_eq!(observer.most_before_first_promote(), 1);
+    assert_eq!(observer.unavailable(), Vec::<String>::new());
+    assert_eq!(rollout_fields(&client, &ns).await, before);
+}
