@@ -862,3 +862,40 @@ async fn a_deleted_record_is_recreated_from_the_deployment_and_the_canary_goes_o
     assert_eq!(observer.unavailable(), Vec::<String>::new());
     assert_eq!(rollout_fields(&client, &ns).await, before);
 }
+
+#[tokio::test]
+async fn the_cli_abort_of_a_controller_run_canary_is_a_revert_that_never_leaves_the_brake() {
+    let Some(setup) = setup("gitops-cli-abort").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "10m");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &annotations));
+    settled_on(&setup, V1, 4).await;
+    let before = rollout_fields(&client, &ns).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    git.commit(&setup.env, &manifest(&ns, 4, V2, &annotations));
+    phase_is(&setup, "holding", |_| true).await;
+    git.stop().await; // Git would apply V2 again and start a new canary: that is what docs/gitops.md says.
+    let observer = Observer::start(&client, &ns, V2).await;
+    let abort = setup.env.run(
+        &cli(),
+        &["abort", "deploy/web", "-n", &ns, "--timeout", "90s"],
+    );
+    assert!(
+        abort.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&abort.stdout),
+        String::from_utf8_lossy(&abort.stderr)
+    );
+    settled_on(&setup, V1, 4).await;
+    record_gone(&setup).await;
+    assert_eq!(observer.unavailable(), Vec::<String>::new());
+    assert_eq!(rollout_fields(&client, &ns).await, before);
+    assert_eq!(
+        kubectl_canary_annotations(&deployment(&client, &ns).await),
+        Vec::<String>::new()
+    );
+}

@@ -21,6 +21,13 @@ use super::{Outcome, Reconciling, SOON, now};
 /// The history line that marks the resting state, written once.
 const RESTING_NOTE: &str = "release failed: resting on the stable pods until the next commit";
 
+/// Whether the abort is the controller's own (a failed analysis, possibly already resting).
+pub(super) fn aborted_here(record: &CanaryRecord) -> bool {
+    record.history.last().is_some_and(|entry| {
+        entry.event.starts_with(super::steps::FAILED_NOTE) || entry.event == RESTING_NOTE
+    })
+}
+
 /// One step towards resting on the stable pods.
 pub(super) async fn hold_on_stable(release: &Reconciling<'_>, record: &CanaryRecord) -> Outcome {
     let settings = settings_of(release.deployment());

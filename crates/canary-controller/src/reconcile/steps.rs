@@ -18,6 +18,20 @@ use kube::ResourceExt;
 
 use super::{Outcome, Reconciling, SOON, now, stable};
 
+/// How the controller's failure note begins (the CLI's abort writes another).
+pub(super) const FAILED_NOTE: &str = "analysis failed";
+
+/// How long an abort recorded by the CLI is left to the CLI before the controller holds the
+/// Deployment on its stable pods itself.
+const CLI_ABORT_GRACE: Duration = Duration::from_secs(120);
+
+/// Time since the record's last history line.
+fn since_last_note(record: &CanaryRecord) -> Option<Duration> {
+    let at = record.history.last()?.at.parse::<Timestamp>().ok()?;
+    let ms = Timestamp::now().as_millisecond() - at.as_millisecond();
+    Some(Duration::from_millis(ms.max(0) as u64))
+}
+
 /// Most history lines kept in a controller-run record (inconclusive rounds add one each).
 const MAX_HISTORY: usize = 100;
 
@@ -34,7 +48,15 @@ pub(super) async fn continue_canary(release: &Reconciling<'_>) -> Outcome {
         }
         Phase::Holding { pods } => analyse_when_due(release, record, pods).await,
         Phase::PromotingFull => drive(release, &record, Goal::PromoteFull).await,
-        Phase::Aborting => stable::hold_on_stable(release, &record).await,
+        Phase::Aborting if stable::aborted_here(&record) => {
+            stable::hold_on_stable(release, &record).await
+        }
+        // `kubectl canary abort` reverts the template itself (the policy releases the brake
+        // in that write): leave it to the CLI, unless it left the abort unfinished.
+        Phase::Aborting => match since_last_note(&record) {
+            Some(age) if age < CLI_ABORT_GRACE => Ok(Action::requeue(CLI_ABORT_GRACE - age)),
+            _ => stable::hold_on_stable(release, &record).await,
+        },
     }
 }
 
@@ -276,7 +298,7 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
             next.phase = Phase::Aborting;
             next.note(
                 &now(),
-                format!("analysis failed at {pods} pod(s): {reason}; holding on the stable pods until the next commit"),
+                format!("{FAILED_NOTE} at {pods} pod(s): {reason}; holding on the stable pods until the next commit"),
             );
             save(release, next).await?;
             release
