@@ -9,6 +9,7 @@ pub mod events;
 pub mod gitops;
 pub mod live;
 pub mod observe;
+pub mod plan_subject;
 pub mod preflight;
 pub mod status;
 pub mod store;

@@ -94,7 +94,7 @@ pub(super) async fn begin(release: &Reconciling<'_>) -> Outcome {
                     "CanaryStarted",
                     format!(
                         "kubectl-canary-controller: {} braked at {} canary pod(s) beside {}; analysis every {}s",
-                        canary_kube::engine::images_text(&record.target_images),
+                        canary_core::text::images_text(&record.target_images),
                         policy.first_pods,
                         record.stable.replica_set,
                         policy.interval.as_secs()

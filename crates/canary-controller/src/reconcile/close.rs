@@ -61,8 +61,8 @@ pub(super) async fn reverted(release: &Reconciling<'_>) -> Outcome {
             "CanaryReverted",
             format!(
                 "kubectl-canary-controller: the stable version {} is back on every pod (a revert); the canary of {} is closed",
-                canary_kube::engine::images_text(&record.original_images),
-                canary_kube::engine::images_text(&record.target_images)
+                canary_core::text::images_text(&record.original_images),
+                canary_core::text::images_text(&record.target_images)
             ),
         )
         .await;
@@ -92,8 +92,8 @@ pub(super) async fn superseded(release: &Reconciling<'_>) -> Outcome {
                 format!(
                     "kubectl-canary-controller: a new commit ({}) arrived while {} was being promoted; \
                      its canary begins now",
-                    canary_kube::engine::images_text(&images_of(&template)),
-                    canary_kube::engine::images_text(&record.target_images)
+                    canary_core::text::images_text(&images_of(&template)),
+                    canary_core::text::images_text(&record.target_images)
                 ),
             )
             .await;
@@ -122,8 +122,8 @@ pub(super) async fn superseded(release: &Reconciling<'_>) -> Outcome {
             "CanaryReplaced",
             format!(
                 "kubectl-canary-controller: a new commit ({}) replaced the canary of {}; starting again at {} pod(s)",
-                canary_kube::engine::images_text(&images_of(&template)),
-                canary_kube::engine::images_text(&record.target_images),
+                canary_core::text::images_text(&images_of(&template)),
+                canary_core::text::images_text(&record.target_images),
                 policy.first_pods
             ),
         )

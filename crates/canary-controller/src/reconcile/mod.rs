@@ -81,6 +81,7 @@ impl ReconcileError {
                 canary_kube::error::ErrorKind::Unreachable => "unreachable",
                 canary_kube::error::ErrorKind::TimedOut => "timed_out",
                 canary_kube::error::ErrorKind::Stuck => "stuck",
+                canary_kube::error::ErrorKind::Usage => "usage",
                 canary_kube::error::ErrorKind::Internal => "internal",
             },
         }

@@ -184,7 +184,7 @@ async fn drive(release: &Reconciling<'_>, record: &CanaryRecord, goal: Goal) -> 
                         "CanaryPromoted",
                         format!(
                             "kubectl-canary-controller: {} promoted to every pod; the Deployment's own settings are back",
-                            canary_kube::engine::images_text(&record.target_images)
+                            canary_core::text::images_text(&record.target_images)
                         ),
                     )
                     .await;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::analysis_spec::{format_duration, parse_duration};
+use crate::duration::{format_duration, parse_duration};
 use crate::rollout_math::{CanaryMode, CanarySize, resolve_canary};
 
 /// First canary size in pods: what the admission policy brakes at.

@@ -11,6 +11,7 @@ use crate::record::{
     with_images,
 };
 use crate::rollout_math::CanaryMode;
+use crate::text::images_text;
 
 /// The `toolVersion` prefix of records the controller writes (`kubectl-canary-controller/0.1.0`):
 /// the controller acts only on those, and leaves canaries started with the CLI to the CLI.
@@ -199,14 +200,6 @@ pub fn hold_on_stable(
     } else {
         HoldOnStable::Resting
     }
-}
-
-fn images_text(images: &BTreeMap<String, String>) -> String {
-    images
-        .iter()
-        .map(|(c, i)| format!("{c}={i}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

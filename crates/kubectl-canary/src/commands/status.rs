@@ -27,7 +27,7 @@ pub async fn run(config: &Config, args: &StatusArgs) -> Result<(), CanaryError> 
         }
         last = Some(report);
     };
-    let report = gather(&engine, config).await?;
+    let report = engine.status_report().await?;
     print(report);
     if !args.watch {
         return Ok(());
@@ -45,15 +45,4 @@ pub async fn run(config: &Config, args: &StatusArgs) -> Result<(), CanaryError> 
             record.as_ref(),
         ));
     }
-}
-
-/// One read of the cluster, as a report.
-pub async fn gather(engine: &Engine, config: &Config) -> Result<StatusReport, CanaryError> {
-    let view = engine.view().await?;
-    let stored = engine.store().get().await?;
-    Ok(StatusReport::build(
-        &config.namespace,
-        &view,
-        stored.as_ref(),
-    ))
 }
