@@ -899,3 +899,59 @@ async fn the_cli_abort_of_a_controller_run_canary_is_a_revert_that_never_leaves_
         Vec::<String>::new()
     );
 }
+
+#[tokio::test]
+async fn an_unreadable_record_is_reported_once_and_nothing_is_changed() {
+    let Some(setup) = setup("gitops-garbage").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "5s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &annotations));
+    settled_on(&setup, V1, 4).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    git.commit(&setup.env, &manifest(&ns, 4, V2, &annotations));
+    phase_is(&setup, "holding", |_| true).await;
+    let records: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), &ns);
+    let mut cm = records.get("web.kubectl-canary").await.unwrap();
+    cm.data
+        .as_mut()
+        .unwrap()
+        .insert("record.json".into(), "{not json".into());
+    records
+        .replace("web.kubectl-canary", &Default::default(), &cm)
+        .await
+        .unwrap();
+    let generation = deployment(&client, &ns).await.metadata.generation;
+    let (c, ns2) = (client.clone(), ns.clone());
+    wait_for(
+        &setup.env,
+        "a CanaryRecordUnreadable Event",
+        Duration::from_secs(30),
+        || {
+            let (c, ns2) = (c.clone(), ns2.clone());
+            async move {
+                events_with_reason(&c, &ns2, "CanaryRecordUnreadable")
+                    .await
+                    .pop()
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(8)).await; // past the 5 s interval: no analysis, no promotion
+    assert_eq!(
+        deployment(&client, &ns).await.metadata.generation,
+        generation,
+        "nothing written"
+    );
+    assert_eq!(
+        events_with_reason(&client, &ns, "CanaryRecordUnreadable")
+            .await
+            .len(),
+        1
+    );
+    git.stop().await;
+}

@@ -119,17 +119,7 @@ impl Reconciling<'_> {
 
     /// Publishes a Warning once per distinct message and Deployment.
     pub async fn warn_once(&self, reason: &str, note: String) {
-        let fresh = {
-            let mut warned = self.ctx.warned.lock().expect("warned lock");
-            let line = format!("{reason}: {note}");
-            (warned.get(&self.key) != Some(&line))
-                .then(|| warned.insert(self.key.clone(), line))
-                .is_some()
-        };
-        if fresh {
-            tracing::warn!(deployment = %self.key, reason, %note);
-            self.events.warning(reason, note).await;
-        }
+        warn_once(self.ctx, &self.key, &self.events, reason, note).await;
     }
 
     /// Forgets the last warning (the problem is gone).
@@ -174,6 +164,25 @@ impl Reconciling<'_> {
     }
 }
 
+/// Publishes a Warning about `key` unless the same one was the last published: a standing
+/// problem is reported once, not on every reconcile.
+async fn warn_once(ctx: &Context, key: &str, events: &EventSink, reason: &str, note: String) {
+    let line = format!("{reason}: {note}");
+    let fresh = {
+        let mut warned = ctx.warned.lock().expect("warned lock");
+        if warned.get(key) == Some(&line) {
+            false
+        } else {
+            warned.insert(key.to_string(), line);
+            true
+        }
+    };
+    if fresh {
+        tracing::warn!(deployment = %key, reason, %note);
+        events.warning(reason, note).await;
+    }
+}
+
 /// Reconciles one Deployment.
 pub fn reconcile(
     deployment: Arc<Deployment>,
@@ -211,8 +220,7 @@ async fn reconcile_deployment(deployment: Arc<Deployment>, ctx: Arc<Context>) ->
             let note = format!(
                 "{error}; the controller changes nothing on deploy/{name} until the record is repaired or deleted"
             );
-            tracing::warn!(deployment = %key, %note);
-            events.warning("CanaryRecordUnreadable", note).await;
+            warn_once(&ctx, &key, &events, "CanaryRecordUnreadable", note).await;
             return Ok(Action::requeue(Duration::from_secs(60)));
         }
         Err(error) => return Err(error.into()),
