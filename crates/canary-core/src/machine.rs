@@ -254,7 +254,7 @@ pub enum Decision {
 /// the controller takes a new ReplicaSet with `spec.replicas == replicas` whose pods are all
 /// Available as saturated and scales the stable side to 0.
 pub fn held_settings(record: &CanaryRecord, pods: i32) -> RolloutSettings {
-    if record.mode == CanaryMode::Surge && pods >= record.replicas {
+    if record.brake_while_held || (record.mode == CanaryMode::Surge && pods >= record.replicas) {
         return RolloutSettings::braked(record.mode, pods, true);
     }
     RolloutSettings {
@@ -314,6 +314,7 @@ fn braked_in_place(settings: &RolloutSettings) -> RolloutSettings {
 ///     history: vec![],
 ///     admitted_target_template: None,
 ///     requested_size: None,
+///     brake_while_held: false,
 /// };
 /// // The Deployment as it is before start: the original template and settings, settled.
 /// let observed = Observation {

@@ -253,6 +253,11 @@ pub struct CanaryRecord {
     /// Absent: the held pod count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_size: Option<CanarySize>,
+    /// Keep the brake on while held. Only for canaries run by the GitOps controller, whose
+    /// admission policy takes the brake off in the same write as a revert; a CLI canary is
+    /// held without it (docs/brake-during-hold.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub brake_while_held: bool,
 }
 
 impl CanaryRecord {
@@ -392,6 +397,7 @@ pub(crate) fn sample_record() -> CanaryRecord {
         history: vec![],
         admitted_target_template: None,
         requested_size: None,
+        brake_while_held: false,
     }
 }
 

@@ -257,6 +257,7 @@ impl Engine {
             history: vec![],
             admitted_target_template: None,
             requested_size: Some(request.size),
+            brake_while_held: false,
         };
         record.note(
             &now,
