@@ -6,9 +6,17 @@
 
 mod common;
 
-#[allow(dead_code)]
-#[path = "../src/exit_code.rs"]
-mod exit_code;
+/// The documented exit codes these tests expect (src/exit_code.rs, README).
+mod exit_code {
+    pub const REFUSED: i32 = 4;
+    pub const STUCK: i32 = 9;
+    pub const CANARY_UNHEALTHY: i32 = 10;
+    pub const REVERTED_BY_OTHERS: i32 = 13;
+    pub const REPLACED_BY_OTHERS: i32 = 14;
+    pub const RECREATED: i32 = 16;
+    pub const RECORD_LOST: i32 = 17;
+    pub const SUPERSEDED: i32 = 18;
+}
 
 use std::time::{Duration, Instant};
 
