@@ -5,7 +5,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
-use crate::{commands, exit_code};
+use crate::{aftermath, commands, exit_code};
 
 /// Runs the CLI; returns the process exit code.
 pub fn run() -> i32 {
@@ -80,6 +80,9 @@ pub fn run() -> i32 {
             Ok(code) => code,
             Err(error) => {
                 eprintln!("error: {error}");
+                for line in aftermath::explain(&cli, &config, error.kind()).await {
+                    eprintln!("{line}");
+                }
                 exit_code::for_error(error.kind())
             }
         }

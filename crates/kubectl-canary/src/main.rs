@@ -1,5 +1,6 @@
 //! `kubectl canary`: exact, safe canary releases of plain Deployments.
 
+mod aftermath;
 mod app;
 mod cli;
 mod commands;
