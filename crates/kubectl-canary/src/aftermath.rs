@@ -53,7 +53,7 @@ pub async fn explain(cli: &Cli, config: &Config, kind: ErrorKind) -> Vec<String>
 }
 
 /// The Deployment a command is about, if it names one.
-fn target(cli: &Cli) -> Option<&str> {
+pub fn target(cli: &Cli) -> Option<&str> {
     let target = match &cli.command {
         Command::Start(args) => &args.target,
         Command::Status(args) => &args.target,

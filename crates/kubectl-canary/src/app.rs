@@ -5,7 +5,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
-use crate::{aftermath, commands, exit_code};
+use crate::{aftermath, commands, exit_code, signals};
 
 /// Runs the CLI; returns the process exit code.
 pub fn run() -> i32 {
@@ -66,6 +66,11 @@ pub fn run() -> i32 {
                 return exit_code::UNREACHABLE;
             }
         };
+        signals::install(signals::LeftBehind {
+            ledger: config.ledger.clone(),
+            deployment: aftermath::target(&cli).map(str::to_string),
+            namespace: config.namespace.clone(),
+        });
         let result = match &cli.command {
             Command::Start(args) => commands::start::run(&config, args).await,
             Command::Status(args) => commands::status::run(&config, args)

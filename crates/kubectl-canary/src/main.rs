@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod exit_code;
 mod output;
+mod signals;
 
 fn main() -> std::process::ExitCode {
     std::process::ExitCode::from(app::run() as u8)
