@@ -106,5 +106,10 @@ fn apply_identity_flags(config: &mut kube::Config, global: &GlobalArgs) {
         auth.auth_provider = None;
         auth.username = None;
         auth.password = None;
+        // A client certificate would authenticate first and hide the token's identity.
+        auth.client_certificate = None;
+        auth.client_certificate_data = None;
+        auth.client_key = None;
+        auth.client_key_data = None;
     }
 }
