@@ -9,17 +9,15 @@ use canary_kube::engine::Engine;
 use canary_kube::error::CanaryError;
 use canary_kube::events::EventSink;
 
-use crate::cli::AnalyzeArgs;
-use crate::config::Config;
-use crate::config::analysis;
+use crate::config::analyze::AnalyzeConfig;
+use crate::config::{Config, OutputFormat};
 use crate::exit_code;
 use crate::output::{print_structured, verdict_text};
 
 /// Runs `analyze`; returns the exit code for the verdict.
-pub async fn run(config: &Config, args: &AnalyzeArgs) -> Result<i32, CanaryError> {
-    let spec =
-        analysis::resolve(&args.analysis).map_err(|error| CanaryError::Usage(error.to_string()))?;
-    let engine = Engine::new(&config.client, &config.namespace, &args.target.name);
+pub async fn run(config: &Config, analyze: &AnalyzeConfig) -> Result<i32, CanaryError> {
+    let spec = &analyze.analysis;
+    let engine = Engine::new(&config.client, &config.namespace, &analyze.deployment);
     let view = engine.view().await?;
     let stored = engine.store().get().await?;
     let target = match &stored {
@@ -28,20 +26,20 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> Result<i32, CanaryError
     };
     let target = target?;
     if print_structured_is_off(config) {
-        eprintln!("{}", describe_run(&target, &spec, stored.is_none()));
-        if !args.observe.is_zero() {
+        eprintln!("{}", describe_run(&target, spec, stored.is_none()));
+        if !analyze.observe.is_zero() {
             eprintln!(
                 "watching the pods' health for {} before the other checks measure (a failure ends it at once)",
-                format_duration(args.observe)
+                format_duration(analyze.observe)
             );
         }
     }
     let options = RunOptions {
-        observe_for: args.observe,
-        keep_waiting: args.wait,
+        observe_for: analyze.observe,
+        keep_waiting: analyze.wait,
         ..RunOptions::default()
     };
-    let verdict = run_analysis(&config.client, &target, &spec, options).await?;
+    let verdict = run_analysis(&config.client, &target, spec, options).await?;
     if !print_structured(config.output, &verdict) {
         print!("{}", verdict_text(&verdict));
         if verdict.decision == Decision::Wait {
@@ -56,10 +54,7 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> Result<i32, CanaryError
 }
 
 fn print_structured_is_off(config: &Config) -> bool {
-    matches!(
-        config.output,
-        crate::cli::OutputFormat::Table | crate::cli::OutputFormat::Wide
-    )
+    matches!(config.output, OutputFormat::Table | OutputFormat::Wide)
 }
 
 fn describe_run(target: &AnalysisTarget, spec: &AnalysisSpec, without_record: bool) -> String {

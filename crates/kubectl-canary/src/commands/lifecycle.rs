@@ -7,17 +7,17 @@ use canary_kube::engine::{DriveOptions, Engine};
 use canary_kube::error::CanaryError;
 use canary_kube::preflight;
 
-use crate::cli::{AbortArgs, OutputFormat, PromoteArgs};
-use crate::config::Config;
+use crate::config::lifecycle::{AbortConfig, PromoteConfig};
+use crate::config::{Config, OutputFormat};
 use crate::exit_code;
 use crate::output::{change_fields, print_structured, progress_printer, status_text};
 
 /// Runs `promote`.
-pub async fn promote(config: &Config, args: &PromoteArgs) -> Result<i32, CanaryError> {
-    let name = &args.target.name;
+pub async fn promote(config: &Config, promote: &PromoteConfig) -> Result<i32, CanaryError> {
+    let name = &promote.deployment;
     let engine = Engine::new(&config.client, &config.namespace, name);
     let stored = engine.record().await?;
-    let goal = match args.canary {
+    let goal = match promote.canary {
         None => Goal::PromoteFull,
         Some(size) => {
             let record = &stored.record;
@@ -54,16 +54,16 @@ pub async fn promote(config: &Config, args: &PromoteArgs) -> Result<i32, CanaryE
         &engine,
         stored,
         goal,
-        args.dry_run,
-        !args.no_wait,
+        promote.dry_run,
+        promote.wait,
         &by_hand,
     )
     .await
 }
 
 /// Runs `abort`.
-pub async fn abort(config: &Config, args: &AbortArgs) -> Result<i32, CanaryError> {
-    let name = &args.target.name;
+pub async fn abort(config: &Config, abort: &AbortConfig) -> Result<i32, CanaryError> {
+    let name = &abort.deployment;
     let engine = Engine::new(&config.client, &config.namespace, name);
     let stored = engine.record().await?;
     let by_hand = format!(
@@ -75,8 +75,8 @@ pub async fn abort(config: &Config, args: &AbortArgs) -> Result<i32, CanaryError
         &engine,
         stored,
         Goal::Abort,
-        args.dry_run,
-        !args.no_wait,
+        abort.dry_run,
+        abort.wait,
         &by_hand,
     )
     .await

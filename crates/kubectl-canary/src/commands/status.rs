@@ -4,20 +4,20 @@ use canary_kube::engine::Engine;
 use canary_kube::error::CanaryError;
 use canary_kube::status::StatusReport;
 
-use crate::cli::{OutputFormat, StatusArgs};
-use crate::config::Config;
+use crate::config::status::StatusConfig;
+use crate::config::{Config, OutputFormat};
 use crate::output::{print_structured, status_text};
 
 /// Prints the status once, or on every change with `--watch`.
-pub async fn run(config: &Config, args: &StatusArgs) -> Result<(), CanaryError> {
-    let engine = Engine::new(&config.client, &config.namespace, &args.target.name);
+pub async fn run(config: &Config, status: &StatusConfig) -> Result<(), CanaryError> {
+    let engine = Engine::new(&config.client, &config.namespace, &status.deployment);
     let mut last = None;
     let mut print = |report: StatusReport| {
         if last.as_ref() == Some(&report) {
             return;
         }
         if !print_structured(config.output, &report) {
-            if args.watch && last.is_some() {
+            if status.watch && last.is_some() {
                 println!("---");
             }
             print!(
@@ -29,7 +29,7 @@ pub async fn run(config: &Config, args: &StatusArgs) -> Result<(), CanaryError> 
     };
     let report = engine.status_report().await?;
     print(report);
-    if !args.watch {
+    if !status.watch {
         return Ok(());
     }
     // One watch per kind (Deployment, ReplicaSets, pods, record) feeds a live view; each
