@@ -102,3 +102,48 @@ async fn a_selector_of_match_expressions_only_is_canaried() {
     create_settled(&env, &ns.name, &deployment).await;
     canary_and_abort(&env, &ns.name, "web", "nginx:1.15").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_sidecar_is_canaried_and_restored() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "sidecar").await;
+    let mut value = serde_json::to_value(web_deployment("web", 3, "nginx:1.14", None)).unwrap();
+    value["spec"]["template"]["spec"]["initContainers"] = serde_json::json!([
+        {"name": "proxy", "image": "envoy:1.30", "restartPolicy": "Always"}
+    ]);
+    let deployment: Deployment = serde_json::from_value(value).unwrap();
+    create_settled(&env, &ns.name, &deployment).await;
+    let original = spec_of(&env, &ns.name, "web").await;
+    let start = canary(
+        &env,
+        &ns.name,
+        &["start", "deploy/web", "proxy=envoy:1.31", "--canary", "1"],
+    )
+    .await;
+    assert_exit(&start, 0, "start on a native sidecar");
+    let held = spec_of(&env, &ns.name, "web").await;
+    assert_eq!(
+        held.pointer("/template/spec/initContainers/0/image")
+            .and_then(|v| v.as_str()),
+        Some("envoy:1.31"),
+        "the sidecar's image is the canary's"
+    );
+    let unknown = canary(&env, &ns.name, &["abort", "deploy/web"]).await;
+    assert_exit(&unknown, 0, "abort");
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
+    // A name that is in neither list is refused with both lists' names.
+    let out = canary(
+        &env,
+        &ns.name,
+        &["start", "deploy/web", "nope=x:1", "--canary", "1"],
+    )
+    .await;
+    assert_exit(&out, 4, "unknown container");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("nginx") && stderr.contains("proxy"),
+        "{}",
+        text(&out)
+    );
+}
