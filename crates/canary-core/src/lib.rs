@@ -12,6 +12,7 @@ pub mod machine;
 pub mod plan;
 pub mod record;
 pub mod rollout_math;
+pub mod seal;
 pub mod stats;
 pub mod target;
 pub mod validate;
