@@ -18,6 +18,7 @@ use serde::Serialize;
 use canary_core::machine::{Decision, Goal, SpecChange, Waiting, decide};
 use canary_core::record::{CanaryRecord, Owner, Phase, RECORD_SCHEMA, StableRevision, images_of};
 use canary_core::rollout_math::{CanaryMode, CanarySize, ResolvedCanary, resolve_canary};
+use canary_core::seal::Seal;
 use canary_core::validate::{AutoscalerFacts, check_start};
 
 use crate::error::{CanaryError, Result, is_status};
@@ -25,7 +26,7 @@ use crate::events::EventSink;
 use crate::live::LiveView;
 use crate::observe::{DeploymentView, NamespaceApis, revision_of, template_hash_of};
 use crate::preflight;
-use crate::store::{RecordStore, StoredRecord, locked};
+use crate::store::{RecordStore, StoredRecord};
 
 /// Something the engine did or is waiting for, reported as it happens.
 #[derive(Debug, Clone, Serialize)]
@@ -64,7 +65,7 @@ static MUTATIONS: AtomicUsize = AtomicUsize::new(0);
 /// Called after every change the tool makes to the cluster. With the `test-hooks` feature,
 /// `KUBECTL_CANARY_CRASH_AFTER=N` kills the process (no clean-up of any kind, as kill -9)
 /// right after the Nth change, which is how the crash-safety tests reach every point.
-fn mutation_point(what: &str) {
+pub(crate) fn mutation_point(what: &str) {
     let n = MUTATIONS.fetch_add(1, Ordering::SeqCst) + 1;
     tracing::debug!(n, what, "mutation point");
     #[cfg(feature = "test-hooks")]
@@ -81,10 +82,10 @@ fn mutation_point(what: &str) {
 /// The engine for one Deployment.
 #[derive(Clone)]
 pub struct Engine {
-    client: kube::Client,
-    apis: NamespaceApis,
-    store: RecordStore,
-    name: String,
+    pub(crate) client: kube::Client,
+    pub(crate) apis: NamespaceApis,
+    pub(crate) store: RecordStore,
+    pub(crate) name: String,
 }
 
 /// What `start` was asked for.
@@ -146,7 +147,7 @@ impl Engine {
     }
 
     /// Reads the Deployment alone.
-    async fn deployment(&self) -> Result<Deployment> {
+    pub(crate) async fn deployment(&self) -> Result<Deployment> {
         match self.apis.deployments.get(&self.name).await {
             Ok(deployment) => Ok(deployment),
             Err(e) if is_status(&e, 404) => Err(CanaryError::DeploymentNotFound {
@@ -189,8 +190,11 @@ impl Engine {
         )
         .await?;
         let view = self.view().await?;
-        if let Some(existing) = self.store.get().await? {
-            return Err(locked(&existing.record));
+        // A canary, a record of any kind, or a Deployment held without its record: refused
+        // with what it is. A seal left by a finished canary is replaced by the first update.
+        let state = crate::trust::classify(&view, crate::trust::read_record(&self.store).await?)?;
+        if !matches!(state, crate::trust::CanaryState::None { .. }) {
+            return Err(state.error(&self.name, &self.store.name()));
         }
         let autoscaler = self.autoscaler_of(&view).await?;
         check_start(
@@ -443,6 +447,8 @@ impl Engine {
                 }
                 self.store.delete(&stored).await?;
                 mutation_point("record deleted");
+                // The seal stays until the record is gone: a record without it is never trusted.
+                self.remove_seal().await?;
                 (options.progress)(&Progress::Released);
                 events
                     .normal(
@@ -481,7 +487,7 @@ impl Engine {
     }
 
     /// Applies the machine's updates until it only waits for the controller (`--no-wait`).
-    async fn apply_until_waiting(
+    pub(crate) async fn apply_until_waiting(
         &self,
         record: &CanaryRecord,
         goal: Goal,
@@ -491,7 +497,8 @@ impl Engine {
             let view = self.view().await?;
             match decide(record, goal, &view.observation(record)) {
                 Decision::Apply(change) => {
-                    self.apply(&view, &change, progress).await?;
+                    self.apply(&view, &change, &Seal::for_record(record, goal), progress)
+                        .await?;
                 }
                 Decision::Stuck(stuck) => {
                     return Err(CanaryError::Stuck {
@@ -525,7 +532,10 @@ impl Engine {
                         stuck,
                     });
                 }
-                Decision::Apply(change) => match self.apply(&view, &change, progress).await? {
+                Decision::Apply(change) => match self
+                    .apply(&view, &change, &Seal::for_record(record, goal), progress)
+                    .await?
+                {
                     // Decide next on a view that includes our own write.
                     Some(version) => live.caught_up_with(&version, Duration::from_secs(5)).await,
                     // Someone else wrote first: wait for their write to arrive.
@@ -553,16 +563,19 @@ impl Engine {
         }
     }
 
-    /// One update of the Deployment guarded by the resourceVersion just read. A conflict is
-    /// not an error: the caller reads again and decides again.
+    /// One update of the Deployment guarded by the resourceVersion just read, carrying the
+    /// seal of the record it comes from. A conflict is not an error: the caller reads again
+    /// and decides again.
     async fn apply(
         &self,
         view: &DeploymentView,
         change: &SpecChange,
+        seal: &Seal,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<Option<String>> {
         let mut deployment = view.deployment.clone();
         apply_change(&mut deployment, change)?;
+        crate::trust::set_seal(&mut deployment, Some(seal));
         match self
             .apis
             .deployments

@@ -21,6 +21,10 @@ pub enum ErrorKind {
     TimedOut,
     /// The canary needs a person's decision.
     Stuck,
+    /// The record differs from what only the Deployment's writers and its controller own.
+    RecordTampered,
+    /// The Deployment is held by a canary whose record is gone or unreadable.
+    RecordLost,
     /// Anything else.
     Internal,
 }
@@ -115,6 +119,40 @@ pub enum CanaryError {
         /// What is wrong.
         detail: String,
     },
+    /// The record differs from the seal on the Deployment or from the stable ReplicaSet:
+    /// the command stopped before any write.
+    #[error(
+        "the canary record {name} was changed outside kubectl-canary: {tampering}; nothing was \
+         written to deploy/{deployment}. {hint}"
+    )]
+    RecordTampered {
+        /// Deployment.
+        deployment: String,
+        /// The record's ConfigMap name.
+        name: String,
+        /// What differs (boxed: errors stay small).
+        tampering: Box<canary_core::seal::Tampering>,
+        /// What to do.
+        hint: String,
+    },
+    /// The Deployment carries the brake and the seal, but the record is gone or unreadable.
+    #[error(
+        "deploy/{deployment} is held by a kubectl-canary canary whose record {name} is {how}; \
+         run `kubectl canary abort deploy/{deployment}` to roll back to the stable ReplicaSet \
+         {stable} with the settings kept in the Deployment's {annotation} annotation"
+    )]
+    RecordLost {
+        /// Deployment.
+        deployment: String,
+        /// The record's ConfigMap name.
+        name: String,
+        /// `missing` or `unreadable (why)`.
+        how: String,
+        /// The stable ReplicaSet named by the seal.
+        stable: String,
+        /// The seal's annotation.
+        annotation: &'static str,
+    },
     /// A Kubernetes API call failed.
     #[error("{context}: {source}")]
     Api {
@@ -153,6 +191,8 @@ impl CanaryError {
             CanaryError::Unreachable { .. } => ErrorKind::Unreachable,
             CanaryError::TimedOut { .. } => ErrorKind::TimedOut,
             CanaryError::Stuck { .. } => ErrorKind::Stuck,
+            CanaryError::RecordTampered { .. } => ErrorKind::RecordTampered,
+            CanaryError::RecordLost { .. } => ErrorKind::RecordLost,
             CanaryError::Api { source, .. } if is_status(source, 403) => ErrorKind::Forbidden,
             CanaryError::BadRecord { .. } | CanaryError::Api { .. } => ErrorKind::Internal,
         }

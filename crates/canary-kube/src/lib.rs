@@ -11,3 +11,4 @@ pub mod observe;
 pub mod preflight;
 pub mod status;
 pub mod store;
+pub mod trust;

@@ -14,6 +14,7 @@ use canary_core::rollout_math::CanaryMode;
 
 use crate::observe::{DeploymentView, revision_of, template_hash_of, template_json};
 use crate::store::StoredRecord;
+use crate::trust::CanaryState;
 
 /// One side (stable or canary) as it is now.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -75,6 +76,10 @@ pub struct StatusReport {
     pub next_steps: Vec<String>,
     /// The record's history.
     pub history: Vec<String>,
+    /// Why the record cannot be used as it is (changed outside kubectl-canary, not
+    /// confirmed by the Deployment, lost), if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<String>,
 }
 
 /// A pod's problem, the way `kubectl get pods` would show it, with the scheduler's reason
@@ -213,6 +218,7 @@ impl StatusReport {
                     "kubectl canary start deploy/{name} CONTAINER=IMAGE --canary 1"
                 )],
                 history: vec![],
+                integrity: None,
             };
         };
         let record = &stored.record;
@@ -272,7 +278,67 @@ impl StatusReport {
                 .iter()
                 .map(|h| format!("{} {}", h.at, h.event))
                 .collect(),
+            integrity: None,
         }
+    }
+
+    /// The status of a classified canary: a verified record as [`StatusReport::build`]
+    /// shows it; a record that cannot be trusted as read, with why and no step taken from
+    /// it; a Deployment held without its record with the sides the seal names.
+    pub fn for_state(
+        namespace: &str,
+        view: &DeploymentView,
+        state: &CanaryState,
+        record_name: &str,
+    ) -> Self {
+        let name = view.name();
+        let mut report = match state {
+            CanaryState::Verified { stored, .. }
+            | CanaryState::Tampered { stored, .. }
+            | CanaryState::Unconfirmed { stored, .. } => Self::build(namespace, view, Some(stored)),
+            _ => Self::build(namespace, view, None),
+        };
+        report.integrity = state.warning(&name, record_name);
+        let abort = format!("kubectl canary abort deploy/{name}");
+        match state {
+            CanaryState::Tampered { .. } => {
+                report.pending = None;
+                report.next_steps = vec![format!(
+                    "{abort} --recover   # roll back from the Deployment's seal and stable ReplicaSet, ignoring the record"
+                )];
+            }
+            CanaryState::Unconfirmed { braked, .. } => {
+                report.pending = None;
+                report.next_steps = if *braked {
+                    vec![format!(
+                        "kubectl edit deploy/{name}   # put the original settings back by hand, then {abort}"
+                    )]
+                } else {
+                    vec![format!(
+                        "{abort}   # discard the record; nothing is written to the Deployment"
+                    )]
+                };
+            }
+            CanaryState::RecordLost { seal, .. } => {
+                report.phase = "held by kubectl-canary, but its record is lost".into();
+                report.mode = Some(seal.mode);
+                report.stable = view
+                    .replica_sets
+                    .iter()
+                    .find(|rs| rs.uid().as_deref() == Some(seal.stable.uid.as_str()))
+                    .map(|rs| side(view, rs));
+                report.canary = view
+                    .replica_set_with_template(&view.template())
+                    .filter(|rs| rs.uid().as_deref() != Some(seal.stable.uid.as_str()))
+                    .map(|rs| side(view, rs));
+                report.next_steps = vec![format!(
+                    "{abort}   # roll back to the stable ReplicaSet {} with the settings kept on the Deployment",
+                    seal.stable.replica_set
+                )];
+            }
+            _ => {}
+        }
+        report
     }
 }
 

@@ -68,9 +68,7 @@ pub fn run() -> i32 {
         };
         let result = match &cli.command {
             Command::Start(args) => commands::start::run(&config, args).await,
-            Command::Status(args) => commands::status::run(&config, args)
-                .await
-                .map(|()| exit_code::OK),
+            Command::Status(args) => commands::status::run(&config, args).await,
             Command::Promote(args) => commands::lifecycle::promote(&config, args).await,
             Command::Abort(args) => commands::lifecycle::abort(&config, args).await,
             Command::Analyze(args) => commands::analyze::run(&config, args).await,

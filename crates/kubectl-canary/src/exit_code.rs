@@ -27,6 +27,12 @@ pub const CANARY_UNHEALTHY: i32 = 10;
 pub const ROLLED_BACK: i32 = 11;
 /// Automated progression or analysis: inconclusive, or out of time; the canary is held.
 pub const INCONCLUSIVE: i32 = 12;
+/// The canary record was changed outside kubectl-canary (it differs from the seal on the
+/// Deployment or from the stable ReplicaSet, or no update of the Deployment confirms it);
+/// nothing was written.
+pub const RECORD_TAMPERED: i32 = 20;
+/// The Deployment is held by a canary whose record is gone or unreadable; `abort` recovers.
+pub const RECORD_LOST: i32 = 21;
 /// Interrupted (Ctrl-C); the output says what state was left.
 pub const INTERRUPTED: i32 = 130;
 
@@ -41,6 +47,8 @@ pub fn for_error(kind: canary_kube::error::ErrorKind) -> i32 {
         ErrorKind::Unreachable => UNREACHABLE,
         ErrorKind::TimedOut => TIMED_OUT,
         ErrorKind::Stuck => STUCK,
+        ErrorKind::RecordTampered => RECORD_TAMPERED,
+        ErrorKind::RecordLost => RECORD_LOST,
         ErrorKind::Internal => ERROR,
     }
 }

@@ -10,6 +10,7 @@ use canary_kube::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use canary_kube::engine::Engine;
 use canary_kube::error::CanaryError;
 use canary_kube::events::EventSink;
+use canary_kube::trust::CanaryState;
 
 use crate::cli::AnalyzeArgs;
 use crate::config::Config;
@@ -27,8 +28,21 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> Result<i32, CanaryError
         }
     };
     let engine = Engine::new(&config.client, &config.namespace, &args.target.name);
-    let view = engine.view().await?;
-    let stored = engine.store().get().await?;
+    // Which pods are canary and which stable comes from the checked record only: an edited
+    // record could otherwise make the verdict compare the wrong pods.
+    let (state, view) = engine.canary_state().await?;
+    let stored = match state {
+        CanaryState::Verified { stored, .. } => Some(stored),
+        CanaryState::None { .. } => None,
+        CanaryState::RecordLost { .. } => {
+            eprintln!(
+                "note: {}",
+                state.error(&args.target.name, &engine.store().name())
+            );
+            None
+        }
+        other => return Err(other.error(&args.target.name, &engine.store().name())),
+    };
     let target = match &stored {
         Some(stored) => AnalysisTarget::from_record(&view, &stored.record),
         None => AnalysisTarget::from_latest_revisions(&view),

@@ -8,10 +8,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
-use canary_core::machine::{TemplateState, template_state};
 use canary_kube::engine::{DriveOptions, Engine, StartRequest, images_text};
 use canary_kube::error::CanaryError;
 use canary_kube::status::pod_problem;
+use canary_kube::trust::CanaryState;
 
 use crate::cli::StartArgs;
 use crate::config::Config;
@@ -197,23 +197,30 @@ fn is_ready(pod: &Pod) -> bool {
 async fn interrupted(engine: &Engine, config: &Config) -> Result<i32, CanaryError> {
     eprintln!("interrupted: settling into a safe state (Ctrl-C again to leave at once)...");
     let settle = async {
-        let Some(stored) = engine.store().get().await? else {
-            println!("interrupted before any change: nothing was changed");
-            return Ok(exit_code::INTERRUPTED);
+        let stored = match engine.canary_state().await?.0 {
+            CanaryState::None { .. } => {
+                println!("interrupted before any change: nothing was changed");
+                return Ok(exit_code::INTERRUPTED);
+            }
+            // No update of the Deployment was made (none carries the seal): drop the record.
+            CanaryState::Unconfirmed {
+                stored,
+                braked: false,
+            } => {
+                engine.discard_record(&stored).await?;
+                println!(
+                    "interrupted before the Deployment was changed: removed the record, nothing is changed"
+                );
+                return Ok(exit_code::INTERRUPTED);
+            }
+            CanaryState::Verified { stored, .. } => stored,
+            other => {
+                return Err(other.error(
+                    engine.store().name().trim_end_matches(".kubectl-canary"),
+                    &engine.store().name(),
+                ));
+            }
         };
-        let view = engine.view().await?;
-        if template_state(&stored.record, &view.template()) == TemplateState::Original
-            && view
-                .observation(&stored.record)
-                .settings
-                .equivalent(&stored.record.original_settings)
-        {
-            engine.store().delete(&stored).await?;
-            println!(
-                "interrupted before the Deployment was changed: removed the record, nothing is changed"
-            );
-            return Ok(exit_code::INTERRUPTED);
-        }
         let pods = engine.hold_where_recorded(stored, config.timeout).await?;
         println!(
             "interrupted after the Deployment was changed: left a recorded, paused canary of {pods} pod(s); \

@@ -3,13 +3,16 @@
 use canary_kube::engine::Engine;
 use canary_kube::error::CanaryError;
 use canary_kube::status::StatusReport;
+use canary_kube::trust::{CanaryState, RecordRead, UnreadableRecord, classify};
 
 use crate::cli::{OutputFormat, StatusArgs};
 use crate::config::Config;
+use crate::exit_code;
 use crate::output::{print_structured, status_text};
 
-/// Prints the status once, or on every change with `--watch`.
-pub async fn run(config: &Config, args: &StatusArgs) -> Result<(), CanaryError> {
+/// Prints the status once, or on every change with `--watch`; returns the exit code: 0, or
+/// the code of a record that cannot be trusted or is lost.
+pub async fn run(config: &Config, args: &StatusArgs) -> Result<i32, CanaryError> {
     let engine = Engine::new(&config.client, &config.namespace, &args.target.name);
     let mut last = None;
     let mut print = |report: StatusReport| {
@@ -27,10 +30,16 @@ pub async fn run(config: &Config, args: &StatusArgs) -> Result<(), CanaryError> 
         }
         last = Some(report);
     };
-    let report = gather(&engine, config).await?;
-    print(report);
+    let (state, view) = engine.canary_state().await?;
+    let code = exit_code_of(&state);
+    print(StatusReport::for_state(
+        &config.namespace,
+        &view,
+        &state,
+        &engine.store().name(),
+    ));
     if !args.watch {
-        return Ok(());
+        return Ok(code);
     }
     // One watch per kind (Deployment, ReplicaSets, pods, record) feeds a live view; each
     // burst of events is rendered once, and only a changed report is printed.
@@ -38,22 +47,46 @@ pub async fn run(config: &Config, args: &StatusArgs) -> Result<(), CanaryError> 
     loop {
         live.changed(std::time::Duration::from_secs(60)).await;
         let view = live.view()?;
-        let record = live.record(engine.store())?;
-        print(StatusReport::build(
+        let read = match live.record(engine.store()) {
+            Ok(Some(stored)) => RecordRead::Decoded(stored),
+            Ok(None) => RecordRead::Missing,
+            Err(CanaryError::BadRecord { detail, .. }) => {
+                RecordRead::Unreadable(UnreadableRecord {
+                    detail,
+                    uid: String::new(),
+                    resource_version: String::new(),
+                })
+            }
+            Err(other) => return Err(other),
+        };
+        let state = classify(&view, read)?;
+        print(StatusReport::for_state(
             &config.namespace,
             &view,
-            record.as_ref(),
+            &state,
+            &engine.store().name(),
         ));
     }
 }
 
-/// One read of the cluster, as a report.
+/// One read of the cluster, as a report, with the record checked.
 pub async fn gather(engine: &Engine, config: &Config) -> Result<StatusReport, CanaryError> {
-    let view = engine.view().await?;
-    let stored = engine.store().get().await?;
-    Ok(StatusReport::build(
+    let (state, view) = engine.canary_state().await?;
+    Ok(StatusReport::for_state(
         &config.namespace,
         &view,
-        stored.as_ref(),
+        &state,
+        &engine.store().name(),
     ))
+}
+
+/// `status` exits non-zero when the record cannot be trusted or is lost, so scripts notice.
+fn exit_code_of(state: &CanaryState) -> i32 {
+    match state {
+        CanaryState::Tampered { .. } | CanaryState::Unconfirmed { braked: true, .. } => {
+            exit_code::RECORD_TAMPERED
+        }
+        CanaryState::RecordLost { .. } => exit_code::RECORD_LOST,
+        _ => exit_code::OK,
+    }
 }
