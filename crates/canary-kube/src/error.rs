@@ -137,7 +137,7 @@ pub enum CanaryError {
     },
     /// The Deployment carries the brake and the seal, but the record is gone or unreadable.
     #[error(
-        "deploy/{deployment} is held by a kubectl-canary canary whose record {name} is {how}; \
+        "deploy/{deployment} is held by a kubectl-canary canary whose record {name} is lost ({how}); \
          run `kubectl canary abort deploy/{deployment}` to roll back to the stable ReplicaSet \
          {stable} with the settings kept in the Deployment's {annotation} annotation"
     )]

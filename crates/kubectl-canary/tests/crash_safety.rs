@@ -9,11 +9,11 @@ mod common;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
+use canary_core::seal::SEAL_ANNOTATION;
 use canary_testkit::{
     TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_settled,
     web_deployment,
 };
-use canary_core::seal::SEAL_ANNOTATION;
 use common::*;
 
 const IMAGE_PATH: &str = ".template.spec.containers[0].image";
@@ -78,7 +78,11 @@ async fn crash_and_recover(
     if unconfirmed && recovery == "promote" {
         let before = deployment_json(env, &ns.name, "web").await;
         let out = canary(env, &ns.name, &recovery_args).await;
-        assert_exit(&out, 20, &format!("{context}: an unconfirmed record is not promoted"));
+        assert_exit(
+            &out,
+            20,
+            &format!("{context}: an unconfirmed record is not promoted"),
+        );
         assert_eq!(
             before,
             deployment_json(env, &ns.name, "web").await,
