@@ -350,12 +350,13 @@ pub fn describe_goal(goal: SealedGoal) -> String {
     }
 }
 
-/// Whether a sealed Deployment without a record is still held by a canary: its rollout
-/// settings are not the sealed originals (the brake, the canary's strategy or the pause are
-/// still on). Otherwise the seal is left over from a finished canary (its last step, taking
-/// the seal off, did not run) and nothing of the canary remains on the spec.
-pub fn held_without_record(seal: &Seal, settings_now: &RolloutSettings) -> bool {
-    !settings_now.equivalent(&seal.original_settings)
+/// Whether a sealed Deployment without a record is still held by a canary: the brake is on
+/// (every write of a held canary sets it; the last write of a promotion or rollback takes
+/// it off). Otherwise the seal is left over from a finished canary (its last step, taking
+/// the seal off, did not run) or was copied back from a ReplicaSet by `kubectl rollout
+/// undo`; such a seal may be stale and is never used to write anything.
+pub fn held_without_record(settings_now: &RolloutSettings) -> bool {
+    settings_now.is_braked()
 }
 
 /// The one update that rolls a sealed Deployment back without its record: the stable
@@ -588,10 +589,15 @@ mod tests {
     fn without_the_record_a_held_deployment_is_told_from_a_leftover_seal() {
         let (record, seal, rs) = held();
         let braked = RolloutSettings::braked(CanaryMode::Surge, 1, true);
-        assert!(held_without_record(&seal, &braked));
+        assert!(held_without_record(&braked));
         assert!(
-            !held_without_record(&seal, &record.original_settings),
+            !held_without_record(&record.original_settings),
             "after a promotion or a rollback whose last step did not run"
+        );
+        let paused_by_hand = record.original_settings.with_paused(true);
+        assert!(
+            !held_without_record(&paused_by_hand),
+            "a stale seal on a Deployment someone paused is not a canary"
         );
         let change = recovery_change(&seal, &rs);
         assert_eq!(change.template, Some(record.original_template.clone()));

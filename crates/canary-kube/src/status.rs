@@ -15,6 +15,7 @@ use canary_core::rollout_math::CanaryMode;
 use crate::observe::{DeploymentView, revision_of, template_hash_of, template_json};
 use crate::store::StoredRecord;
 use crate::trust::CanaryState;
+use canary_core::seal::{SealedGoal, describe_goal};
 
 /// One side (stable or canary) as it is now.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -301,6 +302,18 @@ impl StatusReport {
         report.integrity = state.warning(&name, record_name);
         let abort = format!("kubectl canary abort deploy/{name}");
         match state {
+            CanaryState::Verified { stored, seal }
+                if SealedGoal::from(stored.record.phase.goal()) != seal.goal =>
+            {
+                // A command records its intent before writing the Deployment; anyone who may
+                // write ConfigMaps can record one too. Say it is not applied yet.
+                report.integrity = Some(format!(
+                    "the recorded intent ({}) is not applied to the Deployment yet (kubectl-canary's last \
+                     update of it was towards {}); it is carried out only by a command that asks for it",
+                    stored.record.phase.describe(),
+                    describe_goal(seal.goal)
+                ));
+            }
             CanaryState::Tampered { .. } => {
                 report.pending = None;
                 report.next_steps = vec![format!(

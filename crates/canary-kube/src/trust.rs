@@ -192,7 +192,7 @@ pub fn classify(view: &DeploymentView, read: RecordRead) -> Result<CanaryState> 
                 _ => None,
             };
             let held = seal.deployment_uid == uid
-                && held_without_record(&seal, &crate::observe::settings_of(&view.deployment));
+                && held_without_record(&crate::observe::settings_of(&view.deployment));
             match (held, unreadable) {
                 (true, unreadable) => CanaryState::RecordLost { seal, unreadable },
                 (false, Some(unreadable)) => CanaryState::Unreadable(unreadable),
@@ -454,5 +454,69 @@ impl Engine {
         self.remove_seal().await?;
         (options.progress)(&Progress::Released);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use canary_core::record::{RolloutSettings, StableRevision};
+    use canary_core::rollout_math::CanaryMode;
+    use canary_core::seal::SealedGoal;
+    use serde_json::json;
+
+    use super::*;
+
+    fn seal() -> Seal {
+        Seal {
+            version: canary_core::seal::SEAL_VERSION,
+            deployment_uid: "d-uid".into(),
+            original_settings: RolloutSettings {
+                strategy: json!({"type": "RollingUpdate"}),
+                min_ready_seconds: None,
+                progress_deadline_seconds: Some(600),
+                paused: None,
+            },
+            stable: StableRevision {
+                replica_set: "web-1".into(),
+                uid: "rs-uid".into(),
+                revision: "1".into(),
+                pod_template_hash: "1".into(),
+            },
+            target_images: BTreeMap::from([("nginx".into(), "nginx:1.15".into())]),
+            mode: CanaryMode::Surge,
+            goal: SealedGoal::Hold { pods: 1 },
+            record_digest: "sha256:0".into(),
+        }
+    }
+
+    /// The seal is added and removed without touching the Deployment's other annotations,
+    /// and a Deployment that had none has none again.
+    #[test]
+    fn the_seal_leaves_other_annotations_exactly_as_they_were() {
+        let mut deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "annotations": {"team": "a", "deployment.kubernetes.io/revision": "3"}}
+        }))
+        .unwrap();
+        let before = deployment.metadata.annotations.clone();
+        set_seal(&mut deployment, Some(&seal()));
+        assert_eq!(seal_of(&deployment).unwrap(), Some(seal()));
+        set_seal(&mut deployment, None);
+        assert_eq!(deployment.metadata.annotations, before);
+
+        let mut bare: Deployment =
+            serde_json::from_value(json!({"metadata": {"name": "web"}})).unwrap();
+        set_seal(&mut bare, Some(&seal()));
+        set_seal(&mut bare, None);
+        assert_eq!(bare.metadata.annotations, None);
+    }
+
+    #[test]
+    fn an_unreadable_seal_is_an_error_naming_the_annotation() {
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "annotations": {SEAL_ANNOTATION: "{not json"}}
+        }))
+        .unwrap();
+        let error = seal_of(&deployment).unwrap_err().to_string();
+        assert!(error.contains(SEAL_ANNOTATION), "{error}");
     }
 }

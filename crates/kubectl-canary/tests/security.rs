@@ -561,3 +561,143 @@ async fn a_record_lost_in_any_phase_is_recognised_and_abort_recovers() {
     .await;
     lose_the_record_and_recover(&env, "holding", true).await;
 }
+
+/// The Deployment controller copies the Deployment's annotations onto its new ReplicaSet
+/// and never removes them there, so the seal stays on the canary's and the stable
+/// ReplicaSet after the canary; `kubectl rollout undo` copies a ReplicaSet's annotations
+/// back onto the Deployment. Such a stale seal is harmless: status says so, it is never
+/// used to write anything (the Deployment is not braked), start replaces it and abort
+/// removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seal_copied_back_by_rollout_undo_is_harmless() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "sec-undo").await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 2, "nginx:1.14", None),
+    )
+    .await;
+    let start = ["start", "deploy/web", "nginx=nginx:1.15"];
+    assert_exit(&canary(&env, &ns.name, &start).await, 0, "start");
+    assert_exit(
+        &canary(&env, &ns.name, &["abort", "deploy/web"]).await,
+        0,
+        "abort",
+    );
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert!(
+        !annotations_of(&env, &ns.name, "web")
+            .await
+            .contains_key(SEAL_ANNOTATION),
+        "the seal is off the Deployment"
+    );
+    let rs_api: Api<ReplicaSet> = Api::namespaced(env.client().await, &ns.name);
+    let sealed_replica_sets = rs_api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|rs| rs.annotations().contains_key(SEAL_ANNOTATION))
+        .count();
+    assert_eq!(
+        sealed_replica_sets, 2,
+        "the controller copied the seal onto both ReplicaSets (what docs/SECURITY.md says)"
+    );
+    let out = kubectl(&env, &["-n", &ns.name, "rollout", "undo", "deploy/web"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert!(
+        annotations_of(&env, &ns.name, "web")
+            .await
+            .contains_key(SEAL_ANNOTATION),
+        "undo copied the seal back"
+    );
+    let status = canary(&env, &ns.name, &["status", "deploy/web"]).await;
+    assert_exit(&status, 0, "status");
+    assert!(
+        text(&status).contains("left by a finished canary"),
+        "{}",
+        text(&status)
+    );
+    let before = spec_of(&env, &ns.name, "web").await;
+    assert_exit(
+        &canary(&env, &ns.name, &["start", "deploy/web", "nginx=nginx:1.16"]).await,
+        0,
+        "start over a stale seal",
+    );
+    assert_exit(
+        &canary(&env, &ns.name, &["abort", "deploy/web"]).await,
+        0,
+        "abort",
+    );
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(&before, &spec_of(&env, &ns.name, "web").await, &[]);
+    assert!(
+        !annotations_of(&env, &ns.name, "web")
+            .await
+            .contains_key(SEAL_ANNOTATION),
+        "abort took the seal off"
+    );
+    report(
+        "stale seal copied back by `kubectl rollout undo`",
+        "status, start, abort",
+        Some(0),
+        true,
+    );
+}
+
+/// An intent written into the record (here: promote to 100% on a held canary) is what a
+/// crashed `promote --full` leaves too, so it cannot be refused; but no command carries
+/// out an intent it was not given, and status says it is not applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_intent_is_shown_as_not_applied_and_never_carried_out_unasked() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "sec-intent").await;
+    grant_configmap_rights(&env, &ns.name).await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 3, "nginx:1.14", None),
+    )
+    .await;
+    let original = spec_of(&env, &ns.name, "web").await;
+    assert_exit(
+        &canary(&env, &ns.name, &["start", "deploy/web", "nginx=nginx:1.15"]).await,
+        0,
+        "start",
+    );
+    let api = attacker(&env, &ns.name).await;
+    let mut forged = read_record(&api).await;
+    forged["phase"] = json!({"name": "promotingFull"});
+    write_record(&api, &forged).await;
+    let before = deployment_json(&env, &ns.name, "web").await;
+    let status = canary(&env, &ns.name, &["status", "deploy/web"]).await;
+    assert_exit(&status, 0, "status");
+    let shown = text(&status).contains("is not applied to the Deployment yet");
+    report(
+        "phase: an intent (promote to 100%) written into a held canary's record",
+        "status deploy/web",
+        status.status.code(),
+        shown,
+    );
+    assert!(shown, "{}", text(&status));
+    let analyze = canary(&env, &ns.name, &["analyze", "deploy/web"]).await;
+    assert_ne!(analyze.status.code(), Some(TAMPERED), "{}", text(&analyze));
+    assert_eq!(
+        before,
+        deployment_json(&env, &ns.name, "web").await,
+        "nothing carried out"
+    );
+    let out = canary(&env, &ns.name, &["abort", "deploy/web"]).await;
+    assert_exit(&out, 0, "the user's abort");
+    report(
+        "phase: an intent (promote to 100%) written into a held canary's record",
+        "abort deploy/web (the user's own goal wins)",
+        out.status.code(),
+        true,
+    );
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
+}
