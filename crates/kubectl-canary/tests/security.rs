@@ -116,8 +116,31 @@ async fn write_record(api: &Api<ConfigMap>, record: &Value) {
         .expect("the attacker replaces the record");
 }
 
+/// How a command dealt with an attempt, for the report.
+#[derive(Clone, Copy)]
+enum Outcome {
+    /// Refused (or only reported), nothing written to the Deployment.
+    Stopped,
+    /// Recovered the Deployment from what only its writers and its controller own.
+    Recovered,
+    /// Carried out the user's own command; the attempt had no effect on it.
+    Ignored,
+    /// Not stopped: the test fails.
+    Through,
+}
+
+impl Outcome {
+    fn stopped_if(condition: bool) -> Self {
+        if condition {
+            Outcome::Stopped
+        } else {
+            Outcome::Through
+        }
+    }
+}
+
 /// Appends a row to the security report, if one is asked for.
-fn report(attempt: &str, command: &str, exit: Option<i32>, stopped: bool) {
+fn report(attempt: &str, command: &str, exit: Option<i32>, outcome: Outcome) {
     if let Ok(path) = std::env::var("KC_SECURITY_REPORT") {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -128,7 +151,12 @@ fn report(attempt: &str, command: &str, exit: Option<i32>, stopped: bool) {
             file,
             "| {attempt} | `{command}` | {} | {} |",
             exit.map_or("signal".into(), |c| c.to_string()),
-            if stopped { "stopped" } else { "NOT STOPPED" }
+            match outcome {
+                Outcome::Stopped => "stopped",
+                Outcome::Recovered => "recovered",
+                Outcome::Ignored => "ignored",
+                Outcome::Through => "NOT STOPPED",
+            }
         )
         .expect("write the report");
     }
@@ -146,7 +174,12 @@ async fn every_command_stops(env: &TestEnv, ns: &str, attempt: &str, expected: &
             && (all.contains("changed outside kubectl-canary")
                 || all.contains("confirms")
                 || all.contains("lost"));
-        report(attempt, command, out.status.code(), stopped);
+        report(
+            attempt,
+            command,
+            out.status.code(),
+            Outcome::stopped_if(stopped),
+        );
         assert!(
             stopped,
             "{attempt}: `{command}` should stop with {code} naming the record\n{all}"
@@ -379,7 +412,7 @@ async fn a_record_created_before_any_canary_is_never_used() {
         "record created before any canary",
         "abort deploy/web",
         out.status.code(),
-        stopped,
+        Outcome::stopped_if(stopped),
     );
     assert!(stopped, "{}", text(&out));
     assert_eq!(original, deployment_json(&env, &ns.name, "web").await);
@@ -413,13 +446,25 @@ async fn abort_recover_rolls_back_ignoring_a_tampered_record() {
     forged["originalTemplate"]["spec"]["containers"][0]["image"] = json!("evil:1");
     forged["originalSettings"]["strategy"] = json!({"type": "Recreate"});
     write_record(&api, &forged).await;
-    assert_exit(
-        &canary(&env, &ns.name, &["abort", "deploy/web"]).await,
-        TAMPERED,
-        "plain abort",
+    let attempt = "original template and strategy edited, then `abort --recover`";
+    let before = deployment_json(&env, &ns.name, "web").await;
+    let out = canary(&env, &ns.name, &["abort", "deploy/web"]).await;
+    assert_exit(&out, TAMPERED, "plain abort");
+    assert_eq!(before, deployment_json(&env, &ns.name, "web").await);
+    report(
+        attempt,
+        "abort deploy/web",
+        out.status.code(),
+        Outcome::Stopped,
     );
     let out = canary(&env, &ns.name, &["abort", "deploy/web", "--recover"]).await;
     assert_exit(&out, 0, "abort --recover");
+    report(
+        attempt,
+        "abort deploy/web --recover",
+        out.status.code(),
+        Outcome::Recovered,
+    );
     wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
     assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
     assert_eq!(
@@ -498,7 +543,15 @@ async fn lose_the_record_and_recover(env: &TestEnv, phase: &str, break_it: bool)
         api.delete(RECORD, &DeleteParams::default()).await.unwrap();
         "deleted"
     };
-    let attempt = format!("record {how} while {phase} ({})", recorded["phase"]);
+    assert_eq!(
+        recorded["phase"]["name"],
+        match phase {
+            "promoting to 100%" => "promotingFull",
+            other => other,
+        },
+        "the phase to lose the record in"
+    );
+    let attempt = format!("record {how} while {phase}");
     every_command_stops(
         env,
         &ns.name,
@@ -537,9 +590,9 @@ async fn lose_the_record_and_recover(env: &TestEnv, phase: &str, break_it: bool)
     );
     report(
         &attempt,
-        "abort deploy/web (recovery)",
+        "abort deploy/web",
         out.status.code(),
-        true,
+        Outcome::Recovered,
     );
 }
 
@@ -640,12 +693,14 @@ async fn a_seal_copied_back_by_rollout_undo_is_harmless() {
             .contains_key(SEAL_ANNOTATION),
         "abort took the seal off"
     );
-    report(
-        "stale seal copied back by `kubectl rollout undo`",
-        "status, start, abort",
-        Some(0),
-        true,
-    );
+    for command in ["status deploy/web", "start deploy/web", "abort deploy/web"] {
+        report(
+            "(a Deployment writer) a stale seal copied back by `kubectl rollout undo`",
+            command,
+            Some(0),
+            Outcome::Ignored,
+        );
+    }
 }
 
 /// An intent written into the record (here: promote to 100% on a held canary) is what a
@@ -680,7 +735,7 @@ async fn a_forged_intent_is_shown_as_not_applied_and_never_carried_out_unasked()
         "phase: an intent (promote to 100%) written into a held canary's record",
         "status deploy/web",
         status.status.code(),
-        shown,
+        Outcome::stopped_if(shown),
     );
     assert!(shown, "{}", text(&status));
     let analyze = canary(&env, &ns.name, &["analyze", "deploy/web"]).await;
@@ -694,9 +749,9 @@ async fn a_forged_intent_is_shown_as_not_applied_and_never_carried_out_unasked()
     assert_exit(&out, 0, "the user's abort");
     report(
         "phase: an intent (promote to 100%) written into a held canary's record",
-        "abort deploy/web (the user's own goal wins)",
+        "abort deploy/web",
         out.status.code(),
-        true,
+        Outcome::Ignored,
     );
     wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
     assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
