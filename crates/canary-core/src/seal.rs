@@ -84,6 +84,10 @@ pub struct Seal {
     pub goal: SealedGoal,
     /// `sha256:` digest of the record's fixed content, see [`record_digest`].
     pub record_digest: String,
+    /// `sha256:` digest of the stable template (see [`template_digest`]): without the record,
+    /// the stable ReplicaSet's template is checked against it, so not even a writer of
+    /// ReplicaSets can choose what a recovery writes.
+    pub stable_template_digest: String,
 }
 
 impl Seal {
@@ -98,6 +102,7 @@ impl Seal {
             mode: record.mode,
             goal: goal.into(),
             record_digest: record_digest(record),
+            stable_template_digest: template_digest(&record.original_template),
         }
     }
 
@@ -155,9 +160,18 @@ pub fn record_digest(record: &CanaryRecord) -> String {
         started_by: &record.started_by,
         started_at: &record.started_at,
     };
-    let value = serde_json::to_value(&content).expect("the fixed content serializes");
+    sha256_of(&serde_json::to_value(&content).expect("the fixed content serializes"))
+}
+
+/// `sha256:<hex>` of a pod template (the `pod-template-hash` label removed, normalized, keys
+/// sorted): equal for a Deployment template and its ReplicaSet's.
+pub fn template_digest(template: &Value) -> String {
+    sha256_of(&normalize(&without_template_hash(template)))
+}
+
+fn sha256_of(value: &Value) -> String {
     let mut canonical = String::new();
-    write_canonical(&value, &mut canonical);
+    write_canonical(value, &mut canonical);
     let hash = Sha256::digest(canonical.as_bytes());
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
@@ -227,6 +241,16 @@ pub enum Tampering {
          the digest in the {SEAL_ANNOTATION} annotation on the Deployment"
     )]
     DigestMismatch,
+    /// The stable ReplicaSet's template is not the one sealed (a writer of ReplicaSets
+    /// changed it).
+    #[error(
+        "the template of the stable ReplicaSet {replica_set} differs from the one sealed in the \
+         {SEAL_ANNOTATION} annotation: someone changed the ReplicaSet"
+    )]
+    ReplicaSetChanged {
+        /// The stable ReplicaSet.
+        replica_set: String,
+    },
     /// The stable ReplicaSet named by the seal is not owned by the Deployment any more.
     #[error(
         "the stable ReplicaSet {name} (UID {uid}) named by the seal is not a ReplicaSet of the Deployment"
@@ -297,6 +321,11 @@ pub fn verify_record(
         name: seal.stable.replica_set.clone(),
         uid: seal.stable.uid.clone(),
     })?;
+    if template_digest(stable_template) != seal.stable_template_digest {
+        return Err(Tampering::ReplicaSetChanged {
+            replica_set: seal.stable.replica_set.clone(),
+        });
+    }
     let stable_template = without_template_hash(stable_template);
     if normalize(&stable_template) != normalize(&record.original_template) {
         return Err(Tampering::TemplateDiffersFromReplicaSet {
@@ -360,9 +389,15 @@ pub fn held_without_record(settings_now: &RolloutSettings) -> bool {
 }
 
 /// The one update that rolls a sealed Deployment back without its record: the stable
-/// ReplicaSet's template (hash label removed) and the sealed original settings.
-pub fn recovery_change(seal: &Seal, stable_template: &Value) -> SpecChange {
-    SpecChange {
+/// ReplicaSet's template (hash label removed), checked against the sealed digest, and the
+/// sealed original settings.
+pub fn recovery_change(seal: &Seal, stable_template: &Value) -> Result<SpecChange, Tampering> {
+    if template_digest(stable_template) != seal.stable_template_digest {
+        return Err(Tampering::ReplicaSetChanged {
+            replica_set: seal.stable.replica_set.clone(),
+        });
+    }
+    Ok(SpecChange {
         template: Some(without_template_hash(stable_template)),
         settings: seal.original_settings.clone(),
         summary: format!(
@@ -371,7 +406,7 @@ pub fn recovery_change(seal: &Seal, stable_template: &Value) -> SpecChange {
              {SEAL_ANNOTATION} annotation",
             seal.stable.replica_set
         ),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -519,7 +554,7 @@ mod tests {
         record.original_template["spec"]["containers"][0]["image"] = json!("evil:1");
         let forged_seal = Seal {
             record_digest: record_digest(&record),
-            ..seal
+            ..seal.clone()
         };
         assert_eq!(
             verify_record(&record, &forged_seal, "uid", Some(&rs)),
@@ -527,6 +562,20 @@ mod tests {
                 replica_set: "web-1".into()
             })
         );
+    }
+
+    /// A writer of ReplicaSets who changes the stable ReplicaSet's template (and the record
+    /// to match) is caught by the sealed template digest.
+    #[test]
+    fn a_changed_stable_replica_set_is_refused() {
+        let (mut record, seal, mut rs) = held();
+        rs["spec"]["containers"][0]["image"] = json!("evil:1");
+        assert!(matches!(
+            verify_record(&record, &seal, "uid", Some(&rs)),
+            Err(Tampering::ReplicaSetChanged { .. })
+        ));
+        record.original_template["spec"]["containers"][0]["image"] = json!("evil:1");
+        assert!(verify_record(&record, &seal, "uid", Some(&rs)).is_err());
     }
 
     #[test]
@@ -599,8 +648,14 @@ mod tests {
             !held_without_record(&paused_by_hand),
             "a stale seal on a Deployment someone paused is not a canary"
         );
-        let change = recovery_change(&seal, &rs);
+        let change = recovery_change(&seal, &rs).unwrap();
         assert_eq!(change.template, Some(record.original_template.clone()));
         assert_eq!(change.settings, record.original_settings);
+        let mut edited_rs = rs.clone();
+        edited_rs["spec"]["containers"][0]["image"] = json!("evil:1");
+        assert!(matches!(
+            recovery_change(&seal, &edited_rs),
+            Err(Tampering::ReplicaSetChanged { .. })
+        ));
     }
 }

@@ -401,7 +401,12 @@ impl Engine {
                 seal.stable.replica_set, seal.stable.uid, self.name
             ))
         })?;
-        let change = recovery_change(seal, &stable);
+        let change = recovery_change(seal, &stable).map_err(|tampering| {
+            CanaryError::Refused(format!(
+                "{tampering}; there is no trusted template to roll deploy/{} back to: roll back by hand",
+                self.name
+            ))
+        })?;
         let template = change.template.unwrap_or_default();
         Ok(CanaryRecord {
             schema: RECORD_SCHEMA,
@@ -486,6 +491,7 @@ mod tests {
             mode: CanaryMode::Surge,
             goal: SealedGoal::Hold { pods: 1 },
             record_digest: "sha256:0".into(),
+            stable_template_digest: "sha256:1".into(),
         }
     }
 

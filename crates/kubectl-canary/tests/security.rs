@@ -756,3 +756,64 @@ async fn a_forged_intent_is_shown_as_not_applied_and_never_carried_out_unasked()
     wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
     assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
 }
+
+/// Without the record, the stable ReplicaSet's template is what abort writes: it is checked
+/// against the digest sealed on the Deployment, so someone who may write ReplicaSets (but
+/// not the Deployment) cannot choose it either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_stable_replica_set_is_not_written_by_a_recovery() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "sec-rs").await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 3, "nginx:1.14", None),
+    )
+    .await;
+    assert_exit(
+        &canary(&env, &ns.name, &["start", "deploy/web", "nginx=nginx:1.15"]).await,
+        0,
+        "start",
+    );
+    let admin: Api<ConfigMap> = Api::namespaced(env.client().await, &ns.name);
+    let stable_name = read_record(&admin).await["stable"]["replicaSet"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin
+        .delete(RECORD, &DeleteParams::default())
+        .await
+        .unwrap();
+    let rs_api: Api<ReplicaSet> = Api::namespaced(env.client().await, &ns.name);
+    let mut stable = rs_api.get(&stable_name).await.unwrap();
+    let container = &mut stable
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .as_mut()
+        .unwrap()
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0];
+    container.image = Some("evil:1".into());
+    container.security_context = Some(serde_json::from_value(json!({"privileged": true})).unwrap());
+    rs_api
+        .replace(&stable_name, &PostParams::default(), &stable)
+        .await
+        .expect("a ReplicaSet writer changes the stable template");
+    let attempt = "(a ReplicaSet writer) stable ReplicaSet's template changed, record deleted";
+    let before = deployment_json(&env, &ns.name, "web").await;
+    let out = canary(&env, &ns.name, &["abort", "deploy/web"]).await;
+    let stopped =
+        out.status.code() == Some(4) && text(&out).contains("someone changed the ReplicaSet");
+    report(
+        attempt,
+        "abort deploy/web",
+        out.status.code(),
+        Outcome::stopped_if(stopped),
+    );
+    assert!(stopped, "{}", text(&out));
+    assert_eq!(before, deployment_json(&env, &ns.name, "web").await);
+}
