@@ -293,10 +293,9 @@ impl StatusReport {
         record_name: &str,
     ) -> Self {
         let name = view.name();
+        // Only a verified record names the sides; otherwise the seal does (never the record).
         let mut report = match state {
-            CanaryState::Verified { stored, .. }
-            | CanaryState::Tampered { stored, .. }
-            | CanaryState::Unconfirmed { stored, .. } => Self::build(namespace, view, Some(stored)),
+            CanaryState::Verified { stored, .. } => Self::build(namespace, view, Some(stored)),
             _ => Self::build(namespace, view, None),
         };
         report.integrity = state.warning(&name, record_name);
@@ -314,14 +313,19 @@ impl StatusReport {
                     describe_goal(seal.goal)
                 ));
             }
-            CanaryState::Tampered { .. } => {
-                report.pending = None;
+            CanaryState::Tampered { seal, .. } => {
+                report.phase =
+                    "held by kubectl-canary; its record was changed outside kubectl-canary".into();
+                report.seal_sides(view, seal);
                 report.next_steps = vec![format!(
                     "{abort} --recover   # roll back from the Deployment's seal and stable ReplicaSet, ignoring the record"
                 )];
             }
-            CanaryState::Unconfirmed { braked, .. } => {
-                report.pending = None;
+            CanaryState::Unconfirmed { stored, braked } => {
+                report.phase = format!(
+                    "recorded but not confirmed by the Deployment: {}",
+                    stored.record.phase.describe()
+                );
                 report.next_steps = if *braked {
                     vec![format!(
                         "kubectl edit deploy/{name}   # put the original settings back by hand, then {abort}"
@@ -334,16 +338,7 @@ impl StatusReport {
             }
             CanaryState::RecordLost { seal, .. } => {
                 report.phase = "held by kubectl-canary, but its record is lost".into();
-                report.mode = Some(seal.mode);
-                report.stable = view
-                    .replica_sets
-                    .iter()
-                    .find(|rs| rs.uid().as_deref() == Some(seal.stable.uid.as_str()))
-                    .map(|rs| side(view, rs));
-                report.canary = view
-                    .replica_set_with_template(&view.template())
-                    .filter(|rs| rs.uid().as_deref() != Some(seal.stable.uid.as_str()))
-                    .map(|rs| side(view, rs));
+                report.seal_sides(view, seal);
                 report.next_steps = vec![format!(
                     "{abort}   # roll back to the stable ReplicaSet {} with the settings kept on the Deployment",
                     seal.stable.replica_set
@@ -352,6 +347,23 @@ impl StatusReport {
             _ => {}
         }
         report
+    }
+
+    /// The sides as the seal names them: stable is the ReplicaSet with the sealed UID, the
+    /// canary the one with the Deployment's current template.
+    fn seal_sides(&mut self, view: &DeploymentView, seal: &canary_core::seal::Seal) {
+        let stable_uid = Some(seal.stable.uid.as_str());
+        self.mode = Some(seal.mode);
+        self.stable = view
+            .replica_sets
+            .iter()
+            .find(|rs| rs.uid().as_deref() == stable_uid)
+            .map(|rs| side(view, rs));
+        self.canary = view
+            .replica_set_with_template(&view.template())
+            .filter(|rs| rs.uid().as_deref() != stable_uid)
+            .map(|rs| side(view, rs));
+        self.canary_traffic_share = None;
     }
 }
 

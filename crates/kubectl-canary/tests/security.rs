@@ -170,10 +170,13 @@ async fn every_command_stops(env: &TestEnv, ns: &str, attempt: &str, expected: &
         let args: Vec<&str> = command.split(' ').collect();
         let out = canary(env, ns, &args).await;
         let all = text(&out);
+        // Stopped with the code and a message naming the record, and nothing of the forged
+        // content shown as if it were real (status must not call a forged image stable).
         let stopped = out.status.code() == Some(*code)
             && (all.contains("changed outside kubectl-canary")
                 || all.contains("confirms")
-                || all.contains("lost"));
+                || all.contains("lost"))
+            && !all.contains("evil:1");
         report(
             attempt,
             command,
