@@ -159,7 +159,9 @@ impl Engine {
         }
     }
 
-    /// Reads the record; none is an error telling how to start one.
+    /// Reads the record as it is, unchecked; none is an error telling how to start one.
+    /// Whatever is written to the Deployment must come from
+    /// [`Engine::verified_record`](crate::trust) instead.
     pub async fn record(&self) -> Result<StoredRecord> {
         self.store
             .get()

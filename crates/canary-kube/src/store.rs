@@ -3,6 +3,8 @@
 //! A ConfigMap rather than Deployment annotations, because the controller copies a
 //! Deployment's annotations onto its ReplicaSets; owned by the Deployment, so it is
 //! garbage-collected with it. Creating it is the lock: a second start meets AlreadyExists.
+//! Whoever may write ConfigMaps may write it: it is read here as it is, and checked against
+//! the seal on the Deployment and the stable ReplicaSet in [`crate::trust`] before any use.
 
 use std::collections::BTreeMap;
 
