@@ -379,13 +379,22 @@ pub fn describe_goal(goal: SealedGoal) -> String {
     }
 }
 
-/// Whether a sealed Deployment without a record is still held by a canary: the brake is on
-/// (every write of a held canary sets it; the last write of a promotion or rollback takes
-/// it off). Otherwise the seal is left over from a finished canary (its last step, taking
+/// Whether a sealed Deployment without a record is still held by a canary: its settings
+/// are not the sealed originals, and they are the tool's: the brake, or the canary strategy
+/// of the size the seal's last write was holding (a held canary may be paused without the
+/// brake). Otherwise the seal is left over from a finished canary (its last step, taking
 /// the seal off, did not run) or was copied back from a ReplicaSet by `kubectl rollout
-/// undo`; such a seal may be stale and is never used to write anything.
-pub fn held_without_record(settings_now: &RolloutSettings) -> bool {
-    settings_now.is_braked()
+/// undo`; such a seal may be stale, and a Deployment someone else paused or changed is not
+/// mistaken for a canary: the seal is then never used to write anything.
+pub fn held_without_record(seal: &Seal, settings_now: &RolloutSettings) -> bool {
+    if settings_now.equivalent(&seal.original_settings) {
+        return false;
+    }
+    let canary_strategy = match seal.goal {
+        SealedGoal::Hold { pods } => Some(RolloutSettings::braked(seal.mode, pods, true).strategy),
+        SealedGoal::PromoteFull | SealedGoal::Abort => None,
+    };
+    settings_now.is_braked() || canary_strategy.as_ref() == Some(&settings_now.strategy)
 }
 
 /// The one update that rolls a sealed Deployment back without its record: the stable
@@ -638,15 +647,32 @@ mod tests {
     fn without_the_record_a_held_deployment_is_told_from_a_leftover_seal() {
         let (record, seal, rs) = held();
         let braked = RolloutSettings::braked(CanaryMode::Surge, 1, true);
-        assert!(held_without_record(&braked));
+        assert!(held_without_record(&seal, &braked));
+        let paused_without_brake = RolloutSettings {
+            min_ready_seconds: None,
+            progress_deadline_seconds: Some(600),
+            ..braked.clone()
+        };
         assert!(
-            !held_without_record(&record.original_settings),
+            held_without_record(&seal, &paused_without_brake),
+            "held, paused with the canary's strategy and without the brake"
+        );
+        assert!(
+            !held_without_record(&seal, &record.original_settings),
             "after a promotion or a rollback whose last step did not run"
         );
         let paused_by_hand = record.original_settings.with_paused(true);
         assert!(
-            !held_without_record(&paused_by_hand),
+            !held_without_record(&seal, &paused_by_hand),
             "a stale seal on a Deployment someone paused is not a canary"
+        );
+        let stale = Seal {
+            goal: SealedGoal::Abort,
+            ..seal.clone()
+        };
+        assert!(
+            !held_without_record(&stale, &paused_without_brake),
+            "a seal whose last write was a rollback holds nothing"
         );
         let change = recovery_change(&seal, &rs).unwrap();
         assert_eq!(change.template, Some(record.original_template.clone()));

@@ -24,7 +24,7 @@ pub enum ErrorKind {
     /// The record differs from what only the Deployment's writers and its controller own.
     RecordTampered,
     /// The Deployment is held by a canary whose record is gone or unreadable.
-    RecordLost,
+    HeldWithoutRecord,
     /// Anything else.
     Internal,
 }
@@ -141,7 +141,7 @@ pub enum CanaryError {
          run `kubectl canary abort deploy/{deployment}` to roll back to the stable ReplicaSet \
          {stable} with the settings kept in the Deployment's {annotation} annotation"
     )]
-    RecordLost {
+    HeldWithoutRecord {
         /// Deployment.
         deployment: String,
         /// The record's ConfigMap name.
@@ -192,7 +192,7 @@ impl CanaryError {
             CanaryError::TimedOut { .. } => ErrorKind::TimedOut,
             CanaryError::Stuck { .. } => ErrorKind::Stuck,
             CanaryError::RecordTampered { .. } => ErrorKind::RecordTampered,
-            CanaryError::RecordLost { .. } => ErrorKind::RecordLost,
+            CanaryError::HeldWithoutRecord { .. } => ErrorKind::HeldWithoutRecord,
             CanaryError::Api { source, .. } if is_status(source, 403) => ErrorKind::Forbidden,
             CanaryError::BadRecord { .. } | CanaryError::Api { .. } => ErrorKind::Internal,
         }

@@ -192,7 +192,7 @@ pub fn classify(view: &DeploymentView, read: RecordRead) -> Result<CanaryState> 
                 _ => None,
             };
             let held = seal.deployment_uid == uid
-                && held_without_record(&crate::observe::settings_of(&view.deployment));
+                && held_without_record(&seal, &crate::observe::settings_of(&view.deployment));
             match (held, unreadable) {
                 (true, unreadable) => CanaryState::RecordLost { seal, unreadable },
                 (false, Some(unreadable)) => CanaryState::Unreadable(unreadable),
@@ -255,7 +255,7 @@ impl CanaryState {
                      Deployment's seal and stable ReplicaSet alone, ignoring the record, and deletes it."
                 ),
             ),
-            CanaryState::RecordLost { seal, unreadable } => CanaryError::RecordLost {
+            CanaryState::RecordLost { seal, unreadable } => CanaryError::HeldWithoutRecord {
                 deployment: deployment.to_string(),
                 name: record_name.to_string(),
                 how: match unreadable {

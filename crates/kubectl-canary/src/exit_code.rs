@@ -32,7 +32,7 @@ pub const INCONCLUSIVE: i32 = 12;
 /// nothing was written.
 pub const RECORD_TAMPERED: i32 = 20;
 /// The Deployment is held by a canary whose record is gone or unreadable; `abort` recovers.
-pub const RECORD_LOST: i32 = 21;
+pub const HELD_WITHOUT_RECORD: i32 = 21;
 /// Interrupted (Ctrl-C); the output says what state was left.
 pub const INTERRUPTED: i32 = 130;
 
@@ -48,7 +48,7 @@ pub fn for_error(kind: canary_kube::error::ErrorKind) -> i32 {
         ErrorKind::TimedOut => TIMED_OUT,
         ErrorKind::Stuck => STUCK,
         ErrorKind::RecordTampered => RECORD_TAMPERED,
-        ErrorKind::RecordLost => RECORD_LOST,
+        ErrorKind::HeldWithoutRecord => HELD_WITHOUT_RECORD,
         ErrorKind::Internal => ERROR,
     }
 }

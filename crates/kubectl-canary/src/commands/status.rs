@@ -86,7 +86,7 @@ fn exit_code_of(state: &CanaryState) -> i32 {
         CanaryState::Tampered { .. } | CanaryState::Unconfirmed { braked: true, .. } => {
             exit_code::RECORD_TAMPERED
         }
-        CanaryState::RecordLost { .. } => exit_code::RECORD_LOST,
+        CanaryState::RecordLost { .. } => exit_code::HELD_WITHOUT_RECORD,
         _ => exit_code::OK,
     }
 }
