@@ -7,13 +7,17 @@
 //! out its decisions.
 
 pub mod analysis_spec;
+pub mod duration;
+pub mod goal;
 pub mod image;
 pub mod machine;
 pub mod plan;
+pub mod pod;
 pub mod record;
 pub mod rollout_math;
 pub mod seal;
 pub mod stats;
 pub mod target;
+pub mod text;
 pub mod validate;
 pub mod verdict;

@@ -8,23 +8,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::goal::Goal;
 use crate::record::{CanaryRecord, RolloutSettings};
-use crate::rollout_math::CanaryMode;
-
-/// What a command wants the Deployment to reach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "goal", rename_all = "camelCase")]
-pub enum Goal {
-    /// Exactly `pods` canary pods beside the stable ones, paused and braked.
-    Hold {
-        /// Canary pods.
-        pods: i32,
-    },
-    /// The new version on every pod, the Deployment's own settings back.
-    PromoteFull,
-    /// The stable version on every pod, the Deployment's own settings back.
-    Abort,
-}
+use crate::rollout_math::{CanaryMode, stable_pods_beside_canary};
 
 /// One ReplicaSet as observed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -220,15 +206,65 @@ pub enum Decision {
     Stuck(Stuck),
 }
 
-/// Pods the stable side has while a canary of `pods` is held.
-pub fn stable_pods_while_holding(mode: CanaryMode, replicas: i32, pods: i32) -> i32 {
-    match mode {
-        CanaryMode::Surge => replicas,
-        CanaryMode::Replace => replicas - pods,
-    }
-}
-
 /// Decides the next step towards `goal`.
+///
+/// ```
+/// use std::collections::BTreeMap;
+///
+/// use canary_core::machine::{Decision, Goal, Observation, decide};
+/// use canary_core::record::{CanaryRecord, Owner, Phase, RECORD_SCHEMA, RolloutSettings, StableRevision, images_of};
+/// use canary_core::rollout_math::CanaryMode;
+/// use serde_json::json;
+///
+/// let template = json!({"spec": {"containers": [{"name": "web", "image": "web:1"}]}});
+/// let original_settings = RolloutSettings {
+///     strategy: json!({"type": "RollingUpdate"}),
+///     min_ready_seconds: None,
+///     progress_deadline_seconds: None,
+///     paused: None,
+/// };
+/// let record = CanaryRecord {
+///     schema: RECORD_SCHEMA,
+///     deployment: "web".into(),
+///     deployment_uid: "uid-1".into(),
+///     replicas: 4,
+///     original_images: images_of(&template),
+///     original_template: template.clone(),
+///     original_settings: original_settings.clone(),
+///     stable: StableRevision {
+///         replica_set: "web-1".into(),
+///         uid: "rs-uid".into(),
+///         revision: "1".into(),
+///         pod_template_hash: "1".into(),
+///     },
+///     target_images: BTreeMap::from([("web".into(), "web:2".into())]),
+///     mode: CanaryMode::Surge,
+///     phase: Phase::Starting { pods: 1 },
+///     started_by: Owner { user: "me".into(), host: "h".into(), pid: 1, tool_version: "0".into() },
+///     started_at: "2026-01-01T00:00:00Z".into(),
+///     history: vec![],
+/// };
+/// // The Deployment as it is before start: the original template and settings, settled.
+/// let observed = Observation {
+///     generation: 1,
+///     observed_generation: 1,
+///     replicas: 4,
+///     template,
+///     settings: original_settings,
+///     updated_replicas: 4,
+///     status_replicas: 4,
+///     available_replicas: 4,
+///     canary: None,
+///     stable: None,
+///     other_pods: 0,
+/// };
+/// // The first step of holding 1 canary pod: the new image with the brake, in one update.
+/// let Decision::Apply(change) = decide(&record, Goal::Hold { pods: 1 }, &observed) else {
+///     panic!("start changes the Deployment first");
+/// };
+/// assert_eq!(change.template, Some(record.target_template()));
+/// assert_eq!(change.settings, RolloutSettings::braked(CanaryMode::Surge, 1, false));
+/// ```
 pub fn decide(record: &CanaryRecord, goal: Goal, observed: &Observation) -> Decision {
     let template = template_state(record, &observed.template);
     match goal {
@@ -282,6 +318,21 @@ fn wait_for_rollout(observed: &Observation, canary_pods_left: i32) -> Decision {
     }
 }
 
+/// The change that ends every hold: once the controller has scaled the canary ReplicaSet to
+/// exactly `pods` (and the stable one to its share), pause the Deployment, brake kept.
+/// [`decide`] makes it when it observes the canary at size; `start --dry-run` shows it as
+/// the step after the first update.
+pub fn pause_when_held(record: &CanaryRecord, pods: i32) -> SpecChange {
+    let wanted_stable = stable_pods_beside_canary(record.mode, record.replicas, pods);
+    SpecChange {
+        template: None,
+        settings: RolloutSettings::braked(record.mode, pods, true),
+        summary: format!(
+            "pause: the canary ReplicaSet has exactly {pods} pod(s) and the stable one {wanted_stable}"
+        ),
+    }
+}
+
 fn decide_hold(
     record: &CanaryRecord,
     pods: i32,
@@ -308,7 +359,7 @@ fn decide_hold(
                     now: observed.replicas,
                 });
             }
-            let wanted_stable = stable_pods_while_holding(record.mode, record.replicas, pods);
+            let wanted_stable = stable_pods_beside_canary(record.mode, record.replicas, pods);
             let canary = observed.canary_desired();
             let stable = observed.stable_desired();
             let at_size = canary == pods && stable == wanted_stable;
@@ -331,13 +382,7 @@ fn decide_hold(
                     });
                 }
                 if at_size {
-                    return Decision::Apply(SpecChange {
-                        template: None,
-                        settings: paused,
-                        summary: format!(
-                            "pause: the canary ReplicaSet has exactly {pods} pod(s) and the stable one {wanted_stable}"
-                        ),
-                    });
+                    return Decision::Apply(pause_when_held(record, pods));
                 }
                 return Decision::Wait(Waiting::CanaryScaling {
                     canary,

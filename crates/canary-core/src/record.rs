@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::goal::Goal;
 use crate::rollout_math::CanaryMode;
 
 /// Version of the record's layout; a record of another version is refused, not guessed at.
@@ -150,14 +151,39 @@ pub enum Phase {
 
 impl Phase {
     /// The goal this phase works towards.
-    pub fn goal(self) -> crate::machine::Goal {
-        use crate::machine::Goal;
+    pub fn goal(self) -> Goal {
         match self {
             Phase::Starting { pods }
             | Phase::Holding { pods }
             | Phase::Promoting { to: pods, .. } => Goal::Hold { pods },
             Phase::PromotingFull => Goal::PromoteFull,
             Phase::Aborting => Goal::Abort,
+        }
+    }
+
+    /// The phase a command working towards `goal` records, coming from this phase: a start
+    /// interrupted before its hold stays a start; growing a held canary is a promotion from
+    /// the size held.
+    pub fn towards(self, goal: Goal) -> Phase {
+        match goal {
+            Goal::Hold { pods } => match self {
+                Phase::Starting { .. } => Phase::Starting { pods },
+                _ => Phase::Promoting {
+                    from: self.held_pods().unwrap_or(0),
+                    to: pods,
+                },
+            },
+            Goal::PromoteFull => Phase::PromotingFull,
+            Goal::Abort => Phase::Aborting,
+        }
+    }
+
+    /// Canary pods currently held, if the canary reached a held state.
+    pub fn held_pods(self) -> Option<i32> {
+        match self {
+            Phase::Holding { pods } => Some(pods),
+            Phase::Promoting { from, .. } => Some(from),
+            _ => None,
         }
     }
 
@@ -236,11 +262,7 @@ impl CanaryRecord {
 
     /// Canary pods currently held, if the canary reached a held state.
     pub fn held_pods(&self) -> Option<i32> {
-        match self.phase {
-            Phase::Holding { pods } => Some(pods),
-            Phase::Promoting { from, .. } => Some(from),
-            _ => None,
-        }
+        self.phase.held_pods()
     }
 }
 

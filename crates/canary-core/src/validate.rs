@@ -134,11 +134,7 @@ pub fn check_start(
     if images.iter().all(|(c, i)| facts.images.get(c) == Some(i)) {
         return Err(StartRefusal::SameImage {
             deployment,
-            images: images
-                .iter()
-                .map(|(c, i)| format!("{c}={i}"))
-                .collect::<Vec<_>>()
-                .join(" "),
+            images: crate::text::images_text(images),
         });
     }
     if facts.replicas == 0 {

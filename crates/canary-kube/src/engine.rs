@@ -9,23 +9,27 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde::Serialize;
 
-use canary_core::machine::{Decision, Goal, SpecChange, Waiting, decide};
-use canary_core::record::{CanaryRecord, Owner, Phase, RECORD_SCHEMA, StableRevision, images_of};
+use canary_core::machine::{Decision, Goal, SpecChange, Waiting, decide, pause_when_held};
+use canary_core::record::{
+    CanaryRecord, Owner, POD_TEMPLATE_HASH_LABEL, Phase, RECORD_SCHEMA, StableRevision, images_of,
+};
 use canary_core::rollout_math::{CanaryMode, CanarySize, ResolvedCanary, resolve_canary};
 use canary_core::seal::Seal;
+use canary_core::text::{images_text, share_text};
 use canary_core::validate::{AutoscalerFacts, check_start};
 
 use crate::error::{CanaryError, Result, is_status};
 use crate::events::EventSink;
 use crate::live::LiveView;
-use crate::observe::{DeploymentView, NamespaceApis, revision_of, template_hash_of};
+use crate::observe::{DeploymentView, NamespaceApis, pod_is_ready, revision_of, template_hash_of};
 use crate::preflight;
+use crate::status::{StatusReport, pod_problem};
 use crate::store::{RecordStore, StoredRecord};
 
 /// Something the engine did or is waiting for, reported as it happens.
@@ -247,9 +251,9 @@ impl Engine {
         record.note(
             &now,
             format!(
-                "start: canary of {} pod(s) ({:.1}% of traffic) in {} mode, stable {}",
+                "start: canary of {} pod(s) ({} of traffic) in {} mode, stable {}",
                 canary.pods,
-                canary.traffic_share() * 100.0,
+                share_text(canary.traffic_share()),
                 canary.mode,
                 stable.replica_set
             ),
@@ -257,24 +261,9 @@ impl Engine {
         let goal = Goal::Hold { pods: canary.pods };
         let mut changes = Vec::new();
         if let Decision::Apply(first) = decide(&record, goal, &view.observation(&record)) {
-            // Then, once the controller has scaled the canary, the pause.
-            let mut braked = view.observation(&record);
-            braked.template = first.template.clone().unwrap_or(braked.template);
-            braked.settings = first.settings.clone();
             changes.push(first);
-            braked.canary = Some(canary_core::machine::ReplicaSetObservation {
-                name: "(canary)".into(),
-                desired: canary.pods,
-                ready: 0,
-                available: 0,
-                pods: canary.pods,
-            });
-            if let Some(stable_side) = braked.stable.as_mut() {
-                stable_side.desired = canary.stable_pods;
-            }
-            if let Decision::Apply(pause) = decide(&record, goal, &braked) {
-                changes.push(pause);
-            }
+            // Then, once the controller has scaled the canary, the pause.
+            changes.push(pause_when_held(&record, canary.pods));
         }
         Ok((
             StartPlan {
@@ -391,17 +380,7 @@ impl Engine {
                 self.store.name()
             )));
         }
-        let phase = match goal {
-            Goal::Hold { pods } => match record.phase {
-                Phase::Starting { .. } => Phase::Starting { pods },
-                _ => Phase::Promoting {
-                    from: record.held_pods().unwrap_or(0),
-                    to: pods,
-                },
-            },
-            Goal::PromoteFull => Phase::PromotingFull,
-            Goal::Abort => Phase::Aborting,
-        };
+        let phase = record.phase.towards(goal);
         let events = EventSink::new(&self.client, &deployment);
         let stored = if record.phase != phase {
             record.phase = phase;
@@ -606,13 +585,73 @@ impl Engine {
         }
     }
 
-    /// The `pod-template-hash` of the canary ReplicaSet, once it exists.
-    pub async fn canary_hash(&self, record: &CanaryRecord) -> Result<Option<String>> {
-        let view = self.view().await?;
-        Ok(view
-            .replica_set_with_template(&record.target_template())
-            .map(template_hash_of))
+    /// One read of the cluster (the Deployment, its ReplicaSets and pods, the record), as a
+    /// status report.
+    pub async fn status_report(&self) -> Result<StatusReport> {
+        Ok(self.checked_status_report().await?.0)
     }
+
+    /// Waits (at most `timeout`) on the live view until the `pods` canary pods of a held
+    /// canary are Ready, or one of them shows a problem (unschedulable, crash-looping, image
+    /// pull failure), whichever comes first.
+    pub async fn wait_for_canary_pods(
+        &self,
+        record: &CanaryRecord,
+        pods: i32,
+        timeout: Duration,
+    ) -> Result<CanaryPods> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut live = self.live().await?;
+        loop {
+            let view = live.view()?;
+            let hash = view
+                .replica_set_with_template(&record.target_template())
+                .map(template_hash_of)
+                .ok_or_else(|| {
+                    CanaryError::Refused(format!(
+                        "deploy/{0} is held, but its canary ReplicaSet is not to be found; see `kubectl canary status deploy/{0}`",
+                        record.deployment
+                    ))
+                })?;
+            let canary: Vec<&Pod> = view
+                .pods
+                .iter()
+                .filter(|p| p.labels().get(POD_TEMPLATE_HASH_LABEL) == Some(&hash))
+                .collect();
+            if let Some(problem) = canary.iter().find_map(|p| pod_problem(p)) {
+                return Ok(CanaryPods::Unhealthy { problem });
+            }
+            let ready = canary.iter().filter(|p| pod_is_ready(p)).count() as i32;
+            if ready >= pods {
+                return Ok(CanaryPods::Ready { ready });
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Ok(CanaryPods::NotReadyInTime { ready });
+            }
+            live.changed(left).await;
+        }
+    }
+}
+
+/// How the canary pods of a held canary came out of [`Engine::wait_for_canary_pods`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CanaryPods {
+    /// At least the wanted number are Ready.
+    Ready {
+        /// Ready canary pods.
+        ready: i32,
+    },
+    /// A canary pod shows a problem.
+    Unhealthy {
+        /// The first problem seen.
+        problem: String,
+    },
+    /// Time ran out before enough were Ready.
+    NotReadyInTime {
+        /// Ready canary pods at the end.
+        ready: i32,
+    },
 }
 
 /// Writes a [`SpecChange`] into a Deployment object.
@@ -640,15 +679,6 @@ pub fn apply_change(deployment: &mut Deployment, change: &SpecChange) -> Result<
     Ok(())
 }
 
-/// `container=image ...` for messages.
-pub fn images_text(images: &std::collections::BTreeMap<String, String>) -> String {
-    images
-        .iter()
-        .map(|(c, i)| format!("{c}={i}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// The current time, RFC 3339.
 pub fn now() -> String {
     Timestamp::now().to_string()
@@ -667,3 +697,6 @@ impl Engine {
         &self.client
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,8 @@ use thiserror::Error;
 
 use canary_core::machine::Stuck;
 
+use crate::analysis::AnalysisError;
+
 /// How an error should be reported; the binary maps each to a documented exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -25,6 +27,8 @@ pub enum ErrorKind {
     RecordTampered,
     /// The Deployment is held by a canary whose record is gone or unreadable.
     HeldWithoutRecord,
+    /// The input (an analysis spec, for instance) is malformed; nothing was changed.
+    Usage,
     /// Anything else.
     Internal,
 }
@@ -153,6 +157,12 @@ pub enum CanaryError {
         /// The seal's annotation.
         annotation: &'static str,
     },
+    /// The input is malformed (an analysis spec that cannot be read).
+    #[error("{0}")]
+    Usage(String),
+    /// An analysis could not run at all.
+    #[error(transparent)]
+    Analysis(#[from] crate::analysis::AnalysisError),
     /// A Kubernetes API call failed.
     #[error("{context}: {source}")]
     Api {
@@ -193,6 +203,13 @@ impl CanaryError {
             CanaryError::Stuck { .. } => ErrorKind::Stuck,
             CanaryError::RecordTampered { .. } => ErrorKind::RecordTampered,
             CanaryError::HeldWithoutRecord { .. } => ErrorKind::HeldWithoutRecord,
+            CanaryError::Usage(_) => ErrorKind::Usage,
+            // Nothing to analyse is a canary that does not exist (exit code 3), whichever
+            // command runs the analysis; a spec without checks is malformed input.
+            CanaryError::Analysis(AnalysisError::NoChecks) => ErrorKind::Usage,
+            CanaryError::Analysis(
+                AnalysisError::NoCanaryPods { .. } | AnalysisError::NoStablePods { .. },
+            ) => ErrorKind::NotFound,
             CanaryError::Api { source, .. } if is_status(source, 403) => ErrorKind::Forbidden,
             CanaryError::BadRecord { .. } | CanaryError::Api { .. } => ErrorKind::Internal,
         }

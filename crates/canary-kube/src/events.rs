@@ -1,6 +1,7 @@
 //! Kubernetes Events on the Deployment, so `kubectl describe deploy` and `kubectl get
 //! events` show what kubectl-canary did.
 
+use canary_core::verdict::{Verdict, verdict_event};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -34,6 +35,17 @@ impl EventSink {
     /// Publishes a Warning event.
     pub async fn warning(&self, reason: &str, note: impl Into<String>) {
         self.publish(EventType::Warning, reason, note.into()).await;
+    }
+
+    /// Records an analysis verdict on the Deployment, as [`verdict_event`] maps it.
+    pub async fn verdict(&self, verdict: &Verdict) {
+        let event = verdict_event(verdict);
+        let type_ = if event.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        self.publish(type_, event.reason, event.note).await;
     }
 
     async fn publish(&self, type_: EventType, reason: &str, mut note: String) {

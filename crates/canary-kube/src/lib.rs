@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod live;
 pub mod observe;
+pub mod plan_subject;
 pub mod preflight;
 pub mod status;
 pub mod store;

@@ -125,6 +125,17 @@ pub fn selector_string(deployment: &Deployment) -> String {
         .unwrap_or_default()
 }
 
+/// Whether a pod is Ready, by [`canary_core::pod::is_ready`].
+pub fn pod_is_ready(pod: &Pod) -> bool {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    canary_core::pod::is_ready(
+        conditions
+            .into_iter()
+            .flatten()
+            .map(|c| (c.type_.as_str(), c.status.as_str())),
+    )
+}
+
 /// A ReplicaSet's revision number (0 if absent).
 pub fn revision_of(rs: &ReplicaSet) -> i64 {
     rs.annotations()

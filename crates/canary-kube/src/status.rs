@@ -12,7 +12,7 @@ use canary_core::machine::{Decision, TemplateState, decide, template_state};
 use canary_core::record::{CanaryRecord, Phase, images_of};
 use canary_core::rollout_math::CanaryMode;
 
-use crate::observe::{DeploymentView, revision_of, template_hash_of, template_json};
+use crate::observe::{DeploymentView, pod_is_ready, revision_of, template_hash_of, template_json};
 use crate::store::StoredRecord;
 use crate::trust::CanaryState;
 use canary_core::seal::{SealedGoal, describe_goal};
@@ -146,15 +146,6 @@ pub fn pod_problem(pod: &Pod) -> Option<String> {
     None
 }
 
-fn is_ready(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 fn side(view: &DeploymentView, rs: &ReplicaSet) -> SideStatus {
     let hash = template_hash_of(rs);
     let pods: Vec<&Pod> = view.pods_with_hash(&hash);
@@ -171,7 +162,7 @@ fn side(view: &DeploymentView, rs: &ReplicaSet) -> SideStatus {
             .unwrap_or_default(),
         desired: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
         pods: pods.len() as i32,
-        ready: pods.iter().filter(|p| is_ready(p)).count() as i32,
+        ready: pods.iter().filter(|p| pod_is_ready(p)).count() as i32,
         available: status.available_replicas.unwrap_or(0),
         restarts: pods
             .iter()

@@ -24,6 +24,7 @@ use canary_core::seal::{
 use crate::engine::{DriveOptions, Engine, Progress, mutation_point};
 use crate::error::{CanaryError, Result, is_status};
 use crate::observe::{DeploymentView, template_json};
+use crate::status::StatusReport;
 use crate::store::{RecordStore, StoredRecord, locked};
 
 /// The seal on a Deployment, if it carries one.
@@ -295,6 +296,14 @@ impl Engine {
         let view = self.view().await?;
         let read = read_record(self.store()).await?;
         Ok((classify(&view, read)?, view))
+    }
+
+    /// The status, with the record checked (see [`StatusReport::for_state`]), and the state
+    /// it was built from.
+    pub async fn checked_status_report(&self) -> Result<(StatusReport, CanaryState)> {
+        let (state, view) = self.canary_state().await?;
+        let report = StatusReport::for_state(self.namespace(), &view, &state, &self.store().name());
+        Ok((report, state))
     }
 
     /// The record, verified and rebuilt from the trusted sources; otherwise the error that

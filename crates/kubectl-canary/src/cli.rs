@@ -1,6 +1,10 @@
 //! Every flag of `kubectl canary`, in one place. Values are parsed here; turning them into
 //! a configuration (kubeconfig, namespace, timeouts) happens in `config`.
 
+// The doc comments here are the `--help` text people read in a terminal, where `[:]PORT`
+// and bare URLs are right; rustdoc would have them as links.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -49,6 +49,46 @@ pub fn for_error(kind: canary_kube::error::ErrorKind) -> i32 {
         ErrorKind::Stuck => STUCK,
         ErrorKind::RecordTampered => RECORD_TAMPERED,
         ErrorKind::HeldWithoutRecord => HELD_WITHOUT_RECORD,
+        ErrorKind::Usage => USAGE,
         ErrorKind::Internal => ERROR,
+    }
+}
+
+/// The exit code of an analysis verdict: 0 pass, [`CANARY_UNHEALTHY`] fail,
+/// [`INCONCLUSIVE`] inconclusive or still waiting.
+pub fn for_verdict(decision: canary_core::verdict::Decision) -> i32 {
+    use canary_core::verdict::Decision;
+    match decision {
+        Decision::Pass => OK,
+        Decision::Fail => CANARY_UNHEALTHY,
+        Decision::Wait | Decision::Inconclusive => INCONCLUSIVE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use canary_kube::analysis::AnalysisError;
+    use canary_kube::error::CanaryError;
+
+    #[test]
+    fn nothing_to_analyse_is_not_found_for_every_command() {
+        let no_canary = CanaryError::from(AnalysisError::NoCanaryPods {
+            deployment: "web".into(),
+            detail: "no ReplicaSet has the canary's template yet".into(),
+        });
+        assert_eq!(for_error(no_canary.kind()), NOT_FOUND);
+        let no_stable = CanaryError::from(AnalysisError::NoStablePods {
+            deployment: "web".into(),
+        });
+        assert_eq!(for_error(no_stable.kind()), NOT_FOUND);
+        assert_eq!(
+            for_error(CanaryError::from(AnalysisError::NoChecks).kind()),
+            USAGE
+        );
+        assert_eq!(
+            for_error(CanaryError::Usage("bad file".into()).kind()),
+            USAGE
+        );
     }
 }

@@ -22,7 +22,8 @@ use canary_core::verdict::{
     CheckResult, JudgeConfig, Measurement, Outcome, format_number, judge_samples,
 };
 
-use super::{AnalysisTarget, Side, is_ready, list_side_pods, result_of};
+use super::{AnalysisTarget, Side, list_side_pods, result_of};
+use crate::observe::pod_is_ready as is_ready;
 
 /// Confidence needed before a higher canary error rate counts as a failure.
 pub const ERROR_RATE_CONFIDENCE: f64 = 0.98;

@@ -10,7 +10,8 @@ use kube::api::LogParams;
 use kube::{Api, ResourceExt};
 use regex::Regex;
 
-use canary_core::analysis_spec::{CheckSpec, LogsSpec, MAX_LOG_BYTES_PER_POD, format_duration};
+use canary_core::analysis_spec::{CheckSpec, LogsSpec, MAX_LOG_BYTES_PER_POD};
+use canary_core::duration::format_duration;
 use canary_core::stats;
 use canary_core::verdict::{CheckResult, Measurement, Outcome, format_number};
 

@@ -24,9 +24,7 @@ use tokio::time::Instant;
 
 use canary_core::analysis_spec::{AnalysisSpec, CheckSpec, Probe};
 use canary_core::record::{CanaryRecord, POD_TEMPLATE_HASH_LABEL};
-use canary_core::verdict::{
-    self, CheckResult, Decision, InconclusivePolicy, Measurement, Outcome, Verdict,
-};
+use canary_core::verdict::{self, CheckResult, Decision, Measurement, Outcome, Verdict};
 
 use crate::observe::{DeploymentView, template_hash_of};
 
@@ -248,7 +246,7 @@ pub async fn run_round(
     let mut stopped_by: Option<String> = None;
     while let Some((index, result)) = pending.next().await {
         let fatal =
-            result.critical && effective_failure(&result) && Instant::now() < observing_until;
+            result.critical && result.counts_as_failed() && Instant::now() < observing_until;
         if fatal {
             stopped_by = Some(result.name.clone());
         }
@@ -271,12 +269,6 @@ pub async fn run_round(
             })
         })
         .collect()
-}
-
-fn effective_failure(result: &CheckResult) -> bool {
-    result.outcome == Outcome::Fail
-        || (result.outcome == Outcome::Inconclusive
-            && result.on_inconclusive == InconclusivePolicy::Fail)
 }
 
 async fn run_check(
@@ -350,40 +342,4 @@ pub(crate) async fn list_side_pods(
                 .collect()
         })
         .map_err(|error| format!("cannot list the {side} pods ({selector}): {error}"))
-}
-
-/// Whether a pod's Ready condition is True.
-pub(crate) fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|conditions| {
-            conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use canary_core::verdict::CheckKind;
-
-    #[test]
-    fn inconclusive_with_fail_policy_counts_as_a_failure_for_stopping() {
-        let mut result = CheckResult {
-            name: "p".into(),
-            kind: CheckKind::Prometheus,
-            outcome: Outcome::Inconclusive,
-            critical: true,
-            on_inconclusive: InconclusivePolicy::Fail,
-            measurements: vec![],
-            reason: "down".into(),
-        };
-        assert!(effective_failure(&result));
-        result.on_inconclusive = InconclusivePolicy::Pass;
-        assert!(!effective_failure(&result));
-        result.outcome = Outcome::Fail;
-        assert!(effective_failure(&result));
-    }
 }

@@ -13,11 +13,13 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, ResourceExt};
 use tokio::time::Instant;
 
-use canary_core::analysis_spec::{CheckSpec, PodHealthSpec, format_duration};
+use canary_core::analysis_spec::{CheckSpec, PodHealthSpec};
+use canary_core::duration::format_duration;
 use canary_core::record::POD_TEMPLATE_HASH_LABEL;
 use canary_core::verdict::{CheckResult, Measurement, Outcome};
 
-use super::{AnalysisTarget, is_ready, result_of};
+use super::{AnalysisTarget, result_of};
+use crate::observe::pod_is_ready as is_ready;
 
 /// Waiting reasons that mean the container cannot run as it is.
 const FATAL_WAITING_REASONS: &[&str] = &[

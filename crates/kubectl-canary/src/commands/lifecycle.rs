@@ -2,7 +2,7 @@
 //! towards a new goal.
 
 use canary_core::machine::{Decision, Goal, decide};
-use canary_core::rollout_math::resolve_canary;
+use canary_core::rollout_math::{grows, resolve_canary};
 use canary_core::seal::{SEAL_ANNOTATION, Seal};
 use canary_kube::engine::{DriveOptions, Engine};
 use canary_kube::error::CanaryError;
@@ -38,7 +38,7 @@ pub async fn promote(config: &Config, args: &PromoteArgs) -> Result<i32, CanaryE
             let canary = resolve_canary(size, record.replicas, record.mode)
                 .map_err(|e| CanaryError::Refused(e.to_string()))?;
             if let Some(held) = record.held_pods()
-                && canary.pods <= held
+                && !grows(held, canary.pods)
             {
                 return Err(CanaryError::Refused(format!(
                     "--canary {size} is {} pod(s), but the canary already has {held}; a canary only grows: \
@@ -213,7 +213,7 @@ async fn run_goal(
         }
     }?;
     if outcome.is_some() || human {
-        let report = crate::commands::status::gather(engine, config).await?;
+        let report = engine.status_report().await?;
         if !print_structured(config.output, &report) {
             print!("{}", status_text(&report, false));
         }
@@ -308,7 +308,7 @@ async fn recover(
             return Ok(exit_code::INTERRUPTED);
         }
     }
-    let report = crate::commands::status::gather(engine, config).await?;
+    let report = engine.status_report().await?;
     if !print_structured(config.output, &report) {
         print!("{}", status_text(&report, false));
     }

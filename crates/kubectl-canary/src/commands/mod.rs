@@ -1,7 +1,7 @@
-//! One module per command.
+//! One module per command. Commands never import each other: what two share lives in
+//! `canary-kube` (reads and writes), `output` (rendering) or `exit_code`.
 
 pub mod analyze;
-pub mod auto;
 pub mod lifecycle;
 pub mod plan;
 pub mod start;

@@ -1,30 +1,24 @@
 //! `kubectl canary plan`: what a canary size really gives (traffic share, extra pods, their
 //! requests, whether the cluster has room), for a live Deployment or without a cluster, and
-//! the `--explain` teaching view. All arithmetic is `canary_core::plan`; this module reads
-//! the cluster and renders.
-
-use std::fmt::Write as _;
+//! the `--explain` teaching view. All arithmetic is `canary_core::plan`, the cluster reads are
+//! `canary_kube::plan_subject`, the text is `output::plan`; this module wires them.
 
 use canary_core::plan::{
-    CanaryPlan, CapacityVerdict, ClusterCapacity, ExplainInput, Explanation, PauseLanding,
-    PlanError, PlanInput, Resources, explain, format_cpu, format_memory, plan,
+    CanaryPlan, ClusterCapacity, ExplainInput, Explanation, PlanError, PlanInput, Resources,
+    explain, plan,
 };
 use canary_core::record::BRAKE_MIN_READY_SECONDS;
 use canary_core::rollout_math::{CanaryMode, IntOrPercent, RolloutMathError, resolve_canary};
-use canary_kube::capacity::{cluster_capacity, pod_requests};
-use canary_kube::error::{CanaryError, ErrorKind};
-use canary_kube::observe::selector_string;
-use canary_kube::store::RecordStore;
-use comfy_table::{Table, presets::NOTHING};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::Api;
+use canary_kube::error::CanaryError;
+use canary_kube::plan_subject::{
+    DEFAULT_PROGRESS_DEADLINE_SECONDS, PlanSubject, read_plan_subject,
+};
 use serde::Serialize;
 
 use crate::cli::{OutputFormat, PlanArgs};
 use crate::config::Config;
 use crate::exit_code;
-use crate::output::print_structured;
+use crate::output::{explanation_text, plan_text, print_structured};
 
 /// Why no plan can be made for this input; reported as a refusal (nothing is changed either
 /// way, but the exit code tells scripts that the input, not the cluster, is at fault).
@@ -36,24 +30,6 @@ enum PlanRefusal {
     /// The canary size or the strategy does not fit the Deployment.
     #[error(transparent)]
     RolloutMath(#[from] RolloutMathError),
-    /// A strategy field of the live Deployment that is not an integer or a percentage.
-    #[error("deploy/{deployment}: {field} {source}")]
-    Strategy {
-        /// The Deployment.
-        deployment: String,
-        /// maxSurge or maxUnavailable.
-        field: &'static str,
-        /// Why it is unreadable.
-        source: RolloutMathError,
-    },
-    /// A resource request of the pod template that is not a quantity.
-    #[error("deploy/{deployment}: {source}")]
-    Requests {
-        /// The Deployment.
-        deployment: String,
-        /// Why it is unreadable.
-        source: PlanError,
-    },
     /// `--explain` on a Recreate Deployment.
     #[error(
         "deploy/{0} uses strategy Recreate: its native rollout deletes every old pod before creating new ones, so no mixed state exists to pause in and there is no canary to explain"
@@ -65,27 +41,6 @@ impl From<PlanRefusal> for CanaryError {
     fn from(refusal: PlanRefusal) -> Self {
         CanaryError::Refused(refusal.to_string())
     }
-}
-
-/// The Kubernetes defaults the API server fills in for a Deployment.
-const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
-
-/// What the plan is about: a live Deployment, or the numbers given on the command line.
-struct Subject {
-    deployment: Option<String>,
-    namespace: Option<String>,
-    replicas: i32,
-    recreate: bool,
-    max_surge: IntOrPercent,
-    max_unavailable: IntOrPercent,
-    min_ready_seconds: i32,
-    progress_deadline_seconds: i32,
-    containers: Vec<String>,
-    selector: Option<String>,
-    /// Remarks about where the numbers come from, printed first.
-    notes: Vec<String>,
-    pod_requests: Option<Resources>,
-    cluster: ClusterCapacity,
 }
 
 /// `plan` as JSON/YAML.
@@ -116,7 +71,7 @@ pub async fn run_offline(args: &PlanArgs, output: OutputFormat) -> Result<i32, C
         cpu_millis: args.cpu.unwrap_or(0),
         memory_bytes: args.memory.unwrap_or(0),
     });
-    let subject = Subject {
+    let subject = PlanSubject {
         deployment: None,
         namespace: None,
         replicas,
@@ -139,86 +94,22 @@ pub async fn run(config: &Config, args: &PlanArgs) -> Result<i32, CanaryError> {
     let Some(target) = &args.target else {
         return run_offline(args, config.output).await;
     };
-    let deployments: Api<Deployment> = Api::namespaced(config.client.clone(), &config.namespace);
-    let deployment = deployments
-        .get_opt(&target.name)
-        .await
-        .map_err(|e| CanaryError::api(format!("read deploy/{}", target.name), e))?
-        .ok_or_else(|| CanaryError::DeploymentNotFound {
-            namespace: config.namespace.clone(),
-            name: target.name.clone(),
-            hint: String::new(),
-        })?;
-    let selector = selector_string(&deployment);
-    let uid = deployment.metadata.uid.clone().unwrap_or_default();
-    let mut spec = deployment.spec.unwrap_or_default();
-    // While a canary runs, the live strategy and minReadySeconds are the brake: plan with
-    // the settings recorded before it started. A user who may not read the record gets the
-    // live settings.
-    let store = RecordStore::new(&config.client, &config.namespace, &target.name);
-    let record = match store.get().await {
-        Ok(stored) => stored.map(|s| s.record).filter(|r| r.deployment_uid == uid),
-        Err(e) if e.kind() == ErrorKind::Forbidden => None,
-        Err(e) => return Err(e),
-    };
-    let mut notes = Vec::new();
-    if let Some(record) = &record {
-        let original = &record.original_settings;
-        spec.strategy = serde_json::from_value(original.strategy.clone()).ok();
-        spec.min_ready_seconds = original.min_ready_seconds;
-        spec.progress_deadline_seconds = original.progress_deadline_seconds;
-        notes.push(format!(
-            "A canary is running on deploy/{} ({}): planned with the strategy, minReadySeconds and progressDeadlineSeconds recorded before it started, not the brake now in place.",
-            target.name, record.phase.describe()
-        ));
-    }
-    let strategy = spec.strategy.clone().unwrap_or_default();
-    let rolling = strategy.rolling_update.unwrap_or_default();
-    let strategy_value = |value: Option<IntOrString>, field: &'static str| match value {
-        None => Ok(IntOrPercent::DEFAULT),
-        Some(IntOrString::Int(v)) => Ok(IntOrPercent::Int(v)),
-        Some(IntOrString::String(s)) => s.parse().map_err(|source| PlanRefusal::Strategy {
-            deployment: target.name.clone(),
-            field,
-            source,
-        }),
-    };
-    let template_spec = spec.template.spec.unwrap_or_default();
-    let requests = pod_requests(&template_spec).map_err(|source| PlanRefusal::Requests {
-        deployment: target.name.clone(),
-        source,
-    })?;
     // The capacity check lists nodes and pods cluster-wide: only the plan view needs it.
-    let cluster = if args.explain {
-        ClusterCapacity::Offline
-    } else {
-        cluster_capacity(&config.client).await?
-    };
-    let subject = Subject {
-        deployment: Some(target.name.clone()),
-        namespace: Some(config.namespace.clone()),
-        replicas: spec.replicas.unwrap_or(1),
-        recreate: strategy.type_.as_deref() == Some("Recreate"),
-        max_surge: strategy_value(rolling.max_surge, "maxSurge")?,
-        max_unavailable: strategy_value(rolling.max_unavailable, "maxUnavailable")?,
-        min_ready_seconds: spec.min_ready_seconds.unwrap_or(0),
-        progress_deadline_seconds: spec
-            .progress_deadline_seconds
-            .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS),
-        containers: template_spec
-            .containers
-            .iter()
-            .map(|c| c.name.clone())
-            .collect(),
-        selector: Some(selector),
-        notes,
-        pod_requests: Some(requests),
-        cluster,
-    };
+    let subject = read_plan_subject(
+        &config.client,
+        &config.namespace,
+        &target.name,
+        !args.explain,
+    )
+    .await?;
     Ok(render(&subject, args, config.output)?)
 }
 
-fn render(subject: &Subject, args: &PlanArgs, output: OutputFormat) -> Result<i32, PlanRefusal> {
+fn render(
+    subject: &PlanSubject,
+    args: &PlanArgs,
+    output: OutputFormat,
+) -> Result<i32, PlanRefusal> {
     let name = subject.deployment.as_deref();
     let namespace = subject.namespace.as_deref();
     if args.explain {
@@ -268,7 +159,7 @@ fn render(subject: &Subject, args: &PlanArgs, output: OutputFormat) -> Result<i3
     Ok(exit_code::OK)
 }
 
-fn explanation_of(subject: &Subject, args: &PlanArgs) -> Result<Explanation, PlanRefusal> {
+fn explanation_of(subject: &PlanSubject, args: &PlanArgs) -> Result<Explanation, PlanRefusal> {
     let deployment = subject.deployment.clone();
     if subject.recreate {
         return Err(PlanRefusal::Recreate(deployment.unwrap_or_default()));
@@ -287,204 +178,4 @@ fn explanation_of(subject: &Subject, args: &PlanArgs) -> Result<Explanation, Pla
         canary,
         brake_seconds: BRAKE_MIN_READY_SECONDS,
     })?)
-}
-
-fn percent(value: f64) -> String {
-    let text = format!("{value:.2}");
-    format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
-}
-
-fn subject_line(subject: &Subject) -> String {
-    match (&subject.deployment, &subject.namespace) {
-        (Some(name), Some(namespace)) => format!(
-            "deploy/{name} in namespace {namespace}: {} replicas",
-            subject.replicas
-        ),
-        _ => format!(
-            "a Deployment of {} replicas (offline plan)",
-            subject.replicas
-        ),
-    }
-}
-
-fn capacity_cell(verdict: &CapacityVerdict) -> String {
-    match verdict {
-        CapacityVerdict::NoExtraPods => "no extra pods".to_owned(),
-        CapacityVerdict::Fits { .. } => "fits".to_owned(),
-        CapacityVerdict::DoesNotFit {
-            extra_pods,
-            fitting,
-        } => format!("{fitting} of {extra_pods} fit: autoscaler must add nodes"),
-        CapacityVerdict::NotChecked { .. } => "not checked".to_owned(),
-    }
-}
-
-fn requests_cell(requests: Option<Resources>, extra_pods: i32) -> String {
-    match requests {
-        _ if extra_pods == 0 => "-".to_owned(),
-        None => "unknown".to_owned(),
-        Some(r) if r.is_zero() => "none requested".to_owned(),
-        Some(r) => format!(
-            "{} CPU, {}",
-            format_cpu(r.cpu_millis),
-            format_memory(r.memory_bytes)
-        ),
-    }
-}
-
-/// The human plan view.
-fn plan_text(subject: &Subject, canary_plan: &CanaryPlan, wide: bool) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}; canary {}",
-        subject_line(subject),
-        match canary_plan.target {
-            canary_core::rollout_math::CanarySize::Pods(k) => format!("of {k} pod(s)"),
-            canary_core::rollout_math::CanarySize::Percent(p) =>
-                format!("of {} of traffic", percent(p)),
-        }
-    );
-    if let Some(requests) = canary_plan.pod_requests {
-        let _ = writeln!(out, "one pod requests {requests}");
-    }
-    let mut table = Table::new();
-    table.load_style(NOTHING);
-    let mut header = vec![
-        "MODE",
-        "CANARY",
-        "STABLE",
-        "PODS",
-        "EXTRA",
-        "TRAFFIC",
-        "EXTRA REQUESTS",
-        "CAPACITY",
-    ];
-    if wide {
-        header.push("OFF TARGET");
-    }
-    table.set_header(header);
-    for mode in &canary_plan.modes {
-        if let Some(refused) = &mode.refused {
-            table.add_row(vec![mode.mode.to_string(), format!("refused: {refused}")]);
-            continue;
-        }
-        for option in &mode.options {
-            let mut row = vec![
-                format!("{}{}", mode.mode, if option.chosen { " *" } else { "" }),
-                option.canary_pods.to_string(),
-                option.stable_pods.to_string(),
-                option.total_pods.to_string(),
-                option.extra_pods.to_string(),
-                percent(option.traffic_share_percent),
-                requests_cell(option.extra_requests, option.extra_pods),
-                capacity_cell(&option.capacity),
-            ];
-            if wide {
-                row.push(
-                    option
-                        .off_target_points
-                        .map_or_else(|| "-".to_owned(), |d| format!("{d:.2} points")),
-                );
-            }
-            table.add_row(row);
-        }
-    }
-    let _ = writeln!(out, "{table}");
-    let _ = writeln!(
-        out,
-        "* the size `kubectl canary start --canary {} --mode MODE` would use; traffic = the canary's share of Ready pods behind a Service",
-        canary_plan.target
-    );
-    for line in &canary_plan.advice {
-        let _ = writeln!(out, "{line}");
-    }
-    out
-}
-
-fn landing_cell(landing: PauseLanding) -> &'static str {
-    match landing {
-        PauseLanding::Rests => "lands here while new pods start",
-        PauseLanding::Race => "only by winning a race",
-        PauseLanding::Complete => "(rollout complete)",
-    }
-}
-
-/// The human teaching view.
-fn explanation_text(subject: &Subject, explanation: &Explanation) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}, maxSurge {} (= {} pods), maxUnavailable {} (= {} pods)",
-        subject_line(subject),
-        explanation.max_surge,
-        explanation.fenceposts.max_surge,
-        explanation.max_unavailable,
-        explanation.fenceposts.max_unavailable
-    );
-    let _ = writeln!(
-        out,
-        "\nThe native rolling update, as new pods become available one at a time:"
-    );
-    let mut table = Table::new();
-    table.load_style(NOTHING);
-    table.set_header(vec![
-        "STEP",
-        "OLD",
-        "NEW",
-        "NEW AVAILABLE",
-        "PODS",
-        "NEW SHARE",
-        "HAND-TYPED PAUSE",
-        "",
-    ]);
-    for (index, step) in explanation.native.iter().enumerate() {
-        table.add_row(vec![
-            index.to_string(),
-            step.old_pods.to_string(),
-            step.new_pods.to_string(),
-            step.new_available.to_string(),
-            step.total_pods.to_string(),
-            percent(step.new_share_percent),
-            landing_cell(step.pause).to_owned(),
-            if step.is_wanted_canary {
-                "<- the canary wanted".to_owned()
-            } else {
-                String::new()
-            },
-        ]);
-    }
-    let _ = writeln!(out, "{table}");
-    for line in &explanation.summary {
-        let _ = writeln!(out, "{line}");
-    }
-    let canary = explanation.canary;
-    let _ = writeln!(
-        out,
-        "\nWhat kubectl-canary does instead ({} mode, {} canary pod(s) beside {} stable, {} of traffic):",
-        canary.mode,
-        canary.pods,
-        canary.stable_pods,
-        percent(canary.traffic_share() * 100.0)
-    );
-    for (index, step) in explanation.steps.iter().enumerate() {
-        let _ = writeln!(out, "{}. {}", index + 1, step.title);
-        let _ = writeln!(out, "   {}", step.why);
-        for command in &step.kubectl {
-            let _ = writeln!(out, "   $ {command}");
-        }
-        if !step.states.is_empty() {
-            let states: Vec<String> = step
-                .states
-                .iter()
-                .map(|(old, new)| format!("({old}, {new})"))
-                .collect();
-            let _ = writeln!(
-                out,
-                "   controller writes (old, new): {}",
-                states.join(" -> ")
-            );
-        }
-    }
-    out
 }

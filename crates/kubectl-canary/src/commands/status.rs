@@ -30,14 +30,9 @@ pub async fn run(config: &Config, args: &StatusArgs) -> Result<i32, CanaryError>
         }
         last = Some(report);
     };
-    let (state, view) = engine.canary_state().await?;
+    let (report, state) = engine.checked_status_report().await?;
     let code = exit_code_of(&state);
-    print(StatusReport::for_state(
-        &config.namespace,
-        &view,
-        &state,
-        &engine.store().name(),
-    ));
+    print(report);
     if !args.watch {
         return Ok(code);
     }
@@ -67,17 +62,6 @@ pub async fn run(config: &Config, args: &StatusArgs) -> Result<i32, CanaryError>
             &engine.store().name(),
         ));
     }
-}
-
-/// One read of the cluster, as a report, with the record checked.
-pub async fn gather(engine: &Engine, config: &Config) -> Result<StatusReport, CanaryError> {
-    let (state, view) = engine.canary_state().await?;
-    Ok(StatusReport::for_state(
-        &config.namespace,
-        &view,
-        &state,
-        &engine.store().name(),
-    ))
 }
 
 /// `status` exits non-zero when the record cannot be trusted or is lost, so scripts notice.

@@ -1,16 +1,13 @@
 //! `kubectl canary start`.
 
-use std::time::{Duration, Instant};
+mod auto;
 
-use futures::FutureExt;
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use std::time::Duration;
 
-use canary_kube::engine::{DriveOptions, Engine, StartRequest, images_text};
+use canary_core::rollout_math::step_sizes;
+use canary_core::text::{images_text, share_text};
+use canary_kube::engine::{CanaryPods, DriveOptions, Engine, StartRequest};
 use canary_kube::error::CanaryError;
-use canary_kube::status::pod_problem;
 use canary_kube::trust::CanaryState;
 
 use crate::cli::StartArgs;
@@ -46,19 +43,20 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
     };
     let (plan, view) = engine.plan_start(&request, args.dry_run).await?;
     let canary = plan.canary;
-    let steps = crate::commands::auto::step_sizes(&args.steps, &canary)?;
+    let steps =
+        step_sizes(&args.steps, &canary).map_err(|e| CanaryError::Refused(e.to_string()))?;
     let human = !matches!(
         config.output,
         crate::cli::OutputFormat::Json | crate::cli::OutputFormat::Yaml
     );
     if human {
         println!(
-            "start deploy/{name}: {} canary pod(s) with {} beside {} stable ({} mode): {:.1}% of traffic, {} extra pod(s)",
+            "start deploy/{name}: {} canary pod(s) with {} beside {} stable ({} mode): {} of traffic, {} extra pod(s)",
             canary.pods,
             images_text(&request.images),
             canary.stable_pods,
             canary.mode,
-            canary.traffic_share() * 100.0,
+            share_text(canary.traffic_share()),
             canary.extra_pods()
         );
         println!(
@@ -96,7 +94,7 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
         );
     }
     if let Some(spec) = &analysis {
-        return crate::commands::auto::run(config, args, &engine, started, &steps, spec).await;
+        return auto::run(config, args, &engine, started, &steps, spec).await;
     }
     let mut code = exit_code::OK;
     if !args.no_wait {
@@ -111,7 +109,7 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
             code = exit_code::CANARY_UNHEALTHY;
         }
     }
-    let report = crate::commands::status::gather(&engine, config).await?;
+    let report = engine.status_report().await?;
     if !print_structured(config.output, &report) {
         print!("{}", crate::output::status_text(&report, false));
     }
@@ -127,69 +125,26 @@ async fn wait_for_canary_pods(
     timeout: Duration,
     human: bool,
 ) -> Result<bool, CanaryError> {
-    let deadline = Instant::now() + timeout;
-    let api: Api<Pod> = Api::namespaced(engine.client().clone(), engine.namespace());
-    let hash = engine.canary_hash(record).await?.ok_or_else(|| {
-        CanaryError::Refused(format!(
-            "deploy/{} is held, but its canary ReplicaSet is not to be found; see `kubectl canary status deploy/{}`",
-            record.deployment, record.deployment
-        ))
-    })?;
-    // The canary's pods, kept by one watch.
-    let (store, writer) = reflector::store::<Pod>();
-    let mut events = reflector::reflector(
-        writer,
-        watcher(
-            api,
-            watcher::Config::default().labels(&format!("pod-template-hash={hash}")),
-        ),
-    )
-    .default_backoff()
-    .boxed();
-    loop {
-        let _ = tokio::time::timeout(
-            deadline.saturating_duration_since(Instant::now()),
-            events.next(),
-        )
-        .await;
-        if store.wait_until_ready().now_or_never().is_none() {
-            continue;
-        }
-        let current = store.state();
-        let ready = current.iter().filter(|p| is_ready(p)).count() as i32;
-        if let Some(problem) = current.iter().find_map(|p| pod_problem(p)) {
-            if human {
+    let outcome = engine.wait_for_canary_pods(record, pods, timeout).await?;
+    if human {
+        match &outcome {
+            CanaryPods::Unhealthy { problem } => {
                 println!("  ✗ the canary is held but unhealthy: {problem}");
                 println!(
                     "    look closer with `kubectl canary status deploy/{}`; roll back with `kubectl canary abort deploy/{}`",
                     record.deployment, record.deployment
                 );
             }
-            return Ok(false);
-        }
-        if ready >= pods {
-            if human {
-                println!("  ✓ {ready}/{pods} canary pod(s) Ready and receiving traffic");
+            CanaryPods::Ready { ready } => {
+                println!("  ✓ {ready}/{pods} canary pod(s) Ready and receiving traffic")
             }
-            return Ok(true);
-        }
-        if Instant::now() >= deadline {
-            if human {
-                println!(
-                    "  ✗ only {ready}/{pods} canary pod(s) Ready after {}s",
-                    timeout.as_secs()
-                );
-            }
-            return Ok(false);
+            CanaryPods::NotReadyInTime { ready } => println!(
+                "  ✗ only {ready}/{pods} canary pod(s) Ready after {}s",
+                timeout.as_secs()
+            ),
         }
     }
-}
-
-fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    Ok(matches!(outcome, CanaryPods::Ready { .. }))
 }
 
 /// Ctrl-C during `start`: leave either nothing changed or a recorded, paused canary, and

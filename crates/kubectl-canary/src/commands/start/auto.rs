@@ -4,7 +4,6 @@
 
 use canary_core::analysis_spec::AnalysisSpec;
 use canary_core::machine::Goal;
-use canary_core::rollout_math::{CanarySize, ResolvedCanary, resolve_canary};
 use canary_core::verdict::Decision;
 use canary_kube::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use canary_kube::engine::{DriveOptions, Engine};
@@ -13,10 +12,9 @@ use canary_kube::events::EventSink;
 use canary_kube::store::StoredRecord;
 
 use crate::cli::{OutputFormat, StartArgs};
-use crate::commands::analyze::{event_note, verdict_text};
 use crate::config::Config;
 use crate::exit_code;
-use crate::output::{print_structured, progress_printer};
+use crate::output::{print_structured, progress_printer, verdict_text};
 
 /// How the automated run ended.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -31,7 +29,7 @@ pub struct AutoOutcome {
 }
 
 /// Runs the steps after `start` has held the first one; returns the exit code. `sizes`
-/// (from [`step_sizes`]) and `spec` were checked before start changed anything.
+/// (from [`canary_core::rollout_math::step_sizes`]) and `spec` were checked before start changed anything.
 pub async fn run(
     config: &Config,
     args: &StartArgs,
@@ -83,27 +81,25 @@ pub async fn run(
             );
         }
         let view = engine.view().await?;
-        let target = AnalysisTarget::from_record(&view, &stored.record)
-            .map_err(|e| CanaryError::Refused(e.to_string()))?;
+        let target = AnalysisTarget::from_record(&view, &stored.record)?;
         let options = RunOptions {
             observe_for: args.interval,
             keep_waiting: true,
             ..RunOptions::default()
         };
         let verdict = tokio::select! {
-            verdict = run_analysis(engine.client(), &target, spec, options) => verdict.map_err(|e| CanaryError::Refused(e.to_string()))?,
+            verdict = run_analysis(engine.client(), &target, spec, options) => verdict?,
             _ = tokio::signal::ctrl_c() => return interrupted(config, engine, args, &name, outcome).await,
         };
         if human {
             print!("{}", verdict_text(&verdict));
         }
-        let note = event_note(&verdict);
+        events.verdict(&verdict).await;
         let decision = verdict.decision;
         outcome.verdicts.push(verdict);
         match decision {
-            Decision::Pass => events.normal("AnalysisPassed", note).await,
+            Decision::Pass => {}
             Decision::Fail => {
-                events.warning("AnalysisFailed", note).await;
                 if human {
                     println!("the canary failed its analysis: rolling back");
                 }
@@ -123,7 +119,6 @@ pub async fn run(
                 return Ok(exit_code::ROLLED_BACK);
             }
             Decision::Wait | Decision::Inconclusive => {
-                events.normal("AnalysisInconclusive", note).await;
                 if human {
                     println!(
                         "the analysis stayed inconclusive: the canary stays held and recorded; decide with \
@@ -152,25 +147,6 @@ pub async fn run(
     outcome.outcome = "promoted";
     finish(config, &outcome);
     Ok(exit_code::OK)
-}
-
-/// The canary sizes of the steps, in pods, the first being where `start` holds: they must
-/// grow, and each must fit the Deployment as `resolve_canary` decides.
-pub fn step_sizes(steps: &[CanarySize], first: &ResolvedCanary) -> Result<Vec<i32>, CanaryError> {
-    let mut sizes = vec![first.pods];
-    for size in steps.iter().skip(1).copied() {
-        let pods = resolve_canary(size, first.replicas, first.mode)
-            .map(|c| c.pods)
-            .map_err(|e| CanaryError::Refused(format!("--steps {size}: {e}")))?;
-        let before = *sizes.last().expect("at least the first step");
-        if pods <= before {
-            return Err(CanaryError::Refused(format!(
-                "--steps must grow: {size} is {pods} pod(s), not more than the step before ({before})"
-            )));
-        }
-        sizes.push(pods);
-    }
-    Ok(sizes)
 }
 
 fn finish(config: &Config, outcome: &AutoOutcome) {

@@ -1,9 +1,16 @@
 //! Rendering: tables for people, JSON/YAML for scripts, progress lines while waiting.
 
+mod plan;
+mod verdict;
+
+pub use plan::{explanation_text, plan_text};
+pub use verdict::verdict_text;
+
 use std::io::Write;
 
 use canary_core::machine::{SpecChange, Waiting};
 use canary_core::record::images_of;
+use canary_core::text::{images_text, share_text};
 use canary_kube::engine::Progress;
 use canary_kube::status::{SideStatus, StatusReport};
 use comfy_table::{Table, presets::NOTHING};
@@ -92,11 +99,7 @@ pub fn progress_printer(format: OutputFormat) -> impl FnMut(&Progress) + Send {
 }
 
 fn images_cell(side: &SideStatus) -> String {
-    side.images
-        .iter()
-        .map(|(c, i)| format!("{c}={i}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    images_text(&side.images)
 }
 
 /// The human status view.
@@ -158,8 +161,8 @@ pub fn status_text(report: &StatusReport, wide: bool) -> String {
     out.push('\n');
     if let Some(share) = report.canary_traffic_share {
         out.push_str(&format!(
-            "traffic: {:.1}% of requests reach the canary (its share of Ready pods behind the Service); extra pods: {}\n",
-            share * 100.0,
+            "traffic: {} of requests reach the canary (its share of Ready pods behind the Service); extra pods: {}\n",
+            share_text(share),
             report.extra_pods
         ));
     }
@@ -192,13 +195,7 @@ pub fn change_fields(change: &SpecChange) -> String {
     let template = change
         .template
         .as_ref()
-        .map(|t| {
-            let images: Vec<String> = images_of(t)
-                .iter()
-                .map(|(c, i)| format!("{c}={i}"))
-                .collect();
-            format!(", pod template with {}", images.join(" "))
-        })
+        .map(|t| format!(", pod template with {}", images_text(&images_of(t))))
         .unwrap_or_default();
     format!(
         "spec.strategy={} minReadySeconds={} progressDeadlineSeconds={} paused={}{template}",

@@ -1,0 +1,91 @@
+//! PromQL query templates: the placeholders, rendering one for a side, and checking one.
+
+use std::time::Duration;
+
+/// The placeholders a query template may use.
+pub const QUERY_PLACEHOLDERS: &[&str] = &[
+    "{{selector}}",
+    "{{namespace}}",
+    "{{hash}}",
+    "{{replicaset}}",
+    "{{deployment}}",
+    "{{window}}",
+];
+
+/// The values a query template is rendered with, for one side of the canary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryContext<'a> {
+    /// The namespace.
+    pub namespace: &'a str,
+    /// The Deployment's name.
+    pub deployment: &'a str,
+    /// The side's ReplicaSet.
+    pub replica_set: &'a str,
+    /// The side's pod-template-hash.
+    pub pod_template_hash: &'a str,
+    /// The analysis window.
+    pub window: Duration,
+}
+
+/// Renders a query template for one side: `{{selector}}` becomes
+/// `namespace="…",pod_template_hash="…"` (the labels Prometheus' Kubernetes discovery gives
+/// pod series), `{{hash}}`, `{{namespace}}`, `{{replicaset}}` and `{{deployment}}` their
+/// values, and `{{window}}` the window in seconds, e.g. `60s`.
+///
+/// ```
+/// use std::time::Duration;
+/// use canary_core::analysis_spec::{render_query, QueryContext};
+/// let context = QueryContext { namespace: "shop", deployment: "web", replica_set: "web-7d9f",
+///     pod_template_hash: "7d9f", window: Duration::from_secs(120) };
+/// assert_eq!(
+///     render_query("sum(rate(http_requests_total{ {{selector}} }[{{window}}]))", &context),
+///     r#"sum(rate(http_requests_total{ namespace="shop",pod_template_hash="7d9f" }[120s]))"#,
+/// );
+/// ```
+pub fn render_query(template: &str, context: &QueryContext<'_>) -> String {
+    let selector = format!(
+        "namespace=\"{}\",pod_template_hash=\"{}\"",
+        context.namespace, context.pod_template_hash
+    );
+    template
+        .replace("{{selector}}", &selector)
+        .replace("{{namespace}}", context.namespace)
+        .replace("{{hash}}", context.pod_template_hash)
+        .replace("{{replicaset}}", context.replica_set)
+        .replace("{{deployment}}", context.deployment)
+        .replace(
+            "{{window}}",
+            &format!("{}s", context.window.as_secs().max(1)),
+        )
+}
+
+/// Why a query template cannot tell the canary from the stable pods, if it cannot.
+pub fn query_template_problem(template: &str) -> Option<String> {
+    if template.trim().is_empty() {
+        return Some("the query is empty".into());
+    }
+    let distinguishes = ["{{selector}}", "{{hash}}", "{{replicaset}}"]
+        .iter()
+        .any(|p| template.contains(p));
+    if !distinguishes {
+        return Some(
+            "the query must contain {{selector}}, {{hash}} or {{replicaset}}, otherwise canary and stable get the same answer"
+                .into(),
+        );
+    }
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some(end) = rest[start..].find("}}") else {
+            return Some("unclosed {{ in the query".into());
+        };
+        let placeholder = &rest[start..start + end + 2];
+        if !QUERY_PLACEHOLDERS.contains(&placeholder) {
+            return Some(format!(
+                "unknown placeholder {placeholder}; known: {}",
+                QUERY_PLACEHOLDERS.join(", ")
+            ));
+        }
+        rest = &rest[start + end + 2..];
+    }
+    None
+}

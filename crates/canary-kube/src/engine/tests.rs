@@ -1,0 +1,264 @@
+//! The engine's update paths as request sequences, without a cluster (tower-test, the way
+//! kube-rs/controller-rs tests its reconciler): each request's method, path and body, and
+//! what the engine makes of a 409, a 422 and a Deployment that was re-created.
+
+use http::{Method, Request, Response, StatusCode};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+use canary_core::record::RolloutSettings;
+
+use super::*;
+use crate::error::ErrorKind;
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+const DEPLOYMENT_PATH: &str = "/apis/apps/v1/namespaces/ns/deployments/web";
+
+fn record() -> CanaryRecord {
+    serde_json::from_value(json!({
+        "schema": RECORD_SCHEMA,
+        "deployment": "web",
+        "deploymentUid": "d-uid",
+        "replicas": 3,
+        "originalTemplate": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "nginx", "image": "nginx:1.14"}]}},
+        "originalSettings": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}, "progressDeadlineSeconds": 600},
+        "stable": {"replicaSet": "web-1", "uid": "rs-uid", "revision": "1", "podTemplateHash": "1"},
+        "originalImages": {"nginx": "nginx:1.14"},
+        "targetImages": {"nginx": "nginx:1.15"},
+        "mode": "surge",
+        "phase": {"name": "holding", "pods": 1},
+        "startedBy": {"user": "alice", "host": "laptop", "pid": 42, "toolVersion": "0.1.0"},
+        "startedAt": "2026-01-01T00:00:00Z"
+    }))
+    .expect("a valid record")
+}
+
+/// deploy/web with `uid`, at `resource_version`, its template and settings as `change`
+/// writes them, the controller caught up with generation 2.
+fn deployment(uid: &str, resource_version: &str, change: &SpecChange) -> Value {
+    let mut deployment: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "ns", "uid": uid, "resourceVersion": resource_version, "generation": 2},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "nginx", "image": "nginx:1.14"}]}}
+        },
+        "status": {"observedGeneration": 2, "replicas": 4, "updatedReplicas": 1, "availableReplicas": 3}
+    }))
+    .unwrap();
+    apply_change(&mut deployment, change).unwrap();
+    serde_json::to_value(deployment).unwrap()
+}
+
+/// The held canary: the canary template, braked and paused at 1 pod.
+fn held(record: &CanaryRecord) -> SpecChange {
+    SpecChange {
+        template: Some(record.target_template()),
+        settings: RolloutSettings::braked(CanaryMode::Surge, 1, true),
+        summary: "held".into(),
+    }
+}
+
+/// Rolled back: the original template and settings.
+fn rolled_back(record: &CanaryRecord) -> SpecChange {
+    SpecChange {
+        template: Some(record.original_template.clone()),
+        settings: record.original_settings.clone(),
+        summary: "rolled back".into(),
+    }
+}
+
+fn respond(status: StatusCode, body: Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap()
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": message})
+}
+
+async fn body_json(request: Request<Body>) -> Value {
+    let bytes = request.into_body().collect_bytes().await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn engine() -> (Engine, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "ns");
+    (Engine::new(&client, "ns", "web"), handle)
+}
+
+/// Answers one read of the view: the Deployment, then its (empty) ReplicaSet and pod lists.
+async fn serve_view(handle: &mut Handle, deployment: Value) {
+    let (request, send) = handle.next_request().await.expect("GET deployment");
+    assert_eq!(request.method(), Method::GET);
+    assert_eq!(request.uri().path(), DEPLOYMENT_PATH);
+    send.send_response(respond(StatusCode::OK, deployment));
+    for (path, kind) in [
+        ("/apis/apps/v1/namespaces/ns/replicasets", "ReplicaSetList"),
+        ("/api/v1/namespaces/ns/pods", "PodList"),
+    ] {
+        let (request, send) = handle.next_request().await.expect("LIST");
+        assert_eq!(request.method(), Method::GET);
+        assert_eq!(request.uri().path(), path);
+        assert_eq!(request.uri().query(), Some("&labelSelector=app%3Dweb"));
+        send.send_response(respond(
+            StatusCode::OK,
+            json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": []}),
+        ));
+    }
+}
+
+fn quiet() -> impl FnMut(&Progress) + Send {
+    |_: &Progress| {}
+}
+
+/// Someone else wrote between our read and our update: the 409 is not an error, the engine
+/// reads again, decides again and updates with the new resourceVersion.
+#[tokio::test]
+async fn a_conflict_is_read_again_and_retried_with_the_new_resource_version() {
+    let (engine, mut handle) = engine();
+    let record = record();
+    let server = {
+        let record = record.clone();
+        tokio::spawn(async move {
+            serve_view(&mut handle, deployment("d-uid", "10", &held(&record))).await;
+            let (request, send) = handle.next_request().await.expect("PUT");
+            assert_eq!(request.method(), Method::PUT);
+            assert_eq!(request.uri().path(), DEPLOYMENT_PATH);
+            let body = body_json(request).await;
+            assert_eq!(body["metadata"]["resourceVersion"], "10");
+            send.send_response(respond(
+                StatusCode::CONFLICT,
+                status(409, "Conflict", "the object has been modified"),
+            ));
+            serve_view(&mut handle, deployment("d-uid", "11", &held(&record))).await;
+            let (request, send) = handle.next_request().await.expect("PUT again");
+            assert_eq!(request.method(), Method::PUT);
+            let body = body_json(request).await;
+            assert_eq!(
+                body["metadata"]["resourceVersion"], "11",
+                "the retry is guarded by the version read after the conflict"
+            );
+            assert_eq!(
+                body["spec"]["template"]["spec"]["containers"][0]["image"],
+                "nginx:1.14"
+            );
+            assert_eq!(body["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+            let mut updated = deployment("d-uid", "12", &rolled_back(&record));
+            updated["metadata"]["generation"] = json!(3);
+            send.send_response(respond(StatusCode::OK, updated.clone()));
+            // Read once more: rolled back, the controller still to observe it, so wait.
+            serve_view(&mut handle, updated).await;
+        })
+    };
+    let mut progress = quiet();
+    engine
+        .apply_until_waiting(&record, Goal::Abort, &mut progress)
+        .await
+        .expect("a conflict is retried, not reported");
+    server.await.unwrap();
+}
+
+/// The API server rejects the update as invalid: reported as a refusal with the server's
+/// words, and not retried.
+#[tokio::test]
+async fn an_invalid_update_is_refused_and_not_retried() {
+    let (engine, mut handle) = engine();
+    let record = record();
+    let server = {
+        let record = record.clone();
+        tokio::spawn(async move {
+            serve_view(&mut handle, deployment("d-uid", "10", &held(&record))).await;
+            let (request, send) = handle.next_request().await.expect("PUT");
+            assert_eq!(request.method(), Method::PUT);
+            send.send_response(respond(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                status(
+                    422,
+                    "Invalid",
+                    "Deployment.apps \"web\" is invalid: spec.strategy.rollingUpdate.maxSurge: Invalid value",
+                ),
+            ));
+            handle
+        })
+    };
+    let mut progress = quiet();
+    let error = engine
+        .apply_until_waiting(&record, Goal::Abort, &mut progress)
+        .await
+        .unwrap_err();
+    drop(engine);
+    let mut handle = server.await.unwrap();
+    assert_eq!(error.kind(), ErrorKind::Refused, "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("the API server refused the update of deploy/web"),
+        "{message}"
+    );
+    assert!(message.contains("maxSurge: Invalid value"), "{message}");
+    assert!(
+        handle.next_request().await.is_none(),
+        "nothing is sent after a 422"
+    );
+}
+
+/// The Deployment was deleted and re-created under the same name (another UID): the record
+/// is not applied to it; the error says how to clear the record, and nothing is written.
+#[tokio::test]
+async fn a_recreated_deployment_is_not_touched() {
+    let (engine, mut handle) = engine();
+    let record = record();
+    let stored = StoredRecord {
+        record: record.clone(),
+        resource_version: "7".into(),
+        uid: "cm-uid".into(),
+        owner_references: vec![],
+    };
+    let server = {
+        let record = record.clone();
+        tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("GET deployment");
+            assert_eq!(request.method(), Method::GET);
+            assert_eq!(request.uri().path(), DEPLOYMENT_PATH);
+            send.send_response(respond(
+                StatusCode::OK,
+                deployment("another-uid", "3", &held(&record)),
+            ));
+            handle
+        })
+    };
+    let mut progress = quiet();
+    let error = engine
+        .continue_to(
+            stored,
+            Goal::Abort,
+            true,
+            DriveOptions {
+                timeout: Duration::from_secs(5),
+                progress: &mut progress,
+            },
+        )
+        .await
+        .unwrap_err();
+    drop(engine);
+    let mut handle = server.await.unwrap();
+    assert_eq!(error.kind(), ErrorKind::Refused, "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("belongs to an earlier deploy/web that was deleted"),
+        "{message}"
+    );
+    assert!(
+        message.contains("kubectl delete configmap web.kubectl-canary"),
+        "{message}"
+    );
+    assert!(
+        handle.next_request().await.is_none(),
+        "neither the Deployment nor the record is written"
+    );
+}
