@@ -21,6 +21,7 @@ commands:
   kube-controller-manager  the real kube-controller-manager (flags as upstream)
   kube-scheduler           the real kube-scheduler (flags as upstream)
   podsim                   the pod/node simulator standing in for kubelets
+  fault COMMAND [ARG]      a fault command for the running environment (testenv fault --help)
   version                  print the pinned versions
 `)
 }
@@ -45,6 +46,8 @@ func main() {
 		code = components.Scheduler(args)
 	case "podsim":
 		code = podsim.Main(args)
+	case "fault":
+		code = supervisor.FaultMain(args)
 	case "version":
 		fmt.Println(components.Versions())
 	case "-h", "--help", "help":

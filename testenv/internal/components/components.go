@@ -14,6 +14,7 @@ import (
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"k8s.io/component-base/cli"
+	"k8s.io/component-base/version"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
@@ -25,7 +26,9 @@ func Versions() string {
 	if !ok {
 		return "unknown"
 	}
-	out := "go " + bi.GoVersion + "\n"
+	v := version.Get()
+	out := fmt.Sprintf("stamped %s (major %s, minor %s, commit %q, tree %s, built %s)\ngo %s\n",
+		v.GitVersion, v.Major, v.Minor, v.GitCommit, v.GitTreeState, v.BuildDate, bi.GoVersion)
 	for _, d := range bi.Deps {
 		switch d.Path {
 		case "k8s.io/kubernetes", "k8s.io/apiserver", "k8s.io/client-go", "go.etcd.io/etcd/server/v3":

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // BehaviorAnnotation selects behaviour tokens for every container of a pod.
@@ -35,12 +37,59 @@ type Behavior struct {
 	RPS             float64
 	LogErrorsPerMin float64
 	ExitCode        int32 // exit code of crashloop (default 1)
+	CPU             Usage // CPU in use while running (kubelet resource metrics)
+	Memory          Usage // memory working set while running
 	Unknown         []string
+}
+
+// Usage is a resource usage: an absolute amount, or a share of the container's request
+// (of its limit when it has no request).
+type Usage struct {
+	Amount float64 // cores or bytes (used when Pct < 0)
+	Pct    float64 // percent of the request (or limit); < 0: Amount applies
+}
+
+// Default resource usage of a running container (an idle nginx).
+var (
+	DefaultCPU    = Usage{Amount: 0.001, Pct: -1}   // 1m
+	DefaultMemory = Usage{Amount: 8 << 20, Pct: -1} // 8Mi
+)
+
+// Of resolves u against a container's request and limit (cores or bytes); ok is false for
+// a percentage of a resource that has neither.
+func (u Usage) Of(request, limit float64) (float64, bool) {
+	if u.Pct < 0 {
+		return u.Amount, true
+	}
+	base := request
+	if base <= 0 {
+		base = limit
+	}
+	if base <= 0 {
+		return 0, false
+	}
+	return base * u.Pct / 100, true
+}
+
+// parseUsage reads "<n>pct" or a resource.Quantity ("250m", "0.5", "64Mi").
+func parseUsage(v string) (Usage, bool) {
+	if pct, ok := strings.CutSuffix(v, "pct"); ok {
+		f, err := strconv.ParseFloat(pct, 64)
+		if err != nil || f < 0 {
+			return Usage{}, false
+		}
+		return Usage{Pct: f}, true
+	}
+	q, err := resource.ParseQuantity(v)
+	if err != nil || q.Sign() < 0 {
+		return Usage{}, false
+	}
+	return Usage{Amount: q.AsApproximateFloat64(), Pct: -1}, true
 }
 
 // DefaultBehavior is a healthy container.
 func DefaultBehavior() Behavior {
-	return Behavior{RPS: DefaultRPS, ExitCode: 1}
+	return Behavior{RPS: DefaultRPS, ExitCode: 1, CPU: DefaultCPU, Memory: DefaultMemory}
 }
 
 // SplitImage separates an image reference into the real image and behaviour tokens taken
@@ -164,6 +213,19 @@ func (b *Behavior) apply(tok string) {
 			return
 		}
 		b.Unknown = append(b.Unknown, tok)
+	case strings.HasPrefix(t, "cpu-"):
+		if u, ok := parseUsage(strings.TrimPrefix(t, "cpu-")); ok {
+			b.CPU = u
+			return
+		}
+		b.Unknown = append(b.Unknown, tok)
+	case strings.HasPrefix(t, "memory-") || strings.HasPrefix(t, "mem-"):
+		raw := strings.TrimSpace(tok) // quantities are case-sensitive (Mi, M)
+		if u, ok := parseUsage(raw[strings.Index(raw, "-")+1:]); ok {
+			b.Memory = u
+			return
+		}
+		b.Unknown = append(b.Unknown, tok)
 	case strings.HasPrefix(t, "exit-"):
 		if n, err := strconv.Atoi(strings.TrimPrefix(t, "exit-")); err == nil {
 			b.ExitCode = int32(n)
@@ -200,8 +262,21 @@ func (b Behavior) String() string {
 	}
 	s = append(s, fmt.Sprintf("errors-%g", b.ErrorPct), fmt.Sprintf("latency-%dms", b.Latency.Milliseconds()),
 		fmt.Sprintf("rps-%g", b.RPS), fmt.Sprintf("logerrors-%g", b.LogErrorsPerMin))
+	if b.CPU != DefaultCPU {
+		s = append(s, "cpu-"+b.CPU.String())
+	}
+	if b.Memory != DefaultMemory {
+		s = append(s, "memory-"+b.Memory.String())
+	}
 	if len(b.Unknown) > 0 {
 		s = append(s, fmt.Sprintf("unknown=%v", b.Unknown))
 	}
 	return strings.Join(s, " ")
+}
+
+func (u Usage) String() string {
+	if u.Pct >= 0 {
+		return fmt.Sprintf("%gpct", u.Pct)
+	}
+	return fmt.Sprintf("%g", u.Amount)
 }

@@ -5,9 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestSplitImage(t *testing.T) {
@@ -53,50 +50,36 @@ func TestParseBehavior(t *testing.T) {
 	}
 }
 
-func TestSDGroupsMatchKubernetesSD(t *testing.T) {
-	ctrl := true
-	p := &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "web-abc", Namespace: "ns", UID: "u1",
-			Labels:          map[string]string{"app": "web", "pod-template-hash": "abc"},
-			Annotations:     map[string]string{"prometheus.io/scrape": "true"},
-			OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "web-5d", Controller: &ctrl}}},
-		Spec: v1.PodSpec{NodeName: "sim-node-0", Containers: []v1.Container{
-			{Name: "web", Image: "nginx:1.15", Ports: []v1.ContainerPort{{Name: "http", ContainerPort: 80}}},
-			{Name: "side", Image: "side:1"},
-		}},
-		Status: v1.PodStatus{PodIP: "10.213.1.2", HostIP: "10.213.0.10", Phase: v1.PodRunning,
-			Conditions: []v1.PodCondition{{Type: v1.PodReady, Status: v1.ConditionTrue}}},
+func TestResourceUsageTokens(t *testing.T) {
+	cases := []struct {
+		ann, image   string
+		cpu, memory  Usage
+		unknown      []string
+		cpuOf, memOf float64 // resolved against request 200m / 128Mi
+	}{
+		{"", "x:1", DefaultCPU, DefaultMemory, nil, 0.001, 8 << 20},
+		{"cpu-250m memory-64Mi", "x:1", Usage{0.25, -1}, Usage{64 << 20, -1}, nil, 0.25, 64 << 20},
+		{"cpu-90pct", "x:1__mem-50pct", Usage{0, 90}, Usage{0, 50}, nil, 0.18, 64 << 20},
+		{"cpu-90pct", "x:1__cpu-0.5", Usage{0.5, -1}, DefaultMemory, nil, 0.5, 8 << 20},
+		{"cpu-x,memory--1", "x:1", DefaultCPU, DefaultMemory, []string{"cpu-x", "memory--1"}, 0.001, 8 << 20},
 	}
-	g := sdGroups([]*v1.Pod{p, {ObjectMeta: metav1.ObjectMeta{Name: "no-ip"}}})
-	if len(g) != 2 {
-		t.Fatalf("want 2 targets, got %d: %+v", len(g), g)
-	}
-	if g[0].Targets[0] != "10.213.1.2:80" || g[1].Targets[0] != "10.213.1.2" {
-		t.Fatalf("targets: %+v", g)
-	}
-	l := g[0].Labels
-	want := map[string]string{
-		"__meta_kubernetes_namespace":                           "ns",
-		"__meta_kubernetes_pod_name":                            "web-abc",
-		"__meta_kubernetes_pod_label_pod_template_hash":         "abc",
-		"__meta_kubernetes_pod_labelpresent_app":                "true",
-		"__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true",
-		"__meta_kubernetes_pod_container_port_number":           "80",
-		"__meta_kubernetes_pod_container_port_name":             "http",
-		"__meta_kubernetes_pod_container_port_protocol":         "TCP",
-		"__meta_kubernetes_pod_container_name":                  "web",
-		"__meta_kubernetes_pod_container_init":                  "false",
-		"__meta_kubernetes_pod_ready":                           "true",
-		"__meta_kubernetes_pod_phase":                           "Running",
-		"__meta_kubernetes_pod_node_name":                       "sim-node-0",
-		"__meta_kubernetes_pod_host_ip":                         "10.213.0.10",
-		"__meta_kubernetes_pod_controller_kind":                 "ReplicaSet",
-		"__meta_kubernetes_pod_controller_name":                 "web-5d",
-	}
-	for k, v := range want {
-		if l[k] != v {
-			t.Errorf("%s = %q, want %q", k, l[k], v)
+	for _, c := range cases {
+		b := ParseBehavior(c.ann, c.image)
+		if b.CPU != c.cpu || b.Memory != c.memory || !reflect.DeepEqual(b.Unknown, c.unknown) {
+			t.Errorf("%q %q: cpu %+v memory %+v unknown %v", c.ann, c.image, b.CPU, b.Memory, b.Unknown)
 		}
+		cpu, _ := b.CPU.Of(0.2, 0)
+		mem, _ := b.Memory.Of(128<<20, 0)
+		if diff := cpu - c.cpuOf; diff > 1e-9 || diff < -1e-9 || mem != c.memOf {
+			t.Errorf("%q %q: resolved cpu %g memory %g, want %g %g", c.ann, c.image, cpu, mem, c.cpuOf, c.memOf)
+		}
+	}
+	// a share of a limit when there is no request; none of nothing
+	if v, ok := (Usage{Pct: 50}).Of(0, 2); !ok || v != 1 {
+		t.Errorf("50%% of limit 2: %g %v", v, ok)
+	}
+	if _, ok := (Usage{Pct: 50}).Of(0, 0); ok {
+		t.Error("a share of no request and no limit must not resolve")
 	}
 }
 

@@ -140,6 +140,7 @@ type container struct {
 	m        *metrics
 	reqSeq   int64
 	runStart time.Time // start of the current instance
+	use      usage     // resource metrics
 }
 
 func newContainer(p *podSim, c v1.Container, annotation string) *container {

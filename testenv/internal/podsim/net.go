@@ -177,7 +177,8 @@ func (n *netServer) servePod(port int, w http.ResponseWriter, r *http.Request) {
 	c.record(code, time.Since(start), client, r.URL.RequestURI(), ua, len(body))
 }
 
-// startKubelet serves the kubelet API subset (container logs) on every node IP, port 10250.
+// startKubelet serves the kubelet API subset (container logs, resource metrics) on every
+// node IP, port 10250.
 func (n *netServer) startKubelet() error {
 	ca, err := pki.NewCA("testenv-sim-kubelet-ca")
 	if err != nil {
@@ -201,6 +202,7 @@ func (n *netServer) startKubelet() error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/containerLogs/", n.containerLogs)
+	mux.HandleFunc("/metrics/resource", n.resourceMetrics)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert}}

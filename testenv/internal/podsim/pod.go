@@ -202,13 +202,26 @@ func (p *podSim) writer() {
 		case <-p.dirtyCh:
 		default:
 		}
-		for attempt := 0; attempt < 5; attempt++ {
+		// Like the kubelet's status manager, keep trying until the API server takes the
+		// status (it may be restarting or frozen); each attempt sends the status as it is
+		// then, so nothing that changed meanwhile is lost.
+		backoff := 200 * time.Millisecond
+		for attempt := 0; ; attempt++ {
 			err := p.patchStatus()
 			if err == nil || apierrors.IsNotFound(err) || p.ctx.Err() != nil {
 				break
 			}
-			p.s.logf("status patch %s/%s: %v", p.namespace, p.name, err)
-			time.Sleep(200 * time.Millisecond)
+			if attempt < 5 || attempt%20 == 0 {
+				p.s.logf("status patch %s/%s (attempt %d): %v", p.namespace, p.name, attempt+1, err)
+			}
+			select {
+			case <-p.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			if backoff < 2*time.Second {
+				backoff *= 2
+			}
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -28,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/component-base/version"
 )
 
 // Config of the simulator.
@@ -38,7 +38,6 @@ type Config struct {
 	NodeCPU    string
 	NodeMemory string
 	NodePods   int
-	SDListen   string
 	IPPrefix   string
 }
 
@@ -48,6 +47,7 @@ type nodeInfo struct {
 	index  int
 	used   map[string]bool
 	nextIP int
+	use    nodeUsage // resource metrics (guarded by Sim.mu)
 }
 
 // Sim is the simulator.
@@ -81,7 +81,6 @@ func Main(args []string) int {
 	fs.StringVar(&cfg.NodeMemory, "node-memory", "8Gi", "allocatable memory per node")
 	fs.IntVar(&cfg.NodePods, "node-pods", 110, "allocatable pods per node")
 	fs.StringVar(&cfg.IPPrefix, "ip-prefix", "10.213", "first two octets of every node and pod IP")
-	fs.StringVar(&cfg.SDListen, "sd-listen", "", "serve Prometheus HTTP SD (kubernetes role=pod labels) on this address")
 	_ = fs.Parse(args)
 	ctx, cancel := context.WithCancel(context.Background())
 	sig := make(chan os.Signal, 1)
@@ -150,17 +149,6 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	f.Start(ctx.Done())
 	f.WaitForCacheSync(ctx.Done())
-	if cfg.SDListen != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/sd/pods", s.serveSD)
-		srv := &http.Server{Addr: cfg.SDListen, Handler: mux}
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
-				s.logf("sd server: %v", err)
-			}
-		}()
-		defer srv.Close()
-	}
 	s.logf("ready: %d nodes, netns %s", cfg.Nodes, cfg.Netns)
 	<-ctx.Done()
 	s.mu.Lock()
@@ -208,7 +196,7 @@ func (s *Sim) nodeObject(n *nodeInfo) *v1.Node {
 			DaemonEndpoints: v1.NodeDaemonEndpoints{KubeletEndpoint: v1.DaemonEndpoint{Port: 10250}},
 			NodeInfo: v1.NodeSystemInfo{MachineID: n.name, SystemUUID: n.name, BootID: n.name, KernelVersion: "6.1.0-sim",
 				OSImage: "kubectl-canary testenv pod simulator", ContainerRuntimeVersion: "containerd://sim",
-				KubeletVersion: "v1.36.3", KubeProxyVersion: "v1.36.3", OperatingSystem: "linux", Architecture: "amd64"},
+				KubeletVersion: version.Get().GitVersion, KubeProxyVersion: version.Get().GitVersion, OperatingSystem: "linux", Architecture: "amd64"},
 		},
 	}
 }
@@ -349,6 +337,9 @@ func (s *Sim) onPod(ctx context.Context, o interface{}) {
 		if len(p.readinessGate) > 0 {
 			p.dirty()
 		}
+		for _, c := range p.containers {
+			c.applyUsage(pod) // the behaviour annotation may have changed
+		}
 		return
 	}
 	n := s.nodes[pod.Spec.NodeName]
@@ -369,7 +360,9 @@ func (s *Sim) onPod(ctx context.Context, o interface{}) {
 	}
 	ann := pod.Annotations[BehaviorAnnotation]
 	for _, c := range pod.Spec.Containers {
-		p.containers = append(p.containers, newContainer(p, c, ann))
+		ct := newContainer(p, c, ann)
+		ct.applyUsage(pod)
+		p.containers = append(p.containers, ct)
 	}
 	for _, c := range pod.Spec.InitContainers {
 		real, _ := SplitImage(c.Image)

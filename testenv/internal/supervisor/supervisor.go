@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -36,10 +37,44 @@ import (
 	"kubectl-canary/testenv/internal/pki"
 )
 
+// proc is a component: its binary and arguments, and its current process. A fault command
+// replaces the process with a new run of the same binary and arguments (same ports, same
+// certificates).
 type proc struct {
 	name string
+	bin  string
+	args []string
+	// ready waits until a (re)started run serves; nil: started is enough.
+	ready func(ctx context.Context) error
+	// cur is the current process (guarded by sup.faults once the environment is up).
+	cur *run
+	// frozen: SIGSTOPped by a fault command, thawed when thaw fires or is closed early.
+	frozen *freeze
+}
+
+// run is one process of a component.
+type run struct {
 	cmd  *exec.Cmd
 	done chan struct{}
+	err  error // set before done is closed
+	// expected is set before the supervisor stops the process on purpose (fault command),
+	// so that its exit does not bring the whole environment down.
+	expected atomic.Bool
+}
+
+// exited reports whether the process has ended.
+func (r *run) exited() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// died is an unexpected exit of a component.
+type died struct {
+	name string
 	err  error
 }
 
@@ -49,19 +84,25 @@ type sup struct {
 	pki        string
 	self       string
 	promBin    string
+	msBin      string
 	nodes      int
 	ns         string
 	net        *netns.Net
 	procs      []*proc
-	died       chan *proc
+	died       chan died
 	apiPort    int
 	promPort   int
-	sdPort     int
 	etcdPort   int
+	kcmPort    int
+	msPort     int
+	schedPort  int
 	adminKC    string
 	restrictKC string
 	start      time.Time
 	stopping   atomic.Bool
+	// faults serialises fault commands and guards procs and components against them.
+	faults  sync.Mutex
+	control net.Listener
 }
 
 func logf(format string, args ...interface{}) {
@@ -101,6 +142,7 @@ func Main(args []string) int {
 	parent := fs.Int("parent-pid", 0, "stop everything when this process ends (0: never)")
 	nodes := fs.Int("nodes", 3, "simulated nodes")
 	prom := fs.String("prometheus", "", "prometheus binary (empty: no prometheus)")
+	ms := fs.String("metrics-server", "", "metrics-server binary (empty: no metrics API)")
 	timeout := fs.Duration("ready-timeout", 120*time.Second, "give up if not ready by then")
 	nodeCPU := fs.String("node-cpu", "4", "allocatable cpu per node")
 	nodeMem := fs.String("node-memory", "8Gi", "allocatable memory per node")
@@ -121,8 +163,8 @@ func Main(args []string) int {
 		logf("%v", err)
 		return 1
 	}
-	s := &sup{dir: abs, logs: filepath.Join(abs, "logs"), pki: filepath.Join(abs, "pki"), self: self, promBin: *prom,
-		nodes: *nodes, died: make(chan *proc, 16), start: time.Now()}
+	s := &sup{dir: abs, logs: filepath.Join(abs, "logs"), pki: filepath.Join(abs, "pki"), self: self, promBin: *prom, msBin: *ms,
+		nodes: *nodes, died: make(chan died, 16), start: time.Now()}
 	// fresh state, but keep logs/supervisor.log which scripts/testenv redirects into
 	for _, d := range []string{"etcd", "prometheus", "pki", "ready", "env", "kubeconfig", "kubeconfig-restricted", "prometheus.yml"} {
 		_ = os.RemoveAll(filepath.Join(abs, d))
@@ -145,11 +187,11 @@ func Main(args []string) int {
 		select {
 		case x := <-sig:
 			logf("got %v", x)
-		case p := <-s.died:
+		case d := <-s.died:
 			if s.stopping.Load() {
 				return
 			}
-			logf("component %s exited unexpectedly: %v (see %s)", p.name, p.err, filepath.Join(s.logs, p.name+".log"))
+			logf("component %s exited unexpectedly: %v (see %s)", d.name, d.err, filepath.Join(s.logs, d.name+".log"))
 		case <-ctx.Done():
 			return
 		}
@@ -184,54 +226,86 @@ func Main(args []string) int {
 }
 
 func (s *sup) startProc(name string, bin string, args ...string) (*proc, error) {
-	lf, err := os.OpenFile(filepath.Join(s.logs, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
+	p := &proc{name: name, bin: bin, args: args}
+	if err := s.launch(p, os.O_TRUNC); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
+	s.procs = append(s.procs, p)
+	return p, nil
+}
+
+// launch starts a new process of p; a restart appends to the component's log (logMode O_APPEND).
+func (s *sup) launch(p *proc, logMode int) error {
+	lf, err := os.OpenFile(filepath.Join(s.logs, p.name+".log"), os.O_CREATE|os.O_WRONLY|logMode, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(p.bin, p.args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Dir = s.dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		lf.Close()
-		return nil, err
+		return err
 	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-	s.procs = append(s.procs, p)
-	logf("started %s (pid %d)", name, cmd.Process.Pid)
+	r := &run{cmd: cmd, done: make(chan struct{})}
+	p.cur = r
+	logf("started %s (pid %d)", p.name, cmd.Process.Pid)
 	go func() {
-		p.err = cmd.Wait()
+		r.err = cmd.Wait()
 		lf.Close()
-		close(p.done)
+		close(r.done)
+		if r.expected.Load() {
+			return
+		}
 		select {
-		case s.died <- p:
+		case s.died <- died{p.name, r.err}:
 		default:
 		}
 	}()
-	return p, nil
+	return nil
+}
+
+// stop ends process r: SIGCONT (it may be frozen), SIGTERM, SIGKILL after grace. expected
+// marks the exit as wanted (fault command) rather than a failure of the environment.
+func stop(name string, r *run, grace time.Duration, expected bool) {
+	if r.exited() {
+		return
+	}
+	if expected {
+		r.expected.Store(true)
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGCONT)
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.done:
+	case <-time.After(grace):
+		logf("%s did not stop within %s, killing", name, grace)
+		_ = r.cmd.Process.Kill()
+		<-r.done
+	}
 }
 
 func (s *sup) shutdown() {
 	s.stopping.Store(true)
 	signal.Reset()
+	if s.control != nil {
+		s.control.Close()
+	}
+	// a fault command in progress finishes first (at most its own timeout)
+	s.faults.Lock()
+	defer s.faults.Unlock()
 	// ignore deaths from here on
 	for i := len(s.procs) - 1; i >= 0; i-- {
 		p := s.procs[i]
-		select {
-		case <-p.done:
+		if p.cur == nil || p.cur.exited() {
 			continue
-		default:
 		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			logf("%s did not stop, killing", p.name)
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+		s.thaw(p)
+		stop(p.name, p.cur, 5*time.Second, true)
 		logf("stopped %s", p.name)
 	}
+	_ = os.Remove(filepath.Join(s.dir, controlSocket))
 	if s.ns != "" {
 		if err := netns.Delete(s.ns); err != nil {
 			logf("removing netns %s: %v", s.ns, err)
@@ -274,7 +348,7 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		return err
 	}
 	s.promPort, _ = freePort()
-	s.sdPort, _ = freePort()
+	s.msPort, _ = freePort()
 
 	// PKI
 	ca, err := pki.NewCA("kubectl-canary-testenv-ca")
@@ -313,9 +387,9 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		{"pki/controller-manager.kubeconfig", "system:kube-controller-manager", []string{"system:masters"}},
 		{"pki/scheduler.kubeconfig", "system:kube-scheduler", []string{"system:masters"}},
 		{"pki/podsim.kubeconfig", "testenv-podsim", []string{"system:masters"}},
-		{"pki/prometheus", "prometheus", []string{"system:masters"}},
+		{"pki/metrics-server.kubeconfig", metricsServerUser, nil},
 	}
-	var adminKP, promKP *pki.KeyPair
+	var adminKP *pki.KeyPair
 	for _, id := range idents {
 		kp, err := ca.Issue(id.cn, id.orgs, nil, true, false)
 		if err != nil {
@@ -324,20 +398,28 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		switch id.cn {
 		case "admin":
 			adminKP = kp
-		case "prometheus":
-			promKP = kp
-			if _, _, err := kp.Write(s.pki, "prometheus"); err != nil {
-				return err
-			}
-			continue
 		}
 		if err := writeKubeconfig(filepath.Join(s.dir, id.file), server, ca.CertPEM, id.cn, kp); err != nil {
 			return err
 		}
 	}
-	_ = promKP
 	s.adminKC = filepath.Join(s.dir, "kubeconfig")
 	s.restrictKC = filepath.Join(s.dir, "kubeconfig-restricted")
+
+	// aggregation layer (front proxy) and metrics-server's serving certificate
+	fp, err := writeFrontProxy(s.pki)
+	if err != nil {
+		return err
+	}
+	msServing, err := ca.Issue("metrics-server", nil, []string{s.net.HostVethIP, "metrics-server.kube-system.svc",
+		"metrics-server.kube-system.svc.cluster.local"}, false, true)
+	if err != nil {
+		return err
+	}
+	msCrt, msKey, err := msServing.Write(s.pki, "metrics-server")
+	if err != nil {
+		return err
+	}
 
 	// etcd
 	if _, err := s.startProc("etcd", s.self, "etcd", "--data-dir", filepath.Join(s.dir, "etcd"),
@@ -351,7 +433,14 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 	logf("etcd ready (%.1fs)", time.Since(s.start).Seconds())
 
 	// kube-apiserver
-	if _, err := s.startProc("kube-apiserver", s.self, "kube-apiserver",
+	tlsCfg, err := clientTLS(ca.CertPEM, adminKP)
+	if err != nil {
+		return err
+	}
+	apiReady := func(ctx context.Context) error {
+		return waitHTTP(ctx, server+"/readyz", tlsCfg, "kube-apiserver /readyz")
+	}
+	apiProc, err := s.startProc("kube-apiserver", s.self, append([]string{"kube-apiserver",
 		"--etcd-servers", fmt.Sprintf("http://127.0.0.1:%d", s.etcdPort),
 		"--bind-address", "127.0.0.1",
 		"--secure-port", strconv.Itoa(s.apiPort),
@@ -371,14 +460,12 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		"--profiling=false",
 		"--event-ttl", "1h",
 		"--v", "1",
-	); err != nil {
-		return err
-	}
-	tlsCfg, err := clientTLS(ca.CertPEM, adminKP)
+	}, fp.apiServerFlags()...)...)
 	if err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, server+"/readyz", tlsCfg, "kube-apiserver /readyz"); err != nil {
+	apiProc.ready = apiReady
+	if err := apiReady(ctx); err != nil {
 		return err
 	}
 	logf("kube-apiserver ready at %s (%.1fs)", server, time.Since(s.start).Seconds())
@@ -398,6 +485,22 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 	if _, err := client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("restricted binding: %w", err)
 	}
+	if s.msBin != "" {
+		// a restarted API server serves again once the metrics API is available too
+		apiProc.ready = func(ctx context.Context) error {
+			if err := apiReady(ctx); err != nil {
+				return err
+			}
+			return waitAPIServiceAvailable(ctx, rc)
+		}
+		if err := s.metricsServerObjects(ctx, client, rc, ca.CertPEM); err != nil {
+			return err
+		}
+		if _, err := s.startProc("metrics-server", s.msBin,
+			s.metricsServerArgs(filepath.Join(s.pki, "metrics-server.kubeconfig"), msCrt, msKey)...); err != nil {
+			return err
+		}
+	}
 
 	// controllers
 	controllers := strings.Join([]string{
@@ -405,12 +508,29 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		"serviceaccount-controller", "serviceaccount-token-controller", "endpoints-controller", "endpointslice-controller",
 		"endpointslice-mirroring-controller", "root-ca-certificate-publisher-controller", "clusterrole-aggregation-controller",
 		"disruption-controller", "pod-garbage-collector-controller", "resourcequota-controller", "ttl-controller",
+		"horizontal-pod-autoscaler-controller",
 	}, ",")
-	if _, err := s.startProc("kube-controller-manager", s.self, "kube-controller-manager",
+	// healthz of the controller-manager and the scheduler (self-signed serving certs, paths
+	// always allowed): how a fault command knows a restarted one serves again
+	if s.kcmPort, err = freePort(); err != nil {
+		return err
+	}
+	if s.schedPort, err = freePort(); err != nil {
+		return err
+	}
+	kcmProc, err := s.startProc("kube-controller-manager", s.self, "kube-controller-manager",
 		"--kubeconfig", filepath.Join(s.pki, "controller-manager.kubeconfig"),
 		"--controllers", controllers,
 		"--leader-elect=false",
-		"--secure-port", "0",
+		"--bind-address", "127.0.0.1",
+		"--secure-port", strconv.Itoa(s.kcmPort),
+		// HPA: decisions every second instead of 15 s, and a 10 s instead of 5 min
+		// scale-down stabilisation window and CPU initialisation period, so tests of
+		// min/max bounds and CPU targets take seconds (a real cluster tunes these too)
+		"--horizontal-pod-autoscaler-sync-period", "1s",
+		"--horizontal-pod-autoscaler-downscale-stabilization", "10s",
+		"--horizontal-pod-autoscaler-cpu-initialization-period", "10s",
+		"--horizontal-pod-autoscaler-initial-readiness-delay", "5s",
 		"--use-service-account-credentials=false",
 		"--service-account-private-key-file", saKey,
 		"--root-ca-file", caPath,
@@ -424,30 +544,38 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		"--kube-api-qps", "200",
 		"--kube-api-burst", "400",
 		"--v", "1",
-	); err != nil {
+	)
+	if err != nil {
 		return err
 	}
-	if _, err := s.startProc("kube-scheduler", s.self, "kube-scheduler",
+	kcmProc.ready = healthz(fmt.Sprintf("https://127.0.0.1:%d/healthz", s.kcmPort), "kube-controller-manager /healthz")
+	schedProc, err := s.startProc("kube-scheduler", s.self, "kube-scheduler",
 		"--kubeconfig", filepath.Join(s.pki, "scheduler.kubeconfig"),
 		"--leader-elect=false",
-		"--secure-port", "0",
+		"--bind-address", "127.0.0.1",
+		"--secure-port", strconv.Itoa(s.schedPort),
 		"--v", "1",
-	); err != nil {
+	)
+	if err != nil {
 		return err
 	}
+	schedProc.ready = healthz(fmt.Sprintf("https://127.0.0.1:%d/healthz", s.schedPort), "kube-scheduler /healthz")
 	if _, err := s.startProc("podsim", s.self, "podsim",
 		"--kubeconfig", filepath.Join(s.pki, "podsim.kubeconfig"),
 		"--netns", s.ns,
 		"--ip-prefix", s.net.IPPrefix,
 		"--nodes", strconv.Itoa(s.nodes),
-		"--sd-listen", fmt.Sprintf("127.0.0.1:%d", s.sdPort),
 		"--node-cpu", nodeCPU, "--node-memory", nodeMem, "--node-pods", strconv.Itoa(nodePods),
 	); err != nil {
 		return err
 	}
 	promURL := ""
 	if s.promBin != "" {
-		if err := s.writePromConfig(server, caPath); err != nil {
+		tokenFile := filepath.Join(s.pki, "prometheus.token")
+		if err := prometheusIdentity(ctx, client, tokenFile); err != nil {
+			return err
+		}
+		if err := s.writePromConfig(server, caPath, tokenFile); err != nil {
 			return err
 		}
 		if _, err := s.startProc("prometheus", s.promBin,
@@ -464,6 +592,15 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 	}
 	if err := s.smoke(ctx, client, promURL); err != nil {
 		return err
+	}
+	if s.msBin != "" {
+		if err := waitAPIServiceAvailable(ctx, rc); err != nil {
+			return err
+		}
+		logf("metrics API available (%.1fs)", time.Since(s.start).Seconds())
+	}
+	if err := s.listenControl(); err != nil {
+		return fmt.Errorf("control socket: %w", err)
 	}
 	// written only once ready, removed at shutdown: its presence means "running"
 	return s.writeEnv(promURL)
@@ -485,6 +622,7 @@ func (s *sup) writeEnv(promURL string) error {
 		"KC_TESTENV_PID=" + strconv.Itoa(os.Getpid()),
 		"KC_POD_SUBNET=" + s.net.PodSubnet,
 		"KC_SIM_NODES=" + strings.Join(names, ","),
+		"KC_TESTENV_CONTROL=" + filepath.Join(s.dir, controlSocket),
 	}
 	tmp := filepath.Join(s.dir, "env.tmp")
 	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
@@ -501,6 +639,13 @@ func clientTLS(caPEM []byte, kp *pki.KeyPair) (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}, nil
+}
+
+// healthz waits for a component's /healthz on its self-signed serving certificate.
+func healthz(u, what string) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		return waitHTTP(ctx, u, &tls.Config{InsecureSkipVerify: true}, what) //nolint:gosec // self-signed, loopback
+	}
 }
 
 func waitHTTP(ctx context.Context, u string, tlsCfg *tls.Config, what string) error {
@@ -524,50 +669,6 @@ func waitHTTP(ctx context.Context, u string, tlsCfg *tls.Config, what string) er
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-func (s *sup) writePromConfig(server, caPath string) error {
-	cfg := fmt.Sprintf(`# generated by testenv
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: kubernetes-pods
-    honor_labels: false
-    # Debian's prometheus is built without kubernetes_sd_configs; the pod simulator serves
-    # the same targets and __meta_kubernetes_* labels (role: pod) from the API server's
-    # pod watch over HTTP SD. With a full Prometheus build this block would read:
-    #   kubernetes_sd_configs: [{role: pod, api_server: %[1]s, tls_config: {ca_file: %[2]s, cert_file: %[3]s, key_file: %[4]s}}]
-    http_sd_configs:
-      - url: http://127.0.0.1:%[5]d/sd/pods
-        refresh_interval: 1s
-    relabel_configs:
-      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
-        action: keep
-        regex: "true"
-      - source_labels: [__meta_kubernetes_pod_phase]
-        action: drop
-        regex: Succeeded|Failed
-      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path]
-        action: replace
-        target_label: __metrics_path__
-        regex: (.+)
-      - source_labels: [__address__, __meta_kubernetes_pod_annotation_prometheus_io_port]
-        action: replace
-        regex: ([^:]+)(?::\d+)?;(\d+)
-        replacement: $1:$2
-        target_label: __address__
-      - action: labelmap
-        regex: __meta_kubernetes_pod_label_(.+)
-      - source_labels: [__meta_kubernetes_namespace]
-        target_label: namespace
-      - source_labels: [__meta_kubernetes_pod_name]
-        target_label: pod
-      - source_labels: [__meta_kubernetes_pod_node_name]
-        target_label: node
-`, server, caPath, filepath.Join(s.pki, "prometheus.crt"), filepath.Join(s.pki, "prometheus.key"), s.sdPort)
-	return os.WriteFile(filepath.Join(s.dir, "prometheus.yml"), []byte(cfg), 0o644)
 }
 
 const smokeNS = "testenv-smoke"
@@ -677,3 +778,5 @@ func promScalar(u string) (int, error) {
 	f, err := strconv.ParseFloat(str, 64)
 	return int(f), err
 }
+
+func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o644) }
