@@ -8,6 +8,7 @@
 
 pub mod analysis_spec;
 pub mod duration;
+pub mod gitops;
 pub mod goal;
 pub mod image;
 pub mod machine;

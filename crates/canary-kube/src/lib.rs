@@ -6,6 +6,7 @@ pub mod capacity;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod gitops;
 pub mod live;
 pub mod observe;
 pub mod plan_subject;

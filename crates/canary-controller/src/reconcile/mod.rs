@@ -1,0 +1,319 @@
+//! One reconcile of one opted-in Deployment: level-triggered and idempotent. Everything is
+//! decided from what is read now (the Deployment, its ReplicaSets and pods, the brake's
+//! annotations and the record), so a replica that takes over after a crash continues where
+//! the last one stopped, and every write is guarded by the resourceVersion it was decided on.
+
+mod begin;
+mod close;
+mod stable;
+mod steps;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+
+use canary_core::analysis_spec::PrometheusAddress;
+use canary_core::gitops::brake::BrakeAnnotations;
+use canary_core::gitops::policy::GitOpsPolicy;
+use canary_core::gitops::situation::{Release, classify, is_controller_record};
+use canary_core::record::{Owner, Phase};
+use canary_kube::error::CanaryError;
+use canary_kube::events::EventSink;
+use canary_kube::observe::{DeploymentView, NamespaceApis};
+use canary_kube::store::{RecordStore, StoredRecord};
+
+use crate::metrics::Metrics;
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The client, with the controller's ServiceAccount.
+    pub client: kube::Client,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// The Prometheus of analyses (the controller's configuration).
+    pub prometheus: Option<PrometheusAddress>,
+    /// Who the records say started the canaries.
+    pub owner: Owner,
+    /// The last warning published per Deployment, so a standing problem is reported once.
+    warned: Mutex<HashMap<String, String>>,
+}
+
+impl Context {
+    /// A context.
+    pub fn new(
+        client: kube::Client,
+        metrics: Arc<Metrics>,
+        prometheus: Option<PrometheusAddress>,
+        owner: Owner,
+    ) -> Self {
+        Self {
+            client,
+            metrics,
+            prometheus,
+            owner,
+            warned: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Why a reconcile failed; it is retried with a back-off.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// A Kubernetes adapter failed.
+    #[error(transparent)]
+    Kube(#[from] CanaryError),
+}
+
+impl ReconcileError {
+    /// A short label for the error metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ReconcileError::Kube(error) => match error.kind() {
+                canary_kube::error::ErrorKind::NotFound => "not_found",
+                canary_kube::error::ErrorKind::Refused => "refused",
+                canary_kube::error::ErrorKind::Locked => "locked",
+                canary_kube::error::ErrorKind::Forbidden => "forbidden",
+                canary_kube::error::ErrorKind::Unreachable => "unreachable",
+                canary_kube::error::ErrorKind::TimedOut => "timed_out",
+                canary_kube::error::ErrorKind::Stuck => "stuck",
+                canary_kube::error::ErrorKind::Usage => "usage",
+                canary_kube::error::ErrorKind::Internal => "internal",
+            },
+        }
+    }
+}
+
+/// The result of a reconcile.
+pub type Outcome = Result<Action, ReconcileError>;
+
+/// How soon to look again while the Deployment controller works (watch events usually
+/// come first).
+const SOON: Duration = Duration::from_secs(2);
+
+/// Everything one reconcile reads, in one place.
+pub(crate) struct Reconciling<'a> {
+    pub ctx: &'a Context,
+    pub key: String,
+    pub apis: NamespaceApis,
+    pub view: DeploymentView,
+    pub store: RecordStore,
+    pub stored: Option<StoredRecord>,
+    pub brake: Option<BrakeAnnotations>,
+    pub policy: Result<GitOpsPolicy, String>,
+    pub events: EventSink,
+}
+
+impl Reconciling<'_> {
+    pub fn deployment(&self) -> &Deployment {
+        &self.view.deployment
+    }
+
+    pub fn name(&self) -> String {
+        self.view.name()
+    }
+
+    /// Publishes a Warning once per distinct message and Deployment.
+    pub async fn warn_once(&self, reason: &str, note: String) {
+        warn_once(self.ctx, &self.key, &self.events, reason, note).await;
+    }
+
+    /// Forgets the last warning (the problem is gone).
+    pub fn clear_warning(&self) {
+        self.ctx
+            .warned
+            .lock()
+            .expect("warned lock")
+            .remove(&self.key);
+    }
+
+    /// Publishes a Normal event and logs it.
+    pub async fn normal(&self, reason: &str, note: String) {
+        tracing::info!(deployment = %self.key, reason, %note);
+        self.events.normal(reason, note).await;
+    }
+
+    /// Records the canary's phase in the metrics.
+    pub fn phase_metric(&self, phase: Option<Phase>) {
+        let label = phase.map(|phase| match phase {
+            Phase::Starting { .. } => "starting",
+            Phase::Holding { .. } => "holding",
+            Phase::Promoting { .. } => "promoting",
+            Phase::PromotingFull => "promotingFull",
+            Phase::Aborting => "aborting",
+        });
+        self.ctx.metrics.set_phase(&self.key, label);
+    }
+
+    /// Records a finished canary's duration in the metrics.
+    pub fn finished_metric(&self, outcome: &str) {
+        let started = self
+            .stored
+            .as_ref()
+            .and_then(|s| s.record.started_at.parse::<Timestamp>().ok());
+        if let Some(started) = started {
+            let seconds =
+                (Timestamp::now().as_millisecond() - started.as_millisecond()) as f64 / 1000.0;
+            self.ctx.metrics.finished(outcome, seconds.max(0.0));
+        }
+        self.phase_metric(None);
+    }
+}
+
+/// Publishes a Warning about `key` unless the same one was the last published: a standing
+/// problem is reported once, not on every reconcile.
+async fn warn_once(ctx: &Context, key: &str, events: &EventSink, reason: &str, note: String) {
+    let line = format!("{reason}: {note}");
+    let fresh = {
+        let mut warned = ctx.warned.lock().expect("warned lock");
+        if warned.get(key) == Some(&line) {
+            false
+        } else {
+            warned.insert(key.to_string(), line);
+            true
+        }
+    };
+    if fresh {
+        tracing::warn!(deployment = %key, reason, %note);
+        events.warning(reason, note).await;
+    }
+}
+
+/// Reconciles one Deployment.
+pub fn reconcile(
+    deployment: Arc<Deployment>,
+    ctx: Arc<Context>,
+) -> futures::future::BoxFuture<'static, Outcome> {
+    // Boxed here, where every lifetime is concrete: rustc cannot otherwise prove the nested
+    // futures Send for every lifetime (rust-lang/rust#102211).
+    Box::pin(reconcile_deployment(deployment, ctx))
+}
+
+async fn reconcile_deployment(deployment: Arc<Deployment>, ctx: Arc<Context>) -> Outcome {
+    ctx.metrics.reconciled();
+    let namespace = deployment.namespace().unwrap_or_default();
+    let name = deployment.name_any();
+    let key = format!("{namespace}/{name}");
+    let apis = NamespaceApis::new(&ctx.client, &namespace);
+    // Read fresh: the watch cache may lag behind our own last write.
+    let Some(deployment) = apis
+        .deployments
+        .get_opt(&name)
+        .await
+        .map_err(|e| CanaryError::api(format!("reading deploy/{name}"), e))?
+    else {
+        ctx.metrics.set_phase(&key, None);
+        return Ok(Action::await_change());
+    };
+    if deployment.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let events = EventSink::new(&ctx.client, &deployment);
+    let store = RecordStore::new(&ctx.client, &namespace, &name);
+    let stored = match store.get().await {
+        Ok(stored) => stored,
+        Err(error @ CanaryError::BadRecord { .. }) => {
+            let note = format!(
+                "{error}; the controller changes nothing on deploy/{name} until the record is repaired or deleted"
+            );
+            warn_once(&ctx, &key, &events, "CanaryRecordUnreadable", note).await;
+            return Ok(Action::requeue(Duration::from_secs(60)));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if stored
+        .as_ref()
+        .is_some_and(|stored| !is_controller_record(&stored.record))
+    {
+        // A canary started with the CLI: the CLI drives it.
+        return Ok(Action::await_change());
+    }
+    let view = apis.view_of(deployment).await?;
+    let annotations = view.deployment.annotations().clone();
+    let replicas = view.replicas();
+    let release = Reconciling {
+        ctx: &ctx,
+        key,
+        apis,
+        store,
+        stored,
+        brake: None,
+        policy: GitOpsPolicy::from_annotations(&annotations, replicas).map_err(|e| e.to_string()),
+        events,
+        view,
+    };
+    let brake = match BrakeAnnotations::from_annotations(&annotations) {
+        None => None,
+        Some(Ok(brake)) => Some(brake),
+        Some(Err(error)) => {
+            release
+                .warn_once(
+                    "CanaryBrakeAnnotationsDamaged",
+                    format!(
+                        "{error}: the Deployment's own rollout settings cannot be read back, so the controller \
+                         changes nothing; restore the annotation or set the settings by hand and remove the \
+                         kubectl-canary.io/ annotations"
+                    ),
+                )
+                .await;
+            return Ok(Action::requeue(Duration::from_secs(60)));
+        }
+    };
+    let release = Reconciling { brake, ..release };
+    // A record that disagrees with the cluster (changed by a ConfigMap writer) decides
+    // nothing, whatever the situation: the controller stops for this Deployment.
+    if let Some(stored) = &release.stored
+        && steps::trusted(&release, &stored.record).await.is_none()
+    {
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
+    let template = release.view.template();
+    let record = release.stored.as_ref().map(|s| &s.record);
+    let situation = classify(&template, record, release.brake.is_some());
+    tracing::debug!(deployment = %release.key, ?situation, "reconciling");
+    match situation {
+        Release::Idle => {
+            release.phase_metric(None);
+            match &release.policy {
+                Err(error) => {
+                    release
+                        .warn_once(
+                            "InvalidCanaryPolicy",
+                            format!(
+                                "{error}; the next change of the pod template will roll out without a canary \
+                                 until the annotation is fixed"
+                            ),
+                        )
+                        .await
+                }
+                Ok(_) => release.clear_warning(),
+            }
+            Ok(Action::await_change())
+        }
+        Release::Begin => begin::begin(&release).await,
+        Release::Continue => steps::continue_canary(&release).await,
+        Release::Reverted => close::reverted(&release).await,
+        Release::Superseded => close::superseded(&release).await,
+        Release::Abandoned => close::abandoned(&release).await,
+    }
+}
+
+/// Retries a failed reconcile after a pause, counting the error.
+pub fn error_policy(
+    _deployment: Arc<Deployment>,
+    error: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
+    ctx.metrics.error(error.metric_label());
+    tracing::warn!(%error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// The current time, RFC 3339, as records write it.
+pub(crate) fn now() -> String {
+    Timestamp::now().to_string()
+}

@@ -1,0 +1,568 @@
+//! Harness of the GitOps controller tests against testenv: the manifests of `deploy/`
+//! applied, the controller binary run as a process with its ServiceAccount's token (so it
+//! has exactly the RBAC of the manifests and the policy recognises its writes), a GitOps
+//! stand-in re-applying a manifest directory, and watches that count pods and conditions.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, ResourceExt};
+use serde_json::{Value, json};
+
+use canary_testkit::{TestEnv, TestNamespace};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A scratch directory of one test.
+pub fn scratch(namespace: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kc-gitops-{namespace}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn kubectl(env: &TestEnv, args: &[&str]) -> String {
+    let output = env.run("kubectl", args);
+    assert!(
+        output.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+/// Applies deploy/'s namespace, ServiceAccount, RBAC and policy (not the controller's
+/// Deployment: there is no container runtime) and returns a kubeconfig holding a token of
+/// the controller's ServiceAccount.
+pub fn install(env: &TestEnv, scratch: &Path) -> PathBuf {
+    for file in ["namespace", "serviceaccount", "rbac", "policy"] {
+        let path = repo().join(format!("deploy/{file}.yaml"));
+        kubectl(
+            env,
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=kc-gitops-tests",
+                "-f",
+                path.to_str().unwrap(),
+            ],
+        );
+    }
+    let token = kubectl(
+        env,
+        &[
+            "-n",
+            "kubectl-canary-system",
+            "create",
+            "token",
+            "kubectl-canary-controller",
+            "--duration=2h",
+        ],
+    );
+    let server = kubectl(
+        env,
+        &[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ],
+    );
+    let ca = kubectl(
+        env,
+        &[
+            "config",
+            "view",
+            "--minify",
+            "--raw",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ],
+    );
+    let kubeconfig = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "testenv", "cluster": {"server": server.trim(), "certificate-authority-data": ca.trim()}}],
+        "users": [{"name": "controller", "user": {"token": token.trim()}}],
+        "contexts": [{"name": "controller", "context": {"cluster": "testenv", "user": "controller"}}],
+        "current-context": "controller",
+    });
+    let path = scratch.join("controller.kubeconfig");
+    std::fs::write(&path, serde_json::to_string_pretty(&kubeconfig).unwrap()).unwrap();
+    path
+}
+
+/// A controller process, SIGKILLed when dropped.
+pub struct ControllerProcess {
+    pub child: Child,
+    pub identity: String,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl ControllerProcess {
+    /// Starts `kubectl-canary-controller` for `namespace` with its own Lease.
+    pub fn start(
+        kubeconfig: &Path,
+        namespace: &str,
+        lease: &str,
+        identity: &str,
+        extra: &[&str],
+    ) -> Self {
+        let port = free_port();
+        let log = scratch(namespace).join(format!("{identity}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_kubectl-canary-controller"))
+            .args([
+                "--namespace",
+                namespace,
+                "--lease-name",
+                lease,
+                "--identity",
+                identity,
+            ])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(if extra.contains(&"--lease-seconds") {
+                &[][..]
+            } else {
+                &["--lease-seconds", "6"][..]
+            })
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,canary_controller=debug")
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .expect("the controller binary runs");
+        Self {
+            child,
+            identity: identity.to_string(),
+            port,
+            log,
+        }
+    }
+
+    /// The process's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET of one of its endpoints.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let response = reqwest_lite(self.port, path).await?;
+        Some(response)
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal HTTP/1.0 GET on loopback (the tests need no HTTP client crate).
+async fn reqwest_lite(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// The Deployment the stand-in applies: `web`, opted in, with the policy annotations given.
+pub fn manifest(
+    namespace: &str,
+    replicas: i32,
+    image: &str,
+    annotations: &BTreeMap<&str, &str>,
+) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "web",
+            "namespace": namespace,
+            "labels": {"kubectl-canary.io/gitops": "enabled"},
+            "annotations": annotations,
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "nginx", "image": image}]},
+            },
+        },
+    })
+}
+
+/// A GitOps stand-in: re-applies `dir` with server-side apply as Argo CD does, every 2 s,
+/// until stopped. `commit` replaces the manifest (the next apply picks it up at once).
+pub struct GitOps {
+    dir: PathBuf,
+    stop: Arc<AtomicBool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    pub applies: Arc<Mutex<u32>>,
+}
+
+impl GitOps {
+    /// Starts applying `manifest` from a directory of its own.
+    pub fn start(env: &TestEnv, namespace: &str, manifest: &Value) -> Self {
+        let dir = scratch(namespace).join("git");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut gitops = Self {
+            dir,
+            stop: Arc::new(AtomicBool::new(false)),
+            task: None,
+            applies: Arc::new(Mutex::new(0)),
+        };
+        gitops.write(manifest);
+        gitops.apply_once(env);
+        let (env, dir, stop, applies) = (
+            env.clone(),
+            gitops.dir.clone(),
+            gitops.stop.clone(),
+            gitops.applies.clone(),
+        );
+        let task = tokio::spawn(async move {
+            // Bounded: a forgotten stand-in stops by itself after 10 minutes.
+            for _ in 0..300 {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let env = env.clone();
+                let dir = dir.clone();
+                let _ = tokio::task::spawn_blocking(move || apply_dir(&env, &dir)).await;
+                *applies.lock().unwrap() += 1;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+        gitops.task = Some(task);
+        gitops
+    }
+
+    fn write(&self, manifest: &Value) {
+        let tmp = self.dir.join("web.json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(manifest).unwrap()).unwrap();
+        std::fs::rename(&tmp, self.dir.join("web.json")).unwrap();
+    }
+
+    /// A new commit: the manifest changes and is applied at once (and then every 2 s).
+    pub fn commit(&self, env: &TestEnv, manifest: &Value) {
+        self.write(manifest);
+        self.apply_once(env);
+    }
+
+    fn apply_once(&self, env: &TestEnv) {
+        apply_dir(env, &self.dir);
+    }
+
+    /// Stops re-applying.
+    pub async fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for GitOps {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn apply_dir(env: &TestEnv, dir: &Path) {
+    let output = env.run(
+        "kubectl",
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=argocd-controller",
+            "-f",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "GitOps apply failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Watches pods and the record: how many pods of `image` existed at each pod event, with the
+/// event's resourceVersion, and the resourceVersion at which the record first left its first
+/// step (the first promote).
+pub struct Observer {
+    pub pod_counts: Arc<Mutex<Vec<(u64, usize)>>>,
+    pub first_promote_rv: Arc<Mutex<Option<u64>>>,
+    pub phases: Arc<Mutex<Vec<String>>>,
+    pub unavailable: Arc<Mutex<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn rv(object: &impl ResourceExt) -> u64 {
+    object
+        .resource_version()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Observer {
+    /// Starts watching `namespace` for pods of `image`.
+    pub async fn start(client: &kube::Client, namespace: &str, image: &str) -> Self {
+        let pod_counts = Arc::new(Mutex::new(Vec::new()));
+        let first_promote_rv = Arc::new(Mutex::new(None));
+        let phases = Arc::new(Mutex::new(Vec::new()));
+        let unavailable = Arc::new(Mutex::new(Vec::new()));
+        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+        let image = image.to_string();
+        let counts = pod_counts.clone();
+        let pod_task = tokio::spawn(async move {
+            let mut live: BTreeMap<String, bool> = BTreeMap::new();
+            let mut stream = watcher::watcher(pods, watcher::Config::default()).boxed();
+            while let Some(Ok(event)) = stream.next().await {
+                let (pod, gone) = match event {
+                    Event::Apply(pod) | Event::InitApply(pod) => (pod, false),
+                    Event::Delete(pod) => (pod, true),
+                    Event::Init | Event::InitDone => continue,
+                };
+                let is_new = pod.spec.as_ref().is_some_and(|s| {
+                    s.containers
+                        .iter()
+                        .any(|c| c.image.as_deref() == Some(image.as_str()))
+                });
+                if gone {
+                    live.remove(&pod.uid().unwrap_or_default());
+                } else {
+                    live.insert(pod.uid().unwrap_or_default(), is_new);
+                }
+                let count = live.values().filter(|new| **new).count();
+                counts.lock().unwrap().push((rv(&pod), count));
+            }
+        });
+        let records: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+        let (first, seen) = (first_promote_rv.clone(), phases.clone());
+        let record_task = tokio::spawn(async move {
+            let config = watcher::Config::default().fields("metadata.name=web.kubectl-canary");
+            let mut stream = watcher::watcher(records, config).boxed();
+            while let Some(Ok(event)) = stream.next().await {
+                let (Event::Apply(cm) | Event::InitApply(cm)) = event else {
+                    continue;
+                };
+                let phase = cm
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("record.json"))
+                    .and_then(|t| serde_json::from_str::<Value>(t).ok())
+                    .and_then(|r| r["phase"]["name"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let mut seen = seen.lock().unwrap();
+                if seen.last() != Some(&phase) {
+                    seen.push(phase.clone());
+                }
+                if (phase == "promoting" || phase == "promotingFull")
+                    && first.lock().unwrap().is_none()
+                {
+                    *first.lock().unwrap() = Some(rv(&cm));
+                }
+            }
+        });
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+        let bad = unavailable.clone();
+        let available_task = tokio::spawn(async move {
+            let mut stream = watcher::watcher(deployments, watcher::Config::default()).boxed();
+            while let Some(Ok(event)) = stream.next().await {
+                let (Event::Apply(d) | Event::InitApply(d)) = event else {
+                    continue;
+                };
+                let conditions = d.status.and_then(|s| s.conditions).unwrap_or_default();
+                if let Some(c) = conditions
+                    .iter()
+                    .find(|c| c.type_ == "Available" && c.status == "False")
+                {
+                    bad.lock().unwrap().push(format!(
+                        "Available=False ({}: {})",
+                        c.reason.clone().unwrap_or_default(),
+                        c.message.clone().unwrap_or_default()
+                    ));
+                }
+            }
+        });
+        Self {
+            pod_counts,
+            first_promote_rv,
+            phases,
+            unavailable,
+            tasks: vec![pod_task, record_task, available_task],
+        }
+    }
+
+    /// The most pods of the image seen at once before the first promote (all events when
+    /// there was none).
+    pub fn most_before_first_promote(&self) -> usize {
+        let cut = self.first_promote_rv.lock().unwrap().unwrap_or(u64::MAX);
+        self.pod_counts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(rv, _)| *rv < cut)
+            .map(|(_, count)| *count)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Every time the Deployment was seen with `Available=False`.
+    pub fn unavailable(&self) -> Vec<String> {
+        self.unavailable.lock().unwrap().clone()
+    }
+
+    /// The record's phases in order.
+    pub fn phases(&self) -> Vec<String> {
+        self.phases.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The record's JSON, if any.
+pub async fn record(client: &kube::Client, namespace: &str) -> Option<Value> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let cm = api.get_opt("web.kubectl-canary").await.unwrap()?;
+    serde_json::from_str(cm.data?.get("record.json")?).ok()
+}
+
+/// The Deployment.
+pub async fn deployment(client: &kube::Client, namespace: &str) -> Deployment {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    api.get("web").await.unwrap()
+}
+
+/// Events on `web` with `reason`.
+pub async fn events_with_reason(
+    client: &kube::Client,
+    namespace: &str,
+    reason: &str,
+) -> Vec<String> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), namespace);
+    api.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .map(|e| e.note.unwrap_or_default())
+        .collect()
+}
+
+/// The pods of `web` by image, not terminating.
+pub async fn pods_by_image(client: &kube::Client, namespace: &str) -> BTreeMap<String, usize> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let mut counts = BTreeMap::new();
+    for pod in api.list(&Default::default()).await.unwrap().items {
+        if pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        for c in pod.spec.map(|s| s.containers).unwrap_or_default() {
+            *counts.entry(c.image.unwrap_or_default()).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// The analysis spec ConfigMap `web-analysis` with a strict pod-health check.
+pub async fn create_analysis(client: &kube::Client, namespace: &str, spec: &str) {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "web-analysis"},
+        "data": {"analysis.yaml": spec},
+    }))
+    .unwrap();
+    api.create(&Default::default(), &cm).await.unwrap();
+}
+
+/// A strict pod-health analysis.
+pub const POD_HEALTH: &str =
+    "checks:\n  - name: pods\n    podHealth: { readyDeadline: 60s, maxRestarts: 0 }\n";
+
+/// Everything one test needs.
+pub struct Setup {
+    pub env: TestEnv,
+    pub namespace: TestNamespace,
+    pub client: kube::Client,
+    pub kubeconfig: PathBuf,
+}
+
+impl Drop for Setup {
+    /// The test's Leases live in the controller's namespace (deploy/'s RBAC allows no other):
+    /// delete them with the test. The namespace deletes itself (canary-testkit).
+    fn drop(&mut self) {
+        let lease = format!("lease-{}", self.namespace.name);
+        let _ = self.env.run(
+            "kubectl",
+            &[
+                "-n",
+                "kubectl-canary-system",
+                "delete",
+                "lease",
+                &lease,
+                "--ignore-not-found",
+            ],
+        );
+    }
+}
+
+/// A namespace and the installed manifests; `None` without testenv (see canary-testkit).
+pub async fn setup(prefix: &str) -> Option<Setup> {
+    let env = TestEnv::get()?;
+    let namespace = TestNamespace::create(&env, prefix).await;
+    let client = env.client().await;
+    let kubeconfig = install(&env, &scratch(&namespace.name));
+    Some(Setup {
+        env,
+        namespace,
+        client,
+        kubeconfig,
+    })
+}

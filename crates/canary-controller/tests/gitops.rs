@@ -1,0 +1,957 @@
+//! The GitOps controller against testenv's real API server and controllers: a GitOps
+//! stand-in re-applies a manifest every 2 s while the controller (a process with its
+//! ServiceAccount's token and the RBAC of deploy/) runs the canary the policy of deploy/
+//! braked.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use canary_testkit::wait_for;
+use kube::ResourceExt;
+use serde_json::Value;
+
+use common::*;
+
+const V1: &str = "nginx:1.14";
+const V2: &str = "nginx:1.15";
+const V3: &str = "nginx:1.16";
+const BAD: &str = "nginx:1.15__crashloop";
+
+fn policy<'a>(steps: &'a str, interval: &'a str) -> BTreeMap<&'a str, &'a str> {
+    let mut annotations = BTreeMap::from([
+        ("kubectl-canary.io/canary-pods", "1"),
+        ("kubectl-canary.io/interval", interval),
+        ("kubectl-canary.io/analysis", "web-analysis"),
+    ]);
+    if !steps.is_empty() {
+        annotations.insert("kubectl-canary.io/steps", steps);
+    }
+    annotations
+}
+
+/// The rollout fields of the Deployment's spec as JSON.
+async fn rollout_fields(client: &kube::Client, namespace: &str) -> Value {
+    let spec = serde_json::to_value(deployment(client, namespace).await.spec.unwrap()).unwrap();
+    serde_json::json!({
+        "strategy": spec["strategy"],
+        "minReadySeconds": spec.get("minReadySeconds").cloned().unwrap_or(Value::Null),
+        "progressDeadlineSeconds": spec["progressDeadlineSeconds"],
+        "paused": spec.get("paused").cloned().unwrap_or(Value::Null),
+    })
+}
+
+fn kubectl_canary_annotations(d: &k8s_openapi::api::apps::v1::Deployment) -> Vec<String> {
+    d.annotations()
+        .keys()
+        .filter(|k| {
+            k.starts_with("kubectl-canary.io/")
+                && !["canary-pods", "steps", "interval", "analysis", "mode"]
+                    .iter()
+                    .any(|p| k.ends_with(p))
+        })
+        .cloned()
+        .collect()
+}
+
+async fn settled_on(setup: &Setup, image: &str, replicas: usize) {
+    let (client, ns) = (&setup.client, setup.namespace.name.clone());
+    wait_for(
+        &setup.env,
+        &format!("all {replicas} pods on {image}"),
+        Duration::from_secs(90),
+        || {
+            let (client, ns) = (client.clone(), ns.clone());
+            let image = image.to_string();
+            async move {
+                let pods = pods_by_image(&client, &ns).await;
+                let d = deployment(&client, &ns).await;
+                let status = d.status.clone().unwrap_or_default();
+                (pods.get(&image) == Some(&replicas)
+                    && pods.len() == 1
+                    && status.available_replicas == Some(replicas as i32)
+                    && status.updated_replicas == Some(replicas as i32))
+                .then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+async fn record_gone(setup: &Setup) {
+    let (client, ns) = (&setup.client, setup.namespace.name.clone());
+    wait_for(
+        &setup.env,
+        "the canary record to be closed",
+        Duration::from_secs(120),
+        || {
+            let (client, ns) = (client.clone(), ns.clone());
+            async move { record(&client, &ns).await.is_none().then_some(()) }
+        },
+    )
+    .await;
+}
+
+async fn phase_is(setup: &Setup, phase: &str, extra: impl Fn(&Value) -> bool) -> Value {
+    let (client, ns) = (&setup.client, setup.namespace.name.clone());
+    let extra = &extra;
+    wait_for(
+        &setup.env,
+        &format!("the record in phase {phase}"),
+        Duration::from_secs(120),
+        || {
+            let (client, ns) = (client.clone(), ns.clone());
+            async move {
+                let record = record(&client, &ns).await?;
+                (record["phase"]["name"] == phase && extra(&record)).then_some(record)
+            }
+        },
+    )
+    .await
+}
+
+fn default_rollout() -> Value {
+    serde_json::json!({
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+        "minReadySeconds": Value::Null,
+        "progressDeadlineSeconds": 600,
+        "paused": Value::Null,
+    })
+}
+
+#[tokio::test]
+async fn a_git_change_is_held_at_exactly_k_then_analysed_and_promoted() {
+    let Some(setup) = setup("gitops-promote").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("3", "6s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 6, V1, &annotations));
+    settled_on(&setup, V1, 6).await;
+    let before = rollout_fields(&client, &ns).await;
+    let controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    let observer = Observer::start(&client, &ns, V2).await;
+    git.commit(&setup.env, &manifest(&ns, 6, V2, &annotations));
+    settled_on(&setup, V2, 6).await;
+    record_gone(&setup).await;
+    git.stop().await;
+    let most = observer.most_before_first_promote();
+    assert_eq!(
+        most, 1,
+        "new-version pods seen at once before the first promote"
+    );
+    assert!(
+        observer.first_promote_rv.lock().unwrap().is_some(),
+        "no promote seen: {:?}",
+        observer.phases()
+    );
+    assert_eq!(
+        observer.phases(),
+        [
+            "starting",
+            "holding",
+            "promoting",
+            "holding",
+            "promotingFull"
+        ],
+        "log: {}",
+        controller.log_text()
+    );
+    assert_eq!(observer.unavailable(), Vec::<String>::new());
+    assert_eq!(
+        rollout_fields(&client, &ns).await,
+        before,
+        "the Deployment's own settings are back"
+    );
+    assert_eq!(before, default_rollout());
+    assert_eq!(
+        kubectl_canary_annotations(&deployment(&client, &ns).await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        events_with_reason(&client, &ns, "CanaryPromoted")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        events_with_reason(&client, &ns, "CanaryAnalysisPassed")
+            .await
+            .len(),
+        2
+    );
+    let (status, metrics) = controller.get("/metrics").await.expect("metrics served");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("kubectl_canary_controller_verdicts_total{decision=\"pass\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "kubectl_canary_controller_canary_duration_seconds_count{outcome=\"promoted\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert_eq!(controller.get("/readyz").await.map(|r| r.0), Some(200));
+}
+
+#[tokio::test]
+async fn a_bad_canary_rests_on_the_stable_pods_while_git_keeps_applying_it() {
+    let Some(setup) = setup("gitops-bad").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "5s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 5, V1, &annotations));
+    settled_on(&setup, V1, 5).await;
+    let before = rollout_fields(&client, &ns).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    let observer = Observer::start(&client, &ns, BAD).await;
+    git.commit(&setup.env, &manifest(&ns, 5, BAD, &annotations));
+    phase_is(&setup, "aborting", |r| {
+        r["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["event"].as_str().unwrap().starts_with("release failed"))
+    })
+    .await;
+    // The stand-in keeps applying the bad manifest: nothing moves.
+    let applies_then = *git.applies.lock().unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(
+        *git.applies.lock().unwrap() >= applies_then + 3,
+        "the stand-in kept applying"
+    );
+    let d = deployment(&client, &ns).await;
+    let spec = d.spec.clone().unwrap();
+    assert_eq!(
+        spec.template.spec.unwrap().containers[0].image.as_deref(),
+        Some(BAD),
+        "Git's template stays"
+    );
+    assert_eq!(spec.paused, Some(true));
+    assert_eq!(
+        pods_by_image(&client, &ns).await,
+        BTreeMap::from([(V1.to_string(), 5)]),
+        "only stable pods"
+    );
+    assert_eq!(d.status.unwrap().available_replicas, Some(5));
+    assert_eq!(observer.most_before_first_promote(), 1);
+    assert_eq!(
+        events_with_reason(&client, &ns, "CanaryFailed").await.len(),
+        1
+    );
+    // A revert commit ends it: the brake comes off in the same write, the record closes.
+    git.commit(&setup.env, &manifest(&ns, 5, V1, &annotations));
+    let right_after = rollout_fields(&client, &ns).await;
+    assert_eq!(
+        right_after, before,
+        "the revert write itself put the Deployment's settings back"
+    );
+    record_gone(&setup).await;
+    settled_on(&setup, V1, 5).await;
+    git.stop().await;
+    assert_eq!(observer.unavailable(), Vec::<String>::new());
+    assert_eq!(
+        kubectl_canary_annotations(&deployment(&client, &ns).await),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn a_second_commit_mid_canary_replaces_it_at_exactly_k() {
+    let Some(setup) = setup("gitops-second").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "60s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 5, V1, &annotations));
+    settled_on(&setup, V1, 5).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    let observer_v3 = Observer::start(&client, &ns, V3).await;
+    git.commit(&setup.env, &manifest(&ns, 5, V2, &annotations));
+    phase_is(&setup, "holding", |_| true).await;
+    git.commit(&setup.env, &manifest(&ns, 5, V3, &annotations));
+    let record = phase_is(&setup, "holding", |r| r["targetImages"]["nginx"] == V3).await;
+    assert_eq!(
+        record["originalImages"]["nginx"], V1,
+        "the stable side stays"
+    );
+    let (c, ns2) = (client.clone(), ns.clone());
+    wait_for(
+        &setup.env,
+        "the first canary's pods gone",
+        Duration::from_secs(60),
+        || {
+            let (c, ns2) = (c.clone(), ns2.clone());
+            async move {
+                let pods = pods_by_image(&c, &ns2).await;
+                (pods == BTreeMap::from([(V1.to_string(), 5), (V3.to_string(), 1)])).then_some(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(observer_v3.most_before_first_promote(), 1);
+    assert_eq!(
+        events_with_reason(&client, &ns, "CanaryReplaced")
+            .await
+            .len(),
+        1
+    );
+    git.stop().await;
+    assert_eq!(observer_v3.unavailable(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_revert_commit_mid_canary_releases_the_brake_in_the_same_write() {
+    let Some(setup) = setup("gitops-revert").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "60s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 5, V1, &annotations));
+    settled_on(&setup, V1, 5).await;
+    let before = rollout_fields(&client, &ns).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    let observer = Observer::start(&client, &ns, V2).await;
+    git.commit(&setup.env, &manifest(&ns, 5, V2, &annotations));
+    phase_is(&setup, "holding", |_| true).await;
+    assert_eq!(rollout_fields(&client, &ns).await["paused"], true);
+    git.commit(&setup.env, &manifest(&ns, 5, V1, &annotations));
+    assert_eq!(
+        rollout_fields(&client, &ns).await,
+        before,
+        "released by the revert write itself"
+    );
+    record_gone(&setup).await;
+    settled_on(&setup, V1, 5).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    git.stop().await;
+    assert_eq!(observer.unavailable(), Vec::<String>::new());
+    assert_eq!(rollout_fields(&client, &ns).await, before);
+    assert_eq!(
+        kubectl_canary_annotations(&deployment(&client, &ns).await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        events_with_reason(&client, &ns, "CanaryReverted")
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_standby_continues_when_the_leader_is_killed_mid_canary() {
+    let Some(setup) = setup("gitops-leader").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("3", "8s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 6, V1, &annotations));
+    settled_on(&setup, V1, 6).await;
+    let before = rollout_fields(&client, &ns).await;
+    let lease = format!("lease-{ns}");
+    let mut first = ControllerProcess::start(&setup.kubeconfig, &ns, &lease, "first", &[]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = ControllerProcess::start(&setup.kubeconfig, &ns, &lease, "second", &[]);
+    let observer = Observer::start(&client, &ns, V2).await;
+    git.commit(&setup.env, &manifest(&ns, 6, V2, &annotations));
+    phase_is(&setup, "holding", |_| true).await;
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(client.clone(), "kubectl-canary-system");
+    let holder = leases
+        .get(&lease)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity
+        .unwrap();
+    assert_eq!(holder, "first", "the first replica leads");
+    first.child.kill().unwrap(); // SIGKILL: no release, the Lease must expire.
+    first.child.wait().unwrap();
+    settled_on(&setup, V2, 6).await;
+    record_gone(&setup).await;
+    git.stop().await;
+    let holder = leases
+        .get(&lease)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity
+        .unwrap();
+    assert_eq!(holder, "second");
+    assert!(
+        second.log_text().contains("CanaryPromoted"),
+        "{}",
+        second.log_text()
+    );
+    assert_eq!(observer.most_before_first_promote(), 1);
+    assert_eq!(observer.unavailable(), Vec::<String>::new());
+    assert_eq!(rollout_fields(&client, &ns).await, before);
+}
+
+#[tokio::test]
+async fn malformed_policy_and_foreign_prometheus_are_reported_and_change_nothing() {
+    let Some(setup) = setup("gitops-bad-input").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    // A spec pointing at a Prometheus of its writer's choice.
+    create_analysis(
+        &client,
+        &ns,
+        "checks:\n  - name: p\n    prometheus: { url: 'http://127.0.0.2:9', query: 'up{ {{selector}} }' }\n",
+    )
+    .await;
+    let malformed = BTreeMap::from([("kubectl-canary.io/canary-pods", "lots")]);
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &malformed));
+    settled_on(&setup, V1, 4).await;
+    let _controller = ControllerProcess::start(
+        &setup.kubeconfig,
+        &ns,
+        &format!("lease-{ns}"),
+        "a",
+        &["--prometheus-url", "http://127.0.0.1:9090"],
+    );
+    let (c, ns2) = (client.clone(), ns.clone());
+    let note = wait_for(
+        &setup.env,
+        "an InvalidCanaryPolicy Event",
+        Duration::from_secs(30),
+        || {
+            let (c, ns2) = (c.clone(), ns2.clone());
+            async move {
+                events_with_reason(&c, &ns2, "InvalidCanaryPolicy")
+                    .await
+                    .pop()
+            }
+        },
+    )
+    .await;
+    assert!(
+        note.contains("kubectl-canary.io/canary-pods") && note.contains("lots"),
+        "{note}"
+    );
+    // Not braked: the change rolls out as without kubectl-canary, and no record is written.
+    git.commit(&setup.env, &manifest(&ns, 4, V2, &malformed));
+    settled_on(&setup, V2, 4).await;
+    assert!(record(&client, &ns).await.is_none());
+    // Fixed policy, spec naming another Prometheus: braked, held, never analysed.
+    let fixed = policy("", "5s");
+    git.commit(&setup.env, &manifest(&ns, 4, V2, &fixed));
+    git.commit(&setup.env, &manifest(&ns, 4, V3, &fixed));
+    phase_is(&setup, "holding", |_| true).await;
+    let (c, ns2) = (client.clone(), ns.clone());
+    let note = wait_for(
+        &setup.env,
+        "an InvalidAnalysisSpec Event",
+        Duration::from_secs(30),
+        || {
+            let (c, ns2) = (c.clone(), ns2.clone());
+            async move {
+                events_with_reason(&c, &ns2, "InvalidAnalysisSpec")
+                    .await
+                    .pop()
+            }
+        },
+    )
+    .await;
+    assert!(
+        note.contains("127.0.0.2") && note.contains("http://127.0.0.1:9090"),
+        "{note}"
+    );
+    let record = record(&client, &ns).await.unwrap();
+    assert_eq!(record["phase"]["name"], "holding", "held, not promoted");
+    git.stop().await;
+}
+
+#[tokio::test]
+async fn the_controller_refuses_to_start_without_the_brake_policy() {
+    let Some(setup) = setup("gitops-no-policy").await else {
+        return;
+    };
+    let mut controller = ControllerProcess::start(
+        &setup.kubeconfig,
+        &setup.namespace.name,
+        &format!("lease-{}", setup.namespace.name),
+        "a",
+        &["--policy-name", "no-such-policy"],
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let status = controller.child.wait().unwrap();
+        (status, controller)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        status.0.code(),
+        Some(i32::from(canary_controller::exit_code::STARTUP_REFUSED))
+    );
+    let log = status.1.log_text();
+    assert!(
+        log.contains("no-such-policy") && log.contains("Kubernetes 1.36"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_finishes_cleanly_and_releases_the_lease_to_the_standby() {
+    let Some(setup) = setup("gitops-sigterm").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    let lease = format!("lease-{ns}");
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(client.clone(), "kubectl-canary-system");
+    let first = ControllerProcess::start(
+        &setup.kubeconfig,
+        &ns,
+        &lease,
+        "first",
+        &["--lease-seconds", "10"],
+    );
+    let holder = |leases: kube::Api<k8s_openapi::api::coordination::v1::Lease>, lease: String| async move {
+        leases
+            .get_opt(&lease)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec?.holder_identity)
+    };
+    let (l, n) = (leases.clone(), lease.clone());
+    wait_for(
+        &setup.env,
+        "the first replica to lead",
+        Duration::from_secs(30),
+        || {
+            let (l, n) = (l.clone(), n.clone());
+            async move { (holder(l, n).await.as_deref() == Some("first")).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(first.get("/readyz").await.map(|r| r.0), Some(200));
+    let second = ControllerProcess::start(
+        &setup.kubeconfig,
+        &ns,
+        &lease,
+        "second",
+        &["--lease-seconds", "10"],
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &first.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut first = first;
+    let exit = tokio::task::spawn_blocking(move || first.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        exit.code(),
+        Some(i32::from(canary_controller::exit_code::STOPPED)),
+        "a clean exit on SIGTERM"
+    );
+    // Released at once (no holder), not left to expire.
+    assert_eq!(
+        holder(leases.clone(), lease.clone()).await,
+        None,
+        "the Lease was released"
+    );
+    // kube-lease-manager's standby looks again when the Lease it saw would have expired.
+    let (l, n) = (leases.clone(), lease.clone());
+    wait_for(
+        &setup.env,
+        "the standby to lead",
+        Duration::from_secs(20),
+        || {
+            let (l, n) = (l.clone(), n.clone());
+            async move { (holder(l, n).await.as_deref() == Some("second")).then_some(()) }
+        },
+    )
+    .await;
+    let second = &second;
+    wait_for(
+        &setup.env,
+        "the standby to log that it leads",
+        Duration::from_secs(10),
+        || async move {
+            second
+                .log_text()
+                .contains(r#""message":"leading""#)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn replace_mode_holds_k_canary_pods_in_place_of_stable_ones() {
+    let Some(setup) = setup("gitops-replace").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let mut annotations = policy("", "8s");
+    annotations.insert("kubectl-canary.io/mode", "replace");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 5, V1, &annotations));
+    settled_on(&setup, V1, 5).await;
+    let before = rollout_fields(&client, &ns).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    let observer = Observer::start(&client, &ns, V2).await;
+    git.commit(&setup.env, &manifest(&ns, 5, V2, &annotations));
+    phase_is(&setup, "holding", |_| true).await;
+    let (c, ns2) = (client.clone(), ns.clone());
+    wait_for(
+        &setup.env,
+        "4 stable pods and 1 canary pod",
+        Duration::from_secs(30),
+        || {
+            let (c, ns2) = (c.clone(), ns2.clone());
+            async move {
+                (pods_by_image(&c, &ns2).await
+                    == BTreeMap::from([(V1.to_string(), 4), (V2.to_string(), 1)]))
+                .then_some(())
+            }
+        },
+    )
+    .await;
+    let held = rollout_fields(&client, &ns).await;
+    assert_eq!(
+        held["strategy"]["rollingUpdate"],
+        serde_json::json!({"maxSurge": 0, "maxUnavailable": 1})
+    );
+    settled_on(&setup, V2, 5).await;
+    record_gone(&setup).await;
+    git.stop().await;
+    assert_eq!(observer.unavailable(), Vec::<String>::new());
+    assert_eq!(observer.most_before_first_promote(), 1);
+    assert_eq!(rollout_fields(&client, &ns).await, before);
+}
+
+/// The CLI binary, built beside the controller's (`cargo test --workspace` builds it for the
+/// CLI's own tests; `cargo build -p kubectl-canary` otherwise).
+fn cli() -> String {
+    let controller = std::path::Path::new(env!("CARGO_BIN_EXE_kubectl-canary-controller"));
+    let cli = controller.with_file_name("kubectl-canary");
+    assert!(
+        cli.exists(),
+        "{} is missing: run `cargo build -p kubectl-canary` (or cargo test --workspace)",
+        cli.display()
+    );
+    cli.to_string_lossy().to_string()
+}
+
+#[tokio::test]
+async fn the_cli_shows_and_promotes_a_controller_run_canary() {
+    let Some(setup) = setup("gitops-cli").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "10m");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &annotations));
+    settled_on(&setup, V1, 4).await;
+    let before = rollout_fields(&client, &ns).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    git.commit(&setup.env, &manifest(&ns, 4, V2, &annotations));
+    phase_is(&setup, "holding", |_| true).await;
+    let status = setup
+        .env
+        .run(&cli(), &["status", "deploy/web", "-n", &ns, "-o", "json"]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let text = status.to_string();
+    assert!(
+        text.contains("holding") && text.contains("kubectl-canary-controller/"),
+        "{text}"
+    );
+    // The CLI records the promotion; the controller (whose writes the policy lets through)
+    // carries it out, and the CLI sees it done.
+    let promote = setup.env.run(
+        &cli(),
+        &[
+            "promote",
+            "deploy/web",
+            "-n",
+            &ns,
+            "--full",
+            "--timeout",
+            "90s",
+        ],
+    );
+    assert!(
+        promote.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&promote.stdout),
+        String::from_utf8_lossy(&promote.stderr)
+    );
+    settled_on(&setup, V2, 4).await;
+    record_gone(&setup).await;
+    git.stop().await;
+    assert_eq!(rollout_fields(&client, &ns).await, before);
+    assert_eq!(
+        kubectl_canary_annotations(&deployment(&client, &ns).await),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn a_commit_that_changes_more_than_images_is_released_with_the_deployments_own_settings() {
+    let Some(setup) = setup("gitops-not-image").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "60s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &annotations));
+    settled_on(&setup, V1, 4).await;
+    let before = rollout_fields(&client, &ns).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    let mut commit = manifest(&ns, 4, V2, &annotations);
+    commit["spec"]["template"]["spec"]["containers"][0]["env"] =
+        serde_json::json!([{"name": "MODE", "value": "new"}]);
+    git.commit(&setup.env, &commit);
+    let (c, ns2) = (client.clone(), ns.clone());
+    let note = wait_for(
+        &setup.env,
+        "a CanaryNotPossible Event",
+        Duration::from_secs(30),
+        || {
+            let (c, ns2) = (c.clone(), ns2.clone());
+            async move {
+                events_with_reason(&c, &ns2, "CanaryNotPossible")
+                    .await
+                    .pop()
+            }
+        },
+    )
+    .await;
+    assert!(note.contains("more than new container images"), "{note}");
+    settled_on(&setup, V2, 4).await;
+    git.stop().await;
+    assert!(record(&client, &ns).await.is_none());
+    assert_eq!(rollout_fields(&client, &ns).await, before);
+    assert_eq!(
+        kubectl_canary_annotations(&deployment(&client, &ns).await),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn a_record_changed_by_a_configmap_writer_stops_the_controller_for_that_deployment() {
+    let Some(setup) = setup("gitops-tamper").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "5s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &annotations));
+    settled_on(&setup, V1, 4).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    git.commit(&setup.env, &manifest(&ns, 4, V2, &annotations));
+    phase_is(&setup, "starting", |_| true).await;
+    // Someone who may edit ConfigMaps swaps the stable template for a privileged one.
+    let records: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), &ns);
+    let mut cm = records.get("web.kubectl-canary").await.unwrap();
+    let mut tampered: Value =
+        serde_json::from_str(&cm.data.as_ref().unwrap()["record.json"]).unwrap();
+    tampered["originalTemplate"]["spec"]["containers"][0]["image"] = serde_json::json!("evil:1");
+    tampered["originalTemplate"]["spec"]["containers"][0]["securityContext"] =
+        serde_json::json!({"privileged": true});
+    cm.data
+        .as_mut()
+        .unwrap()
+        .insert("record.json".into(), tampered.to_string());
+    records
+        .replace("web.kubectl-canary", &Default::default(), &cm)
+        .await
+        .unwrap();
+    let (c, ns2) = (client.clone(), ns.clone());
+    let note = wait_for(
+        &setup.env,
+        "a CanaryRecordChanged Event",
+        Duration::from_secs(30),
+        || {
+            let (c, ns2) = (c.clone(), ns2.clone());
+            async move {
+                events_with_reason(&c, &ns2, "CanaryRecordChanged")
+                    .await
+                    .pop()
+            }
+        },
+    )
+    .await;
+    assert!(note.contains("changes nothing"), "{note}");
+    let generation = deployment(&client, &ns).await.metadata.generation;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let d = deployment(&client, &ns).await;
+    assert_eq!(
+        d.metadata.generation, generation,
+        "nothing written to the Deployment since"
+    );
+    let images: Vec<String> = d
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers
+        .into_iter()
+        .filter_map(|c| c.image)
+        .collect();
+    assert_eq!(images, [V2], "Git's template, never the record's");
+    assert!(!pods_by_image(&client, &ns).await.contains_key("evil:1"));
+    git.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_record_is_recreated_from_the_deployment_and_the_canary_goes_on() {
+    let Some(setup) = setup("gitops-lost-record").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "10s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &annotations));
+    settled_on(&setup, V1, 4).await;
+    let before = rollout_fields(&client, &ns).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    let observer = Observer::start(&client, &ns, V2).await;
+    git.commit(&setup.env, &manifest(&ns, 4, V2, &annotations));
+    let first = phase_is(&setup, "holding", |_| true).await;
+    let records: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), &ns);
+    records
+        .delete("web.kubectl-canary", &Default::default())
+        .await
+        .unwrap();
+    // Recreated from the brake's annotations and the stable ReplicaSet, not from memory.
+    let again = phase_is(&setup, "holding", |r| r["startedAt"] != first["startedAt"]).await;
+    assert_eq!(again["stable"], first["stable"]);
+    assert_eq!(again["originalTemplate"], first["originalTemplate"]);
+    assert_eq!(again["originalSettings"], first["originalSettings"]);
+    settled_on(&setup, V2, 4).await;
+    record_gone(&setup).await;
+    git.stop().await;
+    assert_eq!(observer.most_before_first_promote(), 1);
+    assert_eq!(observer.unavailable(), Vec::<String>::new());
+    assert_eq!(rollout_fields(&client, &ns).await, before);
+}
+
+#[tokio::test]
+async fn the_cli_abort_of_a_controller_run_canary_is_a_revert_that_never_leaves_the_brake() {
+    let Some(setup) = setup("gitops-cli-abort").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "10m");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &annotations));
+    settled_on(&setup, V1, 4).await;
+    let before = rollout_fields(&client, &ns).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    git.commit(&setup.env, &manifest(&ns, 4, V2, &annotations));
+    phase_is(&setup, "holding", |_| true).await;
+    git.stop().await; // Git would apply V2 again and start a new canary: that is what docs/gitops.md says.
+    let observer = Observer::start(&client, &ns, V2).await;
+    let abort = setup.env.run(
+        &cli(),
+        &["abort", "deploy/web", "-n", &ns, "--timeout", "90s"],
+    );
+    assert!(
+        abort.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&abort.stdout),
+        String::from_utf8_lossy(&abort.stderr)
+    );
+    settled_on(&setup, V1, 4).await;
+    record_gone(&setup).await;
+    assert_eq!(observer.unavailable(), Vec::<String>::new());
+    assert_eq!(rollout_fields(&client, &ns).await, before);
+    assert_eq!(
+        kubectl_canary_annotations(&deployment(&client, &ns).await),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_record_is_reported_once_and_nothing_is_changed() {
+    let Some(setup) = setup("gitops-garbage").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("", "5s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &annotations));
+    settled_on(&setup, V1, 4).await;
+    let _controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    git.commit(&setup.env, &manifest(&ns, 4, V2, &annotations));
+    phase_is(&setup, "holding", |_| true).await;
+    let records: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), &ns);
+    let mut cm = records.get("web.kubectl-canary").await.unwrap();
+    cm.data
+        .as_mut()
+        .unwrap()
+        .insert("record.json".into(), "{not json".into());
+    records
+        .replace("web.kubectl-canary", &Default::default(), &cm)
+        .await
+        .unwrap();
+    let generation = deployment(&client, &ns).await.metadata.generation;
+    let (c, ns2) = (client.clone(), ns.clone());
+    wait_for(
+        &setup.env,
+        "a CanaryRecordUnreadable Event",
+        Duration::from_secs(30),
+        || {
+            let (c, ns2) = (c.clone(), ns2.clone());
+            async move {
+                events_with_reason(&c, &ns2, "CanaryRecordUnreadable")
+                    .await
+                    .pop()
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(8)).await; // past the 5 s interval: no analysis, no promotion
+    assert_eq!(
+        deployment(&client, &ns).await.metadata.generation,
+        generation,
+        "nothing written"
+    );
+    assert_eq!(
+        events_with_reason(&client, &ns, "CanaryRecordUnreadable")
+            .await
+            .len(),
+        1
+    );
+    git.stop().await;
+}

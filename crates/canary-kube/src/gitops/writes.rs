@@ -1,0 +1,210 @@
+//! The controller's writes. Each is one update guarded by the resourceVersion it decided
+//! on; a conflict is not an error, the next reconcile decides again.
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use canary_core::gitops::brake::STATE_ANNOTATIONS;
+use canary_core::machine::SpecChange;
+
+use crate::engine::apply_change;
+use crate::error::{CanaryError, Result, is_status};
+
+/// The field manager of the controller's writes.
+pub const FIELD_MANAGER: &str = "kubectl-canary-controller";
+
+/// What became of a guarded write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Stored, with this resourceVersion.
+    Stored(String),
+    /// Someone wrote first; decide again on the newer object.
+    Conflict,
+}
+
+/// Updates `deployment` (as read) with `change`, and when `release` also removes the
+/// brake's annotations in the same write, so the admission policy stops holding the
+/// settings exactly when they are put back.
+pub async fn update_deployment(
+    api: &Api<Deployment>,
+    deployment: &Deployment,
+    change: &SpecChange,
+    release: bool,
+) -> Result<Written> {
+    let mut updated = deployment.clone();
+    apply_change(&mut updated, change)?;
+    if release {
+        let annotations = updated.annotations_mut();
+        for key in STATE_ANNOTATIONS {
+            annotations.remove(key);
+        }
+    }
+    let name = deployment.name_any();
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api.replace(&name, &params, &updated).await {
+        Ok(stored) => Ok(Written::Stored(
+            stored.resource_version().unwrap_or_default(),
+        )),
+        Err(e) if is_status(&e, 409) => Ok(Written::Conflict),
+        Err(e) if is_status(&e, 422) => Err(CanaryError::Refused(format!(
+            "the API server refused the update of deploy/{name}: {e}"
+        ))),
+        Err(e) => Err(CanaryError::api(format!("updating deploy/{name}"), e)),
+    }
+}
+
+/// Scales a ReplicaSet to 0 through its scale subresource, if it still has the UID it was
+/// read with (a recreated namesake is left alone).
+pub async fn scale_replica_set_to_zero(
+    api: &Api<ReplicaSet>,
+    replica_set: &ReplicaSet,
+) -> Result<Written> {
+    let name = replica_set.name_any();
+    let patch = json!({
+        "spec": {"replicas": 0},
+    });
+    // The scale subresource has no UID precondition; the resourceVersion of the ReplicaSet
+    // as read makes the write apply only to that object, unchanged since.
+    let mut patch = patch;
+    patch["metadata"] = json!({"resourceVersion": replica_set.resource_version()});
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api.patch_scale(&name, &params, &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(Written::Stored(String::new())),
+        Err(e) if is_status(&e, 409) || is_status(&e, 404) => Ok(Written::Conflict),
+        Err(e) => Err(CanaryError::api(
+            format!("scaling replicaset/{name} to 0"),
+            e,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The controller's writes checked without a cluster: method, path, query and body.
+
+    use canary_core::gitops::brake::{BRAKE_ANNOTATION, STABLE_IMAGES_ANNOTATION};
+    use canary_core::record::RolloutSettings;
+    use http::{Method, Request, Response, StatusCode};
+    use kube::client::Body;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn deployment() -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "ns", "resourceVersion": "41",
+                "annotations": {BRAKE_ANNOTATION: "on", STABLE_IMAGES_ANNOTATION: "nginx=nginx:1.14",
+                                "kubectl-canary.io/canary-pods": "1"}},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "nginx", "image": "nginx:1.15"}]}},
+                     "paused": true, "minReadySeconds": 1000000000}
+        }))
+        .unwrap()
+    }
+
+    async fn body_json(request: Request<Body>) -> Value {
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// Releasing: one PUT guarded by the resourceVersion read, as the controller's field
+    /// manager, with the Deployment's own settings and none of the brake's annotations (the
+    /// policy's own annotations are left).
+    #[tokio::test]
+    async fn a_release_puts_settings_back_and_removes_the_brakes_annotations_in_one_write() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let api: Api<Deployment> = Api::namespaced(kube::Client::new(service, "ns"), "ns");
+        let settings = RolloutSettings {
+            strategy: json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+            min_ready_seconds: None,
+            progress_deadline_seconds: Some(600),
+            paused: None,
+        };
+        let change = SpecChange {
+            template: None,
+            settings,
+            summary: "release".into(),
+        };
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("PUT");
+            assert_eq!(request.method(), Method::PUT);
+            assert_eq!(
+                request.uri().path(),
+                "/apis/apps/v1/namespaces/ns/deployments/web"
+            );
+            assert!(
+                request
+                    .uri()
+                    .query()
+                    .unwrap_or_default()
+                    .contains("fieldManager=kubectl-canary-controller"),
+                "{:?}",
+                request.uri()
+            );
+            let body = body_json(request).await;
+            assert_eq!(body["metadata"]["resourceVersion"], "41");
+            assert_eq!(
+                body["metadata"]["annotations"],
+                json!({"kubectl-canary.io/canary-pods": "1"})
+            );
+            assert_eq!(body["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+            assert!(body["spec"].get("minReadySeconds").is_none());
+            assert!(body["spec"].get("paused").is_none());
+            assert_eq!(body["spec"]["progressDeadlineSeconds"], 600);
+            let mut stored = body.clone();
+            stored["metadata"]["resourceVersion"] = json!("42");
+            send.send_response(
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .body(Body::from(serde_json::to_vec(&stored).unwrap()))
+                    .unwrap(),
+            );
+        });
+        let written = update_deployment(&api, &deployment(), &change, true)
+            .await
+            .unwrap();
+        assert_eq!(written, Written::Stored("42".into()));
+        server.await.unwrap();
+    }
+
+    /// A conflict is not an error: the next reconcile decides again.
+    #[tokio::test]
+    async fn a_conflict_is_reported_as_such() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let api: Api<Deployment> = Api::namespaced(kube::Client::new(service, "ns"), "ns");
+        let change = SpecChange {
+            template: None,
+            settings: RolloutSettings::braked(
+                canary_core::rollout_math::CanaryMode::Surge,
+                1,
+                true,
+            ),
+            summary: "pause".into(),
+        };
+        let server = tokio::spawn(async move {
+            let (_, send) = handle.next_request().await.expect("PUT");
+            let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "reason": "Conflict", "code": 409, "message": "the object has been modified"});
+            send.send_response(
+                Response::builder()
+                    .status(StatusCode::CONFLICT)
+                    .body(Body::from(serde_json::to_vec(&status).unwrap()))
+                    .unwrap(),
+            );
+        });
+        let written = update_deployment(&api, &deployment(), &change, false)
+            .await
+            .unwrap();
+        assert_eq!(written, Written::Conflict);
+        server.await.unwrap();
+    }
+}
