@@ -267,6 +267,16 @@ pub enum Tampering {
         /// The stable ReplicaSet.
         replica_set: String,
     },
+    /// A controller-run canary's record differs from the brake annotations the admission
+    /// policy wrote on the Deployment, or from the Deployment's template.
+    #[error(
+        "its {field} differs from what the Deployment says (the controller's brake annotations \
+         or its pod template)"
+    )]
+    DiffersFromBrake {
+        /// The record's field.
+        field: &'static str,
+    },
     /// The recorded phase cannot follow the tool's last write.
     #[error(
         "its phase ({phase}) cannot follow the last update kubectl-canary made to the Deployment ({sealed})"
@@ -345,6 +355,54 @@ pub fn verify_record(
         target_images: seal.target_images.clone(),
         mode: seal.mode,
         ..record.clone()
+    })
+}
+
+/// The seal of a canary run by the GitOps controller, whose brake and original settings were
+/// written by the admission policy in annotations on the Deployment
+/// ([`crate::gitops::brake`]) instead of a seal: built from what only the Deployment's
+/// writers own, after checking the record against it. The original settings must be those
+/// annotations' (the record's copy is kept when equivalent), the target images the
+/// Deployment's own template's, and the stable ReplicaSet's images the annotated stable
+/// images. The phase and the digest are taken from the record: the controller keeps no
+/// copy of them, so a phase edit on a controller-run canary is not detected (and acted
+/// upon only by a command given that goal).
+pub fn seal_for_controller_canary(
+    record: &CanaryRecord,
+    brake: &crate::gitops::brake::BrakeAnnotations,
+    deployment_uid: &str,
+    deployment_template: &Value,
+    stable_template: Option<&Value>,
+) -> Result<Seal, Tampering> {
+    if !brake.original.equivalent(&record.original_settings) {
+        return Err(Tampering::DiffersFromBrake {
+            field: "original settings (strategy, minReadySeconds, progressDeadlineSeconds, paused)",
+        });
+    }
+    if crate::record::images_of(deployment_template) != record.target_images {
+        return Err(Tampering::DiffersFromBrake {
+            field: "target images",
+        });
+    }
+    let stable_template = stable_template.ok_or_else(|| Tampering::StableReplicaSetMissing {
+        name: record.stable.replica_set.clone(),
+        uid: record.stable.uid.clone(),
+    })?;
+    if crate::gitops::brake::images_signature(stable_template) != brake.stable_images {
+        return Err(Tampering::DiffersFromBrake {
+            field: "stable ReplicaSet (its images are not the annotated stable images)",
+        });
+    }
+    Ok(Seal {
+        version: SEAL_VERSION,
+        deployment_uid: deployment_uid.to_string(),
+        original_settings: record.original_settings.clone(),
+        stable: record.stable.clone(),
+        target_images: record.target_images.clone(),
+        mode: record.mode,
+        goal: record.phase.goal().into(),
+        record_digest: record_digest(record),
+        stable_template_digest: template_digest(stable_template),
     })
 }
 

@@ -18,7 +18,8 @@ use serde_json::Value;
 use canary_core::machine::Goal;
 use canary_core::record::{CanaryRecord, Owner, Phase, RECORD_SCHEMA, images_of};
 use canary_core::seal::{
-    SEAL_ANNOTATION, Seal, Tampering, held_without_record, recovery_change, verify_record,
+    SEAL_ANNOTATION, Seal, Tampering, held_without_record, recovery_change,
+    seal_for_controller_canary, verify_record,
 };
 
 use crate::engine::{DriveOptions, Engine, Progress, mutation_point};
@@ -184,8 +185,50 @@ pub fn classify(view: &DeploymentView, read: RecordRead) -> Result<CanaryState> 
             }
         }
         (RecordRead::Decoded(stored), None) => {
-            let braked = crate::observe::settings_of(&view.deployment).is_braked();
-            CanaryState::Unconfirmed { stored, braked }
+            match canary_core::gitops::brake::BrakeAnnotations::from_annotations(
+                view.deployment.annotations(),
+            ) {
+                // A canary run by the GitOps controller: the admission policy's annotations
+                // stand in for the seal.
+                Some(Ok(brake)) => {
+                    let stable = view
+                        .replica_sets
+                        .iter()
+                        .find(|rs| rs.uid().as_deref() == Some(stored.record.stable.uid.as_str()))
+                        .and_then(|rs| rs.spec.as_ref())
+                        .and_then(|spec| spec.template.as_ref())
+                        .map(template_json);
+                    let checked = seal_for_controller_canary(
+                        &stored.record,
+                        &brake,
+                        &uid,
+                        &view.template(),
+                        stable.as_ref(),
+                    )
+                    .and_then(|seal| {
+                        verify_record(&stored.record, &seal, &uid, stable.as_ref())
+                            .map(|record| (record, seal))
+                    });
+                    match checked {
+                        Ok((record, seal)) => CanaryState::Verified {
+                            stored: StoredRecord { record, ..stored },
+                            seal,
+                        },
+                        Err(tampering) => CanaryState::Tampered {
+                            seal: Seal {
+                                original_settings: brake.original.clone(),
+                                ..Seal::for_record(&stored.record, stored.record.phase.goal())
+                            },
+                            stored,
+                            tampering,
+                        },
+                    }
+                }
+                _ => {
+                    let braked = crate::observe::settings_of(&view.deployment).is_braked();
+                    CanaryState::Unconfirmed { stored, braked }
+                }
+            }
         }
         (read, Some(seal)) => {
             let unreadable = match read {

@@ -82,6 +82,8 @@ impl ReconcileError {
                 canary_kube::error::ErrorKind::TimedOut => "timed_out",
                 canary_kube::error::ErrorKind::Stuck => "stuck",
                 canary_kube::error::ErrorKind::Usage => "usage",
+                canary_kube::error::ErrorKind::RecordTampered => "record_tampered",
+                canary_kube::error::ErrorKind::HeldWithoutRecord => "held_without_record",
                 canary_kube::error::ErrorKind::Internal => "internal",
             },
         }
