@@ -685,6 +685,58 @@ mod tests {
         }
     }
 
+    /// A canary run by the GitOps controller has the policy's annotations instead of a seal:
+    /// the record is checked against them, the Deployment's template and the stable
+    /// ReplicaSet's images.
+    #[test]
+    fn a_controller_run_canary_is_checked_against_the_brake_annotations() {
+        let (record, _, rs) = held();
+        let annotations = std::collections::BTreeMap::from([
+            ("kubectl-canary.io/brake".to_string(), "1".to_string()),
+            (
+                "kubectl-canary.io/stable-images".to_string(),
+                "nginx=nginx:1.14".to_string(),
+            ),
+            (
+                "kubectl-canary.io/original-max-surge".to_string(),
+                "25%".to_string(),
+            ),
+            (
+                "kubectl-canary.io/original-max-unavailable".to_string(),
+                "25%".to_string(),
+            ),
+            (
+                "kubectl-canary.io/original-min-ready-seconds".to_string(),
+                "0".to_string(),
+            ),
+            (
+                "kubectl-canary.io/original-progress-deadline-seconds".to_string(),
+                "600".to_string(),
+            ),
+        ]);
+        let brake = crate::gitops::brake::BrakeAnnotations::from_annotations(&annotations)
+            .unwrap()
+            .unwrap();
+        let canary = record.target_template();
+        let seal = seal_for_controller_canary(&record, &brake, "uid", &canary, Some(&rs)).unwrap();
+        assert_eq!(
+            verify_record(&record, &seal, "uid", Some(&rs)).unwrap(),
+            record
+        );
+        let mut edited = record.clone();
+        edited.original_settings.min_ready_seconds = Some(30);
+        assert!(seal_for_controller_canary(&edited, &brake, "uid", &canary, Some(&rs)).is_err());
+        let mut edited = record.clone();
+        edited.target_images.insert("nginx".into(), "evil:1".into());
+        assert!(seal_for_controller_canary(&edited, &brake, "uid", &canary, Some(&rs)).is_err());
+        let mut other_rs = rs.clone();
+        other_rs["spec"]["containers"][0]["image"] = json!("nginx:1.13");
+        assert!(
+            seal_for_controller_canary(&record, &brake, "uid", &canary, Some(&other_rs)).is_err(),
+            "a stable ReplicaSet without the annotated stable images"
+        );
+    }
+
     #[test]
     fn the_seal_round_trips_and_refuses_other_versions_and_fields() {
         let (_, seal, _) = held();
