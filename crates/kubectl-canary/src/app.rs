@@ -1,10 +1,11 @@
 //! Parses the command line, sets up logging and the runtime, runs the command and maps
 //! every outcome to a documented exit code.
 
+use canary_kube::error::ErrorKind;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::config::Config;
+use crate::config::{CommandConfig, Config};
 use crate::{commands, exit_code};
 
 /// Runs the CLI; returns the process exit code.
@@ -12,13 +13,8 @@ pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
-            let code = if error.use_stderr() {
-                exit_code::USAGE
-            } else {
-                exit_code::OK
-            };
             let _ = error.print();
-            return code;
+            return exit_code::for_cli_error(&error);
         }
     };
     let filter = match cli.global.verbose {
@@ -46,40 +42,45 @@ pub fn run() -> i32 {
             return exit_code::ERROR;
         }
     };
-    runtime.block_on(async {
-        // An offline plan needs no cluster, so no kubeconfig either.
-        if let Command::Plan(args) = &cli.command
-            && args.target.is_none()
-        {
-            return match commands::plan::run_offline(args, cli.global.output).await {
-                Ok(code) => code,
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    exit_code::for_error(error.kind())
-                }
-            };
-        }
-        let config = match Config::resolve(&cli.global).await {
-            Ok(config) => config,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return exit_code::UNREACHABLE;
-            }
-        };
-        let result = match &cli.command {
-            Command::Start(args) => commands::start::run(&config, args).await,
-            Command::Status(args) => commands::status::run(&config, args).await,
-            Command::Promote(args) => commands::lifecycle::promote(&config, args).await,
-            Command::Abort(args) => commands::lifecycle::abort(&config, args).await,
-            Command::Analyze(args) => commands::analyze::run(&config, args).await,
-            Command::Plan(args) => commands::plan::run(&config, args).await,
-        };
-        match result {
+    runtime.block_on(run_command(&cli))
+}
+
+/// Resolves the configuration (the kubeconfig first, then the command's flags, as a
+/// command would meet them) and runs the command.
+async fn run_command(cli: &Cli) -> i32 {
+    // An offline plan needs no cluster, so no kubeconfig either.
+    if let Command::Plan(args) = &cli.command
+        && args.target.is_none()
+    {
+        return match commands::plan::run_offline(&args.into(), cli.global.output).await {
             Ok(code) => code,
-            Err(error) => {
-                eprintln!("error: {error}");
-                exit_code::for_error(error.kind())
-            }
-        }
-    })
+            Err(error) => fail(&error, error.kind()),
+        };
+    }
+    let config = match Config::resolve(&cli.global).await {
+        Ok(config) => config,
+        Err(error) => return fail(&error, error.kind()),
+    };
+    let command = match CommandConfig::resolve(&cli.command) {
+        Ok(command) => command,
+        Err(error) => return fail(&error, error.kind()),
+    };
+    let result = match &command {
+        CommandConfig::Start(start) => commands::start::run(&config, start).await,
+        CommandConfig::Status(status) => commands::status::run(&config, status).await,
+        CommandConfig::Promote(promote) => commands::lifecycle::promote(&config, promote).await,
+        CommandConfig::Abort(abort) => commands::lifecycle::abort(&config, abort).await,
+        CommandConfig::Analyze(analyze) => commands::analyze::run(&config, analyze).await,
+        CommandConfig::Plan(plan) => commands::plan::run(&config, plan).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => fail(&error, error.kind()),
+    }
+}
+
+/// Reports a failure on stderr; returns its exit code.
+fn fail(error: &dyn std::fmt::Display, kind: ErrorKind) -> i32 {
+    eprintln!("error: {error}");
+    exit_code::for_error(kind)
 }

@@ -1,13 +1,28 @@
-//! Turns the parsed flags into what the commands run with: a Kubernetes client for the
-//! chosen kubeconfig and context, the namespace, the output format and the timeout.
+//! Turns the parsed flags into what the commands run with, once, before a command runs:
+//! [`Config`] (a Kubernetes client for the chosen kubeconfig and context, the namespace, the
+//! output format and the timeout) and one plain, validated config per command
+//! ([`CommandConfig`]). Commands receive these, never the clap structs of `cli`.
 
 pub mod analysis;
+pub mod analyze;
+pub mod lifecycle;
+pub mod plan;
+pub mod start;
+pub mod status;
 
 use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::cli::{GlobalArgs, OutputFormat};
+pub use crate::cli::OutputFormat;
+use crate::cli::{Command, GlobalArgs};
+use analysis::AnalysisConfigError;
+use analyze::AnalyzeConfig;
+use canary_kube::error::ErrorKind;
+use lifecycle::{AbortConfig, PromoteConfig};
+use plan::PlanConfig;
+use start::StartConfig;
+use status::StatusConfig;
 
 /// What every command runs with.
 pub struct Config {
@@ -32,6 +47,52 @@ pub enum ConfigError {
         /// What went wrong.
         detail: String,
     },
+    /// The analysis flags or file cannot be used.
+    #[error(transparent)]
+    Analysis(#[from] AnalysisConfigError),
+}
+
+impl ConfigError {
+    /// What kind of failure this is, for [`crate::exit_code::for_error`]: a kubeconfig that
+    /// cannot be used means the API server cannot be reached; bad analysis input is a usage
+    /// error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ConfigError::Kubeconfig { .. } => ErrorKind::Unreachable,
+            ConfigError::Analysis(_) => ErrorKind::Usage,
+        }
+    }
+}
+
+/// The command to run, with its flags resolved.
+#[derive(Debug, Clone)]
+pub enum CommandConfig {
+    /// `start`.
+    Start(Box<StartConfig>),
+    /// `status`.
+    Status(StatusConfig),
+    /// `promote`.
+    Promote(PromoteConfig),
+    /// `abort`.
+    Abort(AbortConfig),
+    /// `analyze`.
+    Analyze(Box<AnalyzeConfig>),
+    /// `plan`.
+    Plan(PlanConfig),
+}
+
+impl CommandConfig {
+    /// Resolves the command's flags (reading an analysis file if one is named).
+    pub fn resolve(command: &Command) -> Result<Self, ConfigError> {
+        Ok(match command {
+            Command::Start(args) => Self::Start(Box::new(StartConfig::resolve(args)?)),
+            Command::Status(args) => Self::Status(args.into()),
+            Command::Promote(args) => Self::Promote(args.into()),
+            Command::Abort(args) => Self::Abort(args.into()),
+            Command::Analyze(args) => Self::Analyze(Box::new(AnalyzeConfig::resolve(args)?)),
+            Command::Plan(args) => Self::Plan(args.into()),
+        })
+    }
 }
 
 impl Config {

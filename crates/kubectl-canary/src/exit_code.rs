@@ -54,6 +54,16 @@ pub fn for_error(kind: canary_kube::error::ErrorKind) -> i32 {
     }
 }
 
+/// The exit code for a command line clap could not parse: a usage error, or [`OK`] for
+/// `--help` and `--version` (which clap reports as errors to stop parsing).
+pub fn for_cli_error(error: &clap::Error) -> i32 {
+    if error.use_stderr() {
+        for_error(canary_kube::error::ErrorKind::Usage)
+    } else {
+        OK
+    }
+}
+
 /// The exit code of an analysis verdict: 0 pass, [`CANARY_UNHEALTHY`] fail,
 /// [`INCONCLUSIVE`] inconclusive or still waiting.
 pub fn for_verdict(decision: canary_core::verdict::Decision) -> i32 {
@@ -90,5 +100,21 @@ mod tests {
             for_error(CanaryError::Usage("bad file".into()).kind()),
             USAGE
         );
+    }
+
+    #[test]
+    fn startup_failures_go_through_the_one_mapping() {
+        use clap::Parser;
+        let malformed =
+            crate::cli::Cli::try_parse_from(["kubectl-canary", "status", "--no-such-flag"])
+                .unwrap_err();
+        assert_eq!(for_cli_error(&malformed), USAGE);
+        let help = crate::cli::Cli::try_parse_from(["kubectl-canary", "--help"]).unwrap_err();
+        assert_eq!(for_cli_error(&help), OK);
+        let kubeconfig = crate::config::ConfigError::Kubeconfig {
+            where_: " /nonexistent".into(),
+            detail: "no such file".into(),
+        };
+        assert_eq!(for_error(kubeconfig.kind()), UNREACHABLE);
     }
 }

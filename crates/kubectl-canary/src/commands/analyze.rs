@@ -10,17 +10,15 @@ use canary_kube::error::CanaryError;
 use canary_kube::events::EventSink;
 use canary_kube::trust::CanaryState;
 
-use crate::cli::AnalyzeArgs;
-use crate::config::Config;
-use crate::config::analysis;
+use crate::config::analyze::AnalyzeConfig;
+use crate::config::{Config, OutputFormat};
 use crate::exit_code;
 use crate::output::{print_structured, verdict_text};
 
 /// Runs `analyze`; returns the exit code for the verdict.
-pub async fn run(config: &Config, args: &AnalyzeArgs) -> Result<i32, CanaryError> {
-    let spec =
-        analysis::resolve(&args.analysis).map_err(|error| CanaryError::Usage(error.to_string()))?;
-    let engine = Engine::new(&config.client, &config.namespace, &args.target.name);
+pub async fn run(config: &Config, analyze: &AnalyzeConfig) -> Result<i32, CanaryError> {
+    let spec = &analyze.analysis;
+    let engine = Engine::new(&config.client, &config.namespace, &analyze.deployment);
     // Which pods are canary and which stable comes from the checked record only: an edited
     // record could otherwise make the verdict compare the wrong pods.
     let (state, view) = engine.canary_state().await?;
@@ -30,11 +28,11 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> Result<i32, CanaryError
         CanaryState::RecordLost { .. } => {
             eprintln!(
                 "note: {}",
-                state.error(&args.target.name, &engine.store().name())
+                state.error(&analyze.deployment, &engine.store().name())
             );
             None
         }
-        other => return Err(other.error(&args.target.name, &engine.store().name())),
+        other => return Err(other.error(&analyze.deployment, &engine.store().name())),
     };
     let target = match &stored {
         Some(stored) => AnalysisTarget::from_record(&view, &stored.record),
@@ -42,20 +40,20 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> Result<i32, CanaryError
     };
     let target = target?;
     if print_structured_is_off(config) {
-        eprintln!("{}", describe_run(&target, &spec, stored.is_none()));
-        if !args.observe.is_zero() {
+        eprintln!("{}", describe_run(&target, spec, stored.is_none()));
+        if !analyze.observe.is_zero() {
             eprintln!(
                 "watching the pods' health for {} before the other checks measure (a failure ends it at once)",
-                format_duration(args.observe)
+                format_duration(analyze.observe)
             );
         }
     }
     let options = RunOptions {
-        observe_for: args.observe,
-        keep_waiting: args.wait,
+        observe_for: analyze.observe,
+        keep_waiting: analyze.wait,
         ..RunOptions::default()
     };
-    let verdict = run_analysis(&config.client, &target, &spec, options).await?;
+    let verdict = run_analysis(&config.client, &target, spec, options).await?;
     if !print_structured(config.output, &verdict) {
         print!("{}", verdict_text(&verdict));
         if verdict.decision == Decision::Wait {
@@ -70,10 +68,7 @@ pub async fn run(config: &Config, args: &AnalyzeArgs) -> Result<i32, CanaryError
 }
 
 fn print_structured_is_off(config: &Config) -> bool {
-    matches!(
-        config.output,
-        crate::cli::OutputFormat::Table | crate::cli::OutputFormat::Wide
-    )
+    matches!(config.output, OutputFormat::Table | OutputFormat::Wide)
 }
 
 fn describe_run(target: &AnalysisTarget, spec: &AnalysisSpec, without_record: bool) -> String {

@@ -9,14 +9,14 @@ use canary_kube::error::CanaryError;
 use canary_kube::preflight;
 use canary_kube::trust::{CanaryState, RecordRead};
 
-use crate::cli::{AbortArgs, OutputFormat, PromoteArgs};
-use crate::config::Config;
+use crate::config::lifecycle::{AbortConfig, PromoteConfig};
+use crate::config::{Config, OutputFormat};
 use crate::exit_code;
 use crate::output::{change_fields, print_structured, progress_printer, status_text};
 
 /// Runs `promote`.
-pub async fn promote(config: &Config, args: &PromoteArgs) -> Result<i32, CanaryError> {
-    let name = &args.target.name;
+pub async fn promote(config: &Config, promote: &PromoteConfig) -> Result<i32, CanaryError> {
+    let name = &promote.deployment;
     let engine = Engine::new(&config.client, &config.namespace, name);
     let stored = match engine.canary_state().await? {
         (
@@ -24,14 +24,14 @@ pub async fn promote(config: &Config, args: &PromoteArgs) -> Result<i32, CanaryE
                 leftover_seal: Some(_),
             },
             _,
-        ) if !args.dry_run => {
+        ) if !promote.dry_run => {
             return finish_cleanup(config, &engine).await;
         }
         (CanaryState::None { .. }, _) => return Err(no_canary(config, name)),
         (CanaryState::Verified { stored, .. }, _) => stored,
         (other, _) => return Err(other.error(name, &engine.store().name())),
     };
-    let goal = match args.canary {
+    let goal = match promote.canary {
         None => Goal::PromoteFull,
         Some(size) => {
             let record = &stored.record;
@@ -68,8 +68,8 @@ pub async fn promote(config: &Config, args: &PromoteArgs) -> Result<i32, CanaryE
         &engine,
         stored,
         goal,
-        args.dry_run,
-        !args.no_wait,
+        promote.dry_run,
+        promote.wait,
         &by_hand,
     )
     .await
@@ -78,27 +78,27 @@ pub async fn promote(config: &Config, args: &PromoteArgs) -> Result<i32, CanaryE
 /// Runs `abort`: rolls a verified canary back; recovers a Deployment held without its
 /// record (or, with `--recover`, ignoring it) from the seal and the stable ReplicaSet;
 /// discards a record no update of the Deployment confirms; finishes a cleanup left undone.
-pub async fn abort(config: &Config, args: &AbortArgs) -> Result<i32, CanaryError> {
-    let name = &args.target.name;
+pub async fn abort(config: &Config, abort: &AbortConfig) -> Result<i32, CanaryError> {
+    let name = &abort.deployment;
     let engine = Engine::new(&config.client, &config.namespace, name);
     let (state, view) = engine.canary_state().await?;
     let stored = match state {
-        CanaryState::Verified { stored, .. } if !args.recover => stored,
+        CanaryState::Verified { stored, .. } if !abort.recover => stored,
         CanaryState::Verified { stored, seal } | CanaryState::Tampered { stored, seal, .. }
-            if args.recover =>
+            if abort.recover =>
         {
-            return recover(config, &engine, args, seal, RecordRead::Decoded(stored)).await;
+            return recover(config, &engine, abort, seal, RecordRead::Decoded(stored)).await;
         }
         CanaryState::RecordLost { seal, unreadable } => {
             let record = unreadable.map_or(RecordRead::Missing, RecordRead::Unreadable);
-            return recover(config, &engine, args, seal, record).await;
+            return recover(config, &engine, abort, seal, record).await;
         }
         CanaryState::Unconfirmed {
             stored,
             braked: false,
         } => {
-            require_change_rights(&engine, "kubectl canary abort", args.dry_run).await?;
-            if args.dry_run {
+            require_change_rights(&engine, "kubectl canary abort", abort.dry_run).await?;
+            if abort.dry_run {
                 println!(
                     "dry run: nothing changed. It would delete the record {}, which no update of deploy/{name} \
                      confirms, and write nothing to the Deployment.",
@@ -117,8 +117,8 @@ pub async fn abort(config: &Config, args: &AbortArgs) -> Result<i32, CanaryError
         CanaryState::Unreadable(unreadable)
             if !canary_kube::observe::settings_of(&view.deployment).is_braked() =>
         {
-            require_change_rights(&engine, "kubectl canary abort", args.dry_run).await?;
-            if args.dry_run {
+            require_change_rights(&engine, "kubectl canary abort", abort.dry_run).await?;
+            if abort.dry_run {
                 println!(
                     "dry run: nothing changed. It would delete the unreadable record {}.",
                     engine.store().name()
@@ -135,7 +135,7 @@ pub async fn abort(config: &Config, args: &AbortArgs) -> Result<i32, CanaryError
         }
         CanaryState::None {
             leftover_seal: Some(_),
-        } if !args.dry_run => return finish_cleanup(config, &engine).await,
+        } if !abort.dry_run => return finish_cleanup(config, &engine).await,
         CanaryState::None { .. } => return Err(no_canary(config, name)),
         other => return Err(other.error(name, &engine.store().name())),
     };
@@ -148,8 +148,8 @@ pub async fn abort(config: &Config, args: &AbortArgs) -> Result<i32, CanaryError
         &engine,
         stored,
         Goal::Abort,
-        args.dry_run,
-        !args.no_wait,
+        abort.dry_run,
+        abort.wait,
         &by_hand,
     )
     .await
@@ -260,16 +260,16 @@ async fn finish_cleanup(config: &Config, engine: &Engine) -> Result<i32, CanaryE
 async fn recover(
     config: &Config,
     engine: &Engine,
-    args: &AbortArgs,
+    abort: &AbortConfig,
     seal: Seal,
     record: RecordRead,
 ) -> Result<i32, CanaryError> {
-    let name = &args.target.name;
+    let name = &abort.deployment;
     let human = matches!(config.output, OutputFormat::Table | OutputFormat::Wide);
-    require_change_rights(engine, "kubectl canary abort", args.dry_run).await?;
+    require_change_rights(engine, "kubectl canary abort", abort.dry_run).await?;
     let view = engine.view().await?;
     let recovery = engine.recovery_record(&view, &seal)?;
-    if args.dry_run {
+    if abort.dry_run {
         let decision = decide(&recovery, Goal::Abort, &view.observation(&recovery));
         if !print_structured(config.output, &decision) {
             println!("dry run: nothing changed.");
@@ -302,7 +302,7 @@ async fn recover(
         progress: &mut printer,
     };
     tokio::select! {
-        result = engine.recover_without_record(&seal, record, !args.no_wait, options) => result?,
+        result = engine.recover_without_record(&seal, record, abort.wait, options) => result?,
         _ = tokio::signal::ctrl_c() => {
             println!("interrupted: run `kubectl canary abort deploy/{name}` again to finish");
             return Ok(exit_code::INTERRUPTED);

@@ -4,19 +4,18 @@
 //! `canary_kube::plan_subject`, the text is `output::plan`; this module wires them.
 
 use canary_core::plan::{
-    CanaryPlan, ClusterCapacity, ExplainInput, Explanation, PlanError, PlanInput, Resources,
-    explain, plan,
+    CanaryPlan, ClusterCapacity, ExplainInput, Explanation, PlanError, PlanInput, explain, plan,
 };
 use canary_core::record::BRAKE_MIN_READY_SECONDS;
-use canary_core::rollout_math::{CanaryMode, IntOrPercent, RolloutMathError, resolve_canary};
+use canary_core::rollout_math::{IntOrPercent, RolloutMathError, resolve_canary};
 use canary_kube::error::CanaryError;
 use canary_kube::plan_subject::{
     DEFAULT_PROGRESS_DEADLINE_SECONDS, PlanSubject, read_plan_subject,
 };
 use serde::Serialize;
 
-use crate::cli::{OutputFormat, PlanArgs};
-use crate::config::Config;
+use crate::config::plan::PlanConfig;
+use crate::config::{Config, OutputFormat};
 use crate::exit_code;
 use crate::output::{explanation_text, plan_text, print_structured};
 
@@ -64,56 +63,55 @@ struct ExplainReport<'a> {
 }
 
 /// Plans without a cluster (`--replicas`): needs no kubeconfig.
-pub async fn run_offline(args: &PlanArgs, output: OutputFormat) -> Result<i32, CanaryError> {
+pub async fn run_offline(
+    plan_config: &PlanConfig,
+    output: OutputFormat,
+) -> Result<i32, CanaryError> {
     // clap requires a Deployment or --replicas; without either there is nothing to plan.
-    let replicas = args.replicas.unwrap_or(0);
-    let pod_requests = (args.cpu.is_some() || args.memory.is_some()).then(|| Resources {
-        cpu_millis: args.cpu.unwrap_or(0),
-        memory_bytes: args.memory.unwrap_or(0),
-    });
+    let replicas = plan_config.replicas.unwrap_or(0);
     let subject = PlanSubject {
         deployment: None,
         namespace: None,
         replicas,
         recreate: false,
-        max_surge: args.max_surge.unwrap_or(IntOrPercent::DEFAULT),
-        max_unavailable: args.max_unavailable.unwrap_or(IntOrPercent::DEFAULT),
+        max_surge: plan_config.max_surge.unwrap_or(IntOrPercent::DEFAULT),
+        max_unavailable: plan_config.max_unavailable.unwrap_or(IntOrPercent::DEFAULT),
         min_ready_seconds: 0,
         progress_deadline_seconds: DEFAULT_PROGRESS_DEADLINE_SECONDS,
         containers: Vec::new(),
         selector: None,
         notes: Vec::new(),
-        pod_requests,
+        pod_requests: plan_config.pod_requests,
         cluster: ClusterCapacity::Offline,
     };
-    Ok(render(&subject, args, output)?)
+    Ok(render(&subject, plan_config, output)?)
 }
 
 /// Plans for a live Deployment.
-pub async fn run(config: &Config, args: &PlanArgs) -> Result<i32, CanaryError> {
-    let Some(target) = &args.target else {
-        return run_offline(args, config.output).await;
+pub async fn run(config: &Config, plan_config: &PlanConfig) -> Result<i32, CanaryError> {
+    let Some(deployment) = &plan_config.deployment else {
+        return run_offline(plan_config, config.output).await;
     };
     // The capacity check lists nodes and pods cluster-wide: only the plan view needs it.
     let subject = read_plan_subject(
         &config.client,
         &config.namespace,
-        &target.name,
-        !args.explain,
+        deployment,
+        !plan_config.explain,
     )
     .await?;
-    Ok(render(&subject, args, config.output)?)
+    Ok(render(&subject, plan_config, config.output)?)
 }
 
 fn render(
     subject: &PlanSubject,
-    args: &PlanArgs,
+    plan_config: &PlanConfig,
     output: OutputFormat,
 ) -> Result<i32, PlanRefusal> {
     let name = subject.deployment.as_deref();
     let namespace = subject.namespace.as_deref();
-    if args.explain {
-        let mut explanation = explanation_of(subject, args)?;
+    if plan_config.explain {
+        let mut explanation = explanation_of(subject, plan_config)?;
         explanation
             .summary
             .splice(0..0, subject.notes.iter().cloned());
@@ -129,7 +127,7 @@ fn render(
     }
     let mut canary_plan = plan(&PlanInput {
         replicas: subject.replicas,
-        target: args.canary,
+        target: plan_config.canary,
         pod_requests: subject.pod_requests,
         cluster: subject.cluster.clone(),
     })?;
@@ -159,13 +157,15 @@ fn render(
     Ok(exit_code::OK)
 }
 
-fn explanation_of(subject: &PlanSubject, args: &PlanArgs) -> Result<Explanation, PlanRefusal> {
+fn explanation_of(
+    subject: &PlanSubject,
+    plan_config: &PlanConfig,
+) -> Result<Explanation, PlanRefusal> {
     let deployment = subject.deployment.clone();
     if subject.recreate {
         return Err(PlanRefusal::Recreate(deployment.unwrap_or_default()));
     }
-    let mode = CanaryMode::from(args.mode);
-    let canary = resolve_canary(args.canary, subject.replicas, mode)?;
+    let canary = resolve_canary(plan_config.canary, subject.replicas, plan_config.mode)?;
     Ok(explain(&ExplainInput {
         deployment,
         replicas: subject.replicas,

@@ -5,22 +5,22 @@ use canary_kube::error::CanaryError;
 use canary_kube::status::StatusReport;
 use canary_kube::trust::{CanaryState, RecordRead, UnreadableRecord, classify};
 
-use crate::cli::{OutputFormat, StatusArgs};
-use crate::config::Config;
+use crate::config::status::StatusConfig;
+use crate::config::{Config, OutputFormat};
 use crate::exit_code;
 use crate::output::{print_structured, status_text};
 
 /// Prints the status once, or on every change with `--watch`; returns the exit code: 0, or
 /// the code of a record that cannot be trusted or is lost.
-pub async fn run(config: &Config, args: &StatusArgs) -> Result<i32, CanaryError> {
-    let engine = Engine::new(&config.client, &config.namespace, &args.target.name);
+pub async fn run(config: &Config, status: &StatusConfig) -> Result<i32, CanaryError> {
+    let engine = Engine::new(&config.client, &config.namespace, &status.deployment);
     let mut last = None;
     let mut print = |report: StatusReport| {
         if last.as_ref() == Some(&report) {
             return;
         }
         if !print_structured(config.output, &report) {
-            if args.watch && last.is_some() {
+            if status.watch && last.is_some() {
                 println!("---");
             }
             print!(
@@ -33,7 +33,7 @@ pub async fn run(config: &Config, args: &StatusArgs) -> Result<i32, CanaryError>
     let (report, state) = engine.checked_status_report().await?;
     let code = exit_code_of(&state);
     print(report);
-    if !args.watch {
+    if !status.watch {
         return Ok(code);
     }
     // One watch per kind (Deployment, ReplicaSets, pods, record) feeds a live view; each

@@ -11,8 +11,8 @@ use canary_kube::error::CanaryError;
 use canary_kube::events::EventSink;
 use canary_kube::store::StoredRecord;
 
-use crate::cli::{OutputFormat, StartArgs};
-use crate::config::Config;
+use crate::config::start::StartConfig;
+use crate::config::{Config, OutputFormat};
 use crate::exit_code;
 use crate::output::{print_structured, progress_printer, verdict_text};
 
@@ -32,7 +32,7 @@ pub struct AutoOutcome {
 /// (from [`canary_core::rollout_math::step_sizes`]) and `spec` were checked before start changed anything.
 pub async fn run(
     config: &Config,
-    args: &StartArgs,
+    start: &StartConfig,
     engine: &Engine,
     held: StoredRecord,
     sizes: &[i32],
@@ -56,7 +56,7 @@ pub async fn run(
             }
             let next = tokio::select! {
                 result = engine.continue_to(stored, Goal::Hold { pods }, true, DriveOptions { timeout: config.timeout, progress: &mut printer }) => result?,
-                _ = tokio::signal::ctrl_c() => return interrupted(config, engine, args, &name, outcome).await,
+                _ = tokio::signal::ctrl_c() => return interrupted(config, engine, start, &name, outcome).await,
             };
             stored = next.expect("holding keeps the record");
         }
@@ -68,7 +68,7 @@ pub async fn run(
                     "kubectl-canary: step {} of {}: {pods} canary pod(s), analysing for {}s",
                     index + 1,
                     sizes.len(),
-                    args.interval.as_secs()
+                    start.interval.as_secs()
                 ),
             )
             .await;
@@ -77,19 +77,19 @@ pub async fn run(
                 "step {}/{}: {pods} canary pod(s); watching pod health for {}s, then analysing",
                 index + 1,
                 sizes.len(),
-                args.interval.as_secs()
+                start.interval.as_secs()
             );
         }
         let view = engine.view().await?;
         let target = AnalysisTarget::from_record(&view, &stored.record)?;
         let options = RunOptions {
-            observe_for: args.interval,
+            observe_for: start.interval,
             keep_waiting: true,
             ..RunOptions::default()
         };
         let verdict = tokio::select! {
             verdict = run_analysis(engine.client(), &target, spec, options) => verdict?,
-            _ = tokio::signal::ctrl_c() => return interrupted(config, engine, args, &name, outcome).await,
+            _ = tokio::signal::ctrl_c() => return interrupted(config, engine, start, &name, outcome).await,
         };
         if human {
             print!("{}", verdict_text(&verdict));
@@ -158,14 +158,14 @@ fn finish(config: &Config, outcome: &AutoOutcome) {
 async fn interrupted(
     config: &Config,
     engine: &Engine,
-    args: &StartArgs,
+    start: &StartConfig,
     name: &str,
     mut outcome: AutoOutcome,
 ) -> Result<i32, CanaryError> {
     outcome.outcome = "interrupted";
     let stored = engine.verified_record().await?;
     let mut quiet = |_: &canary_kube::engine::Progress| {};
-    if args.abort_on_interrupt {
+    if start.abort_on_interrupt {
         println!("interrupted: rolling back (--abort-on-interrupt)");
         engine
             .continue_to(

@@ -6,49 +6,25 @@ use std::time::Duration;
 
 use canary_core::rollout_math::step_sizes;
 use canary_core::text::{images_text, share_text};
-use canary_kube::engine::{CanaryPods, DriveOptions, Engine, StartRequest};
+use canary_kube::engine::{CanaryPods, DriveOptions, Engine};
 use canary_kube::error::CanaryError;
 use canary_kube::trust::CanaryState;
 
-use crate::cli::StartArgs;
-use crate::config::Config;
+use crate::config::start::StartConfig;
+use crate::config::{Config, OutputFormat};
 use crate::exit_code;
 use crate::output::{change_fields, print_structured, progress_printer};
 
 /// Runs `start`; returns the exit code.
-pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> {
-    let name = &args.target.name;
+pub async fn run(config: &Config, start: &StartConfig) -> Result<i32, CanaryError> {
+    let name = &start.deployment;
     let engine = Engine::new(&config.client, &config.namespace, name);
-    let request = StartRequest {
-        images: args
-            .images
-            .iter()
-            .map(|c| (c.container.clone(), c.image.clone()))
-            .collect(),
-        size: args.steps.first().copied().unwrap_or(args.canary),
-        mode: args.mode.into(),
-        allow_autoscaler: args.allow_hpa,
-    };
-    // Everything --auto needs is checked before anything changes.
-    let analysis = if args.auto {
-        match crate::config::analysis::resolve(&args.analysis) {
-            Ok(spec) => Some(spec),
-            Err(error) => {
-                eprintln!("error: {error}");
-                return Ok(exit_code::USAGE);
-            }
-        }
-    } else {
-        None
-    };
-    let (plan, view) = engine.plan_start(&request, args.dry_run).await?;
+    let request = &start.request;
+    let (plan, view) = engine.plan_start(request, start.dry_run).await?;
     let canary = plan.canary;
     let steps =
-        step_sizes(&args.steps, &canary).map_err(|e| CanaryError::Refused(e.to_string()))?;
-    let human = !matches!(
-        config.output,
-        crate::cli::OutputFormat::Json | crate::cli::OutputFormat::Yaml
-    );
+        step_sizes(&start.steps, &canary).map_err(|e| CanaryError::Refused(e.to_string()))?;
+    let human = !matches!(config.output, OutputFormat::Json | OutputFormat::Yaml);
     if human {
         println!(
             "start deploy/{name}: {} canary pod(s) with {} beside {} stable ({} mode): {} of traffic, {} extra pod(s)",
@@ -64,7 +40,7 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
             images_text(&request.images)
         );
     }
-    if args.dry_run {
+    if start.dry_run {
         if !print_structured(config.output, &plan) {
             println!("dry run: nothing changed. It would:");
             println!(
@@ -93,11 +69,11 @@ pub async fn run(config: &Config, args: &StartArgs) -> Result<i32, CanaryError> 
             canary.pods, canary.stable_pods
         );
     }
-    if let Some(spec) = &analysis {
-        return auto::run(config, args, &engine, started, &steps, spec).await;
+    if let Some(spec) = &start.auto_analysis {
+        return auto::run(config, start, &engine, started, &steps, spec).await;
     }
     let mut code = exit_code::OK;
-    if !args.no_wait {
+    if start.wait {
         let ready = tokio::select! {
             ready = wait_for_canary_pods(&engine, &started.record, canary.pods, config.timeout, human) => ready?,
             _ = tokio::signal::ctrl_c() => {
