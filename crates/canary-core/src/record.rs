@@ -266,13 +266,18 @@ impl CanaryRecord {
     }
 }
 
-/// The container images of a pod template, by container name (init containers excluded:
-/// kubectl-canary changes application containers).
+/// The lists of a pod template whose containers can be canaried: the application
+/// containers and the init containers (native sidecars are init containers with
+/// `restartPolicy: Always`; a new image of an ordinary init container is a release too).
+/// Names are unique across both lists (the API server enforces it).
+const CONTAINER_LISTS: [&str; 2] = ["/spec/containers", "/spec/initContainers"];
+
+/// The container images of a pod template, by container name, init containers and native
+/// sidecars included.
 pub fn images_of(template: &Value) -> BTreeMap<String, String> {
-    template
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .into_iter()
+    CONTAINER_LISTS
+        .iter()
+        .filter_map(|list| template.pointer(list).and_then(Value::as_array))
         .flatten()
         .filter_map(|c| {
             Some((
@@ -283,13 +288,13 @@ pub fn images_of(template: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// A copy of `template` with the given containers' images replaced.
+/// A copy of `template` with the given containers' images replaced (in either list).
 pub fn with_images(template: &Value, images: &BTreeMap<String, String>) -> Value {
     let mut template = template.clone();
-    if let Some(containers) = template
-        .pointer_mut("/spec/containers")
-        .and_then(Value::as_array_mut)
-    {
+    for list in CONTAINER_LISTS {
+        let Some(containers) = template.pointer_mut(list).and_then(Value::as_array_mut) else {
+            continue;
+        };
         for container in containers {
             let name = container
                 .get("name")
@@ -445,5 +450,33 @@ mod tests {
         let text = serde_json::to_string(&record).unwrap();
         assert_eq!(serde_json::from_str::<CanaryRecord>(&text).unwrap(), record);
         assert!(text.contains(r#""phase":{"name":"promoting","from":1,"to":3}"#));
+    }
+
+    #[test]
+    fn init_containers_and_native_sidecars_can_be_canaried() {
+        let template = serde_json::json!({"spec": {
+            "initContainers": [
+                {"name": "migrate", "image": "migrate:1"},
+                {"name": "proxy", "image": "envoy:1.30", "restartPolicy": "Always"}
+            ],
+            "containers": [{"name": "app", "image": "app:1"}]
+        }});
+        let images = images_of(&template);
+        assert_eq!(
+            images.into_iter().collect::<Vec<_>>(),
+            [
+                ("app".to_string(), "app:1".to_string()),
+                ("migrate".to_string(), "migrate:1".to_string()),
+                ("proxy".to_string(), "envoy:1.30".to_string())
+            ]
+        );
+        let new = with_images(
+            &template,
+            &BTreeMap::from([("proxy".to_string(), "envoy:1.31".to_string())]),
+        );
+        assert_eq!(new["spec"]["initContainers"][1]["image"], "envoy:1.31");
+        assert_eq!(new["spec"]["initContainers"][1]["restartPolicy"], "Always");
+        assert_eq!(new["spec"]["initContainers"][0]["image"], "migrate:1");
+        assert_eq!(new["spec"]["containers"][0]["image"], "app:1");
     }
 }

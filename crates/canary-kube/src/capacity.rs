@@ -2,7 +2,7 @@
 //! the inputs of the planner's capacity check (`canary_core::plan::check_capacity`).
 
 use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec, ResourceRequirements};
-use kube::api::ListParams;
+use kube::api::{ListParams, ObjectList};
 use kube::{Api, Client};
 
 use canary_core::plan::{
@@ -87,7 +87,7 @@ pub async fn cluster_capacity(client: &Client) -> Result<ClusterCapacity, Canary
     // Finished pods hold no resources on their node.
     let running = ListParams::default()
         .fields("status.phase!=Succeeded,status.phase!=Failed,spec.nodeName!=");
-    let pod_list = match pods.list(&running).await {
+    let pod_list = match list_all_pages(&pods, running).await {
         Ok(list) => list,
         Err(e) if is_status(&e, 403) => {
             return Ok(ClusterCapacity::Unavailable {
@@ -146,6 +146,26 @@ pub async fn cluster_capacity(client: &Client) -> Result<ClusterCapacity, Canary
     Ok(ClusterCapacity::Nodes { nodes: capacities })
 }
 
+/// Pods per page of the cluster-wide listing: a large cluster's pods are read in pages the
+/// API server can answer quickly, not in one response of every pod.
+pub const POD_PAGE_SIZE: u32 = 500;
+
+/// Every pod the parameters select, page by page (`limit` and `continue`).
+async fn list_all_pages(
+    pods: &Api<Pod>,
+    params: ListParams,
+) -> Result<ObjectList<Pod>, kube::Error> {
+    let mut params = params.limit(POD_PAGE_SIZE);
+    let mut all = pods.list(&params).await?;
+    while let Some(token) = all.metadata.continue_.clone().filter(|t| !t.is_empty()) {
+        params = params.continue_token(&token);
+        let page = pods.list(&params).await?;
+        all.items.extend(page.items);
+        all.metadata.continue_ = page.metadata.continue_;
+    }
+    Ok(all)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +218,45 @@ mod tests {
             {"name": "a", "resources": {"requests": {"cpu": "lots"}}},
         ]}));
         assert!(pod_requests(&spec).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_cluster_wide_pod_listing_is_read_page_by_page() {
+        use http::{Request, Response};
+        use kube::client::Body;
+        let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(mock, "default");
+        let pods: Api<Pod> = Api::all(client);
+        let listing =
+            tokio::spawn(async move { list_all_pages(&pods, ListParams::default()).await });
+        let page = |names: &[&str], token: &str| {
+            let items: Vec<serde_json::Value> = names
+                .iter()
+                .map(|n| serde_json::json!({"metadata": {"name": n}}))
+                .collect();
+            let body = serde_json::json!({
+                "apiVersion": "v1", "kind": "PodList",
+                "metadata": {"continue": token}, "items": items
+            });
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                .unwrap()
+        };
+        let (first, send) = handle.next_request().await.unwrap();
+        let query = first.uri().query().unwrap_or_default().to_string();
+        assert!(query.contains("limit=500"), "{query}");
+        assert!(!query.contains("continue="), "{query}");
+        send.send_response(page(&["a", "b"], "next-page"));
+        let (second, send) = handle.next_request().await.unwrap();
+        let query = second.uri().query().unwrap_or_default().to_string();
+        assert!(query.contains("continue=next-page"), "{query}");
+        send.send_response(page(&["c"], ""));
+        let all = listing.await.unwrap().unwrap();
+        let names: Vec<_> = all
+            .items
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        assert_eq!(names, ["a", "b", "c"]);
     }
 }

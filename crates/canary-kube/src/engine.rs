@@ -186,7 +186,7 @@ impl Engine {
         let permissions: &[&[preflight::Permission]] = if dry_run {
             &[preflight::READ]
         } else {
-            &[preflight::READ, preflight::CHANGE]
+            &[preflight::READ, preflight::CHANGE, preflight::START]
         };
         preflight::require(
             &self.client,
@@ -281,13 +281,10 @@ impl Engine {
             Api::namespaced(self.client.clone(), self.namespace());
         let list = match api.list(&ListParams::default()).await {
             Ok(list) => list,
-            // Without the right to list HPAs we cannot tell; say so in the log, do not block.
-            Err(e) if is_status(&e, 403) || is_status(&e, 404) => {
-                tracing::warn!(
-                    "cannot list HorizontalPodAutoscalers; assuming none targets the Deployment"
-                );
-                return Ok(None);
-            }
+            // A cluster without the autoscaling API has no HPA. A 403 is not skipped: an
+            // HPA we cannot see would fight the canary over spec.replicas (the error names
+            // the verb; preflight asks for it before any change).
+            Err(e) if is_status(&e, 404) => return Ok(None),
             Err(e) => return Err(CanaryError::api("listing HorizontalPodAutoscalers", e)),
         };
         Ok(list.items.into_iter().find_map(|hpa| {

@@ -89,7 +89,7 @@ pub enum CanaryError {
     },
     /// The API server could not be reached.
     #[error(
-        "cannot reach the Kubernetes API server ({detail}); check the kubeconfig/context and that the cluster is up (nothing was changed)"
+        "cannot reach the Kubernetes API server ({detail}); check the kubeconfig/context and that the cluster is up"
     )]
     Unreachable {
         /// The underlying error.

@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod capacity;
+pub mod client;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -109,20 +109,30 @@ async fn elsewhere_hint(client: &kube::Client, name: &str) -> String {
     }
 }
 
-/// The Deployment's `matchLabels` selector as a label-selector string.
+/// The Deployment's selector as a label-selector string: `matchLabels` and
+/// `matchExpressions` both (a selector of expressions only must not become the empty
+/// selector, which selects every pod of the namespace).
 pub fn selector_string(deployment: &Deployment) -> String {
-    deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.match_labels.as_ref())
-        .map(|labels| {
-            labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default()
+    let Some(selector) = deployment.spec.as_ref().map(|s| &s.selector) else {
+        return String::new();
+    };
+    let labels = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"));
+    let expressions = selector.match_expressions.iter().flatten().map(|e| {
+        let values = e.values.clone().unwrap_or_default().join(",");
+        match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            "DoesNotExist" => format!("!{}", e.key),
+            // The API server accepts no other operator for a Deployment.
+            other => format!("{} {other} ({values})", e.key),
+        }
+    });
+    labels.chain(expressions).collect::<Vec<_>>().join(",")
 }
 
 /// Whether a pod is Ready, by [`canary_core::pod::is_ready`].
@@ -320,5 +330,39 @@ impl DeploymentView {
     /// Container images of the pod template, by container.
     pub fn images(&self) -> BTreeMap<String, String> {
         images_of(&self.template())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+
+    #[test]
+    fn a_selector_of_expressions_only_is_not_the_empty_selector() {
+        let requirement = |key: &str, operator: &str, values: &[&str]| LabelSelectorRequirement {
+            key: key.into(),
+            operator: operator.into(),
+            values: (!values.is_empty()).then(|| values.iter().map(|v| v.to_string()).collect()),
+        };
+        let deployment = Deployment {
+            spec: Some(k8s_openapi::api::apps::v1::DeploymentSpec {
+                selector: LabelSelector {
+                    match_labels: None,
+                    match_expressions: Some(vec![
+                        requirement("app", "In", &["web", "web2"]),
+                        requirement("tier", "NotIn", &["db"]),
+                        requirement("track", "Exists", &[]),
+                        requirement("legacy", "DoesNotExist", &[]),
+                    ]),
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            selector_string(&deployment),
+            "app in (web,web2),tier notin (db),track,!legacy"
+        );
     }
 }

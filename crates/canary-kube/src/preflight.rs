@@ -30,15 +30,29 @@ const fn permission(verb: &'static str, group: &'static str, resource: &'static 
     }
 }
 
-/// What reading a canary needs (status, and every mutating command).
+/// What reading a canary needs (status, and every mutating command): the live view
+/// watches the Deployment (by name) and the record (by name), which takes list and watch
+/// as well as get. docs/permissions.md documents the same list; keep them together.
 pub const READ: &[Permission] = &[
     permission("get", "apps", "deployments"),
+    permission("list", "apps", "deployments"),
+    permission("watch", "apps", "deployments"),
     permission("list", "apps", "replicasets"),
     permission("watch", "apps", "replicasets"),
     permission("list", "", "pods"),
     permission("watch", "", "pods"),
     permission("get", "", "configmaps"),
+    permission("list", "", "configmaps"),
+    permission("watch", "", "configmaps"),
 ];
+
+/// What `start` needs besides [`READ`] and [`CHANGE`]: it refuses a Deployment an HPA
+/// scales, so it must be able to tell.
+pub const START: &[Permission] = &[permission(
+    "list",
+    "autoscaling",
+    "horizontalpodautoscalers",
+)];
 
 /// What changing a canary needs, besides [`READ`].
 pub const CHANGE: &[Permission] = &[

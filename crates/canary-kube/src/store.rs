@@ -24,6 +24,29 @@ pub const RECORD_KEY: &str = "record.json";
 /// Label put on every record, to find them all (`kubectl get cm -l app.kubernetes.io/managed-by=kubectl-canary`).
 pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "kubectl-canary");
 
+/// Label naming the Deployment a record belongs to (the full name is in the record and
+/// its owner reference; the label is for selecting).
+pub const DEPLOYMENT_LABEL: &str = "kubectl-canary.io/deployment";
+
+/// The longest label value the API server accepts.
+const LABEL_VALUE_MAX: usize = 63;
+
+/// The [`DEPLOYMENT_LABEL`] value for a Deployment: its name when it fits in a label value
+/// (63 characters), else its first 54 characters, `-` and 8 hex digits of a hash of the whole
+/// name, so two long names sharing a prefix still get different values. Deployment names
+/// are lowercase alphanumerics, `-` and `.`, all valid in a label value.
+pub fn deployment_label_value(deployment: &str) -> String {
+    if deployment.len() <= LABEL_VALUE_MAX {
+        return deployment.to_string();
+    }
+    // FNV-1a: stable across versions and platforms (the value is stored in the cluster).
+    let hash = deployment.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let prefix = deployment[..54].trim_end_matches(['-', '.']);
+    format!("{prefix}-{:08x}", hash as u32)
+}
+
 /// The name of a Deployment's record.
 pub fn record_name(deployment: &str) -> String {
     format!("{deployment}.kubectl-canary")
@@ -129,8 +152,8 @@ impl RecordStore {
                 labels: Some(BTreeMap::from([
                     (MANAGED_BY_LABEL.0.into(), MANAGED_BY_LABEL.1.into()),
                     (
-                        "kubectl-canary.io/deployment".into(),
-                        self.deployment.clone(),
+                        DEPLOYMENT_LABEL.into(),
+                        deployment_label_value(&self.deployment),
                     ),
                 ])),
                 owner_references,
@@ -393,5 +416,28 @@ mod tests {
         });
         store.delete(&stored).await.unwrap();
         server.await.unwrap();
+    }
+
+    #[test]
+    fn a_long_deployment_name_gets_a_valid_distinct_label_value() {
+        assert_eq!(deployment_label_value("web"), "web");
+        let name63 = "a".repeat(63);
+        assert_eq!(deployment_label_value(&name63), name63);
+        let long_a = format!("{}-one", "x".repeat(70));
+        let long_b = format!("{}-two", "x".repeat(70));
+        let (a, b) = (
+            deployment_label_value(&long_a),
+            deployment_label_value(&long_b),
+        );
+        assert!(a.len() <= 63 && b.len() <= 63, "{a} {b}");
+        assert_ne!(a, b);
+        assert!(a.starts_with(&"x".repeat(54)));
+        assert_eq!(a, deployment_label_value(&long_a), "stable");
+        let dashes = format!("{}-{}", "y".repeat(53), "z".repeat(20));
+        let value = deployment_label_value(&dashes);
+        assert!(
+            value.starts_with(&format!("{}-", "y".repeat(53))) && !value.contains("--"),
+            "{value}"
+        );
     }
 }

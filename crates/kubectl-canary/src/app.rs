@@ -6,7 +6,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::config::{CommandConfig, Config};
-use crate::{commands, exit_code};
+use crate::{aftermath, commands, exit_code, signals};
 
 /// Runs the CLI; returns the process exit code.
 pub fn run() -> i32 {
@@ -61,6 +61,11 @@ async fn run_command(cli: &Cli) -> i32 {
         Ok(config) => config,
         Err(error) => return fail(&error, error.kind()),
     };
+    signals::install(signals::LeftBehind {
+        ledger: config.ledger.clone(),
+        deployment: aftermath::target(cli).map(str::to_string),
+        namespace: config.namespace.clone(),
+    });
     let command = match CommandConfig::resolve(&cli.command) {
         Ok(command) => command,
         Err(error) => return fail(&error, error.kind()),
@@ -75,7 +80,13 @@ async fn run_command(cli: &Cli) -> i32 {
     };
     match result {
         Ok(code) => code,
-        Err(error) => fail(&error, error.kind()),
+        Err(error) => {
+            let code = fail(&error, error.kind());
+            for line in aftermath::explain(cli, &config, error.kind()).await {
+                eprintln!("{line}");
+            }
+            code
+        }
     }
 }
 

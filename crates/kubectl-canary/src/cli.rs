@@ -68,6 +68,20 @@ pub struct GlobalArgs {
     /// Longest wait for the controller, e.g. 90s, 10m.
     #[arg(long, global = true, value_parser = parse_analysis_duration, default_value = "10m")]
     pub timeout: Duration,
+    /// Username to impersonate for the operation (kubectl's --as).
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+    /// Group to impersonate for the operation; repeat for several (kubectl's --as-group).
+    #[arg(long = "as-group", global = true, value_name = "GROUP")]
+    pub as_group: Vec<String>,
+    /// Bearer token for authentication to the API server (kubectl's --token).
+    #[arg(long, global = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Longest wait for one answer of the API server before the request is retried or
+    /// given up, e.g. 15s (kubectl's --request-timeout; default 15s). Every retry stays
+    /// within --timeout.
+    #[arg(long, global = true, value_parser = parse_analysis_duration)]
+    pub request_timeout: Option<Duration>,
     /// More detail on stderr (-v, -vv).
     #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -34,6 +34,8 @@ pub struct Config {
     pub output: OutputFormat,
     /// Longest wait for the controller.
     pub timeout: Duration,
+    /// What this run changed in the cluster, for honest error messages.
+    pub ledger: canary_kube::client::WriteLedger,
 }
 
 /// Why the configuration could not be built.
@@ -111,7 +113,7 @@ impl Config {
             where_: where_.clone(),
             detail,
         };
-        let kube_config = match &global.kubeconfig {
+        let mut kube_config = match &global.kubeconfig {
             Some(path) => {
                 let file = Kubeconfig::read_from(path).map_err(|e| error(e.to_string()))?;
                 kube::Config::from_custom_kubeconfig(file, &options)
@@ -129,12 +131,46 @@ impl Config {
             .namespace
             .clone()
             .unwrap_or_else(|| kube_config.default_namespace.clone());
-        let client = kube::Client::try_from(kube_config).map_err(|e| error(e.to_string()))?;
+        apply_identity_flags(&mut kube_config, global);
+        let policy = canary_kube::client::RequestPolicy::new(
+            global.timeout,
+            global
+                .request_timeout
+                .unwrap_or(canary_kube::client::DEFAULT_REQUEST_TIMEOUT),
+        );
+        let (client, ledger) =
+            canary_kube::client::build(kube_config, policy).map_err(|e| error(e.to_string()))?;
         Ok(Self {
             client,
             namespace,
             output: global.output,
             timeout: global.timeout,
+            ledger,
         })
+    }
+}
+
+/// kubectl's `--as`, `--as-group` and `--token`: they override what the kubeconfig says,
+/// as they do for kubectl (a token replaces every other way the context authenticates).
+fn apply_identity_flags(config: &mut kube::Config, global: &GlobalArgs) {
+    if let Some(user) = &global.as_user {
+        config.auth_info.impersonate = Some(user.clone());
+    }
+    if !global.as_group.is_empty() {
+        config.auth_info.impersonate_groups = Some(global.as_group.clone());
+    }
+    if let Some(token) = &global.token {
+        let auth = &mut config.auth_info;
+        auth.token = Some(secrecy::SecretString::from(token.clone()));
+        auth.token_file = None;
+        auth.exec = None;
+        auth.auth_provider = None;
+        auth.username = None;
+        auth.password = None;
+        // A client certificate would authenticate first and hide the token's identity.
+        auth.client_certificate = None;
+        auth.client_certificate_data = None;
+        auth.client_key = None;
+        auth.client_key_data = None;
     }
 }

@@ -15,7 +15,8 @@ pub const REFUSED: i32 = 4;
 pub const LOCKED: i32 = 5;
 /// RBAC forbids a verb the command needs; nothing was changed.
 pub const FORBIDDEN: i32 = 6;
-/// The API server could not be reached; nothing was changed.
+/// The API server could not be reached (or stopped answering); the message says whether this
+/// run had already changed anything and points at `status`.
 pub const UNREACHABLE: i32 = 7;
 /// A wait for the controller ran out of time; the record says where things stand.
 pub const TIMED_OUT: i32 = 8;

@@ -466,9 +466,15 @@ async fn unreachable_server_and_missing_permissions_change_nothing() {
         &[],
     );
     assert_exit(&out, UNREACHABLE, "start against an unreachable server");
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cannot reach the Kubernetes API server"),
+        stderr.contains("cannot reach the Kubernetes API server"),
         "{}",
+        text(&out)
+    );
+    assert!(
+        stderr.contains("nothing was changed: this run wrote nothing"),
+        "says nothing changed, because nothing did: {}",
         text(&out)
     );
 

@@ -203,10 +203,12 @@ async fn run_goal(
         println!("{command} deploy/{name}:");
         println!("  by hand: {by_hand}");
     }
+    // The first SIGINT/SIGTERM leaves the record's intent in place (crate::signals).
+    let _handling = crate::signals::Handling::begin();
     let mut printer = progress_printer(config.output);
     let outcome = tokio::select! {
         result = engine.continue_to(stored, goal, wait, DriveOptions { timeout: config.timeout, progress: &mut printer }) => result,
-        _ = tokio::signal::ctrl_c() => {
+        _ = crate::signals::interrupted() => {
             println!("interrupted: the record keeps the intent; run the same command again to finish, \
                       or see `kubectl canary status deploy/{name}`");
             return Ok(exit_code::INTERRUPTED);

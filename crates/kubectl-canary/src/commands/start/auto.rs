@@ -56,7 +56,7 @@ pub async fn run(
             }
             let next = tokio::select! {
                 result = engine.continue_to(stored, Goal::Hold { pods }, true, DriveOptions { timeout: config.timeout, progress: &mut printer }) => result?,
-                _ = tokio::signal::ctrl_c() => return interrupted(config, engine, start, &name, outcome).await,
+                _ = crate::signals::interrupted() => return interrupted(config, engine, start, &name, outcome).await,
             };
             stored = next.expect("holding keeps the record");
         }
@@ -89,7 +89,7 @@ pub async fn run(
         };
         let verdict = tokio::select! {
             verdict = run_analysis(engine.client(), &target, spec, options) => verdict?,
-            _ = tokio::signal::ctrl_c() => return interrupted(config, engine, start, &name, outcome).await,
+            _ = crate::signals::interrupted() => return interrupted(config, engine, start, &name, outcome).await,
         };
         if human {
             print!("{}", verdict_text(&verdict));
@@ -103,17 +103,21 @@ pub async fn run(
                 if human {
                     println!("the canary failed its analysis: rolling back");
                 }
-                engine
-                    .continue_to(
-                        stored,
-                        Goal::Abort,
-                        true,
-                        DriveOptions {
-                            timeout: config.timeout,
-                            progress: &mut printer,
-                        },
-                    )
-                    .await?;
+                let rollback = engine.continue_to(
+                    stored,
+                    Goal::Abort,
+                    true,
+                    DriveOptions {
+                        timeout: config.timeout,
+                        progress: &mut printer,
+                    },
+                );
+                tokio::select! {
+                    result = rollback => { result?; }
+                    _ = crate::signals::interrupted() => {
+                        return Ok(left_with_intent(config, engine, &name, "abort", outcome).await);
+                    }
+                }
                 outcome.outcome = "rolledBack";
                 finish(config, &outcome);
                 return Ok(exit_code::ROLLED_BACK);
@@ -133,20 +137,50 @@ pub async fn run(
     if human {
         println!("every step passed: promoting to 100%");
     }
-    engine
-        .continue_to(
-            stored,
-            Goal::PromoteFull,
-            true,
-            DriveOptions {
-                timeout: config.timeout,
-                progress: &mut printer,
-            },
-        )
-        .await?;
+    let promote = engine.continue_to(
+        stored,
+        Goal::PromoteFull,
+        true,
+        DriveOptions {
+            timeout: config.timeout,
+            progress: &mut printer,
+        },
+    );
+    tokio::select! {
+        result = promote => { result?; }
+        _ = crate::signals::interrupted() => {
+            if start.abort_on_interrupt {
+                return interrupted(config, engine, start, &name, outcome).await;
+            }
+            return Ok(left_with_intent(config, engine, &name, "promote --full", outcome).await);
+        }
+    }
     outcome.outcome = "promoted";
     finish(config, &outcome);
     Ok(exit_code::OK)
+}
+
+/// A signal during the rollback or the final promote: the record, written before the
+/// Deployment, says how far it got; report that and how to complete it (leaving the
+/// controller to go on is safer than turning around halfway).
+async fn left_with_intent(
+    config: &Config,
+    engine: &Engine,
+    name: &str,
+    command: &str,
+    mut outcome: AutoOutcome,
+) -> i32 {
+    let shown = match engine.record().await {
+        Ok(stored) => stored.record.phase.describe(),
+        Err(error) => format!("unreadable ({error})"),
+    };
+    println!(
+        "interrupted: the record shows: {shown}; finish with `kubectl canary {command} deploy/{name}`, \
+         or see `kubectl canary status deploy/{name}`"
+    );
+    outcome.outcome = "interrupted";
+    finish(config, &outcome);
+    exit_code::INTERRUPTED
 }
 
 fn finish(config: &Config, outcome: &AutoOutcome) {

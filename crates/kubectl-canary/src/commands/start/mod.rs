@@ -56,10 +56,12 @@ pub async fn run(config: &Config, start: &StartConfig) -> Result<i32, CanaryErro
         }
         return Ok(exit_code::OK);
     }
+    // From here on the first SIGINT/SIGTERM settles into a safe state (crate::signals).
+    let _handling = crate::signals::Handling::begin();
     let mut printer = progress_printer(config.output);
     let started = tokio::select! {
         result = engine.start(plan.clone(), &view, DriveOptions { timeout: config.timeout, progress: &mut printer }) => result,
-        _ = tokio::signal::ctrl_c() => {
+        _ = crate::signals::interrupted() => {
             return interrupted(&engine, config).await;
         }
     }?;
@@ -76,7 +78,7 @@ pub async fn run(config: &Config, start: &StartConfig) -> Result<i32, CanaryErro
     if start.wait {
         let ready = tokio::select! {
             ready = wait_for_canary_pods(&engine, &started.record, canary.pods, config.timeout, human) => ready?,
-            _ = tokio::signal::ctrl_c() => {
+            _ = crate::signals::interrupted() => {
                 println!("interrupted: the canary stays held and recorded; see `kubectl canary status deploy/{name}`");
                 return Ok(exit_code::INTERRUPTED);
             }
@@ -126,7 +128,7 @@ async fn wait_for_canary_pods(
 /// Ctrl-C during `start`: leave either nothing changed or a recorded, paused canary, and
 /// say which.
 async fn interrupted(engine: &Engine, config: &Config) -> Result<i32, CanaryError> {
-    eprintln!("interrupted: settling into a safe state (Ctrl-C again to leave at once)...");
+    // The listener said it is settling; a second signal ends the process from there.
     let settle = async {
         let stored = match engine.canary_state().await?.0 {
             CanaryState::None { .. } => {
@@ -160,11 +162,5 @@ async fn interrupted(engine: &Engine, config: &Config) -> Result<i32, CanaryErro
         );
         Ok(exit_code::INTERRUPTED)
     };
-    tokio::select! {
-        result = settle => result,
-        _ = tokio::signal::ctrl_c() => {
-            println!("interrupted twice: left as is; `kubectl canary status` explains the state");
-            Ok(exit_code::INTERRUPTED)
-        }
-    }
+    settle.await
 }

@@ -1,0 +1,259 @@
+//! Least privilege: every command works under exactly the documented Role
+//! (deploy/cli-rbac/role.yaml), through an identity that has nothing else (a ServiceAccount
+//! authenticated with `--token`); under the Role minus any verb a command checks, it ends
+//! with exit code 6 naming that verb, and nothing changed.
+
+mod common;
+
+use std::time::Duration;
+
+use canary_testkit::{
+    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_settled,
+    web_deployment,
+};
+use common::*;
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+
+const FORBIDDEN: i32 = 6;
+const SA: &str = "canary-operator";
+
+/// The documented Role, as shipped.
+fn documented_role() -> Role {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/cli-rbac/role.yaml"
+    );
+    let text = std::fs::read_to_string(path).expect("deploy/cli-rbac/role.yaml");
+    serde_saphyr::from_str(&text).expect("a Role")
+}
+
+/// Sets up the ServiceAccount bound to `role` in the namespace; returns its token.
+async fn operator(env: &TestEnv, ns: &str, role: &Role) -> String {
+    let client = env.client().await;
+    let roles: Api<Role> = Api::namespaced(client.clone(), ns);
+    roles
+        .create(&PostParams::default(), role)
+        .await
+        .expect("create the Role");
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), ns);
+    let binding = RoleBinding {
+        metadata: ObjectMeta {
+            name: Some("kubectl-canary".into()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: role.metadata.name.clone().unwrap(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: SA.into(),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        }]),
+    };
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("bind the Role");
+    let out = kubectl(env, &["-n", ns, "create", "serviceaccount", SA]).await;
+    assert!(
+        out.status.success() || text(&out).contains("AlreadyExists"),
+        "{}",
+        text(&out)
+    );
+    let out = kubectl(env, &["-n", ns, "create", "token", SA]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Replaces the Role's rules.
+async fn set_rules(env: &TestEnv, ns: &str, mut rules: Vec<PolicyRule>) {
+    // A rule left without verbs is invalid: drop it.
+    rules.retain(|rule| !rule.verbs.is_empty());
+    let roles: Api<Role> = Api::namespaced(env.client().await, ns);
+    let mut role = roles.get("kubectl-canary").await.unwrap();
+    role.rules = Some(rules);
+    roles
+        .replace("kubectl-canary", &PostParams::default(), &role)
+        .await
+        .unwrap();
+    // The authorizer's cache follows the Role within moments.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+async fn as_operator(env: &TestEnv, ns: &str, token: &str, args: &[&str]) -> std::process::Output {
+    let mut full = vec!["--token", token];
+    full.extend_from_slice(args);
+    canary(env, ns, &full).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_works_under_exactly_the_documented_role() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "rbac").await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 3, "nginx:1.14", None),
+    )
+    .await;
+    let original = spec_of(&env, &ns.name, "web").await;
+    let token = operator(&env, &ns.name, &documented_role()).await;
+    let run = |args: &'static [&'static str]| {
+        let (env, ns, token) = (env.clone(), ns.name.clone(), token.clone());
+        async move { as_operator(&env, &ns, &token, args).await }
+    };
+    let whoami = run(&[
+        "start",
+        "deploy/web",
+        "nginx=nginx:1.15",
+        "--canary",
+        "1",
+        "--dry-run",
+    ])
+    .await;
+    assert_exit(&whoami, 0, "start --dry-run under the Role");
+    assert_exit(
+        &run(&["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"]).await,
+        0,
+        "start",
+    );
+    assert_exit(&run(&["status", "deploy/web"]).await, 0, "status");
+    assert_exit(
+        &run(&["promote", "deploy/web", "--canary", "2"]).await,
+        0,
+        "promote --canary 2",
+    );
+    assert_exit(&run(&["abort", "deploy/web"]).await, 0, "abort");
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
+    assert_exit(
+        &run(&["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"]).await,
+        0,
+        "start again",
+    );
+    assert_exit(
+        &run(&["promote", "deploy/web", "--full"]).await,
+        0,
+        "promote --full",
+    );
+    assert!(
+        !record_exists(&env, &ns.name, "web").await,
+        "promote --full removes the record"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_verb_is_named_with_exit_6_and_nothing_changes() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "rbacminus").await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 3, "nginx:1.14", None),
+    )
+    .await;
+    let original = spec_of(&env, &ns.name, "web").await;
+    let role = documented_role();
+    let token = operator(&env, &ns.name, &role).await;
+    let full_rules = role.rules.clone().unwrap();
+    // Every verb start checks before its first change (the optional Events and pods/log
+    // rules are not checked: without them the tool works).
+    let checked: Vec<(usize, String)> = full_rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            !r.resources
+                .iter()
+                .flatten()
+                .any(|res| res == "events" || res == "pods/log")
+        })
+        .flat_map(|(i, r)| r.verbs.iter().map(move |v| (i, v.clone())))
+        .collect();
+    assert!(checked.len() >= 15, "{checked:?}");
+    for (index, verb) in checked {
+        let mut rules = full_rules.clone();
+        rules[index].verbs.retain(|v| *v != verb);
+        let resource = rules[index].resources.clone().unwrap_or_default().join(",");
+        set_rules(&env, &ns.name, rules).await;
+        let out = as_operator(
+            &env,
+            &ns.name,
+            &token,
+            &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
+        )
+        .await;
+        let what = format!("start without {verb} {resource}");
+        assert_exit(&out, FORBIDDEN, &what);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("may not {verb} {resource}")),
+            "{what}: names the verb: {}",
+            text(&out)
+        );
+        assert!(
+            !record_exists(&env, &ns.name, "web").await,
+            "{what}: no record"
+        );
+        assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
+    }
+    // promote and abort check their verbs too: with a held canary, take update
+    // deployments away and both refuse with nothing changed.
+    set_rules(&env, &ns.name, full_rules.clone()).await;
+    assert_exit(
+        &as_operator(
+            &env,
+            &ns.name,
+            &token,
+            &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
+        )
+        .await,
+        0,
+        "start under the full Role",
+    );
+    let held = spec_of(&env, &ns.name, "web").await;
+    for (resource, verb) in [
+        ("deployments", "update"),
+        ("configmaps", "update"),
+        ("configmaps", "delete"),
+    ] {
+        let mut rules = full_rules.clone();
+        for rule in &mut rules {
+            if rule.resources.iter().flatten().any(|r| r == resource) {
+                rule.verbs.retain(|v| v != verb);
+            }
+        }
+        set_rules(&env, &ns.name, rules).await;
+        for command in [
+            &["promote", "deploy/web", "--full"][..],
+            &["abort", "deploy/web"][..],
+        ] {
+            let out = as_operator(&env, &ns.name, &token, command).await;
+            let what = format!("{} without {verb} {resource}", command[0]);
+            assert_exit(&out, FORBIDDEN, &what);
+            assert!(
+                String::from_utf8_lossy(&out.stderr)
+                    .contains(&format!("may not {verb} {resource}")),
+                "{what}: {}",
+                text(&out)
+            );
+            assert_spec_equal_except(&held, &spec_of(&env, &ns.name, "web").await, &[]);
+            assert!(
+                record_exists(&env, &ns.name, "web").await,
+                "{what}: record kept"
+            );
+        }
+    }
+    set_rules(&env, &ns.name, full_rules).await;
+    assert_exit(
+        &as_operator(&env, &ns.name, &token, &["abort", "deploy/web"]).await,
+        0,
+        "abort",
+    );
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
+}
