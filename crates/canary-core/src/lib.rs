@@ -17,6 +17,7 @@ pub mod plan;
 pub mod pod;
 pub mod record;
 pub mod rollout_math;
+pub mod seal;
 pub mod stats;
 pub mod target;
 pub mod text;

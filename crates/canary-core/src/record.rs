@@ -331,26 +331,33 @@ pub fn with_images(template: &Value, images: &BTreeMap<String, String>) -> Value
     template
 }
 
-/// Whether a ReplicaSet's template is the given Deployment template: equal once the
-/// controller's `pod-template-hash` label is taken out (the controller's own rule).
-pub fn replica_set_template_matches(rs_template: &Value, deployment_template: &Value) -> bool {
-    let mut rs_template = rs_template.clone();
-    if let Some(labels) = rs_template
+/// A ReplicaSet's template without the controller's `pod-template-hash` label (and
+/// without the labels map if that was its only label): the Deployment template it was
+/// made from.
+pub fn without_template_hash(rs_template: &Value) -> Value {
+    let mut template = rs_template.clone();
+    if let Some(labels) = template
         .pointer_mut("/metadata/labels")
         .and_then(Value::as_object_mut)
     {
         labels.remove(POD_TEMPLATE_HASH_LABEL);
         if labels.is_empty() {
-            rs_template["metadata"]
+            template["metadata"]
                 .as_object_mut()
                 .map(|m| m.remove("labels"));
         }
     }
-    normalize(&rs_template) == normalize(deployment_template)
+    template
+}
+
+/// Whether a ReplicaSet's template is the given Deployment template: equal once the
+/// controller's `pod-template-hash` label is taken out (the controller's own rule).
+pub fn replica_set_template_matches(rs_template: &Value, deployment_template: &Value) -> bool {
+    normalize(&without_template_hash(rs_template)) == normalize(deployment_template)
 }
 
 /// Drops empty objects and nulls, which the API server sometimes omits and sometimes not.
-fn normalize(value: &Value) -> Value {
+pub fn normalize(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()

@@ -20,6 +20,7 @@ use canary_core::record::{
     CanaryRecord, Owner, POD_TEMPLATE_HASH_LABEL, Phase, RECORD_SCHEMA, StableRevision, images_of,
 };
 use canary_core::rollout_math::{CanaryMode, CanarySize, ResolvedCanary, resolve_canary};
+use canary_core::seal::Seal;
 use canary_core::text::{images_text, share_text};
 use canary_core::validate::{AutoscalerFacts, check_start};
 
@@ -29,7 +30,7 @@ use crate::live::LiveView;
 use crate::observe::{DeploymentView, NamespaceApis, pod_is_ready, revision_of, template_hash_of};
 use crate::preflight;
 use crate::status::{StatusReport, pod_problem};
-use crate::store::{RecordStore, StoredRecord, locked};
+use crate::store::{RecordStore, StoredRecord};
 
 mod admission;
 mod foreign;
@@ -78,7 +79,7 @@ static MUTATIONS: AtomicUsize = AtomicUsize::new(0);
 /// Called after every change the tool makes to the cluster. With the `test-hooks` feature,
 /// `KUBECTL_CANARY_CRASH_AFTER=N` kills the process (no clean-up of any kind, as kill -9)
 /// right after the Nth change, which is how the crash-safety tests reach every point.
-fn mutation_point(what: &str) {
+pub(crate) fn mutation_point(what: &str) {
     let n = MUTATIONS.fetch_add(1, Ordering::SeqCst) + 1;
     tracing::debug!(n, what, "mutation point");
     #[cfg(feature = "test-hooks")]
@@ -95,10 +96,10 @@ fn mutation_point(what: &str) {
 /// The engine for one Deployment.
 #[derive(Clone)]
 pub struct Engine {
-    client: kube::Client,
-    apis: NamespaceApis,
-    store: RecordStore,
-    name: String,
+    pub(crate) client: kube::Client,
+    pub(crate) apis: NamespaceApis,
+    pub(crate) store: RecordStore,
+    pub(crate) name: String,
     /// Whether this command has seen the canary template on the Deployment (see
     /// [`canary_core::foreign::KnownRecord::canary_seen`]).
     canary_seen: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -164,7 +165,7 @@ impl Engine {
     }
 
     /// Reads the Deployment alone.
-    async fn deployment(&self) -> Result<Deployment> {
+    pub(crate) async fn deployment(&self) -> Result<Deployment> {
         match self.apis.deployments.get(&self.name).await {
             Ok(deployment) => Ok(deployment),
             Err(e) if is_status(&e, 404) => Err(CanaryError::DeploymentNotFound {
@@ -176,7 +177,9 @@ impl Engine {
         }
     }
 
-    /// Reads the record; none is an error telling how to start one.
+    /// Reads the record as it is, unchecked; none is an error telling how to start one.
+    /// Whatever is written to the Deployment must come from
+    /// [`Engine::verified_record`](crate::trust) instead.
     pub async fn record(&self) -> Result<StoredRecord> {
         self.store
             .get()
@@ -207,8 +210,11 @@ impl Engine {
         )
         .await?;
         let view = self.view().await?;
-        if let Some(existing) = self.store.get().await? {
-            return Err(locked(&existing.record));
+        // A canary, a record of any kind, or a Deployment held without its record: refused
+        // with what it is. A seal left by a finished canary is replaced by the first update.
+        let state = crate::trust::classify(&view, crate::trust::read_record(&self.store).await?)?;
+        if !matches!(state, crate::trust::CanaryState::None { .. }) {
+            return Err(state.error(&self.name, &self.store.name()));
         }
         let autoscaler = self.autoscaler_of(&view).await?;
         check_start(
@@ -446,6 +452,8 @@ impl Engine {
                 }
                 self.store.delete(&stored).await?;
                 mutation_point("record deleted");
+                // The seal stays until the record is gone: a record without it is never trusted.
+                self.remove_seal().await?;
                 (options.progress)(&Progress::Released);
                 events
                     .normal(
@@ -484,7 +492,7 @@ impl Engine {
     }
 
     /// Applies the machine's updates until it only waits for the controller (`--no-wait`).
-    async fn apply_until_waiting(
+    pub(crate) async fn apply_until_waiting(
         &self,
         stored: &mut StoredRecord,
         goal: Goal,
@@ -493,7 +501,9 @@ impl Engine {
     ) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(change) = self.foreign_now(stored).await? {
+            if !stored.is_synthesized()
+                && let Some(change) = self.foreign_now(stored).await?
+            {
                 self.on_foreign(change, stored, progress).await?;
                 continue;
             }
@@ -511,7 +521,8 @@ impl Engine {
                     if Instant::now() >= deadline {
                         return Err(self.update_timed_out(goal, timeout, &change));
                     }
-                    self.apply_checked(&view, &change, stored, progress).await?;
+                    self.apply_checked(&view, &change, stored, goal, progress)
+                        .await?;
                 }
                 Decision::Stuck(stuck) => {
                     return Err(CanaryError::Stuck {
@@ -539,7 +550,9 @@ impl Engine {
         let mut live = self.live().await?;
         let mut last_wait: Option<Waiting> = None;
         loop {
-            if let Some(change) = self.foreign_in_live(&live, stored) {
+            if !stored.is_synthesized()
+                && let Some(change) = self.foreign_in_live(&live, stored)
+            {
                 self.on_foreign(change, stored, progress).await?;
                 // Decide next on a view that includes the record just written.
                 live.record_caught_up_with(&stored.resource_version, Duration::from_secs(5))
@@ -568,7 +581,10 @@ impl Engine {
                     if Instant::now() >= deadline {
                         return Err(self.update_timed_out(goal, timeout, &change));
                     }
-                    match self.apply_checked(&view, &change, stored, progress).await? {
+                    match self
+                        .apply_checked(&view, &change, stored, goal, progress)
+                        .await?
+                    {
                         // Decide next on a view that includes our own write.
                         Some(version) => {
                             live.caught_up_with(&version, Duration::from_secs(5)).await
@@ -599,16 +615,19 @@ impl Engine {
         }
     }
 
-    /// One update of the Deployment guarded by the resourceVersion just read. A conflict is
-    /// not an error: the caller reads again and decides again.
+    /// One update of the Deployment guarded by the resourceVersion just read, carrying the
+    /// seal of the record it comes from. A conflict is not an error: the caller reads again
+    /// and decides again.
     async fn apply(
         &self,
         view: &DeploymentView,
         change: &SpecChange,
+        seal: &Seal,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<Option<Deployment>> {
         let mut deployment = view.deployment.clone();
         apply_change(&mut deployment, change)?;
+        crate::trust::set_seal(&mut deployment, Some(seal));
         match self
             .apis
             .deployments
@@ -640,13 +659,7 @@ impl Engine {
     /// One read of the cluster (the Deployment, its ReplicaSets and pods, the record), as a
     /// status report.
     pub async fn status_report(&self) -> Result<StatusReport> {
-        let view = self.view().await?;
-        let stored = self.store.get().await?;
-        Ok(StatusReport::build(
-            self.namespace(),
-            &view,
-            stored.as_ref(),
-        ))
+        Ok(self.checked_status_report().await?.0)
     }
 
     /// Waits (at most `timeout`) on the live view until the `pods` canary pods of a held
@@ -665,7 +678,9 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut live = self.live().await?;
         loop {
-            if let Some(change) = self.foreign_in_live(&live, stored) {
+            if !stored.is_synthesized()
+                && let Some(change) = self.foreign_in_live(&live, stored)
+            {
                 self.on_foreign(change, stored, progress).await?;
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 *stored = self

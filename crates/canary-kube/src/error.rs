@@ -36,6 +36,10 @@ pub enum ErrorKind {
     RecordLost,
     /// Another run took the canary over.
     Superseded,
+    /// The record differs from what only the Deployment's writers and its controller own.
+    RecordTampered,
+    /// The Deployment is held by a canary whose record is gone or unreadable.
+    HeldWithoutRecord,
     /// The input (an analysis spec, for instance) is malformed; nothing was changed.
     Usage,
     /// Anything else.
@@ -154,6 +158,40 @@ pub enum CanaryError {
         /// What is wrong.
         detail: String,
     },
+    /// The record differs from the seal on the Deployment or from the stable ReplicaSet:
+    /// the command stopped before any write.
+    #[error(
+        "the canary record {name} was changed outside kubectl-canary: {tampering}; nothing was \
+         written to deploy/{deployment}. {hint}"
+    )]
+    RecordTampered {
+        /// Deployment.
+        deployment: String,
+        /// The record's ConfigMap name.
+        name: String,
+        /// What differs (boxed: errors stay small).
+        tampering: Box<canary_core::seal::Tampering>,
+        /// What to do.
+        hint: String,
+    },
+    /// The Deployment carries the brake and the seal, but the record is gone or unreadable.
+    #[error(
+        "deploy/{deployment} is held by a kubectl-canary canary whose record {name} is lost ({how}); \
+         run `kubectl canary abort deploy/{deployment}` to roll back to the stable ReplicaSet \
+         {stable} with the settings kept in the Deployment's {annotation} annotation"
+    )]
+    HeldWithoutRecord {
+        /// Deployment.
+        deployment: String,
+        /// The record's ConfigMap name.
+        name: String,
+        /// `missing` or `unreadable (why)`.
+        how: String,
+        /// The stable ReplicaSet named by the seal.
+        stable: String,
+        /// The seal's annotation.
+        annotation: &'static str,
+    },
     /// The input is malformed (an analysis spec that cannot be read).
     #[error("{0}")]
     Usage(String),
@@ -206,6 +244,8 @@ impl CanaryError {
                 ForeignChange::RecordLost => ErrorKind::RecordLost,
                 ForeignChange::SupersededByAnotherRun { .. } => ErrorKind::Superseded,
             },
+            CanaryError::RecordTampered { .. } => ErrorKind::RecordTampered,
+            CanaryError::HeldWithoutRecord { .. } => ErrorKind::HeldWithoutRecord,
             CanaryError::Usage(_) => ErrorKind::Usage,
             // Nothing to analyse is a canary that does not exist (exit code 3), whichever
             // command runs the analysis; a spec without checks is malformed input.

@@ -14,3 +14,4 @@ pub mod plan_subject;
 pub mod preflight;
 pub mod status;
 pub mod store;
+pub mod trust;

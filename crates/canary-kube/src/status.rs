@@ -15,6 +15,8 @@ use canary_core::rollout_math::CanaryMode;
 
 use crate::observe::{DeploymentView, pod_is_ready, revision_of, template_hash_of, template_json};
 use crate::store::StoredRecord;
+use crate::trust::CanaryState;
+use canary_core::seal::{SealedGoal, describe_goal};
 
 /// One side (stable or canary) as it is now.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -78,6 +80,10 @@ pub struct StatusReport {
     pub next_steps: Vec<String>,
     /// The record's history.
     pub history: Vec<String>,
+    /// Why the record cannot be used as it is (changed outside kubectl-canary, not
+    /// confirmed by the Deployment, lost), if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<String>,
 }
 
 /// A pod's problem, the way `kubectl get pods` would show it, with the scheduler's reason
@@ -208,6 +214,7 @@ impl StatusReport {
                     "kubectl canary start deploy/{name} CONTAINER=IMAGE --canary 1"
                 )],
                 history: vec![],
+                integrity: None,
             };
         };
         let record = &stored.record;
@@ -286,7 +293,91 @@ impl StatusReport {
                 .iter()
                 .map(|h| format!("{} {}", h.at, h.event))
                 .collect(),
+            integrity: None,
         }
+    }
+
+    /// The status of a classified canary: a verified record as [`StatusReport::build`]
+    /// shows it; a record that cannot be trusted as read, with why and no step taken from
+    /// it; a Deployment held without its record with the sides the seal names.
+    pub fn for_state(
+        namespace: &str,
+        view: &DeploymentView,
+        state: &CanaryState,
+        record_name: &str,
+    ) -> Self {
+        let name = view.name();
+        // Only a verified record names the sides; otherwise the seal does (never the record).
+        let mut report = match state {
+            CanaryState::Verified { stored, .. } => Self::build(namespace, view, Some(stored)),
+            _ => Self::build(namespace, view, None),
+        };
+        report.integrity = state.warning(&name, record_name);
+        let abort = format!("kubectl canary abort deploy/{name}");
+        match state {
+            CanaryState::Verified { stored, seal }
+                if SealedGoal::from(stored.record.phase.goal()) != seal.goal =>
+            {
+                // A command records its intent before writing the Deployment; anyone who may
+                // write ConfigMaps can record one too. Say it is not applied yet.
+                report.integrity = Some(format!(
+                    "the recorded intent ({}) is not applied to the Deployment yet (kubectl-canary's last \
+                     update of it was towards {}); it is carried out only by a command that asks for it",
+                    stored.record.phase.describe(),
+                    describe_goal(seal.goal)
+                ));
+            }
+            CanaryState::Tampered { seal, .. } => {
+                report.phase =
+                    "held by kubectl-canary; its record was changed outside kubectl-canary".into();
+                report.seal_sides(view, seal);
+                report.next_steps = vec![format!(
+                    "{abort} --recover   # roll back from the Deployment's seal and stable ReplicaSet, ignoring the record"
+                )];
+            }
+            CanaryState::Unconfirmed { stored, braked } => {
+                report.phase = format!(
+                    "recorded but not confirmed by the Deployment: {}",
+                    stored.record.phase.describe()
+                );
+                report.next_steps = if *braked {
+                    vec![format!(
+                        "kubectl edit deploy/{name}   # put the original settings back by hand, then {abort}"
+                    )]
+                } else {
+                    vec![format!(
+                        "{abort}   # discard the record; nothing is written to the Deployment"
+                    )]
+                };
+            }
+            CanaryState::RecordLost { seal, .. } => {
+                report.phase = "held by kubectl-canary, but its record is lost".into();
+                report.seal_sides(view, seal);
+                report.next_steps = vec![format!(
+                    "{abort}   # roll back to the stable ReplicaSet {} with the settings kept on the Deployment",
+                    seal.stable.replica_set
+                )];
+            }
+            _ => {}
+        }
+        report
+    }
+
+    /// The sides as the seal names them: stable is the ReplicaSet with the sealed UID, the
+    /// canary the one with the Deployment's current template.
+    fn seal_sides(&mut self, view: &DeploymentView, seal: &canary_core::seal::Seal) {
+        let stable_uid = Some(seal.stable.uid.as_str());
+        self.mode = Some(seal.mode);
+        self.stable = view
+            .replica_sets
+            .iter()
+            .find(|rs| rs.uid().as_deref() == stable_uid)
+            .map(|rs| side(view, rs));
+        self.canary = view
+            .replica_set_with_template(&view.template())
+            .filter(|rs| rs.uid().as_deref() != stable_uid)
+            .map(|rs| side(view, rs));
+        self.canary_traffic_share = None;
     }
 }
 

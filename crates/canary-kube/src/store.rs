@@ -3,6 +3,8 @@
 //! A ConfigMap rather than Deployment annotations, because the controller copies a
 //! Deployment's annotations onto its ReplicaSets; owned by the Deployment, so it is
 //! garbage-collected with it. Creating it is the lock: a second start meets AlreadyExists.
+//! Whoever may write ConfigMaps may write it: it is read here as it is, and checked against
+//! the seal on the Deployment and the stable ReplicaSet in [`crate::trust`] before any use.
 
 use std::collections::BTreeMap;
 
@@ -61,6 +63,24 @@ pub struct StoredRecord {
     pub uid: String,
     /// The ConfigMap's owner references, kept on every update.
     pub owner_references: Vec<OwnerReference>,
+}
+
+impl StoredRecord {
+    /// A record rebuilt from the Deployment (a recovery without the record): no ConfigMap
+    /// backs it, so nothing is written to or watched for it.
+    pub fn synthesized(record: CanaryRecord) -> Self {
+        Self {
+            record,
+            resource_version: String::new(),
+            uid: String::new(),
+            owner_references: Vec::new(),
+        }
+    }
+
+    /// Whether no ConfigMap backs this record (see [`StoredRecord::synthesized`]).
+    pub fn is_synthesized(&self) -> bool {
+        self.uid.is_empty()
+    }
 }
 
 /// Reads and writes the record of one Deployment.

@@ -72,9 +72,7 @@ async fn run_command(cli: &Cli) -> i32 {
     };
     let result = match &command {
         CommandConfig::Start(start) => commands::start::run(&config, start).await,
-        CommandConfig::Status(status) => commands::status::run(&config, status)
-            .await
-            .map(|()| exit_code::OK),
+        CommandConfig::Status(status) => commands::status::run(&config, status).await,
         CommandConfig::Promote(promote) => commands::lifecycle::promote(&config, promote).await,
         CommandConfig::Abort(abort) => commands::lifecycle::abort(&config, abort).await,
         CommandConfig::Analyze(analyze) => commands::analyze::run(&config, analyze).await,

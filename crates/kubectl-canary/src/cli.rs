@@ -260,6 +260,12 @@ pub struct AbortArgs {
     /// Return once the rollback update is made, without waiting for the canary pods to go.
     #[arg(long)]
     pub no_wait: bool,
+    /// Roll back from the Deployment alone, ignoring the record: the stable ReplicaSet named
+    /// by the Deployment's kubectl-canary.io/seal annotation and the original settings kept
+    /// there; the record is deleted at the end. For a record changed outside kubectl-canary.
+    /// (A Deployment whose record is lost is recovered by a plain abort.)
+    #[arg(long)]
+    pub recover: bool,
 }
 
 /// `analyze` flags.

@@ -45,6 +45,12 @@ pub const RECREATED: i32 = 16;
 pub const RECORD_LOST: i32 = 17;
 /// Another kubectl-canary run took the canary over; this run stopped and changed nothing more.
 pub const SUPERSEDED: i32 = 18;
+/// The canary record was changed outside kubectl-canary (it differs from the seal on the
+/// Deployment or from the stable ReplicaSet, or no update of the Deployment confirms it);
+/// nothing was written.
+pub const RECORD_TAMPERED: i32 = 20;
+/// The Deployment is held by a canary whose record is gone or unreadable; `abort` recovers.
+pub const HELD_WITHOUT_RECORD: i32 = 21;
 /// Interrupted (Ctrl-C); the output says what state was left.
 pub const INTERRUPTED: i32 = 130;
 
@@ -65,6 +71,8 @@ pub fn for_error(kind: canary_kube::error::ErrorKind) -> i32 {
         ErrorKind::Recreated => RECREATED,
         ErrorKind::RecordLost => RECORD_LOST,
         ErrorKind::Superseded => SUPERSEDED,
+        ErrorKind::RecordTampered => RECORD_TAMPERED,
+        ErrorKind::HeldWithoutRecord => HELD_WITHOUT_RECORD,
         ErrorKind::Usage => USAGE,
         ErrorKind::Internal => ERROR,
     }

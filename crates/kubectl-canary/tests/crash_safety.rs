@@ -9,6 +9,7 @@ mod common;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
+use canary_core::seal::SEAL_ANNOTATION;
 use canary_testkit::{
     TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_settled,
     web_deployment,
@@ -31,6 +32,7 @@ async fn crash_and_recover(
     let ns = TestNamespace::create(env, "crash").await;
     create_settled(env, &ns.name, &web_deployment("web", 3, "nginx:1.14", None)).await;
     let original = spec_of(env, &ns.name, "web").await;
+    let original_annotations = annotations_of(env, &ns.name, "web").await;
     if held {
         assert_exit(
             &canary(env, &ns.name, &["start", "deploy/web", "nginx=nginx:1.15"]).await,
@@ -63,15 +65,41 @@ async fn crash_and_recover(
     );
 
     let has_record = record_exists(env, &ns.name, "web").await;
+    let has_seal = annotations_of(env, &ns.name, "web")
+        .await
+        .contains_key(SEAL_ANNOTATION);
     let recovery_args: Vec<&str> = match recovery {
         "abort" => vec!["abort", "deploy/web"],
         _ => vec!["promote", "deploy/web", "--full"],
     };
-    if has_record {
+    // A record without the seal is one no update of the Deployment confirms (start died
+    // right after creating it): promote refuses it without writing, abort discards it.
+    let unconfirmed = has_record && !has_seal;
+    if unconfirmed && recovery == "promote" {
+        let before = deployment_json(env, &ns.name, "web").await;
+        let out = canary(env, &ns.name, &recovery_args).await;
+        assert_exit(
+            &out,
+            20,
+            &format!("{context}: an unconfirmed record is not promoted"),
+        );
+        assert_eq!(
+            before,
+            deployment_json(env, &ns.name, "web").await,
+            "{context}: nothing written"
+        );
+        let out = canary(env, &ns.name, &["abort", "deploy/web"]).await;
+        assert_exit(&out, 0, &format!("{context}: abort discards it"));
+    } else if has_record {
         let out = canary(env, &ns.name, &recovery_args).await;
         assert_exit(&out, 0, &format!("{context}: recovery"));
+    } else if has_seal {
+        // The crashed command had deleted the record but not yet taken its seal off: the
+        // next command finishes that.
+        let out = canary(env, &ns.name, &recovery_args).await;
+        assert_exit(&out, 0, &format!("{context}: finishes the cleanup"));
     } else {
-        // The crashed command had already finished its work (the record was its last
+        // The crashed command had already finished its work (the seal was its last
         // change): there is nothing left to recover, and the next command says so.
         let out = canary(env, &ns.name, &recovery_args).await;
         assert_exit(&out, 3, &format!("{context}: nothing to recover"));
@@ -105,7 +133,12 @@ async fn crash_and_recover(
             "{context}: abort ends on the stable version"
         );
     }
-    if recovery == "promote" && has_record {
+    assert_eq!(
+        without_revision(original_annotations),
+        without_revision(annotations_of(env, &ns.name, "web").await),
+        "{context}: the Deployment's annotations are as before"
+    );
+    if recovery == "promote" && has_record && !unconfirmed {
         assert_eq!(
             image, "nginx:1.15",
             "{context}: promote ends on the new version"

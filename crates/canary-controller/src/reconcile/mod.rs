@@ -88,6 +88,8 @@ impl ReconcileError {
                 canary_kube::error::ErrorKind::Recreated => "recreated",
                 canary_kube::error::ErrorKind::RecordLost => "record_lost",
                 canary_kube::error::ErrorKind::Superseded => "superseded",
+                canary_kube::error::ErrorKind::RecordTampered => "record_tampered",
+                canary_kube::error::ErrorKind::HeldWithoutRecord => "held_without_record",
                 canary_kube::error::ErrorKind::Internal => "internal",
             },
         }

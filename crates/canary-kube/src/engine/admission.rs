@@ -8,6 +8,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 
 use canary_core::machine::{Goal, SpecChange};
+use canary_core::seal::Seal;
 
 use super::{Engine, Progress};
 use crate::error::{CanaryError, Result};
@@ -24,9 +25,11 @@ impl Engine {
         view: &DeploymentView,
         change: &SpecChange,
         stored: &mut StoredRecord,
+        goal: Goal,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<Option<String>> {
-        let Some(mut updated) = self.apply(view, change, progress).await? else {
+        let seal = Seal::for_record(&stored.record, goal);
+        let Some(mut updated) = self.apply(view, change, &seal, progress).await? else {
             return Ok(None);
         };
         if !settings_of(&updated).equivalent(&change.settings) {
@@ -37,7 +40,7 @@ impl Engine {
                 deployment: updated.clone(),
                 ..view.clone()
             };
-            match self.apply(&again, change, progress).await? {
+            match self.apply(&again, change, &seal, progress).await? {
                 None => return Ok(None),
                 Some(retried) if settings_of(&retried).equivalent(&change.settings) => {
                     updated = retried;

@@ -10,6 +10,7 @@ use canary_core::foreign::{
     ForeignChange, ForeignResponse, KnownRecord, SeenRecord, classify, follow_size, followed,
 };
 use canary_core::machine::{Goal, TemplateState, template_state};
+use canary_core::seal::Seal;
 use std::sync::atomic::Ordering;
 
 use super::{Engine, Progress, mutation_point};
@@ -256,8 +257,10 @@ impl Engine {
                 ForeignResponse::Stop | ForeignResponse::Follow { .. } => return Ok(()),
                 ForeignResponse::Close => return self.close(change, stored, &view, progress).await,
                 ForeignResponse::Release(spec) => {
-                    // A conflict: someone wrote meanwhile; read and judge again.
-                    let _ = self.apply(&view, &spec, progress).await?;
+                    // A conflict: someone wrote meanwhile; read and judge again. The seal stays
+                    // (goal: the Deployment's own settings) until the record is deleted.
+                    let seal = Seal::for_record(&stored.record, Goal::Abort);
+                    let _ = self.apply(&view, &spec, &seal, progress).await?;
                 }
             }
         }
@@ -292,6 +295,8 @@ impl Engine {
         {
             self.store.delete(&current).await?;
             mutation_point("record deleted: foreign change");
+            // The seal stays until the record is gone: a record without it is never trusted.
+            self.remove_seal().await?;
             progress(&Progress::Released);
         }
         Ok(())

@@ -348,3 +348,65 @@ async fn a_recreated_deployment_is_not_touched() {
         "neither the Deployment nor the record is written"
     );
 }
+
+/// The update that puts the brake on carries the seal of the record it comes from, in the
+/// same request: the original settings, the stable ReplicaSet, the target images, the goal
+/// and the record's digest. A record is never trusted without it.
+#[tokio::test]
+async fn the_brake_is_written_with_the_seal_in_one_update() {
+    let (engine, mut handle) = engine();
+    let mut record = record();
+    record.phase = canary_core::record::Phase::Starting { pods: 1 };
+    let server = {
+        let record = record.clone();
+        tokio::spawn(async move {
+            serve_view(
+                &mut handle,
+                deployment("d-uid", "10", &rolled_back(&record)),
+            )
+            .await;
+            let (request, send) = handle.next_request().await.expect("PUT");
+            assert_eq!(request.method(), Method::PUT);
+            let body = body_json(request).await;
+            assert_eq!(
+                body["spec"]["minReadySeconds"],
+                canary_core::record::BRAKE_MIN_READY_SECONDS
+            );
+            let seal = canary_core::seal::Seal::parse(
+                body["metadata"]["annotations"][canary_core::seal::SEAL_ANNOTATION]
+                    .as_str()
+                    .expect("the seal is in the same update as the brake"),
+            )
+            .unwrap();
+            assert_eq!(
+                seal,
+                canary_core::seal::Seal::for_record(&record, Goal::Hold { pods: 1 })
+            );
+            assert_eq!(seal.original_settings, record.original_settings);
+            assert_eq!(
+                seal.record_digest,
+                canary_core::seal::record_digest(&record)
+            );
+            let mut updated: Deployment = serde_json::from_value(body).unwrap();
+            updated.metadata.resource_version = Some("11".into());
+            updated.metadata.generation = Some(3);
+            let updated = serde_json::to_value(updated).unwrap();
+            send.send_response(respond(StatusCode::OK, updated.clone()));
+            // Read once more: the controller has not observed it yet, so wait.
+            serve_view(&mut handle, updated).await;
+        })
+    };
+    let mut progress = quiet();
+    // A synthesized record: this scenario serves the update path only, not the foreign checks.
+    let mut stored = crate::store::StoredRecord::synthesized(record.clone());
+    engine
+        .apply_until_waiting(
+            &mut stored,
+            Goal::Hold { pods: 1 },
+            Duration::from_secs(30),
+            &mut progress,
+        )
+        .await
+        .expect("one update, then waiting");
+    server.await.unwrap();
+}

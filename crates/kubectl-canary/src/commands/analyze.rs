@@ -8,6 +8,7 @@ use canary_kube::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use canary_kube::engine::Engine;
 use canary_kube::error::CanaryError;
 use canary_kube::events::EventSink;
+use canary_kube::trust::CanaryState;
 
 use crate::config::analyze::AnalyzeConfig;
 use crate::config::{Config, OutputFormat};
@@ -18,8 +19,21 @@ use crate::output::{print_structured, verdict_text};
 pub async fn run(config: &Config, analyze: &AnalyzeConfig) -> Result<i32, CanaryError> {
     let spec = &analyze.analysis;
     let engine = Engine::new(&config.client, &config.namespace, &analyze.deployment);
-    let view = engine.view().await?;
-    let stored = engine.store().get().await?;
+    // Which pods are canary and which stable comes from the checked record only: an edited
+    // record could otherwise make the verdict compare the wrong pods.
+    let (state, view) = engine.canary_state().await?;
+    let stored = match state {
+        CanaryState::Verified { stored, .. } => Some(stored),
+        CanaryState::None { .. } => None,
+        CanaryState::RecordLost { .. } => {
+            eprintln!(
+                "note: {}",
+                state.error(&analyze.deployment, &engine.store().name())
+            );
+            None
+        }
+        other => return Err(other.error(&analyze.deployment, &engine.store().name())),
+    };
     let target = match &stored {
         Some(stored) => AnalysisTarget::from_record(&view, &stored.record),
         None => AnalysisTarget::from_latest_revisions(&view),

@@ -3,9 +3,11 @@
 
 use canary_core::machine::{Decision, Goal, decide};
 use canary_core::rollout_math::{grows, resolve_canary};
+use canary_core::seal::{SEAL_ANNOTATION, Seal};
 use canary_kube::engine::{DriveOptions, Engine};
 use canary_kube::error::CanaryError;
 use canary_kube::preflight;
+use canary_kube::trust::{CanaryState, RecordRead};
 
 use crate::config::lifecycle::{AbortConfig, PromoteConfig};
 use crate::config::{Config, OutputFormat};
@@ -16,7 +18,19 @@ use crate::output::{change_fields, print_structured, progress_printer, status_te
 pub async fn promote(config: &Config, promote: &PromoteConfig) -> Result<i32, CanaryError> {
     let name = &promote.deployment;
     let engine = Engine::new(&config.client, &config.namespace, name);
-    let mut stored = engine.record().await?;
+    let mut stored = match engine.canary_state().await? {
+        (
+            CanaryState::None {
+                leftover_seal: Some(_),
+            },
+            _,
+        ) if !promote.dry_run => {
+            return finish_cleanup(config, &engine).await;
+        }
+        (CanaryState::None { .. }, _) => return Err(no_canary(config, name)),
+        (CanaryState::Verified { stored, .. }, _) => stored,
+        (other, _) => return Err(other.error(name, &engine.store().name())),
+    };
     let goal = match promote.canary {
         None => Goal::PromoteFull,
         Some(size) => {
@@ -65,11 +79,70 @@ pub async fn promote(config: &Config, promote: &PromoteConfig) -> Result<i32, Ca
     .await
 }
 
-/// Runs `abort`.
+/// Runs `abort`: rolls a verified canary back; recovers a Deployment held without its
+/// record (or, with `--recover`, ignoring it) from the seal and the stable ReplicaSet;
+/// discards a record no update of the Deployment confirms; finishes a cleanup left undone.
 pub async fn abort(config: &Config, abort: &AbortConfig) -> Result<i32, CanaryError> {
     let name = &abort.deployment;
     let engine = Engine::new(&config.client, &config.namespace, name);
-    let stored = engine.record().await?;
+    let (state, view) = engine.canary_state().await?;
+    let stored = match state {
+        CanaryState::Verified { stored, .. } if !abort.recover => stored,
+        CanaryState::Verified { stored, seal } | CanaryState::Tampered { stored, seal, .. }
+            if abort.recover =>
+        {
+            return recover(config, &engine, abort, seal, RecordRead::Decoded(stored)).await;
+        }
+        CanaryState::RecordLost { seal, unreadable } => {
+            let record = unreadable.map_or(RecordRead::Missing, RecordRead::Unreadable);
+            return recover(config, &engine, abort, seal, record).await;
+        }
+        CanaryState::Unconfirmed {
+            stored,
+            braked: false,
+        } => {
+            require_change_rights(&engine, "kubectl canary abort", abort.dry_run).await?;
+            if abort.dry_run {
+                println!(
+                    "dry run: nothing changed. It would delete the record {}, which no update of deploy/{name} \
+                     confirms, and write nothing to the Deployment.",
+                    engine.store().name()
+                );
+                return Ok(exit_code::OK);
+            }
+            engine.discard_record(&stored).await?;
+            println!(
+                "deleted the record {}: no update of deploy/{name} by kubectl-canary confirms it (a start that \
+                 stopped before changing anything, or a record someone created); nothing was written to the Deployment",
+                engine.store().name()
+            );
+            return Ok(exit_code::OK);
+        }
+        CanaryState::Unreadable(unreadable)
+            if !canary_kube::observe::settings_of(&view.deployment).is_braked() =>
+        {
+            require_change_rights(&engine, "kubectl canary abort", abort.dry_run).await?;
+            if abort.dry_run {
+                println!(
+                    "dry run: nothing changed. It would delete the unreadable record {}.",
+                    engine.store().name()
+                );
+                return Ok(exit_code::OK);
+            }
+            engine.delete_unreadable(&unreadable).await?;
+            println!(
+                "deleted the unreadable record {} ({}); deploy/{name} carries no canary, nothing was written to it",
+                engine.store().name(),
+                unreadable.detail
+            );
+            return Ok(exit_code::OK);
+        }
+        CanaryState::None {
+            leftover_seal: Some(_),
+        } if !abort.dry_run => return finish_cleanup(config, &engine).await,
+        CanaryState::None { .. } => return Err(no_canary(config, name)),
+        other => return Err(other.error(name, &engine.store().name())),
+    };
     let by_hand = format!(
         "kubectl rollout undo deploy/{name}   (refused while paused: \"you cannot rollback a paused deployment\"; \
          resuming first rolls the canary forward)"
@@ -151,6 +224,100 @@ async fn run_goal(
         if !print_structured(config.output, &report) {
             print!("{}", status_text(&report, false));
         }
+    }
+    Ok(exit_code::OK)
+}
+
+fn no_canary(config: &Config, name: &str) -> CanaryError {
+    CanaryError::NoCanary {
+        namespace: config.namespace.clone(),
+        name: name.to_string(),
+    }
+}
+
+async fn require_change_rights(
+    engine: &Engine,
+    command: &str,
+    dry_run: bool,
+) -> Result<(), CanaryError> {
+    let permissions: &[&[preflight::Permission]] = if dry_run {
+        &[preflight::READ]
+    } else {
+        &[preflight::READ, preflight::CHANGE]
+    };
+    preflight::require(engine.client(), engine.namespace(), command, permissions).await
+}
+
+/// No record, but the seal of a finished canary is still on the Deployment (the last step
+/// of a promotion or rollback did not run): takes it off, so the Deployment's annotations
+/// are as they were before the canary.
+async fn finish_cleanup(config: &Config, engine: &Engine) -> Result<i32, CanaryError> {
+    require_change_rights(engine, "kubectl canary", false).await?;
+    engine.remove_seal().await?;
+    if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
+        println!(
+            "no canary is running; removed the {SEAL_ANNOTATION} annotation a finished canary left on the Deployment"
+        );
+    }
+    Ok(exit_code::OK)
+}
+
+/// `abort` without a usable record: the stable ReplicaSet named by the seal, with the seal's
+/// original settings, in one update; then the record (if any) and the seal are deleted.
+async fn recover(
+    config: &Config,
+    engine: &Engine,
+    abort: &AbortConfig,
+    seal: Seal,
+    record: RecordRead,
+) -> Result<i32, CanaryError> {
+    let name = &abort.deployment;
+    let human = matches!(config.output, OutputFormat::Table | OutputFormat::Wide);
+    require_change_rights(engine, "kubectl canary abort", abort.dry_run).await?;
+    let view = engine.view().await?;
+    let recovery = engine.recovery_record(&view, &seal)?;
+    if abort.dry_run {
+        let decision = decide(&recovery, Goal::Abort, &view.observation(&recovery));
+        if !print_structured(config.output, &decision) {
+            println!("dry run: nothing changed.");
+            if let Decision::Apply(change) = decision {
+                println!("It would update deploy/{name}: {}", change.summary);
+                println!("  {}", change_fields(&change));
+            }
+            println!(
+                "Then it would delete the record {} (if any) and the {SEAL_ANNOTATION} annotation.",
+                engine.store().name()
+            );
+        }
+        return Ok(exit_code::OK);
+    }
+    if human {
+        let why = match &record {
+            RecordRead::Missing => "its record is missing".to_string(),
+            RecordRead::Unreadable(u) => format!("its record is unreadable ({})", u.detail),
+            RecordRead::Decoded(_) => "--recover: the record is ignored".to_string(),
+        };
+        println!(
+            "kubectl canary abort deploy/{name}: {why}; rolling back to the stable ReplicaSet {} with the \
+             original settings kept in the {SEAL_ANNOTATION} annotation",
+            seal.stable.replica_set
+        );
+    }
+    let mut printer = progress_printer(config.output);
+    let options = DriveOptions {
+        timeout: config.timeout,
+        progress: &mut printer,
+    };
+    tokio::select! {
+        result = engine.recover_without_record(&seal, record, abort.wait, options) => result?,
+        _ = tokio::signal::ctrl_c() => {
+            println!("interrupted: run `kubectl canary abort deploy/{name}` again to finish");
+            return Ok(exit_code::INTERRUPTED);
+        }
+    }
+    let report = engine.status_report().await?;
+    if !print_structured(config.output, &report) {
+        print!("{}", status_text(&report, false));
     }
     Ok(exit_code::OK)
 }

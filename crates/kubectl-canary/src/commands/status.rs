@@ -3,13 +3,16 @@
 use canary_kube::engine::Engine;
 use canary_kube::error::CanaryError;
 use canary_kube::status::StatusReport;
+use canary_kube::trust::{CanaryState, RecordRead, UnreadableRecord, classify};
 
 use crate::config::status::StatusConfig;
 use crate::config::{Config, OutputFormat};
+use crate::exit_code;
 use crate::output::{print_structured, status_text};
 
-/// Prints the status once, or on every change with `--watch`.
-pub async fn run(config: &Config, status: &StatusConfig) -> Result<(), CanaryError> {
+/// Prints the status once, or on every change with `--watch`; returns the exit code: 0, or
+/// the code of a record that cannot be trusted or is lost.
+pub async fn run(config: &Config, status: &StatusConfig) -> Result<i32, CanaryError> {
     let engine = Engine::new(&config.client, &config.namespace, &status.deployment);
     let mut last = None;
     let mut print = |report: StatusReport| {
@@ -27,10 +30,11 @@ pub async fn run(config: &Config, status: &StatusConfig) -> Result<(), CanaryErr
         }
         last = Some(report);
     };
-    let report = engine.status_report().await?;
+    let (report, state) = engine.checked_status_report().await?;
+    let code = exit_code_of(&state);
     print(report);
     if !status.watch {
-        return Ok(());
+        return Ok(code);
     }
     // One watch per kind (Deployment, ReplicaSets, pods, record) feeds a live view; each
     // burst of events is rendered once, and only a changed report is printed.
@@ -38,11 +42,35 @@ pub async fn run(config: &Config, status: &StatusConfig) -> Result<(), CanaryErr
     loop {
         live.changed(std::time::Duration::from_secs(60)).await;
         let view = live.view()?;
-        let record = live.record(engine.store())?;
-        print(StatusReport::build(
+        let read = match live.record(engine.store()) {
+            Ok(Some(stored)) => RecordRead::Decoded(stored),
+            Ok(None) => RecordRead::Missing,
+            Err(CanaryError::BadRecord { detail, .. }) => {
+                RecordRead::Unreadable(UnreadableRecord {
+                    detail,
+                    uid: String::new(),
+                    resource_version: String::new(),
+                })
+            }
+            Err(other) => return Err(other),
+        };
+        let state = classify(&view, read)?;
+        print(StatusReport::for_state(
             &config.namespace,
             &view,
-            record.as_ref(),
+            &state,
+            &engine.store().name(),
         ));
+    }
+}
+
+/// `status` exits non-zero when the record cannot be trusted or is lost, so scripts notice.
+fn exit_code_of(state: &CanaryState) -> i32 {
+    match state {
+        CanaryState::Tampered { .. } | CanaryState::Unconfirmed { braked: true, .. } => {
+            exit_code::RECORD_TAMPERED
+        }
+        CanaryState::RecordLost { .. } => exit_code::HELD_WITHOUT_RECORD,
+        _ => exit_code::OK,
     }
 }

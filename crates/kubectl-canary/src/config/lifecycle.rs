@@ -37,6 +37,9 @@ pub struct AbortConfig {
     pub dry_run: bool,
     /// Wait for the canary pods to go (no `--no-wait`).
     pub wait: bool,
+    /// `--recover`: roll back from the Deployment's seal and stable ReplicaSet alone,
+    /// ignoring the record.
+    pub recover: bool,
 }
 
 impl From<&AbortArgs> for AbortConfig {
@@ -45,6 +48,7 @@ impl From<&AbortArgs> for AbortConfig {
             deployment: args.target.name.clone(),
             dry_run: args.dry_run,
             wait: !args.no_wait,
+            recover: args.recover,
         }
     }
 }

@@ -119,6 +119,9 @@ pub fn status_text(report: &StatusReport, wide: bool) -> String {
         out.push_str(&format!(" ({mode} mode)"));
     }
     out.push('\n');
+    if let Some(integrity) = &report.integrity {
+        out.push_str(&format!("record: {integrity}\n"));
+    }
     if let (Some(by), Some(at)) = (&report.started_by, &report.started_at) {
         out.push_str(&format!("started by {by} at {at}\n"));
     }

@@ -115,3 +115,51 @@ pub async fn is_paused(env: &TestEnv, namespace: &str, name: &str) -> bool {
         .and_then(|s| s.paused)
         .unwrap_or(false)
 }
+
+/// The Deployment's annotations.
+pub async fn annotations_of(
+    env: &TestEnv,
+    namespace: &str,
+    name: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let api: Api<Deployment> = Api::namespaced(env.client().await, namespace);
+    api.get(name)
+        .await
+        .expect("read deployment")
+        .metadata
+        .annotations
+        .unwrap_or_default()
+}
+
+/// Annotations without the controller's revision number, which every rollout changes.
+pub fn without_revision(
+    mut annotations: std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    annotations.remove("deployment.kubernetes.io/revision");
+    annotations
+}
+
+/// Every part of the Deployment a write of its main resource changes (generation, labels,
+/// annotations, spec, and the managedFields entries of writers other than the status
+/// subresource), to show that nothing was written. The controller's status updates, which
+/// change the resourceVersion on their own, are left out.
+pub async fn deployment_json(env: &TestEnv, namespace: &str, name: &str) -> serde_json::Value {
+    let api: Api<Deployment> = Api::namespaced(env.client().await, namespace);
+    let deployment = serde_json::to_value(api.get(name).await.expect("read deployment"))
+        .expect("a Deployment serializes");
+    let managed: Vec<serde_json::Value> = deployment
+        .pointer("/metadata/managedFields")
+        .and_then(|m| m.as_array())
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry.get("subresource").and_then(|s| s.as_str()) != Some("status"))
+        .cloned()
+        .collect();
+    serde_json::json!({
+        "generation": deployment.pointer("/metadata/generation"),
+        "labels": deployment.pointer("/metadata/labels"),
+        "annotations": deployment.pointer("/metadata/annotations"),
+        "managedFields": managed,
+        "spec": deployment.get("spec"),
+    })
+}

@@ -215,7 +215,7 @@ async fn interrupted(
     mut outcome: AutoOutcome,
 ) -> Result<i32, CanaryError> {
     outcome.outcome = "interrupted";
-    let stored = engine.record().await?;
+    let stored = engine.verified_record().await?;
     let mut quiet = |_: &canary_kube::engine::Progress| {};
     if start.abort_on_interrupt {
         println!("interrupted: rolling back (--abort-on-interrupt)");

@@ -4,11 +4,11 @@ mod auto;
 
 use std::time::Duration;
 
-use canary_core::machine::{TemplateState, template_state};
 use canary_core::rollout_math::step_sizes;
 use canary_core::text::{images_text, share_text};
 use canary_kube::engine::{CanaryPods, DriveOptions, Engine};
 use canary_kube::error::CanaryError;
+use canary_kube::trust::CanaryState;
 
 use crate::config::start::StartConfig;
 use crate::config::{Config, OutputFormat};
@@ -145,23 +145,30 @@ async fn wait_for_canary_pods(
 async fn interrupted(engine: &Engine, config: &Config) -> Result<i32, CanaryError> {
     // The listener said it is settling; a second signal ends the process from there.
     let settle = async {
-        let Some(stored) = engine.store().get().await? else {
-            println!("interrupted before any change: nothing was changed");
-            return Ok(exit_code::INTERRUPTED);
+        let stored = match engine.canary_state().await?.0 {
+            CanaryState::None { .. } => {
+                println!("interrupted before any change: nothing was changed");
+                return Ok(exit_code::INTERRUPTED);
+            }
+            // No update of the Deployment was made (none carries the seal): drop the record.
+            CanaryState::Unconfirmed {
+                stored,
+                braked: false,
+            } => {
+                engine.discard_record(&stored).await?;
+                println!(
+                    "interrupted before the Deployment was changed: removed the record, nothing is changed"
+                );
+                return Ok(exit_code::INTERRUPTED);
+            }
+            CanaryState::Verified { stored, .. } => stored,
+            other => {
+                return Err(other.error(
+                    engine.store().name().trim_end_matches(".kubectl-canary"),
+                    &engine.store().name(),
+                ));
+            }
         };
-        let view = engine.view().await?;
-        if template_state(&stored.record, &view.template()) == TemplateState::Original
-            && view
-                .observation(&stored.record)
-                .settings
-                .equivalent(&stored.record.original_settings)
-        {
-            engine.store().delete(&stored).await?;
-            println!(
-                "interrupted before the Deployment was changed: removed the record, nothing is changed"
-            );
-            return Ok(exit_code::INTERRUPTED);
-        }
         let pods = engine.hold_where_recorded(stored, config.timeout).await?;
         println!(
             "interrupted after the Deployment was changed: left a recorded, paused canary of {pods} pod(s); \

@@ -1,0 +1,797 @@
+//! The seal: what only a writer of the Deployment can vouch for, kept in an annotation on
+//! the Deployment and written in the same update as the brake.
+//!
+//! The record is a ConfigMap, and the right to write ConfigMaps is often granted more widely
+//! than the right to write Deployments. So nothing the tool writes to a Deployment may come
+//! from the record alone (no confused deputy):
+//! - the stable template comes from the stable ReplicaSet (owned by the Deployment, found by
+//!   the UID in the seal), with the controller's `pod-template-hash` label removed;
+//! - the canary template is that template with the sealed target images;
+//! - the original strategy, minReadySeconds, progressDeadlineSeconds and paused come from
+//!   the seal;
+//! - the record's own copies are a cross-check: [`verify_record`] refuses a record that
+//!   differs from the seal or from the ReplicaSet, and returns the record rebuilt from the
+//!   trusted sources.
+//!
+//! The seal also carries a digest of the record's content that never changes during a
+//! canary (templates, images, settings, owner, start time), so any edit of those fields is
+//! detected, and the goal of the tool's last write, so the recorded phase can be checked.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::machine::{Goal, SpecChange};
+use crate::record::{
+    CanaryRecord, Owner, Phase, RolloutSettings, StableRevision, normalize, without_template_hash,
+};
+use crate::rollout_math::CanaryMode;
+
+/// The Deployment annotation holding the seal.
+///
+/// The Deployment controller copies a Deployment's annotations onto its *new* ReplicaSet
+/// (the canary's) and never removes them there: the copy on the ReplicaSet is inert (only
+/// the Deployment's annotation is ever read) and holds nothing secret.
+pub const SEAL_ANNOTATION: &str = "kubectl-canary.io/seal";
+
+/// Version of the seal's layout; another version is refused, not guessed at.
+pub const SEAL_VERSION: u32 = 1;
+
+/// The goal of the tool's last write to the Deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "camelCase")]
+pub enum SealedGoal {
+    /// Holding a canary of `pods` pods.
+    Hold {
+        /// Canary pods.
+        pods: i32,
+    },
+    /// Rolling out to every pod.
+    PromoteFull,
+    /// Rolling back.
+    Abort,
+}
+
+impl From<Goal> for SealedGoal {
+    fn from(goal: Goal) -> Self {
+        match goal {
+            Goal::Hold { pods } => SealedGoal::Hold { pods },
+            Goal::PromoteFull => SealedGoal::PromoteFull,
+            Goal::Abort => SealedGoal::Abort,
+        }
+    }
+}
+
+/// The seal's content, as JSON in [`SEAL_ANNOTATION`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Seal {
+    /// [`SEAL_VERSION`].
+    pub version: u32,
+    /// The Deployment's UID: a seal copied onto another Deployment is refused.
+    pub deployment_uid: String,
+    /// The rollout settings before the canary: what promote and abort put back.
+    pub original_settings: RolloutSettings,
+    /// The stable ReplicaSet, whose template abort puts back.
+    pub stable: StableRevision,
+    /// Container name to image, for the canary.
+    pub target_images: BTreeMap<String, String>,
+    /// Surge or replace.
+    pub mode: CanaryMode,
+    /// The goal of the tool's last write.
+    pub goal: SealedGoal,
+    /// `sha256:` digest of the record's fixed content, see [`record_digest`].
+    pub record_digest: String,
+    /// `sha256:` digest of the stable template (see [`template_digest`]): without the record,
+    /// the stable ReplicaSet's template is checked against it, so not even a writer of
+    /// ReplicaSets can choose what a recovery writes.
+    pub stable_template_digest: String,
+}
+
+impl Seal {
+    /// The seal of a record, written with an update towards `goal`.
+    pub fn for_record(record: &CanaryRecord, goal: Goal) -> Self {
+        Self {
+            version: SEAL_VERSION,
+            deployment_uid: record.deployment_uid.clone(),
+            original_settings: record.original_settings.clone(),
+            stable: record.stable.clone(),
+            target_images: record.target_images.clone(),
+            mode: record.mode,
+            goal: goal.into(),
+            record_digest: record_digest(record),
+            stable_template_digest: template_digest(&record.original_template),
+        }
+    }
+
+    /// Reads a seal from the annotation's text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let seal: Seal = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if seal.version != SEAL_VERSION {
+            return Err(format!(
+                "version {} written by another version of kubectl-canary (this one reads {SEAL_VERSION})",
+                seal.version
+            ));
+        }
+        Ok(seal)
+    }
+
+    /// The annotation's text.
+    pub fn to_annotation(&self) -> String {
+        serde_json::to_string(self).expect("a seal always serializes")
+    }
+}
+
+/// The part of the record that never changes during a canary. `phase` and `history`
+/// change without a Deployment write and are checked otherwise; `replicas` is never
+/// written to a Deployment (a changed value only makes decisions stop).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FixedContent<'a> {
+    schema: u32,
+    deployment: &'a str,
+    deployment_uid: &'a str,
+    original_template: Value,
+    original_settings: &'a RolloutSettings,
+    stable: &'a StableRevision,
+    original_images: &'a BTreeMap<String, String>,
+    target_images: &'a BTreeMap<String, String>,
+    mode: CanaryMode,
+    started_by: &'a Owner,
+    started_at: &'a str,
+}
+
+/// `sha256:<hex>` of the record's fixed content, keys sorted and the template normalized
+/// (nulls and empty objects dropped), so a record and the same record rebuilt from the
+/// ReplicaSet have the same digest.
+pub fn record_digest(record: &CanaryRecord) -> String {
+    let content = FixedContent {
+        schema: record.schema,
+        deployment: &record.deployment,
+        deployment_uid: &record.deployment_uid,
+        original_template: normalize(&record.original_template),
+        original_settings: &record.original_settings,
+        stable: &record.stable,
+        original_images: &record.original_images,
+        target_images: &record.target_images,
+        mode: record.mode,
+        started_by: &record.started_by,
+        started_at: &record.started_at,
+    };
+    sha256_of(&serde_json::to_value(&content).expect("the fixed content serializes"))
+}
+
+/// `sha256:<hex>` of a pod template (the `pod-template-hash` label removed, normalized, keys
+/// sorted): equal for a Deployment template and its ReplicaSet's.
+pub fn template_digest(template: &Value) -> String {
+    sha256_of(&normalize(&without_template_hash(template)))
+}
+
+fn sha256_of(value: &Value) -> String {
+    let mut canonical = String::new();
+    write_canonical(value, &mut canonical);
+    let hash = Sha256::digest(canonical.as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// JSON with object keys sorted, whatever map type serde_json was built with.
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// How a record differs from what only the Deployment's writers and its controller own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Tampering {
+    /// A record exists but the Deployment carries no seal: no kubectl-canary update of the
+    /// Deployment ever confirmed it.
+    #[error(
+        "the Deployment carries no {SEAL_ANNOTATION} annotation, so no update of the Deployment by \
+         kubectl-canary confirms this record: a start stopped before changing anything, or someone \
+         created the record"
+    )]
+    NotSealed,
+    /// The seal or the record names another Deployment.
+    #[error(
+        "the record or the seal belongs to another Deployment (UID {found}, this one is {expected})"
+    )]
+    OtherDeployment {
+        /// UID of the Deployment now.
+        expected: String,
+        /// UID found.
+        found: String,
+    },
+    /// A field the seal holds differs in the record.
+    #[error("its {field} differs from the {SEAL_ANNOTATION} annotation on the Deployment")]
+    DiffersFromSeal {
+        /// The record's field.
+        field: &'static str,
+    },
+    /// The digest differs: the original template, images, owner or start time were edited.
+    #[error(
+        "its content (original template, original images, owner or start time) no longer matches \
+         the digest in the {SEAL_ANNOTATION} annotation on the Deployment"
+    )]
+    DigestMismatch,
+    /// The stable ReplicaSet's template is not the one sealed (a writer of ReplicaSets
+    /// changed it).
+    #[error(
+        "the template of the stable ReplicaSet {replica_set} differs from the one sealed in the \
+         {SEAL_ANNOTATION} annotation: someone changed the ReplicaSet"
+    )]
+    ReplicaSetChanged {
+        /// The stable ReplicaSet.
+        replica_set: String,
+    },
+    /// The stable ReplicaSet named by the seal is not owned by the Deployment any more.
+    #[error(
+        "the stable ReplicaSet {name} (UID {uid}) named by the seal is not a ReplicaSet of the Deployment"
+    )]
+    StableReplicaSetMissing {
+        /// Name.
+        name: String,
+        /// UID.
+        uid: String,
+    },
+    /// The record's original template is not the stable ReplicaSet's.
+    #[error("its original template differs from the stable ReplicaSet {replica_set}'s template")]
+    TemplateDiffersFromReplicaSet {
+        /// The stable ReplicaSet.
+        replica_set: String,
+    },
+    /// A controller-run canary's record differs from the brake annotations the admission
+    /// policy wrote on the Deployment, or from the Deployment's template.
+    #[error(
+        "its {field} differs from what the Deployment says (the controller's brake annotations \
+         or its pod template)"
+    )]
+    DiffersFromBrake {
+        /// The record's field.
+        field: &'static str,
+    },
+    /// The recorded phase cannot follow the tool's last write.
+    #[error(
+        "its phase ({phase}) cannot follow the last update kubectl-canary made to the Deployment ({sealed})"
+    )]
+    PhaseInconsistent {
+        /// The phase, in words.
+        phase: String,
+        /// The sealed goal, in words.
+        sealed: String,
+    },
+}
+
+/// Checks a record against the seal and the stable ReplicaSet's template, and returns the
+/// record rebuilt from those trusted sources: the stable template from the ReplicaSet (hash
+/// label removed); settings, stable ReplicaSet, target images and mode from the seal.
+///
+/// `stable_template` is the template of the Deployment's ReplicaSet whose UID is
+/// `seal.stable.uid`, or `None` if the Deployment owns no such ReplicaSet.
+pub fn verify_record(
+    record: &CanaryRecord,
+    seal: &Seal,
+    deployment_uid: &str,
+    stable_template: Option<&Value>,
+) -> Result<CanaryRecord, Tampering> {
+    for found in [&seal.deployment_uid, &record.deployment_uid] {
+        if found != deployment_uid {
+            return Err(Tampering::OtherDeployment {
+                expected: deployment_uid.to_string(),
+                found: found.clone(),
+            });
+        }
+    }
+    let differs = |field| Err(Tampering::DiffersFromSeal { field });
+    if record.mode != seal.mode {
+        return differs("mode");
+    }
+    if record.stable != seal.stable {
+        return differs("stable ReplicaSet");
+    }
+    if record.original_settings != seal.original_settings {
+        return differs(
+            "original settings (strategy, minReadySeconds, progressDeadlineSeconds, paused)",
+        );
+    }
+    if record.target_images != seal.target_images {
+        return differs("target images");
+    }
+    if record_digest(record) != seal.record_digest {
+        return Err(Tampering::DigestMismatch);
+    }
+    let stable_template = stable_template.ok_or_else(|| Tampering::StableReplicaSetMissing {
+        name: seal.stable.replica_set.clone(),
+        uid: seal.stable.uid.clone(),
+    })?;
+    if template_digest(stable_template) != seal.stable_template_digest {
+        return Err(Tampering::ReplicaSetChanged {
+            replica_set: seal.stable.replica_set.clone(),
+        });
+    }
+    let stable_template = without_template_hash(stable_template);
+    if normalize(&stable_template) != normalize(&record.original_template) {
+        return Err(Tampering::TemplateDiffersFromReplicaSet {
+            replica_set: seal.stable.replica_set.clone(),
+        });
+    }
+    if !phase_can_follow(record.phase, seal.goal) {
+        return Err(Tampering::PhaseInconsistent {
+            phase: record.phase.describe(),
+            sealed: describe_goal(seal.goal),
+        });
+    }
+    Ok(CanaryRecord {
+        original_template: stable_template,
+        original_settings: seal.original_settings.clone(),
+        stable: seal.stable.clone(),
+        target_images: seal.target_images.clone(),
+        mode: seal.mode,
+        ..record.clone()
+    })
+}
+
+/// The seal of a canary run by the GitOps controller, whose brake and original settings were
+/// written by the admission policy in annotations on the Deployment
+/// ([`crate::gitops::brake`]) instead of a seal: built from what only the Deployment's
+/// writers own, after checking the record against it. The original settings must be those
+/// annotations' (the record's copy is kept when equivalent), the target images the
+/// Deployment's own template's, and the stable ReplicaSet's images the annotated stable
+/// images. The phase and the digest are taken from the record: the controller keeps no
+/// copy of them, so a phase edit on a controller-run canary is not detected (and acted
+/// upon only by a command given that goal).
+pub fn seal_for_controller_canary(
+    record: &CanaryRecord,
+    brake: &crate::gitops::brake::BrakeAnnotations,
+    deployment_uid: &str,
+    deployment_template: &Value,
+    stable_template: Option<&Value>,
+) -> Result<Seal, Tampering> {
+    if !brake.original.equivalent(&record.original_settings) {
+        return Err(Tampering::DiffersFromBrake {
+            field: "original settings (strategy, minReadySeconds, progressDeadlineSeconds, paused)",
+        });
+    }
+    if crate::record::images_of(deployment_template) != record.target_images {
+        return Err(Tampering::DiffersFromBrake {
+            field: "target images",
+        });
+    }
+    let stable_template = stable_template.ok_or_else(|| Tampering::StableReplicaSetMissing {
+        name: record.stable.replica_set.clone(),
+        uid: record.stable.uid.clone(),
+    })?;
+    if crate::gitops::brake::images_signature(stable_template) != brake.stable_images {
+        return Err(Tampering::DiffersFromBrake {
+            field: "stable ReplicaSet (its images are not the annotated stable images)",
+        });
+    }
+    Ok(Seal {
+        version: SEAL_VERSION,
+        deployment_uid: deployment_uid.to_string(),
+        original_settings: record.original_settings.clone(),
+        stable: record.stable.clone(),
+        target_images: record.target_images.clone(),
+        mode: record.mode,
+        goal: record.phase.goal().into(),
+        record_digest: record_digest(record),
+        stable_template_digest: template_digest(stable_template),
+    })
+}
+
+/// Whether a recorded phase can follow the tool's last write towards `sealed`.
+///
+/// A command records its intent before it writes the Deployment, so a record may be one
+/// intent ahead of the seal: an abort or a full promotion may always be intended (and
+/// no command acts on an intent it was not given on its command line), a larger canary
+/// after a held one. What cannot happen is a held size the tool never wrote, or a
+/// promotion from a size that was not held.
+pub fn phase_can_follow(phase: Phase, sealed: SealedGoal) -> bool {
+    match (phase, sealed) {
+        (Phase::Holding { pods }, SealedGoal::Hold { pods: held }) => pods == held,
+        (Phase::Holding { .. }, _) => false,
+        (Phase::Starting { .. }, SealedGoal::Hold { .. }) => true,
+        (Phase::Starting { .. }, _) => false,
+        (Phase::Promoting { from, to }, SealedGoal::Hold { pods }) => {
+            from < to && (pods == from || pods == to)
+        }
+        // Promoting after an abort or a full promotion was intended starts from nothing held.
+        (Phase::Promoting { from, to }, _) => from == 0 && to > 0,
+        (Phase::PromotingFull | Phase::Aborting, _) => true,
+    }
+}
+
+/// A sealed goal in words.
+pub fn describe_goal(goal: SealedGoal) -> String {
+    match goal {
+        SealedGoal::Hold { pods } => format!("holding a canary of {pods} pod(s)"),
+        SealedGoal::PromoteFull => "promoting to 100%".into(),
+        SealedGoal::Abort => "rolling back".into(),
+    }
+}
+
+/// Whether a sealed Deployment without a record is still held by a canary: its settings
+/// are not the sealed originals, and they are the tool's: the brake, or the canary strategy
+/// of the size the seal's last write was holding (a held canary may be paused without the
+/// brake). Otherwise the seal is left over from a finished canary (its last step, taking
+/// the seal off, did not run) or was copied back from a ReplicaSet by `kubectl rollout
+/// undo`; such a seal may be stale, and a Deployment someone else paused or changed is not
+/// mistaken for a canary: the seal is then never used to write anything.
+pub fn held_without_record(seal: &Seal, settings_now: &RolloutSettings) -> bool {
+    if settings_now.equivalent(&seal.original_settings) {
+        return false;
+    }
+    let canary_strategy = match seal.goal {
+        SealedGoal::Hold { pods } => Some(RolloutSettings::braked(seal.mode, pods, true).strategy),
+        SealedGoal::PromoteFull | SealedGoal::Abort => None,
+    };
+    settings_now.is_braked() || canary_strategy.as_ref() == Some(&settings_now.strategy)
+}
+
+/// The one update that rolls a sealed Deployment back without its record: the stable
+/// ReplicaSet's template (hash label removed), checked against the sealed digest, and the
+/// sealed original settings.
+pub fn recovery_change(seal: &Seal, stable_template: &Value) -> Result<SpecChange, Tampering> {
+    if template_digest(stable_template) != seal.stable_template_digest {
+        return Err(Tampering::ReplicaSetChanged {
+            replica_set: seal.stable.replica_set.clone(),
+        });
+    }
+    Ok(SpecChange {
+        template: Some(without_template_hash(stable_template)),
+        settings: seal.original_settings.clone(),
+        summary: format!(
+            "roll back without the record: the template of the stable ReplicaSet {} and the \
+             strategy, minReadySeconds, progressDeadlineSeconds and paused state kept in the \
+             {SEAL_ANNOTATION} annotation",
+            seal.stable.replica_set
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::record::sample_record;
+
+    fn sealed(phase: Phase, goal: Goal) -> (CanaryRecord, Seal, Value) {
+        let record = CanaryRecord {
+            phase,
+            ..sample_record()
+        };
+        let seal = Seal::for_record(&record, goal);
+        let mut rs_template = record.original_template.clone();
+        rs_template["metadata"]["labels"]["pod-template-hash"] = json!("abc");
+        (record, seal, rs_template)
+    }
+
+    type Edit = Box<dyn Fn(&mut CanaryRecord)>;
+
+    fn held() -> (CanaryRecord, Seal, Value) {
+        sealed(Phase::Holding { pods: 1 }, Goal::Hold { pods: 1 })
+    }
+
+    #[test]
+    fn an_untouched_record_verifies_and_comes_back_from_the_trusted_sources() {
+        let (record, seal, rs) = held();
+        let trusted = verify_record(&record, &seal, "uid", Some(&rs)).unwrap();
+        assert_eq!(trusted, record);
+        assert_eq!(
+            trusted
+                .original_template
+                .pointer("/metadata/labels/pod-template-hash"),
+            None,
+            "the hash label is removed"
+        );
+    }
+
+    #[test]
+    fn equal_templates_in_another_json_form_verify() {
+        let (mut record, _, rs) = held();
+        record.original_template["spec"]["volumes"] = Value::Null;
+        record.original_template["metadata"]["annotations"] = json!({});
+        let seal = Seal::for_record(&record, Goal::Hold { pods: 1 });
+        let trusted = verify_record(&record, &seal, "uid", Some(&rs)).unwrap();
+        assert_eq!(
+            trusted.original_template,
+            without_template_hash(&rs),
+            "the template written is the ReplicaSet's"
+        );
+    }
+
+    /// Every field a ConfigMap writer might change, and what the check says about it.
+    #[test]
+    fn every_edit_of_the_record_is_detected() {
+        let (record, seal, rs) = held();
+        let privileged = {
+            let mut t = record.original_template.clone();
+            t["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+            t["spec"]["containers"][0]["image"] = json!("evil:1");
+            t
+        };
+        let edits: Vec<(&str, Edit, &str)> = vec![
+            (
+                "original template",
+                Box::new(move |r| r.original_template = privileged.clone()),
+                "digest",
+            ),
+            (
+                "original images",
+                Box::new(|r| {
+                    r.original_images.insert("nginx".into(), "evil:1".into());
+                }),
+                "digest",
+            ),
+            (
+                "target images",
+                Box::new(|r| {
+                    r.target_images.insert("nginx".into(), "evil:1".into());
+                }),
+                "target images",
+            ),
+            (
+                "minReadySeconds",
+                Box::new(|r| r.original_settings.min_ready_seconds = Some(5)),
+                "original settings",
+            ),
+            (
+                "paused",
+                Box::new(|r| r.original_settings.paused = Some(true)),
+                "original settings",
+            ),
+            (
+                "strategy",
+                Box::new(|r| r.original_settings.strategy = json!({"type": "Recreate"})),
+                "original settings",
+            ),
+            (
+                "stable ReplicaSet",
+                Box::new(|r| r.stable.uid = "other".into()),
+                "stable ReplicaSet",
+            ),
+            ("mode", Box::new(|r| r.mode = CanaryMode::Replace), "mode"),
+            (
+                "owner",
+                Box::new(|r| r.started_by.user = "mallory".into()),
+                "digest",
+            ),
+            (
+                "start time",
+                Box::new(|r| r.started_at = "later".into()),
+                "digest",
+            ),
+            (
+                "Deployment UID",
+                Box::new(|r| r.deployment_uid = "other".into()),
+                "another Deployment",
+            ),
+            (
+                "held size",
+                Box::new(|r| r.phase = Phase::Holding { pods: 5 }),
+                "phase",
+            ),
+        ];
+        for (what, edit, expected) in edits {
+            let mut changed = record.clone();
+            edit(&mut changed);
+            let error = verify_record(&changed, &seal, "uid", Some(&rs))
+                .expect_err(what)
+                .to_string();
+            assert!(
+                error.contains(expected),
+                "{what}: {error} should mention {expected}"
+            );
+        }
+    }
+
+    /// A record with the digest recomputed by whoever edited it still differs from the
+    /// ReplicaSet or the seal.
+    #[test]
+    fn a_consistent_forgery_still_differs_from_the_replica_set() {
+        let (mut record, seal, rs) = held();
+        record.original_template["spec"]["containers"][0]["image"] = json!("evil:1");
+        let forged_seal = Seal {
+            record_digest: record_digest(&record),
+            ..seal.clone()
+        };
+        assert_eq!(
+            verify_record(&record, &forged_seal, "uid", Some(&rs)),
+            Err(Tampering::TemplateDiffersFromReplicaSet {
+                replica_set: "web-1".into()
+            })
+        );
+    }
+
+    /// A writer of ReplicaSets who changes the stable ReplicaSet's template (and the record
+    /// to match) is caught by the sealed template digest.
+    #[test]
+    fn a_changed_stable_replica_set_is_refused() {
+        let (mut record, seal, mut rs) = held();
+        rs["spec"]["containers"][0]["image"] = json!("evil:1");
+        assert!(matches!(
+            verify_record(&record, &seal, "uid", Some(&rs)),
+            Err(Tampering::ReplicaSetChanged { .. })
+        ));
+        record.original_template["spec"]["containers"][0]["image"] = json!("evil:1");
+        assert!(verify_record(&record, &seal, "uid", Some(&rs)).is_err());
+    }
+
+    #[test]
+    fn a_missing_stable_replica_set_or_another_deployment_is_refused() {
+        let (record, seal, _) = held();
+        assert!(matches!(
+            verify_record(&record, &seal, "uid", None),
+            Err(Tampering::StableReplicaSetMissing { .. })
+        ));
+        assert!(matches!(
+            verify_record(&record, &seal, "recreated", None),
+            Err(Tampering::OtherDeployment { .. })
+        ));
+    }
+
+    #[test]
+    fn phases_that_a_crashed_run_can_leave_are_accepted_others_not() {
+        let hold = |pods| SealedGoal::Hold { pods };
+        let ok = [
+            (Phase::Holding { pods: 1 }, hold(1)),
+            (Phase::Starting { pods: 2 }, hold(1)),
+            (Phase::Promoting { from: 1, to: 3 }, hold(1)),
+            (Phase::Promoting { from: 1, to: 3 }, hold(3)),
+            (Phase::Promoting { from: 0, to: 2 }, SealedGoal::Abort),
+            (Phase::PromotingFull, hold(1)),
+            (Phase::Aborting, SealedGoal::PromoteFull),
+        ];
+        for (phase, goal) in ok {
+            assert!(phase_can_follow(phase, goal), "{phase:?} after {goal:?}");
+        }
+        let bad = [
+            (Phase::Holding { pods: 2 }, hold(1)),
+            (Phase::Holding { pods: 1 }, SealedGoal::Abort),
+            (Phase::Starting { pods: 1 }, SealedGoal::PromoteFull),
+            (Phase::Promoting { from: 2, to: 3 }, hold(1)),
+            (Phase::Promoting { from: 3, to: 1 }, hold(3)),
+        ];
+        for (phase, goal) in bad {
+            assert!(!phase_can_follow(phase, goal), "{phase:?} after {goal:?}");
+        }
+    }
+
+    /// A canary run by the GitOps controller has the policy's annotations instead of a seal:
+    /// the record is checked against them, the Deployment's template and the stable
+    /// ReplicaSet's images.
+    #[test]
+    fn a_controller_run_canary_is_checked_against_the_brake_annotations() {
+        let (record, _, rs) = held();
+        let annotations = std::collections::BTreeMap::from([
+            ("kubectl-canary.io/brake".to_string(), "1".to_string()),
+            (
+                "kubectl-canary.io/stable-images".to_string(),
+                "nginx=nginx:1.14".to_string(),
+            ),
+            (
+                "kubectl-canary.io/original-max-surge".to_string(),
+                "25%".to_string(),
+            ),
+            (
+                "kubectl-canary.io/original-max-unavailable".to_string(),
+                "25%".to_string(),
+            ),
+            (
+                "kubectl-canary.io/original-min-ready-seconds".to_string(),
+                "0".to_string(),
+            ),
+            (
+                "kubectl-canary.io/original-progress-deadline-seconds".to_string(),
+                "600".to_string(),
+            ),
+        ]);
+        let brake = crate::gitops::brake::BrakeAnnotations::from_annotations(&annotations)
+            .unwrap()
+            .unwrap();
+        let canary = record.target_template();
+        let seal = seal_for_controller_canary(&record, &brake, "uid", &canary, Some(&rs)).unwrap();
+        assert_eq!(
+            verify_record(&record, &seal, "uid", Some(&rs)).unwrap(),
+            record
+        );
+        let mut edited = record.clone();
+        edited.original_settings.min_ready_seconds = Some(30);
+        assert!(seal_for_controller_canary(&edited, &brake, "uid", &canary, Some(&rs)).is_err());
+        let mut edited = record.clone();
+        edited.target_images.insert("nginx".into(), "evil:1".into());
+        assert!(seal_for_controller_canary(&edited, &brake, "uid", &canary, Some(&rs)).is_err());
+        let mut other_rs = rs.clone();
+        other_rs["spec"]["containers"][0]["image"] = json!("nginx:1.13");
+        assert!(
+            seal_for_controller_canary(&record, &brake, "uid", &canary, Some(&other_rs)).is_err(),
+            "a stable ReplicaSet without the annotated stable images"
+        );
+    }
+
+    #[test]
+    fn the_seal_round_trips_and_refuses_other_versions_and_fields() {
+        let (_, seal, _) = held();
+        assert_eq!(Seal::parse(&seal.to_annotation()).unwrap(), seal);
+        let mut other = serde_json::to_value(&seal).unwrap();
+        other["version"] = json!(2);
+        assert!(
+            Seal::parse(&other.to_string())
+                .unwrap_err()
+                .contains("version 2")
+        );
+        other["version"] = json!(1);
+        other["extra"] = json!("x");
+        assert!(Seal::parse(&other.to_string()).is_err());
+    }
+
+    #[test]
+    fn without_the_record_a_held_deployment_is_told_from_a_leftover_seal() {
+        let (record, seal, rs) = held();
+        let braked = RolloutSettings::braked(CanaryMode::Surge, 1, true);
+        assert!(held_without_record(&seal, &braked));
+        let paused_without_brake = RolloutSettings {
+            min_ready_seconds: None,
+            progress_deadline_seconds: Some(600),
+            ..braked.clone()
+        };
+        assert!(
+            held_without_record(&seal, &paused_without_brake),
+            "held, paused with the canary's strategy and without the brake"
+        );
+        assert!(
+            !held_without_record(&seal, &record.original_settings),
+            "after a promotion or a rollback whose last step did not run"
+        );
+        let paused_by_hand = record.original_settings.with_paused(true);
+        assert!(
+            !held_without_record(&seal, &paused_by_hand),
+            "a stale seal on a Deployment someone paused is not a canary"
+        );
+        let stale = Seal {
+            goal: SealedGoal::Abort,
+            ..seal.clone()
+        };
+        assert!(
+            !held_without_record(&stale, &paused_without_brake),
+            "a seal whose last write was a rollback holds nothing"
+        );
+        let change = recovery_change(&seal, &rs).unwrap();
+        assert_eq!(change.template, Some(record.original_template.clone()));
+        assert_eq!(change.settings, record.original_settings);
+        let mut edited_rs = rs.clone();
+        edited_rs["spec"]["containers"][0]["image"] = json!("evil:1");
+        assert!(matches!(
+            recovery_change(&seal, &edited_rs),
+            Err(Tampering::ReplicaSetChanged { .. })
+        ));
+    }
+}
