@@ -553,6 +553,17 @@ impl Engine {
             if !stored.is_synthesized()
                 && let Some(change) = self.foreign_in_live(&live, stored)
             {
+                // The record closed by whoever finished the same goal (the GitOps
+                // controller carrying out a CLI promote, say): the run is done, not lost.
+                if matches!(change, canary_core::foreign::ForeignChange::RecordLost)
+                    && let Ok(view) = live.view()
+                    && matches!(
+                        decide(&stored.record, goal, &view.observation(&stored.record)),
+                        Decision::Reached
+                    )
+                {
+                    return Ok(());
+                }
                 self.on_foreign(change, stored, progress).await?;
                 // Decide next on a view that includes the record just written.
                 live.record_caught_up_with(&stored.resource_version, Duration::from_secs(5))
