@@ -175,7 +175,7 @@ impl Engine {
         }
     }
 
-    /// [`Engine::on_foreign`] for commands: follows a change of replicas (`Ok`, `stored`
+    /// `Engine::on_foreign` for commands: follows a change of replicas (`Ok`, `stored`
     /// updated), or ends the run as the rule says.
     pub async fn handle_foreign(
         &self,
