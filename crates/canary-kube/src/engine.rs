@@ -554,8 +554,13 @@ impl Engine {
                 && let Some(change) = self.foreign_in_live(&live, stored)
             {
                 // The record closed by whoever finished the same goal (the GitOps
-                // controller carrying out a CLI promote, say): the run is done, not lost.
-                if matches!(change, canary_core::foreign::ForeignChange::RecordLost)
+                // controller carrying out a CLI promote or abort, say): the run is done,
+                // not lost or superseded.
+                if matches!(
+                    change,
+                    canary_core::foreign::ForeignChange::RecordLost
+                        | canary_core::foreign::ForeignChange::SupersededByAnotherRun { .. }
+                ) && matches!(live.record(&self.store), Ok(None))
                     && let Ok(view) = live.view()
                     && matches!(
                         decide(&stored.record, goal, &view.observation(&stored.record)),
