@@ -10,7 +10,9 @@
 
 use serde::Serialize;
 
-use crate::machine::{Observation, SpecChange, TemplateState, template_state};
+use crate::machine::{
+    Decision, Goal, Observation, SpecChange, TemplateState, decide, template_state,
+};
 use crate::record::{CanaryRecord, Owner, Phase, images_of};
 use crate::rollout_math::{CanarySize, resolve_canary};
 
@@ -101,6 +103,10 @@ pub enum ForeignResponse {
     },
     /// Touch nothing more and stop.
     Stop,
+    /// The record was closed by whoever finished the goal this run drives towards (the
+    /// GitOps controller carrying out a CLI promote or abort, say): the run is done, not
+    /// lost or superseded; touch nothing more and end as if it had got there itself.
+    Done,
 }
 
 impl ForeignChange {
@@ -132,6 +138,27 @@ impl ForeignChange {
             | ForeignChange::RecordLost
             | ForeignChange::SupersededByAnotherRun { .. } => ForeignResponse::Stop,
         }
+    }
+
+    /// What a run driving towards `goal` does about it, given the record as it is now and
+    /// the Deployment as observed: [`ForeignResponse::Done`] when the record is gone (or
+    /// reads as another run's because it is gone) and the Deployment is where the run wanted
+    /// it, else [`ForeignChange::response`].
+    pub fn response_towards(
+        &self,
+        record: &CanaryRecord,
+        goal: Goal,
+        now: SeenRecord<'_>,
+        observed: &Observation,
+    ) -> ForeignResponse {
+        let record_closed = matches!(
+            self,
+            ForeignChange::RecordLost | ForeignChange::SupersededByAnotherRun { .. }
+        ) && matches!(now, SeenRecord::Gone);
+        if record_closed && decide(record, goal, observed) == Decision::Reached {
+            return ForeignResponse::Done;
+        }
+        self.response(record, observed)
     }
 
     /// What happened, in a sentence.
@@ -584,6 +611,90 @@ mod tests {
         assert_eq!(next.replicas, 20);
         assert_eq!(next.phase, Phase::Holding { pods: 2 });
         assert_eq!(next.history.len(), 1);
+    }
+
+    /// A record closed by whoever finished the same goal ends the run as done; anything
+    /// short of that (the goal not reached, the record still there or unread, another kind
+    /// of change) keeps the usual response.
+    #[test]
+    fn a_record_closed_by_whoever_reached_the_same_goal_means_done() {
+        let record = holding();
+        let mut promoted = held(&record);
+        promoted.settings = record.original_settings.clone();
+        promoted.updated_replicas = 10;
+        promoted.status_replicas = 10;
+        promoted.canary = Some(ReplicaSetObservation {
+            name: "c".into(),
+            desired: 10,
+            ready: 10,
+            available: 10,
+            pods: 10,
+            terminating: 0,
+        });
+        promoted.stable = Some(ReplicaSetObservation {
+            name: "s".into(),
+            desired: 0,
+            ready: 0,
+            available: 0,
+            pods: 0,
+            terminating: 0,
+        });
+        assert_eq!(
+            decide(&record, Goal::PromoteFull, &promoted),
+            Decision::Reached,
+            "the observation is a finished promotion"
+        );
+        let superseded = ForeignChange::SupersededByAnotherRun {
+            now: "it finished and released the canary".into(),
+            by: None,
+        };
+        for change in [ForeignChange::RecordLost, superseded.clone()] {
+            assert_eq!(
+                change.response_towards(&record, Goal::PromoteFull, SeenRecord::Gone, &promoted),
+                ForeignResponse::Done,
+                "{change:?}"
+            );
+            // The goal not reached: the usual response (stop).
+            assert_eq!(
+                change.response_towards(
+                    &record,
+                    Goal::PromoteFull,
+                    SeenRecord::Gone,
+                    &held(&record)
+                ),
+                ForeignResponse::Stop,
+                "{change:?}"
+            );
+            // A record still there, or not looked at: not closed.
+            for now in [same(&record), SeenRecord::Unchecked] {
+                assert_eq!(
+                    change.response_towards(&record, Goal::PromoteFull, now, &promoted),
+                    ForeignResponse::Stop,
+                    "{change:?}"
+                );
+            }
+        }
+        // An abort reached by someone else's revert and release.
+        let mut restored = held(&record);
+        restored.template = record.original_template.clone();
+        restored.settings = record.original_settings.clone();
+        restored.updated_replicas = 10;
+        restored.status_replicas = 10;
+        restored.canary = None;
+        assert_eq!(
+            superseded.response_towards(&record, Goal::Abort, SeenRecord::Gone, &restored),
+            ForeignResponse::Done
+        );
+        // Other changes are never "done", even with the record gone.
+        assert_eq!(
+            ForeignChange::RevertedToStable.response_towards(
+                &record,
+                Goal::Abort,
+                SeenRecord::Gone,
+                &restored
+            ),
+            ForeignResponse::Close
+        );
     }
 
     #[test]

@@ -553,19 +553,24 @@ impl Engine {
             if !stored.is_synthesized()
                 && let Some(change) = self.foreign_in_live(&live, stored)
             {
-                // The record closed by whoever finished the same goal (the GitOps
-                // controller carrying out a CLI promote or abort, say): the run is done,
-                // not lost or superseded.
-                if matches!(
-                    change,
-                    canary_core::foreign::ForeignChange::RecordLost
-                        | canary_core::foreign::ForeignChange::SupersededByAnotherRun { .. }
-                ) && matches!(live.record(&self.store), Ok(None))
-                    && let Ok(view) = live.view()
-                    && matches!(
-                        decide(&stored.record, goal, &view.observation(&stored.record)),
-                        Decision::Reached
-                    )
+                // The record closed by whoever finished the same goal: the run is done
+                // (the rule: `ForeignChange::response_towards`).
+                let record_now = live.record(&self.store);
+                let now = match &record_now {
+                    Ok(None) => canary_core::foreign::SeenRecord::Gone,
+                    Ok(Some(now)) => canary_core::foreign::SeenRecord::Present {
+                        record: &now.record,
+                        resource_version: &now.resource_version,
+                    },
+                    Err(_) => canary_core::foreign::SeenRecord::Unchecked,
+                };
+                if let Ok(view) = live.view()
+                    && change.response_towards(
+                        &stored.record,
+                        goal,
+                        now,
+                        &view.observation(&stored.record),
+                    ) == canary_core::foreign::ForeignResponse::Done
                 {
                     return Ok(());
                 }

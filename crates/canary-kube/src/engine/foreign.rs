@@ -253,8 +253,10 @@ impl Engine {
                 return Ok(());
             }
             match change.response(&stored.record, &view.observation(&stored.record)) {
-                // Following is done before stepping aside is considered (see `on_foreign`).
-                ForeignResponse::Stop | ForeignResponse::Follow { .. } => return Ok(()),
+                // Following is decided in `on_foreign`, done in `drive`.
+                ForeignResponse::Stop | ForeignResponse::Follow { .. } | ForeignResponse::Done => {
+                    return Ok(());
+                }
                 ForeignResponse::Close => return self.close(change, stored, &view, progress).await,
                 ForeignResponse::Release(spec) => {
                     // A conflict: someone wrote meanwhile; read and judge again. The seal stays
