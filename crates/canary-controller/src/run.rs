@@ -8,10 +8,9 @@ use std::sync::atomic::Ordering;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
 
 use canary_core::gitops::OPT_IN_LABEL;
 use canary_core::gitops::situation::CONTROLLER_TOOL;
@@ -24,6 +23,7 @@ use crate::http::{Health, serve};
 use crate::leader::Election;
 use crate::metrics::Metrics;
 use crate::reconcile::{Context, error_policy, reconcile};
+use crate::triggers::deployment_of_record;
 
 /// How the controller stopped.
 #[derive(Debug, thiserror::Error)]
@@ -151,11 +151,7 @@ async fn controller(
     Controller::new(deployments, opted_in)
         .owns(replica_sets, watcher::Config::default())
         .watches(config_maps, records, |config_map: ConfigMap| {
-            let deployment = config_map
-                .labels()
-                .get("kubectl-canary.io/deployment")?
-                .clone();
-            Some(ObjectRef::<Deployment>::new(&deployment).within(&config_map.namespace()?))
+            deployment_of_record(&config_map)
         })
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
