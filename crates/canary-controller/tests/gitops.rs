@@ -955,3 +955,92 @@ async fn an_unreadable_record_is_reported_once_and_nothing_is_changed() {
     );
     git.stop().await;
 }
+
+/// A Deployment named past a label value's 63 characters: its record's label is hashed, so
+/// the record's changes must lead the controller to the Deployment another way (owner
+/// reference). With an interval of an hour nothing but the record's deletion can wake the
+/// controller: the record must still come back at once.
+#[tokio::test]
+async fn a_deployment_named_past_63_characters_is_found_from_its_record() {
+    let Some(setup) = setup("gitops-long-name").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    let name = format!("web-{}", "long".repeat(17));
+    assert!(name.len() > 63, "{}", name.len());
+    let annotations = BTreeMap::from([
+        ("kubectl-canary.io/canary-pods", "1"),
+        ("kubectl-canary.io/interval", "1h"),
+    ]);
+    let named = |image: &str| {
+        let mut m = manifest(&ns, 3, image, &annotations);
+        m["metadata"]["name"] = Value::from(name.clone());
+        m
+    };
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(client.clone(), &ns);
+    let records: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), &ns);
+    let record_name = format!("{name}.kubectl-canary");
+    let git = GitOps::start(&setup.env, &ns, &named(V1));
+    wait_for(
+        &setup.env,
+        "the Deployment available",
+        Duration::from_secs(90),
+        || {
+            let (deployments, name) = (deployments.clone(), name.clone());
+            async move {
+                let d = deployments.get_opt(&name).await.ok()??;
+                (d.status?.available_replicas == Some(3)).then_some(())
+            }
+        },
+    )
+    .await;
+    let controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    git.commit(&setup.env, &named(V2));
+    let holding = |records: kube::Api<k8s_openapi::api::core::v1::ConfigMap>,
+                   record_name: String| async move {
+        let cm = records.get_opt(&record_name).await.ok()??;
+        let record: Value = serde_json::from_str(cm.data.as_ref()?.get("record.json")?).ok()?;
+        (record["phase"]["name"] == "holding").then_some((cm, record))
+    };
+    let (cm, first) = wait_for(
+        &setup.env,
+        "the record in phase holding",
+        Duration::from_secs(120),
+        || holding(records.clone(), record_name.clone()),
+    )
+    .await;
+    let label = cm.labels()["kubectl-canary.io/deployment"].clone();
+    assert_ne!(label, name, "the scenario: the label is not the name");
+    // Past the controller's last requeue after holding (2 s): from now on it sleeps for
+    // the interval.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    records
+        .delete(&record_name, &Default::default())
+        .await
+        .unwrap();
+    let again = wait_for(
+        &setup.env,
+        "the record recreated (nothing but its deletion wakes the controller)",
+        Duration::from_secs(30),
+        || {
+            let (records, record_name) = (records.clone(), record_name.clone());
+            let started = first["startedAt"].clone();
+            async move {
+                let (_, record) = holding(records, record_name).await?;
+                (record["startedAt"] != started).then_some(record)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        again["stable"],
+        first["stable"],
+        "{}",
+        controller.log_text()
+    );
+    assert_eq!(again["deployment"], Value::from(name.clone()));
+    git.stop().await;
+}
