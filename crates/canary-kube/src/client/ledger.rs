@@ -30,12 +30,34 @@ impl std::fmt::Display for Write {
 }
 
 /// The changes of this run, shared by every clone of the client.
-#[derive(Debug, Clone, Default)]
-pub struct WriteLedger(Arc<Mutex<Vec<Write>>>);
+#[derive(Debug, Clone)]
+pub struct WriteLedger(Arc<Mutex<Vec<Write>>>, Keeping);
+
+/// Whether a ledger keeps what it is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keeping {
+    Everything,
+    Nothing,
+}
+
+impl Default for WriteLedger {
+    fn default() -> Self {
+        Self(Arc::default(), Keeping::Everything)
+    }
+}
 
 impl WriteLedger {
+    /// A ledger that keeps nothing, for a long-running process (the GitOps controller):
+    /// there is no run to report on, and a list of every write would only grow.
+    pub fn discarding() -> Self {
+        Self(Arc::default(), Keeping::Nothing)
+    }
+
     /// Records a change.
     pub fn push(&self, write: Write) {
+        if self.1 == Keeping::Nothing {
+            return;
+        }
         if let Ok(mut writes) = self.0.lock() {
             writes.push(write);
         }
@@ -135,6 +157,17 @@ mod tests {
             describe(&Method::POST, "/api/v1/namespaces/a/events", b"{}"),
             None
         );
+    }
+
+    #[test]
+    fn a_discarding_ledger_keeps_nothing() {
+        let ledger = WriteLedger::discarding();
+        ledger.push(Write {
+            action: "updated",
+            object: "deployments/web".into(),
+            confirmed: true,
+        });
+        assert!(ledger.writes().is_empty());
     }
 
     #[test]
