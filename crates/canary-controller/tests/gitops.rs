@@ -1044,3 +1044,133 @@ async fn a_deployment_named_past_63_characters_is_found_from_its_record() {
     assert_eq!(again["deployment"], Value::from(name.clone()));
     git.stop().await;
 }
+
+/// `spec.replicas` changed by Git during a canary is followed as the CLI's engine does: at
+/// the first step (a count) the canary stays at that count, at a later step given as a
+/// share it grows with the Deployment; never more than k new pods before the first promote,
+/// and the Deployment's own settings back at the end.
+#[tokio::test]
+async fn a_replicas_change_mid_canary_is_followed_a_count_stays_a_count_a_share_a_share() {
+    use canary_core::rollout_math::{CanaryMode, CanarySize, resolve_canary};
+    let Some(setup) = setup("gitops-rescale").await else {
+        return;
+    };
+    let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+    let share = |replicas| {
+        resolve_canary(CanarySize::Percent(25.0), replicas, CanaryMode::Surge)
+            .unwrap()
+            .pods
+    };
+    // The scenario: the 25% step differs at each size.
+    assert_eq!((share(6), share(9), share(12)), (2, 3, 4));
+    create_analysis(&client, &ns, POD_HEALTH).await;
+    let annotations = policy("25%", "15s");
+    let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 6, V1, &annotations));
+    settled_on(&setup, V1, 6).await;
+    let before = rollout_fields(&client, &ns).await;
+    let controller =
+        ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
+    let observer = Observer::start(&client, &ns, V2).await;
+    git.commit(&setup.env, &manifest(&ns, 6, V2, &annotations));
+    phase_is(&setup, "holding", |r| r["phase"]["pods"] == 1).await;
+    let exactly = |v2: usize, v1: usize| {
+        let (client, ns) = (client.clone(), ns.clone());
+        move || {
+            let (client, ns) = (client.clone(), ns.clone());
+            async move {
+                let pods = pods_by_image(&client, &ns).await;
+                (pods.get(V2) == Some(&v2) && pods.get(V1) == Some(&v1)).then_some(())
+            }
+        }
+    };
+    // Available=False is expected only while the pods of a scale-up start (the brake's
+    // maxUnavailable=0 counts every missing pod, as it would for any Deployment with
+    // maxUnavailable 0); it must never be seen otherwise.
+    let stable_available = |replicas: i32| {
+        let (client, ns) = (client.clone(), ns.clone());
+        move || {
+            let (client, ns) = (client.clone(), ns.clone());
+            async move {
+                let status = deployment(&client, &ns).await.status?;
+                (status.available_replicas == Some(replicas)).then_some(())
+            }
+        }
+    };
+    let mut unavailable_outside_scaling = observer.unavailable();
+    // Git scales to 9 at the first step: the count (1 pod) stays.
+    let scaling = observer.unavailable().len();
+    git.commit(&setup.env, &manifest(&ns, 9, V2, &annotations));
+    let record = phase_is(&setup, "holding", |r| {
+        r["replicas"] == 9 && r["phase"]["pods"] == 1
+    })
+    .await;
+    assert_eq!(record["requestedSize"], "1", "{record}");
+    wait_for(
+        &setup.env,
+        "1 canary and 9 stable pods",
+        Duration::from_secs(60),
+        exactly(1, 9),
+    )
+    .await;
+    wait_for(
+        &setup.env,
+        "9 stable pods available",
+        Duration::from_secs(60),
+        stable_available(9),
+    )
+    .await;
+    let scaled = observer.unavailable().len();
+    assert!(scaled >= scaling);
+    // The 25% step at 9 replicas, then Git scales to 12: the share stays 25%.
+    phase_is(&setup, "holding", |r| r["phase"]["pods"] == 3).await;
+    unavailable_outside_scaling.extend(observer.unavailable().into_iter().skip(scaled));
+    let scaling = observer.unavailable().len();
+    git.commit(&setup.env, &manifest(&ns, 12, V2, &annotations));
+    phase_is(&setup, "holding", |r| {
+        r["replicas"] == 12 && r["phase"]["pods"] == 4
+    })
+    .await;
+    wait_for(
+        &setup.env,
+        "4 canary and 12 stable pods",
+        Duration::from_secs(60),
+        exactly(4, 12),
+    )
+    .await;
+    wait_for(
+        &setup.env,
+        "12 stable pods available",
+        Duration::from_secs(60),
+        stable_available(12),
+    )
+    .await;
+    let scaled = observer.unavailable().len();
+    settled_on(&setup, V2, 12).await;
+    record_gone(&setup).await;
+    git.stop().await;
+    assert_eq!(
+        observer.most_before_first_promote(),
+        1,
+        "new-version pods seen at once before the first promote; log: {}",
+        controller.log_text()
+    );
+    assert!(scaled >= scaling);
+    unavailable_outside_scaling.extend(observer.unavailable().into_iter().skip(scaled));
+    assert_eq!(unavailable_outside_scaling, Vec::<String>::new());
+    assert_eq!(
+        events_with_reason(&client, &ns, "CanaryFollowedReplicas")
+            .await
+            .len(),
+        2
+    );
+    assert!(
+        events_with_reason(&client, &ns, "CanaryStuck")
+            .await
+            .is_empty()
+    );
+    assert_eq!(rollout_fields(&client, &ns).await, before);
+    assert_eq!(
+        kubectl_canary_annotations(&deployment(&client, &ns).await),
+        Vec::<String>::new()
+    );
+}

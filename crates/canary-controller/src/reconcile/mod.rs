@@ -5,6 +5,7 @@
 
 mod begin;
 mod close;
+mod rescale;
 mod stable;
 mod steps;
 

@@ -12,7 +12,7 @@ use canary_core::record::{CanaryRecord, Phase, replica_set_template_matches};
 use canary_core::verdict::Decision as Verdict;
 use canary_kube::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use canary_kube::gitops::spec_source::read_analysis_spec;
-use canary_kube::gitops::writes::{Written, update_deployment};
+use canary_kube::gitops::writes::{Written, scale_replica_set, update_deployment};
 use canary_kube::observe::template_json;
 use kube::ResourceExt;
 
@@ -42,6 +42,9 @@ pub(super) async fn continue_canary(release: &Reconciling<'_>) -> Outcome {
         return Ok(Action::requeue(Duration::from_secs(60)));
     };
     release.phase_metric(Some(record.phase));
+    if let Some(outcome) = super::rescale::follow_replicas(release, &record).await {
+        return outcome;
+    }
     match record.phase {
         Phase::Starting { pods } | Phase::Promoting { to: pods, .. } => {
             drive(release, &record, Goal::Hold { pods }).await
@@ -155,20 +158,19 @@ async fn drive(release: &Reconciling<'_>, record: &CanaryRecord, goal: Goal) -> 
             Ok(Action::requeue(SOON))
         }
         Decision::Wait(_) => Ok(Action::requeue(SOON)),
-        // The controller does not resize ReplicaSets itself (the CLI follows a change of
-        // replicas); a canary whose sides need resizing waits for a person as before.
+        // A change of replicas spread over both sides by the Deployment controller (paused,
+        // it scales proportionally): one side back to its size, as the CLI's engine does.
         Decision::Resize(resize) => {
-            release
-                .warn_once(
-                    "CanaryStuck",
-                    format!(
-                        "deploy/{}: {}; run `kubectl canary promote` or `abort`",
-                        release.name(),
-                        resize.summary
-                    ),
-                )
-                .await;
-            Ok(Action::requeue(Duration::from_secs(30)))
+            let replica_set = release
+                .view
+                .replica_sets
+                .iter()
+                .find(|rs| rs.name_any() == resize.replica_set);
+            if let Some(replica_set) = replica_set {
+                tracing::info!(deployment = %release.key, summary = %resize.summary, "resizing");
+                scale_replica_set(&release.apis.replica_sets, replica_set, resize.to).await?;
+            }
+            Ok(Action::requeue(SOON))
         }
         Decision::Stuck(stuck) => {
             release

@@ -188,6 +188,20 @@ impl GitOpsPolicy {
     }
 }
 
+impl GitOpsPolicy {
+    /// What was asked for the step held at `pods` when the Deployment had `replicas`: the
+    /// first size (a count) or the later step that came to `pods` (a count or a share), so
+    /// that a change of `spec.replicas` keeps it (a share stays a share, a count the count).
+    /// `None` when no step comes to `pods`.
+    pub fn size_asked_at(&self, replicas: i32, pods: i32) -> Option<CanarySize> {
+        let sizes = self.step_sizes(replicas).ok()?;
+        match sizes.iter().position(|&size| size == pods)? {
+            0 => Some(CanarySize::Pods(self.first_pods)),
+            step => self.steps.get(step - 1).copied(),
+        }
+    }
+}
+
 fn annotation_text(annotations: &BTreeMap<String, String>) -> String {
     annotations
         .get(STEPS_ANNOTATION)
@@ -223,6 +237,23 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_size_asked_for_a_held_step_is_the_step_s_own_count_or_share() {
+        let policy = GitOpsPolicy::from_annotations(
+            &annotations(&[(CANARY_PODS_ANNOTATION, "1"), (STEPS_ANNOTATION, "3, 50%")]),
+            10,
+        )
+        .unwrap();
+        assert_eq!(policy.size_asked_at(10, 1), Some(CanarySize::Pods(1)));
+        assert_eq!(policy.size_asked_at(10, 3), Some(CanarySize::Pods(3)));
+        assert_eq!(
+            policy.size_asked_at(10, 10),
+            Some(CanarySize::Percent(50.0))
+        );
+        assert_eq!(policy.size_asked_at(10, 4), None, "no step comes to 4 pods");
+        assert_eq!(policy.size_asked_at(0, 1), None, "no sizes at 0 replicas");
     }
 
     #[test]

@@ -64,14 +64,24 @@ pub async fn scale_replica_set_to_zero(
     api: &Api<ReplicaSet>,
     replica_set: &ReplicaSet,
 ) -> Result<Written> {
+    scale_replica_set(api, replica_set, 0).await
+}
+
+/// Scales a ReplicaSet to `replicas` through its scale subresource, if it is unchanged since
+/// it was read (a recreated namesake, or one someone scaled meanwhile, is left alone:
+/// [`Written::Conflict`], decide again).
+pub async fn scale_replica_set(
+    api: &Api<ReplicaSet>,
+    replica_set: &ReplicaSet,
+    replicas: i32,
+) -> Result<Written> {
     let name = replica_set.name_any();
-    let patch = json!({
-        "spec": {"replicas": 0},
-    });
     // The scale subresource has no UID precondition; the resourceVersion of the ReplicaSet
     // as read makes the write apply only to that object, unchanged since.
-    let mut patch = patch;
-    patch["metadata"] = json!({"resourceVersion": replica_set.resource_version()});
+    let patch = json!({
+        "metadata": {"resourceVersion": replica_set.resource_version()},
+        "spec": {"replicas": replicas},
+    });
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
@@ -80,7 +90,7 @@ pub async fn scale_replica_set_to_zero(
         Ok(_) => Ok(Written::Stored(String::new())),
         Err(e) if is_status(&e, 409) || is_status(&e, 404) => Ok(Written::Conflict),
         Err(e) => Err(CanaryError::api(
-            format!("scaling replicaset/{name} to 0"),
+            format!("scaling replicaset/{name} to {replicas}"),
             e,
         )),
     }
