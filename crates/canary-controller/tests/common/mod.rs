@@ -553,12 +553,73 @@ impl Drop for Setup {
     }
 }
 
-/// A namespace and the installed manifests; `None` without testenv (see canary-testkit).
+/// Waits until the API server applies the brake policy: a server-side dry-run update of
+/// an opted-in probe Deployment (stored with 0 replicas, so it has no pods; the update
+/// asks for 1, so that the policy's first size fits) with a new image comes back braked. The API
+/// server compiles a new or changed MutatingAdmissionPolicy asynchronously after it is
+/// stored; a test whose first commit comes before that sees it roll out unbraked (the
+/// policy's failurePolicy is Ignore). Seen in CI on a fresh testenv: the first test to
+/// commit had its change rolled out at once (the controller found no brake: `Idle`) while
+/// a test committing half a second later was braked.
+pub async fn wait_until_policy_brakes(env: &TestEnv, client: &kube::Client, namespace: &str) {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let probe = |image: &str, replicas: i32| -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {
+                "name": "policy-probe",
+                "labels": {"kubectl-canary.io/gitops": "enabled"},
+                "annotations": {"kubectl-canary.io/canary-pods": "1"},
+            },
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "policy-probe"}},
+                "template": {
+                    "metadata": {"labels": {"app": "policy-probe"}},
+                    "spec": {"containers": [{"name": "probe", "image": image}]},
+                },
+            },
+        }))
+        .unwrap()
+    };
+    api.create(&Default::default(), &probe("probe:1", 0))
+        .await
+        .expect("create the policy probe");
+    let dry_run = kube::api::PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    canary_testkit::wait_for(
+        env,
+        "the brake policy to be in effect (a dry-run image change of an opted-in Deployment braked)",
+        Duration::from_secs(60),
+        || {
+            let (api, dry_run) = (api.clone(), dry_run.clone());
+            let mut changed = probe("probe:2", 1);
+            async move {
+                let stored = api.get("policy-probe").await.ok()?;
+                changed.metadata.resource_version = stored.metadata.resource_version;
+                let braked = api.replace("policy-probe", &dry_run, &changed).await.ok()?;
+                braked
+                    .annotations()
+                    .contains_key("kubectl-canary.io/brake")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    api.delete("policy-probe", &Default::default())
+        .await
+        .expect("delete the policy probe");
+}
+
+/// A namespace and the installed manifests, the policy in effect; `None` without testenv
+/// (see canary-testkit).
 pub async fn setup(prefix: &str) -> Option<Setup> {
     let env = TestEnv::get()?;
     let namespace = TestNamespace::create(&env, prefix).await;
     let client = env.client().await;
     let kubeconfig = install(&env, &scratch(&namespace.name));
+    wait_until_policy_brakes(&env, &client, &namespace.name).await;
     Some(Setup {
         env,
         namespace,
