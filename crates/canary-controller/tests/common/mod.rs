@@ -344,8 +344,12 @@ fn rv(object: &impl ResourceExt) -> u64 {
 }
 
 impl Observer {
-    /// Starts watching `namespace` for pods of `image`.
+    /// Starts watching `namespace` for pods of `image`; returns once every watch has its
+    /// initial list, so that nothing after this call goes unseen (a watch still listing when
+    /// the commit lands would miss the record's first phases, or pods over k). Each watch
+    /// reports its first initial list only (a watcher lists again after a lost watch).
     pub async fn start(client: &kube::Client, namespace: &str, image: &str) -> Self {
+        let (listed_tx, mut listed) = tokio::sync::mpsc::channel::<()>(3);
         let pod_counts = Arc::new(Mutex::new(Vec::new()));
         let first_promote_rv = Arc::new(Mutex::new(None));
         let phases = Arc::new(Mutex::new(Vec::new()));
@@ -353,6 +357,7 @@ impl Observer {
         let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
         let image = image.to_string();
         let counts = pod_counts.clone();
+        let mut listed_pods = Some(listed_tx.clone());
         let pod_task = tokio::spawn(async move {
             let mut live: BTreeMap<String, bool> = BTreeMap::new();
             let mut stream = watcher::watcher(pods, watcher::Config::default()).boxed();
@@ -360,7 +365,13 @@ impl Observer {
                 let (pod, gone) = match event {
                     Event::Apply(pod) | Event::InitApply(pod) => (pod, false),
                     Event::Delete(pod) => (pod, true),
-                    Event::Init | Event::InitDone => continue,
+                    Event::InitDone => {
+                        if let Some(listed) = listed_pods.take() {
+                            let _ = listed.try_send(());
+                        }
+                        continue;
+                    }
+                    Event::Init => continue,
                 };
                 let is_new = pod.spec.as_ref().is_some_and(|s| {
                     s.containers
@@ -378,10 +389,16 @@ impl Observer {
         });
         let records: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
         let (first, seen) = (first_promote_rv.clone(), phases.clone());
+        let mut listed_records = Some(listed_tx.clone());
         let record_task = tokio::spawn(async move {
             let config = watcher::Config::default().fields("metadata.name=web.kubectl-canary");
             let mut stream = watcher::watcher(records, config).boxed();
             while let Some(Ok(event)) = stream.next().await {
+                if matches!(event, Event::InitDone)
+                    && let Some(listed) = listed_records.take()
+                {
+                    let _ = listed.try_send(());
+                }
                 let (Event::Apply(cm) | Event::InitApply(cm)) = event else {
                     continue;
                 };
@@ -405,9 +422,15 @@ impl Observer {
         });
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
         let bad = unavailable.clone();
+        let mut listed_deployments = Some(listed_tx);
         let available_task = tokio::spawn(async move {
             let mut stream = watcher::watcher(deployments, watcher::Config::default()).boxed();
             while let Some(Ok(event)) = stream.next().await {
+                if matches!(event, Event::InitDone)
+                    && let Some(listed) = listed_deployments.take()
+                {
+                    let _ = listed.try_send(());
+                }
                 let (Event::Apply(d) | Event::InitApply(d)) = event else {
                     continue;
                 };
@@ -424,6 +447,12 @@ impl Observer {
                 }
             }
         });
+        for _ in 0..3 {
+            tokio::time::timeout(Duration::from_secs(60), listed.recv())
+                .await
+                .expect("the observer's watches list within 60 s")
+                .expect("an observer watch ended before its initial list");
+        }
         Self {
             pod_counts,
             first_promote_rv,
