@@ -668,7 +668,7 @@ async fn the_cli_shows_and_promotes_a_controller_run_canary() {
     let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &annotations));
     settled_on(&setup, V1, 4).await;
     let before = rollout_fields(&client, &ns).await;
-    let _controller =
+    let controller =
         ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
     git.commit(&setup.env, &manifest(&ns, 4, V2, &annotations));
     phase_is(&setup, "holding", |_| true).await;
@@ -687,19 +687,35 @@ async fn the_cli_shows_and_promotes_a_controller_run_canary() {
         "{text}"
     );
     // The CLI records the promotion; the controller (whose writes the policy lets through)
-    // carries it out, and the CLI sees it done.
-    let promote = setup.env.run(
-        &cli(),
-        &[
-            "promote",
-            "deploy/web",
-            "-n",
-            &ns,
-            "--full",
-            "--timeout",
-            "90s",
-        ],
-    );
+    // carries it out, and the CLI sees it done. The controller is stopped for the first
+    // 3 s of the command (shorter than its Lease): the CLI, whose settings writes the policy
+    // holds, must wait for it rather than report them rewritten.
+    let signal = |name: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([name, &controller.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill {name}");
+    };
+    signal("-STOP");
+    let (env, ns2) = (setup.env.clone(), ns.clone());
+    let promote = tokio::task::spawn_blocking(move || {
+        env.run(
+            &cli(),
+            &[
+                "promote",
+                "deploy/web",
+                "-n",
+                &ns2,
+                "--full",
+                "--timeout",
+                "90s",
+            ],
+        )
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    signal("-CONT");
+    let promote = promote.await.unwrap();
     assert!(
         promote.status.success(),
         "{}\n{}",

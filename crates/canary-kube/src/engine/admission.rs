@@ -7,6 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 
+use canary_core::gitops::situation::is_controller_record;
 use canary_core::machine::{Goal, SpecChange};
 use canary_core::seal::Seal;
 
@@ -32,6 +33,17 @@ impl Engine {
         let Some(mut updated) = self.apply(view, change, &seal, progress).await? else {
             return Ok(None);
         };
+        if !settings_of(&updated).equivalent(&change.settings)
+            && is_controller_record(&stored.record)
+        {
+            // A canary of the GitOps controller: its admission policy keeps the brake's
+            // settings for every writer but the controller, which carries out what the
+            // record (written first) says. Not a rewrite to report: wait for the controller.
+            tracing::info!(
+                "the GitOps policy keeps the brake's settings for its controller to change; waiting for it"
+            );
+            return Ok(None);
+        }
         if !settings_of(&updated).equivalent(&change.settings) {
             tracing::info!(
                 "the API server stored other rollout settings than sent; sending them once more"
