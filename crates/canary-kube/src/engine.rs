@@ -521,8 +521,15 @@ impl Engine {
                     if Instant::now() >= deadline {
                         return Err(self.update_timed_out(goal, timeout, &change));
                     }
-                    self.apply_checked(&view, &change, stored, goal, progress)
-                        .await?;
+                    if self
+                        .apply_checked(&view, &change, stored, goal, progress)
+                        .await?
+                        .is_none()
+                    {
+                        // Someone else wrote first, or the GitOps controller is to carry it
+                        // out: look again shortly rather than at once.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                 }
                 Decision::Stuck(stuck) => {
                     return Err(CanaryError::Stuck {
