@@ -48,7 +48,12 @@ pub enum Response {
 /// Sends one GET through the API server to `path` (an API path ending in `/proxy/...`).
 pub async fn proxy_get(client: &kube::Client, path: &str, timeout: Duration) -> Response {
     let request = match http::Request::get(path).body(Body::empty()) {
-        Ok(request) => request,
+        Ok(mut request) => {
+            // Each answer is a datum: the client must not retry a 500 (or a timeout) into
+            // the next attempt's 200.
+            request.extensions_mut().insert(crate::client::SendOnce);
+            request
+        }
         Err(error) => return Response::Failed(format!("invalid request path {path}: {error}")),
     };
     let started = Instant::now();
