@@ -436,6 +436,59 @@ async fn logs_pass_fail_and_inconclusive() {
     tokio::join!(good, bad, none);
 }
 
+/// The logs check judges what it read: over the byte cap the newest part of the window (and
+/// the rate per minute of that part), and a canary from which no line was read is
+/// inconclusive, never a pass.
+#[tokio::test]
+async fn logs_judge_the_newest_part_and_never_pass_a_silent_canary() {
+    let Some(env) = TestEnv::get() else { return };
+    let degrading = TestNamespace::create(&env, "an-logs-cap").await;
+    let silent = TestNamespace::create(&env, "an-logs-silent").await;
+
+    let newest = async {
+        // Clean for its first 60 s (about 630 bytes of access log a second), then 2 error
+        // lines a second besides: with a cap of 32 KiB the oldest part of the window is all
+        // clean, the newest (about 29 s) all degraded.
+        let (client, target) = canary(
+            &env,
+            &degrading.name,
+            2,
+            STABLE_IMAGE,
+            "nginx:1.15__degrade-after-60s__logerrors-120",
+        )
+        .await;
+        wait_canary_age(&env, &client, &target, Duration::from_secs(90)).await;
+        let spec = spec_of(
+            Duration::from_secs(120),
+            vec![check(
+                "logs",
+                Probe::Logs(LogsSpec {
+                    max_bytes_per_pod: 32 * 1024,
+                    ..LogsSpec::default()
+                }),
+            )],
+        );
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Fail, "only the newest part of the log");
+        // The rate divides by the time the part read covers, not by the whole window.
+        let minutes_read = result.measurements[3].canary.unwrap();
+        assert!(minutes_read < 1.0, "{:?}", result.measurements);
+    };
+    let quiet = async {
+        // No traffic, no errors: after its start-up lines it writes nothing.
+        let (client, target) =
+            canary(&env, &silent.name, 2, STABLE_IMAGE, "nginx:1.15__rps-0").await;
+        wait_canary_age(&env, &client, &target, Duration::from_secs(25)).await;
+        let spec = spec_of(
+            Duration::from_secs(20),
+            vec![check("logs", Probe::Logs(LogsSpec::default()))],
+        );
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Inconclusive, "no log line read");
+    };
+    tokio::join!(newest, quiet);
+}
+
 #[tokio::test]
 async fn http_pass_fail_and_inconclusive() {
     let Some(env) = TestEnv::get() else { return };

@@ -9,6 +9,7 @@
 mod combine;
 mod event;
 mod judge;
+pub mod logs;
 mod query;
 
 pub use crate::text::format_number;

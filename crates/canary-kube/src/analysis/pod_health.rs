@@ -18,6 +18,7 @@ use canary_core::duration::format_duration;
 use canary_core::record::POD_TEMPLATE_HASH_LABEL;
 use canary_core::verdict::{CheckResult, Measurement, Outcome};
 
+use super::clock::ServerClock;
 use super::{AnalysisTarget, result_of};
 use crate::observe::pod_is_ready as is_ready;
 
@@ -46,6 +47,7 @@ pub async fn run(
     target: &AnalysisTarget,
     check: &CheckSpec,
     settings: &PodHealthSpec,
+    clock: &ServerClock,
     observe_for: Duration,
 ) -> CheckResult {
     let api: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
@@ -104,7 +106,7 @@ pub async fn run(
         if !synced {
             continue;
         }
-        let assessment = assess(pods.values(), target, settings, Timestamp::now());
+        let assessment = assess(pods.values(), target, settings, clock.now());
         if assessment.outcome == Outcome::Fail || Instant::now() >= observe_until {
             return result_of(
                 check,
@@ -114,7 +116,7 @@ pub async fn run(
             );
         }
     }
-    let assessment = assess(pods.values(), target, settings, Timestamp::now());
+    let assessment = assess(pods.values(), target, settings, clock.now());
     result_of(
         check,
         assessment.outcome,

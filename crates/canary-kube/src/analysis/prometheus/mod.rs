@@ -7,7 +7,7 @@
 //! check inconclusive with the reason.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use kube::client::Body;
 use serde::Deserialize;
@@ -19,6 +19,7 @@ use canary_core::analysis_spec::{
 use canary_core::duration::format_duration;
 use canary_core::verdict::{CheckResult, Measurement, Outcome, judge_query_values};
 
+use super::clock::ServerClock;
 use super::{AnalysisTarget, Side, result_of};
 
 mod client;
@@ -86,19 +87,13 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// Runs the Prometheus check.
 pub async fn run(
     client: &kube::Client,
     target: &AnalysisTarget,
     check: &CheckSpec,
     settings: &PrometheusSpec,
+    clock: &ServerClock,
     window: Duration,
 ) -> CheckResult {
     let prometheus = match PrometheusClient::new(client, &settings.address) {
@@ -107,7 +102,7 @@ pub async fn run(
             return result_of(check, Outcome::Inconclusive, Vec::new(), error.to_string());
         }
     };
-    let end = unix_now();
+    let end = clock.now().as_millisecond() as f64 / 1000.0;
     let query_of = |side: Side| {
         let group = target.group(side);
         render_query(
