@@ -83,6 +83,39 @@ mod tests {
         assert!(parse_http_date("yesterday").is_err());
     }
 
+    /// The analysis reads no local wall clock: every "now" it judges by is this module's.
+    /// (A laptop 2 minutes fast failed fresh canaries as "not Ready 2m after creation".)
+    #[test]
+    fn no_check_reads_the_local_wall_clock() {
+        fn sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    sources(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    found.push(path);
+                }
+            }
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/analysis");
+        let mut files = Vec::new();
+        sources(&dir, &mut files);
+        assert!(files.len() > 5, "{files:?}");
+        let wall_clocks = ["Timestamp::now()", "SystemTime::now()", "Utc::now()"];
+        for file in files.iter().filter(|f| !f.ends_with("clock.rs")) {
+            let text = std::fs::read_to_string(file).unwrap();
+            // Test code may make up times; the checks may not read them.
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for clock in wall_clocks {
+                assert!(
+                    !code.contains(clock),
+                    "{} reads the local clock ({clock}): use ServerClock",
+                    file.display()
+                );
+            }
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn follows_the_server_time_whatever_the_local_clock_says() {
         // A server two minutes behind this machine: its time is what counts.
