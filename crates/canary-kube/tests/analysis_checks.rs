@@ -727,11 +727,9 @@ async fn service_checks_see_what_users_see_and_waiting_has_a_limit() {
         create_service(&client, &healthy.name).await;
         wait_endpoints(&env, &client, &healthy.name, 4).await;
         let result = run_once(&client, &target, &service_spec).await;
-        assert_outcome(
-            &result,
-            Outcome::Pass,
-            "0/80 requests through service web failed",
-        );
+        assert_outcome(&result, Outcome::Pass, "through the Service 0/80 failed");
+        // One canary pod of four ready endpoints.
+        assert_eq!(result.measurements[3].canary, Some(0.25));
     };
     let bad = async {
         // One canary pod of four answering only 500s: about a quarter of users see errors.
@@ -746,8 +744,11 @@ async fn service_checks_see_what_users_see_and_waiting_has_a_limit() {
         create_service(&client, &erroring.name).await;
         wait_endpoints(&env, &client, &erroring.name, 4).await;
         let result = run_once(&client, &target, &service_spec).await;
-        assert_outcome(&result, Outcome::Fail, "through service web failed");
-        let rate = result.measurements[1].canary.unwrap();
+        assert_outcome(&result, Outcome::Fail, "through the Service");
+        // Per side through the Service's endpoints every canary request failed...
+        assert_eq!(result.measurements[1].canary, Some(1.0));
+        // ...and users saw about a quarter of theirs fail.
+        let rate = result.measurements[4].canary.unwrap();
         assert!(
             rate > 0.05 && rate < 0.6,
             "error rate {rate}: {}",
@@ -800,6 +801,39 @@ async fn service_checks_see_what_users_see_and_waiting_has_a_limit() {
         );
     };
     tokio::join!(good, bad, wait);
+}
+
+/// The dilution: one canary pod among eleven answering every request with 500 shows
+/// about 9% errors through the Service, which an absolute 5% over 20 requests passed about
+/// half the time. With the default settings it fails, every time.
+#[tokio::test]
+async fn a_diluted_canary_failing_every_request_fails_through_the_service() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "an-svc-dilute").await;
+    let (client, target) = canary(&env, &ns.name, 10, STABLE_IMAGE, "nginx:1.15__errors-100").await;
+    create_service(&client, &ns.name).await;
+    wait_endpoints(&env, &client, &ns.name, 11).await;
+    let spec = spec_of(
+        Duration::from_secs(60),
+        vec![check(
+            "users",
+            Probe::Http(HttpSpec {
+                service: Some("web".into()),
+                ..HttpSpec::new(80, "/")
+            }),
+        )],
+    );
+    for round in 0..3 {
+        let result = run_once(&client, &target, &spec).await;
+        assert_eq!(
+            result.outcome,
+            Outcome::Fail,
+            "round {round}: {} ({:?})",
+            result.reason,
+            result.measurements
+        );
+        assert_eq!(result.measurements[3].canary, Some(1.0 / 11.0));
+    }
 }
 
 #[tokio::test]

@@ -209,8 +209,9 @@ pub struct HttpSpec {
     /// How latencies are compared (Mann-Whitney, higher is worse by default).
     #[serde(default = "default_latency_judge")]
     pub latency: JudgeSpec,
-    /// Request through this Service instead, as users reach it; only the error rate is judged
-    /// then, against `max_error_rate_increase` as an absolute rate.
+    /// Also request through this Service, as users reach it; each side is then judged
+    /// through the pod proxies of the Service's ready endpoints, and users' errors at the
+    /// canary's traffic share (see `verdict::http::judge_through_service`).
     #[serde(default)]
     pub service: Option<String>,
 }

@@ -8,6 +8,7 @@
 
 mod combine;
 mod event;
+pub mod http;
 mod judge;
 pub mod logs;
 mod query;
