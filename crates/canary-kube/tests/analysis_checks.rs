@@ -57,6 +57,29 @@ async fn canary_with(
     canary_image: &str,
     container_fields: serde_json::Value,
 ) -> (kube::Client, AnalysisTarget) {
+    canary_of_template(
+        env,
+        namespace,
+        replicas,
+        stable_image,
+        canary_image,
+        container_fields,
+        json!({}),
+    )
+    .await
+}
+
+/// Like [`canary_with`], with `template_metadata` merged into the canary's pod template
+/// metadata (e.g. annotations).
+async fn canary_of_template(
+    env: &TestEnv,
+    namespace: &str,
+    replicas: i32,
+    stable_image: &str,
+    canary_image: &str,
+    container_fields: serde_json::Value,
+    template_metadata: serde_json::Value,
+) -> (kube::Client, AnalysisTarget) {
     let client = env.client().await;
     create_settled(
         env,
@@ -80,7 +103,7 @@ async fn canary_with(
                 "minReadySeconds": BRAKE_SECONDS,
                 "progressDeadlineSeconds": BRAKE_SECONDS + 1,
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                "template": {"spec": {"containers": [container]}},
+                "template": {"metadata": template_metadata, "spec": {"containers": [container]}},
             }})),
         )
         .await
@@ -662,6 +685,38 @@ async fn prometheus_pass_fail_and_inconclusive() {
         assert_outcome(&result, Outcome::Inconclusive, "NaN");
     };
     tokio::join!(good, bad, no_traffic);
+}
+
+/// The case: with `... or vector(0)` and a canary Prometheus does not scrape (a
+/// wrong `prometheus.io/port`), the canary read 0 errors and passed while serving half its
+/// requests with 500. Without live series of a side the check is inconclusive, naming pods.
+#[tokio::test]
+async fn prometheus_without_series_of_a_side_is_inconclusive_naming_the_pods() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "an-prom-unscraped").await;
+    let url = env.prometheus_url.clone();
+    let (client, target) = canary_of_template(
+        &env,
+        &ns.name,
+        2,
+        STABLE_IMAGE,
+        "nginx:1.15__errors-50",
+        json!({}),
+        json!({"annotations": {"prometheus.io/port": "9999"}}),
+    )
+    .await;
+    wait_canary_age(&env, &client, &target, Duration::from_secs(30)).await;
+    let query = format!("({ERROR_RATIO}) or vector(0)");
+    let spec = spec_of(
+        Duration::from_secs(30),
+        vec![prometheus_check(&url, &query, false)],
+    );
+    let result = run_once(&client, &target, &spec).await;
+    assert_outcome(
+        &result,
+        Outcome::Inconclusive,
+        "Prometheus has no live series of the canary pods (web-",
+    );
 }
 
 async fn create_service(client: &kube::Client, namespace: &str) {

@@ -17,7 +17,7 @@ pub use crate::text::format_number;
 pub use combine::*;
 pub use event::{VerdictEvent, event_note, verdict_event};
 pub use judge::*;
-pub use query::judge_query_values;
+pub use query::{judge_query_values, live_series_coverage};
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,7 @@ use super::clock::ServerClock;
 use super::{AnalysisTarget, Side, result_of};
 
 mod client;
+mod liveness;
 mod parse;
 
 pub use client::PrometheusClient;
@@ -130,13 +131,49 @@ pub async fn run(
             }
         }
     };
+    // With the documented labels, establish first that Prometheus scrapes both sides: a
+    // query reading 0 for pods it has no series of would pass any canary.
+    let mut coverage_notes = Vec::new();
+    if settings.query.contains("{{selector}}") {
+        let (canary, stable) = futures::join!(
+            liveness::check_side(
+                client,
+                &prometheus,
+                target,
+                Side::Canary,
+                window,
+                end,
+                settings.timeout
+            ),
+            liveness::check_side(
+                client,
+                &prometheus,
+                target,
+                Side::Stable,
+                window,
+                end,
+                settings.timeout
+            )
+        );
+        for side in [canary, stable] {
+            match side {
+                Ok(note) => coverage_notes.extend(note),
+                Err(problem) => {
+                    return result_of(check, Outcome::Inconclusive, Vec::new(), problem);
+                }
+            }
+        }
+    }
     let canary_query = query_of(Side::Canary);
     let stable_query = query_of(Side::Stable);
     let (canary, stable) = futures::join!(
         run_query(canary_query.clone()),
         run_query(stable_query.clone())
     );
-    let (outcome, measurements, reason) = judge(canary, stable, settings, &canary_query);
+    let (outcome, measurements, mut reason) = judge(canary, stable, settings, &canary_query);
+    for note in coverage_notes {
+        reason.push_str(&format!("; {note}"));
+    }
     result_of(check, outcome, measurements, reason)
 }
 
