@@ -914,3 +914,76 @@ async fn a_user_without_proxy_rights_gets_reasons_not_a_pass() {
     assert_outcome(&verdict.checks[1], Outcome::Inconclusive, "forbidden");
     assert_eq!(verdict.decision, Decision::Wait, "{}", verdict.reason);
 }
+
+/// The property every check holds with its default settings: a canary that fails every
+/// request, logs only errors, or never becomes Ready never passes the checks that can see
+/// it (inconclusive is allowed where the sample cannot decide, never a pass).
+#[tokio::test]
+async fn a_broken_canary_never_passes_any_check_with_default_settings() {
+    let Some(env) = TestEnv::get() else { return };
+    let url = env.prometheus_url.clone();
+    // The docs' error ratio, with the `or vector(0)` the docs suggest.
+    let error_ratio = "(sum(rate(http_requests_total{ {{selector}},code=~\"5..\" }[30s])) / sum(rate(http_requests_total{ {{selector}} }[30s]))) or vector(0)";
+    let pods = || check("pod-health", Probe::PodHealth(PodHealthSpec::default()));
+    let logs = || check("logs", Probe::Logs(LogsSpec::default()));
+    let http = || check("http", Probe::Http(HttpSpec::new(80, "/")));
+    let through_service = || {
+        check(
+            "http-service",
+            Probe::Http(HttpSpec {
+                service: Some("web".into()),
+                ..HttpSpec::new(80, "/")
+            }),
+        )
+    };
+    let prometheus = || prometheus_check(&url, error_ratio, false);
+    // (what is broken, the canary's image, the checks that must not pass)
+    let cases = [
+        (
+            "fails every request",
+            "nginx:1.15__errors-100",
+            vec![http(), through_service(), prometheus()],
+        ),
+        (
+            "logs only errors",
+            "nginx:1.15__rps-0__logerrors-60",
+            vec![logs()],
+        ),
+        (
+            "never becomes Ready",
+            "nginx:1.15__never-ready",
+            vec![pods(), http(), through_service()],
+        ),
+    ];
+    let runs = cases.into_iter().map(|(broken, image, checks)| {
+        let env = env.clone();
+        async move {
+            let ns = TestNamespace::create(&env, "an-never").await;
+            let (client, target) = canary(&env, &ns.name, 3, STABLE_IMAGE, image).await;
+            create_service(&client, &ns.name).await;
+            // Logs and Prometheus need history; the never-ready canary is judged young too.
+            wait_canary_age(&env, &client, &target, Duration::from_secs(40)).await;
+            let spec = spec_of(Duration::from_secs(60), checks);
+            let verdict = analysis::run_analysis(&client, &target, &spec, RunOptions::default())
+                .await
+                .expect("the analysis runs");
+            for result in &verdict.checks {
+                assert_ne!(
+                    result.outcome,
+                    Outcome::Pass,
+                    "a canary that {broken} passed {}: {} ({:?})",
+                    result.name,
+                    result.reason,
+                    result.measurements
+                );
+            }
+            assert_ne!(
+                verdict.decision,
+                Decision::Pass,
+                "{broken}: {}",
+                verdict.reason
+            );
+        }
+    });
+    futures::future::join_all(runs).await;
+}
