@@ -4,7 +4,7 @@
 //!
 //! Spans are measured on the API server's clock ([`ServerClock`]) from the container
 //! instance whose log is read; when a log is larger than the byte cap only its newest part is
-//! read and the rate divides by the time that part covers ([`read`]).
+//! read and the rate divides by the time that part covers (the `read` module).
 
 mod read;
 mod sample;
