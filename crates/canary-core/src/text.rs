@@ -44,6 +44,42 @@ pub fn images_text(images: &BTreeMap<String, String>) -> String {
         .join(" ")
 }
 
+/// What the engine waits for the controller to do, in words (the status's `pending` and the
+/// progress lines).
+pub fn waiting_text(waiting: &crate::machine::Waiting) -> String {
+    use crate::machine::Waiting;
+    match waiting {
+        Waiting::ControllerToObserve => {
+            "waiting for the Deployment controller to observe the change".into()
+        }
+        Waiting::BrakeTakingHold { available } => format!(
+            "waiting for the brake to take hold: {available} canary pod(s) still counted Available"
+        ),
+        Waiting::CanaryScaling {
+            canary,
+            stable,
+            wanted_canary,
+            wanted_stable,
+        } => format!(
+            "waiting for the controller: canary ReplicaSet {canary}/{wanted_canary} pods, stable {stable}/{wanted_stable}"
+        ),
+        Waiting::RollingOut {
+            updated,
+            available,
+            replicas,
+            canary_pods_left,
+        } => {
+            if *canary_pods_left > 0 {
+                format!(
+                    "rolling back: {available}/{replicas} stable pods available, {canary_pods_left} canary pod(s) left"
+                )
+            } else {
+                format!("rolling out: {updated}/{replicas} pods updated, {available} available")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -253,6 +253,7 @@ impl CanaryError {
             CanaryError::Analysis(
                 AnalysisError::NoCanaryPods { .. } | AnalysisError::NoStablePods { .. },
             ) => ErrorKind::NotFound,
+            CanaryError::Analysis(AnalysisError::ServerClock { .. }) => ErrorKind::Unreachable,
             CanaryError::Api { source, .. } if is_status(source, 403) => ErrorKind::Forbidden,
             CanaryError::BadRecord { .. } | CanaryError::Api { .. } => ErrorKind::Internal,
         }

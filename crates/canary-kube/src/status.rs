@@ -9,9 +9,10 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use canary_core::foreign::{ForeignChange, KnownRecord, SeenRecord, classify};
-use canary_core::machine::{Decision, TemplateState, decide, template_state};
+use canary_core::machine::{Decision, TemplateState, Waiting, decide, template_state};
 use canary_core::record::{CanaryRecord, Phase, images_of};
 use canary_core::rollout_math::CanaryMode;
+use canary_core::text::waiting_text;
 
 use crate::observe::{DeploymentView, pod_is_ready, revision_of, template_hash_of, template_json};
 use crate::store::StoredRecord;
@@ -44,6 +45,44 @@ pub struct SideStatus {
     pub problems: Vec<String>,
 }
 
+/// The phase of a canary as `status` reports it: a stable value for scripts (the human
+/// sentence is [`StatusReport::phase_description`]).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum StatusPhase {
+    /// No canary.
+    None,
+    /// `start` is bringing the canary to its size.
+    Starting,
+    /// The canary is held, paused.
+    Holding,
+    /// `promote --canary` is growing the canary.
+    Promoting,
+    /// `promote --full` is rolling the new version out to every pod.
+    PromotingFull,
+    /// `abort` is rolling back.
+    Aborting,
+    /// Held by kubectl-canary, but its record was changed outside kubectl-canary.
+    RecordChanged,
+    /// A record no update of the Deployment confirms.
+    Unconfirmed,
+    /// Held by kubectl-canary, but its record is lost.
+    RecordLost,
+}
+
+impl StatusPhase {
+    /// The value of a recorded phase.
+    pub fn of(phase: Phase) -> Self {
+        match phase {
+            Phase::Starting { .. } => StatusPhase::Starting,
+            Phase::Holding { .. } => StatusPhase::Holding,
+            Phase::Promoting { .. } => StatusPhase::Promoting,
+            Phase::PromotingFull => StatusPhase::PromotingFull,
+            Phase::Aborting => StatusPhase::Aborting,
+        }
+    }
+}
+
 /// The whole status.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -56,8 +95,10 @@ pub struct StatusReport {
     pub replicas: i32,
     /// `spec.paused`.
     pub paused: bool,
-    /// The phase, or `none` without a canary.
-    pub phase: String,
+    /// The phase (`none` without a canary).
+    pub phase: StatusPhase,
+    /// The phase in words, e.g. "holding a canary of 1 pod(s)".
+    pub phase_description: String,
     /// The canary mode, if a canary runs.
     pub mode: Option<CanaryMode>,
     /// Who started it, and when.
@@ -74,6 +115,8 @@ pub struct StatusReport {
     pub extra_pods: i32,
     /// What is pending, in words.
     pub pending: Option<String>,
+    /// What the controller is being waited for, if anything (`pending` says it in words).
+    pub waiting: Option<Waiting>,
     /// A change someone else made during the canary, if any.
     pub foreign: Option<ForeignChange>,
     /// What to do next, as commands.
@@ -200,7 +243,8 @@ impl StatusReport {
                 deployment: name.clone(),
                 replicas,
                 paused,
-                phase: "none".into(),
+                phase: StatusPhase::None,
+                phase_description: "none".into(),
                 mode: None,
                 started_by: None,
                 started_at: None,
@@ -209,6 +253,7 @@ impl StatusReport {
                 canary: None,
                 canary_traffic_share: None,
                 pending: None,
+                waiting: None,
                 foreign: None,
                 next_steps: vec![format!(
                     "kubectl canary start deploy/{name} CONTAINER=IMAGE --canary 1"
@@ -248,10 +293,7 @@ impl StatusReport {
                 Decision::Reached => None,
                 Decision::Apply(change) => Some(format!("next update: {}", change.summary)),
                 Decision::Resize(resize) => Some(format!("next: {}", resize.summary)),
-                Decision::Wait(waiting) => Some(format!(
-                    "waiting for the controller: {}",
-                    serde_json::to_string(waiting).unwrap_or_default()
-                )),
+                Decision::Wait(waiting) => Some(waiting_text(waiting)),
                 Decision::Stuck(stuck) => Some(stuck.explain(&name)),
             },
         };
@@ -262,7 +304,8 @@ impl StatusReport {
             deployment: name.clone(),
             replicas,
             paused,
-            phase: record.phase.describe(),
+            phase: StatusPhase::of(record.phase),
+            phase_description: record.phase.describe(),
             mode: Some(record.mode),
             started_by: Some(format!(
                 "{} on {} (pid {}, kubectl-canary {})",
@@ -277,6 +320,10 @@ impl StatusReport {
             canary,
             canary_traffic_share: share,
             pending: pending.clone(),
+            waiting: match (&foreign, &decision) {
+                (None, Decision::Wait(waiting)) => Some(waiting.clone()),
+                _ => None,
+            },
             next_steps: match &foreign {
                 Some(change) => foreign_next_steps(change, &name),
                 None => next_steps(
@@ -328,7 +375,8 @@ impl StatusReport {
                 ));
             }
             CanaryState::Tampered { seal, .. } => {
-                report.phase =
+                report.phase = StatusPhase::RecordChanged;
+                report.phase_description =
                     "held by kubectl-canary; its record was changed outside kubectl-canary".into();
                 report.seal_sides(view, seal);
                 report.next_steps = vec![format!(
@@ -336,7 +384,8 @@ impl StatusReport {
                 )];
             }
             CanaryState::Unconfirmed { stored, braked } => {
-                report.phase = format!(
+                report.phase = StatusPhase::Unconfirmed;
+                report.phase_description = format!(
                     "recorded but not confirmed by the Deployment: {}",
                     stored.record.phase.describe()
                 );
@@ -351,7 +400,8 @@ impl StatusReport {
                 };
             }
             CanaryState::RecordLost { seal, .. } => {
-                report.phase = "held by kubectl-canary, but its record is lost".into();
+                report.phase = StatusPhase::RecordLost;
+                report.phase_description = "held by kubectl-canary, but its record is lost".into();
                 report.seal_sides(view, seal);
                 report.next_steps = vec![format!(
                     "{abort}   # roll back to the stable ReplicaSet {} with the settings kept on the Deployment",

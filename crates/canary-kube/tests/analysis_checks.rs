@@ -57,6 +57,29 @@ async fn canary_with(
     canary_image: &str,
     container_fields: serde_json::Value,
 ) -> (kube::Client, AnalysisTarget) {
+    canary_of_template(
+        env,
+        namespace,
+        replicas,
+        stable_image,
+        canary_image,
+        container_fields,
+        json!({}),
+    )
+    .await
+}
+
+/// Like [`canary_with`], with `template_metadata` merged into the canary's pod template
+/// metadata (e.g. annotations).
+async fn canary_of_template(
+    env: &TestEnv,
+    namespace: &str,
+    replicas: i32,
+    stable_image: &str,
+    canary_image: &str,
+    container_fields: serde_json::Value,
+    template_metadata: serde_json::Value,
+) -> (kube::Client, AnalysisTarget) {
     let client = env.client().await;
     create_settled(
         env,
@@ -80,7 +103,7 @@ async fn canary_with(
                 "minReadySeconds": BRAKE_SECONDS,
                 "progressDeadlineSeconds": BRAKE_SECONDS + 1,
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                "template": {"spec": {"containers": [container]}},
+                "template": {"metadata": template_metadata, "spec": {"containers": [container]}},
             }})),
         )
         .await
@@ -436,6 +459,59 @@ async fn logs_pass_fail_and_inconclusive() {
     tokio::join!(good, bad, none);
 }
 
+/// The logs check judges what it read: over the byte cap the newest part of the window (and
+/// the rate per minute of that part), and a canary from which no line was read is
+/// inconclusive, never a pass.
+#[tokio::test]
+async fn logs_judge_the_newest_part_and_never_pass_a_silent_canary() {
+    let Some(env) = TestEnv::get() else { return };
+    let degrading = TestNamespace::create(&env, "an-logs-cap").await;
+    let silent = TestNamespace::create(&env, "an-logs-silent").await;
+
+    let newest = async {
+        // Clean for its first 60 s (about 630 bytes of access log a second), then 2 error
+        // lines a second besides: with a cap of 32 KiB the oldest part of the window is all
+        // clean, the newest (about 29 s) all degraded.
+        let (client, target) = canary(
+            &env,
+            &degrading.name,
+            2,
+            STABLE_IMAGE,
+            "nginx:1.15__degrade-after-60s__logerrors-120",
+        )
+        .await;
+        wait_canary_age(&env, &client, &target, Duration::from_secs(90)).await;
+        let spec = spec_of(
+            Duration::from_secs(120),
+            vec![check(
+                "logs",
+                Probe::Logs(LogsSpec {
+                    max_bytes_per_pod: 32 * 1024,
+                    ..LogsSpec::default()
+                }),
+            )],
+        );
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Fail, "only the newest part of the log");
+        // The rate divides by the time the part read covers, not by the whole window.
+        let minutes_read = result.measurements[3].canary.unwrap();
+        assert!(minutes_read < 1.0, "{:?}", result.measurements);
+    };
+    let quiet = async {
+        // No traffic, no errors: after its start-up lines it writes nothing.
+        let (client, target) =
+            canary(&env, &silent.name, 2, STABLE_IMAGE, "nginx:1.15__rps-0").await;
+        wait_canary_age(&env, &client, &target, Duration::from_secs(25)).await;
+        let spec = spec_of(
+            Duration::from_secs(20),
+            vec![check("logs", Probe::Logs(LogsSpec::default()))],
+        );
+        let result = run_once(&client, &target, &spec).await;
+        assert_outcome(&result, Outcome::Inconclusive, "no log line read");
+    };
+    tokio::join!(newest, quiet);
+}
+
 #[tokio::test]
 async fn http_pass_fail_and_inconclusive() {
     let Some(env) = TestEnv::get() else { return };
@@ -611,6 +687,38 @@ async fn prometheus_pass_fail_and_inconclusive() {
     tokio::join!(good, bad, no_traffic);
 }
 
+/// The case: with `... or vector(0)` and a canary Prometheus does not scrape (a
+/// wrong `prometheus.io/port`), the canary read 0 errors and passed while serving half its
+/// requests with 500. Without live series of a side the check is inconclusive, naming pods.
+#[tokio::test]
+async fn prometheus_without_series_of_a_side_is_inconclusive_naming_the_pods() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "an-prom-unscraped").await;
+    let url = env.prometheus_url.clone();
+    let (client, target) = canary_of_template(
+        &env,
+        &ns.name,
+        2,
+        STABLE_IMAGE,
+        "nginx:1.15__errors-50",
+        json!({}),
+        json!({"annotations": {"prometheus.io/port": "9999"}}),
+    )
+    .await;
+    wait_canary_age(&env, &client, &target, Duration::from_secs(30)).await;
+    let query = format!("({ERROR_RATIO}) or vector(0)");
+    let spec = spec_of(
+        Duration::from_secs(30),
+        vec![prometheus_check(&url, &query, false)],
+    );
+    let result = run_once(&client, &target, &spec).await;
+    assert_outcome(
+        &result,
+        Outcome::Inconclusive,
+        "Prometheus has no live series of the canary pods (web-",
+    );
+}
+
 async fn create_service(client: &kube::Client, namespace: &str) {
     let services: Api<k8s_openapi::api::core::v1::Service> =
         Api::namespaced(client.clone(), namespace);
@@ -674,11 +782,9 @@ async fn service_checks_see_what_users_see_and_waiting_has_a_limit() {
         create_service(&client, &healthy.name).await;
         wait_endpoints(&env, &client, &healthy.name, 4).await;
         let result = run_once(&client, &target, &service_spec).await;
-        assert_outcome(
-            &result,
-            Outcome::Pass,
-            "0/80 requests through service web failed",
-        );
+        assert_outcome(&result, Outcome::Pass, "through the Service 0/80 failed");
+        // One canary pod of four ready endpoints.
+        assert_eq!(result.measurements[3].canary, Some(0.25));
     };
     let bad = async {
         // One canary pod of four answering only 500s: about a quarter of users see errors.
@@ -693,8 +799,11 @@ async fn service_checks_see_what_users_see_and_waiting_has_a_limit() {
         create_service(&client, &erroring.name).await;
         wait_endpoints(&env, &client, &erroring.name, 4).await;
         let result = run_once(&client, &target, &service_spec).await;
-        assert_outcome(&result, Outcome::Fail, "through service web failed");
-        let rate = result.measurements[1].canary.unwrap();
+        assert_outcome(&result, Outcome::Fail, "through the Service");
+        // Per side through the Service's endpoints every canary request failed...
+        assert_eq!(result.measurements[1].canary, Some(1.0));
+        // ...and users saw about a quarter of theirs fail.
+        let rate = result.measurements[4].canary.unwrap();
         assert!(
             rate > 0.05 && rate < 0.6,
             "error rate {rate}: {}",
@@ -749,6 +858,39 @@ async fn service_checks_see_what_users_see_and_waiting_has_a_limit() {
     tokio::join!(good, bad, wait);
 }
 
+/// The dilution: one canary pod among eleven answering every request with 500 shows
+/// about 9% errors through the Service, which an absolute 5% over 20 requests passed about
+/// half the time. With the default settings it fails, every time.
+#[tokio::test]
+async fn a_diluted_canary_failing_every_request_fails_through_the_service() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "an-svc-dilute").await;
+    let (client, target) = canary(&env, &ns.name, 10, STABLE_IMAGE, "nginx:1.15__errors-100").await;
+    create_service(&client, &ns.name).await;
+    wait_endpoints(&env, &client, &ns.name, 11).await;
+    let spec = spec_of(
+        Duration::from_secs(60),
+        vec![check(
+            "users",
+            Probe::Http(HttpSpec {
+                service: Some("web".into()),
+                ..HttpSpec::new(80, "/")
+            }),
+        )],
+    );
+    for round in 0..3 {
+        let result = run_once(&client, &target, &spec).await;
+        assert_eq!(
+            result.outcome,
+            Outcome::Fail,
+            "round {round}: {} ({:?})",
+            result.reason,
+            result.measurements
+        );
+        assert_eq!(result.measurements[3].canary, Some(1.0 / 11.0));
+    }
+}
+
 #[tokio::test]
 async fn a_user_without_proxy_rights_gets_reasons_not_a_pass() {
     let Some(env) = TestEnv::get() else { return };
@@ -771,4 +913,77 @@ async fn a_user_without_proxy_rights_gets_reasons_not_a_pass() {
     assert_outcome(&verdict.checks[0], Outcome::Pass, "all 1 canary pods Ready");
     assert_outcome(&verdict.checks[1], Outcome::Inconclusive, "forbidden");
     assert_eq!(verdict.decision, Decision::Wait, "{}", verdict.reason);
+}
+
+/// The property every check holds with its default settings: a canary that fails every
+/// request, logs only errors, or never becomes Ready never passes the checks that can see
+/// it (inconclusive is allowed where the sample cannot decide, never a pass).
+#[tokio::test]
+async fn a_broken_canary_never_passes_any_check_with_default_settings() {
+    let Some(env) = TestEnv::get() else { return };
+    let url = env.prometheus_url.clone();
+    // The docs' error ratio, with the `or vector(0)` the docs suggest.
+    let error_ratio = "(sum(rate(http_requests_total{ {{selector}},code=~\"5..\" }[30s])) / sum(rate(http_requests_total{ {{selector}} }[30s]))) or vector(0)";
+    let pods = || check("pod-health", Probe::PodHealth(PodHealthSpec::default()));
+    let logs = || check("logs", Probe::Logs(LogsSpec::default()));
+    let http = || check("http", Probe::Http(HttpSpec::new(80, "/")));
+    let through_service = || {
+        check(
+            "http-service",
+            Probe::Http(HttpSpec {
+                service: Some("web".into()),
+                ..HttpSpec::new(80, "/")
+            }),
+        )
+    };
+    let prometheus = || prometheus_check(&url, error_ratio, false);
+    // (what is broken, the canary's image, the checks that must not pass)
+    let cases = [
+        (
+            "fails every request",
+            "nginx:1.15__errors-100",
+            vec![http(), through_service(), prometheus()],
+        ),
+        (
+            "logs only errors",
+            "nginx:1.15__rps-0__logerrors-60",
+            vec![logs()],
+        ),
+        (
+            "never becomes Ready",
+            "nginx:1.15__never-ready",
+            vec![pods(), http(), through_service()],
+        ),
+    ];
+    let runs = cases.into_iter().map(|(broken, image, checks)| {
+        let env = env.clone();
+        async move {
+            let ns = TestNamespace::create(&env, "an-never").await;
+            let (client, target) = canary(&env, &ns.name, 3, STABLE_IMAGE, image).await;
+            create_service(&client, &ns.name).await;
+            // Logs and Prometheus need history; the never-ready canary is judged young too.
+            wait_canary_age(&env, &client, &target, Duration::from_secs(40)).await;
+            let spec = spec_of(Duration::from_secs(60), checks);
+            let verdict = analysis::run_analysis(&client, &target, &spec, RunOptions::default())
+                .await
+                .expect("the analysis runs");
+            for result in &verdict.checks {
+                assert_ne!(
+                    result.outcome,
+                    Outcome::Pass,
+                    "a canary that {broken} passed {}: {} ({:?})",
+                    result.name,
+                    result.reason,
+                    result.measurements
+                );
+            }
+            assert_ne!(
+                verdict.decision,
+                Decision::Pass,
+                "{broken}: {}",
+                verdict.reason
+            );
+        }
+    });
+    futures::future::join_all(runs).await;
 }

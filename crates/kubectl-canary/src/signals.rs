@@ -75,11 +75,11 @@ pub fn install(left: LeftBehind) {
             let _ = send.send(received);
             let listener = LISTENER.get().expect("installed above");
             if received >= 2 {
-                println!("{}", left.message(&format!("{name} again")));
+                eprintln!("{}", left.message(&format!("{name} again")));
                 std::process::exit(exit_code::INTERRUPTED);
             }
             if listener.handlers.load(Ordering::SeqCst) == 0 {
-                println!("{}", left.message(&format!("interrupted ({name})")));
+                eprintln!("{}", left.message(&format!("interrupted ({name})")));
                 std::process::exit(exit_code::INTERRUPTED);
             }
             eprintln!(

@@ -244,3 +244,104 @@ async fn a_yaml_spec_judges_a_worse_latency_series_from_prometheus() {
         text(&out)
     );
 }
+
+/// The false pass seen in CI: `start --auto` promoted a canary answering 60% of requests
+/// with 500, because the client retried each 500 through the pod proxy until a 200 came back
+/// (and only the retries' delays, as latency, ever failed it, which a loaded machine hid).
+/// Every request of the HTTP check is sent exactly once: the canary pod receives exactly the
+/// requests the check counts, and their error rate is the release's.
+#[tokio::test]
+async fn every_http_check_request_reaches_the_canary_once_and_its_500s_count() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "analyze-500").await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 2, "nginx:1.14", None),
+    )
+    .await;
+    let out = canary(
+        &env,
+        &ns.name,
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15__errors-60",
+            "--canary",
+            "1",
+        ],
+    )
+    .await;
+    assert_exit(&out, OK, "start");
+    let requests = 60;
+    let out = canary(
+        &env,
+        &ns.name,
+        &[
+            "analyze",
+            "deploy/web",
+            "--no-pod-health",
+            "--http-check",
+            ":80/",
+            "--http-requests",
+            &requests.to_string(),
+            "--http-rate",
+            "30",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let check = &verdict["checks"][0];
+    let measured = |name: &str| {
+        check["measurements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("measurement {name} in {check}"))["canary"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("a canary value of {name} in {check}"))
+    };
+    assert_eq!(measured("requests"), f64::from(requests), "{check}");
+    // 60 requests failing with probability 0.6: under 30% failing has a chance below 1e-5.
+    let error_rate = measured("error rate");
+    assert!(
+        error_rate >= 0.3,
+        "the canary's 500s must count: error rate {error_rate}: {}",
+        text(&out)
+    );
+    assert_eq!(check["outcome"], "fail", "{}", text(&out));
+    assert_exit(&out, CANARY_UNHEALTHY, "analyze of a canary answering 500s");
+
+    // Which pod did the requests reach, and how often: the canary pod's access log holds
+    // exactly one line per request of the check (its own simulated traffic aside).
+    let pods = kubectl(
+        &env,
+        &[
+            "-n",
+            &ns.name,
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.spec.containers[0].image}{\"\\n\"}{end}",
+        ],
+    )
+    .await;
+    let listing = String::from_utf8_lossy(&pods.stdout).to_string();
+    let canary_pod = listing
+        .lines()
+        .find_map(|line| line.strip_suffix(" nginx:1.15__errors-60"))
+        .unwrap_or_else(|| panic!("a canary pod in {listing}"))
+        .to_string();
+    let logs = kubectl(&env, &["-n", &ns.name, "logs", &canary_pod]).await;
+    let received = String::from_utf8_lossy(&logs.stdout)
+        .lines()
+        .filter(|line| line.contains("\"GET / HTTP/1.1\"") && !line.contains("sim-traffic"))
+        .count();
+    assert_eq!(
+        received, requests as usize,
+        "requests the canary pod received"
+    );
+}

@@ -237,7 +237,8 @@ async fn ctrl_c_during_start_leaves_nothing_or_a_recorded_paused_canary() {
                 .args(["-INT", &pid])
                 .status();
             let out = child.wait_with_output().await.expect("start output");
-            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+            // What a signal left is said on stderr, in every output mode.
+            let stderr = String::from_utf8_lossy(&out.stderr).to_string();
             let context = format!("Ctrl-C after {delay} ms\n{}", text(&out));
             let recorded = record_exists(&env, &ns.name, "web").await;
             if recorded {
@@ -255,8 +256,8 @@ async fn ctrl_c_during_start_leaves_nothing_or_a_recorded_paused_canary() {
                     "{context}: exactly the asked canary"
                 );
                 assert!(
-                    stdout.contains("paused canary")
-                        || stdout.contains("stays held and recorded")
+                    stderr.contains("paused canary")
+                        || stderr.contains("stays held and recorded")
                         || out.status.code() == Some(0),
                     "{context}: says what it left"
                 );
@@ -271,8 +272,8 @@ async fn ctrl_c_during_start_leaves_nothing_or_a_recorded_paused_canary() {
                 assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
                 assert!(
                     out.status.signal() == Some(2)
-                        || stdout.contains("nothing was changed")
-                        || stdout.contains("nothing is changed"),
+                        || stderr.contains("nothing was changed")
+                        || stderr.contains("nothing is changed"),
                     "{context}: says nothing changed (or died by the signal before any change)"
                 );
                 "nothing"

@@ -308,11 +308,11 @@ async fn status_watch_follows_a_promotion() {
     let output = watch.wait_with_output().await.expect("watch output");
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
-        text.contains("\"phase\": \"holding a canary of 1 pod(s)\""),
+        text.contains("\"phaseDescription\": \"holding a canary of 1 pod(s)\""),
         "{text}"
     );
     assert!(
-        text.contains("\"phase\": \"holding a canary of 2 pod(s)\""),
+        text.contains("\"phaseDescription\": \"holding a canary of 2 pod(s)\""),
         "{text}"
     );
     assert!(

@@ -83,9 +83,10 @@ async fn sigterm_while_start_waits_leaves_a_recorded_paused_canary() {
         .expect("SIGTERM ends start within a minute")
         .expect("output");
     assert_exit(&out, INTERRUPTED, "start after SIGTERM");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Signal messages go to stderr in every output mode (stdout holds only results).
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stdout.contains("stays held and recorded") || stdout.contains("paused canary"),
+        stderr.contains("stays held and recorded") || stderr.contains("paused canary"),
         "{}",
         text(&out)
     );
@@ -138,12 +139,12 @@ async fn a_second_signal_leaves_at_once_saying_what_was_changed() {
         .expect("a second signal ends start at once")
         .expect("output");
     assert_exit(&out, INTERRUPTED, "start after two SIGINTs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        (stdout.contains("leaving at once")
-            && stdout.contains("created configmaps/web.kubectl-canary"))
-            || stdout.contains("paused canary")
-            || stdout.contains("removed the record"),
+        (stderr.contains("leaving at once")
+            && stderr.contains("created configmaps/web.kubectl-canary"))
+            || stderr.contains("paused canary")
+            || stderr.contains("removed the record"),
         "says what it left: {}",
         text(&out)
     );
@@ -182,7 +183,7 @@ async fn a_signal_where_nothing_settles_ends_at_once_and_says_nothing_changed() 
         .expect("output");
     assert_exit(&out, INTERRUPTED, "status --watch after SIGTERM");
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("nothing was changed"),
+        String::from_utf8_lossy(&out.stderr).contains("nothing was changed"),
         "{}",
         text(&out)
     );

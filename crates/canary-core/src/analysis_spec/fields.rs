@@ -5,7 +5,7 @@ use regex::Regex;
 use serde::{Deserialize, Deserializer};
 
 use super::query::query_template_problem;
-use super::types::{MAX_HTTP_RATE_PER_SECOND, MAX_HTTP_REQUESTS};
+use super::types::{MAX_HTTP_RATE_PER_SECOND, MAX_HTTP_REQUESTS, MAX_LOG_BYTES_PER_POD};
 use crate::duration::parse_duration;
 use crate::verdict::InconclusivePolicy;
 
@@ -64,6 +64,20 @@ pub(super) fn de_non_negative<'de, D: Deserializer<'de>>(deserializer: D) -> Res
     } else {
         Err(serde::de::Error::custom(format!(
             "{value} must be a number >= 0"
+        )))
+    }
+}
+
+/// The fewest bytes of log per pod a check may be limited to.
+pub const MIN_LOG_BYTES_PER_POD: i64 = 1024;
+
+pub(super) fn de_log_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let value = i64::deserialize(deserializer)?;
+    if (MIN_LOG_BYTES_PER_POD..=MAX_LOG_BYTES_PER_POD).contains(&value) {
+        Ok(value)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{value} bytes: must be between {MIN_LOG_BYTES_PER_POD} and {MAX_LOG_BYTES_PER_POD}"
         )))
     }
 }

@@ -31,7 +31,9 @@ mod yaml;
 
 pub use crate::duration::{DurationError, format_duration, parse_duration};
 pub use fields::{parse_inconclusive_policy, validate_rate, validate_requests};
-pub use query::{QUERY_PLACEHOLDERS, QueryContext, query_template_problem, render_query};
+pub use query::{
+    QUERY_PLACEHOLDERS, QueryContext, live_series_query, query_template_problem, render_query,
+};
 pub use types::*;
 pub use yaml::{SpecError, parse_analysis_spec};
 

@@ -59,6 +59,28 @@ pub fn render_query(template: &str, context: &QueryContext<'_>) -> String {
         )
 }
 
+/// The query that shows which pods of a side Prometheus has live series of (series the pods
+/// themselves expose, not the scrape's own `up`/`scrape_*`, which exist for a target that
+/// cannot be scraped too), for a template written with `{{selector}}`: its labels are the
+/// ones this looks for. One series per pod, labelled `pod`.
+///
+/// ```
+/// use std::time::Duration;
+/// use canary_core::analysis_spec::{live_series_query, QueryContext};
+/// let context = QueryContext { namespace: "shop", deployment: "web", replica_set: "web-7d9f",
+///     pod_template_hash: "7d9f", window: Duration::from_secs(60) };
+/// assert_eq!(
+///     live_series_query(&context),
+///     r#"group by (pod) ({namespace="shop",pod_template_hash="7d9f",__name__!~"up|scrape_.+"})"#,
+/// );
+/// ```
+pub fn live_series_query(context: &QueryContext<'_>) -> String {
+    format!(
+        "group by (pod) ({{namespace=\"{}\",pod_template_hash=\"{}\",__name__!~\"up|scrape_.+\"}})",
+        context.namespace, context.pod_template_hash
+    )
+}
+
 /// Why a query template cannot tell the canary from the stable pods, if it cannot.
 pub fn query_template_problem(template: &str) -> Option<String> {
     if template.trim().is_empty() {

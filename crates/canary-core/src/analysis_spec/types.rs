@@ -134,6 +134,10 @@ pub struct LogsSpec {
     /// 0 is not "infinitely worse").
     #[serde(default = "default_min_increase", deserialize_with = "de_non_negative")]
     pub min_increase_per_minute: f64,
+    /// At most this many bytes of each pod's log are read: the newest part of the window
+    /// when the log is larger (between 1 KiB and [`MAX_LOG_BYTES_PER_POD`]).
+    #[serde(default = "default_log_bytes", deserialize_with = "de_log_bytes")]
+    pub max_bytes_per_pod: i64,
 }
 
 pub(super) fn default_log_patterns() -> Vec<Regex> {
@@ -145,6 +149,9 @@ pub(super) fn default_max_ratio() -> f64 {
 pub(super) fn default_min_increase() -> f64 {
     1.0
 }
+pub(super) fn default_log_bytes() -> i64 {
+    MAX_LOG_BYTES_PER_POD
+}
 
 impl Default for LogsSpec {
     fn default() -> Self {
@@ -153,6 +160,7 @@ impl Default for LogsSpec {
             container: None,
             max_ratio: default_max_ratio(),
             min_increase_per_minute: default_min_increase(),
+            max_bytes_per_pod: default_log_bytes(),
         }
     }
 }
@@ -167,6 +175,7 @@ impl PartialEq for LogsSpec {
             && self.container == other.container
             && self.max_ratio == other.max_ratio
             && self.min_increase_per_minute == other.min_increase_per_minute
+            && self.max_bytes_per_pod == other.max_bytes_per_pod
     }
 }
 
@@ -200,8 +209,9 @@ pub struct HttpSpec {
     /// How latencies are compared (Mann-Whitney, higher is worse by default).
     #[serde(default = "default_latency_judge")]
     pub latency: JudgeSpec,
-    /// Request through this Service instead, as users reach it; only the error rate is judged
-    /// then, against `max_error_rate_increase` as an absolute rate.
+    /// Also request through this Service, as users reach it; each side is then judged
+    /// through the pod proxies of the Service's ready endpoints, and users' errors at the
+    /// canary's traffic share (see `verdict::http::judge_through_service`).
     #[serde(default)]
     pub service: Option<String>,
 }

@@ -158,10 +158,14 @@ pub fn judge_samples(canary: &[f64], stable: &[f64], config: &JudgeConfig) -> Ju
     {
         // Identical data is no difference however small the samples are.
     } else if smallest_two_sided_p_value(canary_values.len(), stable_values.len()) > alpha {
+        // The sample that would decide: the fewest values per side (at least as many as
+        // now) with which a difference could reach the confidence.
+        let (canary_n, stable_n) = (canary_values.len(), stable_values.len());
+        let needed = (canary_n.min(stable_n).max(1)..=10_000)
+            .find(|&n| smallest_two_sided_p_value(n.max(canary_n), n.max(stable_n)) <= alpha)
+            .map_or("more".to_string(), |n| format!("at least {n}"));
         return no_data(format!(
-            "{} canary and {} stable values are too few to show a difference at {:.0}% confidence{dropped_note}",
-            canary_values.len(),
-            stable_values.len(),
+            "{canary_n} canary and {stable_n} stable values are too few to show a difference at {:.0}% confidence: {needed} values per side would decide{dropped_note}",
             config.confidence * 100.0
         ));
     }
@@ -319,5 +323,30 @@ impl Threshold {
             ));
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_few_values_say_how_many_would_decide() {
+        // Two against two can never reach 98% (the smallest two-sided p is 1/3); five per
+        // side can (2/252).
+        let judgement = judge_samples(&[1.0, 2.0], &[3.0, 4.0], &JudgeConfig::default());
+        assert_eq!(
+            judgement.outcome,
+            Outcome::Inconclusive,
+            "{}",
+            judgement.reason
+        );
+        assert!(
+            judgement
+                .reason
+                .contains("at least 5 values per side would decide"),
+            "{}",
+            judgement.reason
+        );
     }
 }

@@ -8,14 +8,16 @@
 
 mod combine;
 mod event;
+pub mod http;
 mod judge;
+pub mod logs;
 mod query;
 
 pub use crate::text::format_number;
 pub use combine::*;
 pub use event::{VerdictEvent, event_note, verdict_event};
 pub use judge::*;
-pub use query::judge_query_values;
+pub use query::{judge_query_values, live_series_coverage};
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,40 @@ use super::judge::{JudgeConfig, judge_samples, judge_values};
 use crate::analysis_spec::PrometheusSpec;
 use crate::stats;
 
+/// Whether Prometheus has live series of a side's pods, before its values are judged: a
+/// query like `... or vector(0)` reads 0 for pods Prometheus does not scrape at all, which
+/// would pass any canary. `Err` (the check is inconclusive) when none of the side's running
+/// `pods` has live series, naming them; `Ok` with a note naming the pods missing when only
+/// some have.
+pub fn live_series_coverage(
+    side: &str,
+    pods: &[String],
+    live: &std::collections::BTreeSet<String>,
+) -> Result<Option<String>, String> {
+    let missing: Vec<&str> = pods
+        .iter()
+        .filter(|p| !live.contains(*p))
+        .map(String::as_str)
+        .collect();
+    if pods.is_empty() {
+        return Err(format!("no running {side} pods to read series of"));
+    }
+    if missing.len() == pods.len() {
+        return Err(format!(
+            "Prometheus has no live series of the {side} pods ({}): it does not scrape them (a `prometheus.io/scrape` annotation, the port?), so the query's values would say nothing about them",
+            missing.join(", ")
+        ));
+    }
+    Ok((!missing.is_empty()).then(|| {
+        format!(
+            "no live series of {} of {} {side} pods ({})",
+            missing.len(),
+            pods.len(),
+            missing.join(", ")
+        )
+    }))
+}
+
 /// Judges a Prometheus check from the values its query returned for each side, one `Vec`
 /// per series: no data is inconclusive; a threshold violation of the canary's value (median
 /// over the window for range queries, mean over series for instant ones) fails; otherwise
@@ -104,5 +138,32 @@ pub fn judge_query_values(
                 }
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::live_series_coverage;
+
+    #[test]
+    fn a_side_without_live_series_is_named_pod_by_pod() {
+        let pods = vec!["web-a".to_string(), "web-b".to_string()];
+        let error = live_series_coverage("canary", &pods, &BTreeSet::new()).unwrap_err();
+        assert!(
+            error.contains("no live series of the canary pods (web-a, web-b)"),
+            "{error}"
+        );
+        let some: BTreeSet<String> = ["web-b".to_string()].into();
+        assert_eq!(
+            live_series_coverage("canary", &pods, &some)
+                .unwrap()
+                .as_deref(),
+            Some("no live series of 1 of 2 canary pods (web-a)")
+        );
+        let all: BTreeSet<String> = pods.iter().cloned().collect();
+        assert_eq!(live_series_coverage("canary", &pods, &all), Ok(None));
+        assert!(live_series_coverage("stable", &[], &all).is_err());
     }
 }

@@ -6,6 +6,7 @@
 //! [`CheckResult`] with the reason, never into an error of the whole analysis and never into
 //! a pass.
 
+pub mod clock;
 pub mod http;
 pub mod logs;
 pub mod pod_health;
@@ -149,6 +150,12 @@ pub enum AnalysisError {
         /// What is missing.
         detail: String,
     },
+    /// The API server's clock, which every time-based judgement uses, could not be read.
+    #[error("{detail}")]
+    ServerClock {
+        /// Why.
+        detail: String,
+    },
     /// There are no stable pods to compare the canary with.
     #[error("deploy/{deployment} has no older ReplicaSet with pods to compare the canary with")]
     NoStablePods {
@@ -201,10 +208,14 @@ pub async fn run_analysis(
     if spec.checks.is_empty() {
         return Err(AnalysisError::NoChecks);
     }
+    // Every time-based judgement uses the API server's clock, read once per analysis.
+    let clock = clock::ServerClock::read(client)
+        .await
+        .map_err(|detail| AnalysisError::ServerClock { detail })?;
     let mut observe_for = options.observe_for;
     let mut first_round_end: Option<Instant> = None;
     loop {
-        let results = run_round(client, target, spec, observe_for).await;
+        let results = run_round(client, target, spec, &clock, observe_for).await;
         let now = Instant::now();
         let waited = first_round_end.map_or(Duration::ZERO, |start| now - start);
         first_round_end.get_or_insert(now);
@@ -224,6 +235,7 @@ pub async fn run_round(
     client: &kube::Client,
     target: &AnalysisTarget,
     spec: &AnalysisSpec,
+    clock: &clock::ServerClock,
     observe_for: Duration,
 ) -> Vec<CheckResult> {
     let mut pending: FuturesUnordered<_> = spec
@@ -233,7 +245,7 @@ pub async fn run_round(
         .map(|(index, check)| async move {
             (
                 index,
-                run_check(client, target, spec, check, observe_for).await,
+                run_check(client, target, spec, check, clock, observe_for).await,
             )
         })
         .collect();
@@ -276,21 +288,22 @@ async fn run_check(
     target: &AnalysisTarget,
     spec: &AnalysisSpec,
     check: &CheckSpec,
+    clock: &clock::ServerClock,
     observe_for: Duration,
 ) -> CheckResult {
     match &check.probe {
         Probe::PodHealth(settings) => {
-            pod_health::run(client, target, check, settings, observe_for).await
+            pod_health::run(client, target, check, settings, clock, observe_for).await
         }
         probe => {
             tokio::time::sleep(observe_for).await;
             match probe {
                 Probe::Logs(settings) => {
-                    logs::run(client, target, check, settings, spec.window).await
+                    logs::run(client, target, check, settings, clock, spec.window).await
                 }
                 Probe::Http(settings) => http::run(client, target, check, settings).await,
                 Probe::Prometheus(settings) => {
-                    prometheus::run(client, target, check, settings, spec.window).await
+                    prometheus::run(client, target, check, settings, clock, spec.window).await
                 }
                 Probe::PodHealth(_) => unreachable!("handled above"),
             }

@@ -10,7 +10,7 @@ pub mod retry;
 use std::time::Duration;
 
 pub use ledger::{Write, WriteLedger};
-pub use retry::RequestPolicy;
+pub use retry::{RequestPolicy, SendOnce};
 
 /// Builds the client for a resolved kubeconfig: kube's built-in retry is turned off (it
 /// retries every method, POST included, for up to 15 attempts) and ours is put on top.

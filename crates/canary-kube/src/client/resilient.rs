@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tower::{BoxError, Layer, Service, ServiceExt};
 
 use super::ledger::{self, Write, WriteLedger};
-use super::retry::{Attempt, RequestPolicy, Safety, should_retry};
+use super::retry::{Attempt, RequestPolicy, Safety, SendOnce, should_retry};
 
 /// Puts [`Resilient`] on a service.
 #[derive(Clone)]
@@ -111,7 +111,11 @@ where
     let (parts, body) = request.into_parts();
     let bytes = body.collect_bytes().await.map_err(BoxError::from)?;
     let path = parts.uri.path().to_string();
-    let safety = Safety::of(&parts.method, &path, &bytes);
+    let safety = if parts.extensions.get::<SendOnce>().is_some() {
+        Safety::Measurement
+    } else {
+        Safety::of(&parts.method, &path, &bytes)
+    };
     let write = ledger::describe(&parts.method, &path, &bytes);
     let started = Instant::now();
     let mut attempt_number = 0u32;
@@ -243,6 +247,26 @@ mod tests {
         send.send_response(answer(200));
         assert_eq!(call.await.unwrap().unwrap().status(), 200);
         assert!(ledger.is_empty(), "a read is not a change");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_measurement_answered_500_is_returned_as_is_not_sent_again() {
+        let (mut service, mut handle, _) = service(policy());
+        let call = tokio::spawn(async move {
+            let mut probe = request(
+                http::Method::GET,
+                "/api/v1/namespaces/a/pods/web-1:80/proxy/",
+                "",
+            );
+            probe.extensions_mut().insert(SendOnce);
+            service.ready().await.unwrap().call(probe).await
+        });
+        let (_, send) = handle.next_request().await.unwrap();
+        send.send_response(answer(500));
+        assert_eq!(call.await.unwrap().unwrap().status(), 500);
+        // No second attempt reached the server.
+        let more = tokio::time::timeout(Duration::from_secs(60), handle.next_request()).await;
+        assert!(!matches!(more, Ok(Some(_))), "a second attempt was sent");
     }
 
     #[tokio::test(start_paused = true)]

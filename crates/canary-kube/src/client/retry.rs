@@ -57,7 +57,16 @@ pub enum Safety {
     /// (a create would find "its own" record and report a lock), so it is not repeated
     /// unless the server refused it before processing (429).
     Unsafe,
+    /// A measurement (a request of the HTTP check through the pod or service proxy): its
+    /// answer, a 500 or a timeout included, is the datum. Sent once, never again: a retry
+    /// would turn a failing release's 500s into the next attempt's 200 and pass it.
+    Measurement,
 }
+
+/// Marks a request as a [`Safety::Measurement`]: put it in the request's extensions and
+/// the client sends it exactly once, whatever the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendOnce;
 
 impl Safety {
     /// Classifies a request by its method, path and body.
@@ -106,12 +115,15 @@ pub enum Attempt {
 
 /// Whether a request of this safety may be sent again after this attempt.
 pub fn should_retry(safety: Safety, attempt: Attempt) -> bool {
+    if safety == Safety::Measurement {
+        return false;
+    }
     match attempt {
         // Too many requests: the API server's priority and fairness refused it before
         // processing anything, so every request may be repeated.
         Attempt::Status(429) => true,
         Attempt::Status(500 | 502 | 503 | 504) | Attempt::TimedOut | Attempt::Transport => {
-            safety != Safety::Unsafe
+            safety == Safety::Idempotent || safety == Safety::Precondition
         }
         Attempt::Status(_) => false,
     }
@@ -172,6 +184,19 @@ mod tests {
             for status in [200, 201, 400, 403, 404, 409, 410, 422] {
                 assert!(!should_retry(safety, Attempt::Status(status)), "{status}");
             }
+        }
+    }
+
+    #[test]
+    fn a_measurement_is_never_sent_again() {
+        for attempt in [
+            Attempt::Status(429),
+            Attempt::Status(500),
+            Attempt::Status(503),
+            Attempt::TimedOut,
+            Attempt::Transport,
+        ] {
+            assert!(!should_retry(Safety::Measurement, attempt), "{attempt:?}");
         }
     }
 

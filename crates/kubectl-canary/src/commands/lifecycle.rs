@@ -12,7 +12,10 @@ use canary_kube::trust::{CanaryState, RecordRead};
 use crate::config::lifecycle::{AbortConfig, PromoteConfig};
 use crate::config::{Config, OutputFormat};
 use crate::exit_code;
-use crate::output::{change_fields, print_structured, progress_printer, status_text};
+use crate::output::{
+    CommandOutcome, CommandResult, DryRun, change_fields, notice, print_structured,
+    progress_printer, status_text,
+};
 
 /// Runs `promote`.
 pub async fn promote(config: &Config, promote: &PromoteConfig) -> Result<i32, CanaryError> {
@@ -25,7 +28,7 @@ pub async fn promote(config: &Config, promote: &PromoteConfig) -> Result<i32, Ca
             },
             _,
         ) if !promote.dry_run => {
-            return finish_cleanup(config, &engine).await;
+            return finish_cleanup(config, &engine, name).await;
         }
         (CanaryState::None { .. }, _) => return Err(no_canary(config, name)),
         (CanaryState::Verified { stored, .. }, _) => stored,
@@ -111,10 +114,18 @@ pub async fn abort(config: &Config, abort: &AbortConfig) -> Result<i32, CanaryEr
                 return Ok(exit_code::OK);
             }
             engine.discard_record(&stored).await?;
-            println!(
+            let message = format!(
                 "deleted the record {}: no update of deploy/{name} by kubectl-canary confirms it (a start that \
                  stopped before changing anything, or a record someone created); nothing was written to the Deployment",
                 engine.store().name()
+            );
+            print_result(
+                config,
+                "abort",
+                name,
+                CommandOutcome::RecordDiscarded,
+                message,
+                None,
             );
             return Ok(exit_code::OK);
         }
@@ -130,16 +141,24 @@ pub async fn abort(config: &Config, abort: &AbortConfig) -> Result<i32, CanaryEr
                 return Ok(exit_code::OK);
             }
             engine.delete_unreadable(&unreadable).await?;
-            println!(
+            let message = format!(
                 "deleted the unreadable record {} ({}); deploy/{name} carries no canary, nothing was written to it",
                 engine.store().name(),
                 unreadable.detail
+            );
+            print_result(
+                config,
+                "abort",
+                name,
+                CommandOutcome::UnreadableRecordDeleted,
+                message,
+                None,
             );
             return Ok(exit_code::OK);
         }
         CanaryState::None {
             leftover_seal: Some(_),
-        } if !abort.dry_run => return finish_cleanup(config, &engine).await,
+        } if !abort.dry_run => return finish_cleanup(config, &engine, name).await,
         CanaryState::None { .. } => return Err(no_canary(config, name)),
         other => return Err(other.error(name, &engine.store().name())),
     };
@@ -184,7 +203,11 @@ async fn run_goal(
     if dry_run {
         let view = engine.view().await?;
         let decision = decide(&stored.record, goal, &view.observation(&stored.record));
-        if !print_structured(config.output, &decision) {
+        let dry_run = DryRun {
+            dry_run: true,
+            next: &decision,
+        };
+        if !print_structured(config.output, &dry_run) {
             println!("dry run: nothing changed.");
             match decision {
                 Decision::Apply(change) => {
@@ -214,18 +237,75 @@ async fn run_goal(
     let outcome = tokio::select! {
         result = engine.continue_to(stored, goal, wait, DriveOptions { timeout: config.timeout, progress: &mut printer }) => result,
         _ = crate::signals::interrupted() => {
-            println!("interrupted: the record keeps the intent; run the same command again to finish, \
+            let message = format!("interrupted: the record keeps the intent; run the same command again to finish, \
                       or see `kubectl canary status deploy/{name}`");
+            notice(&message);
+            print_result(config, short_name(goal), &name, CommandOutcome::Interrupted, message, None);
             return Ok(exit_code::INTERRUPTED);
         }
     }?;
-    if outcome.is_some() || human {
-        let report = engine.status_report().await?;
-        if !print_structured(config.output, &report) {
-            print!("{}", status_text(&report, false));
-        }
+    // `outcome` (the record while the canary is held) is not needed: the status says it.
+    let _ = outcome;
+    let report = engine.status_report().await?;
+    if human {
+        print!("{}", status_text(&report, false));
+        return Ok(exit_code::OK);
     }
+    let (result, message) = match goal {
+        Goal::Abort => (
+            CommandOutcome::RolledBack,
+            format!(
+                "rolled back: the stable version runs on every pod of deploy/{name}, the canary is closed"
+            ),
+        ),
+        Goal::PromoteFull => (
+            CommandOutcome::Promoted,
+            format!(
+                "promoted: the new version runs on every pod of deploy/{name}, the canary is closed"
+            ),
+        ),
+        Goal::Hold { pods } => (
+            CommandOutcome::Held,
+            format!("the canary of deploy/{name} is held at {pods} pod(s)"),
+        ),
+    };
+    print_result(
+        config,
+        short_name(goal),
+        &name,
+        result,
+        message,
+        Some(report),
+    );
     Ok(exit_code::OK)
+}
+
+/// The command working towards `goal`, as a result document names it.
+fn short_name(goal: Goal) -> &'static str {
+    match goal {
+        Goal::Abort => "abort",
+        _ => "promote",
+    }
+}
+
+/// Prints a command's result: the document with `-o json|yaml`, else `message`.
+fn print_result(
+    config: &Config,
+    command: &'static str,
+    name: &str,
+    outcome: CommandOutcome,
+    message: String,
+    status: Option<canary_kube::status::StatusReport>,
+) {
+    let result = CommandResult {
+        command,
+        namespace: config.namespace.clone(),
+        deployment: name.to_string(),
+        outcome,
+        message,
+        status,
+    };
+    crate::output::print_result(config.output, &result);
 }
 
 fn no_canary(config: &Config, name: &str) -> CanaryError {
@@ -251,14 +331,20 @@ async fn require_change_rights(
 /// No record, but the seal of a finished canary is still on the Deployment (the last step
 /// of a promotion or rollback did not run): takes it off, so the Deployment's annotations
 /// are as they were before the canary.
-async fn finish_cleanup(config: &Config, engine: &Engine) -> Result<i32, CanaryError> {
+async fn finish_cleanup(config: &Config, engine: &Engine, name: &str) -> Result<i32, CanaryError> {
     require_change_rights(engine, "kubectl canary", false).await?;
     engine.remove_seal().await?;
-    if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
-        println!(
-            "no canary is running; removed the {SEAL_ANNOTATION} annotation a finished canary left on the Deployment"
-        );
-    }
+    let message = format!(
+        "no canary is running; removed the {SEAL_ANNOTATION} annotation a finished canary left on the Deployment"
+    );
+    print_result(
+        config,
+        "abort",
+        name,
+        CommandOutcome::SealRemoved,
+        message,
+        None,
+    );
     Ok(exit_code::OK)
 }
 
@@ -278,7 +364,11 @@ async fn recover(
     let recovery = engine.recovery_record(&view, &seal)?;
     if abort.dry_run {
         let decision = decide(&recovery, Goal::Abort, &view.observation(&recovery));
-        if !print_structured(config.output, &decision) {
+        let dry_run = DryRun {
+            dry_run: true,
+            next: &decision,
+        };
+        if !print_structured(config.output, &dry_run) {
             println!("dry run: nothing changed.");
             if let Decision::Apply(change) = decision {
                 println!("It would update deploy/{name}: {}", change.summary);
@@ -311,13 +401,28 @@ async fn recover(
     tokio::select! {
         result = engine.recover_without_record(&seal, record, abort.wait, options) => result?,
         _ = tokio::signal::ctrl_c() => {
-            println!("interrupted: run `kubectl canary abort deploy/{name}` again to finish");
+            let message = format!("interrupted: run `kubectl canary abort deploy/{name}` again to finish");
+            notice(&message);
+            print_result(config, "abort", name, CommandOutcome::Interrupted, message, None);
             return Ok(exit_code::INTERRUPTED);
         }
     }
     let report = engine.status_report().await?;
-    if !print_structured(config.output, &report) {
+    if human {
         print!("{}", status_text(&report, false));
+        return Ok(exit_code::OK);
     }
+    let message = format!(
+        "rolled back: the stable ReplicaSet {} runs on every pod of deploy/{name} with the original settings",
+        seal.stable.replica_set
+    );
+    print_result(
+        config,
+        "abort",
+        name,
+        CommandOutcome::RolledBack,
+        message,
+        Some(report),
+    );
     Ok(exit_code::OK)
 }

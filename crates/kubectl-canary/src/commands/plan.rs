@@ -4,7 +4,7 @@
 //! `canary_kube::plan_subject`, the text is `output::plan`; this module wires them.
 
 use canary_core::plan::{
-    CanaryPlan, ClusterCapacity, ExplainInput, Explanation, PlanError, PlanInput, explain, plan,
+    ClusterCapacity, ExplainInput, Explanation, PlanError, PlanInput, explain, plan,
 };
 use canary_core::record::BRAKE_MIN_READY_SECONDS;
 use canary_core::rollout_math::{IntOrPercent, RolloutMathError, resolve_canary};
@@ -12,12 +12,11 @@ use canary_kube::error::CanaryError;
 use canary_kube::plan_subject::{
     DEFAULT_PROGRESS_DEADLINE_SECONDS, PlanSubject, read_plan_subject,
 };
-use serde::Serialize;
 
 use crate::config::plan::PlanConfig;
 use crate::config::{Config, OutputFormat};
 use crate::exit_code;
-use crate::output::{explanation_text, plan_text, print_structured};
+use crate::output::{ExplainReport, PlanReport, explanation_text, plan_text, print_structured};
 
 /// Why no plan can be made for this input; reported as a refusal (nothing is changed either
 /// way, but the exit code tells scripts that the input, not the cluster, is at fault).
@@ -40,26 +39,6 @@ impl From<PlanRefusal> for CanaryError {
     fn from(refusal: PlanRefusal) -> Self {
         CanaryError::Refused(refusal.to_string())
     }
-}
-
-/// `plan` as JSON/YAML.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PlanReport<'a> {
-    deployment: Option<&'a str>,
-    namespace: Option<&'a str>,
-    #[serde(flatten)]
-    plan: &'a CanaryPlan,
-}
-
-/// `plan --explain` as JSON/YAML.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ExplainReport<'a> {
-    deployment: Option<&'a str>,
-    namespace: Option<&'a str>,
-    #[serde(flatten)]
-    explanation: &'a Explanation,
 }
 
 /// Plans without a cluster (`--replicas`): needs no kubeconfig.

@@ -1,7 +1,13 @@
 //! Rendering: tables for people, JSON/YAML for scripts, progress lines while waiting.
 
+mod document;
 mod plan;
 mod verdict;
+
+pub use document::{
+    AutoOutcome, AutoResult, CommandOutcome, CommandResult, Document, DryRun, Envelope,
+    ExplainReport, PlanReport,
+};
 
 pub use plan::{explanation_text, plan_text};
 pub use verdict::verdict_text;
@@ -14,29 +20,51 @@ use canary_core::text::{images_text, share_text};
 use canary_kube::engine::Progress;
 use canary_kube::status::{SideStatus, StatusReport};
 use comfy_table::{Table, presets::NOTHING};
-use serde::Serialize;
 
 use crate::cli::OutputFormat;
 
-/// Prints a value as JSON or YAML; returns false for the human formats.
-pub fn print_structured<T: Serialize>(format: OutputFormat, value: &T) -> bool {
-    match format {
-        OutputFormat::Json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(value).expect("output always serializes")
-            );
+/// Prints a document as JSON or YAML (with its `apiVersion` and `kind`); returns false for
+/// the human formats. A YAML document starts with `---`, so that several (`status --watch`)
+/// form one valid stream.
+pub fn print_structured<T: Document>(format: OutputFormat, value: &T) -> bool {
+    match structured_text(format, value) {
+        Some(text) => {
+            print!("{text}");
+            let _ = std::io::stdout().flush();
             true
         }
-        OutputFormat::Yaml => {
-            print!(
-                "{}",
-                serde_saphyr::to_string(value).expect("output always serializes")
-            );
-            true
-        }
-        OutputFormat::Table | OutputFormat::Wide => false,
+        None => false,
     }
+}
+
+/// The document as printed in `format`, or `None` for the human formats.
+pub fn structured_text<T: Document>(format: OutputFormat, value: &T) -> Option<String> {
+    let document = Envelope::of(value);
+    match format {
+        OutputFormat::Json => Some(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&document).expect("output always serializes")
+        )),
+        OutputFormat::Yaml => Some(format!(
+            "---\n{}",
+            serde_saphyr::to_string(&document).expect("output always serializes")
+        )),
+        OutputFormat::Table | OutputFormat::Wide => None,
+    }
+}
+
+/// Prints a command's result: the document with `-o json|yaml`; else its message, on stdout
+/// (an interruption's message was said on stderr already).
+pub fn print_result(format: OutputFormat, result: &CommandResult) {
+    if !print_structured(format, result) && result.outcome != CommandOutcome::Interrupted {
+        println!("{}", result.message);
+    }
+}
+
+/// Prints a message for people about what is going on (progress, a signal) to stderr, in
+/// every output mode: stdout holds only the result.
+pub fn notice(message: &str) {
+    eprintln!("{message}");
 }
 
 /// A progress line for a step the engine took or waits for.
@@ -57,49 +85,13 @@ pub fn progress_line(progress: &Progress) -> String {
 
 /// What the engine waits for, in words.
 pub fn waiting_words(waiting: &Waiting) -> String {
-    match waiting {
-        Waiting::ControllerToObserve => {
-            "waiting for the Deployment controller to observe the change".into()
-        }
-        Waiting::BrakeTakingHold { available } => format!(
-            "waiting for the brake to take hold: {available} canary pod(s) still counted Available"
-        ),
-        Waiting::CanaryScaling {
-            canary,
-            stable,
-            wanted_canary,
-            wanted_stable,
-        } => format!(
-            "waiting for the controller: canary ReplicaSet {canary}/{wanted_canary} pods, stable {stable}/{wanted_stable}"
-        ),
-        Waiting::RollingOut {
-            updated,
-            available,
-            replicas,
-            canary_pods_left,
-        } => {
-            if *canary_pods_left > 0 {
-                format!(
-                    "rolling back: {available}/{replicas} stable pods available, {canary_pods_left} canary pod(s) left"
-                )
-            } else {
-                format!("rolling out: {updated}/{replicas} pods updated, {available} available")
-            }
-        }
-    }
+    canary_core::text::waiting_text(waiting)
 }
 
-/// A progress callback that prints each step to stderr (stdout stays for results), unless
-/// the output is structured and quiet is wanted.
-pub fn progress_printer(format: OutputFormat) -> impl FnMut(&Progress) + Send {
-    move |progress| {
-        if matches!(format, OutputFormat::Table | OutputFormat::Wide) {
-            println!("{}", progress_line(progress));
-        } else {
-            eprintln!("{}", progress_line(progress));
-        }
-        let _ = std::io::stdout().flush();
-    }
+/// A progress callback that prints each step to stderr, in every output mode (stdout holds
+/// only the result).
+pub fn progress_printer(_format: OutputFormat) -> impl FnMut(&Progress) + Send {
+    move |progress| notice(&progress_line(progress))
 }
 
 fn images_cell(side: &SideStatus) -> String {
@@ -114,7 +106,7 @@ pub fn status_text(report: &StatusReport, wide: bool) -> String {
         "deploy/{} in namespace {}: {} replicas{paused}\n",
         report.deployment, report.namespace, report.replicas
     ));
-    out.push_str(&format!("phase: {}", report.phase));
+    out.push_str(&format!("phase: {}", report.phase_description));
     if let Some(mode) = report.mode {
         out.push_str(&format!(" ({mode} mode)"));
     }

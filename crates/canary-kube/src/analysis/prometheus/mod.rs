@@ -7,7 +7,7 @@
 //! check inconclusive with the reason.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use kube::client::Body;
 use serde::Deserialize;
@@ -19,9 +19,11 @@ use canary_core::analysis_spec::{
 use canary_core::duration::format_duration;
 use canary_core::verdict::{CheckResult, Measurement, Outcome, judge_query_values};
 
+use super::clock::ServerClock;
 use super::{AnalysisTarget, Side, result_of};
 
 mod client;
+mod liveness;
 mod parse;
 
 pub use client::PrometheusClient;
@@ -86,19 +88,13 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// Runs the Prometheus check.
 pub async fn run(
     client: &kube::Client,
     target: &AnalysisTarget,
     check: &CheckSpec,
     settings: &PrometheusSpec,
+    clock: &ServerClock,
     window: Duration,
 ) -> CheckResult {
     let prometheus = match PrometheusClient::new(client, &settings.address) {
@@ -107,7 +103,7 @@ pub async fn run(
             return result_of(check, Outcome::Inconclusive, Vec::new(), error.to_string());
         }
     };
-    let end = unix_now();
+    let end = clock.now().as_millisecond() as f64 / 1000.0;
     let query_of = |side: Side| {
         let group = target.group(side);
         render_query(
@@ -135,13 +131,49 @@ pub async fn run(
             }
         }
     };
+    // With the documented labels, establish first that Prometheus scrapes both sides: a
+    // query reading 0 for pods it has no series of would pass any canary.
+    let mut coverage_notes = Vec::new();
+    if settings.query.contains("{{selector}}") {
+        let (canary, stable) = futures::join!(
+            liveness::check_side(
+                client,
+                &prometheus,
+                target,
+                Side::Canary,
+                window,
+                end,
+                settings.timeout
+            ),
+            liveness::check_side(
+                client,
+                &prometheus,
+                target,
+                Side::Stable,
+                window,
+                end,
+                settings.timeout
+            )
+        );
+        for side in [canary, stable] {
+            match side {
+                Ok(note) => coverage_notes.extend(note),
+                Err(problem) => {
+                    return result_of(check, Outcome::Inconclusive, Vec::new(), problem);
+                }
+            }
+        }
+    }
     let canary_query = query_of(Side::Canary);
     let stable_query = query_of(Side::Stable);
     let (canary, stable) = futures::join!(
         run_query(canary_query.clone()),
         run_query(stable_query.clone())
     );
-    let (outcome, measurements, reason) = judge(canary, stable, settings, &canary_query);
+    let (outcome, measurements, mut reason) = judge(canary, stable, settings, &canary_query);
+    for note in coverage_notes {
+        reason.push_str(&format!("; {note}"));
+    }
     result_of(check, outcome, measurements, reason)
 }
 

@@ -14,19 +14,9 @@ use canary_kube::store::StoredRecord;
 use crate::config::start::StartConfig;
 use crate::config::{Config, OutputFormat};
 use crate::exit_code;
-use crate::output::{print_structured, progress_printer, verdict_text};
-
-/// How the automated run ended.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AutoOutcome {
-    /// `promoted`, `rolledBack`, `inconclusive` or `interrupted`.
-    pub outcome: &'static str,
-    /// The canary sizes reached, in pods.
-    pub steps: Vec<i32>,
-    /// The verdict of every analysis, in order.
-    pub verdicts: Vec<canary_core::verdict::Verdict>,
-}
+use crate::output::{
+    AutoOutcome, AutoResult, notice, print_structured, progress_printer, verdict_text,
+};
 
 /// Runs the steps after `start` has held the first one; returns the exit code. `sizes`
 /// (from [`canary_core::rollout_math::step_sizes`]) and `spec` were checked before start changed anything.
@@ -43,7 +33,7 @@ pub async fn run(
     let view = engine.view().await?;
     let events = EventSink::new(engine.client(), &view.deployment);
     let mut outcome = AutoOutcome {
-        outcome: "inconclusive",
+        outcome: AutoResult::Inconclusive,
         steps: vec![],
         verdicts: vec![],
     };
@@ -51,9 +41,10 @@ pub async fn run(
     let mut printer = progress_printer(config.output);
     for (index, pods) in sizes.iter().copied().enumerate() {
         if index > 0 {
-            if human {
-                println!("step {}: growing the canary to {pods} pod(s)", index + 1);
-            }
+            notice(&format!(
+                "step {}: growing the canary to {pods} pod(s)",
+                index + 1
+            ));
             let next = tokio::select! {
                 result = engine.continue_to(stored, Goal::Hold { pods }, true, DriveOptions { timeout: config.timeout, progress: &mut printer }) => result?,
                 _ = crate::signals::interrupted() => return interrupted(config, engine, start, &name, outcome).await,
@@ -72,14 +63,12 @@ pub async fn run(
                 ),
             )
             .await;
-        if human {
-            println!(
-                "step {}/{}: {pods} canary pod(s); watching pod health for {}s, then analysing",
-                index + 1,
-                sizes.len(),
-                start.interval.as_secs()
-            );
-        }
+        notice(&format!(
+            "step {}/{}: {pods} canary pod(s); watching pod health for {}s, then analysing",
+            index + 1,
+            sizes.len(),
+            start.interval.as_secs()
+        ));
         // The analysis runs while a watch looks for foreign changes: what someone else does
         // during the interval comes first (a verdict on a canary another actor replaced
         // means nothing, and their change is not to be fought). A followed change of
@@ -118,9 +107,7 @@ pub async fn run(
         match decision {
             Decision::Pass => {}
             Decision::Fail => {
-                if human {
-                    println!("the canary failed its analysis: rolling back");
-                }
+                notice("the canary failed its analysis: rolling back");
                 let rollback = engine.continue_to(
                     stored,
                     Goal::Abort,
@@ -136,7 +123,7 @@ pub async fn run(
                         return Ok(left_with_intent(config, engine, &name, "abort", outcome).await);
                     }
                 }
-                outcome.outcome = "rolledBack";
+                outcome.outcome = AutoResult::RolledBack;
                 finish(config, &outcome);
                 return Ok(exit_code::ROLLED_BACK);
             }
@@ -152,9 +139,7 @@ pub async fn run(
             }
         }
     }
-    if human {
-        println!("every step passed: promoting to 100%");
-    }
+    notice("every step passed: promoting to 100%");
     let promote = engine.continue_to(
         stored,
         Goal::PromoteFull,
@@ -173,7 +158,7 @@ pub async fn run(
             return Ok(left_with_intent(config, engine, &name, "promote --full", outcome).await);
         }
     }
-    outcome.outcome = "promoted";
+    outcome.outcome = AutoResult::Promoted;
     finish(config, &outcome);
     Ok(exit_code::OK)
 }
@@ -192,11 +177,11 @@ async fn left_with_intent(
         Ok(stored) => stored.record.phase.describe(),
         Err(error) => format!("unreadable ({error})"),
     };
-    println!(
+    notice(&format!(
         "interrupted: the record shows: {shown}; finish with `kubectl canary {command} deploy/{name}`, \
          or see `kubectl canary status deploy/{name}`"
-    );
-    outcome.outcome = "interrupted";
+    ));
+    outcome.outcome = AutoResult::Interrupted;
     finish(config, &outcome);
     exit_code::INTERRUPTED
 }
@@ -214,11 +199,11 @@ async fn interrupted(
     name: &str,
     mut outcome: AutoOutcome,
 ) -> Result<i32, CanaryError> {
-    outcome.outcome = "interrupted";
+    outcome.outcome = AutoResult::Interrupted;
     let stored = engine.verified_record().await?;
     let mut quiet = |_: &canary_kube::engine::Progress| {};
     if start.abort_on_interrupt {
-        println!("interrupted: rolling back (--abort-on-interrupt)");
+        notice("interrupted: rolling back (--abort-on-interrupt)");
         engine
             .continue_to(
                 stored,
@@ -230,13 +215,13 @@ async fn interrupted(
                 },
             )
             .await?;
-        println!("rolled back to the stable version");
+        notice("rolled back to the stable version");
     } else {
         let pods = engine.hold_where_recorded(stored, config.timeout).await?;
-        println!(
+        notice(&format!(
             "interrupted: the canary stays held and recorded at {pods} pod(s); continue with \
              `kubectl canary promote deploy/{name} --canary N|--full` or `kubectl canary abort deploy/{name}`"
-        );
+        ));
     }
     finish(config, &outcome);
     Ok(exit_code::INTERRUPTED)

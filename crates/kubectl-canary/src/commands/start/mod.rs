@@ -13,7 +13,10 @@ use canary_kube::trust::CanaryState;
 use crate::config::start::StartConfig;
 use crate::config::{Config, OutputFormat};
 use crate::exit_code;
-use crate::output::{change_fields, print_structured, progress_printer};
+use crate::output::{
+    CommandOutcome, CommandResult, change_fields, notice, print_result, print_structured,
+    progress_printer,
+};
 
 /// Runs `start`; returns the exit code.
 pub async fn run(config: &Config, start: &StartConfig) -> Result<i32, CanaryError> {
@@ -79,7 +82,7 @@ pub async fn run(config: &Config, start: &StartConfig) -> Result<i32, CanaryErro
         let ready = tokio::select! {
             ready = wait_for_canary_pods(&engine, started.clone(), config.timeout, human, &mut printer) => ready?,
             _ = crate::signals::interrupted() => {
-                println!("interrupted: the canary stays held and recorded; see `kubectl canary status deploy/{name}`");
+                notice(&format!("interrupted: the canary stays held and recorded; see `kubectl canary status deploy/{name}`"));
                 return Ok(exit_code::INTERRUPTED);
             }
         };
@@ -143,39 +146,51 @@ async fn wait_for_canary_pods(
 /// Ctrl-C during `start`: leave either nothing changed or a recorded, paused canary, and
 /// say which.
 async fn interrupted(engine: &Engine, config: &Config) -> Result<i32, CanaryError> {
-    // The listener said it is settling; a second signal ends the process from there.
-    let settle = async {
-        let stored = match engine.canary_state().await?.0 {
-            CanaryState::None { .. } => {
-                println!("interrupted before any change: nothing was changed");
-                return Ok(exit_code::INTERRUPTED);
-            }
-            // No update of the Deployment was made (none carries the seal): drop the record.
-            CanaryState::Unconfirmed {
-                stored,
-                braked: false,
-            } => {
-                engine.discard_record(&stored).await?;
-                println!(
-                    "interrupted before the Deployment was changed: removed the record, nothing is changed"
-                );
-                return Ok(exit_code::INTERRUPTED);
-            }
-            CanaryState::Verified { stored, .. } => stored,
-            other => {
-                return Err(other.error(
-                    engine.store().name().trim_end_matches(".kubectl-canary"),
-                    &engine.store().name(),
-                ));
-            }
-        };
-        let pods = engine.hold_where_recorded(stored, config.timeout).await?;
-        println!(
-            "interrupted after the Deployment was changed: left a recorded, paused canary of {pods} pod(s); \
-             continue with `kubectl canary promote deploy/{0} ...` or roll back with `kubectl canary abort deploy/{0}`",
-            engine.store().name().trim_end_matches(".kubectl-canary")
-        );
-        Ok(exit_code::INTERRUPTED)
+    let message = settle_interrupted(engine, config).await?;
+    notice(&message);
+    let record = engine.store().name();
+    let result = CommandResult {
+        command: "start",
+        namespace: config.namespace.clone(),
+        deployment: record.trim_end_matches(".kubectl-canary").to_string(),
+        outcome: CommandOutcome::Interrupted,
+        message,
+        status: None,
     };
-    settle.await
+    print_result(config.output, &result);
+    Ok(exit_code::INTERRUPTED)
+}
+
+/// Leaves either nothing changed or a recorded, paused canary; returns which, in words.
+async fn settle_interrupted(engine: &Engine, config: &Config) -> Result<String, CanaryError> {
+    // The listener said it is settling; a second signal ends the process from there.
+    let stored = match engine.canary_state().await?.0 {
+        CanaryState::None { .. } => {
+            return Ok("interrupted before any change: nothing was changed".into());
+        }
+        // No update of the Deployment was made (none carries the seal): drop the record.
+        CanaryState::Unconfirmed {
+            stored,
+            braked: false,
+        } => {
+            engine.discard_record(&stored).await?;
+            return Ok(
+                "interrupted before the Deployment was changed: removed the record, nothing is changed"
+                    .into(),
+            );
+        }
+        CanaryState::Verified { stored, .. } => stored,
+        other => {
+            return Err(other.error(
+                engine.store().name().trim_end_matches(".kubectl-canary"),
+                &engine.store().name(),
+            ));
+        }
+    };
+    let pods = engine.hold_where_recorded(stored, config.timeout).await?;
+    Ok(format!(
+        "interrupted after the Deployment was changed: left a recorded, paused canary of {pods} pod(s); \
+         continue with `kubectl canary promote deploy/{0} ...` or roll back with `kubectl canary abort deploy/{0}`",
+        engine.store().name().trim_end_matches(".kubectl-canary")
+    ))
 }

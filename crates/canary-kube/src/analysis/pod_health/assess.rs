@@ -1,127 +1,17 @@
-//! Pod health: readiness, restarts and failure states of the canary pods, compared with the
-//! stable pods, from a watch on both sides' pods so that a crash is seen as soon as the
-//! kubelet reports it.
+//! Judging the pods as they are at one moment: a failing canary pod fails at once, a canary
+//! not Ready `readyDeadline` after its creation fails, a younger one is inconclusive.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
-use kube::{Api, ResourceExt};
-use tokio::time::Instant;
+use kube::ResourceExt;
 
-use canary_core::analysis_spec::{CheckSpec, PodHealthSpec};
+use canary_core::analysis_spec::PodHealthSpec;
 use canary_core::duration::format_duration;
 use canary_core::record::POD_TEMPLATE_HASH_LABEL;
-use canary_core::verdict::{CheckResult, Measurement, Outcome};
+use canary_core::verdict::{Measurement, Outcome};
 
-use super::{AnalysisTarget, result_of};
-use crate::observe::pod_is_ready as is_ready;
-
-/// Waiting reasons that mean the container cannot run as it is.
-const FATAL_WAITING_REASONS: &[&str] = &[
-    "CrashLoopBackOff",
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "ErrImageNeverPull",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "RunContainerError",
-];
-
-/// How often time-based conditions (the Ready deadline) are re-evaluated while watching.
-const REEVALUATE_EVERY: Duration = Duration::from_millis(500);
-
-/// How long to wait for the first list of pods before giving up as inconclusive.
-const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Watches both sides' pods for `observe_for` (at least until the first list) and returns
-/// as soon as the canary shows a failure, else the state at the end.
-pub async fn run(
-    client: &kube::Client,
-    target: &AnalysisTarget,
-    check: &CheckSpec,
-    settings: &PodHealthSpec,
-    observe_for: Duration,
-) -> CheckResult {
-    let api: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
-    let selector = format!(
-        "{POD_TEMPLATE_HASH_LABEL} in ({},{})",
-        target.canary.pod_template_hash, target.stable.pod_template_hash
-    );
-    let stream =
-        watcher::watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
-    futures::pin_mut!(stream);
-    let started = Instant::now();
-    let observe_until = started + observe_for;
-    let sync_deadline = started + SYNC_TIMEOUT.max(observe_for);
-    let mut pods: BTreeMap<String, Pod> = BTreeMap::new();
-    let mut listing: BTreeMap<String, Pod> = BTreeMap::new();
-    let mut synced = false;
-    let mut last_error: Option<String> = None;
-    let mut tick = tokio::time::interval(REEVALUATE_EVERY);
-    loop {
-        tokio::select! {
-            event = stream.next() => match event {
-                Some(Ok(Event::Init)) => listing.clear(),
-                Some(Ok(Event::InitApply(pod))) => {
-                    listing.insert(pod.name_any(), pod);
-                }
-                Some(Ok(Event::InitDone)) => {
-                    pods = std::mem::take(&mut listing);
-                    synced = true;
-                }
-                Some(Ok(Event::Apply(pod))) => {
-                    pods.insert(pod.name_any(), pod);
-                }
-                Some(Ok(Event::Delete(pod))) => {
-                    pods.remove(&pod.name_any());
-                }
-                Some(Err(error)) => {
-                    // The backoff retries; remember why in case it never recovers.
-                    last_error = Some(error.to_string());
-                }
-                None => break,
-            },
-            _ = tick.tick() => {}
-            _ = tokio::time::sleep_until(sync_deadline), if !synced => {
-                return result_of(
-                    check,
-                    Outcome::Inconclusive,
-                    Vec::new(),
-                    format!(
-                        "could not list the pods ({selector}) within {}: {}",
-                        format_duration(sync_deadline - started),
-                        last_error.as_deref().unwrap_or("no answer from the API server")
-                    ),
-                );
-            }
-        }
-        if !synced {
-            continue;
-        }
-        let assessment = assess(pods.values(), target, settings, Timestamp::now());
-        if assessment.outcome == Outcome::Fail || Instant::now() >= observe_until {
-            return result_of(
-                check,
-                assessment.outcome,
-                assessment.measurements,
-                assessment.reason,
-            );
-        }
-    }
-    let assessment = assess(pods.values(), target, settings, Timestamp::now());
-    result_of(
-        check,
-        assessment.outcome,
-        assessment.measurements,
-        assessment.reason,
-    )
-}
+use super::super::AnalysisTarget;
+use super::state::{PodState, pod_state};
 
 /// The outcome of looking at the pods once.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,102 +22,6 @@ pub struct Assessment {
     pub measurements: Vec<Measurement>,
     /// Why.
     pub reason: String,
-}
-
-/// What one pod looks like to the check.
-#[derive(Debug, Clone, Default)]
-struct PodState {
-    name: String,
-    ready: bool,
-    restarts: i64,
-    /// Failure states, e.g. "CrashLoopBackOff (back-off 10s restarting failed container)".
-    failures: Vec<String>,
-    /// The scheduler's reason when the pod cannot be placed.
-    unschedulable: Option<String>,
-    age: Option<Duration>,
-}
-
-fn pod_state(pod: &Pod, now: Timestamp) -> PodState {
-    let status = pod.status.clone().unwrap_or_default();
-    let containers: Vec<&ContainerStatus> = status
-        .init_container_statuses
-        .iter()
-        .flatten()
-        .chain(status.container_statuses.iter().flatten())
-        .collect();
-    let mut failures = Vec::new();
-    for container in &containers {
-        let name = &container.name;
-        if let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref())
-            && let Some(reason) = waiting.reason.as_deref()
-            && FATAL_WAITING_REASONS.contains(&reason)
-        {
-            failures.push(with_message(
-                &format!("container {name}: {reason}"),
-                waiting.message.as_deref(),
-            ));
-        }
-        if let Some(terminated) = container.state.as_ref().and_then(|s| s.terminated.as_ref())
-            && terminated.exit_code != 0
-        {
-            failures.push(format!(
-                "container {name}: exited with code {} ({})",
-                terminated.exit_code,
-                terminated.reason.as_deref().unwrap_or("no reason")
-            ));
-        }
-        let oom_now = container
-            .state
-            .as_ref()
-            .and_then(|s| s.terminated.as_ref())
-            .is_some_and(|t| t.reason.as_deref() == Some("OOMKilled"));
-        let oom_before = container
-            .last_state
-            .as_ref()
-            .and_then(|s| s.terminated.as_ref())
-            .is_some_and(|t| t.reason.as_deref() == Some("OOMKilled"));
-        if oom_before && !oom_now {
-            failures.push(format!("container {name}: last terminated OOMKilled"));
-        }
-    }
-    if status.phase.as_deref() == Some("Failed") {
-        failures.push(with_message(
-            &format!(
-                "pod Failed ({})",
-                status.reason.as_deref().unwrap_or("no reason")
-            ),
-            status.message.as_deref(),
-        ));
-    }
-    let unschedulable = status.conditions.iter().flatten().find_map(|c| {
-        (c.type_ == "PodScheduled"
-            && c.status == "False"
-            && c.reason.as_deref() == Some("Unschedulable"))
-        .then(|| c.message.clone().unwrap_or_else(|| "Unschedulable".into()))
-    });
-    let age = pod
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .and_then(|created| {
-            let seconds = now.as_second() - created.0.as_second();
-            u64::try_from(seconds).ok().map(Duration::from_secs)
-        });
-    PodState {
-        name: pod.name_any(),
-        ready: is_ready(pod),
-        restarts: containers.iter().map(|c| i64::from(c.restart_count)).sum(),
-        failures,
-        unschedulable,
-        age,
-    }
-}
-
-fn with_message(text: &str, message: Option<&str>) -> String {
-    match message {
-        Some(message) if !message.is_empty() => format!("{text} ({message})"),
-        _ => text.to_string(),
-    }
 }
 
 /// Judges the pods as they are at `now`.
@@ -413,7 +207,7 @@ pub fn assess<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::PodGroup;
+    use super::super::super::PodGroup;
     use super::*;
     use serde_json::json;
 

@@ -1,0 +1,54 @@
+//! Before a Prometheus check judges, which pods of each side Prometheus has live series of
+//! ([`canary_core::analysis_spec::live_series_query`]), against the side's running pods.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+
+use canary_core::analysis_spec::{QueryContext, live_series_query};
+use canary_core::verdict::live_series_coverage;
+
+use super::super::{AnalysisTarget, Side, list_side_pods};
+use super::client::PrometheusClient;
+
+/// `Ok` with a note about pods without series (if any), or why the side cannot be judged.
+pub(super) async fn check_side(
+    client: &kube::Client,
+    prometheus: &PrometheusClient,
+    target: &AnalysisTarget,
+    side: Side,
+    window: Duration,
+    time: f64,
+    timeout: Duration,
+) -> Result<Option<String>, String> {
+    let pods = list_side_pods(client, target, side).await?;
+    let running: Vec<String> = pods
+        .iter()
+        .filter(|p| is_running(p))
+        .map(|p| p.name_any())
+        .collect();
+    let group = target.group(side);
+    let query = live_series_query(&QueryContext {
+        namespace: &target.namespace,
+        deployment: &target.deployment,
+        replica_set: &group.replica_set,
+        pod_template_hash: &group.pod_template_hash,
+        window,
+    });
+    let series = prometheus
+        .instant(&query, time, timeout)
+        .await
+        .map_err(|e| format!("cannot tell which {side} pods Prometheus has series of: {e}"))?;
+    let live: BTreeSet<String> = series
+        .iter()
+        .filter_map(|s| s.labels.get("pod").cloned())
+        .collect();
+    live_series_coverage(&side.to_string(), &running, &live)
+}
+
+/// A pod whose containers run (a pending or failed pod has nothing to scrape).
+fn is_running(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+}
