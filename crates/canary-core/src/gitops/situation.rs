@@ -7,11 +7,10 @@ use serde_json::Value;
 
 use crate::machine::{TemplateState, template_state};
 use crate::record::{
-    CanaryRecord, Owner, Phase, RECORD_SCHEMA, RolloutSettings, StableRevision, images_of,
-    with_images,
+    CanaryRecord, Owner, Phase, RECORD_SCHEMA, RolloutSettings, StableRevision, changed_images,
+    images_of, with_images,
 };
 use crate::rollout_math::CanaryMode;
-use crate::text::images_text;
 
 /// The `toolVersion` prefix of records the controller writes (`kubectl-canary-controller/0.1.0`):
 /// the controller acts only on those, and leaves canaries started with the CLI to the CLI.
@@ -112,6 +111,7 @@ pub struct NewCanary<'a> {
 /// The record of a canary the controller begins: the same format as the CLI's, so the
 /// CLI's `status`, `promote` and `abort` work on it.
 pub fn begin_record(canary: NewCanary<'_>) -> CanaryRecord {
+    let target_images = changed_images(&canary.stable_template, canary.canary_template);
     let mut record = CanaryRecord {
         schema: RECORD_SCHEMA,
         deployment: canary.deployment.0.to_string(),
@@ -121,7 +121,8 @@ pub fn begin_record(canary: NewCanary<'_>) -> CanaryRecord {
         original_template: canary.stable_template,
         original_settings: canary.original_settings,
         stable: canary.stable,
-        target_images: images_of(canary.canary_template),
+        target_images,
+        target_template: Some(canary.canary_template.clone()),
         mode: canary.mode,
         phase: Phase::Starting { pods: canary.pods },
         started_by: canary.owner,
@@ -135,8 +136,8 @@ pub fn begin_record(canary: NewCanary<'_>) -> CanaryRecord {
     record.note(
         canary.now,
         format!(
-            "gitops: a change to {} was braked at {} canary pod(s) by the admission policy",
-            images_text(&record.target_images),
+            "gitops: a change ({}) was braked at {} canary pod(s) by the admission policy",
+            record.change_summary(),
             canary.pods
         ),
     );
@@ -152,13 +153,15 @@ pub fn supersede(
     now: &str,
 ) -> CanaryRecord {
     let mut next = record.clone();
-    next.target_images = images_of(canary_template);
+    next.target_images = changed_images(&record.original_template, canary_template);
+    next.target_template = Some(canary_template.clone());
+    next.schema = RECORD_SCHEMA;
     next.phase = Phase::Starting { pods };
     next.note(
         now,
         format!(
             "gitops: a new commit ({}) replaced the canary; starting again at {pods} pod(s)",
-            images_text(&next.target_images)
+            next.change_summary()
         ),
     );
     next
