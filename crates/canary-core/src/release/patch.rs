@@ -153,8 +153,11 @@ fn merge_map(
                     continue;
                 }
             },
-            (Some(Value::Array(a)), Value::Array(b)) => Value::Array(merge_list(key, a, b)?),
-            (None, Value::Array(b)) => Value::Array(merge_list(key, &[], b)?),
+            (Some(Value::Array(a)), Value::Array(b)) => {
+                let order = patch.get(&format!("{ELEMENT_ORDER}{key}"));
+                Value::Array(merge_list(key, a, b, order)?)
+            }
+            (None, Value::Array(b)) => Value::Array(merge_list(key, &[], b, None)?),
             (_, other) => other.clone(),
         };
         result.insert(key.clone(), merged);
@@ -162,8 +165,15 @@ fn merge_map(
     Ok(Some(result))
 }
 
-/// Merges a patch list into a list by the field's merge key, or replaces it.
-fn merge_list(field: &str, original: &[Value], patch: &[Value]) -> Result<Vec<Value>, String> {
+/// Merges a patch list into a list by the field's merge key, or replaces it. The order is
+/// the API server's: the patch's items in the patch's order (or `$setElementOrder`'s), the
+/// others in their original order, interleaved where both are in the original list.
+fn merge_list(
+    field: &str,
+    original: &[Value],
+    patch: &[Value],
+    element_order: Option<&Value>,
+) -> Result<Vec<Value>, String> {
     let Some(key) = merge_key(field) else {
         return Ok(patch
             .iter()
@@ -208,7 +218,65 @@ fn merge_list(field: &str, original: &[Value], patch: &[Value]) -> Result<Vec<Va
             }
         }
     }
-    Ok(result)
+    let patch_keys: Vec<&Value> = patch
+        .iter()
+        .filter(|item| item.get(DIRECTIVE).is_none())
+        .filter_map(|item| item.get(key))
+        .collect();
+    let patch_order: Vec<&Value> = match element_order.and_then(Value::as_array) {
+        Some(order) => order.iter().filter_map(|item| item.get(key)).collect(),
+        None => patch_keys.clone(),
+    };
+    let original_order: Vec<&Value> = if replace {
+        Vec::new()
+    } else {
+        original.iter().filter_map(|item| item.get(key)).collect()
+    };
+    Ok(order_like_the_api_server(
+        result,
+        key,
+        &patch_keys,
+        &patch_order,
+        &original_order,
+    ))
+}
+
+/// The order the API server gives a merged list (strategicpatch's normalizeElementOrder):
+/// the items the patch names, sorted by the patch's order, and the others, sorted by the
+/// original order, merged so that an other item goes first only when both are in the
+/// original list and it was before.
+fn order_like_the_api_server(
+    merged: Vec<Value>,
+    key: &str,
+    patch_keys: &[&Value],
+    patch_order: &[&Value],
+    original_order: &[&Value],
+) -> Vec<Value> {
+    let position = |order: &[&Value], item: &Value| {
+        item.get(key)
+            .and_then(|id| order.iter().position(|o| *o == id))
+    };
+    let (mut named, mut others): (Vec<Value>, Vec<Value>) = merged
+        .into_iter()
+        .partition(|item| item.get(key).is_some_and(|id| patch_keys.contains(&id)));
+    named.sort_by_key(|item| position(patch_order, item).unwrap_or(usize::MAX));
+    others.sort_by_key(|item| position(original_order, item).unwrap_or(usize::MAX));
+    let mut out = Vec::with_capacity(named.len() + others.len());
+    let (mut left, mut right) = (others.into_iter().peekable(), named.into_iter().peekable());
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(l), Some(r)) => matches!(
+                (position(original_order, l), position(original_order, r)),
+                (Some(li), Some(ri)) if li < ri
+            ),
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        out.extend(next);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -241,14 +309,22 @@ mod tests {
         ]}}}});
         let out = apply_patch(&deployment(), &patch(PatchType::Strategic, body)).unwrap();
         let containers = &out["spec"]["template"]["spec"]["containers"];
+        // The API server's order: the patch's items first where the original does not
+        // order them (kubectl patch puts an added container before the others).
+        let names: Vec<&str> = containers
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["web", "proxy", "log"]);
         assert_eq!(containers[0]["image"], "web:1");
         assert_eq!(
             containers[0]["env"],
-            json!([{"name": "MODE", "value": "a"}, {"name": "LEVEL", "value": "2"}])
+            json!([{"name": "LEVEL", "value": "2"}, {"name": "MODE", "value": "a"}])
         );
         assert_eq!(containers[0]["args"], json!(["--b"]));
-        assert_eq!(containers[1]["name"], "log");
-        assert_eq!(containers[2], json!({"name": "proxy", "image": "envoy:1"}));
+        assert_eq!(containers[1], json!({"name": "proxy", "image": "envoy:1"}));
         assert_eq!(out["spec"]["replicas"], 4);
     }
 
