@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::machine::{TemplateState, template_state};
 use crate::record::{
     CanaryRecord, Owner, Phase, RECORD_SCHEMA, RolloutSettings, StableRevision, changed_images,
-    images_of, with_images,
+    images_of, replica_set_template_matches, with_images, without_template_hash,
 };
 use crate::rollout_math::CanaryMode;
 
@@ -81,6 +81,27 @@ pub fn stable_template_of(
     let now = images_of(template);
     (now.len() == stable_images.len() && now.keys().all(|name| stable_images.contains_key(name)))
         .then(|| with_images(template, stable_images))
+}
+
+/// The stable side of a braked change of any part of the pod template: of the
+/// Deployment's ReplicaSets (`(revision, template)`, templates as stored, with the hash
+/// label), the newest one that is not the current template's (the template the braked
+/// write replaced: the controller gives a re-used template a new revision), when its images
+/// are the policy's annotated stable images. Returns its index and its template without
+/// the hash label; `None` when there is none or its images are not the annotated ones.
+pub fn stable_of_braked_change(
+    replica_sets: &[(i64, &Value)],
+    current: &Value,
+    stable_images: &str,
+) -> Option<(usize, Value)> {
+    let (index, (_, template)) = replica_sets
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, template))| !replica_set_template_matches(template, current))
+        .max_by_key(|(_, (revision, _))| *revision)?;
+    let template = without_template_hash(template);
+    (crate::gitops::brake::images_signature(&template) == stable_images)
+        .then_some((index, template))
 }
 
 /// Everything a new controller-run record is made of.
@@ -206,6 +227,42 @@ pub fn hold_on_stable(
         HoldOnStable::CanaryPodsTerminating(canary_pods)
     } else {
         HoldOnStable::Resting
+    }
+}
+
+#[cfg(test)]
+mod stable_side_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn rs(image: &str, mode: &str, hash: &str) -> Value {
+        json!({"metadata": {"labels": {"app": "web", "pod-template-hash": hash}},
+               "spec": {"containers": [{"name": "web", "image": image,
+                        "env": [{"name": "MODE", "value": mode}]}]}})
+    }
+
+    /// An env-only commit: the stable side is the newest other ReplicaSet, with the
+    /// annotated images; a signature that does not match finds none.
+    #[test]
+    fn the_stable_side_of_any_template_change_is_the_newest_other_replica_set() {
+        let (old, stable, canary) = (
+            rs("web:0", "a", "0"),
+            rs("web:1", "a", "1"),
+            rs("web:1", "b", "2"),
+        );
+        let current = without_template_hash(&canary);
+        let sets = [(1, &old), (2, &stable), (3, &canary)];
+        let (index, template) = stable_of_braked_change(&sets, &current, "web=web:1").unwrap();
+        assert_eq!(index, 1);
+        assert_eq!(template, without_template_hash(&stable));
+        assert_eq!(stable_of_braked_change(&sets, &current, "web=web:9"), None);
+        // A rollback to an old template: the controller gave it the newest revision.
+        let sets = [(4, &old), (2, &stable), (3, &canary)];
+        assert_eq!(
+            stable_of_braked_change(&sets, &current, "web=web:0").map(|(i, _)| i),
+            Some(0)
+        );
     }
 }
 
