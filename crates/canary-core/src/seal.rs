@@ -791,16 +791,69 @@ mod tests {
         );
     }
 
+    /// A record of any template change (version 2): its target template is vouched for by
+    /// the seal's digest, so a writer of ConfigMaps cannot choose what a promote writes;
+    /// taking it out or adding one to a version 1 record is refused too.
+    #[test]
+    fn the_target_template_of_any_release_is_sealed() {
+        let mut record = sample_record();
+        let mut target = record.original_template.clone();
+        target["spec"]["containers"][0]["env"] = json!([{"name": "MODE", "value": "b"}]);
+        record.target_template = Some(target.clone());
+        record.target_images = BTreeMap::new();
+        record.phase = Phase::Holding { pods: 1 };
+        let seal = Seal::for_record(&record, Goal::Hold { pods: 1 });
+        assert_eq!(seal.version, SEAL_VERSION);
+        assert_eq!(Seal::parse(&seal.to_annotation()).unwrap(), seal);
+        let mut rs = record.original_template.clone();
+        rs["metadata"]["labels"]["pod-template-hash"] = json!("abc");
+        let trusted = verify_record(&record, &seal, "uid", Some(&rs)).unwrap();
+        assert_eq!(trusted.sent_target_template(), target);
+        assert_eq!(trusted.change_summary(), "+spec.containers[nginx].env");
+        let mut privileged = record.clone();
+        privileged.target_template.as_mut().unwrap()["spec"]["containers"][0]["securityContext"] =
+            json!({"privileged": true});
+        assert_eq!(
+            verify_record(&privileged, &seal, "uid", Some(&rs)),
+            Err(Tampering::TargetTemplateDiffers)
+        );
+        let mut dropped = record.clone();
+        dropped.target_template = None;
+        assert_eq!(
+            verify_record(&dropped, &seal, "uid", Some(&rs)),
+            Err(Tampering::TargetTemplateDiffers),
+            "without it the canary would be the stable template with the target images"
+        );
+        let old = sample_record();
+        let old_seal = Seal::for_record(&old, Goal::Hold { pods: 1 });
+        assert_eq!(
+            old_seal.version, 1,
+            "a version 1 record keeps a version 1 seal"
+        );
+        let mut added = CanaryRecord {
+            phase: Phase::Starting { pods: 1 },
+            ..old.clone()
+        };
+        added.target_template = Some(target);
+        assert_eq!(
+            verify_record(&added, &old_seal, "uid", Some(&rs)),
+            Err(Tampering::TargetTemplateDiffers)
+        );
+        let mut inconsistent = serde_json::to_value(&seal).unwrap();
+        inconsistent["version"] = json!(1);
+        assert!(Seal::parse(&inconsistent.to_string()).is_err());
+    }
+
     #[test]
     fn the_seal_round_trips_and_refuses_other_versions_and_fields() {
         let (_, seal, _) = held();
         assert_eq!(Seal::parse(&seal.to_annotation()).unwrap(), seal);
         let mut other = serde_json::to_value(&seal).unwrap();
-        other["version"] = json!(2);
+        other["version"] = json!(3);
         assert!(
             Seal::parse(&other.to_string())
                 .unwrap_err()
-                .contains("version 2")
+                .contains("version 3")
         );
         other["version"] = json!(1);
         other["extra"] = json!("x");
