@@ -74,7 +74,7 @@ pub(crate) async fn execute(
             share_text(canary.traffic_share()),
             canary.extra_pods()
         );
-        if start.request.release.images_only() {
+        if start.manifest.is_none() && start.request.release.images_only() {
             println!(
                 "  by hand: kubectl set image deploy/{name} {} && kubectl rollout pause deploy/{name}   (a race: the pause lands whenever it lands)",
                 images_text(&start.request.release.images)
