@@ -654,4 +654,35 @@ async fn bad_release_input_is_refused_and_changes_nothing() {
         services.get_opt("fresh").await.unwrap().is_none(),
         "nothing applied"
     );
+    // An object the API server refuses (a port out of range) stops apply before the valid
+    // ConfigMap beside it is applied.
+    let invalid_dir = dir.join("invalid");
+    write(
+        &invalid_dir,
+        "a-config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fresh-config\ndata:\n  a: b\n",
+    );
+    write(
+        &invalid_dir,
+        "b-service.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: broken\nspec:\n  ports: [{port: 70000}]\n",
+    );
+    let out = canary(
+        &env,
+        &ns.name,
+        &["apply", "-f", &invalid_dir.display().to_string()],
+    )
+    .await;
+    assert_exit(&out, REFUSED, "apply with an invalid Service");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("b-service.yaml, line 1): the API server refuses it"),
+        "{}",
+        text(&out)
+    );
+    let configs: Api<ConfigMap> = Api::namespaced(env.client().await, &ns.name);
+    assert!(
+        configs.get_opt("fresh-config").await.unwrap().is_none(),
+        "nothing applied"
+    );
 }

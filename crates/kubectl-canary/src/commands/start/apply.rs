@@ -48,6 +48,11 @@ pub async fn run(config: &Config, apply: &ApplyConfig) -> Result<i32, CanaryErro
     for document in &canaries {
         super::plan(config, &apply.start_for(document)).await?;
     }
+    // Every other object through the API server's dry run (validation, admission, RBAC),
+    // so that a refusal comes before anything is applied.
+    for document in &others {
+        apply_object(&config.client, &config.namespace, document, true).await?;
+    }
     if human {
         println!(
             "apply: {} object(s) applied as they are, {} Deployment(s) released with a canary{}",
@@ -68,13 +73,9 @@ pub async fn run(config: &Config, apply: &ApplyConfig) -> Result<i32, CanaryErro
         );
     }
     for document in &others {
-        apply_object(
-            &config.client,
-            &config.namespace,
-            document,
-            apply.start.dry_run,
-        )
-        .await?;
+        if !apply.start.dry_run {
+            apply_object(&config.client, &config.namespace, document, false).await?;
+        }
         if human {
             println!(
                 "  {} {}/{} (server-side apply, field manager {})",
