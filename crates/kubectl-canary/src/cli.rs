@@ -568,4 +568,37 @@ mod tests {
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    /// `start` needs something to release; images, a manifest, patches and `--env` combine.
+    #[test]
+    fn start_needs_a_release_and_its_ways_in_combine() {
+        assert!(Cli::try_parse_from(["kubectl-canary", "start", "deploy/web"]).is_err());
+        let cli = Cli::try_parse_from([
+            "kubectl-canary",
+            "start",
+            "deploy/web",
+            "web=web:2",
+            "-f",
+            "-",
+            "--patch",
+            "{}",
+            "--type",
+            "merge",
+            "--env",
+            "web:A=1",
+        ])
+        .unwrap();
+        let Command::Start(args) = cli.command else {
+            panic!("start");
+        };
+        assert_eq!(args.images.len(), 1);
+        assert_eq!(args.filename.as_deref(), Some(std::path::Path::new("-")));
+        assert_eq!(args.patch_type, PatchTypeArg::Merge);
+        assert_eq!(args.env[0].to_string(), "web:A=1");
+        assert!(
+            Cli::try_parse_from(["kubectl-canary", "start", "deploy/web", "--env", "web=1"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["kubectl-canary", "apply"]).is_err());
+    }
 }
