@@ -65,14 +65,12 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Document>, ReleaseE
         if body.trim().is_empty() {
             continue;
         }
-        let object: Value = serde_saphyr::from_str(&body).map_err(|error| {
-            let line = error.location().map(|l| start + l.line() as usize - 1);
-            ReleaseError::Unparseable {
+        let object: Value =
+            parse_yaml(&body).map_err(|(line, message)| ReleaseError::Unparseable {
                 file: file.to_string(),
-                line: Some(line.unwrap_or(start)),
-                message: error.to_string(),
-            }
-        })?;
+                line: Some(line.map_or(start, |l| start + l - 1)),
+                message,
+            })?;
         if object.is_null() {
             continue;
         }
@@ -104,6 +102,29 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Document>, ReleaseE
         }
     }
     Ok(documents)
+}
+
+/// Reads one YAML (or JSON) document; an error is its 1-based line in the document, when
+/// known, and the parser's words (without its own location, which the caller gives
+/// relative to the file).
+pub fn parse_yaml(text: &str) -> Result<Value, (Option<usize>, String)> {
+    serde_saphyr::from_str(text).map_err(|error: serde_saphyr::Error| {
+        let line = error.location().map(|l| l.line() as usize);
+        let column = error.location().map(|l| l.column());
+        let full = error.to_string();
+        let first = full.lines().next().unwrap_or_default();
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        // Drop the parser's "line L column C: " (relative to the document).
+        let words = match first.split_once(": ") {
+            Some((place, rest)) if place.starts_with("line ") => rest,
+            _ => first,
+        };
+        let message = match column {
+            Some(column) => format!("column {column}: {words}"),
+            None => words.to_string(),
+        };
+        (line, message)
+    })
 }
 
 /// The documents of a stream with the 1-based line each starts at (the line after its

@@ -13,7 +13,7 @@ mod patch;
 pub use diff::{FieldChange, summarize, template_diff};
 pub use error::ReleaseError;
 pub use input::{EnvChange, ReleaseInput, desired_deployment};
-pub use manifest::{Document, find_deployment, parse_documents};
+pub use manifest::{Document, find_deployment, parse_documents, parse_yaml};
 pub use patch::{Patch, PatchType, apply_patch};
 
 /// Checks that a release changes the pod template, and returns what it changes.

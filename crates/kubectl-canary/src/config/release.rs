@@ -4,11 +4,15 @@
 use std::io::Read;
 use std::path::Path;
 
-use canary_core::release::{Document, Patch, PatchType, ReleaseError, parse_documents};
+use canary_core::release::{Document, Patch, PatchType, ReleaseError, parse_documents, parse_yaml};
 
-/// The name a path is shown by: `-` for standard input.
+/// The name a path is shown by in messages and the record.
 fn shown(path: &Path) -> String {
-    path.display().to_string()
+    if path == Path::new("-") {
+        "(standard input)".to_string()
+    } else {
+        path.display().to_string()
+    }
 }
 
 /// Reads a file, or standard input for `-`.
@@ -79,12 +83,11 @@ pub fn read_patches(
     sources
         .into_iter()
         .map(|(file, text)| {
-            let body =
-                serde_saphyr::from_str(&text).map_err(|error| ReleaseError::Unparseable {
-                    file: file.clone(),
-                    line: error.location().map(|l| l.line() as usize),
-                    message: error.to_string(),
-                })?;
+            let body = parse_yaml(&text).map_err(|(line, message)| ReleaseError::Unparseable {
+                file: file.clone(),
+                line,
+                message,
+            })?;
             Ok(Patch {
                 patch_type,
                 body,
