@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::machine::{TemplateState, template_state};
 use crate::record::{
     CanaryRecord, Owner, Phase, RECORD_SCHEMA, RolloutSettings, StableRevision, changed_images,
-    images_of, replica_set_template_matches, with_images, without_template_hash,
+    images_of, replica_set_template_matches, without_template_hash,
 };
 use crate::rollout_math::CanaryMode;
 
@@ -70,19 +70,6 @@ pub fn parse_images_signature(signature: &str) -> Option<BTreeMap<String, String
         .collect()
 }
 
-/// The stable template of a braked change: the current template with the stable images,
-/// when the change is one of images only; `None` when the current template's containers
-/// are not those of the signature (then the change is more than images, and is not made a
-/// canary).
-pub fn stable_template_of(
-    template: &Value,
-    stable_images: &BTreeMap<String, String>,
-) -> Option<Value> {
-    let now = images_of(template);
-    (now.len() == stable_images.len() && now.keys().all(|name| stable_images.contains_key(name)))
-        .then(|| with_images(template, stable_images))
-}
-
 /// The stable side of a braked change of any part of the pod template: of the
 /// Deployment's ReplicaSets (`(revision, template)`, templates as stored, with the hash
 /// label), the newest one that is not the current template's (the template the braked
@@ -111,7 +98,7 @@ pub struct NewCanary<'a> {
     pub deployment: (&'a str, &'a str),
     /// `spec.replicas`.
     pub replicas: i32,
-    /// The stable template (see [`stable_template_of`]).
+    /// The stable template (see [`stable_of_braked_change`]).
     pub stable_template: Value,
     /// The stable ReplicaSet.
     pub stable: StableRevision,
@@ -268,6 +255,7 @@ mod stable_side_tests {
 
 #[cfg(test)]
 mod tests {
+    use crate::record::with_images;
     use serde_json::json;
 
     use super::*;
@@ -291,15 +279,14 @@ mod tests {
     }
 
     #[test]
-    fn only_image_changes_have_a_stable_template() {
-        let template = json!({"spec": {"containers": [{"name": "nginx", "image": "nginx:1.15"}]}});
-        let stable = parse_images_signature("nginx=nginx:1.14").unwrap();
+    fn images_signatures_are_read() {
         assert_eq!(
-            stable_template_of(&template, &stable),
-            Some(json!({"spec": {"containers": [{"name": "nginx", "image": "nginx:1.14"}]}}))
+            parse_images_signature("nginx=nginx:1.14,log=busybox:1"),
+            Some(std::collections::BTreeMap::from([
+                ("log".to_string(), "busybox:1".to_string()),
+                ("nginx".to_string(), "nginx:1.14".to_string())
+            ]))
         );
-        let renamed = parse_images_signature("web=nginx:1.14").unwrap();
-        assert_eq!(stable_template_of(&template, &renamed), None);
         assert_eq!(parse_images_signature("nginx"), None);
         assert_eq!(parse_images_signature(""), None);
     }
