@@ -79,8 +79,26 @@ fn write(dir: &Path, file: &str, text: &str) -> PathBuf {
     path
 }
 
-fn scratch(namespace: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("kubectl-canary-release-{namespace}"))
+/// A directory of the test's files, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(namespace: &str) -> Self {
+        Self(std::env::temp_dir().join(format!("kubectl-canary-release-{namespace}")))
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The spec Kubernetes makes of an input: `kubectl ARGS --dry-run=server -o json`.
@@ -287,8 +305,9 @@ async fn manifests_from_a_file_and_standard_input_are_canaried() {
     let renamed = async {
         let ns = TestNamespace::create(&env, "rel-manifest").await;
         base(&env, &ns.name, "web").await;
+        let files = Scratch::new(&ns.name);
         let file = write(
-            &scratch(&ns.name),
+            &files,
             "web.yaml",
             &manifest("web", |d| {
                 d["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] =
@@ -322,7 +341,8 @@ async fn manifests_from_a_file_and_standard_input_are_canaried() {
             containers[0]["env"] = json!([{"name": "MODE", "value": "c"}]);
             containers.push(json!({"name": "log", "image": "busybox:1.36"}));
         });
-        let file = write(&scratch(&ns.name), "stdin.yaml", &text);
+        let files = Scratch::new(&ns.name);
+        let file = write(&files, "stdin.yaml", &text);
         let path = file.display().to_string();
         // What kubectl makes of the manifest, with the image given beside it.
         let applied = oracle(&env, &ns.name, &["apply", "-f", &path]).await;
@@ -358,7 +378,8 @@ async fn apply_of_a_directory_canaries_each_changed_deployment() {
     let ns = TestNamespace::create(&env, "rel-apply").await;
     base(&env, &ns.name, "web").await;
     base(&env, &ns.name, "api").await;
-    let dir = scratch(&ns.name).join("manifests");
+    let files = Scratch::new(&ns.name);
+    let dir = files.join("manifests");
     let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config-3"}, "data": {"mode": "3"}});
     write(
         &dir,
@@ -491,7 +512,8 @@ async fn bad_release_input_is_refused_and_changes_nothing() {
     let Some(env) = TestEnv::get() else { return };
     let ns = TestNamespace::create(&env, "rel-bad").await;
     base(&env, &ns.name, "web").await;
-    let dir = scratch(&ns.name);
+    let files = Scratch::new(&ns.name);
+    let dir = files.to_path_buf();
     let service_only =
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports: [{port: 80}]\n";
     let cases: Vec<BadCase> = vec![
