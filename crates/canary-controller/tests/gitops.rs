@@ -732,42 +732,105 @@ async fn the_cli_shows_and_promotes_a_controller_run_canary() {
     );
 }
 
+/// Pods whose container `nginx` has `MODE=value`, counted from a fresh list.
+async fn pods_with_mode(client: &kube::Client, namespace: &str, value: &str) -> usize {
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(client.clone(), namespace);
+    pods.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            p.spec.as_ref().is_some_and(|s| {
+                s.containers[0]
+                    .env
+                    .iter()
+                    .flatten()
+                    .any(|e| e.name == "MODE" && e.value.as_deref() == Some(value))
+            })
+        })
+        .count()
+}
+
+/// A commit that changes only an environment variable (no image) is a canary like any
+/// other: held at exactly k while analysed, then promoted with the Deployment's own
+/// settings back. The record describes it by its template, and names the change.
 #[tokio::test]
-async fn a_commit_that_changes_more_than_images_is_released_with_the_deployments_own_settings() {
-    let Some(setup) = setup("gitops-not-image").await else {
+async fn a_commit_changing_only_an_env_var_is_held_at_exactly_k_and_promoted() {
+    let Some(setup) = setup("gitops-env").await else {
         return;
     };
     let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
     create_analysis(&client, &ns, POD_HEALTH).await;
-    let annotations = policy("", "60s");
+    let annotations = policy("", "8s");
     let git = GitOps::start(&setup.env, &ns, &manifest(&ns, 4, V1, &annotations));
     settled_on(&setup, V1, 4).await;
     let before = rollout_fields(&client, &ns).await;
-    let _controller =
+    let controller =
         ControllerProcess::start(&setup.kubeconfig, &ns, &format!("lease-{ns}"), "a", &[]);
-    let mut commit = manifest(&ns, 4, V2, &annotations);
+    let mut commit = manifest(&ns, 4, V1, &annotations);
     commit["spec"]["template"]["spec"]["containers"][0]["env"] =
         serde_json::json!([{"name": "MODE", "value": "new"}]);
     git.commit(&setup.env, &commit);
+    let held = phase_is(&setup, "holding", |_| true).await;
+    assert!(
+        held["targetTemplate"].is_object(),
+        "the record carries the canary's template: {held}"
+    );
+    assert_eq!(
+        held["targetImages"],
+        serde_json::json!({}),
+        "no image changed"
+    );
+    // Held: exactly 1 pod of the new template beside the 4 stable, while it is analysed.
+    let mut most = 0;
+    for _ in 0..20 {
+        let record = record(&client, &ns).await.unwrap_or_default();
+        if record["phase"]["name"] != "holding" {
+            break;
+        }
+        most = most.max(pods_with_mode(&client, &ns, "new").await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        most,
+        1,
+        "new-template pods while held; log: {}",
+        controller.log_text()
+    );
+    let started = events_with_reason(&client, &ns, "CanaryStarted").await;
+    assert!(
+        started
+            .iter()
+            .any(|n| n.contains("spec.containers[nginx].env")),
+        "the Event names what changed: {started:?}"
+    );
+    record_gone(&setup).await;
     let (c, ns2) = (client.clone(), ns.clone());
-    let note = wait_for(
+    wait_for(
         &setup.env,
-        "a CanaryNotPossible Event",
-        Duration::from_secs(30),
+        "every pod on the new template",
+        Duration::from_secs(90),
         || {
             let (c, ns2) = (c.clone(), ns2.clone());
-            async move {
-                events_with_reason(&c, &ns2, "CanaryNotPossible")
-                    .await
-                    .pop()
-            }
+            async move { (pods_with_mode(&c, &ns2, "new").await == 4).then_some(()) }
         },
     )
     .await;
-    assert!(note.contains("more than new container images"), "{note}");
-    settled_on(&setup, V2, 4).await;
     git.stop().await;
-    assert!(record(&client, &ns).await.is_none());
+    assert!(
+        events_with_reason(&client, &ns, "CanaryNotPossible")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        events_with_reason(&client, &ns, "CanaryPromoted")
+            .await
+            .len(),
+        1
+    );
     assert_eq!(rollout_fields(&client, &ns).await, before);
     assert_eq!(
         kubectl_canary_annotations(&deployment(&client, &ns).await),

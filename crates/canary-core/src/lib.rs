@@ -16,6 +16,7 @@ pub mod machine;
 pub mod plan;
 pub mod pod;
 pub mod record;
+pub mod release;
 pub mod rollout_math;
 pub mod seal;
 pub mod stats;

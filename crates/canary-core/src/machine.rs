@@ -112,7 +112,7 @@ pub enum TemplateState {
 pub fn template_state(record: &CanaryRecord, template: &Value) -> TemplateState {
     if *template == record.original_template {
         TemplateState::Original
-    } else if *template == record.target_template() {
+    } else if *template == record.target_template() || *template == record.sent_target_template() {
         TemplateState::Canary
     } else {
         TemplateState::Foreign
@@ -307,6 +307,7 @@ fn braked_in_place(settings: &RolloutSettings) -> RolloutSettings {
 ///         pod_template_hash: "1".into(),
 ///     },
 ///     target_images: BTreeMap::from([("web".into(), "web:2".into())]),
+///     target_template: None,
 ///     mode: CanaryMode::Surge,
 ///     phase: Phase::Starting { pods: 1 },
 ///     started_by: Owner { user: "me".into(), host: "h".into(), pid: 1, tool_version: "0".into() },
@@ -348,7 +349,10 @@ pub fn decide(record: &CanaryRecord, goal: Goal, observed: &Observation) -> Deci
             let restored = &record.original_settings;
             if template != TemplateState::Canary || !observed.settings.equivalent(restored) {
                 return Decision::Apply(SpecChange {
-                    template: (template != TemplateState::Canary).then(|| record.target_template()),
+                    // What the user's command sent (sealed), never the record's copy of what
+                    // admission stored: that copy is only recognised, not written.
+                    template: (template != TemplateState::Canary)
+                        .then(|| record.sent_target_template()),
                     settings: restored.clone(),
                     summary: "roll the new version out to every pod: resume, and put back the \
                               Deployment's own strategy, minReadySeconds and progressDeadlineSeconds"
@@ -417,11 +421,12 @@ fn decide_hold(
     match template {
         TemplateState::Foreign => Decision::Stuck(Stuck::TemplateChangedElsewhere),
         TemplateState::Original => Decision::Apply(SpecChange {
-            template: Some(record.target_template()),
+            template: Some(record.sent_target_template()),
             settings: running,
             summary: format!(
-                "set the canary images and brake the rollout at {pods} canary pod(s): {}, \
+                "set the canary's pod template ({}) and brake the rollout at {pods} canary pod(s): {}, \
                  minReadySeconds so large that no canary pod becomes Available",
+                record.change_summary(),
                 strategy_words(record.mode, pods)
             ),
         }),

@@ -13,8 +13,14 @@ use serde_json::Value;
 use crate::goal::Goal;
 use crate::rollout_math::{CanaryMode, CanarySize};
 
-/// Version of the record's layout; a record of another version is refused, not guessed at.
-pub const RECORD_SCHEMA: u32 = 1;
+/// Version of the record's layout written by this tool; a record of a version it does not
+/// read is refused, not guessed at. Version 2 added `targetTemplate` (a canary of any pod
+/// template change, not only of images).
+pub const RECORD_SCHEMA: u32 = 2;
+
+/// The record layouts this tool reads: version 1 (a canary of images, before
+/// `targetTemplate`) and the current one.
+pub const RECORD_SCHEMAS_READ: [u32; 2] = [1, RECORD_SCHEMA];
 
 /// `minReadySeconds` while the canary is held: no canary pod can become Available, so the
 /// controller cannot take the rollout past the canary size. About 31 years.
@@ -231,8 +237,15 @@ pub struct CanaryRecord {
     pub stable: StableRevision,
     /// Container name to image, before.
     pub original_images: BTreeMap<String, String>,
-    /// Container name to image, for the canary.
+    /// Container name to image, for the canary: the containers whose image the release
+    /// changes (empty for a release of other fields only). In a version 1 record, without
+    /// `target_template`, these images make the canary's template.
     pub target_images: BTreeMap<String, String>,
+    /// The canary's pod template as the user's own input made it (images, a manifest, a
+    /// patch, environment variables), exactly as sent. Absent in version 1 records: there
+    /// the canary's template is the original with `target_images`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_template: Option<Value>,
     /// Surge (extra pods) or replace (none).
     pub mode: CanaryMode,
     /// The command in progress, or the held state.
@@ -269,10 +282,22 @@ impl CanaryRecord {
             .unwrap_or_else(|| self.sent_target_template())
     }
 
-    /// The pod template of the canary as the tool sends it: the original with the target
-    /// images.
+    /// The pod template of the canary as the tool sends it: the recorded target template,
+    /// or (a version 1 record) the original with the target images.
     pub fn sent_target_template(&self) -> Value {
-        with_images(&self.original_template, &self.target_images)
+        self.target_template
+            .clone()
+            .unwrap_or_else(|| with_images(&self.original_template, &self.target_images))
+    }
+
+    /// What the canary changes in the pod template, field by field.
+    pub fn template_changes(&self) -> Vec<crate::release::FieldChange> {
+        crate::release::template_diff(&self.original_template, &self.sent_target_template())
+    }
+
+    /// What the canary changes, in one line: images by name, other fields by path.
+    pub fn change_summary(&self) -> String {
+        crate::release::summarize(&self.template_changes())
     }
 
     /// Appends a history line.
@@ -308,6 +333,16 @@ pub fn images_of(template: &Value) -> BTreeMap<String, String> {
                 c.get("image")?.as_str()?.to_string(),
             ))
         })
+        .collect()
+}
+
+/// The images `target` runs that `original` does not run under the same container name
+/// (a new image, or a container added): what a release changes of images.
+pub fn changed_images(original: &Value, target: &Value) -> BTreeMap<String, String> {
+    let before = images_of(original);
+    images_of(target)
+        .into_iter()
+        .filter(|(name, image)| before.get(name) != Some(image))
         .collect()
 }
 
@@ -397,6 +432,7 @@ pub(crate) fn sample_record() -> CanaryRecord {
             pod_template_hash: "1".into(),
         },
         target_images: BTreeMap::from([("nginx".into(), "nginx:1.15".into())]),
+        target_template: None,
         mode: CanaryMode::Surge,
         phase: Phase::Starting { pods: 1 },
         started_by: Owner {

@@ -6,7 +6,9 @@
 //! from the record alone (no confused deputy):
 //! - the stable template comes from the stable ReplicaSet (owned by the Deployment, found by
 //!   the UID in the seal), with the controller's `pod-template-hash` label removed;
-//! - the canary template is that template with the sealed target images;
+//! - the canary template is the record's, checked against the sealed digest of the template
+//!   the user's own command sent (a version 1 seal: the stable template with the sealed
+//!   target images);
 //! - the original strategy, minReadySeconds, progressDeadlineSeconds and paused come from
 //!   the seal;
 //! - the record's own copies are a cross-check: [`verify_record`] refuses a record that
@@ -36,8 +38,12 @@ use crate::rollout_math::CanaryMode;
 /// the Deployment's annotation is ever read) and holds nothing secret.
 pub const SEAL_ANNOTATION: &str = "kubectl-canary.io/seal";
 
-/// Version of the seal's layout; another version is refused, not guessed at.
-pub const SEAL_VERSION: u32 = 1;
+/// Version of the seal's layout written by this tool; another version is refused, not
+/// guessed at. Version 2 added `targetTemplateDigest`.
+pub const SEAL_VERSION: u32 = 2;
+
+/// The seal layouts this tool reads: version 1 (a canary of images) and the current one.
+pub const SEAL_VERSIONS_READ: [u32; 2] = [1, SEAL_VERSION];
 
 /// The goal of the tool's last write to the Deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,13 +94,19 @@ pub struct Seal {
     /// the stable ReplicaSet's template is checked against it, so not even a writer of
     /// ReplicaSets can choose what a recovery writes.
     pub stable_template_digest: String,
+    /// `sha256:` digest of the canary's template as the user's command made it (see
+    /// [`template_digest`]): the record's `targetTemplate` must have it, so a writer of
+    /// ConfigMaps cannot choose the template a later promote writes. Absent in version 1
+    /// seals, whose canary template is the stable one with `targetImages`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_template_digest: Option<String>,
 }
 
 impl Seal {
     /// The seal of a record, written with an update towards `goal`.
     pub fn for_record(record: &CanaryRecord, goal: Goal) -> Self {
         Self {
-            version: SEAL_VERSION,
+            version: seal_version(record),
             deployment_uid: record.deployment_uid.clone(),
             original_settings: record.original_settings.clone(),
             stable: record.stable.clone(),
@@ -103,16 +115,24 @@ impl Seal {
             goal: goal.into(),
             record_digest: record_digest(record),
             stable_template_digest: template_digest(&record.original_template),
+            target_template_digest: target_digest(record),
         }
     }
 
     /// Reads a seal from the annotation's text.
     pub fn parse(text: &str) -> Result<Self, String> {
         let seal: Seal = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if seal.version != SEAL_VERSION {
+        if !SEAL_VERSIONS_READ.contains(&seal.version) {
             return Err(format!(
-                "version {} written by another version of kubectl-canary (this one reads {SEAL_VERSION})",
+                "version {} written by another version of kubectl-canary (this one reads 1 and {SEAL_VERSION})",
                 seal.version
+            ));
+        }
+        if (seal.version >= 2) != seal.target_template_digest.is_some() {
+            return Err(format!(
+                "version {} {} a target template digest",
+                seal.version,
+                if seal.version >= 2 { "without" } else { "with" }
             ));
         }
         Ok(seal)
@@ -138,9 +158,26 @@ struct FixedContent<'a> {
     stable: &'a StableRevision,
     original_images: &'a BTreeMap<String, String>,
     target_images: &'a BTreeMap<String, String>,
+    // Absent from version 1 records, whose digest therefore stays what it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_template: Option<Value>,
     mode: CanaryMode,
     started_by: &'a Owner,
     started_at: &'a str,
+}
+
+/// The digest of a record's target template, `None` for a version 1 record (without one).
+fn target_digest(record: &CanaryRecord) -> Option<String> {
+    record.target_template.as_ref().map(template_digest)
+}
+
+/// The version of the seal a record is written with: 2 with a target template.
+fn seal_version(record: &CanaryRecord) -> u32 {
+    if record.target_template.is_some() {
+        SEAL_VERSION
+    } else {
+        1
+    }
 }
 
 /// `sha256:<hex>` of the record's fixed content, keys sorted and the template normalized
@@ -156,6 +193,7 @@ pub fn record_digest(record: &CanaryRecord) -> String {
         stable: &record.stable,
         original_images: &record.original_images,
         target_images: &record.target_images,
+        target_template: record.target_template.as_ref().map(normalize),
         mode: record.mode,
         started_by: &record.started_by,
         started_at: &record.started_at,
@@ -251,6 +289,12 @@ pub enum Tampering {
         /// The stable ReplicaSet.
         replica_set: String,
     },
+    /// The record's target template is not the one the seal's digest vouches for.
+    #[error(
+        "its target template differs from the one whose digest the {SEAL_ANNOTATION} annotation on the \
+         Deployment holds (the pod template the canary was started with)"
+    )]
+    TargetTemplateDiffers,
     /// The stable ReplicaSet named by the seal is not owned by the Deployment any more.
     #[error(
         "the stable ReplicaSet {name} (UID {uid}) named by the seal is not a ReplicaSet of the Deployment"
@@ -324,6 +368,9 @@ pub fn verify_record(
     if record.target_images != seal.target_images {
         return differs("target images");
     }
+    if target_digest(record) != seal.target_template_digest {
+        return Err(Tampering::TargetTemplateDiffers);
+    }
     if record_digest(record) != seal.record_digest {
         return Err(Tampering::DigestMismatch);
     }
@@ -379,9 +426,15 @@ pub fn seal_for_controller_canary(
             field: "original settings (strategy, minReadySeconds, progressDeadlineSeconds, paused)",
         });
     }
-    if crate::record::images_of(deployment_template) != record.target_images {
+    // The canary's template is the Deployment's own (Git's): a record naming another is
+    // refused, whether it carries the template (version 2) or only its images (version 1).
+    let target_differs = match &record.target_template {
+        Some(target) => template_digest(target) != template_digest(deployment_template),
+        None => crate::record::images_of(deployment_template) != record.target_images,
+    };
+    if target_differs {
         return Err(Tampering::DiffersFromBrake {
-            field: "target images",
+            field: "target template",
         });
     }
     let stable_template = stable_template.ok_or_else(|| Tampering::StableReplicaSetMissing {
@@ -394,7 +447,7 @@ pub fn seal_for_controller_canary(
         });
     }
     Ok(Seal {
-        version: SEAL_VERSION,
+        version: seal_version(record),
         deployment_uid: deployment_uid.to_string(),
         original_settings: record.original_settings.clone(),
         stable: record.stable.clone(),
@@ -403,6 +456,7 @@ pub fn seal_for_controller_canary(
         goal: record.phase.goal().into(),
         record_digest: record_digest(record),
         stable_template_digest: template_digest(stable_template),
+        target_template_digest: target_digest(record),
     })
 }
 
@@ -737,16 +791,69 @@ mod tests {
         );
     }
 
+    /// A record of any template change (version 2): its target template is vouched for by
+    /// the seal's digest, so a writer of ConfigMaps cannot choose what a promote writes;
+    /// taking it out or adding one to a version 1 record is refused too.
+    #[test]
+    fn the_target_template_of_any_release_is_sealed() {
+        let mut record = sample_record();
+        let mut target = record.original_template.clone();
+        target["spec"]["containers"][0]["env"] = json!([{"name": "MODE", "value": "b"}]);
+        record.target_template = Some(target.clone());
+        record.target_images = BTreeMap::new();
+        record.phase = Phase::Holding { pods: 1 };
+        let seal = Seal::for_record(&record, Goal::Hold { pods: 1 });
+        assert_eq!(seal.version, SEAL_VERSION);
+        assert_eq!(Seal::parse(&seal.to_annotation()).unwrap(), seal);
+        let mut rs = record.original_template.clone();
+        rs["metadata"]["labels"]["pod-template-hash"] = json!("abc");
+        let trusted = verify_record(&record, &seal, "uid", Some(&rs)).unwrap();
+        assert_eq!(trusted.sent_target_template(), target);
+        assert_eq!(trusted.change_summary(), "+spec.containers[nginx].env");
+        let mut privileged = record.clone();
+        privileged.target_template.as_mut().unwrap()["spec"]["containers"][0]["securityContext"] =
+            json!({"privileged": true});
+        assert_eq!(
+            verify_record(&privileged, &seal, "uid", Some(&rs)),
+            Err(Tampering::TargetTemplateDiffers)
+        );
+        let mut dropped = record.clone();
+        dropped.target_template = None;
+        assert_eq!(
+            verify_record(&dropped, &seal, "uid", Some(&rs)),
+            Err(Tampering::TargetTemplateDiffers),
+            "without it the canary would be the stable template with the target images"
+        );
+        let old = sample_record();
+        let old_seal = Seal::for_record(&old, Goal::Hold { pods: 1 });
+        assert_eq!(
+            old_seal.version, 1,
+            "a version 1 record keeps a version 1 seal"
+        );
+        let mut added = CanaryRecord {
+            phase: Phase::Starting { pods: 1 },
+            ..old.clone()
+        };
+        added.target_template = Some(target);
+        assert_eq!(
+            verify_record(&added, &old_seal, "uid", Some(&rs)),
+            Err(Tampering::TargetTemplateDiffers)
+        );
+        let mut inconsistent = serde_json::to_value(&seal).unwrap();
+        inconsistent["version"] = json!(1);
+        assert!(Seal::parse(&inconsistent.to_string()).is_err());
+    }
+
     #[test]
     fn the_seal_round_trips_and_refuses_other_versions_and_fields() {
         let (_, seal, _) = held();
         assert_eq!(Seal::parse(&seal.to_annotation()).unwrap(), seal);
         let mut other = serde_json::to_value(&seal).unwrap();
-        other["version"] = json!(2);
+        other["version"] = json!(3);
         assert!(
             Seal::parse(&other.to_string())
                 .unwrap_err()
-                .contains("version 2")
+                .contains("version 3")
         );
         other["version"] = json!(1);
         other["extra"] = json!("x");

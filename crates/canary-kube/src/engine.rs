@@ -17,11 +17,13 @@ use serde::Serialize;
 
 use canary_core::machine::{Decision, Goal, SpecChange, Waiting, decide, pause_when_held};
 use canary_core::record::{
-    CanaryRecord, Owner, POD_TEMPLATE_HASH_LABEL, Phase, RECORD_SCHEMA, StableRevision, images_of,
+    CanaryRecord, Owner, POD_TEMPLATE_HASH_LABEL, Phase, RECORD_SCHEMA, StableRevision,
+    changed_images, images_of,
 };
+use canary_core::release::{FieldChange, ReleaseInput, check_changes, summarize};
 use canary_core::rollout_math::{CanaryMode, CanarySize, ResolvedCanary, resolve_canary};
 use canary_core::seal::Seal;
-use canary_core::text::{images_text, share_text};
+use canary_core::text::share_text;
 use canary_core::validate::{AutoscalerFacts, check_start};
 
 use crate::error::{CanaryError, Result, is_status};
@@ -108,8 +110,8 @@ pub struct Engine {
 /// What `start` was asked for.
 #[derive(Debug, Clone)]
 pub struct StartRequest {
-    /// Container name to new image.
-    pub images: std::collections::BTreeMap<String, String>,
+    /// The release: new images, a manifest, patches, environment variables.
+    pub release: ReleaseInput,
     /// Wanted canary size.
     pub size: CanarySize,
     /// Surge or replace.
@@ -128,6 +130,8 @@ pub struct StartPlan {
     pub stable: StableRevision,
     /// The updates, in order.
     pub changes: Vec<SpecChange>,
+    /// What the release changes in the pod template, field by field.
+    pub template_changes: Vec<FieldChange>,
     /// The record that is written first.
     pub record: CanaryRecord,
 }
@@ -217,9 +221,16 @@ impl Engine {
             return Err(state.error(&self.name, &self.store.name()));
         }
         let autoscaler = self.autoscaler_of(&view).await?;
+        // Images alone are checked as always (known containers, not the images running);
+        // any other release by what it makes of the template, below.
+        let no_images = std::collections::BTreeMap::new();
         check_start(
             &view.facts(),
-            &request.images,
+            if request.release.images_only() {
+                &request.release.images
+            } else {
+                &no_images
+            },
             autoscaler.as_ref(),
             request.allow_autoscaler,
         )
@@ -227,6 +238,10 @@ impl Engine {
         let canary = resolve_canary(request.size, view.replicas(), request.mode)
             .map_err(|e| CanaryError::Refused(e.to_string()))?;
         let template = view.template();
+        let target =
+            crate::release::target_template(&self.apis, &view.deployment, &request.release).await?;
+        let template_changes =
+            check_changes(&self.name, &template, &target, &request.release.describe())?;
         let stable_rs = view.replica_set_with_template(&template).ok_or_else(|| {
             CanaryError::Refused(format!(
                 "deploy/{} has no ReplicaSet for its current template yet; wait for the controller and retry",
@@ -252,10 +267,11 @@ impl Engine {
             deployment_uid: view.deployment.uid().unwrap_or_default(),
             replicas: view.replicas(),
             original_images: images_of(&template),
+            target_images: changed_images(&template, &target),
             original_template: template,
+            target_template: Some(target),
             original_settings: crate::observe::settings_of(&view.deployment),
             stable: stable.clone(),
-            target_images: request.images.clone(),
             mode: request.mode,
             phase: Phase::Starting { pods: canary.pods },
             started_by: owner,
@@ -275,6 +291,14 @@ impl Engine {
                 stable.replica_set
             ),
         );
+        record.note(
+            &now,
+            format!(
+                "release ({}): {}",
+                request.release.describe(),
+                summarize(&template_changes)
+            ),
+        );
         let goal = Goal::Hold { pods: canary.pods };
         let mut changes = Vec::new();
         if let Decision::Apply(first) = decide(&record, goal, &view.observation(&record)) {
@@ -287,6 +311,7 @@ impl Engine {
                 canary,
                 stable,
                 changes,
+                template_changes,
                 record,
             },
             view,
@@ -334,9 +359,9 @@ impl Engine {
             .normal(
                 "CanaryStarting",
                 format!(
-                    "kubectl-canary: starting a canary of {} pod(s) with {}",
+                    "kubectl-canary: starting a canary of {} pod(s) changing {}",
                     plan.canary.pods,
-                    images_text(&plan.record.target_images)
+                    plan.record.change_summary()
                 ),
             )
             .await;

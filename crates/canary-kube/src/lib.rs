@@ -2,6 +2,7 @@
 //! apply the core state machine's decisions and run the analysis probes.
 
 pub mod analysis;
+pub mod apply;
 pub mod capacity;
 pub mod client;
 pub mod engine;
@@ -12,6 +13,7 @@ pub mod live;
 pub mod observe;
 pub mod plan_subject;
 pub mod preflight;
+pub mod release;
 pub mod status;
 pub mod store;
 pub mod trust;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use canary_core::foreign::{ForeignChange, KnownRecord, SeenRecord, classify};
 use canary_core::machine::{Decision, TemplateState, Waiting, decide, template_state};
 use canary_core::record::{CanaryRecord, Phase, images_of};
+use canary_core::release::FieldChange;
 use canary_core::rollout_math::CanaryMode;
 use canary_core::text::waiting_text;
 
@@ -127,6 +128,12 @@ pub struct StatusReport {
     /// confirmed by the Deployment, lost), if so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub integrity: Option<String>,
+    /// What the canary changes in the pod template, in one line (images, field paths).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// What the canary changes in the pod template, field by field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub template_changes: Vec<FieldChange>,
 }
 
 /// A pod's problem, the way `kubectl get pods` would show it, with the scheduler's reason
@@ -260,6 +267,8 @@ impl StatusReport {
                 )],
                 history: vec![],
                 integrity: None,
+                release: None,
+                template_changes: vec![],
             };
         };
         let record = &stored.record;
@@ -341,6 +350,8 @@ impl StatusReport {
                 .map(|h| format!("{} {}", h.at, h.event))
                 .collect(),
             integrity: None,
+            release: Some(record.change_summary()),
+            template_changes: record.template_changes(),
         }
     }
 

@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
 
-use canary_core::record::{CanaryRecord, RECORD_SCHEMA};
+use canary_core::record::{CanaryRecord, RECORD_SCHEMA, RECORD_SCHEMAS_READ};
 
 use crate::error::{CanaryError, Result, is_status};
 
@@ -134,10 +134,22 @@ impl RecordStore {
             .ok_or_else(|| bad(format!("no {RECORD_KEY} key")))?;
         let record: CanaryRecord =
             serde_json::from_str(text).map_err(|e| bad(format!("{RECORD_KEY}: {e}")))?;
-        if record.schema != RECORD_SCHEMA {
+        if !RECORD_SCHEMAS_READ.contains(&record.schema) {
             return Err(bad(format!(
-                "schema {} written by another version of kubectl-canary (this one reads {RECORD_SCHEMA})",
+                "schema {} written by another version of kubectl-canary (this one reads 1 and {RECORD_SCHEMA})",
                 record.schema
+            )));
+        }
+        // Version 1 describes the canary by images, version 2 by its whole template.
+        if (record.schema >= 2) != record.target_template.is_some() {
+            return Err(bad(format!(
+                "schema {} {} targetTemplate",
+                record.schema,
+                if record.schema >= 2 {
+                    "without"
+                } else {
+                    "with"
+                }
             )));
         }
         Ok(StoredRecord {
@@ -289,7 +301,7 @@ mod tests {
 
     fn record() -> CanaryRecord {
         serde_json::from_value(json!({
-            "schema": RECORD_SCHEMA,
+            "schema": 1,
             "deployment": "web",
             "deploymentUid": "d-uid",
             "replicas": 3,

@@ -470,6 +470,8 @@ impl Engine {
             original_settings: change.settings,
             stable: seal.stable.clone(),
             target_images: seal.target_images.clone(),
+            // Only the seal's digest of it is left: a rollback needs only the stable side.
+            target_template: None,
             mode: seal.mode,
             phase: Phase::Aborting,
             started_by: Owner {
@@ -547,6 +549,7 @@ mod tests {
             goal: SealedGoal::Hold { pods: 1 },
             record_digest: "sha256:0".into(),
             stable_template_digest: "sha256:1".into(),
+            target_template_digest: Some("sha256:2".into()),
         }
     }
 

@@ -61,6 +61,8 @@ pub fn target(cli: &Cli) -> Option<&str> {
         Command::Abort(args) => &args.target,
         Command::Analyze(args) => &args.target,
         Command::Plan(args) => args.target.as_ref()?,
+        // Several Deployments: each canary's messages name its own.
+        Command::Apply(_) => return None,
     };
     Some(&target.name)
 }

@@ -77,6 +77,7 @@ async fn run_command(cli: &Cli) -> i32 {
         CommandConfig::Abort(abort) => commands::lifecycle::abort(&config, abort).await,
         CommandConfig::Analyze(analyze) => commands::analyze::run(&config, analyze).await,
         CommandConfig::Plan(plan) => commands::plan::run(&config, plan).await,
+        CommandConfig::Apply(apply) => commands::start::apply::run(&config, apply).await,
     };
     match result {
         Ok(code) => code,

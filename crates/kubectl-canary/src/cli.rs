@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use canary_core::image::ImageChange;
+use canary_core::release::{EnvChange, PatchType};
 use canary_core::rollout_math::{CanaryMode, CanarySize, IntOrPercent};
 use canary_core::target::DeploymentRef;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -115,6 +116,9 @@ pub enum Command {
     Analyze(Box<AnalyzeArgs>),
     /// Show what a canary size really gives: traffic share, extra pods and their cost.
     Plan(PlanArgs),
+    /// Apply manifests as `kubectl apply` would, with a canary for each Deployment whose
+    /// pod template changes (for CI pipelines).
+    Apply(Box<ApplyArgs>),
 }
 
 /// `plan` flags.
@@ -174,14 +178,32 @@ fn parse_memory(arg: &str) -> Result<i64, String> {
 
 /// `start` flags.
 #[derive(Debug, Args)]
-#[command(after_help = "Example: kubectl canary start deploy/web nginx=nginx:1.15 --canary 1")]
+#[command(after_help = START_EXAMPLES)]
+#[command(group(clap::ArgGroup::new("release").required(true).multiple(true)
+    .args(["images", "filename", "patch", "patch_file", "env"])))]
 pub struct StartArgs {
     /// The Deployment (deploy/NAME).
     #[arg(value_parser = parse_target)]
     pub target: DeploymentRef,
-    /// New images, CONTAINER=IMAGE, one or more.
-    #[arg(required = true, value_parser = parse_image_change)]
+    /// New images, CONTAINER=IMAGE.
+    #[arg(value_parser = parse_image_change)]
     pub images: Vec<ImageChange>,
+    /// The release as a manifest (YAML or JSON, several documents allowed, `-` for standard
+    /// input): the canary runs the pod template of its Deployment of this name and namespace.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub filename: Option<PathBuf>,
+    /// The release as a patch of the Deployment (kubectl patch's -p); repeat for several.
+    #[arg(short = 'p', long, value_name = "PATCH")]
+    pub patch: Vec<String>,
+    /// The release as a patch read from a file; repeat for several.
+    #[arg(long, value_name = "FILE")]
+    pub patch_file: Vec<PathBuf>,
+    /// How --patch and --patch-file are applied (kubectl patch's --type).
+    #[arg(long = "type", value_enum, default_value_t = PatchTypeArg::Strategic)]
+    pub patch_type: PatchTypeArg,
+    /// Set an environment variable of a container, CONTAINER:NAME=VALUE; repeat for several.
+    #[arg(long, value_name = "CONTAINER:NAME=VALUE", value_parser = parse_env_change)]
+    pub env: Vec<EnvChange>,
     /// Canary size: a number of pods (1) or a share of traffic (10%).
     #[arg(long, default_value = "1", value_parser = parse_canary_size, allow_negative_numbers = true)]
     pub canary: CanarySize,
@@ -207,6 +229,108 @@ pub struct StartArgs {
     pub steps: Vec<CanarySize>,
     /// With --auto: how long each step runs, its pods' health watched all along, before the
     /// other checks measure.
+    #[arg(long, value_parser = parse_analysis_duration, default_value = "1m")]
+    pub interval: Duration,
+    /// With --auto: Ctrl-C rolls back instead of leaving the canary held and recorded.
+    #[arg(long, requires = "auto")]
+    pub abort_on_interrupt: bool,
+    /// The checks of each step's analysis (with --auto).
+    #[command(flatten)]
+    pub analysis: AnalysisFlags,
+}
+
+const START_EXAMPLES: &str = "\
+Examples:
+  # A new image: exactly 1 canary pod beside the stable ones
+  kubectl canary start deploy/web nginx=nginx:1.15 --canary 1
+
+  # Any release of the pod template: a manifest (its Deployment web; - reads standard input)
+  kubectl canary start deploy/web -f manifests/web.yaml
+  kustomize build overlays/prod | kubectl canary start deploy/web -f -
+
+  # A patch (strategic by default; --type json|merge), an environment variable, combined
+  kubectl canary start deploy/web --patch '{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"nginx\",\"args\":[\"-g\",\"daemon off;\"]}]}}}}'
+  kubectl canary start deploy/web --env nginx:LOG_LEVEL=debug nginx=nginx:1.15
+
+  # What would change, field by field, changing nothing
+  kubectl canary start deploy/web -f web.yaml --dry-run
+
+The release changes only the pod template: a manifest or patch that also changes replicas,
+strategy, minReadySeconds, progressDeadlineSeconds, revisionHistoryLimit, paused, the
+selector or the Deployment's labels or annotations is refused (apply those separately).";
+
+/// How a patch is applied (kubectl patch's --type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PatchTypeArg {
+    /// RFC 6902 JSON patch: a list of operations.
+    Json,
+    /// RFC 7386 merge patch: null deletes, lists are replaced.
+    Merge,
+    /// Strategic merge patch: containers, env, volumes... merged by name.
+    Strategic,
+}
+
+impl From<PatchTypeArg> for PatchType {
+    fn from(arg: PatchTypeArg) -> Self {
+        match arg {
+            PatchTypeArg::Json => PatchType::Json,
+            PatchTypeArg::Merge => PatchType::Merge,
+            PatchTypeArg::Strategic => PatchType::Strategic,
+        }
+    }
+}
+
+fn parse_env_change(arg: &str) -> Result<EnvChange, String> {
+    EnvChange::parse(arg).map_err(|e| e.to_string())
+}
+
+/// `apply` flags.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  # A CI pipeline's `kubectl apply -f manifests/`, with a canary for each changed pod template
+  kubectl canary apply -f manifests/ --auto --steps 10%,50% --interval 1m --http-check :80/
+
+  # What it would do, changing nothing
+  kubectl canary apply -f manifests/ --dry-run
+
+Every object that is not a Deployment whose pod template changes is applied first, as
+`kubectl apply --server-side --force-conflicts --field-manager=kubectl-canary` would (so a
+new ConfigMap exists before the canary's pods need it). Then each such Deployment gets a
+canary, one after the other, with the flags below; the first that does not end well stops
+the rest and decides the exit code. Nothing is changed when any input is refused.")]
+pub struct ApplyArgs {
+    /// Manifest files or directories (their *.yaml, *.yml and *.json files, not
+    /// recursively); `-` for standard input. Repeat for several.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "DIR_OR_FILE",
+        required = true
+    )]
+    pub filename: Vec<PathBuf>,
+    /// Canary size: a number of pods (1) or a share of traffic (10%).
+    #[arg(long, default_value = "1", value_parser = parse_canary_size, allow_negative_numbers = true)]
+    pub canary: CanarySize,
+    /// surge: canary pods are extra pods; replace: they replace stable pods (no extra cost).
+    #[arg(long, value_enum, default_value_t = ModeArg::Surge)]
+    pub mode: ModeArg,
+    /// Print what would be applied and each canary's exact changes, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start although a HorizontalPodAutoscaler targets a Deployment.
+    #[arg(long)]
+    pub allow_hpa: bool,
+    /// Return once each canary is held, without waiting for its pods to become Ready.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Automated progression of each canary, as `start --auto`.
+    #[arg(long)]
+    pub auto: bool,
+    /// With --auto: the canary sizes to go through before 100%, e.g. 10%,50%.
+    #[arg(long, value_delimiter = ',', value_parser = parse_canary_size, requires = "auto", conflicts_with = "canary")]
+    pub steps: Vec<CanarySize>,
+    /// With --auto: how long each step runs before it is analysed.
     #[arg(long, value_parser = parse_analysis_duration, default_value = "1m")]
     pub interval: Duration,
     /// With --auto: Ctrl-C rolls back instead of leaving the canary held and recorded.
@@ -443,5 +567,38 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// `start` needs something to release; images, a manifest, patches and `--env` combine.
+    #[test]
+    fn start_needs_a_release_and_its_ways_in_combine() {
+        assert!(Cli::try_parse_from(["kubectl-canary", "start", "deploy/web"]).is_err());
+        let cli = Cli::try_parse_from([
+            "kubectl-canary",
+            "start",
+            "deploy/web",
+            "web=web:2",
+            "-f",
+            "-",
+            "--patch",
+            "{}",
+            "--type",
+            "merge",
+            "--env",
+            "web:A=1",
+        ])
+        .unwrap();
+        let Command::Start(args) = cli.command else {
+            panic!("start");
+        };
+        assert_eq!(args.images.len(), 1);
+        assert_eq!(args.filename.as_deref(), Some(std::path::Path::new("-")));
+        assert_eq!(args.patch_type, PatchTypeArg::Merge);
+        assert_eq!(args.env[0].to_string(), "web:A=1");
+        assert!(
+            Cli::try_parse_from(["kubectl-canary", "start", "deploy/web", "--env", "web=1"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["kubectl-canary", "apply"]).is_err());
     }
 }

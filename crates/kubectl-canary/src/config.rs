@@ -7,6 +7,7 @@ pub mod analysis;
 pub mod analyze;
 pub mod lifecycle;
 pub mod plan;
+pub mod release;
 pub mod start;
 pub mod status;
 
@@ -21,7 +22,7 @@ use analyze::AnalyzeConfig;
 use canary_kube::error::ErrorKind;
 use lifecycle::{AbortConfig, PromoteConfig};
 use plan::PlanConfig;
-use start::StartConfig;
+use start::{ApplyConfig, StartConfig};
 use status::StatusConfig;
 
 /// What every command runs with.
@@ -52,6 +53,9 @@ pub enum ConfigError {
     /// The analysis flags or file cannot be used.
     #[error(transparent)]
     Analysis(#[from] AnalysisConfigError),
+    /// A manifest or patch cannot be used.
+    #[error(transparent)]
+    Release(#[from] canary_core::release::ReleaseError),
 }
 
 impl ConfigError {
@@ -62,6 +66,8 @@ impl ConfigError {
         match self {
             ConfigError::Kubeconfig { .. } => ErrorKind::Unreachable,
             ConfigError::Analysis(_) => ErrorKind::Usage,
+            ConfigError::Release(error) if error.is_malformed() => ErrorKind::Usage,
+            ConfigError::Release(_) => ErrorKind::Refused,
         }
     }
 }
@@ -81,6 +87,8 @@ pub enum CommandConfig {
     Analyze(Box<AnalyzeConfig>),
     /// `plan`.
     Plan(PlanConfig),
+    /// `apply`.
+    Apply(Box<ApplyConfig>),
 }
 
 impl CommandConfig {
@@ -93,6 +101,7 @@ impl CommandConfig {
             Command::Abort(args) => Self::Abort(args.into()),
             Command::Analyze(args) => Self::Analyze(Box::new(AnalyzeConfig::resolve(args)?)),
             Command::Plan(args) => Self::Plan(args.into()),
+            Command::Apply(args) => Self::Apply(Box::new(ApplyConfig::resolve(args)?)),
         })
     }
 }

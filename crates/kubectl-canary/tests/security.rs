@@ -258,6 +258,21 @@ async fn every_edit_of_the_record_is_detected_by_every_command_and_nothing_is_wr
             Box::new(|r| r["targetImages"]["nginx"] = json!("evil:1")),
         ),
         (
+            "target template: another image, privileged",
+            Box::new(|r| {
+                r["targetTemplate"]["spec"]["containers"][0]["image"] = json!("evil:1");
+                r["targetTemplate"]["spec"]["containers"][0]["securityContext"] =
+                    json!({"privileged": true});
+            }),
+        ),
+        (
+            "target template removed (read as a version 1 record)",
+            Box::new(|r| {
+                r.as_object_mut().unwrap().remove("targetTemplate");
+                r["schema"] = json!(1);
+            }),
+        ),
+        (
             "original settings: minReadySeconds",
             Box::new(|r| r["originalSettings"]["minReadySeconds"] = json!(3)),
         ),

@@ -7,14 +7,12 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
 use canary_core::gitops::brake::images_signature;
-use canary_core::gitops::situation::{
-    NewCanary, begin_record, parse_images_signature, stable_template_of,
-};
+use canary_core::gitops::situation::{NewCanary, begin_record, stable_of_braked_change};
 use canary_core::machine::SpecChange;
 use canary_core::record::StableRevision;
 use canary_kube::error::CanaryError;
 use canary_kube::gitops::writes::{Written, update_deployment};
-use canary_kube::observe::{revision_of, template_hash_of};
+use canary_kube::observe::{revision_of, template_hash_of, template_json};
 
 use super::{Outcome, Reconciling, SOON, now};
 
@@ -42,8 +40,20 @@ pub(super) async fn begin(release: &Reconciling<'_>) -> Outcome {
         }
     };
     let template = release.view.template();
-    if images_signature(&template) == brake.stable_images {
-        // The template is the stable one: annotations left over (nothing to make a canary of).
+    // The stable images and no other ReplicaSet with pods: the template is the stable one,
+    // the annotations are left over (nothing to make a canary of). With another
+    // ReplicaSet's pods beside it, a change of something else than images was braked.
+    let current_rs = release
+        .view
+        .replica_set_with_template(&template)
+        .map(|rs| rs.uid());
+    let others_with_pods = release
+        .view
+        .replica_sets
+        .iter()
+        .filter(|rs| Some(rs.uid()) != current_rs)
+        .any(|rs| rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) > 0);
+    if images_signature(&template) == brake.stable_images && !others_with_pods {
         return release_unbraked(
             release,
             "CanaryBrakeLeftOver",
@@ -51,24 +61,40 @@ pub(super) async fn begin(release: &Reconciling<'_>) -> Outcome {
         )
         .await;
     }
-    let stable_template = parse_images_signature(&brake.stable_images)
-        .and_then(|images| stable_template_of(&template, &images));
-    let stable_rs = stable_template
-        .as_ref()
-        .and_then(|stable| release.view.replica_set_with_template(stable));
-    let (Some(stable_template), Some(stable_rs)) = (stable_template, stable_rs) else {
+    // Any change of the pod template is a canary: the stable side is the ReplicaSet the
+    // braked write left behind, checked against the images the policy annotated.
+    let templates: Vec<(i64, serde_json::Value)> = release
+        .view
+        .replica_sets
+        .iter()
+        .map(|rs| {
+            let template = rs
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .map(template_json)
+                .unwrap_or_default();
+            (revision_of(rs), template)
+        })
+        .collect();
+    let candidates: Vec<(i64, &serde_json::Value)> =
+        templates.iter().map(|(r, t)| (*r, t)).collect();
+    let Some((index, stable_template)) =
+        stable_of_braked_change(&candidates, &template, &brake.stable_images)
+    else {
         return release_unbraked(
             release,
             "CanaryNotPossible",
             format!(
-                "the change to deploy/{name} is more than new container images (or its stable ReplicaSet \
-                 with images {} is gone): canaries are made of image changes, so it rolls out with the \
-                 Deployment's own strategy",
+                "the stable ReplicaSet of deploy/{name} (the one the change replaced, with images {}) \
+                 is gone, so there is no stable side to compare a canary with: the change rolls out \
+                 with the Deployment's own strategy",
                 brake.stable_images
             ),
         )
         .await;
     };
+    let stable_rs = &release.view.replica_sets[index];
     let record = begin_record(NewCanary {
         deployment: (&name, &release.deployment().uid().unwrap_or_default()),
         replicas: release.view.replicas(),
@@ -94,7 +120,7 @@ pub(super) async fn begin(release: &Reconciling<'_>) -> Outcome {
                     "CanaryStarted",
                     format!(
                         "kubectl-canary-controller: {} braked at {} canary pod(s) beside {}; analysis every {}s",
-                        canary_core::text::images_text(&record.target_images),
+                        record.change_summary(),
                         policy.first_pods,
                         record.stable.replica_set,
                         policy.interval.as_secs()

@@ -3,7 +3,7 @@
 
 use kube::runtime::controller::Action;
 
-use canary_core::gitops::situation::{parse_images_signature, stable_template_of, supersede};
+use canary_core::gitops::situation::{parse_images_signature, supersede};
 use canary_core::machine::SpecChange;
 use canary_core::record::images_of;
 use canary_kube::gitops::writes::update_deployment;
@@ -60,9 +60,9 @@ pub(super) async fn reverted(release: &Reconciling<'_>) -> Outcome {
         .normal(
             "CanaryReverted",
             format!(
-                "kubectl-canary-controller: the stable version {} is back on every pod (a revert); the canary of {} is closed",
+                "kubectl-canary-controller: the stable version {} is back on every pod (a revert); the canary ({}) is closed",
                 canary_core::text::images_text(&record.original_images),
-                canary_core::text::images_text(&record.target_images)
+                record.change_summary()
             ),
         )
         .await;
@@ -75,8 +75,6 @@ pub(super) async fn superseded(release: &Reconciling<'_>) -> Outcome {
     let stored = release.stored.as_ref().expect("a record");
     let record = &stored.record;
     let template = release.view.template();
-    let image_only = stable_template_of(&template, &record.original_images)
-        .is_some_and(|stable| stable == record.original_template);
     let brake = release.brake.as_ref().expect("superseded needs the brake");
     let stable_images_agree =
         parse_images_signature(&brake.stable_images).as_ref() == Some(&record.original_images);
@@ -93,18 +91,16 @@ pub(super) async fn superseded(release: &Reconciling<'_>) -> Outcome {
                     "kubectl-canary-controller: a new commit ({}) arrived while {} was being promoted; \
                      its canary begins now",
                     canary_core::text::images_text(&images_of(&template)),
-                    canary_core::text::images_text(&record.target_images)
+                    record.change_summary()
                 ),
             )
             .await;
         return Ok(Action::requeue(SOON));
     }
     let refusal = match &release.policy {
-        Err(error) => Some(("InvalidCanaryPolicy", format!("{error}; the new commit rolls out without a canary"))),
-        Ok(_) if !image_only => Some((
-            "CanaryNotPossible",
-            "the new commit changes more than container images: it rolls out with the Deployment's own strategy"
-                .to_string(),
+        Err(error) => Some((
+            "InvalidCanaryPolicy",
+            format!("{error}; the new commit rolls out without a canary"),
         )),
         Ok(_) => None,
     };
@@ -122,8 +118,8 @@ pub(super) async fn superseded(release: &Reconciling<'_>) -> Outcome {
             "CanaryReplaced",
             format!(
                 "kubectl-canary-controller: a new commit ({}) replaced the canary of {}; starting again at {} pod(s)",
-                canary_core::text::images_text(&images_of(&template)),
-                canary_core::text::images_text(&record.target_images),
+                next.change_summary(),
+                record.change_summary(),
                 policy.first_pods
             ),
         )

@@ -79,7 +79,7 @@ pub(super) async fn hold_on_stable(release: &Reconciling<'_>, record: &CanaryRec
                             "kubectl-canary-controller: only stable pods serve ({}); the Deployment stays paused on \
                              Git's template {} until the next commit",
                             record.stable.replica_set,
-                            canary_core::text::images_text(&record.target_images)
+                            record.change_summary()
                         ),
                     )
                     .await;

@@ -200,8 +200,8 @@ async fn drive(release: &Reconciling<'_>, record: &CanaryRecord, goal: Goal) -> 
                     .normal(
                         "CanaryPromoted",
                         format!(
-                            "kubectl-canary-controller: {} promoted to every pod; the Deployment's own settings are back",
-                            canary_core::text::images_text(&record.target_images)
+                            "kubectl-canary-controller: the release ({}) promoted to every pod; the Deployment's own settings are back",
+                            record.change_summary()
                         ),
                     )
                     .await;

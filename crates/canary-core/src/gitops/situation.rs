@@ -7,11 +7,10 @@ use serde_json::Value;
 
 use crate::machine::{TemplateState, template_state};
 use crate::record::{
-    CanaryRecord, Owner, Phase, RECORD_SCHEMA, RolloutSettings, StableRevision, images_of,
-    with_images,
+    CanaryRecord, Owner, Phase, RECORD_SCHEMA, RolloutSettings, StableRevision, changed_images,
+    images_of, replica_set_template_matches, without_template_hash,
 };
 use crate::rollout_math::CanaryMode;
-use crate::text::images_text;
 
 /// The `toolVersion` prefix of records the controller writes (`kubectl-canary-controller/0.1.0`):
 /// the controller acts only on those, and leaves canaries started with the CLI to the CLI.
@@ -71,17 +70,25 @@ pub fn parse_images_signature(signature: &str) -> Option<BTreeMap<String, String
         .collect()
 }
 
-/// The stable template of a braked change: the current template with the stable images,
-/// when the change is one of images only; `None` when the current template's containers
-/// are not those of the signature (then the change is more than images, and is not made a
-/// canary).
-pub fn stable_template_of(
-    template: &Value,
-    stable_images: &BTreeMap<String, String>,
-) -> Option<Value> {
-    let now = images_of(template);
-    (now.len() == stable_images.len() && now.keys().all(|name| stable_images.contains_key(name)))
-        .then(|| with_images(template, stable_images))
+/// The stable side of a braked change of any part of the pod template: of the
+/// Deployment's ReplicaSets (`(revision, template)`, templates as stored, with the hash
+/// label), the newest one that is not the current template's (the template the braked
+/// write replaced: the controller gives a re-used template a new revision), when its images
+/// are the policy's annotated stable images. Returns its index and its template without
+/// the hash label; `None` when there is none or its images are not the annotated ones.
+pub fn stable_of_braked_change(
+    replica_sets: &[(i64, &Value)],
+    current: &Value,
+    stable_images: &str,
+) -> Option<(usize, Value)> {
+    let (index, (_, template)) = replica_sets
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, template))| !replica_set_template_matches(template, current))
+        .max_by_key(|(_, (revision, _))| *revision)?;
+    let template = without_template_hash(template);
+    (crate::gitops::brake::images_signature(&template) == stable_images)
+        .then_some((index, template))
 }
 
 /// Everything a new controller-run record is made of.
@@ -91,7 +98,7 @@ pub struct NewCanary<'a> {
     pub deployment: (&'a str, &'a str),
     /// `spec.replicas`.
     pub replicas: i32,
-    /// The stable template (see [`stable_template_of`]).
+    /// The stable template (see [`stable_of_braked_change`]).
     pub stable_template: Value,
     /// The stable ReplicaSet.
     pub stable: StableRevision,
@@ -112,6 +119,7 @@ pub struct NewCanary<'a> {
 /// The record of a canary the controller begins: the same format as the CLI's, so the
 /// CLI's `status`, `promote` and `abort` work on it.
 pub fn begin_record(canary: NewCanary<'_>) -> CanaryRecord {
+    let target_images = changed_images(&canary.stable_template, canary.canary_template);
     let mut record = CanaryRecord {
         schema: RECORD_SCHEMA,
         deployment: canary.deployment.0.to_string(),
@@ -121,7 +129,8 @@ pub fn begin_record(canary: NewCanary<'_>) -> CanaryRecord {
         original_template: canary.stable_template,
         original_settings: canary.original_settings,
         stable: canary.stable,
-        target_images: images_of(canary.canary_template),
+        target_images,
+        target_template: Some(canary.canary_template.clone()),
         mode: canary.mode,
         phase: Phase::Starting { pods: canary.pods },
         started_by: canary.owner,
@@ -135,8 +144,8 @@ pub fn begin_record(canary: NewCanary<'_>) -> CanaryRecord {
     record.note(
         canary.now,
         format!(
-            "gitops: a change to {} was braked at {} canary pod(s) by the admission policy",
-            images_text(&record.target_images),
+            "gitops: a change ({}) was braked at {} canary pod(s) by the admission policy",
+            record.change_summary(),
             canary.pods
         ),
     );
@@ -152,13 +161,15 @@ pub fn supersede(
     now: &str,
 ) -> CanaryRecord {
     let mut next = record.clone();
-    next.target_images = images_of(canary_template);
+    next.target_images = changed_images(&record.original_template, canary_template);
+    next.target_template = Some(canary_template.clone());
+    next.schema = RECORD_SCHEMA;
     next.phase = Phase::Starting { pods };
     next.note(
         now,
         format!(
             "gitops: a new commit ({}) replaced the canary; starting again at {pods} pod(s)",
-            images_text(&next.target_images)
+            next.change_summary()
         ),
     );
     next
@@ -207,7 +218,44 @@ pub fn hold_on_stable(
 }
 
 #[cfg(test)]
+mod stable_side_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn rs(image: &str, mode: &str, hash: &str) -> Value {
+        json!({"metadata": {"labels": {"app": "web", "pod-template-hash": hash}},
+               "spec": {"containers": [{"name": "web", "image": image,
+                        "env": [{"name": "MODE", "value": mode}]}]}})
+    }
+
+    /// An env-only commit: the stable side is the newest other ReplicaSet, with the
+    /// annotated images; a signature that does not match finds none.
+    #[test]
+    fn the_stable_side_of_any_template_change_is_the_newest_other_replica_set() {
+        let (old, stable, canary) = (
+            rs("web:0", "a", "0"),
+            rs("web:1", "a", "1"),
+            rs("web:1", "b", "2"),
+        );
+        let current = without_template_hash(&canary);
+        let sets = [(1, &old), (2, &stable), (3, &canary)];
+        let (index, template) = stable_of_braked_change(&sets, &current, "web=web:1").unwrap();
+        assert_eq!(index, 1);
+        assert_eq!(template, without_template_hash(&stable));
+        assert_eq!(stable_of_braked_change(&sets, &current, "web=web:9"), None);
+        // A rollback to an old template: the controller gave it the newest revision.
+        let sets = [(4, &old), (2, &stable), (3, &canary)];
+        assert_eq!(
+            stable_of_braked_change(&sets, &current, "web=web:0").map(|(i, _)| i),
+            Some(0)
+        );
+    }
+}
+
+#[cfg(test)]
 mod tests {
+    use crate::record::with_images;
     use serde_json::json;
 
     use super::*;
@@ -231,15 +279,14 @@ mod tests {
     }
 
     #[test]
-    fn only_image_changes_have_a_stable_template() {
-        let template = json!({"spec": {"containers": [{"name": "nginx", "image": "nginx:1.15"}]}});
-        let stable = parse_images_signature("nginx=nginx:1.14").unwrap();
+    fn images_signatures_are_read() {
         assert_eq!(
-            stable_template_of(&template, &stable),
-            Some(json!({"spec": {"containers": [{"name": "nginx", "image": "nginx:1.14"}]}}))
+            parse_images_signature("nginx=nginx:1.14,log=busybox:1"),
+            Some(std::collections::BTreeMap::from([
+                ("log".to_string(), "busybox:1".to_string()),
+                ("nginx".to_string(), "nginx:1.14".to_string())
+            ]))
         );
-        let renamed = parse_images_signature("web=nginx:1.14").unwrap();
-        assert_eq!(stable_template_of(&template, &renamed), None);
         assert_eq!(parse_images_signature("nginx"), None);
         assert_eq!(parse_images_signature(""), None);
     }

@@ -17,7 +17,7 @@ const DEPLOYMENT_PATH: &str = "/apis/apps/v1/namespaces/ns/deployments/web";
 
 fn record() -> CanaryRecord {
     serde_json::from_value(json!({
-        "schema": RECORD_SCHEMA,
+        "schema": 1,
         "deployment": "web",
         "deploymentUid": "d-uid",
         "replicas": 3,

@@ -7,16 +7,24 @@ use canary_core::analysis_spec::AnalysisSpec;
 use canary_core::rollout_math::CanarySize;
 use canary_kube::engine::StartRequest;
 
+use canary_core::release::{Document, ReleaseError, ReleaseInput, find_deployment};
+
 use crate::cli::StartArgs;
-use crate::config::analysis::{self, AnalysisConfigError};
+use crate::config::ConfigError;
+use crate::config::analysis;
+use crate::config::release;
 
 /// What `start` runs with.
 #[derive(Debug, Clone)]
 pub struct StartConfig {
     /// The Deployment's name.
     pub deployment: String,
-    /// The images, the first canary size (the first of `--steps`, else `--canary`), the mode
-    /// and `--allow-hpa`.
+    /// `-f`: the manifest's documents; the Deployment's is found once the namespace is
+    /// known ([`StartConfig::request_in`]).
+    pub manifest: Option<ManifestFile>,
+    /// The release (patches, `--env`, images; the manifest's document added by
+    /// [`StartConfig::request_in`]), the first canary size (the first of `--steps`, else
+    /// `--canary`), the mode and `--allow-hpa`.
     pub request: StartRequest,
     /// `--dry-run`: print the exact changes, change nothing.
     pub dry_run: bool,
@@ -33,22 +41,67 @@ pub struct StartConfig {
     pub abort_on_interrupt: bool,
 }
 
+/// A manifest file as read.
+#[derive(Debug, Clone)]
+pub struct ManifestFile {
+    /// Its name (`-` for standard input).
+    pub file: String,
+    /// Its documents.
+    pub documents: Vec<Document>,
+}
+
 impl StartConfig {
-    /// Resolves `start`'s flags; the analysis flags only with `--auto`.
-    pub fn resolve(args: &StartArgs) -> Result<Self, AnalysisConfigError> {
+    /// The request for the Deployment in `namespace`: with the manifest's document of it.
+    pub fn request_in(&self, namespace: &str) -> Result<StartRequest, ReleaseError> {
+        let mut request = self.request.clone();
+        if let Some(manifest) = &self.manifest {
+            let document = find_deployment(
+                &manifest.documents,
+                &manifest.file,
+                namespace,
+                &self.deployment,
+            )?;
+            request.release.manifest = Some(document.clone());
+        }
+        Ok(request)
+    }
+
+    /// Resolves `start`'s flags (reading the manifest and patch files); the analysis flags
+    /// only with `--auto`.
+    pub fn resolve(args: &StartArgs) -> Result<Self, ConfigError> {
         let auto_analysis = if args.auto {
             Some(analysis::resolve(&args.analysis)?)
         } else {
             None
         };
+        let manifest = args
+            .filename
+            .as_deref()
+            .map(|path| {
+                Ok::<_, ReleaseError>(ManifestFile {
+                    file: path.display().to_string(),
+                    documents: release::read_manifest(path)?,
+                })
+            })
+            .transpose()?;
         Ok(Self {
             deployment: args.target.name.clone(),
+            manifest,
             request: StartRequest {
-                images: args
-                    .images
-                    .iter()
-                    .map(|c| (c.container.clone(), c.image.clone()))
-                    .collect(),
+                release: ReleaseInput {
+                    manifest: None,
+                    patches: release::read_patches(
+                        &args.patch,
+                        &args.patch_file,
+                        args.patch_type.into(),
+                    )?,
+                    env: args.env.clone(),
+                    images: args
+                        .images
+                        .iter()
+                        .map(|c| (c.container.clone(), c.image.clone()))
+                        .collect(),
+                },
                 size: args.steps.first().copied().unwrap_or(args.canary),
                 mode: args.mode.into(),
                 allow_autoscaler: args.allow_hpa,
@@ -60,5 +113,54 @@ impl StartConfig {
             interval: args.interval,
             abort_on_interrupt: args.abort_on_interrupt,
         })
+    }
+}
+
+/// What `apply` runs with.
+#[derive(Debug, Clone)]
+pub struct ApplyConfig {
+    /// Every document of the files and directories, in order.
+    pub documents: Vec<Document>,
+    /// The flags of each canary, as `start`'s (no release, no Deployment: set per
+    /// Deployment by [`ApplyConfig::start_for`]).
+    pub start: StartConfig,
+}
+
+impl ApplyConfig {
+    /// Resolves `apply`'s flags, reading every manifest; the analysis flags only with
+    /// `--auto`.
+    pub fn resolve(args: &crate::cli::ApplyArgs) -> Result<Self, ConfigError> {
+        let auto_analysis = if args.auto {
+            Some(analysis::resolve(&args.analysis)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            documents: release::read_manifests(&args.filename)?,
+            start: StartConfig {
+                deployment: String::new(),
+                manifest: None,
+                request: StartRequest {
+                    release: ReleaseInput::default(),
+                    size: args.steps.first().copied().unwrap_or(args.canary),
+                    mode: args.mode.into(),
+                    allow_autoscaler: args.allow_hpa,
+                },
+                dry_run: args.dry_run,
+                wait: !args.no_wait,
+                auto_analysis,
+                steps: args.steps.clone(),
+                interval: args.interval,
+                abort_on_interrupt: args.abort_on_interrupt,
+            },
+        })
+    }
+
+    /// `start`'s config for the canary of one Deployment document.
+    pub fn start_for(&self, document: &Document) -> StartConfig {
+        let mut start = self.start.clone();
+        start.deployment = document.name().to_string();
+        start.request.release.manifest = Some(document.clone());
+        start
     }
 }

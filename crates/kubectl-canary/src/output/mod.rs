@@ -117,6 +117,14 @@ pub fn status_text(report: &StatusReport, wide: bool) -> String {
     if let (Some(by), Some(at)) = (&report.started_by, &report.started_at) {
         out.push_str(&format!("started by {by} at {at}\n"));
     }
+    if let Some(release) = &report.release {
+        out.push_str(&format!("release: {release}\n"));
+        if wide {
+            for change in &report.template_changes {
+                out.push_str(&format!("  {}\n", change.line()));
+            }
+        }
+    }
     let mut table = Table::new();
     table.load_style(NOTHING);
     let mut header = vec![

@@ -1,13 +1,15 @@
 //! `kubectl canary start`.
 
+pub mod apply;
 mod auto;
 
 use std::time::Duration;
 
 use canary_core::rollout_math::step_sizes;
 use canary_core::text::{images_text, share_text};
-use canary_kube::engine::{CanaryPods, DriveOptions, Engine};
+use canary_kube::engine::{CanaryPods, DriveOptions, Engine, StartPlan};
 use canary_kube::error::CanaryError;
+use canary_kube::observe::DeploymentView;
 use canary_kube::trust::CanaryState;
 
 use crate::config::start::StartConfig;
@@ -20,32 +22,75 @@ use crate::output::{
 
 /// Runs `start`; returns the exit code.
 pub async fn run(config: &Config, start: &StartConfig) -> Result<i32, CanaryError> {
-    let name = &start.deployment;
-    let engine = Engine::new(&config.client, &config.namespace, name);
-    let request = &start.request;
-    let (plan, view) = engine.plan_start(request, start.dry_run).await?;
-    let canary = plan.canary;
+    let planned = plan(config, start).await?;
+    execute(config, start, planned).await
+}
+
+/// A start checked and worked out, nothing changed yet.
+pub(crate) struct PlannedStart {
+    engine: Engine,
+    plan: StartPlan,
+    view: DeploymentView,
+    steps: Vec<i32>,
+}
+
+/// Checks everything `start` needs and works out what it will do, changing nothing.
+pub(crate) async fn plan(
+    config: &Config,
+    start: &StartConfig,
+) -> Result<PlannedStart, CanaryError> {
+    let engine = Engine::new(&config.client, &config.namespace, &start.deployment);
+    let request = start.request_in(&config.namespace)?;
+    let (plan, view) = engine.plan_start(&request, start.dry_run).await?;
     let steps =
-        step_sizes(&start.steps, &canary).map_err(|e| CanaryError::Refused(e.to_string()))?;
+        step_sizes(&start.steps, &plan.canary).map_err(|e| CanaryError::Refused(e.to_string()))?;
+    Ok(PlannedStart {
+        engine,
+        plan,
+        view,
+        steps,
+    })
+}
+
+/// Carries out a planned start (or prints it, with `--dry-run`); returns the exit code.
+pub(crate) async fn execute(
+    config: &Config,
+    start: &StartConfig,
+    planned: PlannedStart,
+) -> Result<i32, CanaryError> {
+    let PlannedStart {
+        engine,
+        plan,
+        view,
+        steps,
+    } = planned;
+    let name = &start.deployment;
+    let canary = plan.canary;
     let human = !matches!(config.output, OutputFormat::Json | OutputFormat::Yaml);
     if human {
         println!(
-            "start deploy/{name}: {} canary pod(s) with {} beside {} stable ({} mode): {} of traffic, {} extra pod(s)",
+            "start deploy/{name}: {} canary pod(s) changing {} beside {} stable ({} mode): {} of traffic, {} extra pod(s)",
             canary.pods,
-            images_text(&request.images),
+            plan.record.change_summary(),
             canary.stable_pods,
             canary.mode,
             share_text(canary.traffic_share()),
             canary.extra_pods()
         );
-        println!(
-            "  by hand: kubectl set image deploy/{name} {} && kubectl rollout pause deploy/{name}   (a race: the pause lands whenever it lands)",
-            images_text(&request.images)
-        );
+        if start.manifest.is_none() && start.request.release.images_only() {
+            println!(
+                "  by hand: kubectl set image deploy/{name} {} && kubectl rollout pause deploy/{name}   (a race: the pause lands whenever it lands)",
+                images_text(&start.request.release.images)
+            );
+        }
     }
     if start.dry_run {
         if !print_structured(config.output, &plan) {
-            println!("dry run: nothing changed. It would:");
+            println!("dry run: nothing changed. The pod template would change:");
+            for change in &plan.template_changes {
+                println!("    {}", change.line());
+            }
+            println!("It would:");
             println!(
                 "  1. create configmap/{} recording the original settings and the stable ReplicaSet {} (revision {})",
                 engine.store().name(),
