@@ -20,6 +20,7 @@ commands:
   kube-apiserver           the real kube-apiserver (flags as upstream)
   kube-controller-manager  the real kube-controller-manager (flags as upstream)
   kube-scheduler           the real kube-scheduler (flags as upstream)
+  kube-proxy               the real kube-proxy (flags as upstream; run inside the pod netns)
   podsim                   the pod/node simulator standing in for kubelets
   fault COMMAND [ARG]      a fault command for the running environment (testenv fault --help)
   version                  print the pinned versions
@@ -44,6 +45,8 @@ func main() {
 		code = components.ControllerManager(args)
 	case "kube-scheduler":
 		code = components.Scheduler(args)
+	case "kube-proxy":
+		code = components.KubeProxy(args)
 	case "podsim":
 		code = podsim.Main(args)
 	case "fault":
