@@ -9,6 +9,7 @@ import (
 	"kubectl-canary/testenv/internal/components"
 	"kubectl-canary/testenv/internal/podsim"
 	"kubectl-canary/testenv/internal/supervisor"
+	"kubectl-canary/testenv/internal/traffic"
 )
 
 func usage() {
@@ -22,6 +23,7 @@ commands:
   kube-scheduler           the real kube-scheduler (flags as upstream)
   kube-proxy               the real kube-proxy (flags as upstream; run inside the pod netns)
   podsim                   the pod/node simulator standing in for kubelets
+  traffic                  a bounded HTTP request loop from inside the pod netns (testenv traffic -h)
   fault COMMAND [ARG]      a fault command for the running environment (testenv fault --help)
   version                  print the pinned versions
 `)
@@ -49,6 +51,8 @@ func main() {
 		code = components.KubeProxy(args)
 	case "podsim":
 		code = podsim.Main(args)
+	case "traffic":
+		code = traffic.Main(args)
 	case "fault":
 		code = supervisor.FaultMain(args)
 	case "version":

@@ -627,6 +627,9 @@ func (s *sup) writeEnv(promURL string) error {
 		"KC_POD_SUBNET=" + s.net.PodSubnet,
 		"KC_SIM_NODES=" + strings.Join(names, ","),
 		"KC_TESTENV_CONTROL=" + filepath.Join(s.dir, controlSocket),
+		// the multi-call binary itself: `$KC_TESTENV_BIN traffic ...` sends requests from
+		// inside the pod network namespace (ClusterIPs through kube-proxy)
+		"KC_TESTENV_BIN=" + s.self,
 	}
 	tmp := filepath.Join(s.dir, "env.tmp")
 	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
