@@ -14,4 +14,5 @@ pub mod plan_subject;
 pub mod preflight;
 pub mod status;
 pub mod store;
+pub mod traffic;
 pub mod trust;

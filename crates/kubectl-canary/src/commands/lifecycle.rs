@@ -4,15 +4,19 @@
 use canary_core::machine::{Decision, Goal, decide};
 use canary_core::rollout_math::{grows, resolve_canary};
 use canary_core::seal::{SEAL_ANNOTATION, Seal};
+use canary_core::traffic::Release;
 use canary_kube::engine::{DriveOptions, Engine};
 use canary_kube::error::CanaryError;
 use canary_kube::preflight;
+use canary_kube::traffic;
 use canary_kube::trust::{CanaryState, RecordRead};
 
 use crate::config::lifecycle::{AbortConfig, PromoteConfig};
 use crate::config::{Config, OutputFormat};
 use crate::exit_code;
-use crate::output::{change_fields, print_structured, progress_printer, status_text};
+use crate::output::{
+    change_fields, print_structured, progress_printer, released_text, status_text,
+};
 
 /// Runs `promote`.
 pub async fn promote(config: &Config, promote: &PromoteConfig) -> Result<i32, CanaryError> {
@@ -26,6 +30,9 @@ pub async fn promote(config: &Config, promote: &PromoteConfig) -> Result<i32, Ca
             _,
         ) if !promote.dry_run => {
             return finish_cleanup(config, &engine).await;
+        }
+        (CanaryState::None { .. }, _) if !promote.dry_run => {
+            return release_leftover_pins(config, &engine, name).await;
         }
         (CanaryState::None { .. }, _) => return Err(no_canary(config, name)),
         (CanaryState::Verified { stored, .. }, _) => stored,
@@ -116,6 +123,7 @@ pub async fn abort(config: &Config, abort: &AbortConfig) -> Result<i32, CanaryEr
                  stopped before changing anything, or a record someone created); nothing was written to the Deployment",
                 engine.store().name()
             );
+            release_pins(config, &engine, Release::All).await?;
             return Ok(exit_code::OK);
         }
         CanaryState::Unreadable(unreadable)
@@ -140,6 +148,9 @@ pub async fn abort(config: &Config, abort: &AbortConfig) -> Result<i32, CanaryEr
         CanaryState::None {
             leftover_seal: Some(_),
         } if !abort.dry_run => return finish_cleanup(config, &engine).await,
+        CanaryState::None { .. } if !abort.dry_run => {
+            return release_leftover_pins(config, &engine, name).await;
+        }
         CanaryState::None { .. } => return Err(no_canary(config, name)),
         other => return Err(other.error(name, &engine.store().name())),
     };
@@ -201,12 +212,31 @@ async fn run_goal(
                     println!("It could not proceed: {}", stuck.explain(&name))
                 }
             }
+            let uid = &stored.record.deployment_uid;
+            for (service, pin, _) in traffic::pins(engine.client(), engine.namespace(), uid).await?
+            {
+                if pin.is_dark() && goal != Goal::Abort {
+                    println!(
+                        "It would first let service/{service} select the canary pods (the dark pin released)."
+                    );
+                }
+                if !matches!(goal, Goal::Hold { .. }) {
+                    println!(
+                        "It would put service/{service} back exactly as it was once the canary is over."
+                    );
+                }
+            }
         }
         return Ok(exit_code::OK);
     }
     if human {
         println!("{command} deploy/{name}:");
         println!("  by hand: {by_hand}");
+    }
+    if goal != Goal::Abort {
+        // Promote lets the canary pods in: the Services select every pod of the Deployment
+        // again (a dark canary's pin released; sticky sessions stay until the end).
+        release_pins(config, engine, Release::Selector).await?;
     }
     // The first SIGINT/SIGTERM leaves the record's intent in place (crate::signals).
     let _handling = crate::signals::Handling::begin();
@@ -219,6 +249,11 @@ async fn run_goal(
             return Ok(exit_code::INTERRUPTED);
         }
     }?;
+    if outcome.is_none() {
+        // The canary is over (promoted or rolled back, record deleted): the Services exactly
+        // as they were before it.
+        release_pins(config, engine, Release::All).await?;
+    }
     if outcome.is_some() || human {
         let report = engine.status_report().await?;
         if !print_structured(config.output, &report) {
@@ -253,6 +288,7 @@ async fn require_change_rights(
 /// are as they were before the canary.
 async fn finish_cleanup(config: &Config, engine: &Engine) -> Result<i32, CanaryError> {
     require_change_rights(engine, "kubectl canary", false).await?;
+    release_pins(config, engine, Release::All).await?;
     engine.remove_seal().await?;
     if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
         println!(
@@ -315,9 +351,66 @@ async fn recover(
             return Ok(exit_code::INTERRUPTED);
         }
     }
+    release_pins(config, engine, Release::All).await?;
     let report = engine.status_report().await?;
     if !print_structured(config.output, &report) {
         print!("{}", status_text(&report, false));
+    }
+    Ok(exit_code::OK)
+}
+
+/// Releases this Deployment's pins on the Services in front of it (found on the Services
+/// themselves, see `canary_kube::traffic`) and says what was done.
+async fn release_pins(
+    config: &Config,
+    engine: &Engine,
+    release: Release,
+) -> Result<(), CanaryError> {
+    let uid = engine
+        .view()
+        .await?
+        .deployment
+        .metadata
+        .uid
+        .unwrap_or_default();
+    let released = traffic::release(engine.client(), engine.namespace(), &uid, release).await?;
+    if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
+        let what = match release {
+            Release::Selector => "selects every pod of the Deployment again (canary pods included)",
+            Release::All => "put back exactly as it was before the canary",
+        };
+        print!("{}", released_text(&released, what));
+    }
+    Ok(())
+}
+
+/// No canary, but Services still pinned by one (a start interrupted before it changed the
+/// Deployment, or a promotion or rollback interrupted after deleting its record): puts
+/// them back; without any, "no canary".
+async fn release_leftover_pins(
+    config: &Config,
+    engine: &Engine,
+    name: &str,
+) -> Result<i32, CanaryError> {
+    let uid = engine
+        .view()
+        .await?
+        .deployment
+        .metadata
+        .uid
+        .unwrap_or_default();
+    if traffic::pins(engine.client(), engine.namespace(), &uid)
+        .await?
+        .is_empty()
+    {
+        return Err(no_canary(config, name));
+    }
+    require_change_rights(engine, "kubectl canary", false).await?;
+    release_pins(config, engine, Release::All).await?;
+    if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
+        println!(
+            "no canary is running; put back the Services a finished or interrupted canary had left pinned"
+        );
     }
     Ok(exit_code::OK)
 }

@@ -31,6 +31,8 @@ pub struct StartConfig {
     pub interval: Duration,
     /// `--abort-on-interrupt`: Ctrl-C during `--auto` rolls back.
     pub abort_on_interrupt: bool,
+    /// `--dark` and `--sticky`: what to do with the Services in front of the Deployment.
+    pub traffic: canary_core::traffic::TrafficOptions,
 }
 
 impl StartConfig {
@@ -59,6 +61,10 @@ impl StartConfig {
             steps: args.steps.clone(),
             interval: args.interval,
             abort_on_interrupt: args.abort_on_interrupt,
+            traffic: canary_core::traffic::TrafficOptions {
+                dark: args.dark,
+                sticky_seconds: args.sticky,
+            },
         })
     }
 }

@@ -1,9 +1,11 @@
 //! Rendering: tables for people, JSON/YAML for scripts, progress lines while waiting.
 
 mod plan;
+mod traffic;
 mod verdict;
 
 pub use plan::{explanation_text, plan_text};
+pub use traffic::{pins_text, released_text};
 pub use verdict::verdict_text;
 
 use std::io::Write;

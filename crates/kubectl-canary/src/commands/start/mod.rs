@@ -6,21 +6,33 @@ use std::time::Duration;
 
 use canary_core::rollout_math::step_sizes;
 use canary_core::text::{images_text, share_text};
+use canary_core::traffic::Release;
 use canary_kube::engine::{CanaryPods, DriveOptions, Engine};
 use canary_kube::error::CanaryError;
+use canary_kube::traffic;
 use canary_kube::trust::CanaryState;
 
 use crate::config::start::StartConfig;
 use crate::config::{Config, OutputFormat};
 use crate::exit_code;
-use crate::output::{change_fields, print_structured, progress_printer};
+use crate::output::{change_fields, print_structured, progress_printer, released_text};
 
 /// Runs `start`; returns the exit code.
 pub async fn run(config: &Config, start: &StartConfig) -> Result<i32, CanaryError> {
     let name = &start.deployment;
     let engine = Engine::new(&config.client, &config.namespace, name);
     let request = &start.request;
-    let (plan, view) = engine.plan_start(request, start.dry_run).await?;
+    let (mut plan, view) = engine.plan_start(request, start.dry_run).await?;
+    // The Services in front of the Deployment, found and checked before anything changes.
+    let services = if start.traffic.changes_services() {
+        let found =
+            traffic::plan_for_start(&config.client, &config.namespace, &view, start.traffic)
+                .await?;
+        plan.record.traffic = Some(start.traffic);
+        found
+    } else {
+        Vec::new()
+    };
     let canary = plan.canary;
     let steps =
         step_sizes(&start.steps, &canary).map_err(|e| CanaryError::Refused(e.to_string()))?;
@@ -43,6 +55,14 @@ pub async fn run(config: &Config, start: &StartConfig) -> Result<i32, CanaryErro
     if start.dry_run {
         if !print_structured(config.output, &plan) {
             println!("dry run: nothing changed. It would:");
+            for service in &services {
+                println!(
+                    "  0. update service/{} ({}), recording its selector and affinity in its {} annotation",
+                    service.name,
+                    start.traffic.describe(),
+                    canary_core::traffic::PIN_ANNOTATION
+                );
+            }
             println!(
                 "  1. create configmap/{} recording the original settings and the stable ReplicaSet {} (revision {})",
                 engine.store().name(),
@@ -59,12 +79,62 @@ pub async fn run(config: &Config, start: &StartConfig) -> Result<i32, CanaryErro
     // From here on the first SIGINT/SIGTERM settles into a safe state (crate::signals).
     let _handling = crate::signals::Handling::begin();
     let mut printer = progress_printer(config.output);
+    let uid = view.deployment.metadata.uid.clone().unwrap_or_default();
+    if !services.is_empty() {
+        // Before the Deployment is changed: no canary pod is ever Ready behind an unpinned
+        // Service. Each Service records what it had in its own annotation, in the same write.
+        let pin = traffic::pin_all(
+            &config.client,
+            &config.namespace,
+            name,
+            &uid,
+            start.traffic,
+            &plan.stable.pod_template_hash,
+            &services,
+        );
+        let pinned = tokio::select! {
+            result = pin => result,
+            _ = crate::signals::interrupted() => {
+                return interrupted(&engine, config, &uid).await;
+            }
+        };
+        let pinned = match pinned {
+            Ok(pinned) => pinned,
+            Err(e) => {
+                release_after_failed_start(config, &engine, &uid).await;
+                return Err(e);
+            }
+        };
+        if human {
+            for service in &pinned {
+                println!("  ✓ service/{service}: {}", start.traffic.describe());
+            }
+        }
+        if start.traffic.sticky_seconds.is_some() && human {
+            for (ingress, service) in
+                traffic::ingresses_bypassing(&config.client, &config.namespace, &pinned).await?
+            {
+                println!(
+                    "  ! ingress/{ingress} routes to service/{service}: an ingress controller that balances to pod IPs \
+                     itself (ingress-nginx, Traefik, most gateways) ignores sessionAffinity; set affinity there \
+                     (e.g. nginx.ingress.kubernetes.io/affinity: cookie) for clients coming through it"
+                );
+            }
+        }
+    }
     let started = tokio::select! {
         result = engine.start(plan.clone(), &view, DriveOptions { timeout: config.timeout, progress: &mut printer }) => result,
         _ = crate::signals::interrupted() => {
-            return interrupted(&engine, config).await;
+            return interrupted(&engine, config, &uid).await;
         }
-    }?;
+    };
+    let started = match started {
+        Ok(started) => started,
+        Err(e) => {
+            release_after_failed_start(config, &engine, &uid).await;
+            return Err(e);
+        }
+    };
     if human {
         println!(
             "  ✓ held: exactly {} canary pod(s) and {} stable, Deployment paused (no brake while held)\n    by hand: kubectl rollout pause deploy/{name}",
@@ -128,6 +198,9 @@ async fn wait_for_canary_pods(
                     record.deployment
                 );
             }
+            CanaryPods::Ready { ready } if record.traffic.is_some_and(|t| t.dark) => println!(
+                "  ✓ {ready}/{pods} canary pod(s) Ready; dark: no Service traffic until promote (check them through the pod proxy)"
+            ),
             CanaryPods::Ready { ready } => {
                 println!("  ✓ {ready}/{pods} canary pod(s) Ready and receiving traffic")
             }
@@ -142,11 +215,20 @@ async fn wait_for_canary_pods(
 
 /// Ctrl-C during `start`: leave either nothing changed or a recorded, paused canary, and
 /// say which.
-async fn interrupted(engine: &Engine, config: &Config) -> Result<i32, CanaryError> {
+async fn interrupted(engine: &Engine, config: &Config, uid: &str) -> Result<i32, CanaryError> {
     // The listener said it is settling; a second signal ends the process from there.
     let settle = async {
         let stored = match engine.canary_state().await?.0 {
             CanaryState::None { .. } => {
+                let released =
+                    traffic::release(&config.client, &config.namespace, uid, Release::All).await?;
+                if !released.restored.is_empty() || !released.changed_by_others.is_empty() {
+                    print!("{}", released_text(&released, "put back as it was"));
+                    println!(
+                        "interrupted before the Deployment was changed: the Services are as they were"
+                    );
+                    return Ok(exit_code::INTERRUPTED);
+                }
                 println!("interrupted before any change: nothing was changed");
                 return Ok(exit_code::INTERRUPTED);
             }
@@ -156,6 +238,9 @@ async fn interrupted(engine: &Engine, config: &Config) -> Result<i32, CanaryErro
                 braked: false,
             } => {
                 engine.discard_record(&stored).await?;
+                let released =
+                    traffic::release(&config.client, &config.namespace, uid, Release::All).await?;
+                print!("{}", released_text(&released, "put back as it was"));
                 println!(
                     "interrupted before the Deployment was changed: removed the record, nothing is changed"
                 );
@@ -178,4 +263,18 @@ async fn interrupted(engine: &Engine, config: &Config) -> Result<i32, CanaryErro
         Ok(exit_code::INTERRUPTED)
     };
     settle.await
+}
+
+/// A start that failed before any update of the Deployment (another canary took the lock,
+/// the API server refused the record...) takes its Service pins back off; once the
+/// Deployment carries the canary, the pins stay with it (promote or abort releases them).
+async fn release_after_failed_start(config: &Config, engine: &Engine, uid: &str) {
+    if matches!(
+        engine.canary_state().await.map(|s| s.0),
+        Ok(CanaryState::None { .. })
+    ) && let Ok(released) =
+        traffic::release(&config.client, &config.namespace, uid, Release::All).await
+    {
+        print!("{}", released_text(&released, "put back as it was"));
+    }
 }
