@@ -46,6 +46,18 @@ pub struct Released {
     pub restored: Vec<String>,
     /// Services someone else changed meanwhile: their change kept, the annotation removed.
     pub changed_by_others: Vec<String>,
+    /// RBAC does not let this user list Services: pins, if any, could not be seen.
+    pub services_hidden: bool,
+}
+
+/// The Services of the namespace, or None when RBAC forbids listing them (a user without
+/// rights on Services cannot have pinned any, but another user may have: callers say so).
+async fn list_services(api: &Api<Service>) -> Result<Option<Vec<Service>>> {
+    match api.list(&ListParams::default()).await {
+        Ok(list) => Ok(Some(list.items)),
+        Err(kube::Error::Api(e)) if e.code == 403 => Ok(None),
+        Err(e) => Err(CanaryError::api("listing Services", e)),
+    }
 }
 
 /// The traffic fields of a Service.
@@ -94,12 +106,16 @@ pub async fn services_in_front(
     deployment_uid: &str,
 ) -> Result<Vec<FrontService>> {
     let api: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| CanaryError::api("listing Services", e))?;
-    Ok(list
-        .items
+    let Some(items) = list_services(&api).await? else {
+        return Err(CanaryError::Forbidden {
+            who: format!("user '{}'", crate::preflight::whoami(client).await),
+            verb: "list".into(),
+            resource: "services".into(),
+            namespace: namespace.to_string(),
+            command: "`kubectl canary start --dark/--sticky` needs".into(),
+        });
+    };
+    Ok(items
         .iter()
         .map(front)
         .filter(|s| {
@@ -283,12 +299,12 @@ pub async fn release(
     release: Release,
 ) -> Result<Released> {
     let api: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| CanaryError::api("listing Services", e))?;
     let mut out = Released::default();
-    for service in &list.items {
+    let Some(items) = list_services(&api).await? else {
+        out.services_hidden = true;
+        return Ok(out);
+    };
+    for service in &items {
         if !matches!(pin_of(service), Some(Ok(p)) if p.deployment_uid == deployment_uid) {
             continue;
         }
@@ -327,12 +343,10 @@ pub async fn pins(
     deployment_uid: &str,
 ) -> Result<Vec<(String, ServicePin, ServiceTraffic)>> {
     let api: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| CanaryError::api("listing Services", e))?;
-    Ok(list
-        .items
+    let Some(items) = list_services(&api).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(items
         .iter()
         .filter_map(|s| match pin_of(s) {
             Some(Ok(p)) if p.deployment_uid == deployment_uid => Some((

@@ -53,6 +53,12 @@ pub fn pins_text(pins: &[(String, ServicePin, ServiceTraffic)]) -> String {
 /// What a release did, for people.
 pub fn released_text(released: &Released, what: &str) -> String {
     let mut out = String::new();
+    if released.services_hidden {
+        out.push_str(
+            "  ! cannot list Services (RBAC): if this canary pinned any (--dark, --sticky), someone who may \
+             update Services must run `kubectl canary abort` or `promote` again to put them back\n",
+        );
+    }
     for name in &released.restored {
         out.push_str(&format!("  ✓ service/{name}: {what}\n"));
     }
