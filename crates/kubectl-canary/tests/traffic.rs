@@ -483,7 +483,7 @@ async fn crash_and_recover(
     recovery: &[&str],
 ) -> bool {
     let ns = TestNamespace::create(env, "svc-crash").await;
-    create_settled(env, &ns.name, &web_deployment("web", 2, "nginx:1.14", None)).await;
+    create_settled(env, &ns.name, &web_deployment("web", 3, "nginx:1.14", None)).await;
     create_service(env, &ns.name, "web").await;
     let original = spec_of(env, &ns.name, "web").await;
     let before = service_state(env, &ns.name, "web").await;
@@ -574,6 +574,18 @@ async fn crash_and_recover(
 async fn every_point(env: &TestEnv, command: &[&str], held: bool, recovery: &[&str]) {
     for n in 1..=12 {
         if !crash_and_recover(env, command, held, n, recovery).await {
+            // the hook must have fired before: a command that never crashes proves nothing
+            assert!(
+                n > 1,
+                "`{}` did not crash after its first mutation (test-hooks feature?)",
+                command.join(" ")
+            );
+            eprintln!(
+                "`{}`: {} mutation point(s), each crashed and recovered by `{}`",
+                command.join(" "),
+                n - 1,
+                recovery.join(" ")
+            );
             return;
         }
     }
