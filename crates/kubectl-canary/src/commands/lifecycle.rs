@@ -123,7 +123,8 @@ pub async fn abort(config: &Config, abort: &AbortConfig) -> Result<i32, CanaryEr
                  stopped before changing anything, or a record someone created); nothing was written to the Deployment",
                 engine.store().name()
             );
-            release_pins(config, &engine, Release::All).await?;
+            let expected = stored.record.traffic.is_some();
+            release_pins(config, &engine, Release::All, expected).await?;
             return Ok(exit_code::OK);
         }
         CanaryState::Unreadable(unreadable)
@@ -233,10 +234,13 @@ async fn run_goal(
         println!("{command} deploy/{name}:");
         println!("  by hand: {by_hand}");
     }
+    // Whether this canary asked for pins (the record says; a user who cannot see Services
+    // is warned only then).
+    let pinned = stored.record.traffic.is_some();
     if goal != Goal::Abort {
         // Promote lets the canary pods in: the Services select every pod of the Deployment
         // again (a dark canary's pin released; sticky sessions stay until the end).
-        release_pins(config, engine, Release::Selector).await?;
+        release_pins(config, engine, Release::Selector, pinned).await?;
     }
     // The first SIGINT/SIGTERM leaves the record's intent in place (crate::signals).
     let _handling = crate::signals::Handling::begin();
@@ -252,7 +256,7 @@ async fn run_goal(
     if outcome.is_none() {
         // The canary is over (promoted or rolled back, record deleted): the Services exactly
         // as they were before it.
-        release_pins(config, engine, Release::All).await?;
+        release_pins(config, engine, Release::All, pinned).await?;
     }
     if outcome.is_some() || human {
         let report = engine.status_report().await?;
@@ -288,7 +292,7 @@ async fn require_change_rights(
 /// are as they were before the canary.
 async fn finish_cleanup(config: &Config, engine: &Engine) -> Result<i32, CanaryError> {
     require_change_rights(engine, "kubectl canary", false).await?;
-    release_pins(config, engine, Release::All).await?;
+    release_pins(config, engine, Release::All, false).await?;
     engine.remove_seal().await?;
     if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
         println!(
@@ -351,7 +355,7 @@ async fn recover(
             return Ok(exit_code::INTERRUPTED);
         }
     }
-    release_pins(config, engine, Release::All).await?;
+    release_pins(config, engine, Release::All, true).await?;
     let report = engine.status_report().await?;
     if !print_structured(config.output, &report) {
         print!("{}", status_text(&report, false));
@@ -360,11 +364,13 @@ async fn recover(
 }
 
 /// Releases this Deployment's pins on the Services in front of it (found on the Services
-/// themselves, see `canary_kube::traffic`) and says what was done.
+/// themselves, see `canary_kube::traffic`) and says what was done; that Services could not
+/// be listed only when pins are `expected`.
 async fn release_pins(
     config: &Config,
     engine: &Engine,
     release: Release,
+    expected: bool,
 ) -> Result<(), CanaryError> {
     let uid = engine
         .view()
@@ -373,7 +379,8 @@ async fn release_pins(
         .metadata
         .uid
         .unwrap_or_default();
-    let released = traffic::release(engine.client(), engine.namespace(), &uid, release).await?;
+    let mut released = traffic::release(engine.client(), engine.namespace(), &uid, release).await?;
+    released.services_hidden &= expected;
     if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
         let what = match release {
             Release::Selector => "selects every pod of the Deployment again (canary pods included)",
@@ -406,7 +413,7 @@ async fn release_leftover_pins(
         return Err(no_canary(config, name));
     }
     require_change_rights(engine, "kubectl canary", false).await?;
-    release_pins(config, engine, Release::All).await?;
+    release_pins(config, engine, Release::All, true).await?;
     if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
         println!(
             "no canary is running; put back the Services a finished or interrupted canary had left pinned"

@@ -95,7 +95,7 @@ pub async fn run(config: &Config, start: &StartConfig) -> Result<i32, CanaryErro
         let pinned = tokio::select! {
             result = pin => result,
             _ = crate::signals::interrupted() => {
-                return interrupted(&engine, config, &uid).await;
+                return interrupted(&engine, config, (!services.is_empty()).then_some(uid.as_str())).await;
             }
         };
         let pinned = match pinned {
@@ -125,13 +125,15 @@ pub async fn run(config: &Config, start: &StartConfig) -> Result<i32, CanaryErro
     let started = tokio::select! {
         result = engine.start(plan.clone(), &view, DriveOptions { timeout: config.timeout, progress: &mut printer }) => result,
         _ = crate::signals::interrupted() => {
-            return interrupted(&engine, config, &uid).await;
+            return interrupted(&engine, config, (!services.is_empty()).then_some(uid.as_str())).await;
         }
     };
     let started = match started {
         Ok(started) => started,
         Err(e) => {
-            release_after_failed_start(config, &engine, &uid).await;
+            if !services.is_empty() {
+                release_after_failed_start(config, &engine, &uid).await;
+            }
             return Err(e);
         }
     };
@@ -215,13 +217,23 @@ async fn wait_for_canary_pods(
 
 /// Ctrl-C during `start`: leave either nothing changed or a recorded, paused canary, and
 /// say which.
-async fn interrupted(engine: &Engine, config: &Config, uid: &str) -> Result<i32, CanaryError> {
+/// `pinned`: the Deployment's UID when this start pins Services (they are put back too).
+async fn interrupted(
+    engine: &Engine,
+    config: &Config,
+    pinned: Option<&str>,
+) -> Result<i32, CanaryError> {
     // The listener said it is settling; a second signal ends the process from there.
     let settle = async {
         let stored = match engine.canary_state().await?.0 {
             CanaryState::None { .. } => {
-                let released =
-                    traffic::release(&config.client, &config.namespace, uid, Release::All).await?;
+                let released = match pinned {
+                    Some(uid) => {
+                        traffic::release(&config.client, &config.namespace, uid, Release::All)
+                            .await?
+                    }
+                    None => Default::default(),
+                };
                 if !released.restored.is_empty() || !released.changed_by_others.is_empty() {
                     print!("{}", released_text(&released, "put back as it was"));
                     println!(
@@ -238,9 +250,12 @@ async fn interrupted(engine: &Engine, config: &Config, uid: &str) -> Result<i32,
                 braked: false,
             } => {
                 engine.discard_record(&stored).await?;
-                let released =
-                    traffic::release(&config.client, &config.namespace, uid, Release::All).await?;
-                print!("{}", released_text(&released, "put back as it was"));
+                if let Some(uid) = pinned {
+                    let released =
+                        traffic::release(&config.client, &config.namespace, uid, Release::All)
+                            .await?;
+                    print!("{}", released_text(&released, "put back as it was"));
+                }
                 println!(
                     "interrupted before the Deployment was changed: removed the record, nothing is changed"
                 );
