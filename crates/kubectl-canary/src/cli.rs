@@ -224,6 +224,12 @@ pub struct StartArgs {
     #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "1h",
           value_parser = parse_sticky, conflicts_with = "auto")]
     pub sticky: Option<i32>,
+    /// Blue/Green: the new version comes up as a full second set of pods (a surge canary
+    /// as large as the Deployment, under the brake) while the Services stay on the old
+    /// set; `promote` switches each Service to the new set in one update, then completes
+    /// the rollout; `abort`, before or after the switch, goes back in one update.
+    #[arg(long, conflicts_with_all = ["auto", "dark", "canary", "mode", "steps"])]
+    pub blue_green: bool,
     /// The checks of each step's analysis (with --auto).
     #[command(flatten)]
     pub analysis: AnalysisFlags,

@@ -301,6 +301,17 @@ async fn sticky_sessions_keep_each_client_on_one_version_and_abort_restores() {
     );
     assert!(svc["metadata"]["annotations"][PIN_ANNOTATION].is_string());
 
+    // the canary pods' endpoints reach kube-proxy within its sync period
+    for _ in 0..40 {
+        if measure(&env, &ns.name, "web", 200, 8)
+            .await
+            .by_image
+            .contains_key("nginx:1.15")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     // 24 clients, 100 requests each (a new connection each): one version per client; with
     // 2 canary pods of 6, some clients on each side (all 24 on one: p < 1e-4)
     let m = measure(&env, &ns.name, "web", 2400, 24).await;
@@ -634,4 +645,257 @@ async fn a_crash_at_every_mutation_point_of_promote_and_abort_leaves_services_re
         &["abort", "deploy/web"],
     )
     .await;
+}
+
+/// A bounded request loop through a whole lifecycle: `testenv traffic` in the background
+/// (4 clients, a new connection per request) until `stop` is called; then every request.
+struct Loop {
+    stop_file: std::path::PathBuf,
+    log: std::path::PathBuf,
+    handle: tokio::task::JoinHandle<std::process::Output>,
+}
+
+/// One request of the loop: when it was sent (Unix seconds), the image that answered, or
+/// the error.
+struct Request {
+    t: f64,
+    image: Option<String>,
+    failed: bool,
+}
+
+async fn start_loop(env: &TestEnv, ns: &str, service: &str) -> Loop {
+    let api: Api<Service> = Api::namespaced(env.client().await, ns);
+    let ip = api
+        .get(service)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .cluster_ip
+        .unwrap();
+    let dir = std::env::temp_dir();
+    let stop_file = dir.join(format!("kc-loop-stop-{ns}"));
+    let log = dir.join(format!("kc-loop-{ns}.jsonl"));
+    let _ = std::fs::remove_file(&stop_file);
+    let subnet = env.vars["KC_POD_SUBNET"].clone();
+    let prefix: Vec<&str> = subnet.split('.').take(2).collect();
+    let sources: Vec<String> = (0..4)
+        .map(|i| format!("{}.{}.250.{}", prefix[0], prefix[1], 140 + i))
+        .collect();
+    let args = vec![
+        "traffic".to_string(),
+        "--netns".into(),
+        env.vars["KC_POD_NETNS"].clone(),
+        "--pod-subnet".into(),
+        subnet.clone(),
+        "--target".into(),
+        format!("{ip}:80"),
+        "--duration".into(),
+        "3m".into(),
+        "--interval".into(),
+        "5ms".into(),
+        "--sources".into(),
+        sources.join(","),
+        "--stop-file".into(),
+        stop_file.to_string_lossy().to_string(),
+        "--log".into(),
+        log.to_string_lossy().to_string(),
+    ];
+    let bin = env.vars["KC_TESTENV_BIN"].clone();
+    let handle = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .args(&args)
+            .output()
+            .expect("testenv traffic runs")
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Loop {
+        stop_file,
+        log,
+        handle,
+    }
+}
+
+async fn stop_loop(l: Loop) -> Vec<Request> {
+    std::fs::write(&l.stop_file, b"stop").unwrap();
+    let out = l.handle.await.unwrap();
+    assert!(out.status.success(), "testenv traffic: {}", text(&out));
+    let requests = std::fs::read_to_string(&l.log)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            Request {
+                t: v["t"].as_f64().unwrap(),
+                image: v["image"].as_str().map(str::to_string),
+                failed: v.get("err").is_some() || v["code"].as_u64() != Some(200),
+            }
+        })
+        .collect();
+    let _ = std::fs::remove_file(&l.log);
+    let _ = std::fs::remove_file(&l.stop_file);
+    requests
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Requests sent in [from, to) answered by `image`, and all requests in that window.
+fn answered_by(requests: &[Request], from: f64, to: f64, image: &str) -> (usize, usize) {
+    let window: Vec<&Request> = requests
+        .iter()
+        .filter(|r| r.t >= from && r.t < to)
+        .collect();
+    (
+        window
+            .iter()
+            .filter(|r| r.image.as_deref() == Some(image))
+            .count(),
+        window.len(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_switches_in_one_update_without_a_failed_request() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "bluegreen").await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 4, "nginx:1.14", None),
+    )
+    .await;
+    create_service(&env, &ns.name, "web").await;
+    let original = spec_of(&env, &ns.name, "web").await;
+    let before = service_state(&env, &ns.name, "web").await;
+    wait_served(&env, &ns.name, "web").await;
+    let requests = start_loop(&env, &ns.name, "web").await;
+
+    let out = canary(
+        &env,
+        &ns.name,
+        &["start", "deploy/web", "nginx=nginx:1.15", "--blue-green"],
+    )
+    .await;
+    assert_exit(&out, 0, "start --blue-green");
+    assert_eq!(
+        replica_sets_by_image(&env, &ns.name).await,
+        vec![("nginx:1.14".to_string(), 4), ("nginx:1.15".to_string(), 4)],
+        "a full second set beside the old one"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let promote_sent = unix_now();
+    let out = canary(&env, &ns.name, &["promote", "deploy/web"]).await;
+    assert_exit(&out, 0, "promote");
+    let promoted = unix_now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let requests = stop_loop(requests).await;
+
+    let failed = requests.iter().filter(|r| r.failed).count();
+    assert_eq!(
+        failed,
+        0,
+        "no failed request through the whole lifecycle ({} requests)",
+        requests.len()
+    );
+    let (new_before, all_before) = answered_by(&requests, 0.0, promote_sent, "nginx:1.15");
+    assert!(all_before > 100, "requests before the switch: {all_before}");
+    assert_eq!(
+        new_before, 0,
+        "no request to the new set before the switch (of {all_before})"
+    );
+    let (old_after, all_after) = answered_by(&requests, promoted, f64::MAX, "nginx:1.14");
+    assert!(all_after > 100, "requests after the switch: {all_after}");
+    assert_eq!(
+        old_after, 0,
+        "no request to the old set after the switch (of {all_after})"
+    );
+    eprintln!(
+        "blue/green: {} requests, 0 failed; before promote {all_before} all old; after promote {all_after} all new",
+        requests.len()
+    );
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(
+        &original,
+        &spec_of(&env, &ns.name, "web").await,
+        &[IMAGE_PATH],
+    );
+    assert_service_restored(
+        &before,
+        &service_state(&env, &ns.name, "web").await,
+        "after the Blue/Green promote",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_abort_after_the_switch_goes_back_without_a_failed_request() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "bluegreen-back").await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 3, "nginx:1.14", None),
+    )
+    .await;
+    create_service(&env, &ns.name, "web").await;
+    let original = spec_of(&env, &ns.name, "web").await;
+    let before = service_state(&env, &ns.name, "web").await;
+    wait_served(&env, &ns.name, "web").await;
+    let out = canary(
+        &env,
+        &ns.name,
+        &["start", "deploy/web", "nginx=nginx:1.15", "--blue-green"],
+    )
+    .await;
+    assert_exit(&out, 0, "start --blue-green");
+    let out = canary(&env, &ns.name, &["promote", "deploy/web", "--canary", "2"]).await;
+    assert_exit(&out, REFUSED, "a Blue/Green release is promoted whole");
+    let requests = start_loop(&env, &ns.name, "web").await;
+    // promote dies right after switching the Service: the new set serves
+    let out = canary_with(
+        &env,
+        &ns.name,
+        &["promote", "deploy/web"],
+        &[("KUBECTL_CANARY_CRASH_AFTER", "1")],
+    )
+    .await;
+    assert_eq!(out.status.signal(), Some(6), "{}", text(&out));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let switched = unix_now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let abort_sent = unix_now();
+    let out = canary(&env, &ns.name, &["abort", "deploy/web"]).await;
+    assert_exit(&out, 0, "abort after the switch");
+    let aborted = unix_now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let requests = stop_loop(requests).await;
+
+    assert_eq!(
+        requests.iter().filter(|r| r.failed).count(),
+        0,
+        "no failed request"
+    );
+    let (old_switched, all_switched) = answered_by(&requests, switched, abort_sent, "nginx:1.14");
+    assert!(all_switched > 20);
+    assert_eq!(
+        old_switched, 0,
+        "the switch had been made: only the new set served"
+    );
+    let (new_after, all_after) = answered_by(&requests, aborted, f64::MAX, "nginx:1.15");
+    assert!(all_after > 100);
+    assert_eq!(
+        new_after, 0,
+        "after abort only the old set serves (of {all_after})"
+    );
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
+    assert_service_restored(
+        &before,
+        &service_state(&env, &ns.name, "web").await,
+        "after the Blue/Green abort",
+    );
 }

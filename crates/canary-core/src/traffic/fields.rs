@@ -100,6 +100,7 @@ mod tests {
             TrafficOptions {
                 dark: true,
                 sticky_seconds: None,
+                blue_green: false,
             },
             "stable1",
         );
@@ -126,6 +127,7 @@ mod tests {
             TrafficOptions {
                 dark: false,
                 sticky_seconds: Some(60),
+                blue_green: false,
             },
             "h",
         );

@@ -18,6 +18,8 @@ pub use restore::{Release, Restore, restore_step};
 
 use serde::{Deserialize, Serialize};
 
+use crate::record::POD_TEMPLATE_HASH_LABEL;
+
 /// The Service annotation holding what the tool changed and what it put there.
 pub const PIN_ANNOTATION: &str = "kubectl-canary.io/traffic";
 
@@ -37,6 +39,10 @@ pub struct TrafficOptions {
     /// Sticky sessions: `sessionAffinity: ClientIP` with this timeout (seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sticky_seconds: Option<i32>,
+    /// Blue/Green: a full second set of pods (with `dark`); promote switches the Services
+    /// to it in one update each instead of letting both sets in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blue_green: bool,
 }
 
 impl TrafficOptions {
@@ -47,6 +53,10 @@ impl TrafficOptions {
 
     /// A few words for people.
     pub fn describe(&self) -> String {
+        if self.blue_green {
+            return "blue/green (the Services stay on the old pods until promote switches them)"
+                .to_string();
+        }
         match (self.dark, self.sticky_seconds) {
             (true, Some(s)) => format!("dark (no Service traffic until promote), sticky ({s}s)"),
             (true, None) => "dark (no Service traffic until promote)".to_string(),
@@ -116,6 +126,30 @@ impl ServicePin {
         }
     }
 
+    /// The same pin with the selector pointing at the pods of the ReplicaSet whose
+    /// `pod-template-hash` is `hash` (Blue/Green: the switch to the new set, or back).
+    pub fn pointed_at(&self, hash: &str) -> Self {
+        let mut applied = self.applied.clone();
+        applied
+            .selector
+            .insert(POD_TEMPLATE_HASH_LABEL.to_string(), hash.to_string());
+        Self {
+            applied,
+            ..self.clone()
+        }
+    }
+
+    /// The `pod-template-hash` the selector is pinned to, if any.
+    pub fn pinned_hash(&self) -> Option<&str> {
+        if !self.is_dark() {
+            return None;
+        }
+        self.applied
+            .selector
+            .get(POD_TEMPLATE_HASH_LABEL)
+            .map(String::as_str)
+    }
+
     /// Whether nothing is changed any more (the annotation can go).
     pub fn is_released(&self) -> bool {
         self.applied == self.original
@@ -144,6 +178,7 @@ mod tests {
             TrafficOptions {
                 dark: true,
                 sticky_seconds: None,
+                blue_green: false,
             },
             "abc",
         );
@@ -166,6 +201,7 @@ mod tests {
             TrafficOptions {
                 dark: true,
                 sticky_seconds: Some(600),
+                blue_green: false,
             },
             "abc",
         );
@@ -176,6 +212,27 @@ mod tests {
             Some("ClientIP")
         );
         assert_eq!(released.applied.selector, web().selector);
+    }
+
+    #[test]
+    fn blue_green_points_the_selector_at_one_set_or_the_other() {
+        let pin = ServicePin::new(
+            "web",
+            "uid",
+            &web(),
+            TrafficOptions {
+                dark: true,
+                sticky_seconds: None,
+                blue_green: true,
+            },
+            "old",
+        );
+        assert_eq!(pin.pinned_hash(), Some("old"));
+        let switched = pin.pointed_at("new");
+        assert_eq!(switched.pinned_hash(), Some("new"));
+        assert_eq!(switched.original, pin.original);
+        assert_eq!(switched.pointed_at("old"), pin);
+        assert_eq!(pin.with_selector_released().pinned_hash(), None);
     }
 
     #[test]

@@ -89,6 +89,7 @@ mod tests {
             TrafficOptions {
                 dark,
                 sticky_seconds: sticky,
+                blue_green: false,
             },
             "h1",
         )

@@ -38,6 +38,12 @@ pub async fn promote(config: &Config, promote: &PromoteConfig) -> Result<i32, Ca
         (CanaryState::Verified { stored, .. }, _) => stored,
         (other, _) => return Err(other.error(name, &engine.store().name())),
     };
+    if promote.canary.is_some() && stored.record.traffic.is_some_and(|t| t.blue_green) {
+        return Err(CanaryError::Refused(format!(
+            "deploy/{name} is a Blue/Green release: it is promoted whole, switching the Services to the new set; \
+             run `kubectl canary promote deploy/{name}` (without --canary); nothing was changed"
+        )));
+    }
     let goal = match promote.canary {
         None => Goal::PromoteFull,
         Some(size) => {
@@ -237,7 +243,11 @@ async fn run_goal(
     // Whether this canary asked for pins (the record says; a user who cannot see Services
     // is warned only then).
     let pinned = stored.record.traffic.is_some();
-    if goal != Goal::Abort {
+    if stored.record.traffic.is_some_and(|t| t.blue_green) {
+        // Blue/Green: every Service to one set in one update (the new one on promote, the
+        // old one on abort), and the old set stays until the dataplane has followed.
+        switch_sets(config, engine, &stored.record, goal).await?;
+    } else if goal != Goal::Abort {
         // Promote lets the canary pods in: the Services select every pod of the Deployment
         // again (a dark canary's pin released; sticky sessions stay until the end).
         release_pins(config, engine, Release::Selector, pinned).await?;
@@ -420,4 +430,56 @@ async fn release_leftover_pins(
         );
     }
     Ok(exit_code::OK)
+}
+
+/// Blue/Green: points every pinned Service at the new set (promote) or back at the old one
+/// (abort), one update each, then waits until their EndpointSlices list only that set and
+/// the dataplane has had time to follow (`canary_kube::traffic::SWITCH_SETTLE`). The
+/// hashes come from the ReplicaSets: the stable one recorded (checked against the seal),
+/// the new one found by its template.
+async fn switch_sets(
+    config: &Config,
+    engine: &Engine,
+    record: &canary_core::record::CanaryRecord,
+    goal: Goal,
+) -> Result<(), CanaryError> {
+    let hash = if goal == Goal::Abort {
+        record.stable.pod_template_hash.clone()
+    } else {
+        let view = engine.view().await?;
+        view.replica_set_with_template(&record.target_template())
+            .and_then(|rs| rs.metadata.labels.as_ref())
+            .and_then(|l| l.get(canary_core::record::POD_TEMPLATE_HASH_LABEL))
+            .cloned()
+            .ok_or_else(|| {
+                CanaryError::Refused(format!(
+                    "deploy/{} has no ReplicaSet of the new version to switch to; nothing was changed",
+                    record.deployment
+                ))
+            })?
+    };
+    let switched = traffic::switch_to(
+        engine.client(),
+        engine.namespace(),
+        &record.deployment_uid,
+        &hash,
+    )
+    .await?;
+    traffic::wait_switched(
+        engine.client(),
+        engine.namespace(),
+        &switched,
+        &hash,
+        config.timeout,
+    )
+    .await?;
+    if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
+        let side = if goal == Goal::Abort { "old" } else { "new" };
+        for service in &switched {
+            println!(
+                "  ✓ service/{service}: switched to the {side} set (pod-template-hash={hash}) in one update; its endpoints follow"
+            );
+        }
+    }
+    Ok(())
 }

@@ -62,8 +62,10 @@ impl StartConfig {
             interval: args.interval,
             abort_on_interrupt: args.abort_on_interrupt,
             traffic: canary_core::traffic::TrafficOptions {
-                dark: args.dark,
+                // Blue/Green keeps the new set dark until the switch
+                dark: args.dark || args.blue_green,
                 sticky_seconds: args.sticky,
+                blue_green: args.blue_green,
             },
         })
     }

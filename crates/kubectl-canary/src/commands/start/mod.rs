@@ -4,7 +4,7 @@ mod auto;
 
 use std::time::Duration;
 
-use canary_core::rollout_math::step_sizes;
+use canary_core::rollout_math::{CanaryMode, CanarySize, step_sizes};
 use canary_core::text::{images_text, share_text};
 use canary_core::traffic::Release;
 use canary_kube::engine::{CanaryPods, DriveOptions, Engine};
@@ -21,7 +21,13 @@ use crate::output::{change_fields, print_structured, progress_printer, released_
 pub async fn run(config: &Config, start: &StartConfig) -> Result<i32, CanaryError> {
     let name = &start.deployment;
     let engine = Engine::new(&config.client, &config.namespace, name);
-    let request = &start.request;
+    let mut request = start.request.clone();
+    if start.traffic.blue_green {
+        // A full second set: a surge canary as large as the Deployment.
+        request.size = CanarySize::Pods(engine.view().await?.replicas());
+        request.mode = CanaryMode::Surge;
+    }
+    let request = &request;
     let (mut plan, view) = engine.plan_start(request, start.dry_run).await?;
     // The Services in front of the Deployment, found and checked before anything changes.
     let services = if start.traffic.changes_services() {
@@ -109,6 +115,11 @@ pub async fn run(config: &Config, start: &StartConfig) -> Result<i32, CanaryErro
             for service in &pinned {
                 println!("  ✓ service/{service}: {}", start.traffic.describe());
             }
+        }
+        if start.traffic.sticky_seconds.is_some() {
+            // kube-proxy programs the affinity from the Service within its sync period: let
+            // it before any canary pod exists, so a client's first choice is already kept.
+            tokio::time::sleep(traffic::SWITCH_SETTLE).await;
         }
         if start.traffic.sticky_seconds.is_some() && human {
             for (ingress, service) in
