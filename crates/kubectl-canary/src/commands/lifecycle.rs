@@ -220,9 +220,15 @@ async fn run_goal(
                 }
             }
             let uid = &stored.record.deployment_uid;
+            let blue_green = stored.record.traffic.is_some_and(|t| t.blue_green);
             for (service, pin, _) in traffic::pins(engine.client(), engine.namespace(), uid).await?
             {
-                if pin.is_dark() && goal != Goal::Abort {
+                if blue_green {
+                    let side = if goal == Goal::Abort { "old" } else { "new" };
+                    println!(
+                        "It would first switch service/{service} to the {side} set in one update and wait for its endpoints."
+                    );
+                } else if pin.is_dark() && goal != Goal::Abort {
                     println!(
                         "It would first let service/{service} select the canary pods (the dark pin released)."
                     );
