@@ -489,7 +489,7 @@ async fn services_the_tool_may_not_or_should_not_change_are_refused_before_any_c
 async fn crash_and_recover(
     env: &TestEnv,
     command: &[&str],
-    held: bool,
+    held: Option<&[&str]>,
     n: usize,
     recovery: &[&str],
 ) -> bool {
@@ -498,20 +498,10 @@ async fn crash_and_recover(
     create_service(env, &ns.name, "web").await;
     let original = spec_of(env, &ns.name, "web").await;
     let before = service_state(env, &ns.name, "web").await;
-    if held {
-        let out = canary(
-            env,
-            &ns.name,
-            &[
-                "start",
-                "deploy/web",
-                "nginx=nginx:1.15",
-                "--dark",
-                "--sticky",
-                "5m",
-            ],
-        )
-        .await;
+    if let Some(flags) = held {
+        let mut start = vec!["start", "deploy/web", "nginx=nginx:1.15"];
+        start.extend_from_slice(flags);
+        let out = canary(env, &ns.name, &start).await;
         assert_exit(&out, 0, "setup start");
     }
     let context = format!(
@@ -558,7 +548,8 @@ async fn crash_and_recover(
         !record_exists(env, &ns.name, "web").await,
         "{context}: record left behind"
     );
-    let allowed: &[&str] = if recovery.contains(&"--full") || command.contains(&"--full") {
+    // a promotion that had completed (or a recovery by promote) leaves the new image
+    let allowed: &[&str] = if recovery.contains(&"promote") || command.contains(&"promote") {
         &[IMAGE_PATH]
     } else {
         &[]
@@ -582,7 +573,7 @@ async fn crash_and_recover(
     crashed
 }
 
-async fn every_point(env: &TestEnv, command: &[&str], held: bool, recovery: &[&str]) {
+async fn every_point(env: &TestEnv, command: &[&str], held: Option<&[&str]>, recovery: &[&str]) {
     for n in 1..=12 {
         if !crash_and_recover(env, command, held, n, recovery).await {
             // the hook must have fired before: a command that never crashes proves nothing
@@ -617,8 +608,41 @@ async fn a_crash_at_every_mutation_point_of_start_leaves_services_restorable() {
         "--sticky",
         "5m",
     ];
-    every_point(&env, &start, false, &["abort", "deploy/web"]).await;
-    every_point(&env, &start, false, &["promote", "deploy/web", "--full"]).await;
+    every_point(&env, &start, None, &["abort", "deploy/web"]).await;
+    every_point(&env, &start, None, &["promote", "deploy/web", "--full"]).await;
+    let blue_green = ["start", "deploy/web", "nginx=nginx:1.15", "--blue-green"];
+    every_point(&env, &blue_green, None, &["abort", "deploy/web"]).await;
+}
+
+/// The held canary of the crash tests: dark with sticky sessions.
+const DARK_STICKY: &[&str] = &["--dark", "--sticky", "5m"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_every_mutation_point_of_a_blue_green_promote_or_abort_leaves_services_restorable()
+ {
+    let Some(env) = TestEnv::get() else { return };
+    let held: Option<&[&str]> = Some(&["--blue-green"]);
+    every_point(
+        &env,
+        &["promote", "deploy/web"],
+        held,
+        &["abort", "deploy/web"],
+    )
+    .await;
+    every_point(
+        &env,
+        &["promote", "deploy/web"],
+        held,
+        &["promote", "deploy/web"],
+    )
+    .await;
+    every_point(
+        &env,
+        &["abort", "deploy/web"],
+        held,
+        &["abort", "deploy/web"],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -627,21 +651,21 @@ async fn a_crash_at_every_mutation_point_of_promote_and_abort_leaves_services_re
     every_point(
         &env,
         &["promote", "deploy/web", "--full"],
-        true,
+        Some(DARK_STICKY),
         &["promote", "deploy/web", "--full"],
     )
     .await;
     every_point(
         &env,
         &["abort", "deploy/web"],
-        true,
+        Some(DARK_STICKY),
         &["abort", "deploy/web"],
     )
     .await;
     every_point(
         &env,
         &["promote", "deploy/web", "--canary", "2"],
-        true,
+        Some(DARK_STICKY),
         &["abort", "deploy/web"],
     )
     .await;
