@@ -551,7 +551,8 @@ pub async fn switch_to(
 pub const SWITCH_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Waits until the EndpointSlices of every Service in `services` list only Ready pods
-/// carrying `pod-template-hash` `hash` (at least one), then [`SWITCH_SETTLE`].
+/// carrying `pod-template-hash` `hash` (at least one), then [`SWITCH_SETTLE`]; at once when
+/// no pod carries that hash.
 pub async fn wait_switched(
     client: &kube::Client,
     namespace: &str,
@@ -598,7 +599,10 @@ pub async fn wait_switched(
                 .collect();
             let done = endpoints.iter().any(|(_, ready)| *ready)
                 && endpoints.iter().all(|(pod, _)| wanted.contains(pod));
-            if done {
+            // No pod of that set at all (an abort after a promotion that had already
+            // removed the old pods, interrupted): nothing to wait for; the rollback brings
+            // them back and the Service follows.
+            if done || wanted.is_empty() {
                 break;
             }
             if tokio::time::Instant::now() > deadline {
