@@ -22,5 +22,6 @@ pub mod seal;
 pub mod stats;
 pub mod target;
 pub mod text;
+pub mod traffic;
 pub mod validate;
 pub mod verdict;

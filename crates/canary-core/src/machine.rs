@@ -316,6 +316,7 @@ fn braked_in_place(settings: &RolloutSettings) -> RolloutSettings {
 ///     admitted_target_template: None,
 ///     requested_size: None,
 ///     brake_while_held: false,
+///     traffic: None,
 /// };
 /// // The Deployment as it is before start: the original template and settings, settled.
 /// let observed = Observation {

@@ -271,6 +271,11 @@ pub struct CanaryRecord {
     /// held without it (docs/brake-during-hold.md).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub brake_while_held: bool,
+    /// What `start` asked for the Services in front of the Deployment (dark canary, sticky
+    /// sessions). For `status` and history only: what is put back on a Service comes from
+    /// that Service's own annotation (`canary_core::traffic`), never from the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<crate::traffic::TrafficOptions>,
 }
 
 impl CanaryRecord {
@@ -446,6 +451,7 @@ pub(crate) fn sample_record() -> CanaryRecord {
         admitted_target_template: None,
         requested_size: None,
         brake_while_held: false,
+        traffic: None,
     }
 }
 

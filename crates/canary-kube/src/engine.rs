@@ -280,6 +280,7 @@ impl Engine {
             admitted_target_template: None,
             requested_size: Some(request.size),
             brake_while_held: false,
+            traffic: None,
         };
         record.note(
             &now,

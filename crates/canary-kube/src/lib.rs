@@ -16,4 +16,5 @@ pub mod preflight;
 pub mod release;
 pub mod status;
 pub mod store;
+pub mod traffic;
 pub mod trust;

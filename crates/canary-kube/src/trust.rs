@@ -485,6 +485,7 @@ impl Engine {
             requested_size: None,
             admitted_target_template: None,
             brake_while_held: false,
+            traffic: None,
         })
     }
 

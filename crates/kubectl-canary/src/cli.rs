@@ -234,6 +234,24 @@ pub struct StartArgs {
     /// With --auto: Ctrl-C rolls back instead of leaving the canary held and recorded.
     #[arg(long, requires = "auto")]
     pub abort_on_interrupt: bool,
+    /// Dark canary: the Services in front of the Deployment select only the stable pods
+    /// until `promote` (the canary pods run and can be checked through the pod proxy, but
+    /// get no Service traffic). The Services are found, checked and put back exactly.
+    #[arg(long, conflicts_with = "auto")]
+    pub dark: bool,
+    /// Sticky sessions: sessionAffinity ClientIP on the Services in front of the Deployment
+    /// for the duration of the canary, with this timeout (default 1h, at most 24h), so a
+    /// client stays on one pod and so on one version. Not for traffic that reaches the pods
+    /// through an ingress or gateway balancing to pod IPs (configure affinity there).
+    #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "1h",
+          value_parser = parse_sticky, conflicts_with = "auto")]
+    pub sticky: Option<i32>,
+    /// Blue/Green: the new version comes up as a full second set of pods (a surge canary
+    /// as large as the Deployment, under the brake) while the Services stay on the old
+    /// set; `promote` switches each Service to the new set in one update, then completes
+    /// the rollout; `abort`, before or after the switch, goes back in one update.
+    #[arg(long, conflicts_with_all = ["auto", "dark", "canary", "mode", "steps"])]
+    pub blue_green: bool,
     /// The checks of each step's analysis (with --auto).
     #[command(flatten)]
     pub analysis: AnalysisFlags,
@@ -339,6 +357,19 @@ pub struct ApplyArgs {
     /// The checks of each step's analysis (with --auto).
     #[command(flatten)]
     pub analysis: AnalysisFlags,
+}
+
+/// `--sticky`'s timeout in whole seconds, 1 s to 24 h (the API server's range).
+fn parse_sticky(arg: &str) -> Result<i32, String> {
+    let d = parse_analysis_duration(arg)?;
+    let secs = d.as_secs();
+    if d.subsec_nanos() != 0 || secs == 0 || secs > canary_core::traffic::MAX_STICKY_SECONDS as u64
+    {
+        return Err(format!(
+            "--sticky {arg}: a timeout of whole seconds from 1s to 24h (sessionAffinityConfig.clientIP.timeoutSeconds)"
+        ));
+    }
+    Ok(secs as i32)
 }
 
 /// `status` flags.

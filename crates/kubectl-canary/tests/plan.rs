@@ -48,7 +48,10 @@ fn offline_table_shows_both_modes_and_the_exact_replica_counts() {
         .stdout(contains("5% is not achievable with 10 replicas"))
         .stdout(contains("5% is exact with 19+1"))
         .stdout(contains("or 20 (replace"))
-        .stdout(contains("100m CPU, 128Mi"));
+        .stdout(contains("100m CPU, 128Mi"))
+        .stdout(contains(
+            "blue/green (start --blue-green): 10 new pod(s) beside the 10 old, 10 extra pod(s) (1 CPU, 1280Mi extra requests)",
+        ));
 }
 
 #[test]

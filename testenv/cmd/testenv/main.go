@@ -9,6 +9,7 @@ import (
 	"kubectl-canary/testenv/internal/components"
 	"kubectl-canary/testenv/internal/podsim"
 	"kubectl-canary/testenv/internal/supervisor"
+	"kubectl-canary/testenv/internal/traffic"
 )
 
 func usage() {
@@ -20,7 +21,9 @@ commands:
   kube-apiserver           the real kube-apiserver (flags as upstream)
   kube-controller-manager  the real kube-controller-manager (flags as upstream)
   kube-scheduler           the real kube-scheduler (flags as upstream)
+  kube-proxy               the real kube-proxy (flags as upstream; run inside the pod netns)
   podsim                   the pod/node simulator standing in for kubelets
+  traffic                  a bounded HTTP request loop from inside the pod netns (testenv traffic -h)
   fault COMMAND [ARG]      a fault command for the running environment (testenv fault --help)
   version                  print the pinned versions
 `)
@@ -44,8 +47,12 @@ func main() {
 		code = components.ControllerManager(args)
 	case "kube-scheduler":
 		code = components.Scheduler(args)
+	case "kube-proxy":
+		code = components.KubeProxy(args)
 	case "podsim":
 		code = podsim.Main(args)
+	case "traffic":
+		code = traffic.Main(args)
 	case "fault":
 		code = supervisor.FaultMain(args)
 	case "version":

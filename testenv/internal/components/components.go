@@ -17,6 +17,7 @@ import (
 	"k8s.io/component-base/version"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
 )
 
@@ -59,6 +60,14 @@ func ControllerManager(args []string) int {
 // Scheduler runs the real kube-scheduler.
 func Scheduler(args []string) int {
 	cmd := scheduler.NewSchedulerCommand()
+	cmd.SetArgs(args)
+	return cli.Run(cmd)
+}
+
+// KubeProxy runs the real kube-proxy. The supervisor starts it inside the environment's
+// network namespace (`ip netns exec`), so its rules translate ClusterIPs there only.
+func KubeProxy(args []string) int {
+	cmd := proxy.NewProxyCommand()
 	cmd.SetArgs(args)
 	return cli.Run(cmd)
 }

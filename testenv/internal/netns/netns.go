@@ -6,12 +6,15 @@
 //	host  <-- veth /30 10.214.255.253 ------ 10.214.255.254 --> netns kctest-<pid>
 //	host route: 10.213.0.0/16 via 10.214.255.254
 //	netns: "local 10.213.0.0/16 dev lo" (AnyIP) so every pod/node IP is local there.
+//	netns: "local 10.96.0.0/16 dev lo": the Service CIDR; kube-proxy's rules (nat output
+//	hook) translate ClusterIPs there, and what they do not translate stays in the namespace.
 //
 // Sockets are created inside the namespace by a locked OS thread (Listen) and then
 // served from ordinary goroutines.
 package netns
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -27,6 +30,10 @@ import (
 
 const (
 	linkCIDR = "/30"
+	// ServiceCIDR is the API server's --service-cluster-ip-range. It is local inside every
+	// namespace, so a connection to a ClusterIP kube-proxy has no rule for ends there (refused)
+	// instead of following the default route out of the namespace.
+	ServiceCIDR = "10.96.0.0/16"
 	// Prefix of every namespace this package creates.
 	Prefix = "kctest-"
 	// MaxIndex bounds the number of environments side by side.
@@ -97,6 +104,7 @@ func Create(pid int) (*Net, error) {
 		{"-n", ns, "addr", "add", n.NsVethIP + linkCIDR, "dev", nsIf},
 		{"-n", ns, "link", "set", nsIf, "up"},
 		{"-n", ns, "route", "add", "local", n.PodSubnet, "dev", "lo"},
+		{"-n", ns, "route", "add", "local", ServiceCIDR, "dev", "lo"},
 		{"-n", ns, "route", "add", "default", "via", n.HostVethIP},
 		{"route", "add", n.PodSubnet, "via", n.NsVethIP, "dev", hostIf},
 	}
@@ -157,30 +165,63 @@ func Live() []string {
 	return out
 }
 
-// Listen opens a TCP listener inside namespace ns. The socket stays in that namespace.
-func Listen(ns string, addr string) (net.Listener, error) {
-	type result struct {
-		l   net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
+// within runs fn on an OS thread that is in namespace ns, then puts that thread back into
+// the namespace it came from and releases it. The thread is not simply discarded: a child
+// process started with Pdeathsig (the supervisor's components) gets its signal when the
+// thread that forked it exits, and the runtime may have forked one from this thread. Only
+// when the way back fails is the thread left locked, so that it is discarded and no
+// goroutine ever runs in the wrong namespace.
+func within(ns string, fn func()) error {
+	errc := make(chan error, 1)
 	go func() {
-		// The thread is never unlocked: when this goroutine returns, the runtime
-		// discards the thread, so no goroutine ever runs in the wrong namespace.
 		runtime.LockOSThread()
+		self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer self.Close()
 		f, err := os.Open(filepath.Join("/run/netns", ns))
 		if err != nil {
-			ch <- result{nil, err}
+			runtime.UnlockOSThread()
+			errc <- err
 			return
 		}
 		defer f.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{nil, fmt.Errorf("setns %s: %w", ns, err)}
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns %s: %w", ns, err)
 			return
 		}
-		l, err := net.Listen("tcp4", addr)
-		ch <- result{l, err}
+		fn()
+		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- nil
 	}()
-	r := <-ch
-	return r.l, r.err
+	return <-errc
+}
+
+// Listen opens a TCP listener inside namespace ns. The socket stays in that namespace.
+func Listen(ns string, addr string) (net.Listener, error) {
+	var l net.Listener
+	var lerr error
+	if err := within(ns, func() { l, lerr = net.Listen("tcp4", addr) }); err != nil {
+		return nil, err
+	}
+	return l, lerr
+}
+
+// DialContext opens a TCP connection from inside namespace ns (the socket stays there), e.g.
+// to a Service's ClusterIP, which only kube-proxy's rules in that namespace translate.
+func DialContext(ctx context.Context, ns, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	var derr error
+	if err := within(ns, func() {
+		var d net.Dialer
+		c, derr = d.DialContext(ctx, network, addr)
+	}); err != nil {
+		return nil, err
+	}
+	return c, derr
 }

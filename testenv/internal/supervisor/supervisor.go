@@ -388,6 +388,7 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		{"pki/scheduler.kubeconfig", "system:kube-scheduler", []string{"system:masters"}},
 		{"pki/podsim.kubeconfig", "testenv-podsim", []string{"system:masters"}},
 		{"pki/metrics-server.kubeconfig", metricsServerUser, nil},
+		{"pki/kube-proxy.kubeconfig", kubeProxyUser, nil},
 	}
 	var adminKP *pki.KeyPair
 	for _, id := range idents {
@@ -569,6 +570,9 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 	); err != nil {
 		return err
 	}
+	if err := s.startKubeProxy(ctx); err != nil {
+		return err
+	}
 	promURL := ""
 	if s.promBin != "" {
 		tokenFile := filepath.Join(s.pki, "prometheus.token")
@@ -623,6 +627,9 @@ func (s *sup) writeEnv(promURL string) error {
 		"KC_POD_SUBNET=" + s.net.PodSubnet,
 		"KC_SIM_NODES=" + strings.Join(names, ","),
 		"KC_TESTENV_CONTROL=" + filepath.Join(s.dir, controlSocket),
+		// the multi-call binary itself: `$KC_TESTENV_BIN traffic ...` sends requests from
+		// inside the pod network namespace (ClusterIPs through kube-proxy)
+		"KC_TESTENV_BIN=" + s.self,
 	}
 	tmp := filepath.Join(s.dir, "env.tmp")
 	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
@@ -723,6 +730,9 @@ func (s *sup) smoke(ctx context.Context, client kubernetes.Interface, promURL st
 		}
 	}
 	logf("smoke deployment available (%.1fs)", time.Since(s.start).Seconds())
+	if err := s.smokeClusterIP(ctx, client); err != nil {
+		return err
+	}
 	if promURL != "" {
 		q := promURL + "/api/v1/query?query=" + url.QueryEscape(`count(up{namespace="testenv-smoke"} == 1)`)
 		for {

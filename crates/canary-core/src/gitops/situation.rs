@@ -140,6 +140,7 @@ pub fn begin_record(canary: NewCanary<'_>) -> CanaryRecord {
         requested_size: None,
         // The policy releases the brake in the same write as a revert.
         brake_while_held: true,
+        traffic: None,
     };
     record.note(
         canary.now,

@@ -4,9 +4,11 @@
 use canary_core::machine::{Decision, Goal, decide};
 use canary_core::rollout_math::{grows, resolve_canary};
 use canary_core::seal::{SEAL_ANNOTATION, Seal};
+use canary_core::traffic::Release;
 use canary_kube::engine::{DriveOptions, Engine};
 use canary_kube::error::CanaryError;
 use canary_kube::preflight;
+use canary_kube::traffic;
 use canary_kube::trust::{CanaryState, RecordRead};
 
 use crate::config::lifecycle::{AbortConfig, PromoteConfig};
@@ -14,7 +16,7 @@ use crate::config::{Config, OutputFormat};
 use crate::exit_code;
 use crate::output::{
     CommandOutcome, CommandResult, DryRun, change_fields, notice, print_structured,
-    progress_printer, status_text,
+    progress_printer, released_text, status_text,
 };
 
 /// Runs `promote`.
@@ -30,10 +32,19 @@ pub async fn promote(config: &Config, promote: &PromoteConfig) -> Result<i32, Ca
         ) if !promote.dry_run => {
             return finish_cleanup(config, &engine, name).await;
         }
+        (CanaryState::None { .. }, _) if !promote.dry_run => {
+            return release_leftover_pins(config, &engine, name, "promote").await;
+        }
         (CanaryState::None { .. }, _) => return Err(no_canary(config, name)),
         (CanaryState::Verified { stored, .. }, _) => stored,
         (other, _) => return Err(other.error(name, &engine.store().name())),
     };
+    if promote.canary.is_some() && stored.record.traffic.is_some_and(|t| t.blue_green) {
+        return Err(CanaryError::Refused(format!(
+            "deploy/{name} is a Blue/Green release: it is promoted whole, switching the Services to the new set; \
+             run `kubectl canary promote deploy/{name}` (without --canary); nothing was changed"
+        )));
+    }
     let goal = match promote.canary {
         None => Goal::PromoteFull,
         Some(size) => {
@@ -119,6 +130,8 @@ pub async fn abort(config: &Config, abort: &AbortConfig) -> Result<i32, CanaryEr
                  stopped before changing anything, or a record someone created); nothing was written to the Deployment",
                 engine.store().name()
             );
+            let expected = stored.record.traffic.is_some();
+            release_pins(config, &engine, Release::All, expected).await?;
             print_result(
                 config,
                 "abort",
@@ -159,6 +172,9 @@ pub async fn abort(config: &Config, abort: &AbortConfig) -> Result<i32, CanaryEr
         CanaryState::None {
             leftover_seal: Some(_),
         } if !abort.dry_run => return finish_cleanup(config, &engine, name).await,
+        CanaryState::None { .. } if !abort.dry_run => {
+            return release_leftover_pins(config, &engine, name, "abort").await;
+        }
         CanaryState::None { .. } => return Err(no_canary(config, name)),
         other => return Err(other.error(name, &engine.store().name())),
     };
@@ -224,12 +240,44 @@ async fn run_goal(
                     println!("It could not proceed: {}", stuck.explain(&name))
                 }
             }
+            let uid = &stored.record.deployment_uid;
+            let blue_green = stored.record.traffic.is_some_and(|t| t.blue_green);
+            for (service, pin, _) in traffic::pins(engine.client(), engine.namespace(), uid).await?
+            {
+                if blue_green {
+                    let side = if goal == Goal::Abort { "old" } else { "new" };
+                    println!(
+                        "It would first switch service/{service} to the {side} set in one update and wait for its endpoints."
+                    );
+                } else if pin.is_dark() && goal != Goal::Abort {
+                    println!(
+                        "It would first let service/{service} select the canary pods (the dark pin released)."
+                    );
+                }
+                if !matches!(goal, Goal::Hold { .. }) {
+                    println!(
+                        "It would put service/{service} back exactly as it was once the canary is over."
+                    );
+                }
+            }
         }
         return Ok(exit_code::OK);
     }
     if human {
         println!("{command} deploy/{name}:");
         println!("  by hand: {by_hand}");
+    }
+    // Whether this canary asked for pins (the record says; a user who cannot see Services
+    // is warned only then).
+    let pinned = stored.record.traffic.is_some();
+    if stored.record.traffic.is_some_and(|t| t.blue_green) {
+        // Blue/Green: every Service to one set in one update (the new one on promote, the
+        // old one on abort), and the old set stays until the dataplane has followed.
+        switch_sets(config, engine, &stored.record, goal).await?;
+    } else if goal != Goal::Abort {
+        // Promote lets the canary pods in: the Services select every pod of the Deployment
+        // again (a dark canary's pin released; sticky sessions stay until the end).
+        release_pins(config, engine, Release::Selector, pinned).await?;
     }
     // The first SIGINT/SIGTERM leaves the record's intent in place (crate::signals).
     let _handling = crate::signals::Handling::begin();
@@ -244,8 +292,11 @@ async fn run_goal(
             return Ok(exit_code::INTERRUPTED);
         }
     }?;
-    // `outcome` (the record while the canary is held) is not needed: the status says it.
-    let _ = outcome;
+    if outcome.is_none() {
+        // The canary is over (promoted or rolled back, record deleted): the Services exactly
+        // as they were before it.
+        release_pins(config, engine, Release::All, pinned).await?;
+    }
     let report = engine.status_report().await?;
     if human {
         print!("{}", status_text(&report, false));
@@ -333,6 +384,7 @@ async fn require_change_rights(
 /// are as they were before the canary.
 async fn finish_cleanup(config: &Config, engine: &Engine, name: &str) -> Result<i32, CanaryError> {
     require_change_rights(engine, "kubectl canary", false).await?;
+    release_pins(config, engine, Release::All, false).await?;
     engine.remove_seal().await?;
     let message = format!(
         "no canary is running; removed the {SEAL_ANNOTATION} annotation a finished canary left on the Deployment"
@@ -407,6 +459,7 @@ async fn recover(
             return Ok(exit_code::INTERRUPTED);
         }
     }
+    release_pins(config, engine, Release::All, true).await?;
     let report = engine.status_report().await?;
     if human {
         print!("{}", status_text(&report, false));
@@ -425,4 +478,120 @@ async fn recover(
         Some(report),
     );
     Ok(exit_code::OK)
+}
+
+/// Releases this Deployment's pins on the Services in front of it (found on the Services
+/// themselves, see `canary_kube::traffic`) and says what was done; that Services could not
+/// be listed only when pins are `expected`.
+async fn release_pins(
+    config: &Config,
+    engine: &Engine,
+    release: Release,
+    expected: bool,
+) -> Result<(), CanaryError> {
+    let uid = engine
+        .view()
+        .await?
+        .deployment
+        .metadata
+        .uid
+        .unwrap_or_default();
+    let mut released = traffic::release(engine.client(), engine.namespace(), &uid, release).await?;
+    released.services_hidden &= expected;
+    if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
+        let what = match release {
+            Release::Selector => "selects every pod of the Deployment again (canary pods included)",
+            Release::All => "put back exactly as it was before the canary",
+        };
+        print!("{}", released_text(&released, what));
+    }
+    Ok(())
+}
+
+/// No canary, but Services still pinned by one (a start interrupted before it changed the
+/// Deployment, or a promotion or rollback interrupted after deleting its record): puts
+/// them back; without any, "no canary".
+async fn release_leftover_pins(
+    config: &Config,
+    engine: &Engine,
+    name: &str,
+    command: &'static str,
+) -> Result<i32, CanaryError> {
+    let uid = engine
+        .view()
+        .await?
+        .deployment
+        .metadata
+        .uid
+        .unwrap_or_default();
+    if traffic::pins(engine.client(), engine.namespace(), &uid)
+        .await?
+        .is_empty()
+    {
+        return Err(no_canary(config, name));
+    }
+    require_change_rights(engine, "kubectl canary", false).await?;
+    release_pins(config, engine, Release::All, true).await?;
+    print_result(
+        config,
+        command,
+        name,
+        CommandOutcome::ServicesRestored,
+        "no canary is running; put back the Services a finished or interrupted canary had left pinned"
+            .to_string(),
+        None,
+    );
+    Ok(exit_code::OK)
+}
+
+/// Blue/Green: points every pinned Service at the new set (promote) or back at the old one
+/// (abort), one update each, then waits until their EndpointSlices list only that set and
+/// the dataplane has had time to follow (`canary_kube::traffic::SWITCH_SETTLE`). The
+/// hashes come from the ReplicaSets: the stable one recorded (checked against the seal),
+/// the new one found by its template.
+async fn switch_sets(
+    config: &Config,
+    engine: &Engine,
+    record: &canary_core::record::CanaryRecord,
+    goal: Goal,
+) -> Result<(), CanaryError> {
+    let hash = if goal == Goal::Abort {
+        record.stable.pod_template_hash.clone()
+    } else {
+        let view = engine.view().await?;
+        view.replica_set_with_template(&record.target_template())
+            .and_then(|rs| rs.metadata.labels.as_ref())
+            .and_then(|l| l.get(canary_core::record::POD_TEMPLATE_HASH_LABEL))
+            .cloned()
+            .ok_or_else(|| {
+                CanaryError::Refused(format!(
+                    "deploy/{} has no ReplicaSet of the new version to switch to; nothing was changed",
+                    record.deployment
+                ))
+            })?
+    };
+    let switched = traffic::switch_to(
+        engine.client(),
+        engine.namespace(),
+        &record.deployment_uid,
+        &hash,
+    )
+    .await?;
+    traffic::wait_switched(
+        engine.client(),
+        engine.namespace(),
+        &switched,
+        &hash,
+        config.timeout,
+    )
+    .await?;
+    if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
+        let side = if goal == Goal::Abort { "old" } else { "new" };
+        for service in &switched {
+            println!(
+                "  ✓ service/{service}: switched to the {side} set (pod-template-hash={hash}) in one update; its endpoints follow"
+            );
+        }
+    }
+    Ok(())
 }

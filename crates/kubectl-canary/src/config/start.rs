@@ -39,6 +39,8 @@ pub struct StartConfig {
     pub interval: Duration,
     /// `--abort-on-interrupt`: Ctrl-C during `--auto` rolls back.
     pub abort_on_interrupt: bool,
+    /// `--dark` and `--sticky`: what to do with the Services in front of the Deployment.
+    pub traffic: canary_core::traffic::TrafficOptions,
 }
 
 /// A manifest file as read.
@@ -112,6 +114,12 @@ impl StartConfig {
             steps: args.steps.clone(),
             interval: args.interval,
             abort_on_interrupt: args.abort_on_interrupt,
+            traffic: canary_core::traffic::TrafficOptions {
+                // Blue/Green keeps the new set dark until the switch
+                dark: args.dark || args.blue_green,
+                sticky_seconds: args.sticky,
+                blue_green: args.blue_green,
+            },
         })
     }
 }

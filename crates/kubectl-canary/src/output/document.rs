@@ -84,6 +84,9 @@ pub enum CommandOutcome {
     UnreadableRecordDeleted,
     /// The seal a finished canary left on the Deployment was removed.
     SealRemoved,
+    /// No canary was running; Services a finished or interrupted canary had left pinned
+    /// were put back as they were.
+    ServicesRestored,
     /// A signal stopped the command; the record keeps the intent.
     Interrupted,
 }

@@ -2,6 +2,7 @@
 
 mod document;
 mod plan;
+mod traffic;
 mod verdict;
 
 pub use document::{
@@ -10,6 +11,7 @@ pub use document::{
 };
 
 pub use plan::{explanation_text, plan_text};
+pub use traffic::{pins_text, released_text};
 pub use verdict::verdict_text;
 
 use std::io::Write;

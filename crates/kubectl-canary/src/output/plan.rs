@@ -107,6 +107,17 @@ pub fn plan_text(subject: &PlanSubject, canary_plan: &CanaryPlan, wide: bool) ->
         }
     }
     let _ = writeln!(out, "{table}");
+    // Blue/Green beside the canary (`start --blue-green`): a full second set, no traffic
+    // until the switch, then all of it.
+    let n = subject.replicas;
+    if n > 0 {
+        let _ = writeln!(
+            out,
+            "blue/green (start --blue-green): {n} new pod(s) beside the {n} old, {n} extra pod(s) ({} extra requests) \
+             for the whole release; traffic 0% until the switch, then 100% in one update per Service",
+            requests_cell(canary_plan.pod_requests.map(|r| r.times(n)), n)
+        );
+    }
     let _ = writeln!(
         out,
         "* the size `kubectl canary start --canary {} --mode MODE` would use; traffic = the canary's share of Ready pods behind a Service",

@@ -5,11 +5,13 @@ mod auto;
 
 use std::time::Duration;
 
-use canary_core::rollout_math::step_sizes;
+use canary_core::rollout_math::{CanaryMode, CanarySize, step_sizes};
 use canary_core::text::{images_text, share_text};
+use canary_core::traffic::Release;
 use canary_kube::engine::{CanaryPods, DriveOptions, Engine, StartPlan};
 use canary_kube::error::CanaryError;
 use canary_kube::observe::DeploymentView;
+use canary_kube::traffic::{self, FrontService};
 use canary_kube::trust::CanaryState;
 
 use crate::config::start::StartConfig;
@@ -17,7 +19,7 @@ use crate::config::{Config, OutputFormat};
 use crate::exit_code;
 use crate::output::{
     CommandOutcome, CommandResult, change_fields, notice, print_result, print_structured,
-    progress_printer,
+    progress_printer, released_text,
 };
 
 /// Runs `start`; returns the exit code.
@@ -32,6 +34,9 @@ pub(crate) struct PlannedStart {
     plan: StartPlan,
     view: DeploymentView,
     steps: Vec<i32>,
+    /// The Services in front of the Deployment this start pins (--dark, --sticky,
+    /// --blue-green), found and checked before anything changes.
+    services: Vec<FrontService>,
 }
 
 /// Checks everything `start` needs and works out what it will do, changing nothing.
@@ -40,8 +45,22 @@ pub(crate) async fn plan(
     start: &StartConfig,
 ) -> Result<PlannedStart, CanaryError> {
     let engine = Engine::new(&config.client, &config.namespace, &start.deployment);
-    let request = start.request_in(&config.namespace)?;
-    let (plan, view) = engine.plan_start(&request, start.dry_run).await?;
+    let mut request = start.request_in(&config.namespace)?;
+    if start.traffic.blue_green {
+        // A full second set: a surge canary as large as the Deployment.
+        request.size = CanarySize::Pods(engine.view().await?.replicas());
+        request.mode = CanaryMode::Surge;
+    }
+    let (mut plan, view) = engine.plan_start(&request, start.dry_run).await?;
+    let services = if start.traffic.changes_services() {
+        let found =
+            traffic::plan_for_start(&config.client, &config.namespace, &view, start.traffic)
+                .await?;
+        plan.record.traffic = Some(start.traffic);
+        found
+    } else {
+        Vec::new()
+    };
     let steps =
         step_sizes(&start.steps, &plan.canary).map_err(|e| CanaryError::Refused(e.to_string()))?;
     Ok(PlannedStart {
@@ -49,6 +68,7 @@ pub(crate) async fn plan(
         plan,
         view,
         steps,
+        services,
     })
 }
 
@@ -63,6 +83,7 @@ pub(crate) async fn execute(
         plan,
         view,
         steps,
+        services,
     } = planned;
     let name = &start.deployment;
     let canary = plan.canary;
@@ -91,6 +112,14 @@ pub(crate) async fn execute(
                 println!("    {}", change.line());
             }
             println!("It would:");
+            for service in &services {
+                println!(
+                    "  0. update service/{} ({}), recording its selector and affinity in its {} annotation",
+                    service.name,
+                    start.traffic.describe(),
+                    canary_core::traffic::PIN_ANNOTATION
+                );
+            }
             println!(
                 "  1. create configmap/{} recording the original settings and the stable ReplicaSet {} (revision {})",
                 engine.store().name(),
@@ -107,12 +136,68 @@ pub(crate) async fn execute(
     // From here on the first SIGINT/SIGTERM settles into a safe state (crate::signals).
     let _handling = crate::signals::Handling::begin();
     let mut printer = progress_printer(config.output);
+    let uid = view.deployment.metadata.uid.clone().unwrap_or_default();
+    let pinned_uid = (!services.is_empty()).then_some(uid.as_str());
+    if !services.is_empty() {
+        // Before the Deployment is changed: no canary pod is ever Ready behind an unpinned
+        // Service. Each Service records what it had in its own annotation, in the same write.
+        let pin = traffic::pin_all(
+            &config.client,
+            &config.namespace,
+            name,
+            &uid,
+            start.traffic,
+            &plan.stable.pod_template_hash,
+            &services,
+        );
+        let pinned = tokio::select! {
+            result = pin => result,
+            _ = crate::signals::interrupted() => {
+                return interrupted(&engine, config, pinned_uid).await;
+            }
+        };
+        let pinned = match pinned {
+            Ok(pinned) => pinned,
+            Err(e) => {
+                release_after_failed_start(config, &engine, &uid).await;
+                return Err(e);
+            }
+        };
+        if human {
+            for service in &pinned {
+                println!("  ✓ service/{service}: {}", start.traffic.describe());
+            }
+        }
+        if start.traffic.sticky_seconds.is_some() {
+            // kube-proxy programs the affinity from the Service within its sync period: let
+            // it before any canary pod exists, so a client's first choice is already kept.
+            tokio::time::sleep(traffic::SWITCH_SETTLE).await;
+            for (ingress, service) in
+                traffic::ingresses_bypassing(&config.client, &config.namespace, &pinned).await?
+            {
+                notice(&format!(
+                    "  ! ingress/{ingress} routes to service/{service}: an ingress controller that balances to pod IPs \
+                     itself (ingress-nginx, Traefik, most gateways) ignores sessionAffinity; set affinity there \
+                     (e.g. nginx.ingress.kubernetes.io/affinity: cookie) for clients coming through it"
+                ));
+            }
+        }
+    }
     let started = tokio::select! {
         result = engine.start(plan.clone(), &view, DriveOptions { timeout: config.timeout, progress: &mut printer }) => result,
         _ = crate::signals::interrupted() => {
-            return interrupted(&engine, config).await;
+            return interrupted(&engine, config, pinned_uid).await;
         }
-    }?;
+    };
+    let started = match started {
+        Ok(started) => started,
+        Err(e) => {
+            if !services.is_empty() {
+                release_after_failed_start(config, &engine, &uid).await;
+            }
+            return Err(e);
+        }
+    };
     if human {
         println!(
             "  ✓ held: exactly {} canary pod(s) and {} stable, Deployment paused (no brake while held)\n    by hand: kubectl rollout pause deploy/{name}",
@@ -176,6 +261,9 @@ async fn wait_for_canary_pods(
                     record.deployment
                 );
             }
+            CanaryPods::Ready { ready } if record.traffic.is_some_and(|t| t.dark) => println!(
+                "  ✓ {ready}/{pods} canary pod(s) Ready; dark: no Service traffic until promote (check them through the pod proxy)"
+            ),
             CanaryPods::Ready { ready } => {
                 println!("  ✓ {ready}/{pods} canary pod(s) Ready and receiving traffic")
             }
@@ -190,8 +278,13 @@ async fn wait_for_canary_pods(
 
 /// Ctrl-C during `start`: leave either nothing changed or a recorded, paused canary, and
 /// say which.
-async fn interrupted(engine: &Engine, config: &Config) -> Result<i32, CanaryError> {
-    let message = settle_interrupted(engine, config).await?;
+/// `pinned`: the Deployment's UID when this start pins Services (they are put back too).
+async fn interrupted(
+    engine: &Engine,
+    config: &Config,
+    pinned: Option<&str>,
+) -> Result<i32, CanaryError> {
+    let message = settle_interrupted(engine, config, pinned).await?;
     notice(&message);
     let record = engine.store().name();
     let result = CommandResult {
@@ -207,10 +300,25 @@ async fn interrupted(engine: &Engine, config: &Config) -> Result<i32, CanaryErro
 }
 
 /// Leaves either nothing changed or a recorded, paused canary; returns which, in words.
-async fn settle_interrupted(engine: &Engine, config: &Config) -> Result<String, CanaryError> {
+async fn settle_interrupted(
+    engine: &Engine,
+    config: &Config,
+    pinned: Option<&str>,
+) -> Result<String, CanaryError> {
     // The listener said it is settling; a second signal ends the process from there.
     let stored = match engine.canary_state().await?.0 {
         CanaryState::None { .. } => {
+            if let Some(uid) = pinned {
+                let released =
+                    traffic::release(&config.client, &config.namespace, uid, Release::All).await?;
+                if !released.restored.is_empty() || !released.changed_by_others.is_empty() {
+                    notice(released_text(&released, "put back as it was").trim_end());
+                    return Ok(
+                        "interrupted before the Deployment was changed: the Services are as they were"
+                            .into(),
+                    );
+                }
+            }
             return Ok("interrupted before any change: nothing was changed".into());
         }
         // No update of the Deployment was made (none carries the seal): drop the record.
@@ -219,6 +327,11 @@ async fn settle_interrupted(engine: &Engine, config: &Config) -> Result<String, 
             braked: false,
         } => {
             engine.discard_record(&stored).await?;
+            if let Some(uid) = pinned {
+                let released =
+                    traffic::release(&config.client, &config.namespace, uid, Release::All).await?;
+                notice(released_text(&released, "put back as it was").trim_end());
+            }
             return Ok(
                 "interrupted before the Deployment was changed: removed the record, nothing is changed"
                     .into(),
@@ -238,4 +351,18 @@ async fn settle_interrupted(engine: &Engine, config: &Config) -> Result<String, 
          continue with `kubectl canary promote deploy/{0} ...` or roll back with `kubectl canary abort deploy/{0}`",
         engine.store().name().trim_end_matches(".kubectl-canary")
     ))
+}
+
+/// A start that failed before any update of the Deployment (another canary took the lock,
+/// the API server refused the record...) takes its Service pins back off; once the
+/// Deployment carries the canary, the pins stay with it (promote or abort releases them).
+async fn release_after_failed_start(config: &Config, engine: &Engine, uid: &str) {
+    if matches!(
+        engine.canary_state().await.map(|s| s.0),
+        Ok(CanaryState::None { .. })
+    ) && let Ok(released) =
+        traffic::release(&config.client, &config.namespace, uid, Release::All).await
+    {
+        notice(released_text(&released, "put back as it was").trim_end());
+    }
 }
