@@ -160,6 +160,8 @@ impl ApplyConfig {
                 steps: args.steps.clone(),
                 interval: args.interval,
                 abort_on_interrupt: args.abort_on_interrupt,
+                // `apply` changes no Service of the Deployments it canaries.
+                traffic: Default::default(),
             },
         })
     }

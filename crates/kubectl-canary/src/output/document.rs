@@ -265,6 +265,8 @@ mod tests {
             ],
             history: vec!["2026-11-30T22:00:00Z started: 1 canary pod(s)".into()],
             integrity: None,
+            release: None,
+            template_changes: vec![],
         }
     }
 
