@@ -195,3 +195,63 @@ fn abort(client: TcpStream, shared: Arc<Shared>) {
     drop(client);
     shared.resets.fetch_add(1, Ordering::SeqCst);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An upstream that echoes every chunk back.
+    async fn echo_server() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 1024];
+                    while let Ok(n) = stream.read(&mut buffer).await {
+                        if n == 0 || stream.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        address
+    }
+
+    async fn exchange(stream: &mut TcpStream, chunk: &[u8]) -> std::io::Result<Vec<u8>> {
+        stream.write_all(chunk).await?;
+        let mut answer = vec![0u8; chunk.len()];
+        stream.read_exact(&mut answer).await?;
+        Ok(answer)
+    }
+
+    #[tokio::test]
+    async fn relays_resets_an_armed_request_after_the_server_got_it_and_resets_all() {
+        let proxy = ResetProxy::start(echo_server().await).await;
+        let mut client = TcpStream::connect(proxy.address()).await.unwrap();
+        let request = [TLS_APPLICATION_DATA, 1, 2, 3];
+        assert_eq!(exchange(&mut client, &request).await.unwrap(), request);
+
+        proxy.reset_requests(1);
+        // A handshake record is not a request: relayed, the reset stays armed.
+        let handshake = [0x16, 9];
+        assert_eq!(exchange(&mut client, &handshake).await.unwrap(), handshake);
+        assert_eq!(proxy.pending(), 1);
+        let error = exchange(&mut client, &request).await.unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}");
+        assert_eq!((proxy.pending(), proxy.resets()), (0, 1));
+
+        let mut other = TcpStream::connect(proxy.address()).await.unwrap();
+        assert_eq!(exchange(&mut other, &request).await.unwrap(), request);
+        proxy.reset_all();
+        let mut buffer = [0u8; 4];
+        let read = other.read(&mut buffer).await;
+        assert!(
+            matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{read:?}"
+        );
+        assert_eq!(proxy.resets(), 2);
+        assert_eq!(proxy.accepted(), 2);
+    }
+}
