@@ -39,6 +39,7 @@ use kube::Api;
 const IMAGE: &str = "nginx:1.15__ready-after-3s";
 const BAD_IMAGE: &str = "nginx:1.15__crashloop";
 const IMAGE_PATH: &str = ".template.spec.containers[0].image";
+const SEAL_ANNOTATION: &str = "kubectl-canary.io/seal";
 
 /// The fault command, after checking this is not the shared environment.
 fn testenv_fault(command: &[&str]) -> std::process::Output {
@@ -206,6 +207,7 @@ async fn fault_during(phase: Phase, fault: Fault, label: &str) {
     )
     .await;
     let original = spec_of(&env, &ns.name, "web").await;
+    let original_annotations = without_revision(annotations_of(&env, &ns.name, "web").await);
     if matches!(phase, Phase::Promote | Phase::Abort) {
         let start = Phase::Start.args();
         let start: Vec<&str> = start.iter().map(String::as_str).collect();
@@ -374,6 +376,23 @@ async fn fault_during(phase: Phase, fault: Fault, label: &str) {
         assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
         outcome
     } else {
+        // A command stopped after the record's deletion leaves the seal on the Deployment
+        // (its last write); the next command takes it off.
+        let sealed = annotations_of(&env, &ns.name, "web")
+            .await
+            .contains_key(SEAL_ANNOTATION);
+        if sealed {
+            assert_ne!(
+                code,
+                Some(0),
+                "{context}: a command that ended well leaves no seal"
+            );
+            assert_exit(
+                &canary(&env, &ns.name, &["abort", "deploy/web"]).await,
+                0,
+                &format!("{context}: the next command removes the seal left"),
+            );
+        }
         wait_settled(&env, &ns.name, "web", Duration::from_secs(90)).await;
         let after = spec_of(&env, &ns.name, "web").await;
         let changed = differences(&original, &after);
@@ -395,13 +414,20 @@ async fn fault_during(phase: Phase, fault: Fault, label: &str) {
                 Some(&serde_json::json!(IMAGE)),
                 "{context}: promoted to the asked image"
             );
-            if code == Some(0) {
-                "completed (promoted)"
-            } else {
-                "promoted"
+            match (code, sealed) {
+                (Some(0), _) => "completed (promoted)",
+                (_, true) => "promoted (its seal left, taken off by the next command)",
+                _ => "promoted",
             }
         }
     };
+    // Nothing lost around the spec either: the Deployment's annotations are the original's
+    // (the controller's revision number aside).
+    assert_eq!(
+        without_revision(annotations_of(&env, &ns.name, "web").await),
+        original_annotations,
+        "{context}: the Deployment's annotations as before"
+    );
     let stale = controller_stale_seconds(&env, &ns.name);
     // The command's own account (with KUBECTL_CANARY_LOG set, its timeline), for the log.
     println!("{label} during {phase:?}, {seconds:.1} s:\n{}", text(&out));
