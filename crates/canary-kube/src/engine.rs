@@ -435,17 +435,27 @@ impl Engine {
                         "promoted the new version to every pod",
                     )
                 };
-                events
-                    .normal(reason, format!("kubectl-canary: {}", phase.describe()))
-                    .await;
                 let mut stored = stored;
-                if wait {
-                    self.drive(&mut stored, goal, options.timeout, options.progress)
-                        .await?;
-                } else {
-                    self.apply_until_waiting(&mut stored, goal, options.timeout, options.progress)
-                        .await?;
-                }
+                // The Event goes out beside the work, not before it: an abort's rollback
+                // should not wait a round trip for a note (bench/: time to a safe state).
+                let announced =
+                    events.normal(reason, format!("kubectl-canary: {}", phase.describe()));
+                let work = async {
+                    if wait {
+                        self.drive(&mut stored, goal, options.timeout, options.progress)
+                            .await
+                    } else {
+                        self.apply_until_waiting(
+                            &mut stored,
+                            goal,
+                            options.timeout,
+                            options.progress,
+                        )
+                        .await
+                    }
+                };
+                let ((), worked) = tokio::join!(announced, work);
+                worked?;
                 if goal == Goal::Abort {
                     self.warn_terminating_canary_pods(&stored.record, options.progress)
                         .await;
