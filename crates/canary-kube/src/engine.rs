@@ -418,12 +418,15 @@ impl Engine {
     ) -> Result<Option<StoredRecord>> {
         let mut record = stored.record.clone();
         let deployment = self.deployment().await?;
+        let view = self.apis.view_of(deployment.clone()).await?;
         // Before anything is written: is the canary still the one recorded?
         let mut stored = stored;
-        if let Some(change) = self.foreign_before(&stored, goal, &deployment).await? {
+        let mut view_is_current = true;
+        if let Some(change) = self.foreign_before(&stored, goal, &view).await? {
             self.on_foreign(change, &mut stored, options.progress)
                 .await?;
             record = stored.record.clone();
+            view_is_current = false;
         }
         let phase = record.phase.towards(goal);
         let events = EventSink::new(&self.client, &deployment);
@@ -461,17 +464,31 @@ impl Engine {
                         "promoted the new version to every pod",
                     )
                 };
-                events
-                    .normal(reason, format!("kubectl-canary: {}", phase.describe()))
-                    .await;
                 let mut stored = stored;
-                if wait {
-                    self.drive(&mut stored, goal, options.timeout, options.progress)
-                        .await?;
-                } else {
-                    self.apply_until_waiting(&mut stored, goal, options.timeout, options.progress)
-                        .await?;
-                }
+                // The Event goes out beside the work, not before it: an abort's rollback
+                // should not wait a round trip for a note (bench/: time to a safe state).
+                let announced =
+                    events.normal(reason, format!("kubectl-canary: {}", phase.describe()));
+                let work = async {
+                    if wait {
+                        if view_is_current && !stored.is_synthesized() {
+                            self.apply_first(&view, &mut stored, goal, options.progress)
+                                .await?;
+                        }
+                        self.drive(&mut stored, goal, options.timeout, options.progress)
+                            .await
+                    } else {
+                        self.apply_until_waiting(
+                            &mut stored,
+                            goal,
+                            options.timeout,
+                            options.progress,
+                        )
+                        .await
+                    }
+                };
+                let ((), worked) = tokio::join!(announced, work);
+                worked?;
                 if goal == Goal::Abort {
                     self.warn_terminating_canary_pods(&stored.record, options.progress)
                         .await;
@@ -518,6 +535,27 @@ impl Engine {
     }
 
     /// Applies the machine's updates until it only waits for the controller (`--no-wait`).
+    /// The first write of a promotion or rollback, decided from the view the foreign check
+    /// just read, before the watches start: a rollback should not wait for four lists
+    /// (bench/: time to a safe state). Only the record changed since that read; the update
+    /// carries the Deployment's resourceVersion, so a change in between is a conflict, and
+    /// [`Engine::drive`] decides again from the watches in every case.
+    async fn apply_first(
+        &self,
+        view: &DeploymentView,
+        stored: &mut StoredRecord,
+        goal: Goal,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<()> {
+        let record = stored.record.clone();
+        let goal = current_goal(goal, &record);
+        if let Decision::Apply(change) = decide(&record, goal, &view.observation(&record)) {
+            self.apply_checked(view, &change, stored, goal, progress)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn apply_until_waiting(
         &self,
         stored: &mut StoredRecord,

@@ -4,6 +4,7 @@
 //! field-by-field comparison of Deployment specs.
 
 pub mod actors;
+pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::future::Future;

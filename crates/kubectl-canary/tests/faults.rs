@@ -1,55 +1,203 @@
 //! Faults around a running command: the API server restarted or frozen for 10 s, the
-//! controller-manager restarted, during `start`, `promote --full` and `abort`. Whatever the
+//! controller-manager restarted, connections reset mid-request (a proxy between the CLI and
+//! the API server, canary_testkit::proxy), and a verb of the documented Role taken away
+//! while the command runs under it; during `start`, `promote --full`, `abort` and
+//! `start --auto` (its analysis, its final promote and its rollback). Whatever the
 //! command's outcome, nothing is left inconsistent: a remaining record is one `status`
 //! explains without "stuck" and `abort` restores the original spec field by field; without
-//! a record the spec is the original (abort) or the original with the new image (promote).
+//! a record the spec is, field by field, the original or the original with the new image
+//! (only where a promotion was asked for).
 //!
 //! These tests stop the API server, so they are `#[ignore]`d and refuse to run in the shared
 //! environment: run them in a private one,
 //!   KC_TESTENV_DIR=/tmp/kctest-faults KC_TESTENV_DETACH=1 scripts/testenv up
 //!   KC_TESTENV_DIR=/tmp/kctest-faults KC_TESTENV_REQUIRED=1 cargo test -p kubectl-canary \
 //!     --features test-hooks --test faults -- --ignored --test-threads=1 --nocapture
-//! Each prints a `FAULT-MATRIX|fault|phase|outcome|seconds` line; `scripts/fault-matrix`
-//! turns them into the README's table.
+//! Each prints a `FAULT-MATRIX|fault|phase|outcome|seconds|controller seconds` line;
+//! `scripts/fault-matrix` turns them into the README's table. The last field is measured
+//! from the controller-manager's log: how long its ReplicaSet controller refused to act on
+//! this namespace because its own pod cache was older than its last write (after an API
+//! server restart its informers reconnect with backoff, and each refused sync is retried
+//! with a per-item exponential backoff), time the command spends waiting for the
+//! controller, not for itself.
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use canary_testkit::proxy::ResetProxy;
 use canary_testkit::{
-    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_settled,
-    web_deployment,
+    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, differences, spec_of,
+    wait_settled, web_deployment,
 };
+use common::rbac::{documented_role, operator, set_rules};
 use common::*;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
 
 const IMAGE: &str = "nginx:1.15__ready-after-3s";
+const BAD_IMAGE: &str = "nginx:1.15__crashloop";
 const IMAGE_PATH: &str = ".template.spec.containers[0].image";
+const SEAL_ANNOTATION: &str = "kubectl-canary.io/seal";
 
 /// The fault command, after checking this is not the shared environment.
-fn fault(command: &[&str]) -> std::process::Output {
+fn testenv_fault(command: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/testenv"
+    ))
+    .arg("fault")
+    .args(command)
+    .output()
+    .expect("scripts/testenv fault");
+    assert!(out.status.success(), "fault {command:?}: {}", text(&out));
+    out
+}
+
+fn assert_private_environment() {
     let dir = std::env::var("KC_TESTENV_DIR").unwrap_or_default();
     assert!(
         !dir.is_empty() && dir != "/tmp/kubectl-canary-testenv",
         "fault tests stop the API server: run them with KC_TESTENV_DIR set to a private environment"
     );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/testenv");
-    let out = std::process::Command::new(script)
-        .arg("fault")
-        .args(command)
-        .output()
-        .expect("scripts/testenv fault");
-    assert!(out.status.success(), "fault {command:?}: {}", text(&out));
-    out
 }
 
+/// What goes wrong.
 #[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// A `scripts/testenv fault` command (restart, freeze).
+    Testenv(&'static [&'static str]),
+    /// Every open connection of the CLI reset, and its next 3 requests reset after the API
+    /// server received them (their answers lost).
+    ConnectionReset,
+    /// The CLI runs under exactly the documented Role, and `update` on deployments is taken
+    /// away from it while the command runs.
+    VerbMissing,
+}
+
+/// Where it hits.
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
     Start,
     Promote,
     Abort,
+    /// `start --auto` of a good release, during the analysis of its step.
+    AutoAnalysis,
+    /// `start --auto` of a good release, during its final promote.
+    AutoPromote,
+    /// `start --auto` of a crash-looping release, during its rollback.
+    AutoRollback,
 }
 
-async fn fault_during(phase: Phase, fault_command: &'static [&'static str], label: &str) {
+impl Phase {
+    fn is_auto(self) -> bool {
+        matches!(
+            self,
+            Phase::AutoAnalysis | Phase::AutoPromote | Phase::AutoRollback
+        )
+    }
+
+    /// The command's arguments (after any run made before it).
+    fn args(self) -> Vec<String> {
+        let auto =
+            |image: &str| format!("start deploy/web nginx={image} --auto --steps 1 --interval 6s");
+        let line = match self {
+            Phase::Start => format!("start deploy/web nginx={IMAGE} --canary 1"),
+            Phase::Promote => "promote deploy/web --full".into(),
+            Phase::Abort => "abort deploy/web".into(),
+            Phase::AutoAnalysis | Phase::AutoPromote => auto(IMAGE),
+            Phase::AutoRollback => auto(BAD_IMAGE),
+        };
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    /// The record phase whose appearance starts the fault, if it is timed by the record.
+    fn trigger(self) -> Option<&'static str> {
+        match self {
+            Phase::AutoAnalysis => Some("holding"),
+            Phase::AutoPromote => Some("promotingFull"),
+            Phase::AutoRollback => Some("aborting"),
+            _ => None,
+        }
+    }
+
+    /// Whether the command asks for the new version on every pod.
+    fn promotes(self) -> bool {
+        matches!(
+            self,
+            Phase::Promote | Phase::AutoAnalysis | Phase::AutoPromote
+        )
+    }
+}
+
+/// The record's phase name, if there is a record.
+async fn record_phase(env: &TestEnv, namespace: &str) -> Option<String> {
+    let api: Api<ConfigMap> = Api::namespaced(env.client().await, namespace);
+    let map = api.get_opt("web.kubectl-canary").await.ok()??;
+    let record: serde_json::Value = serde_json::from_str(map.data?.get("record.json")?).ok()?;
+    record
+        .pointer("/phase/name")
+        .and_then(|n| n.as_str())
+        .map(String::from)
+}
+
+/// The longest time the controller-manager's ReplicaSet controller refused to act in
+/// `namespace` because its pod or ReplicaSet cache was older than its own last write
+/// ("read version: X is not as new as written version: Y"): per ReplicaSet and written
+/// version, the seconds from the first refused sync to the last (a lower bound: the next
+/// retry, the one that succeeded, comes after a per-item backoff that doubles each time).
+fn controller_stale_seconds(env: &TestEnv, namespace: &str) -> f64 {
+    let log =
+        std::fs::read_to_string(env.logs.join("kube-controller-manager.log")).unwrap_or_default();
+    let mut episodes: std::collections::BTreeMap<(String, String), (f64, f64)> = Default::default();
+    for line in log.lines() {
+        let Some((_, rest)) = line.split_once(&format!("sync \\\"{namespace}/")) else {
+            continue;
+        };
+        let Some((_, written)) = rest.split_once("is not as new as written version: ") else {
+            continue;
+        };
+        let key = rest.split('\\').next().unwrap_or_default().to_string();
+        let written = written
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        // klog: "E1130 22:37:07.845193 ..."
+        let Some(clock) = line.split_whitespace().nth(1) else {
+            continue;
+        };
+        let seconds: Option<f64> = clock
+            .split(':')
+            .map(|part| part.parse::<f64>().ok())
+            .try_fold(0.0, |total, part| Some(total * 60.0 + part?));
+        let Some(at) = seconds else { continue };
+        let episode = episodes.entry((key, written)).or_insert((at, at));
+        episode.1 = at;
+    }
+    episodes
+        .values()
+        .map(|(first, last)| (last - first).max(0.0))
+        .fold(0.0, f64::max)
+}
+
+/// The API server's address, from the env file's URL.
+fn apiserver(env: &TestEnv) -> (String, SocketAddr) {
+    let url = env
+        .vars
+        .get("KC_APISERVER_URL")
+        .cloned()
+        .expect("KC_APISERVER_URL in the env file");
+    let address = url
+        .trim_start_matches("https://")
+        .parse()
+        .expect("the API server's address");
+    (url, address)
+}
+
+async fn fault_during(phase: Phase, fault: Fault, label: &str) {
+    assert_private_environment();
     let env = TestEnv::get().expect("a private test environment (KC_TESTENV_DIR)");
     let ns = TestNamespace::create(&env, "fault").await;
     create_settled(
@@ -59,82 +207,152 @@ async fn fault_during(phase: Phase, fault_command: &'static [&'static str], labe
     )
     .await;
     let original = spec_of(&env, &ns.name, "web").await;
-    let start_args = [
-        "start",
-        "deploy/web",
-        &format!("nginx={IMAGE}"),
-        "--canary",
-        "1",
-    ]
-    .map(String::from);
-    let args: Vec<String> = match phase {
-        Phase::Start => start_args.to_vec(),
-        Phase::Promote | Phase::Abort => {
-            let args: Vec<&str> = start_args.iter().map(String::as_str).collect();
-            assert_exit(
-                &canary(&env, &ns.name, &args).await,
-                0,
-                "start before the fault",
-            );
-            match phase {
-                Phase::Promote => vec!["promote".into(), "deploy/web".into(), "--full".into()],
-                _ => vec!["abort".into(), "deploy/web".into()],
-            }
+    let original_annotations = without_revision(annotations_of(&env, &ns.name, "web").await);
+    if matches!(phase, Phase::Promote | Phase::Abort) {
+        let start = Phase::Start.args();
+        let start: Vec<&str> = start.iter().map(String::as_str).collect();
+        assert_exit(
+            &canary(&env, &ns.name, &start).await,
+            0,
+            "start before the fault",
+        );
+    }
+    // The identity and the path the command runs with.
+    let mut kubeconfig = env.kubeconfig.clone();
+    let mut identity: Vec<String> = vec![];
+    let mut proxy = None;
+    let role = documented_role();
+    match fault {
+        Fault::ConnectionReset => {
+            let (url, address) = apiserver(&env);
+            let started = ResetProxy::start(address).await;
+            let dir = std::env::temp_dir().join(&ns.name);
+            std::fs::create_dir_all(&dir).unwrap();
+            kubeconfig = started.kubeconfig(&env.kubeconfig, &url, &dir);
+            proxy = Some(started);
         }
-    };
-    let child = tokio::process::Command::new(BIN)
+        Fault::VerbMissing => {
+            let token = operator(&env, &ns.name, &role).await;
+            identity = vec!["--token".into(), token];
+        }
+        Fault::Testenv(_) => {}
+    }
+    let mut child = tokio::process::Command::new(BIN);
+    child
         .args(["-n", &ns.name, "--timeout", "3m"])
-        .args(&args)
-        .env("KUBECONFIG", &env.kubeconfig)
+        .args(&identity)
+        .args(phase.args())
+        .env("KUBECONFIG", &kubeconfig)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn the CLI");
-    // Let the command make its first change, then hit it (abort is one update and a short
-    // wait, so it is hit sooner).
-    let delay = match phase {
-        Phase::Abort => 50,
-        _ => 400,
-    };
-    tokio::time::sleep(Duration::from_millis(delay)).await;
+        .kill_on_drop(true);
+    let child = child.spawn().expect("spawn the CLI");
+    let output = tokio::spawn(child.wait_with_output());
+    // Hit the phase: the moment the record shows it, or else after the command's first
+    // change (abort is one update and a short wait, so it is hit sooner).
+    match phase.trigger() {
+        Some(wanted) => {
+            let waiting = Instant::now();
+            loop {
+                if record_phase(&env, &ns.name).await.as_deref() == Some(wanted) {
+                    break;
+                }
+                assert!(
+                    !output.is_finished(),
+                    "{label} during {phase:?}: the command ended before its record showed {wanted}"
+                );
+                assert!(
+                    waiting.elapsed() < Duration::from_secs(120),
+                    "{label} during {phase:?}: the record never showed {wanted}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if phase == Phase::AutoAnalysis {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        None => {
+            let delay = if phase == Phase::Abort { 50 } else { 400 };
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+    }
     let began = Instant::now();
-    let faulted = tokio::task::spawn_blocking(move || fault(fault_command));
-    let out = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
+    let faulted = match fault {
+        Fault::Testenv(command) => {
+            Some(tokio::task::spawn_blocking(move || testenv_fault(command)))
+        }
+        Fault::ConnectionReset => {
+            let proxy = proxy.as_ref().unwrap();
+            proxy.reset_all();
+            proxy.reset_requests(3);
+            None
+        }
+        Fault::VerbMissing => {
+            let mut rules = role.rules.clone().unwrap();
+            for rule in &mut rules {
+                if rule.resources.iter().flatten().any(|r| r == "deployments") {
+                    rule.verbs.retain(|v| v != "update");
+                }
+            }
+            set_rules(&env, &ns.name, rules).await;
+            None
+        }
+    };
+    let out = tokio::time::timeout(Duration::from_secs(240), output)
         .await
         .expect("the command ends")
+        .expect("the command's task")
         .expect("output");
     let seconds = began.elapsed().as_secs_f64();
-    faulted.await.unwrap();
+    if let Some(faulted) = faulted {
+        faulted.await.unwrap();
+    }
     let context = format!("{label} during {phase:?}\n{}", text(&out));
-    let code = out.status.code();
-    assert!(
-        matches!(code, Some(0 | 7 | 8 | 10)),
-        "{context}: completed, unreachable or timed out, never stuck or unexpected"
-    );
-    if code != Some(0) {
-        let stderr = String::from_utf8_lossy(&out.stderr);
+    if let Some(proxy) = &proxy {
         assert!(
-            stderr.contains("kubectl canary status") || stderr.contains("nothing was changed"),
+            proxy.resets() >= 1,
+            "{context}: the proxy reset no connection (the fault did not happen)"
+        );
+    }
+    let code = out.status.code();
+    let allowed: &[i32] = match (fault, phase.is_auto()) {
+        (Fault::VerbMissing, false) => &[0, 6],
+        (Fault::VerbMissing, true) => &[0, 6, 11],
+        (_, false) => &[0, 7, 8, 10],
+        (_, true) => &[0, 7, 8, 11, 12],
+    };
+    assert!(
+        code.is_some_and(|c| allowed.contains(&c)),
+        "{context}: expected one of {allowed:?} (completed, refused, unreachable, timed out, \
+         rolled back or inconclusive), never stuck or unexpected"
+    );
+    if !matches!(code, Some(0 | 11)) {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stderr.contains("kubectl canary status")
+                || stderr.contains("nothing was changed")
+                || stdout.contains("kubectl canary status")
+                || stdout.contains("deploy/web --full` or `kubectl canary abort"),
             "{context}: an honest error says what was changed and where to look"
         );
     }
+    if phase != Phase::AutoRollback {
+        assert_ne!(
+            code,
+            Some(11),
+            "{context}: a fault is not a failing verdict: a good release is never rolled back for it"
+        );
+    }
     // Consistency: what remains is what the record says.
-    let recorded = record_exists(&env, &ns.name, "web").await;
-    let outcome = match (phase, code, recorded) {
-        (Phase::Start, Some(0), true) => "completed (held)",
-        (Phase::Promote, Some(0), false) => "completed (promoted)",
-        (Phase::Abort, Some(0), false) => "completed (rolled back)",
-        (_, _, true) => "held safely",
-        (_, _, false) => "rolled back",
-    };
-    if recorded {
+    let outcome = if record_exists(&env, &ns.name, "web").await {
         let status = canary(&env, &ns.name, &["status", "deploy/web"]).await;
         assert!(
             matches!(status.status.code(), Some(0 | 10)),
             "{context}: status explains the recorded state\n{}",
             text(&status)
         );
-        if matches!(phase, Phase::Start) && code == Some(0) {
+        let outcome = if phase == Phase::Start && code == Some(0) {
             assert!(
                 is_paused(&env, &ns.name, "web").await,
                 "{context}: held means paused"
@@ -144,7 +362,10 @@ async fn fault_during(phase: Phase, fault_command: &'static [&'static str], labe
                 vec![("nginx:1.14".to_string(), 4), (IMAGE.to_string(), 1)],
                 "{context}: exactly the recorded canary"
             );
-        }
+            "completed (held)"
+        } else {
+            "held safely"
+        };
         // Whatever the phase, the record leads back to the original exactly.
         assert_exit(
             &canary(&env, &ns.name, &["abort", "deploy/web"]).await,
@@ -153,35 +374,215 @@ async fn fault_during(phase: Phase, fault_command: &'static [&'static str], labe
         );
         wait_settled(&env, &ns.name, "web", Duration::from_secs(90)).await;
         assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
+        outcome
     } else {
+        // A command stopped after the record's deletion leaves the seal on the Deployment
+        // (its last write); the next command takes it off.
+        let sealed = annotations_of(&env, &ns.name, "web")
+            .await
+            .contains_key(SEAL_ANNOTATION);
+        if sealed {
+            assert_ne!(
+                code,
+                Some(0),
+                "{context}: a command that ended well leaves no seal"
+            );
+            assert_exit(
+                &canary(&env, &ns.name, &["abort", "deploy/web"]).await,
+                0,
+                &format!("{context}: the next command removes the seal left"),
+            );
+        }
         wait_settled(&env, &ns.name, "web", Duration::from_secs(90)).await;
         let after = spec_of(&env, &ns.name, "web").await;
-        match phase {
-            Phase::Promote => assert_spec_equal_except(&original, &after, &[IMAGE_PATH]),
-            _ => assert_spec_equal_except(&original, &after, &[]),
+        let changed = differences(&original, &after);
+        if changed.is_empty() {
+            match (phase, code) {
+                (Phase::Abort, Some(0)) | (Phase::AutoRollback, Some(11)) => {
+                    "completed (rolled back)"
+                }
+                _ => "rolled back",
+            }
+        } else {
+            assert!(
+                phase.promotes(),
+                "{context}: without a record the spec is the original: {changed:?}"
+            );
+            assert_spec_equal_except(&original, &after, &[IMAGE_PATH]);
+            assert_eq!(
+                after.pointer("/template/spec/containers/0/image"),
+                Some(&serde_json::json!(IMAGE)),
+                "{context}: promoted to the asked image"
+            );
+            match (code, sealed) {
+                (Some(0), _) => "completed (promoted)",
+                (_, true) => "promoted (its seal left, taken off by the next command)",
+                _ => "promoted",
+            }
         }
-    }
-    println!("FAULT-MATRIX|{label}|{phase:?}|{outcome}|{seconds:.1}");
+    };
+    // Nothing lost around the spec either: the Deployment's annotations are the original's
+    // (the controller's revision number aside).
+    assert_eq!(
+        without_revision(annotations_of(&env, &ns.name, "web").await),
+        original_annotations,
+        "{context}: the Deployment's annotations as before"
+    );
+    let stale = controller_stale_seconds(&env, &ns.name);
+    // The command's own account (with KUBECTL_CANARY_LOG set, its timeline), for the log.
+    println!("{label} during {phase:?}, {seconds:.1} s:\n{}", text(&out));
+    println!("FAULT-MATRIX|{label}|{phase:?}|{outcome}|{seconds:.1}|{stale:.1}");
 }
 
 macro_rules! fault_tests {
-    ($($name:ident: $phase:expr, $command:expr, $label:expr;)*) => {$(
+    ($($name:ident: $phase:expr, $fault:expr, $label:expr;)*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         #[ignore = "stops the API server or controller-manager: run in a private testenv (see the module doc)"]
         async fn $name() {
-            fault_during($phase, $command, $label).await;
+            fault_during($phase, $fault, $label).await;
         }
     )*};
 }
 
+const RESTART: Fault = Fault::Testenv(&["apiserver-restart"]);
+const FREEZE: Fault = Fault::Testenv(&["apiserver-freeze", "10"]);
+const CM_RESTART: Fault = Fault::Testenv(&["controller-manager-restart"]);
+const RESET: Fault = Fault::ConnectionReset;
+const VERB: Fault = Fault::VerbMissing;
+
 fault_tests! {
-    apiserver_restarted_during_start: Phase::Start, &["apiserver-restart"], "API server restarted";
-    apiserver_restarted_during_promote: Phase::Promote, &["apiserver-restart"], "API server restarted";
-    apiserver_restarted_during_abort: Phase::Abort, &["apiserver-restart"], "API server restarted";
-    apiserver_frozen_during_start: Phase::Start, &["apiserver-freeze", "10"], "API server frozen 10 s";
-    apiserver_frozen_during_promote: Phase::Promote, &["apiserver-freeze", "10"], "API server frozen 10 s";
-    apiserver_frozen_during_abort: Phase::Abort, &["apiserver-freeze", "10"], "API server frozen 10 s";
-    controller_manager_restarted_during_start: Phase::Start, &["controller-manager-restart"], "controller-manager restarted";
-    controller_manager_restarted_during_promote: Phase::Promote, &["controller-manager-restart"], "controller-manager restarted";
-    controller_manager_restarted_during_abort: Phase::Abort, &["controller-manager-restart"], "controller-manager restarted";
+    apiserver_restarted_during_start: Phase::Start, RESTART, "API server restarted";
+    apiserver_restarted_during_promote: Phase::Promote, RESTART, "API server restarted";
+    apiserver_restarted_during_abort: Phase::Abort, RESTART, "API server restarted";
+    apiserver_restarted_during_auto_analysis: Phase::AutoAnalysis, RESTART, "API server restarted";
+    apiserver_restarted_during_auto_promote: Phase::AutoPromote, RESTART, "API server restarted";
+    apiserver_restarted_during_auto_rollback: Phase::AutoRollback, RESTART, "API server restarted";
+    apiserver_frozen_during_start: Phase::Start, FREEZE, "API server frozen 10 s";
+    apiserver_frozen_during_promote: Phase::Promote, FREEZE, "API server frozen 10 s";
+    apiserver_frozen_during_abort: Phase::Abort, FREEZE, "API server frozen 10 s";
+    apiserver_frozen_during_auto_analysis: Phase::AutoAnalysis, FREEZE, "API server frozen 10 s";
+    apiserver_frozen_during_auto_promote: Phase::AutoPromote, FREEZE, "API server frozen 10 s";
+    apiserver_frozen_during_auto_rollback: Phase::AutoRollback, FREEZE, "API server frozen 10 s";
+    controller_manager_restarted_during_start: Phase::Start, CM_RESTART, "controller-manager restarted";
+    controller_manager_restarted_during_promote: Phase::Promote, CM_RESTART, "controller-manager restarted";
+    controller_manager_restarted_during_abort: Phase::Abort, CM_RESTART, "controller-manager restarted";
+    controller_manager_restarted_during_auto_analysis: Phase::AutoAnalysis, CM_RESTART, "controller-manager restarted";
+    controller_manager_restarted_during_auto_promote: Phase::AutoPromote, CM_RESTART, "controller-manager restarted";
+    controller_manager_restarted_during_auto_rollback: Phase::AutoRollback, CM_RESTART, "controller-manager restarted";
+    connection_reset_during_start: Phase::Start, RESET, "connection reset mid-request";
+    connection_reset_during_promote: Phase::Promote, RESET, "connection reset mid-request";
+    connection_reset_during_abort: Phase::Abort, RESET, "connection reset mid-request";
+    connection_reset_during_auto_analysis: Phase::AutoAnalysis, RESET, "connection reset mid-request";
+    connection_reset_during_auto_promote: Phase::AutoPromote, RESET, "connection reset mid-request";
+    connection_reset_during_auto_rollback: Phase::AutoRollback, RESET, "connection reset mid-request";
+    verb_missing_during_start: Phase::Start, VERB, "a verb missing (update deployments)";
+    verb_missing_during_promote: Phase::Promote, VERB, "a verb missing (update deployments)";
+    verb_missing_during_abort: Phase::Abort, VERB, "a verb missing (update deployments)";
+    verb_missing_during_auto_analysis: Phase::AutoAnalysis, VERB, "a verb missing (update deployments)";
+    verb_missing_during_auto_promote: Phase::AutoPromote, VERB, "a verb missing (update deployments)";
+    verb_missing_during_auto_rollback: Phase::AutoRollback, VERB, "a verb missing (update deployments)";
+}
+
+/// A watch expiring with `410 Gone` during `start`'s wait: the API server restarted while
+/// the canary is held and its pod not Ready yet makes every watch of the CLI come back with
+/// a resourceVersion the new watch cache no longer has ("too old resource version"). The
+/// watches list again and the run goes on from where it was: every step is taken once (the
+/// record is written once per phase, the brake and the pause once), the command ends held
+/// with exactly the recorded canary, Ready, and abort restores the spec field by field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "restarts the API server: run in a private testenv (see the module doc)"]
+async fn a_watch_expiring_with_410_gone_is_survived_without_losing_the_runs_place() {
+    assert_private_environment();
+    let env = TestEnv::get().expect("a private test environment (KC_TESTENV_DIR)");
+    let ns = TestNamespace::create(&env, "fault-gone").await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 4, "nginx:1.14", None),
+    )
+    .await;
+    let original = spec_of(&env, &ns.name, "web").await;
+    let slow = "nginx:1.15__ready-after-15s";
+    let child = tokio::process::Command::new(BIN)
+        .args(["-n", &ns.name, "--timeout", "3m"])
+        .args([
+            "start",
+            "deploy/web",
+            &format!("nginx={slow}"),
+            "--canary",
+            "1",
+        ])
+        .env("KUBECONFIG", &env.kubeconfig)
+        // The watcher's own account of each error, 410 included.
+        .env(
+            "KUBECTL_CANARY_LOG",
+            "warn,kube_client::client::builder=off,kube_runtime::watcher=debug",
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the CLI");
+    let output = tokio::spawn(child.wait_with_output());
+    let waiting = Instant::now();
+    while record_phase(&env, &ns.name).await.as_deref() != Some("holding") {
+        assert!(
+            !output.is_finished(),
+            "start ended before it held the canary"
+        );
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "start never held"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::task::spawn_blocking(|| testenv_fault(&["apiserver-restart"]))
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(180), output)
+        .await
+        .expect("start ends")
+        .unwrap()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_exit(&out, 0, "start across a 410 Gone");
+    assert!(
+        all.contains("code: 410"),
+        "the restart made a watch expire with 410 Gone (else this test shows nothing)\n{}",
+        text(&out)
+    );
+    for step in [
+        "recorded in the cluster: starting",
+        "set the canary images and brake the rollout",
+        "pause: the canary ReplicaSet has exactly 1 pod(s)",
+        "recorded in the cluster: holding",
+    ] {
+        assert_eq!(
+            all.matches(step).count(),
+            1,
+            "each step once, none again after the 410: {step}\n{}",
+            text(&out)
+        );
+    }
+    assert!(is_paused(&env, &ns.name, "web").await, "held means paused");
+    assert_eq!(
+        replica_sets_by_image(&env, &ns.name).await,
+        vec![("nginx:1.14".to_string(), 4), (slow.to_string(), 1)],
+        "exactly the recorded canary"
+    );
+    assert_eq!(
+        record_phase(&env, &ns.name).await.as_deref(),
+        Some("holding")
+    );
+    assert_exit(
+        &canary(&env, &ns.name, &["abort", "deploy/web"]).await,
+        0,
+        "abort after the 410",
+    );
+    wait_settled(&env, &ns.name, "web", Duration::from_secs(90)).await;
+    assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
 }

@@ -142,7 +142,15 @@ where
         let answer = tokio::time::timeout(attempt_timeout, service.call(request)).await;
         let (attempt, result): (Attempt, Result<Response<B>, BoxError>) = match answer {
             Ok(Ok(response)) => (Attempt::Status(response.status().as_u16()), Ok(response)),
-            Ok(Err(error)) => (Attempt::Transport, Err(error.into())),
+            Ok(Err(error)) => {
+                let error: BoxError = error.into();
+                let attempt = if refused(&*error) {
+                    Attempt::NotSent
+                } else {
+                    Attempt::Transport
+                };
+                (attempt, Err(error))
+            }
             Err(_) => (
                 Attempt::TimedOut,
                 Err(format!(
@@ -184,6 +192,22 @@ where
         );
         tokio::time::sleep(delay).await;
     }
+}
+
+/// Whether the connection was refused (anywhere in the error's chain): then nothing was sent,
+/// as a refusal can only answer a connect.
+fn refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 #[cfg(test)]
@@ -290,6 +314,33 @@ mod tests {
         assert_eq!(
             ledger.summary(),
             "this run already changed the cluster: perhaps created configmaps/web.kubectl-canary (its answer was lost)"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delete_whose_connection_was_refused_is_sent_again() {
+        let (mut service, mut handle, ledger) = service(policy());
+        let call = tokio::spawn(async move {
+            service
+                .ready()
+                .await
+                .unwrap()
+                .call(request(
+                    http::Method::DELETE,
+                    "/api/v1/namespaces/a/configmaps/web.kubectl-canary",
+                    "",
+                ))
+                .await
+        });
+        let (_, send) = handle.next_request().await.unwrap();
+        send.send_error(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let (again, send) = handle.next_request().await.unwrap();
+        assert_eq!(again.method(), http::Method::DELETE);
+        send.send_response(answer(200));
+        assert_eq!(call.await.unwrap().unwrap().status(), 200);
+        assert_eq!(
+            ledger.summary(),
+            "this run already changed the cluster: deleted configmaps/web.kubectl-canary"
         );
     }
 

@@ -109,8 +109,10 @@ pub enum Attempt {
     Status(u16),
     /// No answer within the per-request timeout.
     TimedOut,
-    /// The connection failed (refused, reset, closed mid-request).
+    /// The connection failed (reset, closed mid-request): the request may have arrived.
     Transport,
+    /// The connection was refused: the request never left the client.
+    NotSent,
 }
 
 /// Whether a request of this safety may be sent again after this attempt.
@@ -122,6 +124,9 @@ pub fn should_retry(safety: Safety, attempt: Attempt) -> bool {
         // Too many requests: the API server's priority and fairness refused it before
         // processing anything, so every request may be repeated.
         Attempt::Status(429) => true,
+        // Nothing reached the server (an API server restarting refuses connections), so
+        // even a create or a delete may be sent again.
+        Attempt::NotSent => true,
         Attempt::Status(500 | 502 | 503 | 504) | Attempt::TimedOut | Attempt::Transport => {
             safety == Safety::Idempotent || safety == Safety::Precondition
         }
@@ -181,6 +186,7 @@ mod tests {
         }
         for safety in [Safety::Idempotent, Safety::Precondition, Safety::Unsafe] {
             assert!(should_retry(safety, Attempt::Status(429)));
+            assert!(should_retry(safety, Attempt::NotSent));
             for status in [200, 201, 400, 403, 404, 409, 410, 422] {
                 assert!(!should_retry(safety, Attempt::Status(status)), "{status}");
             }

@@ -3,7 +3,6 @@
 //! steps aside: it takes its brake off where the rule says so, closes the record with the
 //! reason, or touches nothing more, and stops with an error naming what happened.
 
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 
 use canary_core::foreign::{
@@ -106,16 +105,15 @@ impl Engine {
         &self,
         stored: &StoredRecord,
         goal: Goal,
-        deployment: &Deployment,
+        view: &DeploymentView,
     ) -> Result<Option<ForeignChange>> {
-        let view = self.apis.view_of(deployment.clone()).await?;
         let record = SeenRecord::Present {
             record: &stored.record,
             resource_version: &stored.resource_version,
         };
         let canary_seen = self.canary_seen(stored, None);
-        let change = classify_view(stored, canary_seen, record, Some(&view));
-        self.canary_seen(stored, Some(&view));
+        let change = classify_view(stored, canary_seen, record, Some(view));
+        self.canary_seen(stored, Some(view));
         Ok(change.filter(|change| match change {
             ForeignChange::RevertedToStable => goal != Goal::Abort,
             ForeignChange::Rescaled { .. } => matches!(goal, Goal::Hold { .. }),

@@ -9,6 +9,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::ListParams;
 
+pub mod rbac;
+
 /// The CLI under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_kubectl-canary");
 
