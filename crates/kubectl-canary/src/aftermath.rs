@@ -61,6 +61,8 @@ pub fn target(cli: &Cli) -> Option<&str> {
         Command::Abort(args) => &args.target,
         Command::Analyze(args) => &args.target,
         Command::Plan(args) => args.target.as_ref()?,
+        Command::Report(args) => &args.target,
+        Command::Completion(_) | Command::Man(_) | Command::Complete(_) => return None,
     };
     Some(&target.name)
 }

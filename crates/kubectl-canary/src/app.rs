@@ -48,6 +48,10 @@ pub fn run() -> i32 {
 /// Resolves the configuration (the kubeconfig first, then the command's flags, as a
 /// command would meet them) and runs the command.
 async fn run_command(cli: &Cli) -> i32 {
+    // Shell integration needs no cluster, so no kubeconfig either.
+    if let Some(code) = commands::shell::run(&cli.command) {
+        return code;
+    }
     // An offline plan needs no cluster, so no kubeconfig either.
     if let Command::Plan(args) = &cli.command
         && args.target.is_none()
@@ -77,7 +81,10 @@ async fn run_command(cli: &Cli) -> i32 {
         CommandConfig::Abort(abort) => commands::lifecycle::abort(&config, abort).await,
         CommandConfig::Analyze(analyze) => commands::analyze::run(&config, analyze).await,
         CommandConfig::Plan(plan) => commands::plan::run(&config, plan).await,
+        CommandConfig::Report(report) => commands::report::run(&config, report).await,
     };
+    note_in_history(cli, &config, &command, &result).await;
+    write_requested_report(&config, &command).await;
     match result {
         Ok(code) => code,
         Err(error) => {
@@ -86,6 +93,64 @@ async fn run_command(cli: &Cli) -> i32 {
                 eprintln!("{line}");
             }
             code
+        }
+    }
+}
+
+/// Adds the command line and its exit code to the canary's history (for reports), for the
+/// commands that act on a canary; dry runs and read-only commands are not noted (they
+/// change nothing, the history included).
+async fn note_in_history(
+    cli: &Cli,
+    config: &Config,
+    command: &CommandConfig,
+    result: &Result<i32, canary_kube::error::CanaryError>,
+) {
+    let acts = match command {
+        CommandConfig::Start(start) => !start.dry_run,
+        CommandConfig::Promote(promote) => !promote.dry_run,
+        CommandConfig::Abort(abort) => !abort.dry_run,
+        CommandConfig::Analyze(_) => true,
+        CommandConfig::Status(_) | CommandConfig::Plan(_) | CommandConfig::Report(_) => false,
+    };
+    let Some(deployment) = aftermath::target(cli).filter(|_| acts) else {
+        return;
+    };
+    let code = match result {
+        Ok(code) => *code,
+        Err(error) => exit_code::for_error(error.kind()),
+    };
+    // argv[0] is wherever the binary is (or kubectl's path to the plugin): shown as typed.
+    let command_line: Vec<String> = std::iter::once("kubectl canary".to_string())
+        .chain(std::env::args().skip(1))
+        .collect();
+    if let Some(warning) = canary_kube::history::note_command(
+        &config.client,
+        &config.namespace,
+        deployment,
+        &command_line,
+        code,
+    )
+    .await
+    {
+        tracing::warn!("{warning}");
+    }
+}
+
+/// `--report FILE` of `analyze` and `start --auto`: the report, written once the command
+/// (and its line in the history) is done, whatever its outcome.
+async fn write_requested_report(config: &Config, command: &CommandConfig) {
+    let (deployment, path) = match command {
+        CommandConfig::Analyze(analyze) => (&analyze.deployment, &analyze.report),
+        CommandConfig::Start(start) => (&start.deployment, &start.report),
+        _ => return,
+    };
+    if let Some(path) = path {
+        let engine =
+            canary_kube::engine::Engine::new(&config.client, &config.namespace, deployment);
+        match crate::output::report::save(&engine, path).await {
+            Ok(message) => eprintln!("{message}"),
+            Err(message) => eprintln!("error: {message}"),
         }
     }
 }

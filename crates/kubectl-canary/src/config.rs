@@ -7,6 +7,7 @@ pub mod analysis;
 pub mod analyze;
 pub mod lifecycle;
 pub mod plan;
+pub mod report;
 pub mod start;
 pub mod status;
 
@@ -21,6 +22,7 @@ use analyze::AnalyzeConfig;
 use canary_kube::error::ErrorKind;
 use lifecycle::{AbortConfig, PromoteConfig};
 use plan::PlanConfig;
+use report::ReportConfig;
 use start::StartConfig;
 use status::StatusConfig;
 
@@ -81,6 +83,8 @@ pub enum CommandConfig {
     Analyze(Box<AnalyzeConfig>),
     /// `plan`.
     Plan(PlanConfig),
+    /// `report`.
+    Report(ReportConfig),
 }
 
 impl CommandConfig {
@@ -93,6 +97,10 @@ impl CommandConfig {
             Command::Abort(args) => Self::Abort(args.into()),
             Command::Analyze(args) => Self::Analyze(Box::new(AnalyzeConfig::resolve(args)?)),
             Command::Plan(args) => Self::Plan(args.into()),
+            Command::Report(args) => Self::Report(args.into()),
+            Command::Completion(_) | Command::Man(_) | Command::Complete(_) => {
+                unreachable!("shell integration runs before any configuration is resolved")
+            }
         })
     }
 }

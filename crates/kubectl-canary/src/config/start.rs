@@ -31,6 +31,8 @@ pub struct StartConfig {
     pub interval: Duration,
     /// `--abort-on-interrupt`: Ctrl-C during `--auto` rolls back.
     pub abort_on_interrupt: bool,
+    /// `--report` (with `--auto`): where to write the HTML report at the end.
+    pub report: Option<std::path::PathBuf>,
 }
 
 impl StartConfig {
@@ -59,6 +61,7 @@ impl StartConfig {
             steps: args.steps.clone(),
             interval: args.interval,
             abort_on_interrupt: args.abort_on_interrupt,
+            report: args.report.clone(),
         })
     }
 }

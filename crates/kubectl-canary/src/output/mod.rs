@@ -1,6 +1,7 @@
 //! Rendering: tables for people, JSON/YAML for scripts, progress lines while waiting.
 
 mod plan;
+pub mod report;
 mod verdict;
 
 pub use plan::{explanation_text, plan_text};
