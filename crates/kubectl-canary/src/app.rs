@@ -76,7 +76,13 @@ async fn run_command(cli: &Cli) -> i32 {
     };
     let result = match &command {
         CommandConfig::Start(start) => commands::start::run(&config, start).await,
-        CommandConfig::Status(status) => commands::status::run(&config, status).await,
+        CommandConfig::Status(status) => match commands::status::run(&config, status).await {
+            Ok(commands::status::StatusOutcome::Exit(code)) => Ok(code),
+            Ok(commands::status::StatusOutcome::Then(action)) => {
+                run_from_live_view(&config, &status.deployment, action).await
+            }
+            Err(error) => Err(error),
+        },
         CommandConfig::Promote(promote) => commands::lifecycle::promote(&config, promote).await,
         CommandConfig::Abort(abort) => commands::lifecycle::abort(&config, abort).await,
         CommandConfig::Analyze(analyze) => commands::analyze::run(&config, analyze).await,
@@ -95,6 +101,69 @@ async fn run_command(cli: &Cli) -> i32 {
             code
         }
     }
+}
+
+/// Runs what the user confirmed in `status --watch`'s live view, through the same code as
+/// the typed command (`promote --full`, `abort`), and notes it in the canary's history.
+async fn run_from_live_view(
+    config: &Config,
+    deployment: &str,
+    action: crate::output::live::Action,
+) -> Result<i32, canary_kube::error::CanaryError> {
+    use crate::config::lifecycle::{AbortConfig, PromoteConfig};
+    use crate::output::live::Action;
+    let (result, words) = match action {
+        Action::PromoteFull => {
+            println!("promote --full deploy/{deployment} (confirmed in the live view)");
+            let promote = PromoteConfig {
+                deployment: deployment.to_string(),
+                canary: None,
+                dry_run: false,
+                wait: true,
+            };
+            (
+                commands::lifecycle::promote(config, &promote).await,
+                vec!["promote", "--full"],
+            )
+        }
+        Action::Abort => {
+            println!("abort deploy/{deployment} (confirmed in the live view)");
+            let abort = AbortConfig {
+                deployment: deployment.to_string(),
+                dry_run: false,
+                wait: true,
+                recover: false,
+            };
+            (
+                commands::lifecycle::abort(config, &abort).await,
+                vec!["abort"],
+            )
+        }
+    };
+    let code = match &result {
+        Ok(code) => *code,
+        Err(error) => exit_code::for_error(error.kind()),
+    };
+    let mut command_line = vec![
+        "kubectl canary".to_string(),
+        "-n".to_string(),
+        config.namespace.clone(),
+    ];
+    command_line.extend(words.iter().map(|w| w.to_string()));
+    command_line.push(format!("deploy/{deployment}"));
+    command_line.push("# confirmed in status --watch".to_string());
+    if let Some(warning) = canary_kube::history::note_command(
+        &config.client,
+        &config.namespace,
+        deployment,
+        &command_line,
+        code,
+    )
+    .await
+    {
+        tracing::warn!("{warning}");
+    }
+    result
 }
 
 /// Adds the command line and its exit code to the canary's history (for reports), for the

@@ -1,5 +1,6 @@
 //! Rendering: tables for people, JSON/YAML for scripts, progress lines while waiting.
 
+pub mod live;
 mod plan;
 pub mod report;
 mod verdict;
