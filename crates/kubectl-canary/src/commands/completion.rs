@@ -29,7 +29,8 @@ const NO_FILE_COMPLETION: u32 = 4;
 
 /// Prints the completion script for `shell`; returns the exit code.
 pub fn print_script(shell: CompletionShell, out: &mut dyn Write) -> i32 {
-    let mut command = Cli::command();
+    // The scripts complete the binary's own name (the help text says `kubectl canary`).
+    let mut command = Cli::command().bin_name(BINARY);
     let shell = match shell {
         CompletionShell::Bash => Shell::Bash,
         CompletionShell::Zsh => Shell::Zsh,
