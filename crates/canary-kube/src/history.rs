@@ -26,6 +26,25 @@ pub const HISTORY_KEY: &str = "history.json";
 /// How often a write is tried again after someone else's write in between.
 const CONFLICT_RETRIES: usize = 4;
 
+/// The longest a note in the history may hold up a command that is done otherwise: the
+/// client retries within `--timeout` (minutes), far too long for a courtesy.
+pub const NOTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs a history write within [`NOTE_TIMEOUT`]; a warning if it failed or took too long.
+async fn within_note_timeout(
+    what: &str,
+    write: impl std::future::Future<Output = Result<()>>,
+) -> Option<String> {
+    match tokio::time::timeout(NOTE_TIMEOUT, write).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("{what} was not added to the canary history: {e}")),
+        Err(_) => Some(format!(
+            "{what} was not added to the canary history: no answer within {}s",
+            NOTE_TIMEOUT.as_secs()
+        )),
+    }
+}
+
 /// The name of a Deployment's history ConfigMap.
 pub fn history_name(deployment: &str) -> String {
     format!("{deployment}.kubectl-canary-history")
@@ -222,22 +241,20 @@ pub async fn note_round(
         verdict: verdict.clone(),
     };
     let store = HistoryStore::new(client, &target.namespace, &target.deployment);
-    store
-        .update(
-            &view.deployment,
-            started_at,
-            started_at.is_some(),
-            |history| history.add_round(round.clone()),
-        )
-        .await
-        .err()
-        .map(|e| format!("the analysis round was not added to the canary history: {e}"))
+    let write = store.update(
+        &view.deployment,
+        started_at,
+        started_at.is_some(),
+        |history| history.add_round(round.clone()),
+    );
+    within_note_timeout("the analysis round", write).await
 }
 
 /// Adds a command run to the history of `deployment`'s canary, with the phase lines of its
 /// record (if any is left). Without a record, only a history that exists is added to: a
-/// command refused on a Deployment without a canary writes nothing. Returns a warning when it could not (the Deployment is gone,
-/// ConfigMaps may not be written...); the command's result stands regardless.
+/// command refused on a Deployment without a canary writes nothing. Returns a warning when
+/// it could not (ConfigMaps may not be written, no answer within [`NOTE_TIMEOUT`]...); the
+/// command's result stands regardless.
 pub async fn note_command(
     client: &kube::Client,
     namespace: &str,
@@ -245,43 +262,42 @@ pub async fn note_command(
     command_line: &[String],
     exit_code: i32,
 ) -> Option<String> {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let owner = match deployments.get_opt(deployment).await {
-        Ok(Some(owner)) => owner,
+    let write = async {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
         // No Deployment, nothing to keep a history for.
-        Ok(None) => return None,
-        Err(e) => {
-            return Some(format!(
-                "the command was not added to the canary history: {e}"
-            ));
-        }
+        let Some(owner) = deployments
+            .get_opt(deployment)
+            .await
+            .map_err(|e| CanaryError::api(format!("reading deploy/{deployment}"), e))?
+        else {
+            return Ok(());
+        };
+        // The record's phase lines are display only here; an unreadable record adds none.
+        let record = crate::store::RecordStore::new(client, namespace, deployment)
+            .get()
+            .await
+            .ok()
+            .flatten()
+            .map(|stored| stored.record);
+        let run = canary_core::history::CommandRun {
+            at: crate::engine::now(),
+            command_line: canary_core::history::redact_command_line(command_line),
+            exit_code,
+        };
+        let store = HistoryStore::new(client, namespace, deployment);
+        store
+            .update(
+                &owner,
+                record.as_ref().map(|r| r.started_at.as_str()),
+                record.is_some(),
+                |history| {
+                    if let Some(record) = &record {
+                        history.merge_phases(&record.history);
+                    }
+                    history.add_command(run.clone());
+                },
+            )
+            .await
     };
-    // The record's phase lines are display only here; an unreadable record adds none.
-    let record = crate::store::RecordStore::new(client, namespace, deployment)
-        .get()
-        .await
-        .ok()
-        .flatten()
-        .map(|stored| stored.record);
-    let run = canary_core::history::CommandRun {
-        at: crate::engine::now(),
-        command_line: canary_core::history::redact_command_line(command_line),
-        exit_code,
-    };
-    let store = HistoryStore::new(client, namespace, deployment);
-    store
-        .update(
-            &owner,
-            record.as_ref().map(|r| r.started_at.as_str()),
-            record.is_some(),
-            |history| {
-                if let Some(record) = &record {
-                    history.merge_phases(&record.history);
-                }
-                history.add_command(run.clone());
-            },
-        )
-        .await
-        .err()
-        .map(|e| format!("the command was not added to the canary history: {e}"))
+    within_note_timeout("the command", write).await
 }

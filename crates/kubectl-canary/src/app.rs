@@ -186,6 +186,8 @@ async fn note_in_history(
         return;
     };
     let code = match result {
+        // An API server that stopped answering would only make the note wait too.
+        Err(error) if error.kind() == canary_kube::error::ErrorKind::Unreachable => return,
         Ok(code) => *code,
         Err(error) => exit_code::for_error(error.kind()),
     };

@@ -58,7 +58,7 @@ fn console_messages(page: &Path) -> Vec<String> {
         "chromium --dump-dom failed: {output:?}"
     );
     let dom = String::from_utf8_lossy(&output.stdout);
-    assert!(dom.contains("<svg"), "the browser's DOM has the charts");
+    assert!(dom.contains("<body"), "the browser loaded the page: {dom}");
     String::from_utf8_lossy(&output.stderr)
         .lines()
         .filter(|l| l.contains(":CONSOLE"))
@@ -264,4 +264,104 @@ fn the_console_check_sees_a_page_that_logs() {
     .unwrap();
     let console = console_messages(&page);
     assert!(console.iter().any(|l| l.contains("probe")), "{console:#?}");
+}
+
+#[tokio::test]
+async fn start_auto_writes_the_report_of_its_steps_at_the_end() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "report-auto").await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 4, "nginx:1.14", None),
+    )
+    .await;
+    let dir = scratch(&format!("auto-{}", ns.name));
+    let page = dir.join("auto.html");
+    let out = canary(
+        &env,
+        &ns.name,
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--auto",
+            "--steps",
+            "1,2",
+            "--interval",
+            "3s",
+            "--http-check",
+            ":80/",
+            "--http-requests",
+            "20",
+            "--http-rate",
+            "20",
+            "--report",
+            page.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_exit(&out, OK, "start --auto");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrote the report of deploy/web"),
+        "{}",
+        text(&out)
+    );
+    let html = std::fs::read_to_string(&page).expect("the report of start --auto");
+    assert!(html.contains("Latest of 2 analysis round(s)"), "{html}");
+    assert!(html.contains("http-80:"), "{html}");
+    assert!(
+        html.contains("--auto --steps 1,2 --interval 3s"),
+        "the command itself, noted before the report was written: {html}"
+    );
+    assert!(html.contains("<td>0</td>"), "its exit code: {html}");
+}
+
+#[tokio::test]
+async fn refused_commands_and_dry_runs_write_no_history() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = TestNamespace::create(&env, "report-nothing").await;
+    create_settled(
+        &env,
+        &ns.name,
+        &web_deployment("web", 2, "nginx:1.14", None),
+    )
+    .await;
+    let dry = [
+        "start",
+        "deploy/web",
+        "nginx=nginx:1.15",
+        "--canary",
+        "1",
+        "--dry-run",
+    ];
+    assert_exit(&canary(&env, &ns.name, &dry).await, OK, "start --dry-run");
+    let same_image = ["start", "deploy/web", "nginx=nginx:1.14", "--canary", "1"];
+    let out = canary(&env, &ns.name, &same_image).await;
+    assert_exit(&out, 4, "start with the image it runs");
+    let configmaps: Api<ConfigMap> = Api::namespaced(env.client().await, &ns.name);
+    assert!(
+        configmaps
+            .get_opt("web.kubectl-canary-history")
+            .await
+            .expect("read")
+            .is_none(),
+        "a dry run and a refused start change nothing, no history either"
+    );
+    // The report of a Deployment without any canary says so, and still loads.
+    let dir = scratch(&format!("nothing-{}", ns.name));
+    let page = dir.join("report.html");
+    let out = canary(
+        &env,
+        &ns.name,
+        &["report", "deploy/web", "--out", page.to_str().unwrap()],
+    )
+    .await;
+    assert_exit(&out, OK, "report without a canary");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("NO ANALYSIS"), "{html}");
+    assert!(
+        html.contains("no ConfigMap <code>web.kubectl-canary-history</code> exists"),
+        "{html}"
+    );
 }

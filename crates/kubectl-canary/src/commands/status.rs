@@ -194,12 +194,20 @@ async fn live_loop(
         if slow_reads_at.is_none_or(|at| at.elapsed() >= SLOW_READS_EVERY) {
             slow_reads_at = Some(Instant::now());
             next.notice = None;
-            match canary_kube::events::read_events(engine.client(), engine.namespace(), name).await
-            {
-                Ok(events) => next.events = events,
-                Err(error) => next.notice = Some(format!("Events: {error}")),
+            // Bounded, so an API server that stops answering never freezes the view.
+            let events = tokio::time::timeout(
+                SLOW_READS_EVERY,
+                canary_kube::events::read_events(engine.client(), engine.namespace(), name),
+            )
+            .await;
+            match events {
+                Ok(Ok(events)) => next.events = events,
+                Ok(Err(error)) => next.notice = Some(format!("Events: {error}")),
+                Err(_) => next.notice = Some("Events: no answer".into()),
             }
-            if let Ok(HistoryRead::Found(found)) = history.read().await {
+            if let Ok(Ok(HistoryRead::Found(found))) =
+                tokio::time::timeout(SLOW_READS_EVERY, history.read()).await
+            {
                 next.verdict = found.rounds.last().map(|round| VerdictLine {
                     at: round.at.clone(),
                     decision: round.verdict.decision.to_string(),

@@ -81,7 +81,7 @@ pub fn draw(frame: &mut Frame, model: &LiveModel) {
             Constraint::Length(3),
             Constraint::Min(6),
             Constraint::Length(3),
-            Constraint::Length(5),
+            Constraint::Length(next_height(model)),
             Constraint::Length(EVENTS_SHOWN as u16 + 2),
             Constraint::Length(1),
         ])
@@ -109,6 +109,12 @@ pub fn draw(frame: &mut Frame, model: &LiveModel) {
     next(frame, rows[3], model);
     events(frame, rows[4], &model.events);
     footer(frame, rows[5], model);
+}
+
+/// The next-steps box fits the verdict, the pending line and every step (within reason).
+fn next_height(model: &LiveModel) -> u16 {
+    let lines = 1 + usize::from(model.report.pending.is_some()) + model.report.next_steps.len();
+    2 + lines.min(8) as u16
 }
 
 fn header(frame: &mut Frame, area: Rect, report: &StatusReport) {
@@ -230,7 +236,11 @@ fn next(frame: &mut Frame, area: Rect, model: &LiveModel) {
                     _ => Color::Yellow,
                 }),
             ),
-            Span::raw(format!(" at {}: {}", verdict.at, verdict.reason)),
+            Span::raw(format!(
+                " at {}: {}",
+                verdict.at.get(11..19).unwrap_or(&verdict.at),
+                verdict.reason
+            )),
         ])),
         None => lines.push(Line::from("last verdict: none recorded")),
     }
