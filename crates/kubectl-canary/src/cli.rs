@@ -131,7 +131,7 @@ pub enum Command {
     /// Write the man pages, generated from this command line, into a directory.
     Man(ManArgs),
     /// Completions for kubectl's plugin completion (`kubectl_complete-canary` calls this).
-    #[command(name = "__complete", hide = true)]
+    #[command(name = "__complete", hide = true, disable_help_flag = true)]
     Complete(CompleteArgs),
 }
 
