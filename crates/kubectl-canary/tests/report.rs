@@ -181,6 +181,8 @@ async fn a_report_made_after_the_canary_shows_its_verdicts_charts_and_commands()
         canary_pixels > 1500 && stable_pixels > 1500,
         "the screenshot shows the charts' lines: {canary_pixels} canary, {stable_pixels} stable pixels"
     );
+    // The browser's profile goes; the report and its screenshot stay for a person to see.
+    std::fs::remove_dir_all(dir.join("profile")).ok();
 }
 
 #[tokio::test]
@@ -244,6 +246,7 @@ async fn an_edited_history_is_shown_escaped_and_never_runs() {
         console.is_empty(),
         "nothing ran, nothing was blocked: {console:#?}"
     );
+    std::fs::remove_dir_all(dir.join("profile")).ok();
     assert_exit(
         &canary(&env, &ns.name, &["abort", "deploy/web"]).await,
         OK,
@@ -264,6 +267,7 @@ fn the_console_check_sees_a_page_that_logs() {
     .unwrap();
     let console = console_messages(&page);
     assert!(console.iter().any(|l| l.contains("probe")), "{console:#?}");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]

@@ -270,4 +270,7 @@ fn the_krew_manifest_names_the_archive_built_with_its_sha256() {
         std::fs::read(unpacked.join("kubectl-canary")).unwrap(),
         std::fs::read(BIN).unwrap()
     );
+    // A debug binary is hundreds of megabytes: nothing of it stays behind.
+    std::fs::remove_dir_all(&out).ok();
+    std::fs::remove_dir_all(&unpacked).ok();
 }
