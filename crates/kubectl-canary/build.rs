@@ -22,16 +22,16 @@ fn main() {
         .or_else(|| {
             let commit = git(&["rev-parse", "--short=12", "HEAD"])?;
             // Build again when HEAD moves: the HEAD file (of this worktree) and the branch
-            // it points at, loose or packed.
-            for path in ["HEAD", "packed-refs"] {
-                if let Some(file) = git(&["rev-parse", "--git-path", path]) {
+            // it points at, loose or packed. Only files that exist: cargo reruns a build
+            // script on every build while a file it watches is missing.
+            let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+            let paths = ["HEAD", "packed-refs"].into_iter().chain(branch.as_deref());
+            for path in paths {
+                if let Some(file) = git(&["rev-parse", "--git-path", path])
+                    && absolute(&file).exists()
+                {
                     println!("cargo:rerun-if-changed={}", absolute(&file).display());
                 }
-            }
-            if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"])
-                && let Some(file) = git(&["rev-parse", "--git-path", &branch])
-            {
-                println!("cargo:rerun-if-changed={}", absolute(&file).display());
             }
             Some(commit)
         })
