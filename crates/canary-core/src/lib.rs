@@ -11,6 +11,7 @@ pub mod duration;
 pub mod foreign;
 pub mod gitops;
 pub mod goal;
+pub mod history;
 pub mod image;
 pub mod machine;
 pub mod plan;

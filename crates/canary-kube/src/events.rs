@@ -69,3 +69,71 @@ impl EventSink {
         }
     }
 }
+
+/// One Event kubectl-canary published about a Deployment, as read back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventLine {
+    /// When it last happened (RFC 3339), as the API server has it.
+    pub at: String,
+    /// Normal or Warning.
+    pub type_: String,
+    /// The reason (CanaryStarted, AnalysisFailed, ...).
+    pub reason: String,
+    /// The note.
+    pub note: String,
+    /// How often it happened (Events of the same kind are counted in a series).
+    pub count: i32,
+}
+
+/// The Events kubectl-canary published about `deployment` that the API server still keeps
+/// (one hour by default), oldest first. Read through core/v1, whose field selector on the
+/// involved object every API server supports.
+pub async fn read_events(
+    client: &kube::Client,
+    namespace: &str,
+    deployment: &str,
+) -> crate::error::Result<Vec<EventLine>> {
+    use k8s_openapi::api::core::v1::Event as ApiEvent;
+    let api: kube::Api<ApiEvent> = kube::Api::namespaced(client.clone(), namespace);
+    let params = kube::api::ListParams::default().fields(&format!(
+        "involvedObject.kind=Deployment,involvedObject.name={deployment}"
+    ));
+    let list = api.list(&params).await.map_err(|e| {
+        crate::error::CanaryError::api(format!("listing the Events of deploy/{deployment}"), e)
+    })?;
+    let mut lines: Vec<EventLine> = list
+        .items
+        .into_iter()
+        .filter(|e| e.reporting_component.as_deref() == Some("kubectl-canary"))
+        .map(|e| {
+            let at = e
+                .series
+                .as_ref()
+                .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0.to_string()))
+                .or_else(|| e.last_timestamp.as_ref().map(|t| t.0.to_string()))
+                .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
+                .or_else(|| {
+                    e.metadata
+                        .creation_timestamp
+                        .as_ref()
+                        .map(|t| t.0.to_string())
+                })
+                .unwrap_or_default();
+            EventLine {
+                at,
+                type_: e.type_.unwrap_or_default(),
+                reason: e.reason.unwrap_or_default(),
+                note: e.message.unwrap_or_default(),
+                count: e
+                    .series
+                    .as_ref()
+                    .and_then(|s| s.count)
+                    .or(e.count)
+                    .unwrap_or(1),
+            }
+        })
+        .collect();
+    lines.sort_by(|a, b| a.at.cmp(&b.at));
+    Ok(lines)
+}

@@ -63,6 +63,8 @@ pub fn target(cli: &Cli) -> Option<&str> {
         Command::Plan(args) => args.target.as_ref()?,
         // Several Deployments: each canary's messages name its own.
         Command::Apply(_) => return None,
+        Command::Report(args) => &args.target,
+        Command::Completion(_) | Command::Man(_) | Command::Complete(_) => return None,
     };
     Some(&target.name)
 }

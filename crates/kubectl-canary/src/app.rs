@@ -48,6 +48,10 @@ pub fn run() -> i32 {
 /// Resolves the configuration (the kubeconfig first, then the command's flags, as a
 /// command would meet them) and runs the command.
 async fn run_command(cli: &Cli) -> i32 {
+    // Shell integration needs no cluster, so no kubeconfig either.
+    if let Some(code) = commands::shell::run(&cli.command) {
+        return code;
+    }
     // An offline plan needs no cluster, so no kubeconfig either.
     if let Command::Plan(args) = &cli.command
         && args.target.is_none()
@@ -72,13 +76,22 @@ async fn run_command(cli: &Cli) -> i32 {
     };
     let result = match &command {
         CommandConfig::Start(start) => commands::start::run(&config, start).await,
-        CommandConfig::Status(status) => commands::status::run(&config, status).await,
+        CommandConfig::Status(status) => match commands::status::run(&config, status).await {
+            Ok(commands::status::StatusOutcome::Exit(code)) => Ok(code),
+            Ok(commands::status::StatusOutcome::Then(action)) => {
+                run_from_live_view(&config, &status.deployment, action).await
+            }
+            Err(error) => Err(error),
+        },
         CommandConfig::Promote(promote) => commands::lifecycle::promote(&config, promote).await,
         CommandConfig::Abort(abort) => commands::lifecycle::abort(&config, abort).await,
         CommandConfig::Analyze(analyze) => commands::analyze::run(&config, analyze).await,
         CommandConfig::Plan(plan) => commands::plan::run(&config, plan).await,
         CommandConfig::Apply(apply) => commands::start::apply::run(&config, apply).await,
+        CommandConfig::Report(report) => commands::report::run(&config, report).await,
     };
+    note_in_history(cli, &config, &command, &result).await;
+    write_requested_report(&config, &command).await;
     match result {
         Ok(code) => code,
         Err(error) => {
@@ -87,6 +100,129 @@ async fn run_command(cli: &Cli) -> i32 {
                 eprintln!("{line}");
             }
             code
+        }
+    }
+}
+
+/// Runs what the user confirmed in `status --watch`'s live view, through the same code as
+/// the typed command (`promote --full`, `abort`), and notes it in the canary's history.
+async fn run_from_live_view(
+    config: &Config,
+    deployment: &str,
+    action: crate::output::live::Action,
+) -> Result<i32, canary_kube::error::CanaryError> {
+    use crate::config::lifecycle::{AbortConfig, PromoteConfig};
+    use crate::output::live::Action;
+    let (result, words) = match action {
+        Action::PromoteFull => {
+            println!("promote --full deploy/{deployment} (confirmed in the live view)");
+            let promote = PromoteConfig {
+                deployment: deployment.to_string(),
+                canary: None,
+                dry_run: false,
+                wait: true,
+            };
+            (
+                commands::lifecycle::promote(config, &promote).await,
+                vec!["promote", "--full"],
+            )
+        }
+        Action::Abort => {
+            println!("abort deploy/{deployment} (confirmed in the live view)");
+            let abort = AbortConfig {
+                deployment: deployment.to_string(),
+                dry_run: false,
+                wait: true,
+                recover: false,
+            };
+            (
+                commands::lifecycle::abort(config, &abort).await,
+                vec!["abort"],
+            )
+        }
+    };
+    let code = match &result {
+        Ok(code) => *code,
+        Err(error) => exit_code::for_error(error.kind()),
+    };
+    let mut command_line = vec![
+        "kubectl canary".to_string(),
+        "-n".to_string(),
+        config.namespace.clone(),
+    ];
+    command_line.extend(words.iter().map(|w| w.to_string()));
+    command_line.push(format!("deploy/{deployment}"));
+    command_line.push("# confirmed in status --watch".to_string());
+    if let Some(warning) = canary_kube::history::note_command(
+        &config.client,
+        &config.namespace,
+        deployment,
+        &command_line,
+        code,
+    )
+    .await
+    {
+        tracing::warn!("{warning}");
+    }
+    result
+}
+
+/// Adds the command line and its exit code to the canary's history (for reports), for the
+/// commands that act on a canary; dry runs and read-only commands are not noted (they
+/// change nothing, the history included).
+async fn note_in_history(
+    cli: &Cli,
+    config: &Config,
+    command: &CommandConfig,
+    result: &Result<i32, canary_kube::error::CanaryError>,
+) {
+    let acts = match command {
+        CommandConfig::Start(start) => !start.dry_run,
+        CommandConfig::Promote(promote) => !promote.dry_run,
+        CommandConfig::Abort(abort) => !abort.dry_run,
+        CommandConfig::Analyze(_) => true,
+        CommandConfig::Status(_) | CommandConfig::Plan(_) | CommandConfig::Report(_) => false,
+    };
+    let Some(deployment) = aftermath::target(cli).filter(|_| acts) else {
+        return;
+    };
+    let code = match result {
+        // An API server that stopped answering would only make the note wait too.
+        Err(error) if error.kind() == canary_kube::error::ErrorKind::Unreachable => return,
+        Ok(code) => *code,
+        Err(error) => exit_code::for_error(error.kind()),
+    };
+    // argv[0] is wherever the binary is (or kubectl's path to the plugin): shown as typed.
+    let command_line: Vec<String> = std::iter::once("kubectl canary".to_string())
+        .chain(std::env::args().skip(1))
+        .collect();
+    if let Some(warning) = canary_kube::history::note_command(
+        &config.client,
+        &config.namespace,
+        deployment,
+        &command_line,
+        code,
+    )
+    .await
+    {
+        tracing::warn!("{warning}");
+    }
+}
+
+/// `--report FILE` of `analyze` and `start --auto`: the report, written once the command
+/// (and its line in the history) is done, whatever its outcome.
+async fn write_requested_report(config: &Config, command: &CommandConfig) {
+    let (deployment, path) = match command {
+        CommandConfig::Analyze(analyze) => (&analyze.deployment, &analyze.report),
+        CommandConfig::Start(start) => (&start.deployment, &start.report),
+        _ => return,
+    };
+    if let Some(path) = path {
+        let engine =
+            canary_kube::engine::Engine::new(&config.client, &config.namespace, deployment);
+        match crate::output::report::save(&engine, path).await {
+            Ok(message) => eprintln!("{message}"),
+            Err(message) => eprintln!("error: {message}"),
         }
     }
 }

@@ -32,13 +32,21 @@ Examples:
   # Back to the stable version in one update (works while paused, unlike rollout undo)
   kubectl canary abort deploy/web";
 
+/// `--version`: the crate's version and the commit it was built from (see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("KUBECTL_CANARY_COMMIT"),
+    ")"
+);
+
 /// `kubectl canary`: exact, safe canary releases of plain Deployments, with nothing but the
 /// Deployment's own rolling update.
 #[derive(Debug, Parser)]
 #[command(
     name = "kubectl-canary",
     bin_name = "kubectl canary",
-    version,
+    version = VERSION,
     after_help = EXAMPLES,
     propagate_version = true
 )]
@@ -119,6 +127,76 @@ pub enum Command {
     /// Apply manifests as `kubectl apply` would, with a canary for each Deployment whose
     /// pod template changes (for CI pipelines).
     Apply(Box<ApplyArgs>),
+    /// Write a self-contained HTML report of the canary: verdict, charts, timeline, commands.
+    Report(ReportArgs),
+    /// Print a shell completion script (bash, zsh, fish) or kubectl's plugin completion
+    /// script `kubectl_complete-canary`.
+    Completion(CompletionArgs),
+    /// Write the man pages, generated from this command line, into a directory.
+    Man(ManArgs),
+    /// Completions for kubectl's plugin completion (`kubectl_complete-canary` calls this).
+    #[command(name = "__complete", hide = true, disable_help_flag = true)]
+    Complete(CompleteArgs),
+}
+
+/// `report` flags.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  # The report of the canary on deploy/web (running or finished), opened in any browser
+  kubectl canary report deploy/web --out web-canary.html")]
+pub struct ReportArgs {
+    /// The Deployment (deploy/NAME).
+    #[arg(value_parser = parse_target)]
+    pub target: DeploymentRef,
+    /// The HTML file to write ("-" for stdout).
+    #[arg(long, value_name = "FILE", default_value = "canary-report.html")]
+    pub out: PathBuf,
+}
+
+/// `completion` flags.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  kubectl-canary completion bash > /etc/bash_completion.d/kubectl-canary
+  kubectl-canary completion zsh > \"${fpath[1]}/_kubectl-canary\"
+  kubectl-canary completion fish > ~/.config/fish/completions/kubectl-canary.fish
+  # `kubectl canary <TAB>` (kubectl 1.26 or later): an executable on PATH
+  kubectl-canary completion kubectl-plugin > ~/.local/bin/kubectl_complete-canary
+  chmod +x ~/.local/bin/kubectl_complete-canary")]
+pub struct CompletionArgs {
+    /// The shell, or kubectl-plugin for the `kubectl_complete-canary` script.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// What `completion` prints a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// bash.
+    Bash,
+    /// zsh.
+    Zsh,
+    /// fish.
+    Fish,
+    /// kubectl's plugin completion: the executable `kubectl_complete-canary`.
+    KubectlPlugin,
+}
+
+/// `man` flags.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write kubectl-canary.1 and one page per command into.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// `__complete` arguments: the words after `kubectl canary`, the last one being completed.
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    /// The words typed so far.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub words: Vec<String>,
 }
 
 /// `plan` flags.
@@ -252,6 +330,10 @@ pub struct StartArgs {
     /// the rollout; `abort`, before or after the switch, goes back in one update.
     #[arg(long, conflicts_with_all = ["auto", "dark", "canary", "mode", "steps"])]
     pub blue_green: bool,
+    /// With --auto: at the end, write the HTML report of the canary to this file (as
+    /// `kubectl canary report` does).
+    #[arg(long, value_name = "FILE", requires = "auto")]
+    pub report: Option<PathBuf>,
     /// The checks of each step's analysis (with --auto).
     #[command(flatten)]
     pub analysis: AnalysisFlags,
@@ -440,6 +522,10 @@ pub struct AnalyzeArgs {
     /// decide or their waiting limit passes (default: report the first result).
     #[arg(long)]
     pub wait: bool,
+    /// After the verdict, write the HTML report of the canary to this file (as
+    /// `kubectl canary report` does).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 const ANALYZE_EXAMPLES: &str = "\

@@ -8,6 +8,7 @@ pub mod analyze;
 pub mod lifecycle;
 pub mod plan;
 pub mod release;
+pub mod report;
 pub mod start;
 pub mod status;
 
@@ -22,6 +23,7 @@ use analyze::AnalyzeConfig;
 use canary_kube::error::ErrorKind;
 use lifecycle::{AbortConfig, PromoteConfig};
 use plan::PlanConfig;
+use report::ReportConfig;
 use start::{ApplyConfig, StartConfig};
 use status::StatusConfig;
 
@@ -89,6 +91,8 @@ pub enum CommandConfig {
     Plan(PlanConfig),
     /// `apply`.
     Apply(Box<ApplyConfig>),
+    /// `report`.
+    Report(ReportConfig),
 }
 
 impl CommandConfig {
@@ -102,6 +106,10 @@ impl CommandConfig {
             Command::Analyze(args) => Self::Analyze(Box::new(AnalyzeConfig::resolve(args)?)),
             Command::Plan(args) => Self::Plan(args.into()),
             Command::Apply(args) => Self::Apply(Box::new(ApplyConfig::resolve(args)?)),
+            Command::Report(args) => Self::Report(args.into()),
+            Command::Completion(_) | Command::Man(_) | Command::Complete(_) => {
+                unreachable!("shell integration runs before any configuration is resolved")
+            }
         })
     }
 }

@@ -307,12 +307,16 @@ async fn status_watch_follows_a_promotion() {
     watch.start_kill().ok();
     let output = watch.wait_with_output().await.expect("watch output");
     let text = String::from_utf8_lossy(&output.stdout);
+    // One JSON document per line, one line per change.
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("each line one JSON document");
+    }
     assert!(
-        text.contains("\"phaseDescription\": \"holding a canary of 1 pod(s)\""),
+        text.contains("\"phaseDescription\":\"holding a canary of 1 pod(s)\""),
         "{text}"
     );
     assert!(
-        text.contains("\"phaseDescription\": \"holding a canary of 2 pod(s)\""),
+        text.contains("\"phaseDescription\":\"holding a canary of 2 pod(s)\""),
         "{text}"
     );
     assert!(

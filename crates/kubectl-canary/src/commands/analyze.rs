@@ -64,6 +64,12 @@ pub async fn run(config: &Config, analyze: &AnalyzeConfig) -> Result<i32, Canary
     }
     let events = EventSink::new(&config.client, &view.deployment);
     events.verdict(&verdict).await;
+    let started_at = stored.as_ref().map(|s| s.record.started_at.as_str());
+    if let Some(warning) =
+        canary_kube::history::note_round(&config.client, &view, started_at, &target, &verdict).await
+    {
+        tracing::warn!("{warning}");
+    }
     Ok(exit_code::for_verdict(verdict.decision))
 }
 

@@ -2,7 +2,11 @@
 //! `canary-kube` (reads and writes), `output` (rendering) or `exit_code`.
 
 pub mod analyze;
+pub mod completion;
 pub mod lifecycle;
+pub mod man;
 pub mod plan;
+pub mod report;
+pub mod shell;
 pub mod start;
 pub mod status;

@@ -1,28 +1,48 @@
 //! `kubectl canary status`.
 
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
 use canary_kube::engine::Engine;
 use canary_kube::error::CanaryError;
+use canary_kube::history::{HistoryRead, HistoryStore};
+use canary_kube::live::LiveView;
 use canary_kube::status::StatusReport;
 use canary_kube::trust::{CanaryState, RecordRead, UnreadableRecord, classify};
 
 use crate::config::status::StatusConfig;
 use crate::config::{Config, OutputFormat};
 use crate::exit_code;
+use crate::output::live::{self, Action, KeyOutcome, LiveModel, VerdictLine};
 use crate::output::{print_structured, status_text};
 
-/// Prints the status once, or on every change with `--watch`; returns the exit code: 0, or
-/// the code of a record that cannot be trusted or is lost.
-pub async fn run(config: &Config, status: &StatusConfig) -> Result<i32, CanaryError> {
+/// How `status` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusOutcome {
+    /// With this exit code.
+    Exit(i32),
+    /// The live view's user confirmed an action: the caller runs it as the command would
+    /// (`promote --full`, `abort`).
+    Then(Action),
+}
+
+/// Prints the status once, or on every change with `--watch`: a full-screen live view on
+/// a terminal, else one document per change. Returns how it ended: an exit code (0, or the
+/// code of a record that cannot be trusted or is lost), or an action confirmed in the view.
+pub async fn run(config: &Config, status: &StatusConfig) -> Result<StatusOutcome, CanaryError> {
     let engine = Engine::new(&config.client, &config.namespace, &status.deployment);
+    let human = matches!(config.output, OutputFormat::Table | OutputFormat::Wide);
+    if status.watch && human && std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+        return live_view(config, &engine, &status.deployment).await;
+    }
     let mut last = None;
     let mut print = |report: StatusReport| {
         if last.as_ref() == Some(&report) {
             return;
         }
-        if !print_structured(config.output, &report) {
-            if status.watch && last.is_some() {
-                println!("---");
-            }
+        if status.watch {
+            print_change(config.output, &report, last.is_some());
+        } else if !print_structured(config.output, &report) {
             print!(
                 "{}",
                 status_text(&report, config.output == OutputFormat::Wide)
@@ -50,33 +70,186 @@ pub async fn run(config: &Config, status: &StatusConfig) -> Result<i32, CanaryEr
         print!("{}", crate::output::pins_text(&pins));
     }
     if !status.watch {
-        return Ok(code);
+        return Ok(StatusOutcome::Exit(code));
     }
     // One watch per kind (Deployment, ReplicaSets, pods, record) feeds a live view; each
     // burst of events is rendered once, and only a changed report is printed.
     let mut live = engine.live().await?;
     loop {
-        live.changed(std::time::Duration::from_secs(60)).await;
-        let view = live.view()?;
-        let read = match live.record(engine.store()) {
-            Ok(Some(stored)) => RecordRead::Decoded(stored),
-            Ok(None) => RecordRead::Missing,
-            Err(CanaryError::BadRecord { detail, .. }) => {
-                RecordRead::Unreadable(UnreadableRecord {
-                    detail,
-                    uid: String::new(),
-                    resource_version: String::new(),
-                })
+        live.changed(Duration::from_secs(60)).await;
+        let (report, _) = report_now(config, &engine, &live)?;
+        print(report);
+    }
+}
+
+/// One document per change, as each format separates documents: one JSON document per
+/// line, YAML documents each opened by `---`, text reports separated by `---`.
+fn print_change(format: OutputFormat, report: &StatusReport, after_another: bool) {
+    use std::io::Write;
+    match format {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string(report).expect("output always serializes")
+        ),
+        OutputFormat::Yaml => print!(
+            "---\n{}",
+            serde_saphyr::to_string(report).expect("output always serializes")
+        ),
+        OutputFormat::Table | OutputFormat::Wide => {
+            if after_another {
+                println!("---");
             }
-            Err(other) => return Err(other),
+            print!("{}", status_text(report, format == OutputFormat::Wide));
+        }
+    }
+    let _ = std::io::stdout().flush();
+}
+
+/// The status as the live view's watches show it, with the classified state.
+fn report_now(
+    config: &Config,
+    engine: &Engine,
+    live: &LiveView,
+) -> Result<(StatusReport, CanaryState), CanaryError> {
+    let view = live.view()?;
+    let read = match live.record(engine.store()) {
+        Ok(Some(stored)) => RecordRead::Decoded(stored),
+        Ok(None) => RecordRead::Missing,
+        Err(CanaryError::BadRecord { detail, .. }) => RecordRead::Unreadable(UnreadableRecord {
+            detail,
+            uid: String::new(),
+            resource_version: String::new(),
+        }),
+        Err(other) => return Err(other),
+    };
+    let state = classify(&view, read)?;
+    let report = StatusReport::for_state(&config.namespace, &view, &state, &engine.store().name());
+    Ok((report, state))
+}
+
+/// How often the Events and the history (the last verdict) are read again: they have no
+/// watch here, and a list every few seconds is cheap.
+const SLOW_READS_EVERY: Duration = Duration::from_secs(3);
+
+/// The full-screen view: redrawn on every change the watches see and every key; `q`
+/// leaves, `p`/`a` ask, then hand the action back to the caller.
+async fn live_view(
+    config: &Config,
+    engine: &Engine,
+    name: &str,
+) -> Result<StatusOutcome, CanaryError> {
+    let mut live = engine.live().await?;
+    let (keys_tx, mut keys) = tokio::sync::mpsc::unbounded_channel::<char>();
+    // crossterm's reads block: a thread of their own feeds the keys in.
+    std::thread::spawn(move || {
+        use ratatui::crossterm::event::{Event, KeyCode, KeyEventKind, KeyModifiers, read};
+        while let Ok(event) = read() {
+            let Event::Key(key) = event else { continue };
+            if key.kind != KeyEventKind::Press {
+                continue;
+            }
+            let c = match key.code {
+                KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => 'q',
+                KeyCode::Char(c) => c,
+                KeyCode::Esc => '\u{1b}',
+                _ => continue,
+            };
+            if keys_tx.send(c).is_err() {
+                break;
+            }
+        }
+    });
+    let mut terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(error) => {
+            eprintln!("error: cannot use the terminal for the live view: {error}");
+            return Ok(StatusOutcome::Exit(exit_code::ERROR));
+        }
+    };
+    let result = live_loop(config, engine, name, &mut live, &mut keys, &mut terminal).await;
+    ratatui::restore();
+    result
+}
+
+async fn live_loop(
+    config: &Config,
+    engine: &Engine,
+    name: &str,
+    live: &mut LiveView,
+    keys: &mut tokio::sync::mpsc::UnboundedReceiver<char>,
+    terminal: &mut ratatui::DefaultTerminal,
+) -> Result<StatusOutcome, CanaryError> {
+    let history = HistoryStore::new(engine.client(), engine.namespace(), name);
+    let mut model: Option<LiveModel> = None;
+    let mut slow_reads_at: Option<Instant> = None;
+    loop {
+        let (report, state) = report_now(config, engine, live)?;
+        let view = live.view()?;
+        let pods_of = |side: &Option<canary_kube::status::SideStatus>| {
+            side.as_ref()
+                .map(|s| {
+                    view.pods_with_hash(&s.pod_template_hash)
+                        .into_iter()
+                        .map(live::pod_line)
+                        .collect()
+                })
+                .unwrap_or_default()
         };
-        let state = classify(&view, read)?;
-        print(StatusReport::for_state(
-            &config.namespace,
-            &view,
-            &state,
-            &engine.store().name(),
-        ));
+        let mut next = model.take().unwrap_or(LiveModel {
+            report: report.clone(),
+            stable_pods: vec![],
+            canary_pods: vec![],
+            events: vec![],
+            verdict: None,
+            confirming: None,
+            notice: None,
+        });
+        next.stable_pods = pods_of(&report.stable);
+        next.canary_pods = pods_of(&report.canary);
+        next.report = report;
+        if slow_reads_at.is_none_or(|at| at.elapsed() >= SLOW_READS_EVERY) {
+            slow_reads_at = Some(Instant::now());
+            next.notice = None;
+            // Bounded, so an API server that stops answering never freezes the view.
+            let events = tokio::time::timeout(
+                SLOW_READS_EVERY,
+                canary_kube::events::read_events(engine.client(), engine.namespace(), name),
+            )
+            .await;
+            match events {
+                Ok(Ok(events)) => next.events = events,
+                Ok(Err(error)) => next.notice = Some(format!("Events: {error}")),
+                Err(_) => next.notice = Some("Events: no answer".into()),
+            }
+            if let Ok(Ok(HistoryRead::Found(found))) =
+                tokio::time::timeout(SLOW_READS_EVERY, history.read()).await
+            {
+                next.verdict = found.rounds.last().map(|round| VerdictLine {
+                    at: round.at.clone(),
+                    decision: round.verdict.decision.to_string(),
+                    reason: round.verdict.reason.clone(),
+                });
+            }
+        }
+        let drawn = terminal.draw(|frame| live::draw(frame, &next));
+        if let Err(error) = drawn {
+            return Err(CanaryError::Refused(format!(
+                "the terminal stopped taking the live view: {error}"
+            )));
+        }
+        let code = exit_code_of(&state);
+        let outcome = tokio::select! {
+            _ = live.changed(SLOW_READS_EVERY) => KeyOutcome::Redraw,
+            key = keys.recv() => match key {
+                Some(key) => live::key(&mut next, key),
+                None => KeyOutcome::Quit,
+            },
+        };
+        match outcome {
+            KeyOutcome::Redraw => model = Some(next),
+            KeyOutcome::Quit => return Ok(StatusOutcome::Exit(code)),
+            KeyOutcome::Run(action) => return Ok(StatusOutcome::Then(action)),
+        }
     }
 }
 

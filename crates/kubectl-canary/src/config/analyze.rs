@@ -18,6 +18,8 @@ pub struct AnalyzeConfig {
     pub observe: Duration,
     /// `--wait`: analyse again while the checks wait to decide.
     pub wait: bool,
+    /// `--report`: where to write the HTML report after the verdict.
+    pub report: Option<std::path::PathBuf>,
 }
 
 impl AnalyzeConfig {
@@ -28,6 +30,7 @@ impl AnalyzeConfig {
             analysis: analysis::resolve(&args.analysis)?,
             observe: args.observe,
             wait: args.wait,
+            report: args.report.clone(),
         })
     }
 }

@@ -41,6 +41,8 @@ pub struct StartConfig {
     pub abort_on_interrupt: bool,
     /// `--dark` and `--sticky`: what to do with the Services in front of the Deployment.
     pub traffic: canary_core::traffic::TrafficOptions,
+    /// `--report` (with `--auto`): where to write the HTML report at the end.
+    pub report: Option<std::path::PathBuf>,
 }
 
 /// A manifest file as read.
@@ -120,6 +122,7 @@ impl StartConfig {
                 sticky_seconds: args.sticky,
                 blue_green: args.blue_green,
             },
+            report: args.report.clone(),
         })
     }
 }

@@ -1,7 +1,9 @@
 //! Rendering: tables for people, JSON/YAML for scripts, progress lines while waiting.
 
 mod document;
+pub mod live;
 mod plan;
+pub mod report;
 mod traffic;
 mod verdict;
 

@@ -73,7 +73,7 @@ pub async fn run(
         // during the interval comes first (a verdict on a canary another actor replaced
         // means nothing, and their change is not to be fought). A followed change of
         // replicas holds the canary at its new size and analyses again.
-        let verdict = loop {
+        let (verdict, view, target) = loop {
             let view = engine.view().await?;
             let target = AnalysisTarget::from_record(&view, &stored.record)?;
             let options = RunOptions {
@@ -82,7 +82,7 @@ pub async fn run(
                 ..RunOptions::default()
             };
             tokio::select! {
-                verdict = run_analysis(engine.client(), &target, spec, options) => break verdict?,
+                verdict = run_analysis(engine.client(), &target, spec, options) => break (verdict?, view, target),
                 change = engine.next_foreign(&stored) => {
                     engine.handle_foreign(change?, &mut stored, &mut printer).await?;
                     stored = engine
@@ -102,6 +102,17 @@ pub async fn run(
             print!("{}", verdict_text(&verdict));
         }
         events.verdict(&verdict).await;
+        if let Some(warning) = canary_kube::history::note_round(
+            engine.client(),
+            &view,
+            Some(stored.record.started_at.as_str()),
+            &target,
+            &verdict,
+        )
+        .await
+        {
+            tracing::warn!("{warning}");
+        }
         let decision = verdict.decision;
         outcome.verdicts.push(verdict);
         match decision {

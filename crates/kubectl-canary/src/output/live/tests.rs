@@ -1,0 +1,141 @@
+//! The live view drawn on ratatui's TestBackend, compared with reviewed snapshots.
+
+use std::collections::BTreeMap;
+
+use canary_core::rollout_math::CanaryMode;
+use canary_kube::events::EventLine;
+use canary_kube::status::{SideStatus, StatusReport};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::*;
+
+fn side(rs: &str, revision: i64, image: &str, desired: i32, ready: i32) -> SideStatus {
+    SideStatus {
+        replica_set: rs.into(),
+        revision,
+        pod_template_hash: rs.rsplit('-').next().unwrap().into(),
+        images: BTreeMap::from([("nginx".to_string(), image.to_string())]),
+        desired,
+        pods: desired,
+        ready,
+        available: ready,
+        restarts: 0,
+        problems: vec![],
+    }
+}
+
+fn pod(name: &str, state: &str, ready: bool, restarts: i32) -> PodLine {
+    PodLine {
+        name: name.into(),
+        state: state.into(),
+        ready,
+        restarts,
+    }
+}
+
+fn held_canary() -> LiveModel {
+    LiveModel {
+        report: StatusReport {
+            namespace: "shop".into(),
+            deployment: "web".into(),
+            replicas: 3,
+            paused: true,
+            phase: "holding 1 canary pod(s)".into(),
+            mode: Some(CanaryMode::Surge),
+            started_by: Some("alice on laptop (pid 42, kubectl-canary 0.1.0)".into()),
+            started_at: Some("2026-11-30T10:00:00Z".into()),
+            stable: Some(side("web-5d8f7c", 1, "nginx:1.14", 3, 3)),
+            canary: Some(side("web-7b9c6d", 2, "nginx:1.15", 1, 1)),
+            canary_traffic_share: Some(0.25),
+            extra_pods: 1,
+            pending: None,
+            foreign: None,
+            next_steps: vec![
+                "kubectl canary promote deploy/web --full".into(),
+                "kubectl canary abort deploy/web".into(),
+            ],
+            history: vec![],
+            integrity: None,
+        },
+        stable_pods: vec![
+            pod("web-5d8f7c-aaaaa", "Running", true, 0),
+            pod("web-5d8f7c-bbbbb", "Running", true, 0),
+            pod("web-5d8f7c-ccccc", "Running", true, 0),
+        ],
+        canary_pods: vec![pod("web-7b9c6d-xxxxx", "Running", true, 0)],
+        events: vec![
+            EventLine {
+                at: "2026-11-30T10:00:01Z".into(),
+                type_: "Normal".into(),
+                reason: "CanaryStarted".into(),
+                note: "1 canary pod of nginx:1.15".into(),
+                count: 1,
+            },
+            EventLine {
+                at: "2026-11-30T10:01:00Z".into(),
+                type_: "Normal".into(),
+                reason: "AnalysisPassed".into(),
+                note: "pod-health pass".into(),
+                count: 1,
+            },
+        ],
+        verdict: Some(VerdictLine {
+            at: "2026-11-30T10:01:00Z".into(),
+            decision: "pass".into(),
+            reason: "2 of 2 checks passed (score 100, needed 95)".into(),
+        }),
+        confirming: None,
+        notice: None,
+    }
+}
+
+fn drawn(model: &LiveModel) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).expect("a test terminal");
+    terminal.draw(|frame| draw(frame, model)).expect("drawn");
+    format!("{}", terminal.backend())
+}
+
+#[test]
+fn a_held_canary_with_its_pods_share_verdict_and_events() {
+    insta::assert_snapshot!(drawn(&held_canary()));
+}
+
+#[test]
+fn a_crash_looping_canary_shows_its_pod_state_and_problem() {
+    let mut model = held_canary();
+    let canary = model.report.canary.as_mut().unwrap();
+    canary.ready = 0;
+    canary.available = 0;
+    canary.restarts = 4;
+    canary.problems = vec![
+        "web-7b9c6d-xxxxx: CrashLoopBackOff (container nginx, 4 restarts, last exit 1 (Error))"
+            .into(),
+    ];
+    model.canary_pods = vec![pod("web-7b9c6d-xxxxx", "CrashLoopBackOff", false, 4)];
+    model.report.canary_traffic_share = Some(0.0);
+    model.verdict = Some(VerdictLine {
+        at: "2026-11-30T10:01:00Z".into(),
+        decision: "fail".into(),
+        reason: "critical check failed: pod-health".into(),
+    });
+    insta::assert_snapshot!(drawn(&model));
+}
+
+#[test]
+fn promote_and_abort_ask_first_and_any_other_key_cancels() {
+    let mut model = held_canary();
+    assert_eq!(key(&mut model, 'a'), KeyOutcome::Redraw);
+    assert_eq!(model.confirming, Some(Action::Abort));
+    insta::assert_snapshot!(drawn(&model));
+    assert_eq!(key(&mut model, 'n'), KeyOutcome::Redraw);
+    assert_eq!(model.confirming, None);
+    assert_eq!(key(&mut model, 'p'), KeyOutcome::Redraw);
+    assert_eq!(key(&mut model, 'y'), KeyOutcome::Run(Action::PromoteFull));
+    assert_eq!(key(&mut model, 'a'), KeyOutcome::Redraw);
+    assert_eq!(key(&mut model, 'y'), KeyOutcome::Run(Action::Abort));
+    assert_eq!(key(&mut model, 'q'), KeyOutcome::Quit);
+    // A `q` while asked cancels the question; it does not quit.
+    key(&mut model, 'p');
+    assert_eq!(key(&mut model, 'q'), KeyOutcome::Redraw);
+}
