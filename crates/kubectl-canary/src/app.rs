@@ -181,6 +181,8 @@ async fn note_in_history(
         CommandConfig::Promote(promote) => !promote.dry_run,
         CommandConfig::Abort(abort) => !abort.dry_run,
         CommandConfig::Analyze(_) => true,
+        // Several Deployments: their canaries' commands are `apply`'s, not noted per Deployment.
+        CommandConfig::Apply(_) => false,
         CommandConfig::Status(_) | CommandConfig::Plan(_) | CommandConfig::Report(_) => false,
     };
     let Some(deployment) = aftermath::target(cli).filter(|_| acts) else {

@@ -165,6 +165,7 @@ impl ApplyConfig {
                 abort_on_interrupt: args.abort_on_interrupt,
                 // `apply` changes no Service of the Deployments it canaries.
                 traffic: Default::default(),
+                report: None,
             },
         })
     }

@@ -125,7 +125,7 @@ fn header(frame: &mut Frame, area: Rect, report: &StatusReport) {
     let paused = if report.paused { ", paused" } else { "" };
     let mut lines = vec![Line::from(vec![
         Span::styled("phase: ", Style::new().add_modifier(Modifier::BOLD)),
-        Span::raw(format!("{}{mode}", report.phase)),
+        Span::raw(format!("{}{mode}", report.phase_description)),
         Span::raw(format!("   {} replicas{paused}", report.replicas)),
     ])];
     if let Some(integrity) = &report.integrity {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use canary_core::rollout_math::CanaryMode;
 use canary_kube::events::EventLine;
-use canary_kube::status::{SideStatus, StatusReport};
+use canary_kube::status::{SideStatus, StatusPhase, StatusReport};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -41,7 +41,8 @@ fn held_canary() -> LiveModel {
             deployment: "web".into(),
             replicas: 3,
             paused: true,
-            phase: "holding 1 canary pod(s)".into(),
+            phase: StatusPhase::Holding,
+            phase_description: "holding 1 canary pod(s)".into(),
             mode: Some(CanaryMode::Surge),
             started_by: Some("alice on laptop (pid 42, kubectl-canary 0.1.0)".into()),
             started_at: Some("2026-11-30T10:00:00Z".into()),
@@ -50,6 +51,7 @@ fn held_canary() -> LiveModel {
             canary_traffic_share: Some(0.25),
             extra_pods: 1,
             pending: None,
+            waiting: None,
             foreign: None,
             next_steps: vec![
                 "kubectl canary promote deploy/web --full".into(),
@@ -57,6 +59,8 @@ fn held_canary() -> LiveModel {
             ],
             history: vec![],
             integrity: None,
+            release: None,
+            template_changes: vec![],
         },
         stable_pods: vec![
             pod("web-5d8f7c-aaaaa", "Running", true, 0),

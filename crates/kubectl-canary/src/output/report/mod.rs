@@ -206,7 +206,7 @@ fn now_section(page: &mut String, data: &ReportData) {
     let _ = write!(
         page,
         "<p>Phase: <strong>{}</strong>{}; {} replica(s){}.</p>",
-        escape(&status.phase),
+        escape(&status.phase_description),
         status
             .mode
             .map(|m| format!(" ({} mode)", escape(&m.to_string())))
