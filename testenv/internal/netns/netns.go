@@ -77,7 +77,16 @@ func names(pid int) (ns, hostIf, nsIf string) {
 // Create makes namespace kctest-<pid> with the veth pair and routes, on the first address
 // block (index) no other environment routes. It first removes stale kctest-* namespaces
 // whose owner process is gone.
+//
+// Environments started at the same moment (scripts/test starts the fault suite's beside the
+// main one) would otherwise both see a block free and both route it: the choice and the
+// routes are made under an exclusive lock on a machine-wide file.
 func Create(pid int) (*Net, error) {
+	unlock, err := lockMachine()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	CleanStale()
 	ns, hostIf, nsIf := names(pid)
 	_ = Delete(ns)
@@ -224,4 +233,23 @@ func DialContext(ctx context.Context, ns, network, addr string) (net.Conn, error
 		return nil, err
 	}
 	return c, derr
+}
+
+// lockFile serialises address-block allocation between environments on one machine.
+const lockFile = "/run/kctest-netns.lock"
+
+// lockMachine takes the machine-wide allocation lock; the returned func releases it.
+func lockMachine() (func(), error) {
+	f, err := os.OpenFile(lockFile, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("network namespace lock %s: %w", lockFile, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("network namespace lock %s: %w", lockFile, err)
+	}
+	return func() {
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		f.Close()
+	}, nil
 }
