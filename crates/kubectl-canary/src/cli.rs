@@ -349,7 +349,8 @@ Examples:
   kustomize build overlays/prod | kubectl canary start deploy/web -f -
 
   # A patch (strategic by default; --type json|merge), an environment variable, combined
-  kubectl canary start deploy/web --patch '{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"nginx\",\"args\":[\"-g\",\"daemon off;\"]}]}}}}'
+  kubectl canary start deploy/web --patch-file patches/args.yaml
+  kubectl canary start deploy/web --type merge --patch-file patches/labels.json
   kubectl canary start deploy/web --env nginx:LOG_LEVEL=debug nginx=nginx:1.15
 
   # What would change, field by field, changing nothing

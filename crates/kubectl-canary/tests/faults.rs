@@ -557,7 +557,7 @@ async fn a_watch_expiring_with_410_gone_is_survived_without_losing_the_runs_plac
     );
     for step in [
         "recorded in the cluster: starting",
-        "set the canary images and brake the rollout",
+        "set the canary's pod template (",
         "pause: the canary ReplicaSet has exactly 1 pod(s)",
         "recorded in the cluster: holding",
     ] {
