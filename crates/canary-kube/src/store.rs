@@ -232,23 +232,34 @@ impl RecordStore {
         let mut cm = self.config_map(record, None, Some(stored.resource_version.clone()));
         // Keep the owner reference the record was created with.
         cm.metadata.owner_references = Some(stored.owner_references.clone());
-        let cm = self
+        match self
             .api
             .replace(&self.name(), &PostParams::default(), &cm)
             .await
-            .map_err(|e| {
-                if is_status(&e, 409) {
-                    CanaryError::Refused(format!(
-                        "the canary record {} was changed by another kubectl-canary run meanwhile; \
-                         check `kubectl canary status deploy/{}` and retry",
-                        self.name(),
-                        self.deployment
-                    ))
-                } else {
-                    CanaryError::api(format!("updating the canary record {}", self.name()), e)
+        {
+            Ok(cm) => self.decode(cm),
+            Err(e) if is_status(&e, 409) => {
+                // A retried PUT whose first answer was lost (a connection reset after the API
+                // server took it) meets its own write: the record now is exactly the one
+                // written, in the same ConfigMap. Anything else is another writer.
+                if let Some(now) = self.get().await?
+                    && now.uid == stored.uid
+                    && serde_json::to_value(&now.record).ok() == serde_json::to_value(record).ok()
+                {
+                    return Ok(now);
                 }
-            })?;
-        self.decode(cm)
+                Err(CanaryError::Refused(format!(
+                    "the canary record {} was changed by another kubectl-canary run meanwhile; \
+                     check `kubectl canary status deploy/{}` and retry",
+                    self.name(),
+                    self.deployment
+                )))
+            }
+            Err(e) => Err(CanaryError::api(
+                format!("updating the canary record {}", self.name()),
+                e,
+            )),
+        }
     }
 
     /// Deletes the record (releases the lock), only if it is still the one read.
@@ -413,6 +424,12 @@ mod tests {
                 StatusCode::CONFLICT,
                 json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409, "message": "changed"}),
             ));
+            // The record as another writer left it.
+            let (request, send) = handle.next_request().await.expect("GET");
+            assert_eq!(request.method(), Method::GET);
+            let mut theirs = record();
+            theirs.deployment_uid = "someone-else".into();
+            send.send_response(respond(StatusCode::OK, config_map_json(&theirs, "8")));
         });
         let error = store.update(&stored, &stored.record).await.unwrap_err();
         server.await.unwrap();
@@ -422,6 +439,32 @@ mod tests {
                 .contains("changed by another kubectl-canary run"),
             "{error}"
         );
+    }
+
+    /// A PUT retried after its answer was lost meets its own write (409): the record read
+    /// back is exactly the one written, so the update stands.
+    #[tokio::test]
+    async fn an_update_that_meets_its_own_write_stands() {
+        let (store, mut handle) = store();
+        let stored = StoredRecord {
+            record: record(),
+            resource_version: "7".into(),
+            uid: "cm-uid".into(),
+            owner_references: vec![],
+        };
+        let server = tokio::spawn(async move {
+            let (_, send) = handle.next_request().await.expect("PUT");
+            send.send_response(respond(
+                StatusCode::CONFLICT,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409, "message": "changed"}),
+            ));
+            let (request, send) = handle.next_request().await.expect("GET");
+            assert_eq!(request.method(), Method::GET);
+            send.send_response(respond(StatusCode::OK, config_map_json(&record(), "8")));
+        });
+        let now = store.update(&stored, &stored.record).await.unwrap();
+        server.await.unwrap();
+        assert_eq!(now.resource_version, "8");
     }
 
     /// Deleting the record is conditional on the UID and resourceVersion read.
