@@ -5,7 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use canary_testkit::{TestEnv, TestNamespace, create_settled, web_deployment};
+use canary_testkit::TestEnv;
+use canary_testkit::scenario::web_namespace;
 use common::{assert_exit, canary, kubectl, text};
 
 const OK: i32 = 0;
@@ -16,13 +17,7 @@ const CANARY_UNHEALTHY: i32 = 10;
 #[tokio::test]
 async fn a_good_canary_passes_and_the_verdict_is_an_event() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "analyze-ok").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "analyze-ok", 3).await;
     let out = canary(
         &env,
         &ns.name,
@@ -94,13 +89,7 @@ async fn a_good_canary_passes_and_the_verdict_is_an_event() {
 #[tokio::test]
 async fn a_crash_looping_canary_fails_with_the_reason() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "analyze-crash").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 2, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "analyze-crash", 2).await;
     let out = canary(
         &env,
         &ns.name,
@@ -141,13 +130,7 @@ async fn a_crash_looping_canary_fails_with_the_reason() {
 #[tokio::test]
 async fn wrong_files_and_missing_canaries_are_explained() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "analyze-bad").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 2, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "analyze-bad", 2).await;
 
     let file = std::env::temp_dir().join(format!("analyze-bad-{}.yaml", std::process::id()));
     std::fs::write(&file, "window: 1m\nchecks:\n  - name: p\n    prometheus:\n      url: http://127.0.0.1:9\n      qurey: up\n").unwrap();
@@ -185,13 +168,7 @@ async fn wrong_files_and_missing_canaries_are_explained() {
 #[tokio::test]
 async fn a_yaml_spec_judges_a_worse_latency_series_from_prometheus() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "analyze-yaml").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "analyze-yaml", 3).await;
     let out = canary(
         &env,
         &ns.name,
@@ -253,13 +230,7 @@ async fn a_yaml_spec_judges_a_worse_latency_series_from_prometheus() {
 #[tokio::test]
 async fn every_http_check_request_reaches_the_canary_once_and_its_500s_count() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "analyze-500").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 2, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "analyze-500", 2).await;
     let out = canary(
         &env,
         &ns.name,

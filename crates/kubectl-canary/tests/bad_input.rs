@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use canary_testkit::scenario::web_namespace;
 use canary_testkit::{
     TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, web_deployment,
 };
@@ -45,13 +46,7 @@ async fn refused(env: &TestEnv, ns: &str, args: &[&str], code: i32, needle: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_arguments_are_usage_errors() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "bad-args").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 10, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "bad-args", 10).await;
     let ns = ns.name.as_str();
     let start = |extra: &'static [&'static str]| {
         let mut v = vec!["start", "deploy/web"];
@@ -112,13 +107,7 @@ async fn malformed_arguments_are_usage_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_that_do_not_fit_the_deployment_are_refused() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "bad-state").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 10, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "bad-state", 10).await;
     let n = ns.name.as_str();
     refused(
         &env,
@@ -237,13 +226,7 @@ async fn deployments_in_unsuitable_states_are_refused() {
     let client = env.client().await;
 
     // 1 replica in replace mode: no stable pod would be left.
-    let ns1 = TestNamespace::create(&env, "one").await;
-    create_settled(
-        &env,
-        &ns1.name,
-        &web_deployment("web", 1, "nginx:1.14", None),
-    )
-    .await;
+    let ns1 = web_namespace(&env, "one", 1).await;
     refused(
         &env,
         &ns1.name,
@@ -260,13 +243,7 @@ async fn deployments_in_unsuitable_states_are_refused() {
     .await;
 
     // 0 replicas.
-    let ns0 = TestNamespace::create(&env, "zero").await;
-    create_settled(
-        &env,
-        &ns0.name,
-        &web_deployment("web", 0, "nginx:1.14", None),
-    )
-    .await;
+    let ns0 = web_namespace(&env, "zero", 0).await;
     refused(
         &env,
         &ns0.name,
@@ -294,13 +271,7 @@ async fn deployments_in_unsuitable_states_are_refused() {
     .await;
 
     // Paused by someone else.
-    let nsp = TestNamespace::create(&env, "paused").await;
-    create_settled(
-        &env,
-        &nsp.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let nsp = web_namespace(&env, "paused", 3).await;
     let api: Api<Deployment> = Api::namespaced(client.clone(), &nsp.name);
     api.patch(
         "web",
@@ -319,13 +290,7 @@ async fn deployments_in_unsuitable_states_are_refused() {
     .await;
 
     // A rollout in progress: the new version never becomes ready.
-    let nsi = TestNamespace::create(&env, "rolling").await;
-    create_settled(
-        &env,
-        &nsi.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let nsi = web_namespace(&env, "rolling", 3).await;
     let api: Api<Deployment> = Api::namespaced(client.clone(), &nsi.name);
     api.patch(
         "web",
@@ -345,13 +310,7 @@ async fn deployments_in_unsuitable_states_are_refused() {
     .await;
 
     // An HPA targets the Deployment: refused with an explanation, accepted with --allow-hpa.
-    let nsh = TestNamespace::create(&env, "hpa").await;
-    create_settled(
-        &env,
-        &nsh.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let nsh = web_namespace(&env, "hpa", 3).await;
     let hpa: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
         Api::namespaced(client.clone(), &nsh.name);
     hpa.create(
@@ -385,13 +344,7 @@ async fn deployments_in_unsuitable_states_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_start_is_locked_out_with_the_holder_named() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "lock").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "lock", 3).await;
     assert_exit(
         &canary(&env, &ns.name, &["start", "deploy/web", "nginx=nginx:1.15"]).await,
         0,
@@ -412,13 +365,7 @@ async fn a_second_start_is_locked_out_with_the_holder_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_server_and_missing_permissions_change_nothing() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "perm").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "perm", 3).await;
     let before = spec_of(&env, &ns.name, "web").await;
 
     // The restricted user may read (view) but not update Deployments.

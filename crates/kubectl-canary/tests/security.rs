@@ -14,6 +14,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use canary_core::seal::SEAL_ANNOTATION;
+use canary_testkit::scenario::web_namespace;
 use canary_testkit::{
     TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_settled,
     web_deployment,
@@ -373,13 +374,7 @@ async fn a_record_created_before_any_canary_is_never_used() {
     )
     .await;
     // A record shaped like a genuine one, from another Deployment's canary.
-    let other = TestNamespace::create(&env, "sec-source").await;
-    create_settled(
-        &env,
-        &other.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let other = web_namespace(&env, "sec-source", 3).await;
     assert_exit(
         &canary(
             &env,
@@ -642,13 +637,7 @@ async fn a_record_lost_in_any_phase_is_recognised_and_abort_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seal_copied_back_by_rollout_undo_is_harmless() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "sec-undo").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 2, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "sec-undo", 2).await;
     let start = ["start", "deploy/web", "nginx=nginx:1.15"];
     assert_exit(&canary(&env, &ns.name, &start).await, 0, "start");
     assert_exit(
@@ -781,13 +770,7 @@ async fn a_forged_intent_is_shown_as_not_applied_and_never_carried_out_unasked()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_stable_replica_set_is_not_written_by_a_recovery() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "sec-rs").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "sec-rs", 3).await;
     assert_exit(
         &canary(&env, &ns.name, &["start", "deploy/web", "nginx=nginx:1.15"]).await,
         0,

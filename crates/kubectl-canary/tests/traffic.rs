@@ -14,10 +14,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use canary_core::traffic::PIN_ANNOTATION;
-use canary_testkit::{
-    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, differences, spec_of,
-    wait_settled, web_deployment,
-};
+use canary_testkit::scenario::web_namespace;
+use canary_testkit::{TestEnv, assert_spec_equal_except, differences, spec_of, wait_settled};
 use common::*;
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
@@ -144,13 +142,7 @@ async fn wait_served(env: &TestEnv, ns: &str, service: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dark_canary_gets_no_service_traffic_until_promote() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "dark").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 4, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "dark", 4).await;
     create_service(&env, &ns.name, "web").await;
     let original = spec_of(&env, &ns.name, "web").await;
     let before = service_state(&env, &ns.name, "web").await;
@@ -267,13 +259,7 @@ async fn a_dark_canary_gets_no_service_traffic_until_promote() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_sessions_keep_each_client_on_one_version_and_abort_restores() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "sticky").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 4, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "sticky", 4).await;
     create_service(&env, &ns.name, "web").await;
     let original = spec_of(&env, &ns.name, "web").await;
     let before = service_state(&env, &ns.name, "web").await;
@@ -345,13 +331,7 @@ async fn sticky_sessions_keep_each_client_on_one_version_and_abort_restores() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_the_tool_may_not_or_should_not_change_are_refused_before_any_change() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "svc-refuse").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 2, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "svc-refuse", 2).await;
     let original = deployment_json(&env, &ns.name, "web").await;
     let start = ["start", "deploy/web", "nginx=nginx:1.15", "--dark"];
     let unchanged = |context: &'static str| {
@@ -493,8 +473,7 @@ async fn crash_and_recover(
     n: usize,
     recovery: &[&str],
 ) -> bool {
-    let ns = TestNamespace::create(env, "svc-crash").await;
-    create_settled(env, &ns.name, &web_deployment("web", 3, "nginx:1.14", None)).await;
+    let ns = web_namespace(env, "svc-crash", 3).await;
     create_service(env, &ns.name, "web").await;
     let original = spec_of(env, &ns.name, "web").await;
     let before = service_state(env, &ns.name, "web").await;
@@ -786,13 +765,7 @@ fn answered_by(requests: &[Request], from: f64, to: f64, image: &str) -> (usize,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_switches_in_one_update_without_a_failed_request() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "bluegreen").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 4, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "bluegreen", 4).await;
     create_service(&env, &ns.name, "web").await;
     let original = spec_of(&env, &ns.name, "web").await;
     let before = service_state(&env, &ns.name, "web").await;
@@ -858,13 +831,7 @@ async fn blue_green_switches_in_one_update_without_a_failed_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_abort_after_the_switch_goes_back_without_a_failed_request() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "bluegreen-back").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "bluegreen-back", 3).await;
     create_service(&env, &ns.name, "web").await;
     let original = spec_of(&env, &ns.name, "web").await;
     let before = service_state(&env, &ns.name, "web").await;

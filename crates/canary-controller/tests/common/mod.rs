@@ -28,9 +28,7 @@ pub fn repo() -> PathBuf {
 
 /// A scratch directory of one test.
 pub fn scratch(namespace: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kc-gitops-{namespace}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    canary_testkit::scenario::scratch("gitops", namespace)
 }
 
 fn kubectl(env: &TestEnv, args: &[&str]) -> String {
@@ -208,7 +206,7 @@ pub fn manifest(
     namespace: &str,
     replicas: i32,
     image: &str,
-    annotations: &BTreeMap<&str, &str>,
+    annotations: &impl serde::Serialize,
 ) -> Value {
     json!({
         "apiVersion": "apps/v1",
@@ -235,7 +233,7 @@ pub fn manifest(
 pub struct GitOps {
     dir: PathBuf,
     stop: Arc<AtomicBool>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub applies: Arc<Mutex<u32>>,
 }
 
@@ -244,10 +242,10 @@ impl GitOps {
     pub fn start(env: &TestEnv, namespace: &str, manifest: &Value) -> Self {
         let dir = scratch(namespace).join("git");
         std::fs::create_dir_all(&dir).unwrap();
-        let mut gitops = Self {
+        let gitops = Self {
             dir,
             stop: Arc::new(AtomicBool::new(false)),
-            task: None,
+            task: Mutex::new(None),
             applies: Arc::new(Mutex::new(0)),
         };
         gitops.write(manifest);
@@ -271,7 +269,7 @@ impl GitOps {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         });
-        gitops.task = Some(task);
+        *gitops.task.lock().unwrap() = Some(task);
         gitops
     }
 
@@ -292,9 +290,10 @@ impl GitOps {
     }
 
     /// Stops re-applying.
-    pub async fn stop(mut self) {
+    pub async fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(task) = self.task.take() {
+        let task = self.task.lock().unwrap().take();
+        if let Some(task) = task {
             let _ = task.await;
         }
     }
@@ -497,9 +496,7 @@ impl Drop for Observer {
 
 /// The record's JSON, if any.
 pub async fn record(client: &kube::Client, namespace: &str) -> Option<Value> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let cm = api.get_opt("web.kubectl-canary").await.unwrap()?;
-    serde_json::from_str(cm.data?.get("record.json")?).ok()
+    canary_testkit::reads::record_json(client, namespace, "web").await
 }
 
 /// The Deployment.
@@ -525,19 +522,9 @@ pub async fn events_with_reason(
         .collect()
 }
 
-/// The pods of `web` by image, not terminating.
+/// The pods of the namespace by image, not terminating.
 pub async fn pods_by_image(client: &kube::Client, namespace: &str) -> BTreeMap<String, usize> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let mut counts = BTreeMap::new();
-    for pod in api.list(&Default::default()).await.unwrap().items {
-        if pod.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        for c in pod.spec.map(|s| s.containers).unwrap_or_default() {
-            *counts.entry(c.image.unwrap_or_default()).or_default() += 1;
-        }
-    }
-    counts
+    canary_testkit::reads::pods_by_image(client, namespace, "").await
 }
 
 /// The analysis spec ConfigMap `web-analysis` with a strict pod-health check.
@@ -655,4 +642,245 @@ pub async fn setup(prefix: &str) -> Option<Setup> {
         client,
         kubeconfig,
     })
+}
+
+/// The stable image of the scenarios.
+pub const V1: &str = "nginx:1.14";
+/// The image most scenarios commit.
+pub const V2: &str = "nginx:1.15";
+/// A third version.
+pub const V3: &str = "nginx:1.16";
+/// A version whose pods crash-loop.
+pub const BAD: &str = "nginx:1.15__crashloop";
+
+/// The policy annotations: a canary of 1 pod analysed by `web-analysis` every `interval`,
+/// then `steps` (none when empty).
+pub fn policy(steps: &str, interval: &str) -> BTreeMap<String, String> {
+    let mut annotations: BTreeMap<String, String> = [
+        ("kubectl-canary.io/canary-pods", "1"),
+        ("kubectl-canary.io/interval", interval),
+        ("kubectl-canary.io/analysis", "web-analysis"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .into();
+    if !steps.is_empty() {
+        annotations.insert("kubectl-canary.io/steps".into(), steps.into());
+    }
+    annotations
+}
+
+/// The rollout fields of the Deployment's spec as JSON.
+pub async fn rollout_fields(client: &kube::Client, namespace: &str) -> Value {
+    let spec = serde_json::to_value(deployment(client, namespace).await.spec.unwrap()).unwrap();
+    json!({
+        "strategy": spec["strategy"],
+        "minReadySeconds": spec.get("minReadySeconds").cloned().unwrap_or(Value::Null),
+        "progressDeadlineSeconds": spec["progressDeadlineSeconds"],
+        "paused": spec.get("paused").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// The API's default rollout fields, as [`rollout_fields`] reads them.
+pub fn default_rollout() -> Value {
+    json!({
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+        "minReadySeconds": Value::Null,
+        "progressDeadlineSeconds": 600,
+        "paused": Value::Null,
+    })
+}
+
+/// The Deployment's `kubectl-canary.io/` annotations other than the policy's own.
+pub fn kubectl_canary_annotations(d: &Deployment) -> Vec<String> {
+    d.annotations()
+        .keys()
+        .filter(|k| {
+            k.starts_with("kubectl-canary.io/")
+                && !["canary-pods", "steps", "interval", "analysis", "mode"]
+                    .iter()
+                    .any(|p| k.ends_with(p))
+        })
+        .cloned()
+        .collect()
+}
+
+/// One opted-in `web` under Git, settled on [`V1`]: the setup, the GitOps stand-in applying
+/// it with `annotations`, and its rollout fields before any canary.
+pub struct Scenario {
+    pub setup: Setup,
+    pub git: GitOps,
+    pub annotations: BTreeMap<String, String>,
+    pub replicas: i32,
+    pub before: Value,
+    pub client: kube::Client,
+    pub ns: String,
+}
+
+impl Scenario {
+    /// [`setup`], the analysis spec `analysis` (none when `None`), Git applying `web` at
+    /// `replicas` pods of [`V1`] with `annotations`, all pods on it.
+    pub async fn settled(
+        prefix: &str,
+        replicas: i32,
+        annotations: BTreeMap<String, String>,
+        analysis: Option<&str>,
+    ) -> Option<Self> {
+        let setup = setup(prefix).await?;
+        let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+        if let Some(spec) = analysis {
+            create_analysis(&client, &ns, spec).await;
+        }
+        let git = GitOps::start(&setup.env, &ns, &manifest(&ns, replicas, V1, &annotations));
+        let mut scenario = Self {
+            setup,
+            git,
+            annotations,
+            replicas,
+            before: Value::Null,
+            client,
+            ns,
+        };
+        scenario.settled_on(V1, replicas as usize).await;
+        scenario.before = rollout_fields(&scenario.client, &scenario.ns).await;
+        Some(scenario)
+    }
+
+    /// The controller for this namespace, with the test's Lease.
+    pub fn controller(&self, identity: &str, extra: &[&str]) -> ControllerProcess {
+        ControllerProcess::start(
+            &self.setup.kubeconfig,
+            &self.ns,
+            &self.lease(),
+            identity,
+            extra,
+        )
+    }
+
+    /// The test's Lease.
+    pub fn lease(&self) -> String {
+        format!("lease-{}", self.ns)
+    }
+
+    /// The manifest of `web` with the scenario's annotations.
+    pub fn manifest(&self, replicas: i32, image: &str) -> Value {
+        manifest(&self.ns, replicas, image, &self.annotations)
+    }
+
+    /// A commit of `image` at the scenario's replicas.
+    pub fn commit(&self, image: &str) {
+        self.commit_manifest(&self.manifest(self.replicas, image));
+    }
+
+    /// A commit of `manifest`.
+    pub fn commit_manifest(&self, manifest: &Value) {
+        self.git.commit(&self.setup.env, manifest);
+    }
+
+    /// The rollout fields now.
+    pub async fn rollout_fields(&self) -> Value {
+        rollout_fields(&self.client, &self.ns).await
+    }
+
+    /// Waits until all `replicas` pods run `image`, available and updated.
+    pub async fn settled_on(&self, image: &str, replicas: usize) {
+        let (client, ns) = (&self.client, self.ns.clone());
+        canary_testkit::wait_for(
+            &self.setup.env,
+            &format!("all {replicas} pods on {image}"),
+            Duration::from_secs(90),
+            || {
+                let (client, ns) = (client.clone(), ns.clone());
+                let image = image.to_string();
+                async move {
+                    let pods = pods_by_image(&client, &ns).await;
+                    let d = deployment(&client, &ns).await;
+                    let status = d.status.clone().unwrap_or_default();
+                    (pods.get(&image) == Some(&replicas)
+                        && pods.len() == 1
+                        && status.available_replicas == Some(replicas as i32)
+                        && status.updated_replicas == Some(replicas as i32))
+                    .then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Waits until the pods are exactly `counts` (image, pods).
+    pub async fn pods_are(&self, what: &str, counts: &[(&str, usize)], timeout: Duration) {
+        let want: BTreeMap<String, usize> =
+            counts.iter().map(|(i, n)| (i.to_string(), *n)).collect();
+        let (client, ns) = (&self.client, self.ns.as_str());
+        let want = &want;
+        canary_testkit::wait_until(&self.setup.env, what, timeout, || async move {
+            pods_by_image(client, ns).await == *want
+        })
+        .await;
+    }
+
+    /// Waits until the record is closed.
+    pub async fn record_gone(&self) {
+        let (client, ns) = (&self.client, self.ns.as_str());
+        canary_testkit::wait_until(
+            &self.setup.env,
+            "the canary record to be closed",
+            Duration::from_secs(120),
+            || async move { record(client, ns).await.is_none() },
+        )
+        .await;
+    }
+
+    /// Waits until the record is in `phase` and `extra` holds of it; returns it.
+    pub async fn phase_is(&self, phase: &str, extra: impl Fn(&Value) -> bool) -> Value {
+        let (client, ns) = (&self.client, self.ns.as_str());
+        let extra = &extra;
+        canary_testkit::wait_for(
+            &self.setup.env,
+            &format!("the record in phase {phase}"),
+            Duration::from_secs(120),
+            || async move {
+                let record = record(client, ns).await?;
+                (record["phase"]["name"] == phase && extra(&record)).then_some(record)
+            },
+        )
+        .await
+    }
+
+    /// Waits up to 30 s for an Event on `web` with `reason`; returns the last one's note.
+    pub async fn event(&self, reason: &str) -> String {
+        let (client, ns) = (&self.client, self.ns.as_str());
+        canary_testkit::wait_for(
+            &self.setup.env,
+            &format!("a {reason} Event"),
+            Duration::from_secs(30),
+            || async move { events_with_reason(client, ns, reason).await.pop() },
+        )
+        .await
+    }
+
+    /// How many Events on `web` have `reason`.
+    pub async fn events(&self, reason: &str) -> usize {
+        events_with_reason(&self.client, &self.ns, reason)
+            .await
+            .len()
+    }
+
+    /// The Deployment now.
+    pub async fn deployment(&self) -> Deployment {
+        deployment(&self.client, &self.ns).await
+    }
+
+    /// Asserts that the Deployment's own rollout fields are back and no annotation of the
+    /// brake is left.
+    pub async fn assert_own_settings_back(&self) {
+        assert_eq!(
+            self.rollout_fields().await,
+            self.before,
+            "the Deployment's own settings are back"
+        );
+        assert_eq!(
+            kubectl_canary_annotations(&self.deployment().await),
+            Vec::<String>::new()
+        );
+    }
 }
