@@ -31,7 +31,7 @@ async fn a_git_change_is_held_at_exactly_k_then_analysed_and_promoted() {
         return;
     };
     let controller = s.controller("a", &[]);
-    let observer = Observer::start(&s.client, &s.ns, V2).await;
+    let observer = PodCountWatch::start(&s.client, &s.ns, "web", V2).await;
     s.commit(V2);
     s.settled_on(V2, 6).await;
     s.record_gone().await;
@@ -84,7 +84,7 @@ async fn a_bad_canary_rests_on_the_stable_pods_while_git_keeps_applying_it() {
         return;
     };
     let _controller = s.controller("a", &[]);
-    let observer = Observer::start(&s.client, &s.ns, BAD).await;
+    let observer = PodCountWatch::start(&s.client, &s.ns, "web", BAD).await;
     s.commit(BAD);
     s.phase_is("aborting", |r| {
         r["history"]
@@ -140,7 +140,7 @@ async fn a_second_commit_mid_canary_replaces_it_at_exactly_k() {
         return;
     };
     let _controller = s.controller("a", &[]);
-    let observer_v3 = Observer::start(&s.client, &s.ns, V3).await;
+    let observer_v3 = PodCountWatch::start(&s.client, &s.ns, "web", V3).await;
     s.commit(V2);
     s.phase_is("holding", |_| true).await;
     s.commit(V3);
@@ -169,7 +169,7 @@ async fn a_revert_commit_mid_canary_releases_the_brake_in_the_same_write() {
         return;
     };
     let _controller = s.controller("a", &[]);
-    let observer = Observer::start(&s.client, &s.ns, V2).await;
+    let observer = PodCountWatch::start(&s.client, &s.ns, "web", V2).await;
     s.commit(V2);
     s.phase_is("holding", |_| true).await;
     assert_eq!(s.rollout_fields().await["paused"], true);
@@ -208,7 +208,7 @@ async fn the_standby_continues_when_the_leader_is_killed_mid_canary() {
     let mut first = s.controller("first", &[]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let second = s.controller("second", &[]);
-    let observer = Observer::start(&s.client, &s.ns, V2).await;
+    let observer = PodCountWatch::start(&s.client, &s.ns, "web", V2).await;
     s.commit(V2);
     s.phase_is("holding", |_| true).await;
     assert_eq!(
@@ -371,7 +371,7 @@ async fn replace_mode_holds_k_canary_pods_in_place_of_stable_ones() {
         return;
     };
     let _controller = s.controller("a", &[]);
-    let observer = Observer::start(&s.client, &s.ns, V2).await;
+    let observer = PodCountWatch::start(&s.client, &s.ns, "web", V2).await;
     s.commit(V2);
     s.phase_is("holding", |_| true).await;
     s.pods_are(
@@ -604,7 +604,7 @@ async fn a_deleted_record_is_recreated_from_the_deployment_and_the_canary_goes_o
         return;
     };
     let _controller = s.controller("a", &[]);
-    let observer = Observer::start(&s.client, &s.ns, V2).await;
+    let observer = PodCountWatch::start(&s.client, &s.ns, "web", V2).await;
     s.commit(V2);
     let first = s.phase_is("holding", |_| true).await;
     let records: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
@@ -638,7 +638,7 @@ async fn the_cli_abort_of_a_controller_run_canary_is_a_revert_that_never_leaves_
     s.phase_is("holding", |_| true).await;
     // Git would apply V2 again and start a new canary: that is what docs/gitops.md says.
     s.git.stop().await;
-    let observer = Observer::start(&s.client, &s.ns, V2).await;
+    let observer = PodCountWatch::start(&s.client, &s.ns, "web", V2).await;
     let abort = s.setup.env.run(
         &cli(),
         &["abort", "deploy/web", "-n", &s.ns, "--timeout", "90s"],
@@ -701,7 +701,7 @@ async fn a_deployment_named_past_63_characters_is_found_from_its_record() {
     let records: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
         kube::Api::namespaced(client.clone(), &ns);
     let record_name = format!("{name}.kubectl-canary");
-    let git = GitOps::start(&setup.env, &ns, &named(V1));
+    let git = GitOpsRepo::start(&setup.env, &ns, &named(V1));
     wait_for(
         &setup.env,
         "the Deployment available",
@@ -783,7 +783,7 @@ async fn a_replicas_change_mid_canary_is_followed_a_count_stays_a_count_a_share_
     };
     let (client, ns) = (&s.client, s.ns.as_str());
     let controller = s.controller("a", &[]);
-    let observer = Observer::start(client, ns, V2).await;
+    let observer = PodCountWatch::start(client, ns, "web", V2).await;
     s.commit(V2);
     s.phase_is("holding", |r| r["phase"]["pods"] == 1).await;
     // Available=False is expected only while the pods of a scale-up start (the brake's
