@@ -14,27 +14,23 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use canary_core::traffic::PIN_ANNOTATION;
+use canary_testkit::reads;
 use canary_testkit::scenario::web_namespace;
 use canary_testkit::{TestEnv, assert_spec_equal_except, differences, spec_of, wait_settled};
 use common::*;
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
-use kube::api::PostParams;
 use serde_json::{Value, json};
 
 const REFUSED: i32 = 4;
 const FORBIDDEN: i32 = 6;
 const IMAGE_PATH: &str = ".template.spec.containers[0].image";
 
-/// Creates Service `name` selecting `app=web`, port 80.
+/// Creates Service `name` selecting `app=web`, port 80, with a label and an annotation of
+/// its owner's (which must be kept).
 async fn create_service(env: &TestEnv, ns: &str, name: &str) {
-    let api: Api<Service> = Api::namespaced(env.client().await, ns);
-    let svc: Service = serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {"team": "a"}, "annotations": {"note": "kept"}},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 80}]}
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &svc).await.unwrap();
+    let metadata = json!({"labels": {"team": "a"}, "annotations": {"note": "kept"}});
+    reads::create_service(&env.client().await, ns, name, metadata).await;
 }
 
 /// The whole Service as stored, minus what the API server changes on every write.
