@@ -22,16 +22,16 @@ use std::time::{Duration, Instant};
 
 use canary_core::rollout_math::{CanaryMode, CanarySize, resolve_canary};
 use canary_testkit::actors::{AvailabilitySampler, GitOpsLoop};
+use canary_testkit::foreign::ForeignAction;
 use canary_testkit::reads;
 use canary_testkit::scenario::{web_manifest, web_namespace_with_spec};
 use canary_testkit::{
     TestEnv, TestNamespace, assert_spec_equal_except, spec_of, wait_for, wait_settled,
-    web_deployment,
 };
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
@@ -256,18 +256,9 @@ async fn another_version_set_while_held() {
         0,
         "start",
     );
-    kubectl_ok(
-        &env,
-        &[
-            "-n",
-            &ns.name,
-            "set",
-            "image",
-            "deploy/web",
-            "nginx=nginx:1.16",
-        ],
-    )
-    .await;
+    ForeignAction::OtherVersion
+        .apply(&env, &ns.name, "nginx:1.14", 4)
+        .await;
     let status = wait_status_foreign(&env, &ns.name, "replacedByOtherVersion").await;
     assert!(
         status["pending"]
@@ -420,11 +411,9 @@ async fn record_deleted_while_a_promotion_waits() {
     let Some(env) = TestEnv::get() else { return };
     let (ns, _before, promote) = waiting_promotion(&env, "fx-record-lost").await;
     let during = spec_of(&env, &ns.name, "web").await;
-    kubectl_ok(
-        &env,
-        &["-n", &ns.name, "delete", "configmap", "web.kubectl-canary"],
-    )
-    .await;
+    ForeignAction::DeleteRecord
+        .apply(&env, &ns.name, "nginx:1.14", 3)
+        .await;
     let (out, took) = promote.await.expect("promote runs");
     assert_exit(&out, exit_code::RECORD_LOST, "promote without its record");
     assert!(took < Duration::from_secs(60), "stopped after {took:?}");
@@ -438,21 +427,9 @@ async fn record_deleted_while_a_promotion_waits() {
 async fn deployment_recreated_while_a_promotion_waits() {
     let Some(env) = TestEnv::get() else { return };
     let (ns, _before, promote) = waiting_promotion(&env, "fx-recreated").await;
-    let api: Api<Deployment> = Api::namespaced(env.client().await, &ns.name);
-    api.delete("web", &DeleteParams::foreground())
-        .await
-        .expect("delete");
-    wait_for(
-        &env,
-        "the Deployment gone",
-        Duration::from_secs(30),
-        || async { api.get_opt("web").await.ok()?.is_none().then_some(()) },
-    )
-    .await;
-    let fresh = web_deployment("web", 3, "nginx:1.14", None);
-    api.create(&PostParams::default(), &fresh)
-        .await
-        .expect("create again");
+    ForeignAction::Recreate
+        .apply(&env, &ns.name, "nginx:1.14", 3)
+        .await;
     let (out, took) = promote.await.expect("promote runs");
     assert_exit(
         &out,
@@ -494,11 +471,9 @@ async fn rescaled_while_held_is_followed_by_the_next_command() {
         0,
         "start",
     );
-    kubectl_ok(
-        &env,
-        &["-n", &ns.name, "scale", "deploy/web", "--replicas=10"],
-    )
-    .await;
+    ForeignAction::Rescale(10)
+        .apply(&env, &ns.name, "nginx:1.14", 4)
+        .await;
     wait_status_foreign(&env, &ns.name, "rescaled").await;
     let out = canary(&env, &ns.name, &["promote", "deploy/web", "--canary", "2"]).await;
     assert_exit(&out, 0, "promote --canary 2 after a rescale");
@@ -571,11 +546,9 @@ async fn rescaled_while_starting_keeps_the_share() {
             .then_some(())
     })
     .await;
-    kubectl_ok(
-        &env,
-        &["-n", &ns.name, "scale", "deploy/web", "--replicas=8"],
-    )
-    .await;
+    ForeignAction::Rescale(8)
+        .apply(&env, &ns.name, "nginx:1.14", 4)
+        .await;
     let out = start.await.expect("start runs");
     assert_exit(&out, 0, "start under a rescale");
     let share = resolve_canary(CanarySize::Percent(25.0), 8, CanaryMode::Surge)
