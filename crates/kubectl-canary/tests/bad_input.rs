@@ -43,66 +43,125 @@ async fn refused(env: &TestEnv, ns: &str, args: &[&str], code: i32, needle: &str
     );
 }
 
+/// A refusal of the table: the command's arguments, the exit code, a part of the message.
+type Refusal = (&'static [&'static str], i32, &'static str);
+
+/// Arguments malformed whatever the Deployment.
+const MALFORMED: &[Refusal] = &[
+    (
+        &["start", "deploy/web", "nginx=Nginx:1.15"],
+        USAGE,
+        "is not a valid image reference",
+    ),
+    (
+        &["start", "deploy/web", "nginx:1.15"],
+        USAGE,
+        "CONTAINER=IMAGE",
+    ),
+    (
+        &["start", "sts/web", "nginx=nginx:1.15"],
+        USAGE,
+        "is not a Deployment",
+    ),
+    (
+        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "0"],
+        USAGE,
+        "at least 1 pod",
+    ),
+    (
+        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "-1"],
+        USAGE,
+        "at least 1 pod",
+    ),
+    (
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--canary",
+            "101%",
+        ],
+        USAGE,
+        "greater than 100%",
+    ),
+    (
+        &["start", "deploy/web", "nginx=nginx:1.15", "--mode", "blue"],
+        USAGE,
+        "invalid value",
+    ),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_arguments_are_usage_errors() {
     let Some(env) = TestEnv::get() else { return };
     let ns = web_namespace(&env, "bad-args", 10).await;
-    let ns = ns.name.as_str();
-    let start = |extra: &'static [&'static str]| {
-        let mut v = vec!["start", "deploy/web"];
-        v.extend_from_slice(extra);
-        v
-    };
-    refused(
-        &env,
-        ns,
-        &start(&["nginx=Nginx:1.15"]),
-        USAGE,
-        "is not a valid image reference",
-    )
-    .await;
-    refused(&env, ns, &start(&["nginx:1.15"]), USAGE, "CONTAINER=IMAGE").await;
-    refused(
-        &env,
-        ns,
-        &["start", "sts/web", "nginx=nginx:1.15"],
-        USAGE,
-        "is not a Deployment",
-    )
-    .await;
-    refused(
-        &env,
-        ns,
-        &start(&["nginx=nginx:1.15", "--canary", "0"]),
-        USAGE,
-        "at least 1 pod",
-    )
-    .await;
-    refused(
-        &env,
-        ns,
-        &start(&["nginx=nginx:1.15", "--canary", "-1"]),
-        USAGE,
-        "at least 1 pod",
-    )
-    .await;
-    refused(
-        &env,
-        ns,
-        &start(&["nginx=nginx:1.15", "--canary", "101%"]),
-        USAGE,
-        "greater than 100%",
-    )
-    .await;
-    refused(
-        &env,
-        ns,
-        &start(&["nginx=nginx:1.15", "--mode", "blue"]),
-        USAGE,
-        "invalid value",
-    )
-    .await;
+    for &(args, code, needle) in MALFORMED {
+        refused(&env, &ns.name, args, code, needle).await;
+    }
 }
+
+/// Requests that do not fit deploy/web at 10 replicas of nginx:1.14 with no canary.
+const UNFIT: &[Refusal] = &[
+    (
+        &["start", "deploy/web", "app=nginx:1.15"],
+        REFUSED,
+        "container 'app' is not in the pod template",
+    ),
+    (
+        &["start", "deploy/web", "nginx=nginx:1.14"],
+        REFUSED,
+        "already runs nginx=nginx:1.14",
+    ),
+    (
+        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "11"],
+        REFUSED,
+        "11",
+    ),
+    (
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--canary",
+            "10",
+            "--mode",
+            "replace",
+        ],
+        REFUSED,
+        "replace",
+    ),
+    (
+        &["promote", "deploy/web", "--full"],
+        NOT_FOUND,
+        "no canary is running",
+    ),
+    (&["abort", "deploy/web"], NOT_FOUND, "no canary is running"),
+    // --auto's steps are checked before anything changes.
+    (
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--auto",
+            "--steps",
+            "3,2",
+        ],
+        REFUSED,
+        "--steps must grow",
+    ),
+    (
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--auto",
+            "--analysis-file",
+            "/nonexistent/analysis.yaml",
+        ],
+        USAGE,
+        "analysis.yaml",
+    ),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_that_do_not_fit_the_deployment_are_refused() {
@@ -131,93 +190,9 @@ async fn requests_that_do_not_fit_the_deployment_are_refused() {
         "{}",
         text(&out)
     );
-    refused(
-        &env,
-        n,
-        &["start", "deploy/web", "app=nginx:1.15"],
-        REFUSED,
-        "container 'app' is not in the pod template",
-    )
-    .await;
-    refused(
-        &env,
-        n,
-        &["start", "deploy/web", "nginx=nginx:1.14"],
-        REFUSED,
-        "already runs nginx=nginx:1.14",
-    )
-    .await;
-    refused(
-        &env,
-        n,
-        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "11"],
-        REFUSED,
-        "11",
-    )
-    .await;
-    refused(
-        &env,
-        n,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--canary",
-            "10",
-            "--mode",
-            "replace",
-        ],
-        REFUSED,
-        "replace",
-    )
-    .await;
-    refused(
-        &env,
-        n,
-        &["promote", "deploy/web", "--full"],
-        NOT_FOUND,
-        "no canary is running",
-    )
-    .await;
-    refused(
-        &env,
-        n,
-        &["abort", "deploy/web"],
-        NOT_FOUND,
-        "no canary is running",
-    )
-    .await;
-    // --auto's steps are checked before anything changes.
-    refused(
-        &env,
-        n,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--auto",
-            "--steps",
-            "3,2",
-        ],
-        REFUSED,
-        "--steps must grow",
-    )
-    .await;
-    refused(
-        &env,
-        n,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--auto",
-            "--analysis-file",
-            "/nonexistent/analysis.yaml",
-        ],
-        USAGE,
-        "analysis.yaml",
-    )
-    .await;
+    for &(args, code, needle) in UNFIT {
+        refused(&env, n, args, code, needle).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
