@@ -16,7 +16,9 @@ use std::time::Duration;
 use canary_core::traffic::PIN_ANNOTATION;
 use canary_testkit::reads;
 use canary_testkit::scenario::web_namespace;
-use canary_testkit::{TestEnv, assert_spec_equal_except, differences, spec_of, wait_settled};
+use canary_testkit::{
+    TestEnv, TestNamespace, assert_spec_equal_except, differences, spec_of, wait_settled,
+};
 use common::*;
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
@@ -31,6 +33,43 @@ const IMAGE_PATH: &str = ".template.spec.containers[0].image";
 async fn create_service(env: &TestEnv, ns: &str, name: &str) {
     let metadata = json!({"labels": {"team": "a"}, "annotations": {"note": "kept"}});
     reads::create_service(&env.client().await, ns, name, metadata).await;
+}
+
+/// A traffic scenario's start: `web` at `replicas` pods behind Service `web`.
+struct Served {
+    ns: TestNamespace,
+    /// The Deployment's spec before.
+    original: Value,
+    /// The Service before.
+    before: Value,
+}
+
+/// `web` at `replicas` pods of nginx:1.14 behind Service `web`; their state as it was.
+async fn served_web(env: &TestEnv, prefix: &str, replicas: i32) -> Served {
+    let ns = web_namespace(env, prefix, replicas).await;
+    create_service(env, &ns.name, "web").await;
+    let original = spec_of(env, &ns.name, "web").await;
+    let before = service_state(env, &ns.name, "web").await;
+    Served {
+        ns,
+        original,
+        before,
+    }
+}
+
+/// Waits until `web` settles; asserts that its spec is `original` but for `allowed` and
+/// that the Service is back as `before` was.
+async fn assert_restored(
+    env: &TestEnv,
+    ns: &str,
+    original: &Value,
+    before: &Value,
+    allowed: &[&str],
+    context: &str,
+) {
+    wait_settled(env, ns, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(original, &spec_of(env, ns, "web").await, allowed);
+    assert_service_restored(before, &service_state(env, ns, "web").await, context);
 }
 
 /// The whole Service as stored, minus what the API server changes on every write.
@@ -138,10 +177,11 @@ async fn wait_served(env: &TestEnv, ns: &str, service: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dark_canary_gets_no_service_traffic_until_promote() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = web_namespace(&env, "dark", 4).await;
-    create_service(&env, &ns.name, "web").await;
-    let original = spec_of(&env, &ns.name, "web").await;
-    let before = service_state(&env, &ns.name, "web").await;
+    let Served {
+        ns,
+        original,
+        before,
+    } = served_web(&env, "dark", 4).await;
     wait_served(&env, &ns.name, "web").await;
 
     let out = canary(
@@ -239,26 +279,25 @@ async fn a_dark_canary_gets_no_service_traffic_until_promote() {
 
     let out = canary(&env, &ns.name, &["promote", "deploy/web", "--full"]).await;
     assert_exit(&out, 0, "promote --full");
-    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
-    assert_spec_equal_except(
+    assert_restored(
+        &env,
+        &ns.name,
         &original,
-        &spec_of(&env, &ns.name, "web").await,
-        &[IMAGE_PATH],
-    );
-    assert_service_restored(
         &before,
-        &service_state(&env, &ns.name, "web").await,
+        &[IMAGE_PATH],
         "after promote --full",
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_sessions_keep_each_client_on_one_version_and_abort_restores() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = web_namespace(&env, "sticky", 4).await;
-    create_service(&env, &ns.name, "web").await;
-    let original = spec_of(&env, &ns.name, "web").await;
-    let before = service_state(&env, &ns.name, "web").await;
+    let Served {
+        ns,
+        original,
+        before,
+    } = served_web(&env, "sticky", 4).await;
 
     let out = canary(
         &env,
@@ -315,13 +354,7 @@ async fn sticky_sessions_keep_each_client_on_one_version_and_abort_restores() {
 
     let out = canary(&env, &ns.name, &["abort", "deploy/web"]).await;
     assert_exit(&out, 0, "abort");
-    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
-    assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
-    assert_service_restored(
-        &before,
-        &service_state(&env, &ns.name, "web").await,
-        "after abort",
-    );
+    assert_restored(&env, &ns.name, &original, &before, &[], "after abort").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -469,10 +502,11 @@ async fn crash_and_recover(
     n: usize,
     recovery: &[&str],
 ) -> bool {
-    let ns = web_namespace(env, "svc-crash", 3).await;
-    create_service(env, &ns.name, "web").await;
-    let original = spec_of(env, &ns.name, "web").await;
-    let before = service_state(env, &ns.name, "web").await;
+    let Served {
+        ns,
+        original,
+        before,
+    } = served_web(env, "svc-crash", 3).await;
     if let Some(flags) = held {
         let mut start = vec!["start", "deploy/web", "nginx=nginx:1.15"];
         start.extend_from_slice(flags);
@@ -761,10 +795,11 @@ fn answered_by(requests: &[Request], from: f64, to: f64, image: &str) -> (usize,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_switches_in_one_update_without_a_failed_request() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = web_namespace(&env, "bluegreen", 4).await;
-    create_service(&env, &ns.name, "web").await;
-    let original = spec_of(&env, &ns.name, "web").await;
-    let before = service_state(&env, &ns.name, "web").await;
+    let Served {
+        ns,
+        original,
+        before,
+    } = served_web(&env, "bluegreen", 4).await;
     wait_served(&env, &ns.name, "web").await;
     let requests = start_loop(&env, &ns.name, "web").await;
 
@@ -811,26 +846,25 @@ async fn blue_green_switches_in_one_update_without_a_failed_request() {
         "blue/green: {} requests, 0 failed; before promote {all_before} all old; after promote {all_after} all new",
         requests.len()
     );
-    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
-    assert_spec_equal_except(
+    assert_restored(
+        &env,
+        &ns.name,
         &original,
-        &spec_of(&env, &ns.name, "web").await,
-        &[IMAGE_PATH],
-    );
-    assert_service_restored(
         &before,
-        &service_state(&env, &ns.name, "web").await,
+        &[IMAGE_PATH],
         "after the Blue/Green promote",
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_abort_after_the_switch_goes_back_without_a_failed_request() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = web_namespace(&env, "bluegreen-back", 3).await;
-    create_service(&env, &ns.name, "web").await;
-    let original = spec_of(&env, &ns.name, "web").await;
-    let before = service_state(&env, &ns.name, "web").await;
+    let Served {
+        ns,
+        original,
+        before,
+    } = served_web(&env, "bluegreen-back", 3).await;
     wait_served(&env, &ns.name, "web").await;
     let out = canary(
         &env,
@@ -878,11 +912,13 @@ async fn blue_green_abort_after_the_switch_goes_back_without_a_failed_request() 
         new_after, 0,
         "after abort only the old set serves (of {all_after})"
     );
-    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
-    assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
-    assert_service_restored(
+    assert_restored(
+        &env,
+        &ns.name,
+        &original,
         &before,
-        &service_state(&env, &ns.name, "web").await,
+        &[],
         "after the Blue/Green abort",
-    );
+    )
+    .await;
 }
