@@ -14,6 +14,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use canary_core::seal::SEAL_ANNOTATION;
+use canary_testkit::reads::privileged_original_template;
 use canary_testkit::scenario::web_namespace;
 use canary_testkit::{
     TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_settled,
@@ -115,6 +116,21 @@ async fn write_record(api: &Api<ConfigMap>, record: &Value) {
     api.replace(RECORD, &PostParams::default(), &cm)
         .await
         .expect("the attacker replaces the record");
+}
+
+/// Creates the record with `record` as its JSON, as the attacker (no owner, no seal).
+async fn create_record(api: &Api<ConfigMap>, record: &Value) {
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(RECORD.into()),
+            ..Default::default()
+        },
+        data: Some([("record.json".to_string(), record.to_string())].into()),
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &cm)
+        .await
+        .expect("the attacker creates the record");
 }
 
 /// How a command dealt with an attempt, for the report.
@@ -244,11 +260,7 @@ async fn every_edit_of_the_record_is_detected_by_every_command_and_nothing_is_wr
     let edits: Vec<(&str, Edit)> = vec![
         (
             "original template: another image, privileged",
-            Box::new(|r| {
-                r["originalTemplate"]["spec"]["containers"][0]["image"] = json!("evil:1");
-                r["originalTemplate"]["spec"]["containers"][0]["securityContext"] =
-                    json!({"privileged": true});
-            }),
+            Box::new(privileged_original_template),
         ),
         (
             "original images",
@@ -322,19 +334,7 @@ async fn every_edit_of_the_record_is_detected_by_every_command_and_nothing_is_wr
     let mut forged = genuine.clone();
     forged["originalTemplate"]["spec"]["containers"][0]["image"] = json!("evil:1");
     api.delete(RECORD, &DeleteParams::default()).await.unwrap();
-    api.create(
-        &PostParams::default(),
-        &ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(RECORD.into()),
-                ..Default::default()
-            },
-            data: Some([("record.json".to_string(), forged.to_string())].into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    create_record(&api, &forged).await;
     every_command_stops(
         &env,
         &ns.name,
@@ -391,19 +391,7 @@ async fn a_record_created_before_any_canary_is_never_used() {
     forged["deploymentUid"] = json!(deployments.get("web").await.unwrap().uid().unwrap());
     forged["targetImages"]["nginx"] = json!("evil:1");
     let api = attacker(&env, &ns.name).await;
-    api.create(
-        &PostParams::default(),
-        &ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(RECORD.into()),
-                ..Default::default()
-            },
-            data: Some([("record.json".to_string(), forged.to_string())].into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    create_record(&api, &forged).await;
     let original = deployment_json(&env, &ns.name, "web").await;
     every_command_stops(
         &env,
