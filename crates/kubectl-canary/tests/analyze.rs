@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use canary_testkit::TestEnv;
 use canary_testkit::scenario::web_namespace;
-use common::{assert_exit, canary, kubectl, text};
+use common::{assert_exit, canary, kubectl, start_canary, text};
 
 const OK: i32 = 0;
 const USAGE: i32 = 2;
@@ -18,13 +18,7 @@ const CANARY_UNHEALTHY: i32 = 10;
 async fn a_good_canary_passes_and_the_verdict_is_an_event() {
     let Some(env) = TestEnv::get() else { return };
     let ns = web_namespace(&env, "analyze-ok", 3).await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-    )
-    .await;
-    assert_exit(&out, OK, "start");
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &[], "start").await;
 
     let out = canary(
         &env,
@@ -90,20 +84,15 @@ async fn a_good_canary_passes_and_the_verdict_is_an_event() {
 async fn a_crash_looping_canary_fails_with_the_reason() {
     let Some(env) = TestEnv::get() else { return };
     let ns = web_namespace(&env, "analyze-crash", 2).await;
-    let out = canary(
+    start_canary(
         &env,
         &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15__crashloop",
-            "--canary",
-            "1",
-            "--no-wait",
-        ],
+        "nginx:1.15__crashloop",
+        "1",
+        &["--no-wait"],
+        "start --no-wait",
     )
     .await;
-    assert_exit(&out, OK, "start --no-wait");
     let started = std::time::Instant::now();
     let out = canary(
         &env,
@@ -169,19 +158,15 @@ async fn wrong_files_and_missing_canaries_are_explained() {
 async fn a_yaml_spec_judges_a_worse_latency_series_from_prometheus() {
     let Some(env) = TestEnv::get() else { return };
     let ns = web_namespace(&env, "analyze-yaml", 3).await;
-    let out = canary(
+    start_canary(
         &env,
         &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15__latency-200ms",
-            "--canary",
-            "1",
-        ],
+        "nginx:1.15__latency-200ms",
+        "1",
+        &[],
+        "start",
     )
     .await;
-    assert_exit(&out, OK, "start");
     // Let Prometheus (scraping every second) gather a window of the canary's series.
     tokio::time::sleep(Duration::from_secs(40)).await;
 
@@ -231,19 +216,7 @@ async fn a_yaml_spec_judges_a_worse_latency_series_from_prometheus() {
 async fn every_http_check_request_reaches_the_canary_once_and_its_500s_count() {
     let Some(env) = TestEnv::get() else { return };
     let ns = web_namespace(&env, "analyze-500", 2).await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15__errors-60",
-            "--canary",
-            "1",
-        ],
-    )
-    .await;
-    assert_exit(&out, OK, "start");
+    start_canary(&env, &ns.name, "nginx:1.15__errors-60", "1", &[], "start").await;
     let requests = 60;
     let out = canary(
         &env,

@@ -86,13 +86,7 @@ async fn stable_template_put_back_while_held() {
     let Some(env) = TestEnv::get() else { return };
     let (ns, before) = web_namespace_with_spec(&env, "fx-revert-held", 4).await;
     let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-    )
-    .await;
-    assert_exit(&out, 0, "start");
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &[], "start").await;
     let gitops = GitOpsLoop::start(
         &env,
         &ns.name,
@@ -141,16 +135,7 @@ async fn abort_after_the_stable_template_came_back_finishes_normally() {
     let Some(env) = TestEnv::get() else { return };
     let (ns, before) = web_namespace_with_spec(&env, "fx-revert-abort", 3).await;
     let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
-    assert_exit(
-        &canary(
-            &env,
-            &ns.name,
-            &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-        )
-        .await,
-        0,
-        "start",
-    );
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &[], "start").await;
     kubectl_ok(
         &env,
         &[
@@ -246,16 +231,7 @@ async fn another_version_set_while_held() {
     let Some(env) = TestEnv::get() else { return };
     let (ns, before) = web_namespace_with_spec(&env, "fx-replaced", 4).await;
     let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
-    assert_exit(
-        &canary(
-            &env,
-            &ns.name,
-            &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-        )
-        .await,
-        0,
-        "start",
-    );
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &[], "start").await;
     ForeignAction::OtherVersion
         .apply(&env, &ns.name, "nginx:1.14", 4)
         .await;
@@ -298,23 +274,15 @@ async fn waiting_promotion(
     tokio::task::JoinHandle<(std::process::Output, Duration)>,
 ) {
     let (ns, before) = web_namespace_with_spec(env, prefix, 3).await;
-    assert_exit(
-        &canary(
-            env,
-            &ns.name,
-            &[
-                "start",
-                "deploy/web",
-                "nginx=nginx:1.15__never-ready",
-                "--canary",
-                "1",
-                "--no-wait",
-            ],
-        )
-        .await,
-        0,
+    start_canary(
+        env,
+        &ns.name,
+        "nginx:1.15__never-ready",
+        "1",
+        &["--no-wait"],
         "start",
-    );
+    )
+    .await;
     let promote = {
         let env = env.clone();
         let ns = ns.name.clone();
@@ -461,16 +429,7 @@ async fn rescaled_while_held_is_followed_by_the_next_command() {
     let Some(env) = TestEnv::get() else { return };
     let (ns, _before) = web_namespace_with_spec(&env, "fx-rescaled", 4).await;
     let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
-    assert_exit(
-        &canary(
-            &env,
-            &ns.name,
-            &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-        )
-        .await,
-        0,
-        "start",
-    );
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &[], "start").await;
     ForeignAction::Rescale(10)
         .apply(&env, &ns.name, "nginx:1.14", 4)
         .await;
@@ -619,16 +578,7 @@ async fn quota_blocks_the_canary_pod() {
 async fn a_canary_pod_held_by_a_finalizer_does_not_hold_abort() {
     let Some(env) = TestEnv::get() else { return };
     let (ns, before) = web_namespace_with_spec(&env, "fx-finalizer", 3).await;
-    assert_exit(
-        &canary(
-            &env,
-            &ns.name,
-            &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-        )
-        .await,
-        0,
-        "start",
-    );
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &[], "start").await;
     let pods: Api<Pod> = Api::namespaced(env.client().await, &ns.name);
     let canary_pod = pods
         .list(&ListParams::default().labels("app=web"))
@@ -880,23 +830,15 @@ async fn an_autoscaler_rescale_while_held_is_followed() {
         exit_code::REFUSED,
         "start beside an HPA without --allow-hpa",
     );
-    assert_exit(
-        &canary(
-            &env,
-            &ns.name,
-            &[
-                "start",
-                "deploy/web",
-                "nginx=nginx:1.15",
-                "--canary",
-                "1",
-                "--allow-hpa",
-            ],
-        )
-        .await,
-        0,
+    start_canary(
+        &env,
+        &ns.name,
+        "nginx:1.15",
+        "1",
+        &["--allow-hpa"],
         "start --allow-hpa",
-    );
+    )
+    .await;
     kubectl_ok(
         &env,
         &[

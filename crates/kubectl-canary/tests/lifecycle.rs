@@ -170,16 +170,7 @@ async fn abort_and_promote_restore_non_default_settings_exactly() {
         spec.revision_history_limit = Some(5);
         create_settled(&env, &ns.name, &deployment).await;
         let before = spec_of(&env, &ns.name, "web").await;
-        assert_exit(
-            &canary(
-                &env,
-                &ns.name,
-                &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "2"],
-            )
-            .await,
-            0,
-            "start",
-        );
+        start_canary(&env, &ns.name, "nginx:1.15", "2", &[], "start").await;
         let during = spec_of(&env, &ns.name, "web").await;
         // Held at rest: paused, and the brake is off again (docs/brake-during-hold.md).
         assert_eq!(during["paused"], json!(true), "paused while held");
@@ -314,20 +305,15 @@ async fn dry_runs_change_nothing() {
     let Some(env) = TestEnv::get() else { return };
     let ns = web_namespace(&env, "dry", 10).await;
     let before = spec_of(&env, &ns.name, "web").await;
-    let out = canary(
+    let out = start_canary(
         &env,
         &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--canary",
-            "2",
-            "--dry-run",
-        ],
+        "nginx:1.15",
+        "2",
+        &["--dry-run"],
+        "start --dry-run",
     )
     .await;
-    assert_exit(&out, 0, "start --dry-run");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("maxSurge=2, maxUnavailable=0") && stdout.contains("nothing changed"),

@@ -326,20 +326,7 @@ async fn live_plan_without_node_access_says_the_capacity_check_was_skipped() {
 async fn live_plan_during_a_canary_uses_the_recorded_strategy() {
     let Some(env) = TestEnv::get() else { return };
     let ns = web_namespace(&env, "plan-running", 4).await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--canary",
-            "1",
-            "--no-wait",
-        ],
-    )
-    .await;
-    assert_exit(&out, 0, "start");
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &["--no-wait"], "start").await;
     // The live strategy is now the brake (maxSurge 1, maxUnavailable 0); the plan must use
     // the Deployment's own 25%/25% from the record.
     let out = canary(

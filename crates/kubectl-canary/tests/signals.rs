@@ -147,13 +147,7 @@ async fn a_second_signal_leaves_at_once_saying_what_was_changed() {
 async fn a_signal_where_nothing_settles_ends_at_once_and_says_nothing_changed() {
     let Some(env) = TestEnv::get() else { return };
     let ns = web_namespace(&env, "sigwatch", 2).await;
-    let start = canary(
-        &env,
-        &ns.name,
-        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-    )
-    .await;
-    assert_exit(&start, 0, "start");
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &[], "start").await;
     let child = spawn(&env, &ns.name, &["status", "deploy/web", "--watch"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     signal(&child, "TERM");

@@ -184,20 +184,15 @@ async fn a_dark_canary_gets_no_service_traffic_until_promote() {
     } = served_web(&env, "dark", 4).await;
     wait_served(&env, &ns.name, "web").await;
 
-    let out = canary(
+    let out = start_canary(
         &env,
         &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--canary",
-            "1",
-            "--dark",
-        ],
+        "nginx:1.15",
+        "1",
+        &["--dark"],
+        "start --dark",
     )
     .await;
-    assert_exit(&out, 0, "start --dark");
     assert!(text(&out).contains("dark"), "{}", text(&out));
 
     let dark = measure(&env, &ns.name, "web", 3000, 4).await;
@@ -299,21 +294,15 @@ async fn sticky_sessions_keep_each_client_on_one_version_and_abort_restores() {
         before,
     } = served_web(&env, "sticky", 4).await;
 
-    let out = canary(
+    start_canary(
         &env,
         &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--canary",
-            "2",
-            "--sticky",
-            "10m",
-        ],
+        "nginx:1.15",
+        "2",
+        &["--sticky", "10m"],
+        "start --sticky",
     )
     .await;
-    assert_exit(&out, 0, "start --sticky");
     let svc = service_state(&env, &ns.name, "web").await;
     assert_eq!(svc["spec"]["sessionAffinity"], "ClientIP");
     assert_eq!(
