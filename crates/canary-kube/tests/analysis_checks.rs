@@ -21,6 +21,7 @@ use canary_core::analysis_spec::{
 use canary_core::verdict::{CheckResult, Decision, InconclusivePolicy, Outcome, Threshold};
 use canary_kube::analysis::{self, AnalysisTarget, RunOptions};
 use canary_kube::observe::NamespaceApis;
+use canary_testkit::reads::create_service;
 use canary_testkit::{
     TestEnv, TestNamespace, create_settled, wait_for, wait_pods_ready, web_deployment,
 };
@@ -397,66 +398,106 @@ async fn pod_health_passes_fails_fast_and_waits() {
     tokio::join!(good, crash, wait, unschedulable, pull);
 }
 
+/// What a row's canary is given before it is judged.
+#[derive(Clone, Copy)]
+enum Before {
+    /// Nothing: judged as soon as its pod exists.
+    Nothing,
+    /// Its pods Ready.
+    Ready,
+    /// Its pods this old (logs and metrics need history).
+    Aged(u64),
+}
+
+/// One row of a check's table: a canary of `canary` beside 2 pods of `stable` in a namespace
+/// of its own, given `before`, judged once by `spec`: `outcome`, with `reason` in the reason,
+/// and (when given) the canary's measurement `index` compared to a bound as `Ordering`.
+struct Row {
+    prefix: &'static str,
+    stable: &'static str,
+    canary: &'static str,
+    before: Before,
+    spec: AnalysisSpec,
+    outcome: Outcome,
+    reason: &'static str,
+    measured: Option<(usize, std::cmp::Ordering, f64)>,
+}
+
+/// Runs every row at once; each row's assertions are its own.
+async fn judge_rows(env: &TestEnv, rows: Vec<Row>) {
+    futures::future::join_all(rows.into_iter().map(|row| async move {
+        let ns = TestNamespace::create(env, row.prefix).await;
+        let (client, target) = canary(env, &ns.name, 2, row.stable, row.canary).await;
+        match row.before {
+            Before::Nothing => {}
+            Before::Ready => {
+                let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
+                wait_pods_ready(env, &target.namespace, &selector, Duration::from_secs(30)).await;
+            }
+            Before::Aged(seconds) => {
+                wait_canary_age(env, &client, &target, Duration::from_secs(seconds)).await
+            }
+        }
+        let result = run_once(&client, &target, &row.spec).await;
+        assert_outcome(&result, row.outcome, row.reason);
+        if let Some((index, ordering, bound)) = row.measured {
+            let value = result.measurements[index].canary.unwrap();
+            assert_eq!(
+                value.partial_cmp(&bound),
+                Some(ordering),
+                "{}: canary measurement {index} against {bound}: {:?}",
+                row.prefix,
+                result.measurements
+            );
+        }
+    }))
+    .await;
+}
+
+fn logs_spec(window: Duration, logs: LogsSpec) -> AnalysisSpec {
+    spec_of(window, vec![check("logs", Probe::Logs(logs))])
+}
+
 #[tokio::test]
 async fn logs_pass_fail_and_inconclusive() {
     let Some(env) = TestEnv::get() else { return };
-    let quiet = TestNamespace::create(&env, "an-logs-ok").await;
-    let noisy = TestNamespace::create(&env, "an-logs-bad").await;
-    let unreadable = TestNamespace::create(&env, "an-logs-none").await;
-    let spec = spec_of(
-        Duration::from_secs(60),
-        vec![check("logs", Probe::Logs(LogsSpec::default()))],
-    );
-
-    let good = async {
-        let (client, target) = canary(
-            &env,
-            &quiet.name,
-            2,
-            "nginx:1.14__logerrors-2",
-            "nginx:1.15__logerrors-2",
-        )
-        .await;
-        wait_canary_age(&env, &client, &target, Duration::from_secs(30)).await;
-        let result = run_once(&client, &target, &spec).await;
-        assert_outcome(&result, Outcome::Pass, "error lines per pod per minute");
-        assert!(
-            result.measurements[2].canary.unwrap() > 0.0,
-            "{:?}",
-            result.measurements
-        );
-    };
-    let bad = async {
-        let (client, target) = canary(
-            &env,
-            &noisy.name,
-            2,
-            STABLE_IMAGE,
-            "nginx:1.15__logerrors-120",
-        )
-        .await;
-        wait_canary_age(&env, &client, &target, Duration::from_secs(30)).await;
-        let result = run_once(&client, &target, &spec).await;
-        assert_outcome(&result, Outcome::Fail, "more than 2x the stable rate");
-        assert!(
-            result.measurements[0].canary.unwrap() > 30.0,
-            "{:?}",
-            result.measurements
-        );
-    };
-    let none = async {
-        let (client, target) = canary(
-            &env,
-            &unreadable.name,
-            2,
-            STABLE_IMAGE,
-            "nginx:1.15__pullfail",
-        )
-        .await;
-        let result = run_once(&client, &target, &spec).await;
-        assert_outcome(&result, Outcome::Inconclusive, "waiting to start");
-    };
-    tokio::join!(good, bad, none);
+    let spec = || logs_spec(Duration::from_secs(60), LogsSpec::default());
+    judge_rows(
+        &env,
+        vec![
+            Row {
+                prefix: "an-logs-ok",
+                stable: "nginx:1.14__logerrors-2",
+                canary: "nginx:1.15__logerrors-2",
+                before: Before::Aged(30),
+                spec: spec(),
+                outcome: Outcome::Pass,
+                reason: "error lines per pod per minute",
+                measured: Some((2, std::cmp::Ordering::Greater, 0.0)),
+            },
+            Row {
+                prefix: "an-logs-bad",
+                stable: STABLE_IMAGE,
+                canary: "nginx:1.15__logerrors-120",
+                before: Before::Aged(30),
+                spec: spec(),
+                outcome: Outcome::Fail,
+                reason: "more than 2x the stable rate",
+                measured: Some((0, std::cmp::Ordering::Greater, 30.0)),
+            },
+            Row {
+                prefix: "an-logs-none",
+                stable: STABLE_IMAGE,
+                canary: "nginx:1.15__pullfail",
+                before: Before::Nothing,
+                spec: spec(),
+                outcome: Outcome::Inconclusive,
+                reason: "waiting to start",
+                measured: None,
+            },
+        ],
+    )
+    .await;
 }
 
 /// The logs check judges what it read: over the byte cap the newest part of the window (and
@@ -465,82 +506,66 @@ async fn logs_pass_fail_and_inconclusive() {
 #[tokio::test]
 async fn logs_judge_the_newest_part_and_never_pass_a_silent_canary() {
     let Some(env) = TestEnv::get() else { return };
-    let degrading = TestNamespace::create(&env, "an-logs-cap").await;
-    let silent = TestNamespace::create(&env, "an-logs-silent").await;
-
-    let newest = async {
-        // Clean for its first 60 s (about 630 bytes of access log a second), then 2 error
-        // lines a second besides: with a cap of 32 KiB the oldest part of the window is all
-        // clean, the newest (about 29 s) all degraded.
-        let (client, target) = canary(
-            &env,
-            &degrading.name,
-            2,
-            STABLE_IMAGE,
-            "nginx:1.15__degrade-after-60s__logerrors-120",
-        )
-        .await;
-        wait_canary_age(&env, &client, &target, Duration::from_secs(90)).await;
-        let spec = spec_of(
-            Duration::from_secs(120),
-            vec![check(
-                "logs",
-                Probe::Logs(LogsSpec {
-                    max_bytes_per_pod: 32 * 1024,
-                    ..LogsSpec::default()
-                }),
-            )],
-        );
-        let result = run_once(&client, &target, &spec).await;
-        assert_outcome(&result, Outcome::Fail, "only the newest part of the log");
-        // The rate divides by the time the part read covers, not by the whole window.
-        let minutes_read = result.measurements[3].canary.unwrap();
-        assert!(minutes_read < 1.0, "{:?}", result.measurements);
-    };
-    let quiet = async {
-        // No traffic, no errors: after its start-up lines it writes nothing.
-        let (client, target) =
-            canary(&env, &silent.name, 2, STABLE_IMAGE, "nginx:1.15__rps-0").await;
-        wait_canary_age(&env, &client, &target, Duration::from_secs(25)).await;
-        let spec = spec_of(
-            Duration::from_secs(20),
-            vec![check("logs", Probe::Logs(LogsSpec::default()))],
-        );
-        let result = run_once(&client, &target, &spec).await;
-        assert_outcome(&result, Outcome::Inconclusive, "no log line read");
-    };
-    tokio::join!(newest, quiet);
+    judge_rows(
+        &env,
+        vec![
+            // Clean for its first 60 s (about 630 bytes of access log a second), then 2 error
+            // lines a second besides: with a cap of 32 KiB the oldest part of the window is all
+            // clean, the newest (about 29 s) all degraded. The rate divides by the time the
+            // part read covers (under a minute), not by the whole window.
+            Row {
+                prefix: "an-logs-cap",
+                stable: STABLE_IMAGE,
+                canary: "nginx:1.15__degrade-after-60s__logerrors-120",
+                before: Before::Aged(90),
+                spec: logs_spec(
+                    Duration::from_secs(120),
+                    LogsSpec {
+                        max_bytes_per_pod: 32 * 1024,
+                        ..LogsSpec::default()
+                    },
+                ),
+                outcome: Outcome::Fail,
+                reason: "only the newest part of the log",
+                measured: Some((3, std::cmp::Ordering::Less, 1.0)),
+            },
+            // No traffic, no errors: after its start-up lines it writes nothing.
+            Row {
+                prefix: "an-logs-silent",
+                stable: STABLE_IMAGE,
+                canary: "nginx:1.15__rps-0",
+                before: Before::Aged(25),
+                spec: logs_spec(Duration::from_secs(20), LogsSpec::default()),
+                outcome: Outcome::Inconclusive,
+                reason: "no log line read",
+                measured: None,
+            },
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn http_pass_fail_and_inconclusive() {
     let Some(env) = TestEnv::get() else { return };
     let same = TestNamespace::create(&env, "an-http-ok").await;
-    let erroring = TestNamespace::create(&env, "an-http-500").await;
-    let slow = TestNamespace::create(&env, "an-http-slow").await;
-    let unready = TestNamespace::create(&env, "an-http-none").await;
     let http_spec = HttpSpec {
         requests: 30,
         rate_per_second: 15.0,
         ..HttpSpec::new(80, "/")
     };
-    let spec = spec_of(
-        Duration::from_secs(60),
-        vec![check("http", Probe::Http(http_spec.clone()))],
-    );
-    let wait_ready = |target: AnalysisTarget| {
-        let env = env.clone();
-        async move {
-            let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
-            wait_pods_ready(&env, &target.namespace, &selector, Duration::from_secs(30)).await;
-        }
+    let spec = || {
+        spec_of(
+            Duration::from_secs(60),
+            vec![check("http", Probe::Http(http_spec.clone()))],
+        )
     };
-
     let good = async {
         let (client, target) = canary(&env, &same.name, 2, STABLE_IMAGE, "nginx:1.15").await;
-        wait_ready(target.clone()).await;
+        let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
+        wait_pods_ready(&env, &target.namespace, &selector, Duration::from_secs(30)).await;
         let started = Instant::now();
-        let result = run_once(&client, &target, &spec).await;
+        let result = run_once(&client, &target, &spec()).await;
         assert_outcome(&result, Outcome::Pass, "error rate canary 0/30");
         // 30 requests at 15/s take about 2 s: the rate bound holds.
         assert!(
@@ -549,54 +574,39 @@ async fn http_pass_fail_and_inconclusive() {
             started.elapsed()
         );
     };
-    let errors = async {
-        let (client, target) = canary(
-            &env,
-            &erroring.name,
-            2,
-            STABLE_IMAGE,
-            "nginx:1.15__errors-50",
-        )
-        .await;
-        wait_ready(target.clone()).await;
-        let result = run_once(&client, &target, &spec).await;
-        assert_outcome(&result, Outcome::Fail, "status 500");
-    };
-    let latency = async {
-        let (client, target) = canary(
-            &env,
-            &slow.name,
-            2,
-            STABLE_IMAGE,
-            "nginx:1.15__latency-150ms",
-        )
-        .await;
-        wait_ready(target.clone()).await;
-        let result = run_once(&client, &target, &spec).await;
-        assert_outcome(
-            &result,
-            Outcome::Fail,
-            "latency: canary significantly higher",
-        );
-        assert!(
-            result.measurements[2].canary.unwrap() > 0.1,
-            "{:?}",
-            result.measurements
-        );
-    };
-    let none = async {
-        let (client, target) = canary(
-            &env,
-            &unready.name,
-            2,
-            STABLE_IMAGE,
-            "nginx:1.15__never-ready",
-        )
-        .await;
-        let result = run_once(&client, &target, &spec).await;
-        assert_outcome(&result, Outcome::Inconclusive, "no Ready canary pods");
-    };
-    tokio::join!(good, errors, latency, none);
+    let rows = vec![
+        Row {
+            prefix: "an-http-500",
+            stable: STABLE_IMAGE,
+            canary: "nginx:1.15__errors-50",
+            before: Before::Ready,
+            spec: spec(),
+            outcome: Outcome::Fail,
+            reason: "status 500",
+            measured: None,
+        },
+        Row {
+            prefix: "an-http-slow",
+            stable: STABLE_IMAGE,
+            canary: "nginx:1.15__latency-150ms",
+            before: Before::Ready,
+            spec: spec(),
+            outcome: Outcome::Fail,
+            reason: "latency: canary significantly higher",
+            measured: Some((2, std::cmp::Ordering::Greater, 0.1)),
+        },
+        Row {
+            prefix: "an-http-none",
+            stable: STABLE_IMAGE,
+            canary: "nginx:1.15__never-ready",
+            before: Before::Nothing,
+            spec: spec(),
+            outcome: Outcome::Inconclusive,
+            reason: "no Ready canary pods",
+            measured: None,
+        },
+    ];
+    tokio::join!(good, judge_rows(&env, rows));
 }
 
 fn prometheus_check(url: &str, query: &str, range: bool) -> CheckSpec {
@@ -622,8 +632,6 @@ const ERROR_RATIO: &str = "sum(rate(http_requests_total{ {{selector}},code=\"500
 async fn prometheus_pass_fail_and_inconclusive() {
     let Some(env) = TestEnv::get() else { return };
     let same = TestNamespace::create(&env, "an-prom-ok").await;
-    let slow = TestNamespace::create(&env, "an-prom-slow").await;
-    let idle = TestNamespace::create(&env, "an-prom-idle").await;
     let url = env.prometheus_url.clone();
     let window = Duration::from_secs(30);
 
@@ -650,41 +658,30 @@ async fn prometheus_pass_fail_and_inconclusive() {
         let result = run_once(&client, &target, &down).await;
         assert_outcome(&result, Outcome::Inconclusive, "unreachable");
     };
-    let bad = async {
-        let (client, target) = canary(
-            &env,
-            &slow.name,
-            2,
-            STABLE_IMAGE,
-            "nginx:1.15__latency-200ms",
-        )
-        .await;
-        wait_canary_age(&env, &client, &target, Duration::from_secs(45)).await;
-        let spec = spec_of(window, vec![prometheus_check(&url, LATENCY_P50, true)]);
-        let result = run_once(&client, &target, &spec).await;
-        assert_outcome(&result, Outcome::Fail, "significantly higher");
-        assert!(
-            result.measurements[0].canary.unwrap() > 0.1,
-            "{:?}",
-            result.measurements
-        );
-    };
-    let no_traffic = async {
-        let (client, target) = canary(
-            &env,
-            &idle.name,
-            2,
-            "nginx:1.14__rps-0",
-            "nginx:1.15__rps-0",
-        )
-        .await;
-        wait_canary_age(&env, &client, &target, Duration::from_secs(20)).await;
+    let rows = vec![
+        Row {
+            prefix: "an-prom-slow",
+            stable: STABLE_IMAGE,
+            canary: "nginx:1.15__latency-200ms",
+            before: Before::Aged(45),
+            spec: spec_of(window, vec![prometheus_check(&url, LATENCY_P50, true)]),
+            outcome: Outcome::Fail,
+            reason: "significantly higher",
+            measured: Some((0, std::cmp::Ordering::Greater, 0.1)),
+        },
         // No requests: the error ratio is 0/0 on both sides.
-        let spec = spec_of(window, vec![prometheus_check(&url, ERROR_RATIO, false)]);
-        let result = run_once(&client, &target, &spec).await;
-        assert_outcome(&result, Outcome::Inconclusive, "NaN");
-    };
-    tokio::join!(good, bad, no_traffic);
+        Row {
+            prefix: "an-prom-idle",
+            stable: "nginx:1.14__rps-0",
+            canary: "nginx:1.15__rps-0",
+            before: Before::Aged(20),
+            spec: spec_of(window, vec![prometheus_check(&url, ERROR_RATIO, false)]),
+            outcome: Outcome::Inconclusive,
+            reason: "NaN",
+            measured: None,
+        },
+    ];
+    tokio::join!(good, judge_rows(&env, rows));
 }
 
 /// The case: with `... or vector(0)` and a canary Prometheus does not scrape (a
@@ -717,20 +714,6 @@ async fn prometheus_without_series_of_a_side_is_inconclusive_naming_the_pods() {
         Outcome::Inconclusive,
         "Prometheus has no live series of the canary pods (web-",
     );
-}
-
-async fn create_service(client: &kube::Client, namespace: &str) {
-    let services: Api<k8s_openapi::api::core::v1::Service> =
-        Api::namespaced(client.clone(), namespace);
-    let service = serde_json::from_value(json!({
-        "metadata": {"name": "web"},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 80}]},
-    }))
-    .unwrap();
-    services
-        .create(&kube::api::PostParams::default(), &service)
-        .await
-        .expect("the Service");
 }
 
 /// Waits until the Service's endpoints list `count` ready addresses.
@@ -779,7 +762,7 @@ async fn service_checks_see_what_users_see_and_waiting_has_a_limit() {
 
     let good = async {
         let (client, target) = canary(&env, &healthy.name, 3, STABLE_IMAGE, "nginx:1.15").await;
-        create_service(&client, &healthy.name).await;
+        create_service(&client, &healthy.name, "web", json!({})).await;
         wait_endpoints(&env, &client, &healthy.name, 4).await;
         let result = run_once(&client, &target, &service_spec).await;
         assert_outcome(&result, Outcome::Pass, "through the Service 0/80 failed");
@@ -796,7 +779,7 @@ async fn service_checks_see_what_users_see_and_waiting_has_a_limit() {
             "nginx:1.15__errors-100",
         )
         .await;
-        create_service(&client, &erroring.name).await;
+        create_service(&client, &erroring.name, "web", json!({})).await;
         wait_endpoints(&env, &client, &erroring.name, 4).await;
         let result = run_once(&client, &target, &service_spec).await;
         assert_outcome(&result, Outcome::Fail, "through the Service");
@@ -866,7 +849,7 @@ async fn a_diluted_canary_failing_every_request_fails_through_the_service() {
     let Some(env) = TestEnv::get() else { return };
     let ns = TestNamespace::create(&env, "an-svc-dilute").await;
     let (client, target) = canary(&env, &ns.name, 10, STABLE_IMAGE, "nginx:1.15__errors-100").await;
-    create_service(&client, &ns.name).await;
+    create_service(&client, &ns.name, "web", json!({})).await;
     wait_endpoints(&env, &client, &ns.name, 11).await;
     let spec = spec_of(
         Duration::from_secs(60),
@@ -960,7 +943,7 @@ async fn a_broken_canary_never_passes_any_check_with_default_settings() {
         async move {
             let ns = TestNamespace::create(&env, "an-never").await;
             let (client, target) = canary(&env, &ns.name, 3, STABLE_IMAGE, image).await;
-            create_service(&client, &ns.name).await;
+            create_service(&client, &ns.name, "web", json!({})).await;
             // Logs and Prometheus need history; the never-ready canary is judged young too.
             wait_canary_age(&env, &client, &target, Duration::from_secs(40)).await;
             let spec = spec_of(Duration::from_secs(60), checks);

@@ -4,7 +4,11 @@
 //! field-by-field comparison of Deployment specs.
 
 pub mod actors;
+pub mod foreign;
+pub mod gitops;
 pub mod proxy;
+pub mod reads;
+pub mod scenario;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -285,6 +289,19 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Polls `check` until it holds, or fails the test after `timeout` as [`wait_for`] does.
+pub async fn wait_until<F, Fut>(env: &TestEnv, what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    wait_for(env, what, timeout, || {
+        let holds = check();
+        async move { holds.await.then_some(()) }
+    })
+    .await
 }
 
 /// Waits until every pod matching `selector` in `namespace` is Ready (a side of a canary:

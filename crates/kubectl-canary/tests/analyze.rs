@@ -5,8 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use canary_testkit::{TestEnv, TestNamespace, create_settled, web_deployment};
-use common::{assert_exit, canary, kubectl, text};
+use canary_testkit::TestEnv;
+use canary_testkit::scenario::web_namespace;
+use common::{assert_exit, canary, kubectl, start_canary, text};
 
 const OK: i32 = 0;
 const USAGE: i32 = 2;
@@ -16,20 +17,8 @@ const CANARY_UNHEALTHY: i32 = 10;
 #[tokio::test]
 async fn a_good_canary_passes_and_the_verdict_is_an_event() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "analyze-ok").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-    )
-    .await;
-    assert_exit(&out, OK, "start");
+    let ns = web_namespace(&env, "analyze-ok", 3).await;
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &[], "start").await;
 
     let out = canary(
         &env,
@@ -94,27 +83,16 @@ async fn a_good_canary_passes_and_the_verdict_is_an_event() {
 #[tokio::test]
 async fn a_crash_looping_canary_fails_with_the_reason() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "analyze-crash").await;
-    create_settled(
+    let ns = web_namespace(&env, "analyze-crash", 2).await;
+    start_canary(
         &env,
         &ns.name,
-        &web_deployment("web", 2, "nginx:1.14", None),
+        "nginx:1.15__crashloop",
+        "1",
+        &["--no-wait"],
+        "start --no-wait",
     )
     .await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15__crashloop",
-            "--canary",
-            "1",
-            "--no-wait",
-        ],
-    )
-    .await;
-    assert_exit(&out, OK, "start --no-wait");
     let started = std::time::Instant::now();
     let out = canary(
         &env,
@@ -141,13 +119,7 @@ async fn a_crash_looping_canary_fails_with_the_reason() {
 #[tokio::test]
 async fn wrong_files_and_missing_canaries_are_explained() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "analyze-bad").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 2, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "analyze-bad", 2).await;
 
     let file = std::env::temp_dir().join(format!("analyze-bad-{}.yaml", std::process::id()));
     std::fs::write(&file, "window: 1m\nchecks:\n  - name: p\n    prometheus:\n      url: http://127.0.0.1:9\n      qurey: up\n").unwrap();
@@ -185,26 +157,16 @@ async fn wrong_files_and_missing_canaries_are_explained() {
 #[tokio::test]
 async fn a_yaml_spec_judges_a_worse_latency_series_from_prometheus() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "analyze-yaml").await;
-    create_settled(
+    let ns = web_namespace(&env, "analyze-yaml", 3).await;
+    start_canary(
         &env,
         &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
+        "nginx:1.15__latency-200ms",
+        "1",
+        &[],
+        "start",
     )
     .await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15__latency-200ms",
-            "--canary",
-            "1",
-        ],
-    )
-    .await;
-    assert_exit(&out, OK, "start");
     // Let Prometheus (scraping every second) gather a window of the canary's series.
     tokio::time::sleep(Duration::from_secs(40)).await;
 
@@ -253,26 +215,8 @@ async fn a_yaml_spec_judges_a_worse_latency_series_from_prometheus() {
 #[tokio::test]
 async fn every_http_check_request_reaches_the_canary_once_and_its_500s_count() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "analyze-500").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 2, "nginx:1.14", None),
-    )
-    .await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15__errors-60",
-            "--canary",
-            "1",
-        ],
-    )
-    .await;
-    assert_exit(&out, OK, "start");
+    let ns = web_namespace(&env, "analyze-500", 2).await;
+    start_canary(&env, &ns.name, "nginx:1.15__errors-60", "1", &[], "start").await;
     let requests = 60;
     let out = canary(
         &env,

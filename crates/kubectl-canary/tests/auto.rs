@@ -5,20 +5,16 @@ mod common;
 
 use std::time::Duration;
 
-use canary_testkit::{
-    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_settled,
-    web_deployment,
-};
+use canary_testkit::scenario::web_namespace_with_spec;
+use canary_testkit::{TestEnv, TestNamespace, assert_spec_equal_except, spec_of, wait_settled};
 use common::*;
 
 const ROLLED_BACK: i32 = 11;
 const INCONCLUSIVE: i32 = 12;
 
+/// A namespace with `web` at 6 pods of nginx:1.14, and its spec.
 async fn setup(env: &TestEnv, prefix: &str) -> (TestNamespace, serde_json::Value) {
-    let ns = TestNamespace::create(env, prefix).await;
-    create_settled(env, &ns.name, &web_deployment("web", 6, "nginx:1.14", None)).await;
-    let before = spec_of(env, &ns.name, "web").await;
-    (ns, before)
+    web_namespace_with_spec(env, prefix, 6).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

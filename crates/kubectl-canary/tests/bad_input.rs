@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use canary_testkit::scenario::web_namespace;
 use canary_testkit::{
     TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, web_deployment,
 };
@@ -42,83 +43,130 @@ async fn refused(env: &TestEnv, ns: &str, args: &[&str], code: i32, needle: &str
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_arguments_are_usage_errors() {
-    let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "bad-args").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 10, "nginx:1.14", None),
-    )
-    .await;
-    let ns = ns.name.as_str();
-    let start = |extra: &'static [&'static str]| {
-        let mut v = vec!["start", "deploy/web"];
-        v.extend_from_slice(extra);
-        v
-    };
-    refused(
-        &env,
-        ns,
-        &start(&["nginx=Nginx:1.15"]),
+/// A refusal of the table: the command's arguments, the exit code, a part of the message.
+type Refusal = (&'static [&'static str], i32, &'static str);
+
+/// Arguments malformed whatever the Deployment.
+const MALFORMED: &[Refusal] = &[
+    (
+        &["start", "deploy/web", "nginx=Nginx:1.15"],
         USAGE,
         "is not a valid image reference",
-    )
-    .await;
-    refused(&env, ns, &start(&["nginx:1.15"]), USAGE, "CONTAINER=IMAGE").await;
-    refused(
-        &env,
-        ns,
+    ),
+    (
+        &["start", "deploy/web", "nginx:1.15"],
+        USAGE,
+        "CONTAINER=IMAGE",
+    ),
+    (
         &["start", "sts/web", "nginx=nginx:1.15"],
         USAGE,
         "is not a Deployment",
-    )
-    .await;
-    refused(
-        &env,
-        ns,
-        &start(&["nginx=nginx:1.15", "--canary", "0"]),
+    ),
+    (
+        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "0"],
         USAGE,
         "at least 1 pod",
-    )
-    .await;
-    refused(
-        &env,
-        ns,
-        &start(&["nginx=nginx:1.15", "--canary", "-1"]),
+    ),
+    (
+        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "-1"],
         USAGE,
         "at least 1 pod",
-    )
-    .await;
-    refused(
-        &env,
-        ns,
-        &start(&["nginx=nginx:1.15", "--canary", "101%"]),
+    ),
+    (
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--canary",
+            "101%",
+        ],
         USAGE,
         "greater than 100%",
-    )
-    .await;
-    refused(
-        &env,
-        ns,
-        &start(&["nginx=nginx:1.15", "--mode", "blue"]),
+    ),
+    (
+        &["start", "deploy/web", "nginx=nginx:1.15", "--mode", "blue"],
         USAGE,
         "invalid value",
-    )
-    .await;
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_arguments_are_usage_errors() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = web_namespace(&env, "bad-args", 10).await;
+    for &(args, code, needle) in MALFORMED {
+        refused(&env, &ns.name, args, code, needle).await;
+    }
 }
+
+/// Requests that do not fit deploy/web at 10 replicas of nginx:1.14 with no canary.
+const UNFIT: &[Refusal] = &[
+    (
+        &["start", "deploy/web", "app=nginx:1.15"],
+        REFUSED,
+        "container 'app' is not in the pod template",
+    ),
+    (
+        &["start", "deploy/web", "nginx=nginx:1.14"],
+        REFUSED,
+        "already runs nginx=nginx:1.14",
+    ),
+    (
+        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "11"],
+        REFUSED,
+        "11",
+    ),
+    (
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--canary",
+            "10",
+            "--mode",
+            "replace",
+        ],
+        REFUSED,
+        "replace",
+    ),
+    (
+        &["promote", "deploy/web", "--full"],
+        NOT_FOUND,
+        "no canary is running",
+    ),
+    (&["abort", "deploy/web"], NOT_FOUND, "no canary is running"),
+    // --auto's steps are checked before anything changes.
+    (
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--auto",
+            "--steps",
+            "3,2",
+        ],
+        REFUSED,
+        "--steps must grow",
+    ),
+    (
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--auto",
+            "--analysis-file",
+            "/nonexistent/analysis.yaml",
+        ],
+        USAGE,
+        "analysis.yaml",
+    ),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_that_do_not_fit_the_deployment_are_refused() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "bad-state").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 10, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "bad-state", 10).await;
     let n = ns.name.as_str();
     refused(
         &env,
@@ -142,93 +190,9 @@ async fn requests_that_do_not_fit_the_deployment_are_refused() {
         "{}",
         text(&out)
     );
-    refused(
-        &env,
-        n,
-        &["start", "deploy/web", "app=nginx:1.15"],
-        REFUSED,
-        "container 'app' is not in the pod template",
-    )
-    .await;
-    refused(
-        &env,
-        n,
-        &["start", "deploy/web", "nginx=nginx:1.14"],
-        REFUSED,
-        "already runs nginx=nginx:1.14",
-    )
-    .await;
-    refused(
-        &env,
-        n,
-        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "11"],
-        REFUSED,
-        "11",
-    )
-    .await;
-    refused(
-        &env,
-        n,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--canary",
-            "10",
-            "--mode",
-            "replace",
-        ],
-        REFUSED,
-        "replace",
-    )
-    .await;
-    refused(
-        &env,
-        n,
-        &["promote", "deploy/web", "--full"],
-        NOT_FOUND,
-        "no canary is running",
-    )
-    .await;
-    refused(
-        &env,
-        n,
-        &["abort", "deploy/web"],
-        NOT_FOUND,
-        "no canary is running",
-    )
-    .await;
-    // --auto's steps are checked before anything changes.
-    refused(
-        &env,
-        n,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--auto",
-            "--steps",
-            "3,2",
-        ],
-        REFUSED,
-        "--steps must grow",
-    )
-    .await;
-    refused(
-        &env,
-        n,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--auto",
-            "--analysis-file",
-            "/nonexistent/analysis.yaml",
-        ],
-        USAGE,
-        "analysis.yaml",
-    )
-    .await;
+    for &(args, code, needle) in UNFIT {
+        refused(&env, n, args, code, needle).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,13 +201,7 @@ async fn deployments_in_unsuitable_states_are_refused() {
     let client = env.client().await;
 
     // 1 replica in replace mode: no stable pod would be left.
-    let ns1 = TestNamespace::create(&env, "one").await;
-    create_settled(
-        &env,
-        &ns1.name,
-        &web_deployment("web", 1, "nginx:1.14", None),
-    )
-    .await;
+    let ns1 = web_namespace(&env, "one", 1).await;
     refused(
         &env,
         &ns1.name,
@@ -260,13 +218,7 @@ async fn deployments_in_unsuitable_states_are_refused() {
     .await;
 
     // 0 replicas.
-    let ns0 = TestNamespace::create(&env, "zero").await;
-    create_settled(
-        &env,
-        &ns0.name,
-        &web_deployment("web", 0, "nginx:1.14", None),
-    )
-    .await;
+    let ns0 = web_namespace(&env, "zero", 0).await;
     refused(
         &env,
         &ns0.name,
@@ -294,13 +246,7 @@ async fn deployments_in_unsuitable_states_are_refused() {
     .await;
 
     // Paused by someone else.
-    let nsp = TestNamespace::create(&env, "paused").await;
-    create_settled(
-        &env,
-        &nsp.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let nsp = web_namespace(&env, "paused", 3).await;
     let api: Api<Deployment> = Api::namespaced(client.clone(), &nsp.name);
     api.patch(
         "web",
@@ -319,13 +265,7 @@ async fn deployments_in_unsuitable_states_are_refused() {
     .await;
 
     // A rollout in progress: the new version never becomes ready.
-    let nsi = TestNamespace::create(&env, "rolling").await;
-    create_settled(
-        &env,
-        &nsi.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let nsi = web_namespace(&env, "rolling", 3).await;
     let api: Api<Deployment> = Api::namespaced(client.clone(), &nsi.name);
     api.patch(
         "web",
@@ -345,13 +285,7 @@ async fn deployments_in_unsuitable_states_are_refused() {
     .await;
 
     // An HPA targets the Deployment: refused with an explanation, accepted with --allow-hpa.
-    let nsh = TestNamespace::create(&env, "hpa").await;
-    create_settled(
-        &env,
-        &nsh.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let nsh = web_namespace(&env, "hpa", 3).await;
     let hpa: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
         Api::namespaced(client.clone(), &nsh.name);
     hpa.create(
@@ -385,13 +319,7 @@ async fn deployments_in_unsuitable_states_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_start_is_locked_out_with_the_holder_named() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "lock").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "lock", 3).await;
     assert_exit(
         &canary(&env, &ns.name, &["start", "deploy/web", "nginx=nginx:1.15"]).await,
         0,
@@ -412,13 +340,7 @@ async fn a_second_start_is_locked_out_with_the_holder_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_server_and_missing_permissions_change_nothing() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "perm").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "perm", 3).await;
     let before = spec_of(&env, &ns.name, "web").await;
 
     // The restricted user may read (view) but not update Deployments.

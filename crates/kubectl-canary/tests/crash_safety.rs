@@ -10,10 +10,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use canary_core::seal::SEAL_ANNOTATION;
-use canary_testkit::{
-    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_settled,
-    web_deployment,
-};
+use canary_testkit::scenario::web_namespace;
+use canary_testkit::{TestEnv, assert_spec_equal_except, spec_of, wait_settled};
 use common::*;
 
 const IMAGE_PATH: &str = ".template.spec.containers[0].image";
@@ -29,8 +27,7 @@ async fn crash_and_recover(
     n: usize,
     recovery: &str,
 ) -> bool {
-    let ns = TestNamespace::create(env, "crash").await;
-    create_settled(env, &ns.name, &web_deployment("web", 3, "nginx:1.14", None)).await;
+    let ns = web_namespace(env, "crash", 3).await;
     let original = spec_of(env, &ns.name, "web").await;
     let original_annotations = annotations_of(env, &ns.name, "web").await;
     if held {
@@ -208,13 +205,7 @@ async fn ctrl_c_during_start_leaves_nothing_or_a_recorded_paused_canary() {
     let outcomes = futures::future::join_all(delays.iter().map(|delay| {
         let env = env.clone();
         async move {
-            let ns = TestNamespace::create(&env, "sigint").await;
-            create_settled(
-                &env,
-                &ns.name,
-                &web_deployment("web", 4, "nginx:1.14", None),
-            )
-            .await;
+            let ns = web_namespace(&env, "sigint", 4).await;
             let original = spec_of(&env, &ns.name, "web").await;
             let child = tokio::process::Command::new(BIN)
                 .args([

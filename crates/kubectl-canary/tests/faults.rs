@@ -27,10 +27,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use canary_testkit::proxy::ResetProxy;
-use canary_testkit::{
-    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, differences, spec_of,
-    wait_settled, web_deployment,
-};
+use canary_testkit::scenario::web_namespace;
+use canary_testkit::{TestEnv, assert_spec_equal_except, differences, spec_of, wait_settled};
 use common::rbac::{documented_role, operator, set_rules};
 use common::*;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -199,13 +197,7 @@ fn apiserver(env: &TestEnv) -> (String, SocketAddr) {
 async fn fault_during(phase: Phase, fault: Fault, label: &str) {
     assert_private_environment();
     let env = TestEnv::get().expect("a private test environment (KC_TESTENV_DIR)");
-    let ns = TestNamespace::create(&env, "fault").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 4, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "fault", 4).await;
     let original = spec_of(&env, &ns.name, "web").await;
     let original_annotations = without_revision(annotations_of(&env, &ns.name, "web").await);
     if matches!(phase, Phase::Promote | Phase::Abort) {
@@ -494,13 +486,7 @@ fault_tests! {
 async fn a_watch_expiring_with_410_gone_is_survived_without_losing_the_runs_place() {
     assert_private_environment();
     let env = TestEnv::get().expect("a private test environment (KC_TESTENV_DIR)");
-    let ns = TestNamespace::create(&env, "fault-gone").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 4, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "fault-gone", 4).await;
     let original = spec_of(&env, &ns.name, "web").await;
     let slow = "nginx:1.15__ready-after-15s";
     let child = tokio::process::Command::new(BIN)

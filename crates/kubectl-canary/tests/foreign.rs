@@ -22,36 +22,20 @@ use std::time::{Duration, Instant};
 
 use canary_core::rollout_math::{CanaryMode, CanarySize, resolve_canary};
 use canary_testkit::actors::{AvailabilitySampler, GitOpsLoop};
+use canary_testkit::foreign::ForeignAction;
+use canary_testkit::reads;
+use canary_testkit::scenario::{web_manifest, web_namespace_with_spec};
 use canary_testkit::{
-    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_for,
-    wait_settled, web_deployment,
+    TestEnv, TestNamespace, assert_spec_equal_except, spec_of, wait_for, wait_settled,
 };
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 const IMAGE_PATH: &str = ".template.spec.containers[0].image";
-
-/// The manifest "in Git": the Deployment as created, for the GitOps stand-in.
-fn manifest(replicas: i32, image: &str) -> Value {
-    serde_json::to_value(web_deployment("web", replicas, image, None)).expect("json")
-}
-
-/// A namespace with a settled `web` of `replicas` pods of nginx:1.14; its spec.
-async fn settled(env: &TestEnv, prefix: &str, replicas: i32) -> (TestNamespace, Value) {
-    let ns = TestNamespace::create(env, prefix).await;
-    create_settled(
-        env,
-        &ns.name,
-        &web_deployment("web", replicas, "nginx:1.14", None),
-    )
-    .await;
-    let before = spec_of(env, &ns.name, "web").await;
-    (ns, before)
-}
 
 fn output_text(out: &std::process::Output) -> String {
     format!(
@@ -87,21 +71,9 @@ async fn kubectl_ok(env: &TestEnv, args: &[&str]) {
     assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
 }
 
-/// Pods (not terminating) of the Deployment by image.
+/// Pods (not terminating) of `web` by image.
 async fn pods_by_image(env: &TestEnv, namespace: &str) -> Vec<(String, usize)> {
-    let api: Api<Pod> = Api::namespaced(env.client().await, namespace);
-    let mut counts = std::collections::BTreeMap::<String, usize>::new();
-    for pod in api
-        .list(&ListParams::default().labels("app=web"))
-        .await
-        .expect("pods")
-        .items
-    {
-        if pod.metadata.deletion_timestamp.is_none() {
-            let image = pod.spec.and_then(|s| s.containers[0].image.clone());
-            *counts.entry(image.unwrap_or_default()).or_default() += 1;
-        }
-    }
+    let counts = reads::pods_by_image(&env.client().await, namespace, "app=web").await;
     counts.into_iter().collect()
 }
 
@@ -112,19 +84,13 @@ async fn pods_by_image(env: &TestEnv, namespace: &str) -> Vec<(String, usize)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stable_template_put_back_while_held() {
     let Some(env) = TestEnv::get() else { return };
-    let (ns, before) = settled(&env, "fx-revert-held", 4).await;
+    let (ns, before) = web_namespace_with_spec(&env, "fx-revert-held", 4).await;
     let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-    )
-    .await;
-    assert_exit(&out, 0, "start");
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &[], "start").await;
     let gitops = GitOpsLoop::start(
         &env,
         &ns.name,
-        &manifest(4, "nginx:1.14"),
+        &web_manifest(4, "nginx:1.14"),
         Duration::from_secs(2),
         3,
     );
@@ -167,18 +133,9 @@ async fn stable_template_put_back_while_held() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_after_the_stable_template_came_back_finishes_normally() {
     let Some(env) = TestEnv::get() else { return };
-    let (ns, before) = settled(&env, "fx-revert-abort", 3).await;
+    let (ns, before) = web_namespace_with_spec(&env, "fx-revert-abort", 3).await;
     let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
-    assert_exit(
-        &canary(
-            &env,
-            &ns.name,
-            &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-        )
-        .await,
-        0,
-        "start",
-    );
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &[], "start").await;
     kubectl_ok(
         &env,
         &[
@@ -206,7 +163,7 @@ async fn abort_after_the_stable_template_came_back_finishes_normally() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gitops_self_heal_during_start() {
     let Some(env) = TestEnv::get() else { return };
-    let (ns, before) = settled(&env, "fx-revert-start", 4).await;
+    let (ns, before) = web_namespace_with_spec(&env, "fx-revert-start", 4).await;
     let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
     // Canary pods Ready only after 30 s: start is still waiting when Git is re-applied.
     let started = Instant::now();
@@ -241,7 +198,7 @@ async fn gitops_self_heal_during_start() {
     let gitops = GitOpsLoop::start(
         &env,
         &ns.name,
-        &manifest(4, "nginx:1.14"),
+        &web_manifest(4, "nginx:1.14"),
         Duration::from_secs(2),
         3,
     );
@@ -272,30 +229,12 @@ async fn gitops_self_heal_during_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_version_set_while_held() {
     let Some(env) = TestEnv::get() else { return };
-    let (ns, before) = settled(&env, "fx-replaced", 4).await;
+    let (ns, before) = web_namespace_with_spec(&env, "fx-replaced", 4).await;
     let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
-    assert_exit(
-        &canary(
-            &env,
-            &ns.name,
-            &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-        )
-        .await,
-        0,
-        "start",
-    );
-    kubectl_ok(
-        &env,
-        &[
-            "-n",
-            &ns.name,
-            "set",
-            "image",
-            "deploy/web",
-            "nginx=nginx:1.16",
-        ],
-    )
-    .await;
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &[], "start").await;
+    ForeignAction::OtherVersion
+        .apply(&env, &ns.name, "nginx:1.14", 4)
+        .await;
     let status = wait_status_foreign(&env, &ns.name, "replacedByOtherVersion").await;
     assert!(
         status["pending"]
@@ -334,24 +273,16 @@ async fn waiting_promotion(
     Value,
     tokio::task::JoinHandle<(std::process::Output, Duration)>,
 ) {
-    let (ns, before) = settled(env, prefix, 3).await;
-    assert_exit(
-        &canary(
-            env,
-            &ns.name,
-            &[
-                "start",
-                "deploy/web",
-                "nginx=nginx:1.15__never-ready",
-                "--canary",
-                "1",
-                "--no-wait",
-            ],
-        )
-        .await,
-        0,
+    let (ns, before) = web_namespace_with_spec(env, prefix, 3).await;
+    start_canary(
+        env,
+        &ns.name,
+        "nginx:1.15__never-ready",
+        "1",
+        &["--no-wait"],
         "start",
-    );
+    )
+    .await;
     let promote = {
         let env = env.clone();
         let ns = ns.name.clone();
@@ -417,7 +348,7 @@ async fn stable_template_put_back_while_a_promotion_waits() {
     let gitops = GitOpsLoop::start(
         &env,
         &ns.name,
-        &manifest(3, "nginx:1.14"),
+        &web_manifest(3, "nginx:1.14"),
         Duration::from_secs(2),
         2,
     );
@@ -448,11 +379,9 @@ async fn record_deleted_while_a_promotion_waits() {
     let Some(env) = TestEnv::get() else { return };
     let (ns, _before, promote) = waiting_promotion(&env, "fx-record-lost").await;
     let during = spec_of(&env, &ns.name, "web").await;
-    kubectl_ok(
-        &env,
-        &["-n", &ns.name, "delete", "configmap", "web.kubectl-canary"],
-    )
-    .await;
+    ForeignAction::DeleteRecord
+        .apply(&env, &ns.name, "nginx:1.14", 3)
+        .await;
     let (out, took) = promote.await.expect("promote runs");
     assert_exit(&out, exit_code::RECORD_LOST, "promote without its record");
     assert!(took < Duration::from_secs(60), "stopped after {took:?}");
@@ -466,21 +395,9 @@ async fn record_deleted_while_a_promotion_waits() {
 async fn deployment_recreated_while_a_promotion_waits() {
     let Some(env) = TestEnv::get() else { return };
     let (ns, _before, promote) = waiting_promotion(&env, "fx-recreated").await;
-    let api: Api<Deployment> = Api::namespaced(env.client().await, &ns.name);
-    api.delete("web", &DeleteParams::foreground())
-        .await
-        .expect("delete");
-    wait_for(
-        &env,
-        "the Deployment gone",
-        Duration::from_secs(30),
-        || async { api.get_opt("web").await.ok()?.is_none().then_some(()) },
-    )
-    .await;
-    let fresh = web_deployment("web", 3, "nginx:1.14", None);
-    api.create(&PostParams::default(), &fresh)
-        .await
-        .expect("create again");
+    ForeignAction::Recreate
+        .apply(&env, &ns.name, "nginx:1.14", 3)
+        .await;
     let (out, took) = promote.await.expect("promote runs");
     assert_exit(
         &out,
@@ -500,9 +417,8 @@ async fn deployment_recreated_while_a_promotion_waits() {
 
 /// The canary's record, parsed.
 async fn record_json(env: &TestEnv, namespace: &str) -> Value {
-    let api: Api<ConfigMap> = Api::namespaced(env.client().await, namespace);
-    let cm = api.get("web.kubectl-canary").await.expect("the record");
-    serde_json::from_str(&cm.data.expect("data")["record.json"]).expect("record json")
+    let record = reads::record_json(&env.client().await, namespace, "web").await;
+    record.expect("the record")
 }
 
 /// `kubectl scale` while held: the controller spreads it over both sides (paused); status
@@ -511,23 +427,12 @@ async fn record_json(env: &TestEnv, namespace: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rescaled_while_held_is_followed_by_the_next_command() {
     let Some(env) = TestEnv::get() else { return };
-    let (ns, _before) = settled(&env, "fx-rescaled", 4).await;
+    let (ns, _before) = web_namespace_with_spec(&env, "fx-rescaled", 4).await;
     let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
-    assert_exit(
-        &canary(
-            &env,
-            &ns.name,
-            &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-        )
-        .await,
-        0,
-        "start",
-    );
-    kubectl_ok(
-        &env,
-        &["-n", &ns.name, "scale", "deploy/web", "--replicas=10"],
-    )
-    .await;
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &[], "start").await;
+    ForeignAction::Rescale(10)
+        .apply(&env, &ns.name, "nginx:1.14", 4)
+        .await;
     wait_status_foreign(&env, &ns.name, "rescaled").await;
     let out = canary(&env, &ns.name, &["promote", "deploy/web", "--canary", "2"]).await;
     assert_exit(&out, 0, "promote --canary 2 after a rescale");
@@ -571,7 +476,7 @@ async fn rescaled_while_held_is_followed_by_the_next_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rescaled_while_starting_keeps_the_share() {
     let Some(env) = TestEnv::get() else { return };
-    let (ns, _before) = settled(&env, "fx-rescaled-start", 4).await;
+    let (ns, _before) = web_namespace_with_spec(&env, "fx-rescaled-start", 4).await;
     let start = {
         let env = env.clone();
         let ns = ns.name.clone();
@@ -600,11 +505,9 @@ async fn rescaled_while_starting_keeps_the_share() {
             .then_some(())
     })
     .await;
-    kubectl_ok(
-        &env,
-        &["-n", &ns.name, "scale", "deploy/web", "--replicas=8"],
-    )
-    .await;
+    ForeignAction::Rescale(8)
+        .apply(&env, &ns.name, "nginx:1.14", 4)
+        .await;
     let out = start.await.expect("start runs");
     assert_exit(&out, 0, "start under a rescale");
     let share = resolve_canary(CanarySize::Percent(25.0), 8, CanaryMode::Surge)
@@ -631,7 +534,7 @@ async fn rescaled_while_starting_keeps_the_share() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_blocks_the_canary_pod() {
     let Some(env) = TestEnv::get() else { return };
-    let (ns, _before) = settled(&env, "fx-quota", 3).await;
+    let (ns, _before) = web_namespace_with_spec(&env, "fx-quota", 3).await;
     kubectl_ok(
         &env,
         &["-n", &ns.name, "create", "quota", "pods", "--hard=pods=3"],
@@ -674,17 +577,8 @@ async fn quota_blocks_the_canary_pod() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_pod_held_by_a_finalizer_does_not_hold_abort() {
     let Some(env) = TestEnv::get() else { return };
-    let (ns, before) = settled(&env, "fx-finalizer", 3).await;
-    assert_exit(
-        &canary(
-            &env,
-            &ns.name,
-            &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-        )
-        .await,
-        0,
-        "start",
-    );
+    let (ns, before) = web_namespace_with_spec(&env, "fx-finalizer", 3).await;
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &[], "start").await;
     let pods: Api<Pod> = Api::namespaced(env.client().await, &ns.name);
     let canary_pod = pods
         .list(&ListParams::default().labels("app=web"))
@@ -789,7 +683,7 @@ async fn delete_admission_policy(env: &TestEnv, namespace: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admission_that_changes_the_canary_template() {
     let Some(env) = TestEnv::get() else { return };
-    let (ns, _before) = settled(&env, "fx-admitted", 3).await;
+    let (ns, _before) = web_namespace_with_spec(&env, "fx-admitted", 3).await;
     admission_policy(
         &env,
         &ns.name,
@@ -838,7 +732,7 @@ async fn admission_that_changes_the_canary_template() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admission_that_rewrites_the_brake() {
     let Some(env) = TestEnv::get() else { return };
-    let (ns, _before) = settled(&env, "fx-nostick", 3).await;
+    let (ns, _before) = web_namespace_with_spec(&env, "fx-nostick", 3).await;
     admission_policy(
         &env,
         &ns.name,
@@ -911,7 +805,7 @@ async fn admission_that_rewrites_the_brake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_autoscaler_rescale_while_held_is_followed() {
     let Some(env) = TestEnv::get() else { return };
-    let (ns, _before) = settled(&env, "fx-hpa", 4).await;
+    let (ns, _before) = web_namespace_with_spec(&env, "fx-hpa", 4).await;
     kubectl_ok(
         &env,
         &[
@@ -936,23 +830,15 @@ async fn an_autoscaler_rescale_while_held_is_followed() {
         exit_code::REFUSED,
         "start beside an HPA without --allow-hpa",
     );
-    assert_exit(
-        &canary(
-            &env,
-            &ns.name,
-            &[
-                "start",
-                "deploy/web",
-                "nginx=nginx:1.15",
-                "--canary",
-                "1",
-                "--allow-hpa",
-            ],
-        )
-        .await,
-        0,
+    start_canary(
+        &env,
+        &ns.name,
+        "nginx:1.15",
+        "1",
+        &["--allow-hpa"],
         "start --allow-hpa",
-    );
+    )
+    .await;
     kubectl_ok(
         &env,
         &[
@@ -1003,7 +889,7 @@ async fn an_autoscaler_rescale_while_held_is_followed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stable_template_put_back_between_auto_steps() {
     let Some(env) = TestEnv::get() else { return };
-    let (ns, before) = settled(&env, "fx-revert-auto", 4).await;
+    let (ns, before) = web_namespace_with_spec(&env, "fx-revert-auto", 4).await;
     let sampler = AvailabilitySampler::start(&env, &ns.name, "web").await;
     let auto = {
         let env = env.clone();
@@ -1049,7 +935,7 @@ async fn stable_template_put_back_between_auto_steps() {
     let gitops = GitOpsLoop::start(
         &env,
         &ns.name,
-        &manifest(4, "nginx:1.14"),
+        &web_manifest(4, "nginx:1.14"),
         Duration::from_secs(2),
         2,
     );

@@ -9,15 +9,19 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use canary_testkit::actors::{AvailabilitySample, AvailabilitySampler, GitOpsLoop};
-use canary_testkit::{TestEnv, TestNamespace, create_settled, web_deployment};
+use canary_testkit::actors::{AvailabilitySample, AvailabilitySampler};
+use canary_testkit::foreign::ForeignAction;
+use canary_testkit::reads;
+use canary_testkit::{TestEnv, TestNamespace, create_settled, wait_until, web_deployment};
 use common::*;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
 
 const REPLICAS: i32 = 4;
+
+/// How long a cell waits for its phase.
+const PHASE_WAIT: Duration = Duration::from_secs(30);
 
 /// Phases a foreign action can meet.
 #[derive(Debug, Clone, Copy)]
@@ -106,64 +110,18 @@ async fn act(
     stable: &str,
     action: Action,
 ) -> Option<std::process::Output> {
-    match action {
-        Action::Revert => {
-            let manifest =
-                serde_json::to_value(web_deployment("web", REPLICAS, stable, None)).expect("json");
-            GitOpsLoop::start(env, ns, &manifest, Duration::from_secs(60), 1).stop();
-        }
-        Action::OtherVersion => {
-            kubectl(
-                env,
-                &["-n", ns, "set", "image", "deploy/web", "nginx=nginx:1.16"],
-            )
-            .await;
-        }
-        Action::Rescale => {
-            kubectl(env, &["-n", ns, "scale", "deploy/web", "--replicas=6"]).await;
-        }
-        Action::DeleteRecord => {
-            kubectl(
-                env,
-                &["-n", ns, "delete", "configmap", "web.kubectl-canary"],
-            )
-            .await;
-        }
-        Action::Recreate => {
-            let api: Api<Deployment> = Api::namespaced(env.client().await, ns);
-            let _ = api.delete("web", &DeleteParams::foreground()).await;
-            for _ in 0..300 {
-                if api.get_opt("web").await.ok().flatten().is_none() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            let _ = api
-                .create(
-                    &PostParams::default(),
-                    &web_deployment("web", REPLICAS, stable, None),
-                )
-                .await;
-        }
+    let foreign = match action {
+        Action::Revert => ForeignAction::Revert,
+        Action::OtherVersion => ForeignAction::OtherVersion,
+        Action::Rescale => ForeignAction::Rescale(6),
+        Action::DeleteRecord => ForeignAction::DeleteRecord,
+        Action::Recreate => ForeignAction::Recreate,
         Action::AnotherRun => {
             return Some(canary(env, ns, &["abort", "deploy/web", "--timeout", "60s"]).await);
         }
-    }
+    };
+    foreign.apply(env, ns, stable, REPLICAS).await;
     None
-}
-
-/// Polls `check` for up to 30 s.
-async fn wait_until<F, Fut>(mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Whether the record's phase is `name`.
@@ -177,21 +135,6 @@ async fn record_says(env: &TestEnv, namespace: &str, name: &str) -> bool {
         .and_then(|cm| cm.data)
         .and_then(|d| d.get("record.json").cloned())
         .is_some_and(|text| text.contains(&format!("\"name\": \"{name}\"")))
-}
-
-/// Images of the Deployment's pods that are not being deleted.
-async fn pods_by_image(env: &TestEnv, namespace: &str) -> Vec<String> {
-    let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(env.client().await, namespace);
-    api.list(&kube::api::ListParams::default().labels("app=web"))
-        .await
-        .map(|list| {
-            list.items
-                .into_iter()
-                .filter(|p| p.metadata.deletion_timestamp.is_none())
-                .filter_map(|p| p.spec.and_then(|s| s.containers[0].image.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Runs one cell; returns its text.
@@ -294,18 +237,34 @@ async fn cell(env: &TestEnv, phase: Phase, action: Action) -> String {
     // Act once the waiting command is in its wait.
     match phase {
         Phase::Starting => {
-            wait_until(|| async {
-                pods_by_image(env, &ns.name)
+            let client = env.client().await;
+            wait_until(env, "a canary pod", PHASE_WAIT, || async {
+                reads::pods_by_image(&client, &ns.name, "app=web")
                     .await
-                    .iter()
+                    .keys()
                     .any(|image| image.starts_with("nginx:1.15"))
             })
             .await
         }
         Phase::Holding => {}
-        Phase::Promoting => wait_until(|| record_says(env, &ns.name, "promotingFull")).await,
-        Phase::Aborting => wait_until(|| record_says(env, &ns.name, "aborting")).await,
-        Phase::Auto => wait_until(|| record_says(env, &ns.name, "holding")).await,
+        Phase::Promoting => {
+            wait_until(env, "the record in phase promotingFull", PHASE_WAIT, || {
+                record_says(env, &ns.name, "promotingFull")
+            })
+            .await
+        }
+        Phase::Aborting => {
+            wait_until(env, "the record in phase aborting", PHASE_WAIT, || {
+                record_says(env, &ns.name, "aborting")
+            })
+            .await
+        }
+        Phase::Auto => {
+            wait_until(env, "the record in phase holding", PHASE_WAIT, || {
+                record_says(env, &ns.name, "holding")
+            })
+            .await
+        }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let action_at = started.elapsed();

@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use canary_testkit::scenario::web_namespace;
 use canary_testkit::{
     TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_settled,
     web_deployment,
@@ -36,13 +37,7 @@ async fn scenario(
     second: Option<(&str, i32)>,
     finish_with_abort: bool,
 ) {
-    let ns = TestNamespace::create(env, &format!("life-{mode}-{replicas}")).await;
-    create_settled(
-        env,
-        &ns.name,
-        &web_deployment("web", replicas, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(env, &format!("life-{mode}-{replicas}"), replicas).await;
     let before = spec_of(env, &ns.name, "web").await;
     let stable_while = |pods: i32| {
         if mode == "surge" {
@@ -175,16 +170,7 @@ async fn abort_and_promote_restore_non_default_settings_exactly() {
         spec.revision_history_limit = Some(5);
         create_settled(&env, &ns.name, &deployment).await;
         let before = spec_of(&env, &ns.name, "web").await;
-        assert_exit(
-            &canary(
-                &env,
-                &ns.name,
-                &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "2"],
-            )
-            .await,
-            0,
-            "start",
-        );
+        start_canary(&env, &ns.name, "nginx:1.15", "2", &[], "start").await;
         let during = spec_of(&env, &ns.name, "web").await;
         // Held at rest: paused, and the brake is off again (docs/brake-during-hold.md).
         assert_eq!(during["paused"], json!(true), "paused while held");
@@ -210,13 +196,7 @@ async fn abort_and_promote_restore_non_default_settings_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_both_sides_and_events_are_recorded() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "status").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 10, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "status", 10).await;
     let out = canary(&env, &ns.name, &["status", "deploy/web"]).await;
     assert_exit(&out, 0, "status without a canary");
     assert!(
@@ -270,13 +250,7 @@ async fn status_shows_both_sides_and_events_are_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_watch_follows_a_promotion() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "watch").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "watch", 3).await;
     assert_exit(
         &canary(&env, &ns.name, &["start", "deploy/web", "nginx=nginx:1.15"]).await,
         0,
@@ -329,28 +303,17 @@ async fn status_watch_follows_a_promotion() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_runs_change_nothing() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "dry").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 10, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "dry", 10).await;
     let before = spec_of(&env, &ns.name, "web").await;
-    let out = canary(
+    let out = start_canary(
         &env,
         &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--canary",
-            "2",
-            "--dry-run",
-        ],
+        "nginx:1.15",
+        "2",
+        &["--dry-run"],
+        "start --dry-run",
     )
     .await;
-    assert_exit(&out, 0, "start --dry-run");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("maxSurge=2, maxUnavailable=0") && stdout.contains("nothing changed"),
@@ -391,13 +354,7 @@ async fn dry_runs_change_nothing() {
 async fn no_wait_returns_after_the_update_and_the_controller_finishes() {
     let Some(env) = TestEnv::get() else { return };
     for (finish, image) in [("abort", "nginx:1.14"), ("promote", "nginx:1.15")] {
-        let ns = TestNamespace::create(&env, "nowait").await;
-        create_settled(
-            &env,
-            &ns.name,
-            &web_deployment("web", 10, "nginx:1.14", None),
-        )
-        .await;
+        let ns = web_namespace(&env, "nowait", 10).await;
         let before = spec_of(&env, &ns.name, "web").await;
         assert_exit(
             &canary(

@@ -10,9 +10,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use canary_testkit::{
-    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, web_deployment,
-};
+use canary_testkit::scenario::web_namespace;
+use canary_testkit::{TestEnv, assert_spec_equal_except, spec_of};
 use common::{BIN, assert_exit, canary, record_exists};
 
 const OK: i32 = 0;
@@ -62,13 +61,7 @@ impl Drop for Tmux {
 #[tokio::test]
 async fn the_live_view_under_tmux_shows_the_canary_and_aborts_after_confirmation() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "live-view").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "live-view", 3).await;
     let before = spec_of(&env, &ns.name, "web").await;
     let start = ["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"];
     assert_exit(&canary(&env, &ns.name, &start).await, OK, "start");
@@ -154,13 +147,7 @@ async fn the_live_view_under_tmux_shows_the_canary_and_aborts_after_confirmation
 #[tokio::test]
 async fn without_a_terminal_each_change_is_one_document() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "watch-docs").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 2, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "watch-docs", 2).await;
     let start = ["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"];
     assert_exit(&canary(&env, &ns.name, &start).await, OK, "start");
 

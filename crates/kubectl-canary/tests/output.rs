@@ -4,7 +4,8 @@
 
 mod common;
 
-use canary_testkit::{TestEnv, TestNamespace, create_settled, web_deployment};
+use canary_testkit::TestEnv;
+use canary_testkit::scenario::web_namespace;
 use common::{assert_exit, canary, text};
 
 const VERSION: &str = "kubectl-canary.io/v1";
@@ -18,13 +19,7 @@ fn json_document(out: &std::process::Output) -> serde_json::Value {
 #[tokio::test]
 async fn abort_and_promote_full_print_their_result_and_progress_goes_to_stderr() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "output-docs").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "output-docs", 3).await;
     let start = |output: &'static str| {
         let env = env.clone();
         let ns = ns.name.clone();

@@ -7,10 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use canary_testkit::{
-    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_settled,
-    web_deployment,
-};
+use canary_testkit::scenario::web_namespace;
+use canary_testkit::{TestEnv, assert_spec_equal_except, spec_of, wait_settled};
 use common::rbac::{documented_role, operator, set_rules};
 use common::*;
 
@@ -25,13 +23,7 @@ async fn as_operator(env: &TestEnv, ns: &str, token: &str, args: &[&str]) -> std
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_works_under_exactly_the_documented_role() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "rbac").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "rbac", 3).await;
     let original = spec_of(&env, &ns.name, "web").await;
     let token = operator(&env, &ns.name, &documented_role()).await;
     let run = |args: &'static [&'static str]| {
@@ -81,13 +73,7 @@ async fn every_command_works_under_exactly_the_documented_role() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_verb_is_named_with_exit_6_and_nothing_changes() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "rbacminus").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "rbacminus", 3).await;
     let original = spec_of(&env, &ns.name, "web").await;
     let role = documented_role();
     let token = operator(&env, &ns.name, &role).await;

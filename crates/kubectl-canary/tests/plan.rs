@@ -3,6 +3,7 @@
 mod common;
 
 use assert_cmd::Command;
+use canary_testkit::scenario::web_namespace;
 use canary_testkit::{TestEnv, TestNamespace, create_settled, web_deployment};
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -285,13 +286,7 @@ async fn live_plan_reads_requests_and_checks_capacity() {
 #[tokio::test]
 async fn live_plan_without_node_access_says_the_capacity_check_was_skipped() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "plan-view").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "plan-view", 3).await;
     let restricted = env.restricted_kubeconfig.clone();
     let namespace = ns.name.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -330,27 +325,8 @@ async fn live_plan_without_node_access_says_the_capacity_check_was_skipped() {
 #[tokio::test]
 async fn live_plan_during_a_canary_uses_the_recorded_strategy() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "plan-running").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 4, "nginx:1.14", None),
-    )
-    .await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--canary",
-            "1",
-            "--no-wait",
-        ],
-    )
-    .await;
-    assert_exit(&out, 0, "start");
+    let ns = web_namespace(&env, "plan-running", 4).await;
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &["--no-wait"], "start").await;
     // The live strategy is now the brake (maxSurge 1, maxUnavailable 0); the plan must use
     // the Deployment's own 25%/25% from the record.
     let out = canary(

@@ -9,7 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use canary_testkit::{TestEnv, TestNamespace, create_settled, web_deployment};
+use canary_testkit::TestEnv;
+use canary_testkit::scenario::web_namespace;
 use common::{assert_exit, canary, text};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
@@ -105,13 +106,7 @@ fn pixels_of(rgba: &[u8], rgb: [u8; 3]) -> usize {
 #[tokio::test]
 async fn a_report_made_after_the_canary_shows_its_verdicts_charts_and_commands() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "report").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "report", 3).await;
     let start = ["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"];
     assert_exit(&canary(&env, &ns.name, &start).await, OK, "start");
     for round in 0..2 {
@@ -188,13 +183,7 @@ async fn a_report_made_after_the_canary_shows_its_verdicts_charts_and_commands()
 #[tokio::test]
 async fn an_edited_history_is_shown_escaped_and_never_runs() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "report-hostile").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 2, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "report-hostile", 2).await;
     let start = ["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"];
     assert_exit(&canary(&env, &ns.name, &start).await, OK, "start");
     let out = canary(&env, &ns.name, &["analyze", "deploy/web", "--wait"]).await;
@@ -273,13 +262,7 @@ fn the_console_check_sees_a_page_that_logs() {
 #[tokio::test]
 async fn start_auto_writes_the_report_of_its_steps_at_the_end() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "report-auto").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 4, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "report-auto", 4).await;
     let dir = scratch(&format!("auto-{}", ns.name));
     let page = dir.join("auto.html");
     let out = canary(
@@ -324,13 +307,7 @@ async fn start_auto_writes_the_report_of_its_steps_at_the_end() {
 #[tokio::test]
 async fn refused_commands_and_dry_runs_write_no_history() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "report-nothing").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 2, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "report-nothing", 2).await;
     let dry = [
         "start",
         "deploy/web",

@@ -14,6 +14,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use canary_core::seal::SEAL_ANNOTATION;
+use canary_testkit::reads::privileged_original_template;
+use canary_testkit::scenario::web_namespace;
 use canary_testkit::{
     TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_settled,
     web_deployment,
@@ -114,6 +116,21 @@ async fn write_record(api: &Api<ConfigMap>, record: &Value) {
     api.replace(RECORD, &PostParams::default(), &cm)
         .await
         .expect("the attacker replaces the record");
+}
+
+/// Creates the record with `record` as its JSON, as the attacker (no owner, no seal).
+async fn create_record(api: &Api<ConfigMap>, record: &Value) {
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(RECORD.into()),
+            ..Default::default()
+        },
+        data: Some([("record.json".to_string(), record.to_string())].into()),
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &cm)
+        .await
+        .expect("the attacker creates the record");
 }
 
 /// How a command dealt with an attempt, for the report.
@@ -243,11 +260,7 @@ async fn every_edit_of_the_record_is_detected_by_every_command_and_nothing_is_wr
     let edits: Vec<(&str, Edit)> = vec![
         (
             "original template: another image, privileged",
-            Box::new(|r| {
-                r["originalTemplate"]["spec"]["containers"][0]["image"] = json!("evil:1");
-                r["originalTemplate"]["spec"]["containers"][0]["securityContext"] =
-                    json!({"privileged": true});
-            }),
+            Box::new(privileged_original_template),
         ),
         (
             "original images",
@@ -321,19 +334,7 @@ async fn every_edit_of_the_record_is_detected_by_every_command_and_nothing_is_wr
     let mut forged = genuine.clone();
     forged["originalTemplate"]["spec"]["containers"][0]["image"] = json!("evil:1");
     api.delete(RECORD, &DeleteParams::default()).await.unwrap();
-    api.create(
-        &PostParams::default(),
-        &ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(RECORD.into()),
-                ..Default::default()
-            },
-            data: Some([("record.json".to_string(), forged.to_string())].into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    create_record(&api, &forged).await;
     every_command_stops(
         &env,
         &ns.name,
@@ -373,13 +374,7 @@ async fn a_record_created_before_any_canary_is_never_used() {
     )
     .await;
     // A record shaped like a genuine one, from another Deployment's canary.
-    let other = TestNamespace::create(&env, "sec-source").await;
-    create_settled(
-        &env,
-        &other.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let other = web_namespace(&env, "sec-source", 3).await;
     assert_exit(
         &canary(
             &env,
@@ -396,19 +391,7 @@ async fn a_record_created_before_any_canary_is_never_used() {
     forged["deploymentUid"] = json!(deployments.get("web").await.unwrap().uid().unwrap());
     forged["targetImages"]["nginx"] = json!("evil:1");
     let api = attacker(&env, &ns.name).await;
-    api.create(
-        &PostParams::default(),
-        &ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(RECORD.into()),
-                ..Default::default()
-            },
-            data: Some([("record.json".to_string(), forged.to_string())].into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    create_record(&api, &forged).await;
     let original = deployment_json(&env, &ns.name, "web").await;
     every_command_stops(
         &env,
@@ -642,13 +625,7 @@ async fn a_record_lost_in_any_phase_is_recognised_and_abort_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seal_copied_back_by_rollout_undo_is_harmless() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "sec-undo").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 2, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "sec-undo", 2).await;
     let start = ["start", "deploy/web", "nginx=nginx:1.15"];
     assert_exit(&canary(&env, &ns.name, &start).await, 0, "start");
     assert_exit(
@@ -781,13 +758,7 @@ async fn a_forged_intent_is_shown_as_not_applied_and_never_carried_out_unasked()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_stable_replica_set_is_not_written_by_a_recovery() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "sec-rs").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "sec-rs", 3).await;
     assert_exit(
         &canary(&env, &ns.name, &["start", "deploy/web", "nginx=nginx:1.15"]).await,
         0,

@@ -7,10 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use canary_testkit::{
-    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, wait_settled,
-    web_deployment,
-};
+use canary_testkit::scenario::web_namespace;
+use canary_testkit::{TestEnv, assert_spec_equal_except, spec_of, wait_settled};
 use common::*;
 
 const INTERRUPTED: i32 = 130;
@@ -49,13 +47,7 @@ async fn wait_for_record(env: &TestEnv, ns: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_while_start_waits_leaves_a_recorded_paused_canary() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "sigterm").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 4, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "sigterm", 4).await;
     let original = spec_of(&env, &ns.name, "web").await;
     // Canary pods that take long to become Ready keep `start` waiting for them.
     let child = spawn(
@@ -112,13 +104,7 @@ async fn sigterm_while_start_waits_leaves_a_recorded_paused_canary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_leaves_at_once_saying_what_was_changed() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "sigint2").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 4, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "sigint2", 4).await;
     let original = spec_of(&env, &ns.name, "web").await;
     let child = spawn(
         &env,
@@ -160,20 +146,8 @@ async fn a_second_signal_leaves_at_once_saying_what_was_changed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_where_nothing_settles_ends_at_once_and_says_nothing_changed() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "sigwatch").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 2, "nginx:1.14", None),
-    )
-    .await;
-    let start = canary(
-        &env,
-        &ns.name,
-        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-    )
-    .await;
-    assert_exit(&start, 0, "start");
+    let ns = web_namespace(&env, "sigwatch", 2).await;
+    start_canary(&env, &ns.name, "nginx:1.15", "1", &[], "start").await;
     let child = spawn(&env, &ns.name, &["status", "deploy/web", "--watch"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     signal(&child, "TERM");

@@ -14,29 +14,62 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use canary_core::traffic::PIN_ANNOTATION;
+use canary_testkit::reads;
+use canary_testkit::scenario::web_namespace;
 use canary_testkit::{
-    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, differences, spec_of,
-    wait_settled, web_deployment,
+    TestEnv, TestNamespace, assert_spec_equal_except, differences, spec_of, wait_settled,
 };
 use common::*;
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
-use kube::api::PostParams;
 use serde_json::{Value, json};
 
 const REFUSED: i32 = 4;
 const FORBIDDEN: i32 = 6;
 const IMAGE_PATH: &str = ".template.spec.containers[0].image";
 
-/// Creates Service `name` selecting `app=web`, port 80.
+/// Creates Service `name` selecting `app=web`, port 80, with a label and an annotation of
+/// its owner's (which must be kept).
 async fn create_service(env: &TestEnv, ns: &str, name: &str) {
-    let api: Api<Service> = Api::namespaced(env.client().await, ns);
-    let svc: Service = serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {"team": "a"}, "annotations": {"note": "kept"}},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 80}]}
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &svc).await.unwrap();
+    let metadata = json!({"labels": {"team": "a"}, "annotations": {"note": "kept"}});
+    reads::create_service(&env.client().await, ns, name, metadata).await;
+}
+
+/// A traffic scenario's start: `web` at `replicas` pods behind Service `web`.
+struct Served {
+    ns: TestNamespace,
+    /// The Deployment's spec before.
+    original: Value,
+    /// The Service before.
+    before: Value,
+}
+
+/// `web` at `replicas` pods of nginx:1.14 behind Service `web`; their state as it was.
+async fn served_web(env: &TestEnv, prefix: &str, replicas: i32) -> Served {
+    let ns = web_namespace(env, prefix, replicas).await;
+    create_service(env, &ns.name, "web").await;
+    let original = spec_of(env, &ns.name, "web").await;
+    let before = service_state(env, &ns.name, "web").await;
+    Served {
+        ns,
+        original,
+        before,
+    }
+}
+
+/// Waits until `web` settles; asserts that its spec is `original` but for `allowed` and
+/// that the Service is back as `before` was.
+async fn assert_restored(
+    env: &TestEnv,
+    ns: &str,
+    original: &Value,
+    before: &Value,
+    allowed: &[&str],
+    context: &str,
+) {
+    wait_settled(env, ns, "web", Duration::from_secs(60)).await;
+    assert_spec_equal_except(original, &spec_of(env, ns, "web").await, allowed);
+    assert_service_restored(before, &service_state(env, ns, "web").await, context);
 }
 
 /// The whole Service as stored, minus what the API server changes on every write.
@@ -144,32 +177,22 @@ async fn wait_served(env: &TestEnv, ns: &str, service: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dark_canary_gets_no_service_traffic_until_promote() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "dark").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 4, "nginx:1.14", None),
-    )
-    .await;
-    create_service(&env, &ns.name, "web").await;
-    let original = spec_of(&env, &ns.name, "web").await;
-    let before = service_state(&env, &ns.name, "web").await;
+    let Served {
+        ns,
+        original,
+        before,
+    } = served_web(&env, "dark", 4).await;
     wait_served(&env, &ns.name, "web").await;
 
-    let out = canary(
+    let out = start_canary(
         &env,
         &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--canary",
-            "1",
-            "--dark",
-        ],
+        "nginx:1.15",
+        "1",
+        &["--dark"],
+        "start --dark",
     )
     .await;
-    assert_exit(&out, 0, "start --dark");
     assert!(text(&out).contains("dark"), "{}", text(&out));
 
     let dark = measure(&env, &ns.name, "web", 3000, 4).await;
@@ -251,48 +274,35 @@ async fn a_dark_canary_gets_no_service_traffic_until_promote() {
 
     let out = canary(&env, &ns.name, &["promote", "deploy/web", "--full"]).await;
     assert_exit(&out, 0, "promote --full");
-    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
-    assert_spec_equal_except(
+    assert_restored(
+        &env,
+        &ns.name,
         &original,
-        &spec_of(&env, &ns.name, "web").await,
-        &[IMAGE_PATH],
-    );
-    assert_service_restored(
         &before,
-        &service_state(&env, &ns.name, "web").await,
+        &[IMAGE_PATH],
         "after promote --full",
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_sessions_keep_each_client_on_one_version_and_abort_restores() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "sticky").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 4, "nginx:1.14", None),
-    )
-    .await;
-    create_service(&env, &ns.name, "web").await;
-    let original = spec_of(&env, &ns.name, "web").await;
-    let before = service_state(&env, &ns.name, "web").await;
+    let Served {
+        ns,
+        original,
+        before,
+    } = served_web(&env, "sticky", 4).await;
 
-    let out = canary(
+    start_canary(
         &env,
         &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--canary",
-            "2",
-            "--sticky",
-            "10m",
-        ],
+        "nginx:1.15",
+        "2",
+        &["--sticky", "10m"],
+        "start --sticky",
     )
     .await;
-    assert_exit(&out, 0, "start --sticky");
     let svc = service_state(&env, &ns.name, "web").await;
     assert_eq!(svc["spec"]["sessionAffinity"], "ClientIP");
     assert_eq!(
@@ -333,25 +343,13 @@ async fn sticky_sessions_keep_each_client_on_one_version_and_abort_restores() {
 
     let out = canary(&env, &ns.name, &["abort", "deploy/web"]).await;
     assert_exit(&out, 0, "abort");
-    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
-    assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
-    assert_service_restored(
-        &before,
-        &service_state(&env, &ns.name, "web").await,
-        "after abort",
-    );
+    assert_restored(&env, &ns.name, &original, &before, &[], "after abort").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_the_tool_may_not_or_should_not_change_are_refused_before_any_change() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "svc-refuse").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 2, "nginx:1.14", None),
-    )
-    .await;
+    let ns = web_namespace(&env, "svc-refuse", 2).await;
     let original = deployment_json(&env, &ns.name, "web").await;
     let start = ["start", "deploy/web", "nginx=nginx:1.15", "--dark"];
     let unchanged = |context: &'static str| {
@@ -493,11 +491,11 @@ async fn crash_and_recover(
     n: usize,
     recovery: &[&str],
 ) -> bool {
-    let ns = TestNamespace::create(env, "svc-crash").await;
-    create_settled(env, &ns.name, &web_deployment("web", 3, "nginx:1.14", None)).await;
-    create_service(env, &ns.name, "web").await;
-    let original = spec_of(env, &ns.name, "web").await;
-    let before = service_state(env, &ns.name, "web").await;
+    let Served {
+        ns,
+        original,
+        before,
+    } = served_web(env, "svc-crash", 3).await;
     if let Some(flags) = held {
         let mut start = vec!["start", "deploy/web", "nginx=nginx:1.15"];
         start.extend_from_slice(flags);
@@ -786,16 +784,11 @@ fn answered_by(requests: &[Request], from: f64, to: f64, image: &str) -> (usize,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_switches_in_one_update_without_a_failed_request() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "bluegreen").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 4, "nginx:1.14", None),
-    )
-    .await;
-    create_service(&env, &ns.name, "web").await;
-    let original = spec_of(&env, &ns.name, "web").await;
-    let before = service_state(&env, &ns.name, "web").await;
+    let Served {
+        ns,
+        original,
+        before,
+    } = served_web(&env, "bluegreen", 4).await;
     wait_served(&env, &ns.name, "web").await;
     let requests = start_loop(&env, &ns.name, "web").await;
 
@@ -842,32 +835,25 @@ async fn blue_green_switches_in_one_update_without_a_failed_request() {
         "blue/green: {} requests, 0 failed; before promote {all_before} all old; after promote {all_after} all new",
         requests.len()
     );
-    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
-    assert_spec_equal_except(
+    assert_restored(
+        &env,
+        &ns.name,
         &original,
-        &spec_of(&env, &ns.name, "web").await,
-        &[IMAGE_PATH],
-    );
-    assert_service_restored(
         &before,
-        &service_state(&env, &ns.name, "web").await,
+        &[IMAGE_PATH],
         "after the Blue/Green promote",
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_abort_after_the_switch_goes_back_without_a_failed_request() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = TestNamespace::create(&env, "bluegreen-back").await;
-    create_settled(
-        &env,
-        &ns.name,
-        &web_deployment("web", 3, "nginx:1.14", None),
-    )
-    .await;
-    create_service(&env, &ns.name, "web").await;
-    let original = spec_of(&env, &ns.name, "web").await;
-    let before = service_state(&env, &ns.name, "web").await;
+    let Served {
+        ns,
+        original,
+        before,
+    } = served_web(&env, "bluegreen-back", 3).await;
     wait_served(&env, &ns.name, "web").await;
     let out = canary(
         &env,
@@ -915,11 +901,13 @@ async fn blue_green_abort_after_the_switch_goes_back_without_a_failed_request() 
         new_after, 0,
         "after abort only the old set serves (of {all_after})"
     );
-    wait_settled(&env, &ns.name, "web", Duration::from_secs(60)).await;
-    assert_spec_equal_except(&original, &spec_of(&env, &ns.name, "web").await, &[]);
-    assert_service_restored(
+    assert_restored(
+        &env,
+        &ns.name,
+        &original,
         &before,
-        &service_state(&env, &ns.name, "web").await,
+        &[],
         "after the Blue/Green abort",
-    );
+    )
+    .await;
 }

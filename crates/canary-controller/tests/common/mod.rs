@@ -8,17 +8,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::runtime::watcher::{self, Event};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
+#[allow(unused_imports)]
+pub use canary_testkit::gitops::{GitOpsRepo, PodCountWatch};
 use canary_testkit::{TestEnv, TestNamespace};
 
 /// The repository root.
@@ -28,9 +26,7 @@ pub fn repo() -> PathBuf {
 
 /// A scratch directory of one test.
 pub fn scratch(namespace: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kc-gitops-{namespace}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    canary_testkit::scenario::scratch("gitops", namespace)
 }
 
 fn kubectl(env: &TestEnv, args: &[&str]) -> String {
@@ -208,7 +204,7 @@ pub fn manifest(
     namespace: &str,
     replicas: i32,
     image: &str,
-    annotations: &BTreeMap<&str, &str>,
+    annotations: &impl serde::Serialize,
 ) -> Value {
     json!({
         "apiVersion": "apps/v1",
@@ -230,276 +226,9 @@ pub fn manifest(
     })
 }
 
-/// A GitOps stand-in: re-applies `dir` with server-side apply as Argo CD does, every 2 s,
-/// until stopped. `commit` replaces the manifest (the next apply picks it up at once).
-pub struct GitOps {
-    dir: PathBuf,
-    stop: Arc<AtomicBool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    pub applies: Arc<Mutex<u32>>,
-}
-
-impl GitOps {
-    /// Starts applying `manifest` from a directory of its own.
-    pub fn start(env: &TestEnv, namespace: &str, manifest: &Value) -> Self {
-        let dir = scratch(namespace).join("git");
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut gitops = Self {
-            dir,
-            stop: Arc::new(AtomicBool::new(false)),
-            task: None,
-            applies: Arc::new(Mutex::new(0)),
-        };
-        gitops.write(manifest);
-        gitops.apply_once(env);
-        let (env, dir, stop, applies) = (
-            env.clone(),
-            gitops.dir.clone(),
-            gitops.stop.clone(),
-            gitops.applies.clone(),
-        );
-        let task = tokio::spawn(async move {
-            // Bounded: a forgotten stand-in stops by itself after 10 minutes.
-            for _ in 0..300 {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let env = env.clone();
-                let dir = dir.clone();
-                let _ = tokio::task::spawn_blocking(move || apply_dir(&env, &dir)).await;
-                *applies.lock().unwrap() += 1;
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-        });
-        gitops.task = Some(task);
-        gitops
-    }
-
-    fn write(&self, manifest: &Value) {
-        let tmp = self.dir.join("web.json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(manifest).unwrap()).unwrap();
-        std::fs::rename(&tmp, self.dir.join("web.json")).unwrap();
-    }
-
-    /// A new commit: the manifest changes and is applied at once (and then every 2 s).
-    pub fn commit(&self, env: &TestEnv, manifest: &Value) {
-        self.write(manifest);
-        self.apply_once(env);
-    }
-
-    fn apply_once(&self, env: &TestEnv) {
-        apply_dir(env, &self.dir);
-    }
-
-    /// Stops re-applying.
-    pub async fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for GitOps {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
-
-fn apply_dir(env: &TestEnv, dir: &Path) {
-    let output = env.run(
-        "kubectl",
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=argocd-controller",
-            "-f",
-            dir.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        output.status.success(),
-        "GitOps apply failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Watches pods and the record: how many pods of `image` existed at each pod event, with the
-/// event's resourceVersion, and the resourceVersion at which the record first left its first
-/// step (the first promote).
-pub struct Observer {
-    pub pod_counts: Arc<Mutex<Vec<(u64, usize)>>>,
-    pub first_promote_rv: Arc<Mutex<Option<u64>>>,
-    pub phases: Arc<Mutex<Vec<String>>>,
-    pub unavailable: Arc<Mutex<Vec<String>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-fn rv(object: &impl ResourceExt) -> u64 {
-    object
-        .resource_version()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-impl Observer {
-    /// Starts watching `namespace` for pods of `image`; returns once every watch has its
-    /// initial list, so that nothing after this call goes unseen (a watch still listing when
-    /// the commit lands would miss the record's first phases, or pods over k). Each watch
-    /// reports its first initial list only (a watcher lists again after a lost watch).
-    pub async fn start(client: &kube::Client, namespace: &str, image: &str) -> Self {
-        let (listed_tx, mut listed) = tokio::sync::mpsc::channel::<()>(3);
-        let pod_counts = Arc::new(Mutex::new(Vec::new()));
-        let first_promote_rv = Arc::new(Mutex::new(None));
-        let phases = Arc::new(Mutex::new(Vec::new()));
-        let unavailable = Arc::new(Mutex::new(Vec::new()));
-        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-        let image = image.to_string();
-        let counts = pod_counts.clone();
-        let mut listed_pods = Some(listed_tx.clone());
-        let pod_task = tokio::spawn(async move {
-            let mut live: BTreeMap<String, bool> = BTreeMap::new();
-            let mut stream = watcher::watcher(pods, watcher::Config::default()).boxed();
-            while let Some(Ok(event)) = stream.next().await {
-                let (pod, gone) = match event {
-                    Event::Apply(pod) | Event::InitApply(pod) => (pod, false),
-                    Event::Delete(pod) => (pod, true),
-                    Event::InitDone => {
-                        if let Some(listed) = listed_pods.take() {
-                            let _ = listed.try_send(());
-                        }
-                        continue;
-                    }
-                    Event::Init => continue,
-                };
-                let is_new = pod.spec.as_ref().is_some_and(|s| {
-                    s.containers
-                        .iter()
-                        .any(|c| c.image.as_deref() == Some(image.as_str()))
-                });
-                if gone {
-                    live.remove(&pod.uid().unwrap_or_default());
-                } else {
-                    live.insert(pod.uid().unwrap_or_default(), is_new);
-                }
-                let count = live.values().filter(|new| **new).count();
-                counts.lock().unwrap().push((rv(&pod), count));
-            }
-        });
-        let records: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-        let (first, seen) = (first_promote_rv.clone(), phases.clone());
-        let mut listed_records = Some(listed_tx.clone());
-        let record_task = tokio::spawn(async move {
-            let config = watcher::Config::default().fields("metadata.name=web.kubectl-canary");
-            let mut stream = watcher::watcher(records, config).boxed();
-            while let Some(Ok(event)) = stream.next().await {
-                if matches!(event, Event::InitDone)
-                    && let Some(listed) = listed_records.take()
-                {
-                    let _ = listed.try_send(());
-                }
-                let (Event::Apply(cm) | Event::InitApply(cm)) = event else {
-                    continue;
-                };
-                let phase = cm
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get("record.json"))
-                    .and_then(|t| serde_json::from_str::<Value>(t).ok())
-                    .and_then(|r| r["phase"]["name"].as_str().map(str::to_string))
-                    .unwrap_or_default();
-                let mut seen = seen.lock().unwrap();
-                if seen.last() != Some(&phase) {
-                    seen.push(phase.clone());
-                }
-                if (phase == "promoting" || phase == "promotingFull")
-                    && first.lock().unwrap().is_none()
-                {
-                    *first.lock().unwrap() = Some(rv(&cm));
-                }
-            }
-        });
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-        let bad = unavailable.clone();
-        let mut listed_deployments = Some(listed_tx);
-        let available_task = tokio::spawn(async move {
-            let mut stream = watcher::watcher(deployments, watcher::Config::default()).boxed();
-            while let Some(Ok(event)) = stream.next().await {
-                if matches!(event, Event::InitDone)
-                    && let Some(listed) = listed_deployments.take()
-                {
-                    let _ = listed.try_send(());
-                }
-                let (Event::Apply(d) | Event::InitApply(d)) = event else {
-                    continue;
-                };
-                let conditions = d.status.and_then(|s| s.conditions).unwrap_or_default();
-                if let Some(c) = conditions
-                    .iter()
-                    .find(|c| c.type_ == "Available" && c.status == "False")
-                {
-                    bad.lock().unwrap().push(format!(
-                        "Available=False ({}: {})",
-                        c.reason.clone().unwrap_or_default(),
-                        c.message.clone().unwrap_or_default()
-                    ));
-                }
-            }
-        });
-        for _ in 0..3 {
-            tokio::time::timeout(Duration::from_secs(60), listed.recv())
-                .await
-                .expect("the observer's watches list within 60 s")
-                .expect("an observer watch ended before its initial list");
-        }
-        Self {
-            pod_counts,
-            first_promote_rv,
-            phases,
-            unavailable,
-            tasks: vec![pod_task, record_task, available_task],
-        }
-    }
-
-    /// The most pods of the image seen at once before the first promote (all events when
-    /// there was none).
-    pub fn most_before_first_promote(&self) -> usize {
-        let cut = self.first_promote_rv.lock().unwrap().unwrap_or(u64::MAX);
-        self.pod_counts
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(rv, _)| *rv < cut)
-            .map(|(_, count)| *count)
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// Every time the Deployment was seen with `Available=False`.
-    pub fn unavailable(&self) -> Vec<String> {
-        self.unavailable.lock().unwrap().clone()
-    }
-
-    /// The record's phases in order.
-    pub fn phases(&self) -> Vec<String> {
-        self.phases.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Observer {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
 /// The record's JSON, if any.
 pub async fn record(client: &kube::Client, namespace: &str) -> Option<Value> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let cm = api.get_opt("web.kubectl-canary").await.unwrap()?;
-    serde_json::from_str(cm.data?.get("record.json")?).ok()
+    canary_testkit::reads::record_json(client, namespace, "web").await
 }
 
 /// The Deployment.
@@ -525,19 +254,9 @@ pub async fn events_with_reason(
         .collect()
 }
 
-/// The pods of `web` by image, not terminating.
+/// The pods of the namespace by image, not terminating.
 pub async fn pods_by_image(client: &kube::Client, namespace: &str) -> BTreeMap<String, usize> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let mut counts = BTreeMap::new();
-    for pod in api.list(&Default::default()).await.unwrap().items {
-        if pod.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        for c in pod.spec.map(|s| s.containers).unwrap_or_default() {
-            *counts.entry(c.image.unwrap_or_default()).or_default() += 1;
-        }
-    }
-    counts
+    canary_testkit::reads::pods_by_image(client, namespace, "").await
 }
 
 /// The analysis spec ConfigMap `web-analysis` with a strict pod-health check.
@@ -655,4 +374,245 @@ pub async fn setup(prefix: &str) -> Option<Setup> {
         client,
         kubeconfig,
     })
+}
+
+/// The stable image of the scenarios.
+pub const V1: &str = "nginx:1.14";
+/// The image most scenarios commit.
+pub const V2: &str = "nginx:1.15";
+/// A third version.
+pub const V3: &str = "nginx:1.16";
+/// A version whose pods crash-loop.
+pub const BAD: &str = "nginx:1.15__crashloop";
+
+/// The policy annotations: a canary of 1 pod analysed by `web-analysis` every `interval`,
+/// then `steps` (none when empty).
+pub fn policy(steps: &str, interval: &str) -> BTreeMap<String, String> {
+    let mut annotations: BTreeMap<String, String> = [
+        ("kubectl-canary.io/canary-pods", "1"),
+        ("kubectl-canary.io/interval", interval),
+        ("kubectl-canary.io/analysis", "web-analysis"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .into();
+    if !steps.is_empty() {
+        annotations.insert("kubectl-canary.io/steps".into(), steps.into());
+    }
+    annotations
+}
+
+/// The rollout fields of the Deployment's spec as JSON.
+pub async fn rollout_fields(client: &kube::Client, namespace: &str) -> Value {
+    let spec = serde_json::to_value(deployment(client, namespace).await.spec.unwrap()).unwrap();
+    json!({
+        "strategy": spec["strategy"],
+        "minReadySeconds": spec.get("minReadySeconds").cloned().unwrap_or(Value::Null),
+        "progressDeadlineSeconds": spec["progressDeadlineSeconds"],
+        "paused": spec.get("paused").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// The API's default rollout fields, as [`rollout_fields`] reads them.
+pub fn default_rollout() -> Value {
+    json!({
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+        "minReadySeconds": Value::Null,
+        "progressDeadlineSeconds": 600,
+        "paused": Value::Null,
+    })
+}
+
+/// The Deployment's `kubectl-canary.io/` annotations other than the policy's own.
+pub fn kubectl_canary_annotations(d: &Deployment) -> Vec<String> {
+    d.annotations()
+        .keys()
+        .filter(|k| {
+            k.starts_with("kubectl-canary.io/")
+                && !["canary-pods", "steps", "interval", "analysis", "mode"]
+                    .iter()
+                    .any(|p| k.ends_with(p))
+        })
+        .cloned()
+        .collect()
+}
+
+/// One opted-in `web` under Git, settled on [`V1`]: the setup, the GitOps stand-in applying
+/// it with `annotations`, and its rollout fields before any canary.
+pub struct Scenario {
+    pub setup: Setup,
+    pub git: GitOpsRepo,
+    pub annotations: BTreeMap<String, String>,
+    pub replicas: i32,
+    pub before: Value,
+    pub client: kube::Client,
+    pub ns: String,
+}
+
+impl Scenario {
+    /// [`setup`], the analysis spec `analysis` (none when `None`), Git applying `web` at
+    /// `replicas` pods of [`V1`] with `annotations`, all pods on it.
+    pub async fn settled(
+        prefix: &str,
+        replicas: i32,
+        annotations: BTreeMap<String, String>,
+        analysis: Option<&str>,
+    ) -> Option<Self> {
+        let setup = setup(prefix).await?;
+        let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
+        if let Some(spec) = analysis {
+            create_analysis(&client, &ns, spec).await;
+        }
+        let git = GitOpsRepo::start(&setup.env, &ns, &manifest(&ns, replicas, V1, &annotations));
+        let mut scenario = Self {
+            setup,
+            git,
+            annotations,
+            replicas,
+            before: Value::Null,
+            client,
+            ns,
+        };
+        scenario.settled_on(V1, replicas as usize).await;
+        scenario.before = rollout_fields(&scenario.client, &scenario.ns).await;
+        Some(scenario)
+    }
+
+    /// The controller for this namespace, with the test's Lease.
+    pub fn controller(&self, identity: &str, extra: &[&str]) -> ControllerProcess {
+        ControllerProcess::start(
+            &self.setup.kubeconfig,
+            &self.ns,
+            &self.lease(),
+            identity,
+            extra,
+        )
+    }
+
+    /// The test's Lease.
+    pub fn lease(&self) -> String {
+        format!("lease-{}", self.ns)
+    }
+
+    /// The manifest of `web` with the scenario's annotations.
+    pub fn manifest(&self, replicas: i32, image: &str) -> Value {
+        manifest(&self.ns, replicas, image, &self.annotations)
+    }
+
+    /// A commit of `image` at the scenario's replicas.
+    pub fn commit(&self, image: &str) {
+        self.commit_manifest(&self.manifest(self.replicas, image));
+    }
+
+    /// A commit of `manifest`.
+    pub fn commit_manifest(&self, manifest: &Value) {
+        self.git.commit(&self.setup.env, manifest);
+    }
+
+    /// The rollout fields now.
+    pub async fn rollout_fields(&self) -> Value {
+        rollout_fields(&self.client, &self.ns).await
+    }
+
+    /// Waits until all `replicas` pods run `image`, available and updated.
+    pub async fn settled_on(&self, image: &str, replicas: usize) {
+        let (client, ns) = (&self.client, self.ns.clone());
+        canary_testkit::wait_for(
+            &self.setup.env,
+            &format!("all {replicas} pods on {image}"),
+            Duration::from_secs(90),
+            || {
+                let (client, ns) = (client.clone(), ns.clone());
+                let image = image.to_string();
+                async move {
+                    let pods = pods_by_image(&client, &ns).await;
+                    let d = deployment(&client, &ns).await;
+                    let status = d.status.clone().unwrap_or_default();
+                    (pods.get(&image) == Some(&replicas)
+                        && pods.len() == 1
+                        && status.available_replicas == Some(replicas as i32)
+                        && status.updated_replicas == Some(replicas as i32))
+                    .then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Waits until the pods are exactly `counts` (image, pods).
+    pub async fn pods_are(&self, what: &str, counts: &[(&str, usize)], timeout: Duration) {
+        let want: BTreeMap<String, usize> =
+            counts.iter().map(|(i, n)| (i.to_string(), *n)).collect();
+        let (client, ns) = (&self.client, self.ns.as_str());
+        let want = &want;
+        canary_testkit::wait_until(&self.setup.env, what, timeout, || async move {
+            pods_by_image(client, ns).await == *want
+        })
+        .await;
+    }
+
+    /// Waits until the record is closed.
+    pub async fn record_gone(&self) {
+        let (client, ns) = (&self.client, self.ns.as_str());
+        canary_testkit::wait_until(
+            &self.setup.env,
+            "the canary record to be closed",
+            Duration::from_secs(120),
+            || async move { record(client, ns).await.is_none() },
+        )
+        .await;
+    }
+
+    /// Waits until the record is in `phase` and `extra` holds of it; returns it.
+    pub async fn phase_is(&self, phase: &str, extra: impl Fn(&Value) -> bool) -> Value {
+        let (client, ns) = (&self.client, self.ns.as_str());
+        let extra = &extra;
+        canary_testkit::wait_for(
+            &self.setup.env,
+            &format!("the record in phase {phase}"),
+            Duration::from_secs(120),
+            || async move {
+                let record = record(client, ns).await?;
+                (record["phase"]["name"] == phase && extra(&record)).then_some(record)
+            },
+        )
+        .await
+    }
+
+    /// Waits up to 30 s for an Event on `web` with `reason`; returns the last one's note.
+    pub async fn event(&self, reason: &str) -> String {
+        let (client, ns) = (&self.client, self.ns.as_str());
+        canary_testkit::wait_for(
+            &self.setup.env,
+            &format!("a {reason} Event"),
+            Duration::from_secs(30),
+            || async move { events_with_reason(client, ns, reason).await.pop() },
+        )
+        .await
+    }
+
+    /// How many Events on `web` have `reason`.
+    pub async fn events(&self, reason: &str) -> usize {
+        events_with_reason(&self.client, &self.ns, reason)
+            .await
+            .len()
+    }
+
+    /// The Deployment now.
+    pub async fn deployment(&self) -> Deployment {
+        deployment(&self.client, &self.ns).await
+    }
+
+    /// Asserts that the Deployment's own rollout fields are back and no annotation of the
+    /// brake is left.
+    pub async fn assert_own_settings_back(&self) {
+        assert_eq!(
+            self.rollout_fields().await,
+            self.before,
+            "the Deployment's own settings are back"
+        );
+        assert_eq!(
+            kubectl_canary_annotations(&self.deployment().await),
+            Vec::<String>::new()
+        );
+    }
 }

@@ -165,3 +165,21 @@ pub async fn deployment_json(env: &TestEnv, namespace: &str, name: &str) -> serd
         "spec": deployment.get("spec"),
     })
 }
+
+/// Runs `start deploy/web nginx=IMAGE --canary PODS EXTRA...`, which must exit 0 (`what`
+/// names it in the failure); returns its output.
+pub async fn start_canary(
+    env: &TestEnv,
+    namespace: &str,
+    image: &str,
+    pods: &str,
+    extra: &[&str],
+    what: &str,
+) -> Output {
+    let image = format!("nginx={image}");
+    let mut args = vec!["start", "deploy/web", image.as_str(), "--canary", pods];
+    args.extend_from_slice(extra);
+    let out = canary(env, namespace, &args).await;
+    assert_exit(&out, 0, what);
+    out
+}

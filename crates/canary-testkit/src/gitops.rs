@@ -1,0 +1,301 @@
+//! Scenario actors for the GitOps controller's tests: a GitOps repository that is synced every
+//! 2 s and takes commits, and a watch that counts the pods of an image at every event (so the
+//! most seen at once cannot slip between two polls) beside the record's phases.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, ResourceExt};
+use serde_json::Value;
+
+use crate::TestEnv;
+
+/// A GitOps repository and its sync (Argo CD's, with self-heal): re-applies its folder with
+/// server-side apply every 2 s, until stopped; `commit` replaces the manifest and applies
+/// it at once.
+pub struct GitOpsRepo {
+    dir: PathBuf,
+    stop: Arc<AtomicBool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// How many applies ran.
+    pub applies: Arc<Mutex<u32>>,
+}
+
+impl GitOpsRepo {
+    /// Starts applying `manifest` from a directory of its own.
+    pub fn start(env: &TestEnv, namespace: &str, manifest: &Value) -> Self {
+        let dir = crate::scenario::scratch("gitops", namespace).join("git");
+        std::fs::create_dir_all(&dir).unwrap();
+        let gitops = Self {
+            dir,
+            stop: Arc::new(AtomicBool::new(false)),
+            task: Mutex::new(None),
+            applies: Arc::new(Mutex::new(0)),
+        };
+        gitops.write(manifest);
+        gitops.apply_once(env);
+        let (env, dir, stop, applies) = (
+            env.clone(),
+            gitops.dir.clone(),
+            gitops.stop.clone(),
+            gitops.applies.clone(),
+        );
+        let task = tokio::spawn(async move {
+            // Bounded: a forgotten stand-in stops by itself after 10 minutes.
+            for _ in 0..300 {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let env = env.clone();
+                let dir = dir.clone();
+                let _ = tokio::task::spawn_blocking(move || apply_dir(&env, &dir)).await;
+                *applies.lock().unwrap() += 1;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+        *gitops.task.lock().unwrap() = Some(task);
+        gitops
+    }
+
+    fn write(&self, manifest: &Value) {
+        let tmp = self.dir.join("web.json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(manifest).unwrap()).unwrap();
+        std::fs::rename(&tmp, self.dir.join("web.json")).unwrap();
+    }
+
+    /// A new commit: the manifest changes and is applied at once (and then every 2 s).
+    pub fn commit(&self, env: &TestEnv, manifest: &Value) {
+        self.write(manifest);
+        self.apply_once(env);
+    }
+
+    fn apply_once(&self, env: &TestEnv) {
+        apply_dir(env, &self.dir);
+    }
+
+    /// Stops re-applying.
+    pub async fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let task = self.task.lock().unwrap().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for GitOpsRepo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One `kubectl apply --server-side` of `dir` as Argo CD's field manager.
+fn apply_dir(env: &TestEnv, dir: &Path) {
+    let output = env.run(
+        "kubectl",
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=argocd-controller",
+            "-f",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "GitOps apply failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A pod-count watch: how many pods of `image` existed at each pod event, with the event's
+/// resourceVersion; the resourceVersion at which the record first left its first step (the
+/// first promote); the record's phases; every `Available=False` of the Deployment.
+pub struct PodCountWatch {
+    /// (resourceVersion, pods of the image) at each pod event.
+    pub pod_counts: Arc<Mutex<Vec<(u64, usize)>>>,
+    /// The resourceVersion of the record's first promote.
+    pub first_promote_rv: Arc<Mutex<Option<u64>>>,
+    /// The record's phases, in order.
+    pub phases: Arc<Mutex<Vec<String>>>,
+    /// Every `Available=False` seen.
+    pub unavailable: Arc<Mutex<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// An object's resourceVersion as a number.
+fn rv(object: &impl ResourceExt) -> u64 {
+    object
+        .resource_version()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+impl PodCountWatch {
+    /// Starts watching `namespace` for pods of `image` (and the record of deploy/`deployment`); returns once every watch has its
+    /// initial list, so that nothing after this call goes unseen (a watch still listing when
+    /// the commit lands would miss the record's first phases, or pods over k). Each watch
+    /// reports its first initial list only (a watcher lists again after a lost watch).
+    pub async fn start(
+        client: &kube::Client,
+        namespace: &str,
+        deployment: &str,
+        image: &str,
+    ) -> Self {
+        let (listed_tx, mut listed) = tokio::sync::mpsc::channel::<()>(3);
+        let pod_counts = Arc::new(Mutex::new(Vec::new()));
+        let first_promote_rv = Arc::new(Mutex::new(None));
+        let phases = Arc::new(Mutex::new(Vec::new()));
+        let unavailable = Arc::new(Mutex::new(Vec::new()));
+        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+        let image = image.to_string();
+        let deployment = deployment.to_string();
+        let counts = pod_counts.clone();
+        let mut listed_pods = Some(listed_tx.clone());
+        let pod_task = tokio::spawn(async move {
+            let mut live: BTreeMap<String, bool> = BTreeMap::new();
+            let mut stream = watcher::watcher(pods, watcher::Config::default()).boxed();
+            while let Some(Ok(event)) = stream.next().await {
+                let (pod, gone) = match event {
+                    Event::Apply(pod) | Event::InitApply(pod) => (pod, false),
+                    Event::Delete(pod) => (pod, true),
+                    Event::InitDone => {
+                        if let Some(listed) = listed_pods.take() {
+                            let _ = listed.try_send(());
+                        }
+                        continue;
+                    }
+                    Event::Init => continue,
+                };
+                let is_new = pod.spec.as_ref().is_some_and(|s| {
+                    s.containers
+                        .iter()
+                        .any(|c| c.image.as_deref() == Some(image.as_str()))
+                });
+                if gone {
+                    live.remove(&pod.uid().unwrap_or_default());
+                } else {
+                    live.insert(pod.uid().unwrap_or_default(), is_new);
+                }
+                let count = live.values().filter(|new| **new).count();
+                counts.lock().unwrap().push((rv(&pod), count));
+            }
+        });
+        let records: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+        let (first, seen) = (first_promote_rv.clone(), phases.clone());
+        let mut listed_records = Some(listed_tx.clone());
+        let record_task = tokio::spawn(async move {
+            let config = watcher::Config::default().fields(&format!(
+                "metadata.name={}",
+                crate::reads::record_name(&deployment)
+            ));
+            let mut stream = watcher::watcher(records, config).boxed();
+            while let Some(Ok(event)) = stream.next().await {
+                if matches!(event, Event::InitDone)
+                    && let Some(listed) = listed_records.take()
+                {
+                    let _ = listed.try_send(());
+                }
+                let (Event::Apply(cm) | Event::InitApply(cm)) = event else {
+                    continue;
+                };
+                let phase = cm
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("record.json"))
+                    .and_then(|t| serde_json::from_str::<Value>(t).ok())
+                    .and_then(|r| r["phase"]["name"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let mut seen = seen.lock().unwrap();
+                if seen.last() != Some(&phase) {
+                    seen.push(phase.clone());
+                }
+                if (phase == "promoting" || phase == "promotingFull")
+                    && first.lock().unwrap().is_none()
+                {
+                    *first.lock().unwrap() = Some(rv(&cm));
+                }
+            }
+        });
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+        let bad = unavailable.clone();
+        let mut listed_deployments = Some(listed_tx);
+        let available_task = tokio::spawn(async move {
+            let mut stream = watcher::watcher(deployments, watcher::Config::default()).boxed();
+            while let Some(Ok(event)) = stream.next().await {
+                if matches!(event, Event::InitDone)
+                    && let Some(listed) = listed_deployments.take()
+                {
+                    let _ = listed.try_send(());
+                }
+                let (Event::Apply(d) | Event::InitApply(d)) = event else {
+                    continue;
+                };
+                let conditions = d.status.and_then(|s| s.conditions).unwrap_or_default();
+                if let Some(c) = conditions
+                    .iter()
+                    .find(|c| c.type_ == "Available" && c.status == "False")
+                {
+                    bad.lock().unwrap().push(format!(
+                        "Available=False ({}: {})",
+                        c.reason.clone().unwrap_or_default(),
+                        c.message.clone().unwrap_or_default()
+                    ));
+                }
+            }
+        });
+        for _ in 0..3 {
+            tokio::time::timeout(Duration::from_secs(60), listed.recv())
+                .await
+                .expect("the observer's watches list within 60 s")
+                .expect("an observer watch ended before its initial list");
+        }
+        Self {
+            pod_counts,
+            first_promote_rv,
+            phases,
+            unavailable,
+            tasks: vec![pod_task, record_task, available_task],
+        }
+    }
+
+    /// The most pods of the image seen at once before the first promote (all events when
+    /// there was none).
+    pub fn most_before_first_promote(&self) -> usize {
+        let cut = self.first_promote_rv.lock().unwrap().unwrap_or(u64::MAX);
+        self.pod_counts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(rv, _)| *rv < cut)
+            .map(|(_, count)| *count)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Every time the Deployment was seen with `Available=False`.
+    pub fn unavailable(&self) -> Vec<String> {
+        self.unavailable.lock().unwrap().clone()
+    }
+
+    /// The record's phases in order.
+    pub fn phases(&self) -> Vec<String> {
+        self.phases.lock().unwrap().clone()
+    }
+}
+
+impl Drop for PodCountWatch {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
