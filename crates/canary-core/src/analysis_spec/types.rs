@@ -191,7 +191,9 @@ pub struct HttpSpec {
     /// Status codes counted as success; empty means any status below 400.
     #[serde(default)]
     pub expect_status: Vec<u16>,
-    /// Requests per side (canary and stable).
+    /// The most requests per side (canary and stable): the bound of the sequential test, which
+    /// looks at the evidence every [`crate::verdict::sequential::LOOK_EVERY`] requests and
+    /// stops as soon as the error rates are decided.
     #[serde(default = "default_requests", deserialize_with = "de_requests")]
     pub requests: u32,
     /// Requests per second per side.
@@ -220,7 +222,9 @@ pub(super) fn default_path() -> String {
     "/".into()
 }
 pub(super) fn default_requests() -> u32 {
-    20
+    // Room for the sequential test to decide a 20% error rate against none (about 50 per
+    // side) and to pass a good canary with 95% confidence (120); it stops at the first of these.
+    200
 }
 pub(super) fn default_rate() -> f64 {
     5.0

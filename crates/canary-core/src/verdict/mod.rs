@@ -12,6 +12,7 @@ pub mod http;
 mod judge;
 pub mod logs;
 mod query;
+pub mod sequential;
 
 pub use crate::text::format_number;
 pub use combine::*;
