@@ -141,7 +141,7 @@ func (n *netServer) servePod(port int, w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Path == "/metrics" {
 		c.mu.Lock()
-		body := c.m.render()
+		body := c.m.render(c.b.Metrics, c.runStart)
 		c.mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		_, _ = w.Write([]byte(body))

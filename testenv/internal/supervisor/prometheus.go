@@ -3,14 +3,18 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -98,4 +102,74 @@ scrape_configs:
         target_label: node
 `, server, caPath, tokenFile)
 	return os.WriteFile(filepath.Join(s.dir, "prometheus.yml"), []byte(cfg), 0o644)
+}
+
+// Prometheus as a cluster runs it behind the Prometheus Operator: the Service
+// monitoring/prometheus-operated (port 9090 "web", labelled as Prometheus), so that tools
+// find it in the cluster and reach it through the API server's service proxy. The Service has
+// no selector; its EndpointSlice points at the host side of the pod network's veth pair,
+// where the supervisor forwards to Prometheus on 127.0.0.1 (Prometheus itself stays on
+// loopback; Endpoints may not name loopback addresses).
+const (
+	promServiceNamespace = "monitoring"
+	promServiceName      = "prometheus-operated"
+	promServicePort      = 9090
+)
+
+// prometheusService creates the namespace, the Service and its EndpointSlice (hostIP:port).
+func prometheusService(ctx context.Context, client kubernetes.Interface, hostIP string, port int) error {
+	ns := &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: promServiceNamespace}}
+	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("namespace %s: %w", promServiceNamespace, err)
+	}
+	labels := map[string]string{"app.kubernetes.io/name": "prometheus", "operated-prometheus": "true"}
+	svc := &v1.Service{ObjectMeta: metav1.ObjectMeta{Name: promServiceName, Namespace: promServiceNamespace, Labels: labels},
+		Spec: v1.ServiceSpec{Ports: []v1.ServicePort{{Name: "web", Port: promServicePort, Protocol: v1.ProtocolTCP,
+			TargetPort: intstr.FromInt32(int32(port))}}}}
+	if _, err := client.CoreV1().Services(promServiceNamespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("service %s/%s: %w", promServiceNamespace, promServiceName, err)
+	}
+	ready, name, p := true, "web", int32(port)
+	tcp := v1.ProtocolTCP
+	eps := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: promServiceName, Namespace: promServiceNamespace, Labels: map[string]string{
+			discoveryv1.LabelServiceName: promServiceName, discoveryv1.LabelManagedBy: "testenv-supervisor"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{hostIP}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: &name, Port: &p, Protocol: &tcp}},
+	}
+	if _, err := client.DiscoveryV1().EndpointSlices(promServiceNamespace).Create(ctx, eps, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("endpointslice %s/%s: %w", promServiceNamespace, promServiceName, err)
+	}
+	return nil
+}
+
+// forwardTCP accepts on listen and copies each connection to and from target, for as long as
+// the supervisor runs (a Prometheus restarted by a fault command is reached again).
+func forwardTCP(listen, target string) error {
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				done := make(chan struct{}, 2)
+				go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
+				go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
+				<-done
+			}()
+		}
+	}()
+	return nil
 }
