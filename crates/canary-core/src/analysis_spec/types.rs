@@ -73,6 +73,9 @@ pub enum Probe {
     Http(HttpSpec),
     /// A PromQL query run for both sides.
     Prometheus(PrometheusSpec),
+    /// The pods' own request metrics, found on Prometheus with no query written (an HTTP
+    /// check when there are none).
+    AutoMetrics(super::AutoMetricsSpec),
 }
 
 impl Probe {
@@ -83,7 +86,7 @@ impl Probe {
             Probe::PodHealth(_) => CheckKind::PodHealth,
             Probe::Logs(_) => CheckKind::Logs,
             Probe::Http(_) => CheckKind::Http,
-            Probe::Prometheus(_) => CheckKind::Prometheus,
+            Probe::Prometheus(_) | Probe::AutoMetrics(_) => CheckKind::Prometheus,
         }
     }
 }

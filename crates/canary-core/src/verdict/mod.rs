@@ -6,6 +6,7 @@
 //! critical check fails the canary, the others contribute to a score, and inconclusive results
 //! follow the policy chosen for their check instead of passing silently.
 
+pub mod auto_metrics;
 mod combine;
 mod event;
 pub mod http;
