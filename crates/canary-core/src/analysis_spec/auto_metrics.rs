@@ -401,7 +401,9 @@ pub fn common_family(
 mod tests {
     use super::*;
 
-    fn series(pairs: &[&[(&str, &str)]]) -> Vec<BTreeMap<String, String>> {
+    type Labels = Vec<BTreeMap<String, String>>;
+
+    fn series(pairs: &[&[(&str, &str)]]) -> Labels {
         pairs
             .iter()
             .map(|labels| {
@@ -415,7 +417,7 @@ mod tests {
 
     #[test]
     fn families_are_recognised_by_their_names_and_status_labels() {
-        let cases: Vec<(&str, Vec<BTreeMap<String, String>>, Vec<&str>)> = vec![
+        let cases: Vec<(&str, Labels, Vec<&str>)> = vec![
             (
                 "prometheus client with code",
                 series(&[
