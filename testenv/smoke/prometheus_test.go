@@ -131,10 +131,10 @@ func TestPrometheusKubernetesSD(t *testing.T) {
 // proxy; and the simulated pods export the request-metric family their metrics-<family>
 // token chooses, each scraped under its own names.
 func TestPrometheusServiceAndMetricFamilies(t *testing.T) {
-	out := kubectl(t, "get", "--raw", "/api/v1/namespaces/monitoring/services/prometheus-operated:9090/proxy/api/v1/status/buildinfo")
-	if !strings.Contains(out, `"status":"success"`) || !strings.Contains(out, `"version"`) {
-		t.Fatalf("buildinfo through the service proxy: %s", out)
-	}
+	waitFor(t, 30*time.Second, "buildinfo through the service proxy", func() (bool, string) {
+		out, err := kubectlErr("get", "--raw", "/api/v1/namespaces/monitoring/services/prometheus-operated:9090/proxy/api/v1/status/buildinfo")
+		return err == nil && strings.Contains(out, `"status":"success"`) && strings.Contains(out, `"version"`), out
+	})
 	labelled := kubectl(t, "get", "services", "-A", "-l", "app.kubernetes.io/name=prometheus", "-o", "name")
 	if strings.TrimSpace(labelled) != "service/prometheus-operated" {
 		t.Fatalf("services labelled as Prometheus: %q", labelled)

@@ -40,6 +40,7 @@ type Behavior struct {
 	CPU             Usage  // CPU in use while running (kubelet resource metrics)
 	Memory          Usage  // memory working set while running
 	Metrics         string // request-metric family served on /metrics (see MetricFamilies)
+	ProxyTo         string // host:port every HTTP request is forwarded to (proxy-to-<host:port>)
 	Unknown         []string
 }
 
@@ -239,6 +240,8 @@ func (b *Behavior) apply(tok string) {
 			return
 		}
 		b.Unknown = append(b.Unknown, tok)
+	case strings.HasPrefix(t, "proxy-to-"):
+		b.ProxyTo = strings.TrimPrefix(t, "proxy-to-")
 	case strings.HasPrefix(t, "metrics-"):
 		family := strings.TrimPrefix(t, "metrics-")
 		for _, f := range MetricFamilies {

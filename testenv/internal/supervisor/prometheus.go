@@ -10,7 +10,6 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -106,40 +105,38 @@ scrape_configs:
 
 // Prometheus as a cluster runs it behind the Prometheus Operator: the Service
 // monitoring/prometheus-operated (port 9090 "web", labelled as Prometheus), so that tools
-// find it in the cluster and reach it through the API server's service proxy. The Service has
-// no selector; its EndpointSlice points at the host side of the pod network's veth pair,
-// where the supervisor forwards to Prometheus on 127.0.0.1 (Prometheus itself stays on
-// loopback; Endpoints may not name loopback addresses).
+// find it in the cluster and reach it through the API server's service proxy. The API server
+// proxies only to endpoints that are pods, so the Service selects a simulated pod
+// (prometheus-0) whose container forwards every request (behaviour token proxy-to-) to the
+// host side of the pod network's veth pair, where the supervisor forwards to Prometheus on
+// 127.0.0.1 (Prometheus itself stays on loopback).
 const (
 	promServiceNamespace = "monitoring"
 	promServiceName      = "prometheus-operated"
 	promServicePort      = 9090
 )
 
-// prometheusService creates the namespace, the Service and its EndpointSlice (hostIP:port).
+// prometheusService creates the namespace, the stand-in pod and the Service.
 func prometheusService(ctx context.Context, client kubernetes.Interface, hostIP string, port int) error {
 	ns := &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: promServiceNamespace}}
 	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("namespace %s: %w", promServiceNamespace, err)
 	}
 	labels := map[string]string{"app.kubernetes.io/name": "prometheus", "operated-prometheus": "true"}
+	pod := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "prometheus-0", Namespace: promServiceNamespace, Labels: labels,
+			Annotations: map[string]string{"sim.kubectl-canary.io/behavior": fmt.Sprintf("proxy-to-%s:%d", hostIP, port)}},
+		Spec: v1.PodSpec{Containers: []v1.Container{{Name: "prometheus", Image: "quay.io/prometheus/prometheus:v3.16.0",
+			Ports: []v1.ContainerPort{{Name: "web", ContainerPort: promServicePort}}}}},
+	}
+	if _, err := client.CoreV1().Pods(promServiceNamespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("pod %s/prometheus-0: %w", promServiceNamespace, err)
+	}
 	svc := &v1.Service{ObjectMeta: metav1.ObjectMeta{Name: promServiceName, Namespace: promServiceNamespace, Labels: labels},
-		Spec: v1.ServiceSpec{Ports: []v1.ServicePort{{Name: "web", Port: promServicePort, Protocol: v1.ProtocolTCP,
-			TargetPort: intstr.FromInt32(int32(port))}}}}
+		Spec: v1.ServiceSpec{Selector: labels, Ports: []v1.ServicePort{{Name: "web", Port: promServicePort, Protocol: v1.ProtocolTCP,
+			TargetPort: intstr.FromString("web")}}}}
 	if _, err := client.CoreV1().Services(promServiceNamespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("service %s/%s: %w", promServiceNamespace, promServiceName, err)
-	}
-	ready, name, p := true, "web", int32(port)
-	tcp := v1.ProtocolTCP
-	eps := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: promServiceName, Namespace: promServiceNamespace, Labels: map[string]string{
-			discoveryv1.LabelServiceName: promServiceName, discoveryv1.LabelManagedBy: "testenv-supervisor"}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{hostIP}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
-		Ports:       []discoveryv1.EndpointPort{{Name: &name, Port: &p, Protocol: &tcp}},
-	}
-	if _, err := client.DiscoveryV1().EndpointSlices(promServiceNamespace).Create(ctx, eps, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("endpointslice %s/%s: %w", promServiceNamespace, promServiceName, err)
 	}
 	return nil
 }
