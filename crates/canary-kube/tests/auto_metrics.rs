@@ -178,7 +178,7 @@ async fn each_family_fails_errors_and_latency_and_passes_a_good_canary() {
         (
             "micrometer",
             "Micrometer http_server_requests_seconds by status",
-            false,
+            true,
         ),
     ];
     // (case, the canary's extra tokens, outcome, what the reason names)
