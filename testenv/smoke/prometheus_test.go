@@ -131,6 +131,7 @@ func TestPrometheusKubernetesSD(t *testing.T) {
 // proxy; and the simulated pods export the request-metric family their metrics-<family>
 // token chooses, each scraped under its own names.
 func TestPrometheusServiceAndMetricFamilies(t *testing.T) {
+	ns := newNamespace(t, "promfam") // loads the environment too
 	waitFor(t, 30*time.Second, "buildinfo through the service proxy", func() (bool, string) {
 		out, err := kubectlErr("get", "--raw", "/api/v1/namespaces/monitoring/services/prometheus-operated:9090/proxy/api/v1/status/buildinfo")
 		return err == nil && strings.Contains(out, `"status":"success"`) && strings.Contains(out, `"version"`), out
@@ -139,7 +140,6 @@ func TestPrometheusServiceAndMetricFamilies(t *testing.T) {
 	if strings.TrimSpace(labelled) != "service/prometheus-operated" {
 		t.Fatalf("services labelled as Prometheus: %q", labelled)
 	}
-	ns := newNamespace(t, "promfam")
 	scrape := map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": "80"}
 	families := map[string]string{
 		"prom":       "http_requests_total",
