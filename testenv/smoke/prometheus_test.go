@@ -125,3 +125,66 @@ func TestPrometheusKubernetesSD(t *testing.T) {
 		}
 	}
 }
+
+// Prometheus is reachable as a cluster runs it behind the Prometheus Operator: the Service
+// monitoring/prometheus-operated, labelled as Prometheus, through the API server's service
+// proxy; and the simulated pods export the request-metric family their metrics-<family>
+// token chooses, each scraped under its own names.
+func TestPrometheusServiceAndMetricFamilies(t *testing.T) {
+	ns := newNamespace(t, "promfam") // loads the environment too
+	waitFor(t, 30*time.Second, "buildinfo through the service proxy", func() (bool, string) {
+		out, err := kubectlErr("get", "--raw", "/api/v1/namespaces/monitoring/services/prometheus-operated:9090/proxy/api/v1/status/buildinfo")
+		return err == nil && strings.Contains(out, `"status":"success"`) && strings.Contains(out, `"version"`), out
+	})
+	labelled := kubectl(t, "get", "services", "-A", "-l", "app.kubernetes.io/name=prometheus", "-o", "name")
+	if strings.TrimSpace(labelled) != "service/prometheus-operated" {
+		t.Fatalf("services labelled as Prometheus: %q", labelled)
+	}
+	scrape := map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": "80"}
+	families := map[string]string{
+		"prom":       "http_requests_total",
+		"otel":       "http_server_request_duration_seconds_count",
+		"micrometer": "http_server_requests_seconds_count",
+		"none":       "process_start_time_seconds",
+	}
+	for family := range families {
+		image := "nginx:1.15__errors-50__metrics-" + family
+		if family == "prom" {
+			image = "nginx:1.15__errors-50"
+		}
+		apply(t, ns, deployment("m-"+family, 1, image, scrape, ""))
+	}
+	for family, metric := range families {
+		waitRollout(t, ns, "m-"+family, 60*time.Second)
+		// Every series of the pod, by name: its own family and no other.
+		q := fmt.Sprintf(`count by (__name__) ({namespace=%q,app="m-%s",__name__=~"http_.+|process_start_time_seconds"})`, ns, family)
+		waitFor(t, 45*time.Second, family+" series", func() (bool, string) {
+			names := map[string]bool{}
+			for _, s := range promQuery(t, q) {
+				names[s.Metric["__name__"]] = true
+			}
+			if !names[metric] || !names["process_start_time_seconds"] {
+				return false, fmt.Sprint(names)
+			}
+			for name := range names {
+				for other, m := range families {
+					if other != family && other != "none" && name == m {
+						return false, fmt.Sprintf("%s exports %s too: %v", family, name, names)
+					}
+				}
+			}
+			return true, ""
+		})
+	}
+	// The OpenTelemetry pod's errors are in its status-code label.
+	eq := fmt.Sprintf(`sum(rate(http_server_request_duration_seconds_count{namespace=%q,http_response_status_code="500"}[10s])) / sum(rate(http_server_request_duration_seconds_count{namespace=%q}[10s]))`, ns, ns)
+	waitFor(t, 30*time.Second, "otel error ratio near 0.5", func() (bool, string) {
+		r := promQuery(t, eq)
+		if len(r) != 1 {
+			return false, fmt.Sprint(r)
+		}
+		var v float64
+		fmt.Sscan(fmt.Sprint(r[0].Value[1]), &v)
+		return v > 0.2 && v < 0.8, fmt.Sprint(v)
+	})
+}

@@ -785,11 +785,15 @@ async fn service_checks_see_what_users_see_and_waiting_has_a_limit() {
         assert_outcome(&result, Outcome::Fail, "through the Service");
         // Per side through the Service's endpoints every canary request failed...
         assert_eq!(result.measurements[1].canary, Some(1.0));
-        // ...and users saw about a quarter of theirs fail.
+        // ...and users saw no more than about a quarter of theirs fail. (The sequential test
+        // stops every sample at the first look that decides, 20 requests: too few to bound
+        // the users' rate from below without a flaky test; the per-side failure decides.)
         let rate = result.measurements[4].canary.unwrap();
-        assert!(
-            rate > 0.05 && rate < 0.6,
-            "error rate {rate}: {}",
+        assert!(rate < 0.6, "error rate {rate}: {}", result.reason);
+        assert_eq!(
+            result.measurements[0].canary,
+            Some(20.0),
+            "{}",
             result.reason
         );
     };

@@ -571,7 +571,8 @@ pub struct AnalysisFlags {
     /// GET through the API server's service proxy, as users see it: SERVICE:PORT[/PATH].
     #[arg(long, value_name = "SERVICE:PORT/PATH")]
     pub http_service_check: Vec<String>,
-    /// Requests per side for each HTTP check (at most 1000).
+    /// The most requests per side for each HTTP check, which stops as soon as the error rates
+    /// are decided (looks every 20; default 200, at most 1000).
     #[arg(long, value_name = "N")]
     pub http_requests: Option<u32>,
     /// Requests per second per side for each HTTP check (at most 50).
@@ -580,9 +581,15 @@ pub struct AnalysisFlags {
     /// Status codes that count as success (default: any below 400); repeat or separate with commas.
     #[arg(long, value_name = "CODE", value_delimiter = ',')]
     pub http_expect_status: Vec<u16>,
-    /// Prometheus URL for --query, e.g. http://prometheus.monitoring:9090.
+    /// Prometheus URL for --query, e.g. http://prometheus.monitoring:9090; without --query,
+    /// the pods' own request metrics are found and judged (see --auto-metrics).
     #[arg(long, value_name = "URL", conflicts_with = "prometheus_service")]
     pub prometheus: Option<String>,
+    /// Judge the pods' own request metrics with no query written: on --prometheus, or a
+    /// Prometheus found in the cluster (the prometheus-operated Service, or one labelled as
+    /// Prometheus); an HTTP check when there are none.
+    #[arg(long)]
+    pub auto_metrics: bool,
     /// Prometheus reached through the API server's service proxy: [https://]NAMESPACE/SERVICE:PORT.
     #[arg(long, value_name = "NS/SERVICE:PORT")]
     pub prometheus_service: Option<String>,

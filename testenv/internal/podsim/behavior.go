@@ -36,9 +36,11 @@ type Behavior struct {
 	Latency         time.Duration
 	RPS             float64
 	LogErrorsPerMin float64
-	ExitCode        int32 // exit code of crashloop (default 1)
-	CPU             Usage // CPU in use while running (kubelet resource metrics)
-	Memory          Usage // memory working set while running
+	ExitCode        int32  // exit code of crashloop (default 1)
+	CPU             Usage  // CPU in use while running (kubelet resource metrics)
+	Memory          Usage  // memory working set while running
+	Metrics         string // request-metric family served on /metrics (see MetricFamilies)
+	ProxyTo         string // host:port every HTTP request is forwarded to (proxy-to-<host:port>)
 	Unknown         []string
 }
 
@@ -87,9 +89,21 @@ func parseUsage(v string) (Usage, bool) {
 	return Usage{Amount: q.AsApproximateFloat64(), Pct: -1}, true
 }
 
+// Request-metric families a container can export on /metrics (token metrics-<family>): the
+// names real services use, so that metric discovery is tested on more than one naming.
+const (
+	MetricsPrometheus = "prometheus" // http_requests_total{code} + http_request_duration_seconds{code}
+	MetricsOtel       = "otel"       // http_server_request_duration_seconds{http_response_status_code}
+	MetricsMicrometer = "micrometer" // http_server_requests_seconds{status}
+	MetricsNone       = "none"       // no request metrics (process_start_time_seconds only)
+)
+
+// MetricFamilies are the families of metrics-<family>, the default first.
+var MetricFamilies = []string{MetricsPrometheus, MetricsOtel, MetricsMicrometer, MetricsNone}
+
 // DefaultBehavior is a healthy container.
 func DefaultBehavior() Behavior {
-	return Behavior{RPS: DefaultRPS, ExitCode: 1, CPU: DefaultCPU, Memory: DefaultMemory}
+	return Behavior{RPS: DefaultRPS, ExitCode: 1, CPU: DefaultCPU, Memory: DefaultMemory, Metrics: MetricsPrometheus}
 }
 
 // SplitImage separates an image reference into the real image and behaviour tokens taken
@@ -226,6 +240,17 @@ func (b *Behavior) apply(tok string) {
 			return
 		}
 		b.Unknown = append(b.Unknown, tok)
+	case strings.HasPrefix(t, "proxy-to-"):
+		b.ProxyTo = strings.TrimPrefix(t, "proxy-to-")
+	case strings.HasPrefix(t, "metrics-"):
+		family := strings.TrimPrefix(t, "metrics-")
+		for _, f := range MetricFamilies {
+			if family == f {
+				b.Metrics = f
+				return
+			}
+		}
+		b.Unknown = append(b.Unknown, tok)
 	case strings.HasPrefix(t, "exit-"):
 		if n, err := strconv.Atoi(strings.TrimPrefix(t, "exit-")); err == nil {
 			b.ExitCode = int32(n)
@@ -267,6 +292,9 @@ func (b Behavior) String() string {
 	}
 	if b.Memory != DefaultMemory {
 		s = append(s, "memory-"+b.Memory.String())
+	}
+	if b.Metrics != MetricsPrometheus {
+		s = append(s, "metrics-"+b.Metrics)
 	}
 	if len(b.Unknown) > 0 {
 		s = append(s, fmt.Sprintf("unknown=%v", b.Unknown))

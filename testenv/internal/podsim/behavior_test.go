@@ -87,8 +87,9 @@ func TestMetricsRender(t *testing.T) {
 	m := newMetrics()
 	m.observe(200, 3*time.Millisecond)
 	m.observe(500, 300*time.Millisecond)
-	out := m.render()
+	out := m.render(MetricsPrometheus, time.Unix(1700000000, 0))
 	for _, want := range []string{
+		`process_start_time_seconds 1700000000`,
 		`http_requests_total{code="200",method="GET"} 1`,
 		`http_requests_total{code="500",method="GET"} 1`,
 		`http_request_duration_seconds_bucket{code="200",method="GET",le="0.005"} 1`,
@@ -100,5 +101,51 @@ func TestMetricsRender(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %s in\n%s", want, out)
 		}
+	}
+}
+
+func TestMetricFamilies(t *testing.T) {
+	m := newMetrics()
+	m.observe(200, 3*time.Millisecond)
+	m.observe(500, 300*time.Millisecond)
+	m.observe(500, 300*time.Millisecond)
+	cases := []struct {
+		token, family string
+		want, absent  []string
+	}{
+		{"", MetricsPrometheus, []string{`http_requests_total{code="500",method="GET"} 2`},
+			[]string{"http_server_"}},
+		{"metrics-otel", MetricsOtel, []string{
+			`http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",le="0.005"} 1`,
+			`http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="500"} 2`,
+		}, []string{"http_requests_total", "http_server_requests_seconds"}},
+		{"metrics-micrometer", MetricsMicrometer, []string{
+			`http_server_requests_seconds_count{method="GET",outcome="SERVER_ERROR",status="500",uri="/"} 2`,
+			`http_server_requests_seconds_sum{method="GET",outcome="SUCCESS",status="200",uri="/"} 0.003`,
+		}, []string{"http_requests_total", "_bucket"}},
+		{"metrics-none", MetricsNone, []string{"process_start_time_seconds"}, []string{"http_"}},
+	}
+	for _, tc := range cases {
+		b := ParseBehavior("", "web:v1__"+tc.token)
+		if tc.token == "" {
+			b = ParseBehavior("", "web:v1")
+		}
+		if b.Metrics != tc.family || len(b.Unknown) > 0 {
+			t.Fatalf("%q: family %q unknown %v", tc.token, b.Metrics, b.Unknown)
+		}
+		out := m.render(b.Metrics, time.Unix(1700000000, 0))
+		for _, want := range tc.want {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: missing %s in\n%s", tc.family, want, out)
+			}
+		}
+		for _, not := range tc.absent {
+			if strings.Contains(out, not) {
+				t.Errorf("%s: unexpected %s in\n%s", tc.family, not, out)
+			}
+		}
+	}
+	if b := ParseBehavior("", "web:v1__metrics-statsd"); len(b.Unknown) != 1 {
+		t.Errorf("an unknown family is an unknown token: %v", b.Unknown)
 	}
 }

@@ -44,30 +44,58 @@ func (m *metrics) observe(code int, d time.Duration) {
 	m.hist[code][i]++
 }
 
-func (m *metrics) render() string {
+// render serves the metrics in the container's family (Behavior.Metrics).
+func (m *metrics) render(family string, started time.Time) string {
 	var b strings.Builder
+	fmt.Fprintf(&b, "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %d\n", started.Unix())
 	codes := make([]int, 0, len(m.counts))
 	for c := range m.counts {
 		codes = append(codes, c)
 	}
 	sort.Ints(codes)
-	b.WriteString("# HELP http_requests_total Total HTTP requests served (real and synthetic).\n# TYPE http_requests_total counter\n")
-	for _, c := range codes {
-		fmt.Fprintf(&b, "http_requests_total{code=\"%d\",method=\"GET\"} %g\n", c, m.counts[c])
+	switch family {
+	case MetricsNone:
+	case MetricsOtel:
+		// OpenTelemetry's semantic conventions, as its Prometheus exporter writes them.
+		m.histogram(&b, "http_server_request_duration_seconds", "Duration of HTTP server requests.", codes,
+			func(c int) string { return fmt.Sprintf(`http_request_method="GET",http_response_status_code="%d"`, c) })
+	case MetricsMicrometer:
+		// Spring Boot's Micrometer timer (a summary without buckets by default).
+		b.WriteString("# HELP http_server_requests_seconds HTTP server requests.\n# TYPE http_server_requests_seconds summary\n")
+		for _, c := range codes {
+			outcome := "SUCCESS"
+			if c >= 500 {
+				outcome = "SERVER_ERROR"
+			}
+			labels := fmt.Sprintf(`method="GET",outcome="%s",status="%d",uri="/"`, outcome, c)
+			fmt.Fprintf(&b, "http_server_requests_seconds_count{%s} %g\n", labels, m.counts[c])
+			fmt.Fprintf(&b, "http_server_requests_seconds_sum{%s} %g\n", labels, m.sum[c])
+		}
+	default:
+		b.WriteString("# HELP http_requests_total Total HTTP requests served (real and synthetic).\n# TYPE http_requests_total counter\n")
+		for _, c := range codes {
+			fmt.Fprintf(&b, "http_requests_total{code=\"%d\",method=\"GET\"} %g\n", c, m.counts[c])
+		}
+		m.histogram(&b, "http_request_duration_seconds", "HTTP request latency.", codes,
+			func(c int) string { return fmt.Sprintf(`code="%d",method="GET"`, c) })
 	}
-	b.WriteString("# HELP http_request_duration_seconds HTTP request latency.\n# TYPE http_request_duration_seconds histogram\n")
+	return b.String()
+}
+
+func (m *metrics) histogram(b *strings.Builder, name, help string, codes []int, labels func(int) string) {
+	fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
 	for _, c := range codes {
+		l := labels(c)
 		cum := 0.0
 		for i, ub := range buckets {
 			cum += m.hist[c][i]
-			fmt.Fprintf(&b, "http_request_duration_seconds_bucket{code=\"%d\",method=\"GET\",le=\"%g\"} %g\n", c, ub, cum)
+			fmt.Fprintf(b, "%s_bucket{%s,le=\"%g\"} %g\n", name, l, ub, cum)
 		}
 		cum += m.hist[c][len(buckets)]
-		fmt.Fprintf(&b, "http_request_duration_seconds_bucket{code=\"%d\",method=\"GET\",le=\"+Inf\"} %g\n", c, cum)
-		fmt.Fprintf(&b, "http_request_duration_seconds_sum{code=\"%d\",method=\"GET\"} %g\n", c, m.sum[c])
-		fmt.Fprintf(&b, "http_request_duration_seconds_count{code=\"%d\",method=\"GET\"} %g\n", c, cum)
+		fmt.Fprintf(b, "%s_bucket{%s,le=\"+Inf\"} %g\n", name, l, cum)
+		fmt.Fprintf(b, "%s_sum{%s} %g\n", name, l, m.sum[c])
+		fmt.Fprintf(b, "%s_count{%s} %g\n", name, l, cum)
 	}
-	return b.String()
 }
 
 type logLine struct {

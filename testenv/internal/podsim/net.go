@@ -8,6 +8,8 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,9 +141,15 @@ func (n *netServer) servePod(port int, w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "container not running", http.StatusServiceUnavailable)
 		return
 	}
+	if c.b.ProxyTo != "" {
+		// A stand-in for a real server's pod (Prometheus behind its Service): every request,
+		// /metrics included, goes to the real server.
+		httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: c.b.ProxyTo}).ServeHTTP(w, r)
+		return
+	}
 	if r.URL.Path == "/metrics" {
 		c.mu.Lock()
-		body := c.m.render()
+		body := c.m.render(c.b.Metrics, c.runStart)
 		c.mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		_, _ = w.Write([]byte(body))

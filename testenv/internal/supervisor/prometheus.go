@@ -3,6 +3,8 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -11,6 +13,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -98,4 +101,72 @@ scrape_configs:
         target_label: node
 `, server, caPath, tokenFile)
 	return os.WriteFile(filepath.Join(s.dir, "prometheus.yml"), []byte(cfg), 0o644)
+}
+
+// Prometheus as a cluster runs it behind the Prometheus Operator: the Service
+// monitoring/prometheus-operated (port 9090 "web", labelled as Prometheus), so that tools
+// find it in the cluster and reach it through the API server's service proxy. The API server
+// proxies only to endpoints that are pods, so the Service selects a simulated pod
+// (prometheus-0) whose container forwards every request (behaviour token proxy-to-) to the
+// host side of the pod network's veth pair, where the supervisor forwards to Prometheus on
+// 127.0.0.1 (Prometheus itself stays on loopback).
+const (
+	promServiceNamespace = "monitoring"
+	promServiceName      = "prometheus-operated"
+	promServicePort      = 9090
+)
+
+// prometheusService creates the namespace, the stand-in pod and the Service.
+func prometheusService(ctx context.Context, client kubernetes.Interface, hostIP string, port int) error {
+	ns := &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: promServiceNamespace}}
+	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("namespace %s: %w", promServiceNamespace, err)
+	}
+	labels := map[string]string{"app.kubernetes.io/name": "prometheus", "operated-prometheus": "true"}
+	pod := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "prometheus-0", Namespace: promServiceNamespace, Labels: labels,
+			Annotations: map[string]string{"sim.kubectl-canary.io/behavior": fmt.Sprintf("proxy-to-%s:%d", hostIP, port)}},
+		Spec: v1.PodSpec{Containers: []v1.Container{{Name: "prometheus", Image: "quay.io/prometheus/prometheus:v3.16.0",
+			Ports: []v1.ContainerPort{{Name: "web", ContainerPort: promServicePort}}}}},
+	}
+	if _, err := client.CoreV1().Pods(promServiceNamespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("pod %s/prometheus-0: %w", promServiceNamespace, err)
+	}
+	svc := &v1.Service{ObjectMeta: metav1.ObjectMeta{Name: promServiceName, Namespace: promServiceNamespace, Labels: labels},
+		Spec: v1.ServiceSpec{Selector: labels, Ports: []v1.ServicePort{{Name: "web", Port: promServicePort, Protocol: v1.ProtocolTCP,
+			TargetPort: intstr.FromString("web")}}}}
+	if _, err := client.CoreV1().Services(promServiceNamespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("service %s/%s: %w", promServiceNamespace, promServiceName, err)
+	}
+	return nil
+}
+
+// forwardTCP accepts on listen and copies each connection to and from target, for as long as
+// the supervisor runs (a Prometheus restarted by a fault command is reached again).
+func forwardTCP(listen, target string) error {
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				done := make(chan struct{}, 2)
+				go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
+				go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
+				<-done
+			}()
+		}
+	}()
+	return nil
 }

@@ -593,6 +593,13 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 			return err
 		}
 		promURL = fmt.Sprintf("http://127.0.0.1:%d", s.promPort)
+		// The same port on the host side of the veth pair, behind the Service.
+		if err := forwardTCP(fmt.Sprintf("%s:%d", s.net.HostVethIP, s.promPort), fmt.Sprintf("127.0.0.1:%d", s.promPort)); err != nil {
+			return fmt.Errorf("prometheus forwarder: %w", err)
+		}
+		if err := prometheusService(ctx, client, s.net.HostVethIP, s.promPort); err != nil {
+			return err
+		}
 	}
 	if err := s.smoke(ctx, client, promURL); err != nil {
 		return err

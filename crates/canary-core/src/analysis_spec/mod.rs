@@ -24,12 +24,17 @@
 //!       tolerance: 0.1
 //! ```
 
+mod auto_metrics;
 mod fields;
 mod query;
 mod types;
 mod yaml;
 
 pub use crate::duration::{DurationError, format_duration, parse_duration};
+pub use auto_metrics::{
+    AutoMetricsSpec, DEFAULT_MIN_REQUESTS, FAMILY_METRICS, FamilyQueries, MetricFamily,
+    auto_analysis_spec, common_family, detect_families, family_detection_query, rate_window,
+};
 pub use fields::{parse_inconclusive_policy, validate_rate, validate_requests};
 pub use query::{
     QUERY_PLACEHOLDERS, QueryContext, live_series_query, query_template_problem, render_query,

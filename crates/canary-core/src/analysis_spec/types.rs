@@ -73,6 +73,9 @@ pub enum Probe {
     Http(HttpSpec),
     /// A PromQL query run for both sides.
     Prometheus(PrometheusSpec),
+    /// The pods' own request metrics, found on Prometheus with no query written (an HTTP
+    /// check when there are none).
+    AutoMetrics(super::AutoMetricsSpec),
 }
 
 impl Probe {
@@ -83,7 +86,7 @@ impl Probe {
             Probe::PodHealth(_) => CheckKind::PodHealth,
             Probe::Logs(_) => CheckKind::Logs,
             Probe::Http(_) => CheckKind::Http,
-            Probe::Prometheus(_) => CheckKind::Prometheus,
+            Probe::Prometheus(_) | Probe::AutoMetrics(_) => CheckKind::Prometheus,
         }
     }
 }
@@ -191,7 +194,9 @@ pub struct HttpSpec {
     /// Status codes counted as success; empty means any status below 400.
     #[serde(default)]
     pub expect_status: Vec<u16>,
-    /// Requests per side (canary and stable).
+    /// The most requests per side (canary and stable): the bound of the sequential test, which
+    /// looks at the evidence every [`crate::verdict::sequential::LOOK_EVERY`] requests and
+    /// stops as soon as the error rates are decided.
     #[serde(default = "default_requests", deserialize_with = "de_requests")]
     pub requests: u32,
     /// Requests per second per side.
@@ -220,7 +225,9 @@ pub(super) fn default_path() -> String {
     "/".into()
 }
 pub(super) fn default_requests() -> u32 {
-    20
+    // Room for the sequential test to decide a 20% error rate against none (about 50 per
+    // side) and to pass a good canary with 95% confidence (120); it stops at the first of these.
+    200
 }
 pub(super) fn default_rate() -> f64 {
     5.0

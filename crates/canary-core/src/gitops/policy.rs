@@ -9,6 +9,7 @@
 //!     kubectl-canary.io/interval: 1m            # analysis after each step
 //!     kubectl-canary.io/mode: surge             # or replace
 //!     kubectl-canary.io/analysis: web-analysis  # ConfigMap with key analysis.yaml
+//!                                               # (or `auto`: the pods' request metrics)
 //! ```
 
 use std::collections::BTreeMap;
@@ -29,6 +30,10 @@ pub const INTERVAL_ANNOTATION: &str = "kubectl-canary.io/interval";
 pub const MODE_ANNOTATION: &str = "kubectl-canary.io/mode";
 /// Name of a ConfigMap in the Deployment's namespace holding the analysis spec.
 pub const ANALYSIS_ANNOTATION: &str = "kubectl-canary.io/analysis";
+/// The value of [`ANALYSIS_ANNOTATION`] that reads no ConfigMap: pod health and the pods'
+/// own request metrics on the controller's Prometheus
+/// ([`crate::analysis_spec::auto_analysis_spec`]).
+pub const AUTO_ANALYSIS: &str = "auto";
 /// The key of the analysis spec (the CLI's YAML format) in that ConfigMap.
 pub const ANALYSIS_KEY: &str = "analysis.yaml";
 

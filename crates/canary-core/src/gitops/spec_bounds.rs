@@ -83,6 +83,23 @@ pub fn bound_for_controller(
                     ));
                 }
             }
+            Probe::AutoMetrics(auto) => {
+                // Always the controller's own Prometheus, never one named by a namespace
+                // (nor one found in the cluster).
+                let Some(configured) = prometheus else {
+                    return Err(format!(
+                        "check {name} reads the pods' request metrics, but the controller has no --prometheus-url"
+                    ));
+                };
+                auto.address = Some(configured.clone());
+                if let Some(http) = &auto.fallback
+                    && (http.requests > MAX_HTTP_REQUESTS || http.timeout > MAX_TIMEOUT)
+                {
+                    return Err(format!(
+                        "check {name}: the fallback HTTP check exceeds the controller's bounds"
+                    ));
+                }
+            }
             Probe::PodHealth(_) | Probe::Logs(_) => {}
         }
     }

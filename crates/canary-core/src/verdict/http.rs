@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::analysis_spec::HttpSpec;
 use crate::stats;
+use crate::verdict::sequential::{FALSE_PASS_RATE, LookDecision, SequentialPlan};
 use crate::verdict::{JudgeConfig, Measurement, Outcome, format_number, judge_samples};
 
 /// Confidence needed before a higher canary error rate counts as a failure.
@@ -146,35 +147,104 @@ fn judge_tallies(
         stable.sent,
         stable.describe()
     );
-    if canary_rate - stable_rate > settings.max_error_rate_increase {
-        // A few unlucky requests are not a worse release: the difference must also be one
-        // that chance explains rarely.
-        let p_value = fisher(canary.errors, canary.sent, stable.errors, stable.sent);
-        if p_value < 1.0 - ERROR_RATE_CONFIDENCE {
+    let plan = SequentialPlan::of(settings);
+    let tolerance = settings.max_error_rate_increase;
+    let sent = canary.sent.min(stable.sent);
+    let looked = plan.look_at(sent).map(|look| {
+        let decision = plan.decide(
+            look,
+            (canary.errors, canary.sent),
+            (stable.errors, stable.sent),
+            tolerance,
+        );
+        (look, decision)
+    });
+    let progress = |look: usize| {
+        format!(
+            "look {} of {}, {sent} of at most {} requests per side",
+            look + 1,
+            plan.looks.len(),
+            plan.bound()
+        )
+    };
+    let latency_config: JudgeConfig = settings.latency.into();
+    let judge_latency = |errors: String| {
+        let latency = judge_samples(&canary.latencies, &stable.latencies, &latency_config);
+        let reason = format!("{errors}; latency: {}", latency.reason);
+        (latency.outcome, measured.clone(), reason)
+    };
+    match looked {
+        Some((look, LookDecision::Fail { p_value, level })) => {
             return (
                 Outcome::Fail,
-                measured,
+                measured.clone(),
                 format!(
-                    "{error_summary}: more than {} points above stable (Fisher p={})",
-                    format_number(settings.max_error_rate_increase * 100.0),
-                    format_number(p_value)
+                    "{error_summary}: more than {} points above stable (Fisher p={} <= {} at {})",
+                    format_number(tolerance * 100.0),
+                    format_number(p_value),
+                    format_number(level),
+                    progress(look)
                 ),
             );
         }
+        Some((look, LookDecision::Pass { upper_bound })) => {
+            return judge_latency(format!(
+                "{error_summary}: at most {} points above stable with {}% confidence ({})",
+                format_number(upper_bound.max(0.0) * 100.0),
+                format_number((1.0 - FALSE_PASS_RATE) * 100.0),
+                progress(look)
+            ));
+        }
+        _ => {}
+    }
+    // Undecided where the requests stopped: the fixed-sample rule, which never fails beyond
+    // the error budget the looks spent.
+    if canary_rate - stable_rate > tolerance {
+        let p_value = fisher(canary.errors, canary.sent, stable.errors, stable.sent);
         let needed = requests_to_decide(canary_rate, stable.errors, stable.sent)
             .map_or("more requests".into(), |n| {
                 format!("about {n} requests per side")
             });
         return inconclusive(format!(
-            "{error_summary}: higher, but {} requests per side cannot tell it from chance (Fisher p={}); at this error rate {needed} would decide (`requests`)",
+            "{error_summary}: higher, but {} requests per side cannot tell it from chance (Fisher p={}); at this error rate {needed} would decide (`requests`, the most sent per side)",
             canary.sent,
             format_number(p_value)
         ));
     }
-    let latency_config: JudgeConfig = settings.latency.into();
-    let latency = judge_samples(&canary.latencies, &stable.latencies, &latency_config);
-    let reason = format!("{error_summary}; latency: {}", latency.reason);
-    (latency.outcome, measured, reason)
+    judge_latency(format!(
+        "{error_summary}: within {} points of stable",
+        format_number(tolerance * 100.0)
+    ))
+}
+
+/// Whether the answers so far decide the error rates (or nothing more can be learnt): the
+/// probe stops sending. Otherwise it sends the next group, up to the bound (`requests`).
+pub fn decided(
+    canary_responses: &[Response],
+    stable_responses: &[Response],
+    settings: &HttpSpec,
+) -> bool {
+    let canary = Tally::of(canary_responses, settings);
+    let stable = Tally::of(stable_responses, settings);
+    if canary.sent == 0 || stable.sent == 0 || stable.unreachable == stable.sent {
+        return true;
+    }
+    let plan = SequentialPlan::of(settings);
+    let sent = canary.sent.min(stable.sent);
+    if sent >= plan.bound() as usize {
+        return true;
+    }
+    plan.look_at(sent).is_some_and(|look| {
+        !matches!(
+            plan.decide(
+                look,
+                (canary.errors, canary.sent),
+                (stable.errors, stable.sent),
+                settings.max_error_rate_increase,
+            ),
+            LookDecision::Undecided { .. }
+        )
+    })
 }
 
 fn fisher(first_errors: usize, first_sent: usize, second_errors: usize, second_sent: usize) -> f64 {
@@ -323,8 +393,12 @@ mod tests {
         }
     }
 
+    /// The tests' samples are 20 requests per side: one look, the fixed-sample test.
     fn settings() -> HttpSpec {
-        HttpSpec::new(8080, "/healthz")
+        HttpSpec {
+            requests: 20,
+            ..HttpSpec::new(8080, "/healthz")
+        }
     }
 
     #[test]
@@ -380,6 +454,10 @@ mod tests {
 
     #[test]
     fn no_pods_or_unreachable_stable_is_inconclusive() {
+        let settings = || HttpSpec {
+            requests: 5,
+            ..HttpSpec::new(8080, "/healthz")
+        };
         let stable: Vec<Response> = (0..5).map(|_| ok(10)).collect();
         assert_eq!(judge(&[], &stable, &settings()).0, Outcome::Inconclusive);
         let unreachable: Vec<Response> = (0..5)
@@ -393,6 +471,55 @@ mod tests {
         );
         // An unreachable canary next to reachable stable pods is the canary's failure.
         assert_eq!(judge(&unreachable, &stable, &settings()).0, Outcome::Fail);
+    }
+
+    /// `errors` of every `every` requests fail (spread evenly), `sent` in all.
+    fn failing_every(every: usize, sent: usize) -> Vec<Response> {
+        (0..sent)
+            .map(|i| {
+                if i % every == 0 {
+                    server_error()
+                } else {
+                    ok(10)
+                }
+            })
+            .collect()
+    }
+
+    /// The case with the default bound: a canary answering 20% errors is undecided
+    /// after 20 requests per side, so the probe sends more, and fails at a later look of the
+    /// same round; a good canary is decided (passed) at 120, not at the bound of 200.
+    #[test]
+    fn sequential_looks_decide_a_bad_canary_early_and_a_good_one_without_flooding() {
+        let settings = HttpSpec::new(8080, "/healthz");
+        assert_eq!(settings.requests, 200);
+        let stable: Vec<Response> = (0..200).map(|_| ok(10)).collect();
+        let bad = failing_every(5, 200);
+        assert!(!decided(&bad[..20], &stable[..20], &settings));
+        let (outcome, _, reason) = judge(&bad[..20], &stable[..20], &settings);
+        assert_eq!(outcome, Outcome::Inconclusive, "{reason}");
+        assert!(!decided(&bad[..20], &stable[..20], &settings));
+        let stop = (1..=10)
+            .map(|k| k * 20)
+            .find(|n| decided(&bad[..*n], &stable[..*n], &settings))
+            .expect("decided within the bound");
+        assert_eq!(stop, 40);
+        let (outcome, _, reason) = judge(&bad[..stop], &stable[..stop], &settings);
+        assert_eq!(outcome, Outcome::Fail, "{reason}");
+        assert!(
+            reason.contains("look 2 of 10, 40 of at most 200"),
+            "{reason}"
+        );
+
+        let good: Vec<Response> = (0..200).map(|i| ok(10 + (i % 3) as u64)).collect();
+        let stop = (1..=10)
+            .map(|k| k * 20)
+            .find(|n| decided(&good[..*n], &stable[..*n], &settings))
+            .expect("decided within the bound");
+        assert_eq!(stop, 120);
+        let (outcome, _, reason) = judge(&good[..stop], &stable[..stop], &settings);
+        assert_eq!(outcome, Outcome::Pass, "{reason}");
+        assert!(reason.contains("with 95% confidence"), "{reason}");
     }
 
     fn through(errors: usize, sent: usize) -> Vec<Response> {

@@ -6,12 +6,14 @@
 //! critical check fails the canary, the others contribute to a score, and inconclusive results
 //! follow the policy chosen for their check instead of passing silently.
 
+pub mod auto_metrics;
 mod combine;
 mod event;
 pub mod http;
 mod judge;
 pub mod logs;
 mod query;
+pub mod sequential;
 
 pub use crate::text::format_number;
 pub use combine::*;

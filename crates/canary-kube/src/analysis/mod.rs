@@ -305,6 +305,9 @@ async fn run_check(
                 Probe::Prometheus(settings) => {
                     prometheus::run(client, target, check, settings, clock, spec.window).await
                 }
+                Probe::AutoMetrics(settings) => {
+                    prometheus::auto::run(client, target, check, settings, clock, spec.window).await
+                }
                 Probe::PodHealth(_) => unreachable!("handled above"),
             }
         }

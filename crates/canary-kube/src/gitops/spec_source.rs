@@ -4,8 +4,9 @@
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 
+use canary_core::analysis_spec::auto_analysis_spec;
 use canary_core::analysis_spec::{AnalysisSpec, PrometheusAddress, parse_analysis_spec};
-use canary_core::gitops::policy::ANALYSIS_KEY;
+use canary_core::gitops::policy::{ANALYSIS_KEY, AUTO_ANALYSIS};
 use canary_core::gitops::spec_bounds::{MAX_SPEC_BYTES, bound_for_controller};
 
 /// Why the analysis spec cannot be used: said in an Event, and the canary is held.
@@ -44,6 +45,14 @@ pub async fn read_analysis_spec(
     name: &str,
     prometheus: Option<&PrometheusAddress>,
 ) -> Result<AnalysisSpec, SpecSourceError> {
+    if name == AUTO_ANALYSIS {
+        let mut spec = auto_analysis_spec();
+        bound_for_controller(&mut spec, prometheus).map_err(|detail| SpecSourceError::Invalid {
+            name: name.to_string(),
+            detail,
+        })?;
+        return Ok(spec);
+    }
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let config_map = api
         .get_opt(name)

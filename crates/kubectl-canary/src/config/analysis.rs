@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 
 use canary_core::analysis_spec::{
-    self, AnalysisSpec, CheckSpec, HttpSpec, JudgeSpec, LogsSpec, PodHealthSpec, PrometheusAddress,
-    PrometheusSpec, RangeSpec, ServiceRef, SpecError, parse_analysis_spec, query_template_problem,
+    self, AnalysisSpec, AutoMetricsSpec, CheckSpec, HttpSpec, JudgeSpec, LogsSpec, PodHealthSpec,
+    PrometheusAddress, PrometheusSpec, RangeSpec, ServiceRef, SpecError, parse_analysis_spec,
+    query_template_problem,
 };
 use canary_core::verdict::Threshold;
 use regex::Regex;
@@ -112,7 +113,10 @@ pub fn resolve(flags: &AnalysisFlags) -> Result<AnalysisSpec, AnalysisConfigErro
     let no_check_flags = flags.analysis_file.is_none()
         && flags.http_check.is_empty()
         && flags.http_service_check.is_empty()
-        && flags.query.is_empty();
+        && flags.query.is_empty()
+        && !flags.auto_metrics
+        && flags.prometheus.is_none()
+        && flags.prometheus_service.is_none();
     if flags.log_errors.is_some() || no_check_flags {
         let mut settings = LogsSpec::default();
         let patterns: Vec<&String> = flags
@@ -152,13 +156,26 @@ pub fn resolve(flags: &AnalysisFlags) -> Result<AnalysisSpec, AnalysisConfigErro
             analysis_spec::Probe::Http(settings),
         );
     }
+    let given_address = match (&flags.prometheus, &flags.prometheus_service) {
+        (Some(url), _) => Some(PrometheusAddress::Url(url.clone())),
+        (None, Some(service)) => Some(PrometheusAddress::Service(
+            ServiceRef::parse(service).map_err(|m| flag_error("--prometheus-service", m))?,
+        )),
+        (None, None) => None,
+    };
+    if flags.query.is_empty() && (flags.auto_metrics || given_address.is_some()) {
+        add(
+            "auto-metrics".into(),
+            analysis_spec::Probe::AutoMetrics(AutoMetricsSpec::new(
+                given_address.clone(),
+                spec.window,
+            )),
+        );
+    }
     if !flags.query.is_empty() {
-        let address = match (&flags.prometheus, &flags.prometheus_service) {
-            (Some(url), _) => PrometheusAddress::Url(url.clone()),
-            (None, Some(service)) => PrometheusAddress::Service(
-                ServiceRef::parse(service).map_err(|m| flag_error("--prometheus-service", m))?,
-            ),
-            (None, None) => {
+        let address = match given_address {
+            Some(address) => address,
+            None => {
                 return Err(flag_error(
                     "--query",
                     "needs --prometheus URL or --prometheus-service NAMESPACE/SERVICE:PORT",
@@ -202,11 +219,6 @@ pub fn resolve(flags: &AnalysisFlags) -> Result<AnalysisSpec, AnalysisConfigErro
                 }),
             );
         }
-    } else if flags.prometheus.is_some() || flags.prometheus_service.is_some() {
-        return Err(flag_error(
-            "--prometheus",
-            "give at least one --query to run",
-        ));
     }
 
     for check in added {
@@ -365,6 +377,29 @@ mod tests {
                 step: std::time::Duration::from_secs(4)
             })
         );
+    }
+
+    /// `--prometheus` without `--query` judges the pods' own request metrics there;
+    /// `--auto-metrics` alone finds Prometheus in the cluster.
+    #[test]
+    fn prometheus_without_a_query_finds_the_request_metrics() {
+        let spec = resolve_args(&["--prometheus", "http://127.0.0.1:9090"]).unwrap();
+        assert_eq!(names(&spec), ["pod-health", "auto-metrics"]);
+        let Probe::AutoMetrics(auto) = &spec.checks[1].probe else {
+            panic!("{:?}", spec.checks[1].probe)
+        };
+        assert_eq!(
+            auto.address,
+            Some(PrometheusAddress::Url("http://127.0.0.1:9090".into()))
+        );
+        assert_eq!(auto.min_requests, analysis_spec::DEFAULT_MIN_REQUESTS);
+        let spec = resolve_args(&["--auto-metrics", "--window", "30s"]).unwrap();
+        assert_eq!(names(&spec), ["pod-health", "auto-metrics"]);
+        let Probe::AutoMetrics(auto) = &spec.checks[1].probe else {
+            panic!()
+        };
+        assert_eq!(auto.address, None);
+        assert_eq!(auto.step, std::time::Duration::from_secs(1));
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! check through a Service also sends requests as users reach the Service, and judges each
 //! side through the pod proxies of the Service's own endpoints at the canary's traffic share
 //! ([`canary_core::verdict::http::judge_through_service`]).
+//!
+//! Requests go in groups, the evidence judged after each
+//! ([`canary_core::verdict::sequential`]): the check stops as soon as the error rates are
+//! decided, or at its bound (`requests` per side).
 
 mod endpoints;
 mod send;
@@ -10,7 +14,8 @@ mod send;
 use kube::ResourceExt;
 
 use canary_core::analysis_spec::{CheckSpec, HttpSpec};
-use canary_core::verdict::http::{ServiceSample, judge, judge_through_service};
+use canary_core::verdict::http::{ServiceSample, decided, judge, judge_through_service};
+use canary_core::verdict::sequential::SequentialPlan;
 use canary_core::verdict::{CheckResult, Outcome};
 
 pub use canary_core::verdict::http::{ERROR_RATE_CONFIDENCE, Response};
@@ -39,11 +44,15 @@ pub async fn run(
             return result_of(check, Outcome::Inconclusive, Vec::new(), problem);
         }
     };
-    let (canary_responses, stable_responses) = futures::join!(
-        send_paced(client, &canary_paths, settings),
-        send_paced(client, &stable_paths, settings)
-    );
-    let (outcome, measurements, reason) = judge(&canary_responses, &stable_responses, settings);
+    let mut sides = Sequential::new(settings);
+    while let Some((first, count)) = sides.next_group() {
+        let (canary, stable) = futures::join!(
+            send_paced(client, &canary_paths, settings, first, count),
+            send_paced(client, &stable_paths, settings, first, count)
+        );
+        sides.add(count, canary, stable);
+    }
+    let (outcome, measurements, reason) = judge(&sides.canary, &sides.stable, settings);
     result_of(check, outcome, measurements, reason)
 }
 
@@ -65,11 +74,19 @@ async fn run_through_service(
         &settings.path,
     );
     let through_paths = [through_path];
-    let (through, canary, stable) = futures::join!(
-        send_paced(client, &through_paths, settings),
-        send_paced(client, &endpoints.canary_paths, settings),
-        send_paced(client, &endpoints.stable_paths, settings)
-    );
+    // Users' requests go alongside each group, so both samples are of the same moments.
+    let mut sides = Sequential::new(settings);
+    let mut through = Vec::new();
+    while let Some((first, count)) = sides.next_group() {
+        let (users, canary, stable) = futures::join!(
+            send_paced(client, &through_paths, settings, first, count),
+            send_paced(client, &endpoints.canary_paths, settings, first, count),
+            send_paced(client, &endpoints.stable_paths, settings, first, count)
+        );
+        through.extend(users);
+        sides.add(count, canary, stable);
+    }
+    let Sequential { canary, stable, .. } = sides;
     let sample = ServiceSample {
         service,
         responses: &through,
@@ -79,6 +96,43 @@ async fn run_through_service(
     let (outcome, measurements, reason) =
         judge_through_service(&sample, &canary, &stable, settings);
     result_of(check, outcome, measurements, reason)
+}
+
+/// The answers of both sides so far, and the group to send next.
+struct Sequential<'a> {
+    settings: &'a HttpSpec,
+    plan: SequentialPlan,
+    canary: Vec<Response>,
+    stable: Vec<Response>,
+    sent: usize,
+}
+
+impl<'a> Sequential<'a> {
+    fn new(settings: &'a HttpSpec) -> Self {
+        Sequential {
+            settings,
+            plan: SequentialPlan::of(settings),
+            canary: Vec::new(),
+            stable: Vec::new(),
+            sent: 0,
+        }
+    }
+
+    /// The first request index and size of the next group, or `None` when decided (or at
+    /// the bound).
+    fn next_group(&self) -> Option<(usize, u32)> {
+        if self.sent > 0 && decided(&self.canary, &self.stable, self.settings) {
+            return None;
+        }
+        let next = self.plan.next_look(self.sent)?;
+        Some((self.sent, next - self.sent as u32))
+    }
+
+    fn add(&mut self, count: u32, canary: Vec<Response>, stable: Vec<Response>) {
+        self.sent += count as usize;
+        self.canary.extend(canary);
+        self.stable.extend(stable);
+    }
 }
 
 async fn side_paths(

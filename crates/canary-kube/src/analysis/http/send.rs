@@ -82,20 +82,23 @@ fn proxy_error_message(body: &[u8]) -> Option<String> {
     )
 }
 
-/// Sends `settings.requests` GETs at `settings.rate_per_second`, spread over `paths` in
-/// turn. Requests are started on schedule without waiting for earlier ones, so a slow
-/// backend cannot stretch the check beyond its count and timeout.
+/// Sends `count` GETs (one group of the sequential test) at `settings.rate_per_second`,
+/// spread over `paths` in turn starting at the `first`-th request of the check. Requests are
+/// started on schedule without waiting for earlier ones, so a slow backend cannot stretch the
+/// check beyond its count and timeout.
 pub async fn send_paced(
     client: &kube::Client,
     paths: &[String],
     settings: &HttpSpec,
+    first: usize,
+    count: u32,
 ) -> Vec<Response> {
-    if paths.is_empty() {
+    if paths.is_empty() || count == 0 {
         return Vec::new();
     }
     // The spec is validated when read, but a spec built in code is bounded here too: a check
     // must never flood a pod or the API server.
-    let requests = settings.requests.clamp(1, MAX_HTTP_REQUESTS);
+    let requests = count.clamp(1, MAX_HTTP_REQUESTS);
     let rate = if settings.rate_per_second.is_finite() && settings.rate_per_second > 0.0 {
         settings.rate_per_second.min(MAX_HTTP_RATE_PER_SECOND)
     } else {
@@ -113,7 +116,7 @@ pub async fn send_paced(
                 Some(response) = in_flight.next(), if !in_flight.is_empty() => responses.push(response),
             }
         }
-        let path = &paths[index % paths.len()];
+        let path = &paths[(first + index) % paths.len()];
         in_flight.push(proxy_get(client, path, settings.timeout));
     }
     while let Some(response) = in_flight.next().await {

@@ -22,6 +22,7 @@ use canary_core::verdict::{CheckResult, Measurement, Outcome, judge_query_values
 use super::clock::ServerClock;
 use super::{AnalysisTarget, Side, result_of};
 
+pub mod auto;
 mod client;
 mod liveness;
 mod parse;
