@@ -29,8 +29,7 @@ pub const BRAKE_MIN_READY_SECONDS: i32 = 1_000_000_000;
 /// `progressDeadlineSeconds` while braked: validation wants it greater than minReadySeconds.
 pub const BRAKE_PROGRESS_DEADLINE_SECONDS: i32 = BRAKE_MIN_READY_SECONDS + 1;
 
-/// The pod-template label the controller adds to each ReplicaSet's template.
-pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+pub use crate::pod::POD_TEMPLATE_HASH_LABEL;
 
 /// The fields of a Deployment's spec that drive the rollout and that the tool changes.
 ///

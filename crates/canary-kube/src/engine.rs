@@ -38,6 +38,7 @@ mod admission;
 mod foreign;
 mod leftovers;
 mod resize;
+mod trusted;
 
 /// Something the engine did or is waiting for, reported as it happens.
 #[derive(Debug, Clone, Serialize)]

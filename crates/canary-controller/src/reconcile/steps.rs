@@ -16,10 +16,8 @@ use canary_kube::gitops::writes::{Written, scale_replica_set, update_deployment}
 use canary_kube::observe::template_json;
 use kube::ResourceExt;
 
-use super::{Outcome, Reconciling, SOON, now, stable};
-
-/// How the controller's failure note begins (the CLI's abort writes another).
-pub(super) const FAILED_NOTE: &str = "analysis failed";
+use super::stable::{self, FAILED_NOTE};
+use super::{Outcome, Reconciling, SOON, now};
 
 /// How long an abort recorded by the CLI is left to the CLI before the controller holds the
 /// Deployment on its stable pods itself.
@@ -183,7 +181,7 @@ async fn drive(release: &Reconciling<'_>, record: &CanaryRecord, goal: Goal) -> 
                 let mut next = record.clone();
                 next.phase = Phase::Holding { pods };
                 next.note(&now(), format!("holding {pods} canary pod(s), paused"));
-                save(release, next).await?;
+                release.save(next).await?;
                 release
                     .normal(
                         "CanaryHeld",
@@ -303,7 +301,7 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
                     next.phase.describe()
                 ),
             );
-            save(release, next.clone()).await?;
+            release.save(next.clone()).await?;
             release
                 .normal(
                     "CanaryAnalysisPassed",
@@ -317,7 +315,7 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
                 &now(),
                 format!("{FAILED_NOTE} at {pods} pod(s): {reason}; holding on the stable pods until the next commit"),
             );
-            save(release, next).await?;
+            release.save(next).await?;
             release
                 .warn_once(
                     "CanaryFailed",
@@ -335,7 +333,7 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
                 let excess = next.history.len() - MAX_HISTORY;
                 next.history.drain(1..=excess);
             }
-            save(release, next).await?;
+            release.save(next).await?;
             release
                 .normal(
                     "CanaryAnalysisInconclusive",
@@ -367,18 +365,4 @@ async fn analyse(
 async fn not_analysable_yet(release: &Reconciling<'_>, why: String) -> Outcome {
     tracing::info!(deployment = %release.key, %why, "not analysing yet");
     Ok(Action::requeue(SOON))
-}
-
-/// Writes the record with the resourceVersion it was read with.
-pub(super) async fn save(
-    release: &Reconciling<'_>,
-    record: CanaryRecord,
-) -> Result<(), super::ReconcileError> {
-    let stored = release.stored.as_ref().expect("a record");
-    // The stored copy may carry the brake's settings (trusted); write the record's own.
-    let mut record = record;
-    record.original_settings = stored.record.original_settings.clone();
-    release.store.update(stored, &record).await?;
-    release.phase_metric(Some(record.phase));
-    Ok(())
 }
