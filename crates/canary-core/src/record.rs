@@ -304,6 +304,15 @@ impl CanaryRecord {
         crate::release::summarize(&self.template_changes())
     }
 
+    /// The record of this canary held at `pods` canary pods (the CLI's engine and the
+    /// controller write it alike).
+    pub fn held(&self, pods: i32, at: &str) -> CanaryRecord {
+        let mut record = self.clone();
+        record.phase = Phase::Holding { pods };
+        record.note(at, format!("holding {pods} canary pod(s), paused"));
+        record
+    }
+
     /// Appends a history line.
     pub fn note(&mut self, at: &str, event: impl Into<String>) {
         self.history.push(HistoryEntry {

@@ -20,3 +20,4 @@ pub mod status;
 pub mod store;
 pub mod traffic;
 pub mod trust;
+pub mod write;

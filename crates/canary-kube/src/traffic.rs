@@ -459,7 +459,7 @@ pub async fn plan_for_start(
     options: TrafficOptions,
 ) -> Result<Vec<FrontService>> {
     let deployment = view.name().to_string();
-    let uid = view.deployment.metadata.uid.clone().unwrap_or_default();
+    let uid = view.uid();
     let labels = view
         .deployment
         .spec

@@ -163,7 +163,7 @@ pub enum CanaryState {
 /// Classifies the canary of a Deployment from a view of it and its record.
 pub fn classify(view: &DeploymentView, read: RecordRead) -> Result<CanaryState> {
     let seal = seal_of(&view.deployment)?;
-    let uid = view.deployment.uid().unwrap_or_default();
+    let uid = view.uid();
     Ok(match (read, seal) {
         (RecordRead::Decoded(stored), Some(seal)) => {
             let stable = stable_template(view, &seal);

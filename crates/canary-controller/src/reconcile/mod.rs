@@ -333,7 +333,4 @@ pub fn error_policy(
     Action::requeue(Duration::from_secs(5))
 }
 
-/// The current time, RFC 3339, as records write it.
-pub(crate) fn now() -> String {
-    Timestamp::now().to_string()
-}
+pub(crate) use canary_kube::store::now;

@@ -6,9 +6,9 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 
-use canary_core::gitops::situation::after_pass;
 use canary_core::machine::{Decision, Goal, decide};
 use canary_core::record::{CanaryRecord, Phase, replica_set_template_matches};
+use canary_core::step_policy::{NextStep, after_verdict};
 use canary_core::verdict::Decision as Verdict;
 use canary_kube::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use canary_kube::gitops::spec_source::read_analysis_spec;
@@ -70,7 +70,7 @@ pub(super) async fn trusted(
     record: &CanaryRecord,
 ) -> Option<CanaryRecord> {
     let name = release.name();
-    let uid = release.deployment().uid().unwrap_or_default();
+    let uid = release.view.uid();
     if record.deployment_uid != uid {
         release
             .warn_once(
@@ -178,10 +178,7 @@ async fn drive(release: &Reconciling<'_>, record: &CanaryRecord, goal: Goal) -> 
         }
         Decision::Reached => match goal {
             Goal::Hold { pods } => {
-                let mut next = record.clone();
-                next.phase = Phase::Holding { pods };
-                next.note(&now(), format!("holding {pods} canary pod(s), paused"));
-                release.save(next).await?;
+                release.save(record.held(pods, &now())).await?;
                 release
                     .normal(
                         "CanaryHeld",
@@ -291,9 +288,9 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
         .step_sizes(record.replicas)
         .unwrap_or_else(|_| vec![pods]);
     let mut next = record.clone();
-    match decision {
-        Verdict::Pass => {
-            next.phase = after_pass(&sizes, pods);
+    match after_verdict(decision, &sizes, pods) {
+        step @ (NextStep::Grow { .. } | NextStep::PromoteFull) => {
+            next.phase = step.phase().expect("a pass moves on");
             next.note(
                 &now(),
                 format!(
@@ -309,7 +306,7 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
                 )
                 .await;
         }
-        Verdict::Fail => {
+        NextStep::RollBack => {
             next.phase = Phase::Aborting;
             next.note(
                 &now(),
@@ -327,7 +324,7 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
                 )
                 .await;
         }
-        Verdict::Wait | Verdict::Inconclusive => {
+        NextStep::Hold => {
             next.note(&now(), format!("analysis inconclusive at {pods} pod(s): {reason}; holding, analysing again after the interval"));
             if next.history.len() > MAX_HISTORY {
                 let excess = next.history.len() - MAX_HISTORY;

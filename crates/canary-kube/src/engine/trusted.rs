@@ -123,7 +123,7 @@ impl Engine {
     /// The record-less rollback of a sealed Deployment: the stable ReplicaSet's template and
     /// the sealed settings, rebuilt as a record the state machine can drive to an abort.
     pub fn recovery_record(&self, view: &DeploymentView, seal: &Seal) -> Result<CanaryRecord> {
-        let uid = view.deployment.uid().unwrap_or_default();
+        let uid = view.uid();
         if seal.deployment_uid != uid {
             return Err(CanaryError::Refused(format!(
                 "the {SEAL_ANNOTATION} annotation on deploy/{} names another Deployment (UID {}); \

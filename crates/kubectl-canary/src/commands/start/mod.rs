@@ -136,7 +136,7 @@ pub(crate) async fn execute(
     // From here on the first SIGINT/SIGTERM settles into a safe state (crate::signals).
     let _handling = crate::signals::Handling::begin();
     let mut printer = progress_printer(config.output);
-    let uid = view.deployment.metadata.uid.clone().unwrap_or_default();
+    let uid = view.uid();
     let pinned_uid = (!services.is_empty()).then_some(uid.as_str());
     if !services.is_empty() {
         // Before the Deployment is changed: no canary pod is ever Ready behind an unpinned
