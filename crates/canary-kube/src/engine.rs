@@ -147,13 +147,20 @@ impl Engine {
     /// Whatever is written to the Deployment must come from
     /// [`Engine::verified_record`](crate::trust) instead.
     pub async fn record(&self) -> Result<StoredRecord> {
-        self.store
-            .get()
-            .await?
-            .ok_or_else(|| CanaryError::NoCanary {
-                namespace: self.apis.namespace.clone(),
-                name: self.name.clone(),
-            })
+        self.store.get().await?.ok_or_else(|| self.no_canary())
+    }
+
+    /// The Deployment's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The error for a Deployment without a canary, telling how to start one.
+    pub fn no_canary(&self) -> CanaryError {
+        CanaryError::NoCanary {
+            namespace: self.apis.namespace.clone(),
+            name: self.name.clone(),
+        }
     }
 
     /// The client.

@@ -12,6 +12,7 @@ pub mod gitops;
 pub mod history;
 pub mod live;
 pub mod observe;
+pub mod ops;
 pub mod plan_subject;
 pub mod preflight;
 pub mod release;

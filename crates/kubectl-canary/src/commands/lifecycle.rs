@@ -1,15 +1,18 @@
 //! `kubectl canary promote` and `kubectl canary abort`: both continue a recorded canary
 //! towards a new goal.
 
-use canary_core::machine::{Decision, Goal, decide};
-use canary_core::rollout_math::{grows, resolve_canary};
+use canary_core::machine::{Decision, Goal};
 use canary_core::seal::{SEAL_ANNOTATION, Seal};
 use canary_core::traffic::Release;
 use canary_kube::engine::{DriveOptions, Engine};
 use canary_kube::error::CanaryError;
+use canary_kube::ops::abort::{AbortCase, abort_case};
+use canary_kube::ops::next::next_decision;
+use canary_kube::ops::promote::{PromoteCase, promote_case, promote_goal};
+use canary_kube::ops::switch::{self, Switched};
 use canary_kube::preflight;
 use canary_kube::traffic;
-use canary_kube::trust::{CanaryState, RecordRead};
+use canary_kube::trust::RecordRead;
 
 use crate::config::lifecycle::{AbortConfig, PromoteConfig};
 use crate::config::{Config, OutputFormat};
@@ -23,56 +26,14 @@ use crate::output::{
 pub async fn promote(config: &Config, promote: &PromoteConfig) -> Result<i32, CanaryError> {
     let name = &promote.deployment;
     let engine = Engine::new(&config.client, &config.namespace, name);
-    let mut stored = match engine.canary_state().await? {
-        (
-            CanaryState::None {
-                leftover_seal: Some(_),
-            },
-            _,
-        ) if !promote.dry_run => {
-            return finish_cleanup(config, &engine, name).await;
-        }
-        (CanaryState::None { .. }, _) if !promote.dry_run => {
+    let mut stored = match promote_case(&engine, engine.canary_state().await?.0, promote.dry_run)? {
+        PromoteCase::FinishCleanup => return finish_cleanup(config, &engine, name).await,
+        PromoteCase::ReleaseLeftoverPins => {
             return release_leftover_pins(config, &engine, name, "promote").await;
         }
-        (CanaryState::None { .. }, _) => return Err(no_canary(config, name)),
-        (CanaryState::Verified { stored, .. }, _) => stored,
-        (other, _) => return Err(other.error(name, &engine.store().name())),
+        PromoteCase::Promote(stored) => stored,
     };
-    if promote.canary.is_some() && stored.record.traffic.is_some_and(|t| t.blue_green) {
-        return Err(CanaryError::Refused(format!(
-            "deploy/{name} is a Blue/Green release: it is promoted whole, switching the Services to the new set; \
-             run `kubectl canary promote deploy/{name}` (without --canary); nothing was changed"
-        )));
-    }
-    let goal = match promote.canary {
-        None => Goal::PromoteFull,
-        Some(size) => {
-            // The size asked for is kept as asked (a share stays a share if replicas change).
-            stored.record.requested_size = Some(size);
-            let record = &stored.record;
-            // Against the replicas now: an HPA or `kubectl scale` may have changed them.
-            let replicas = engine.view().await?.replicas();
-            let canary = resolve_canary(size, replicas, record.mode)
-                .map_err(|e| CanaryError::Refused(e.to_string()))?;
-            if let Some(held) = record.held_pods()
-                && !grows(held, canary.pods)
-            {
-                return Err(CanaryError::Refused(format!(
-                    "--canary {size} is {} pod(s), but the canary already has {held}; a canary only grows: \
-                     give a larger size, or use --full to roll out to every pod",
-                    canary.pods
-                )));
-            }
-            if canary.pods >= replicas {
-                return Err(CanaryError::Refused(format!(
-                    "--canary {size} is {} pod(s), every pod of deploy/{name}: use `kubectl canary promote deploy/{name} --full`",
-                    canary.pods
-                )));
-            }
-            Goal::Hold { pods: canary.pods }
-        }
-    };
+    let goal = promote_goal(&engine, &mut stored, promote.canary).await?;
     let by_hand = match goal {
         Goal::PromoteFull => format!(
             "kubectl rollout resume deploy/{name}   (and put maxSurge/maxUnavailable back by hand)"
@@ -100,21 +61,12 @@ pub async fn abort(config: &Config, abort: &AbortConfig) -> Result<i32, CanaryEr
     let name = &abort.deployment;
     let engine = Engine::new(&config.client, &config.namespace, name);
     let (state, view) = engine.canary_state().await?;
-    let stored = match state {
-        CanaryState::Verified { stored, .. } if !abort.recover => stored,
-        CanaryState::Verified { stored, seal } | CanaryState::Tampered { stored, seal, .. }
-            if abort.recover =>
-        {
-            return recover(config, &engine, abort, seal, RecordRead::Decoded(stored)).await;
-        }
-        CanaryState::RecordLost { seal, unreadable } => {
-            let record = unreadable.map_or(RecordRead::Missing, RecordRead::Unreadable);
+    let stored = match abort_case(&engine, state, &view, abort.recover, abort.dry_run)? {
+        AbortCase::RollBack(stored) => stored,
+        AbortCase::Recover { seal, record } => {
             return recover(config, &engine, abort, seal, record).await;
         }
-        CanaryState::Unconfirmed {
-            stored,
-            braked: false,
-        } => {
+        AbortCase::DiscardUnconfirmed(stored) => {
             require_change_rights(&engine, "kubectl canary abort", abort.dry_run).await?;
             if abort.dry_run {
                 println!(
@@ -142,9 +94,7 @@ pub async fn abort(config: &Config, abort: &AbortConfig) -> Result<i32, CanaryEr
             );
             return Ok(exit_code::OK);
         }
-        CanaryState::Unreadable(unreadable)
-            if !canary_kube::observe::settings_of(&view.deployment).is_braked() =>
-        {
+        AbortCase::DeleteUnreadable(unreadable) => {
             require_change_rights(&engine, "kubectl canary abort", abort.dry_run).await?;
             if abort.dry_run {
                 println!(
@@ -169,14 +119,10 @@ pub async fn abort(config: &Config, abort: &AbortConfig) -> Result<i32, CanaryEr
             );
             return Ok(exit_code::OK);
         }
-        CanaryState::None {
-            leftover_seal: Some(_),
-        } if !abort.dry_run => return finish_cleanup(config, &engine, name).await,
-        CanaryState::None { .. } if !abort.dry_run => {
+        AbortCase::FinishCleanup => return finish_cleanup(config, &engine, name).await,
+        AbortCase::ReleaseLeftoverPins => {
             return release_leftover_pins(config, &engine, name, "abort").await;
         }
-        CanaryState::None { .. } => return Err(no_canary(config, name)),
-        other => return Err(other.error(name, &engine.store().name())),
     };
     let by_hand = format!(
         "kubectl rollout undo deploy/{name}   (refused while paused: \"you cannot rollback a paused deployment\"; \
@@ -217,8 +163,7 @@ async fn run_goal(
     )
     .await?;
     if dry_run {
-        let view = engine.view().await?;
-        let decision = decide(&stored.record, goal, &view.observation(&stored.record));
+        let decision = next_decision(engine, &stored.record, goal).await?;
         let dry_run = DryRun {
             dry_run: true,
             next: &decision,
@@ -359,13 +304,6 @@ fn print_result(
     crate::output::print_result(config.output, &result);
 }
 
-fn no_canary(config: &Config, name: &str) -> CanaryError {
-    CanaryError::NoCanary {
-        namespace: config.namespace.clone(),
-        name: name.to_string(),
-    }
-}
-
 async fn require_change_rights(
     engine: &Engine,
     command: &str,
@@ -415,7 +353,7 @@ async fn recover(
     let view = engine.view().await?;
     let recovery = engine.recovery_record(&view, &seal)?;
     if abort.dry_run {
-        let decision = decide(&recovery, Goal::Abort, &view.observation(&recovery));
+        let decision = next_decision(engine, &recovery, Goal::Abort).await?;
         let dry_run = DryRun {
             dry_run: true,
             next: &decision,
@@ -528,7 +466,7 @@ async fn release_leftover_pins(
         .await?
         .is_empty()
     {
-        return Err(no_canary(config, name));
+        return Err(engine.no_canary());
     }
     require_change_rights(engine, "kubectl canary", false).await?;
     release_pins(config, engine, Release::All, true).await?;
@@ -544,50 +482,18 @@ async fn release_leftover_pins(
     Ok(exit_code::OK)
 }
 
-/// Blue/Green: points every pinned Service at the new set (promote) or back at the old one
-/// (abort), one update each, then waits until their EndpointSlices list only that set and
-/// the dataplane has had time to follow (`canary_kube::traffic::SWITCH_SETTLE`). The
-/// hashes come from the ReplicaSets: the stable one recorded (checked against the seal),
-/// the new one found by its template.
+/// Blue/Green: every Service to one set ([`canary_kube::ops::switch`]), said.
 async fn switch_sets(
     config: &Config,
     engine: &Engine,
     record: &canary_core::record::CanaryRecord,
     goal: Goal,
 ) -> Result<(), CanaryError> {
-    let hash = if goal == Goal::Abort {
-        record.stable.pod_template_hash.clone()
-    } else {
-        let view = engine.view().await?;
-        view.replica_set_with_template(&record.target_template())
-            .and_then(|rs| rs.metadata.labels.as_ref())
-            .and_then(|l| l.get(canary_core::record::POD_TEMPLATE_HASH_LABEL))
-            .cloned()
-            .ok_or_else(|| {
-                CanaryError::Refused(format!(
-                    "deploy/{} has no ReplicaSet of the new version to switch to; nothing was changed",
-                    record.deployment
-                ))
-            })?
-    };
-    let switched = traffic::switch_to(
-        engine.client(),
-        engine.namespace(),
-        &record.deployment_uid,
-        &hash,
-    )
-    .await?;
-    traffic::wait_switched(
-        engine.client(),
-        engine.namespace(),
-        &switched,
-        &hash,
-        config.timeout,
-    )
-    .await?;
+    let Switched { services, hash } =
+        switch::switch_sets(engine, record, goal, config.timeout).await?;
     if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
         let side = if goal == Goal::Abort { "old" } else { "new" };
-        for service in &switched {
+        for service in &services {
             println!(
                 "  ✓ service/{service}: switched to the {side} set (pod-template-hash={hash}) in one update; its endpoints follow"
             );
