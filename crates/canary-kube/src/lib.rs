@@ -21,4 +21,5 @@ pub mod status;
 pub mod store;
 pub mod traffic;
 pub mod trust;
+pub mod workload;
 pub mod write;
