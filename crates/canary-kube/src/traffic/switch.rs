@@ -1,21 +1,12 @@
 //! Blue/Green's switch: every Service pinned by a Deployment pointed at one set in one
 //! update each, and the wait until their endpoints list only that set.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use canary_core::traffic::{
-    PIN_ANNOTATION, Release, Restore, ServicePin, ServiceTraffic, TrafficOptions, gitops_manager,
-    restore_step, selects,
-};
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-};
 use k8s_openapi::api::core::v1::{Pod, Service};
-use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::ListParams;
 
-use super::*;
 use super::*;
 use crate::engine::mutation_point;
 use crate::error::{CanaryError, Result};

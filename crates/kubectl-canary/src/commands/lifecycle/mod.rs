@@ -2,24 +2,28 @@
 //! towards a new goal.
 
 use canary_core::machine::{Decision, Goal};
-use canary_core::seal::{SEAL_ANNOTATION, Seal};
 use canary_core::traffic::Release;
 use canary_kube::engine::{DriveOptions, Engine};
 use canary_kube::error::CanaryError;
 use canary_kube::ops::abort::{AbortCase, abort_case};
 use canary_kube::ops::next::next_decision;
 use canary_kube::ops::promote::{PromoteCase, promote_case, promote_goal};
-use canary_kube::ops::switch::{self, Switched};
 use canary_kube::preflight;
 use canary_kube::traffic;
-use canary_kube::trust::RecordRead;
 
+mod blue_green;
+mod cleanup;
+mod recover;
+
+use self::blue_green::switch_sets;
+use self::cleanup::{finish_cleanup, release_leftover_pins, release_pins};
+use self::recover::recover;
 use crate::config::lifecycle::{AbortConfig, PromoteConfig};
 use crate::config::{Config, OutputFormat};
 use crate::exit_code;
 use crate::output::{
     CommandOutcome, CommandResult, DryRun, change_fields, notice, print_structured,
-    progress_printer, released_text, status_text,
+    progress_printer, status_text,
 };
 
 /// Runs `promote`.
@@ -285,7 +289,7 @@ fn short_name(goal: Goal) -> &'static str {
 }
 
 /// Prints a command's result: the document with `-o json|yaml`, else `message`.
-fn print_result(
+pub(super) fn print_result(
     config: &Config,
     command: &'static str,
     name: &str,
@@ -304,7 +308,7 @@ fn print_result(
     crate::output::print_result(config.output, &result);
 }
 
-async fn require_change_rights(
+pub(super) async fn require_change_rights(
     engine: &Engine,
     command: &str,
     dry_run: bool,
@@ -315,189 +319,4 @@ async fn require_change_rights(
         &[preflight::READ, preflight::CHANGE]
     };
     preflight::require(engine.client(), engine.namespace(), command, permissions).await
-}
-
-/// No record, but the seal of a finished canary is still on the Deployment (the last step
-/// of a promotion or rollback did not run): takes it off, so the Deployment's annotations
-/// are as they were before the canary.
-async fn finish_cleanup(config: &Config, engine: &Engine, name: &str) -> Result<i32, CanaryError> {
-    require_change_rights(engine, "kubectl canary", false).await?;
-    release_pins(config, engine, Release::All, false).await?;
-    engine.remove_seal().await?;
-    let message = format!(
-        "no canary is running; removed the {SEAL_ANNOTATION} annotation a finished canary left on the Deployment"
-    );
-    print_result(
-        config,
-        "abort",
-        name,
-        CommandOutcome::SealRemoved,
-        message,
-        None,
-    );
-    Ok(exit_code::OK)
-}
-
-/// `abort` without a usable record: the stable ReplicaSet named by the seal, with the seal's
-/// original settings, in one update; then the record (if any) and the seal are deleted.
-async fn recover(
-    config: &Config,
-    engine: &Engine,
-    abort: &AbortConfig,
-    seal: Seal,
-    record: RecordRead,
-) -> Result<i32, CanaryError> {
-    let name = &abort.deployment;
-    let human = matches!(config.output, OutputFormat::Table | OutputFormat::Wide);
-    require_change_rights(engine, "kubectl canary abort", abort.dry_run).await?;
-    let view = engine.view().await?;
-    let recovery = engine.recovery_record(&view, &seal)?;
-    if abort.dry_run {
-        let decision = next_decision(engine, &recovery, Goal::Abort).await?;
-        let dry_run = DryRun {
-            dry_run: true,
-            next: &decision,
-        };
-        if !print_structured(config.output, &dry_run) {
-            println!("dry run: nothing changed.");
-            if let Decision::Apply(change) = decision {
-                println!("It would update deploy/{name}: {}", change.summary);
-                println!("  {}", change_fields(&change));
-            }
-            println!(
-                "Then it would delete the record {} (if any) and the {SEAL_ANNOTATION} annotation.",
-                engine.store().name()
-            );
-        }
-        return Ok(exit_code::OK);
-    }
-    if human {
-        let why = match &record {
-            RecordRead::Missing => "its record is missing".to_string(),
-            RecordRead::Unreadable(u) => format!("its record is unreadable ({})", u.detail),
-            RecordRead::Decoded(_) => "--recover: the record is ignored".to_string(),
-        };
-        println!(
-            "kubectl canary abort deploy/{name}: {why}; rolling back to the stable ReplicaSet {} with the \
-             original settings kept in the {SEAL_ANNOTATION} annotation",
-            seal.stable.replica_set
-        );
-    }
-    let mut printer = progress_printer(config.output);
-    let options = DriveOptions {
-        timeout: config.timeout,
-        progress: &mut printer,
-    };
-    tokio::select! {
-        result = engine.recover_without_record(&seal, record, abort.wait, options) => result?,
-        _ = tokio::signal::ctrl_c() => {
-            let message = format!("interrupted: run `kubectl canary abort deploy/{name}` again to finish");
-            notice(&message);
-            print_result(config, "abort", name, CommandOutcome::Interrupted, message, None);
-            return Ok(exit_code::INTERRUPTED);
-        }
-    }
-    release_pins(config, engine, Release::All, true).await?;
-    let report = engine.status_report().await?;
-    if human {
-        print!("{}", status_text(&report, false));
-        return Ok(exit_code::OK);
-    }
-    let message = format!(
-        "rolled back: the stable ReplicaSet {} runs on every pod of deploy/{name} with the original settings",
-        seal.stable.replica_set
-    );
-    print_result(
-        config,
-        "abort",
-        name,
-        CommandOutcome::RolledBack,
-        message,
-        Some(report),
-    );
-    Ok(exit_code::OK)
-}
-
-/// Releases this Deployment's pins on the Services in front of it (found on the Services
-/// themselves, see `canary_kube::traffic`) and says what was done; that Services could not
-/// be listed only when pins are `expected`.
-async fn release_pins(
-    config: &Config,
-    engine: &Engine,
-    release: Release,
-    expected: bool,
-) -> Result<(), CanaryError> {
-    let uid = engine
-        .view()
-        .await?
-        .deployment
-        .metadata
-        .uid
-        .unwrap_or_default();
-    let mut released = traffic::release(engine.client(), engine.namespace(), &uid, release).await?;
-    released.services_hidden &= expected;
-    if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
-        let what = match release {
-            Release::Selector => "selects every pod of the Deployment again (canary pods included)",
-            Release::All => "put back exactly as it was before the canary",
-        };
-        print!("{}", released_text(&released, what));
-    }
-    Ok(())
-}
-
-/// No canary, but Services still pinned by one (a start interrupted before it changed the
-/// Deployment, or a promotion or rollback interrupted after deleting its record): puts
-/// them back; without any, "no canary".
-async fn release_leftover_pins(
-    config: &Config,
-    engine: &Engine,
-    name: &str,
-    command: &'static str,
-) -> Result<i32, CanaryError> {
-    let uid = engine
-        .view()
-        .await?
-        .deployment
-        .metadata
-        .uid
-        .unwrap_or_default();
-    if traffic::pins(engine.client(), engine.namespace(), &uid)
-        .await?
-        .is_empty()
-    {
-        return Err(engine.no_canary());
-    }
-    require_change_rights(engine, "kubectl canary", false).await?;
-    release_pins(config, engine, Release::All, true).await?;
-    print_result(
-        config,
-        command,
-        name,
-        CommandOutcome::ServicesRestored,
-        "no canary is running; put back the Services a finished or interrupted canary had left pinned"
-            .to_string(),
-        None,
-    );
-    Ok(exit_code::OK)
-}
-
-/// Blue/Green: every Service to one set ([`canary_kube::ops::switch`]), said.
-async fn switch_sets(
-    config: &Config,
-    engine: &Engine,
-    record: &canary_core::record::CanaryRecord,
-    goal: Goal,
-) -> Result<(), CanaryError> {
-    let Switched { services, hash } =
-        switch::switch_sets(engine, record, goal, config.timeout).await?;
-    if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
-        let side = if goal == Goal::Abort { "old" } else { "new" };
-        for service in &services {
-            println!(
-                "  ✓ service/{service}: switched to the {side} set (pod-template-hash={hash}) in one update; its endpoints follow"
-            );
-        }
-    }
-    Ok(())
 }
