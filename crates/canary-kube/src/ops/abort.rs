@@ -14,6 +14,7 @@ use crate::trust::{CanaryState, RecordRead, UnreadableRecord};
 
 /// What `abort` does with the canary state it found.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // chosen once per command, never stored in bulk
 pub enum AbortCase {
     /// A verified canary: roll it back.
     RollBack(StoredRecord),

@@ -10,6 +10,7 @@ use crate::trust::CanaryState;
 
 /// What `promote` does with the canary state it found.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // chosen once per command, never stored in bulk
 pub enum PromoteCase {
     /// A verified canary: promote it.
     Promote(StoredRecord),
