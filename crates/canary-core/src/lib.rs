@@ -21,6 +21,7 @@ pub mod release;
 pub mod rollout_math;
 pub mod seal;
 pub mod stats;
+pub mod step_policy;
 pub mod target;
 pub mod text;
 pub mod traffic;

@@ -1,5 +1,9 @@
 //! Facts about pods that several commands rely on, written once.
 
+/// The pod-template label the controller adds to each ReplicaSet's template: which side
+/// of a rollout a pod belongs to.
+pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+
 /// The pod condition that says a pod serves traffic.
 pub const READY_CONDITION: &str = "Ready";
 

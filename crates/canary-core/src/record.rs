@@ -29,8 +29,7 @@ pub const BRAKE_MIN_READY_SECONDS: i32 = 1_000_000_000;
 /// `progressDeadlineSeconds` while braked: validation wants it greater than minReadySeconds.
 pub const BRAKE_PROGRESS_DEADLINE_SECONDS: i32 = BRAKE_MIN_READY_SECONDS + 1;
 
-/// The pod-template label the controller adds to each ReplicaSet's template.
-pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+pub use crate::pod::POD_TEMPLATE_HASH_LABEL;
 
 /// The fields of a Deployment's spec that drive the rollout and that the tool changes.
 ///
@@ -303,6 +302,15 @@ impl CanaryRecord {
     /// What the canary changes, in one line: images by name, other fields by path.
     pub fn change_summary(&self) -> String {
         crate::release::summarize(&self.template_changes())
+    }
+
+    /// The record of this canary held at `pods` canary pods (the CLI's engine and the
+    /// controller write it alike).
+    pub fn held(&self, pods: i32, at: &str) -> CanaryRecord {
+        let mut record = self.clone();
+        record.phase = Phase::Holding { pods };
+        record.note(at, format!("holding {pods} canary pod(s), paused"));
+        record
     }
 
     /// Appends a history line.

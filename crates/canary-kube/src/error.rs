@@ -5,7 +5,7 @@ use thiserror::Error;
 use canary_core::foreign::ForeignChange;
 use canary_core::machine::Stuck;
 
-use crate::analysis::AnalysisError;
+use crate::analysis::error::AnalysisError;
 
 /// How an error should be reported; the binary maps each to a documented exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,7 +197,7 @@ pub enum CanaryError {
     Usage(String),
     /// An analysis could not run at all.
     #[error(transparent)]
-    Analysis(#[from] crate::analysis::AnalysisError),
+    Analysis(#[from] AnalysisError),
     /// A Kubernetes API call failed.
     #[error("{context}: {source}")]
     Api {

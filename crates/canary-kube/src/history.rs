@@ -231,7 +231,7 @@ pub async fn note_round(
     let (canary_pods, canary_ready) = side(&target.canary.pod_template_hash);
     let (stable_pods, stable_ready) = side(&target.stable.pod_template_hash);
     let round = canary_core::history::AnalysisRound {
-        at: crate::engine::now(),
+        at: crate::store::now(),
         canary_replica_set: target.canary.replica_set.clone(),
         stable_replica_set: target.stable.replica_set.clone(),
         canary_pods,
@@ -280,7 +280,7 @@ pub async fn note_command(
             .flatten()
             .map(|stored| stored.record);
         let run = canary_core::history::CommandRun {
-            at: crate::engine::now(),
+            at: crate::store::now(),
             command_line: canary_core::history::redact_command_line(command_line),
             exit_code,
         };

@@ -208,6 +208,11 @@ impl DeploymentView {
         self.deployment.name_any()
     }
 
+    /// The Deployment's UID (empty before it is stored): what tells it from a namesake.
+    pub fn uid(&self) -> String {
+        self.deployment.uid().unwrap_or_default()
+    }
+
     /// `spec.replicas` (1 when unset, the API's default).
     pub fn replicas(&self) -> i32 {
         self.deployment

@@ -91,6 +91,6 @@ pub async fn gather(engine: &Engine) -> Result<ReportData> {
         history_name: history_store.name(),
         record_name: engine.store().name(),
         events,
-        read_at: crate::engine::now(),
+        read_at: crate::store::now(),
     })
 }

@@ -18,6 +18,11 @@ use canary_core::record::{CanaryRecord, RECORD_SCHEMA, RECORD_SCHEMAS_READ};
 
 use crate::error::{CanaryError, Result, is_status};
 
+/// The current time, RFC 3339, as records (and every history line) write it.
+pub fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
 /// The key of the record in the ConfigMap's data.
 pub const RECORD_KEY: &str = "record.json";
 

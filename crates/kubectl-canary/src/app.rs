@@ -10,7 +10,9 @@ use crate::{aftermath, commands, exit_code, signals};
 
 /// Runs the CLI; returns the process exit code.
 pub fn run() -> i32 {
-    let cli = match Cli::try_parse() {
+    // Read once: parsed here, and shown as typed in the canary's history.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -42,12 +44,20 @@ pub fn run() -> i32 {
             return exit_code::ERROR;
         }
     };
-    runtime.block_on(run_command(&cli))
+    // argv[0] is wherever the binary is (or kubectl's path to the plugin): shown as typed.
+    let command_line: Vec<String> = std::iter::once("kubectl canary".to_string())
+        .chain(
+            args.iter()
+                .skip(1)
+                .map(|a| a.to_string_lossy().into_owned()),
+        )
+        .collect();
+    runtime.block_on(run_command(&cli, &command_line))
 }
 
 /// Resolves the configuration (the kubeconfig first, then the command's flags, as a
 /// command would meet them) and runs the command.
-async fn run_command(cli: &Cli) -> i32 {
+async fn run_command(cli: &Cli, command_line: &[String]) -> i32 {
     // Shell integration needs no cluster, so no kubeconfig either.
     if let Some(code) = commands::shell::run(&cli.command) {
         return code;
@@ -90,7 +100,7 @@ async fn run_command(cli: &Cli) -> i32 {
         CommandConfig::Apply(apply) => commands::start::apply::run(&config, apply).await,
         CommandConfig::Report(report) => commands::report::run(&config, report).await,
     };
-    note_in_history(cli, &config, &command, &result).await;
+    note_in_history(cli, &config, &command, command_line, &result).await;
     write_requested_report(&config, &command).await;
     match result {
         Ok(code) => code,
@@ -153,18 +163,24 @@ async fn run_from_live_view(
     command_line.extend(words.iter().map(|w| w.to_string()));
     command_line.push(format!("deploy/{deployment}"));
     command_line.push("# confirmed in status --watch".to_string());
+    note_command(config, deployment, &command_line, code).await;
+    result
+}
+
+/// Adds one command line and its exit code to the canary's history; a failure to note it
+/// is a warning, never the command's failure.
+async fn note_command(config: &Config, deployment: &str, command_line: &[String], code: i32) {
     if let Some(warning) = canary_kube::history::note_command(
         &config.client,
         &config.namespace,
         deployment,
-        &command_line,
+        command_line,
         code,
     )
     .await
     {
         tracing::warn!("{warning}");
     }
-    result
 }
 
 /// Adds the command line and its exit code to the canary's history (for reports), for the
@@ -174,6 +190,7 @@ async fn note_in_history(
     cli: &Cli,
     config: &Config,
     command: &CommandConfig,
+    command_line: &[String],
     result: &Result<i32, canary_kube::error::CanaryError>,
 ) {
     let acts = match command {
@@ -194,21 +211,7 @@ async fn note_in_history(
         Ok(code) => *code,
         Err(error) => exit_code::for_error(error.kind()),
     };
-    // argv[0] is wherever the binary is (or kubectl's path to the plugin): shown as typed.
-    let command_line: Vec<String> = std::iter::once("kubectl canary".to_string())
-        .chain(std::env::args().skip(1))
-        .collect();
-    if let Some(warning) = canary_kube::history::note_command(
-        &config.client,
-        &config.namespace,
-        deployment,
-        &command_line,
-        code,
-    )
-    .await
-    {
-        tracing::warn!("{warning}");
-    }
+    note_command(config, deployment, command_line, code).await;
 }
 
 /// `--report FILE` of `analyze` and `start --auto`: the report, written once the command

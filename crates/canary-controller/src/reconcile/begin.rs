@@ -96,7 +96,7 @@ pub(super) async fn begin(release: &Reconciling<'_>) -> Outcome {
     };
     let stable_rs = &release.view.replica_sets[index];
     let record = begin_record(NewCanary {
-        deployment: (&name, &release.deployment().uid().unwrap_or_default()),
+        deployment: (&name, &release.view.uid()),
         replicas: release.view.replicas(),
         stable_template,
         stable: StableRevision {

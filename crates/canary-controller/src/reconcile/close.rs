@@ -9,7 +9,6 @@ use canary_core::record::images_of;
 use canary_kube::gitops::writes::update_deployment;
 
 use super::begin::release_unbraked;
-use super::steps::save;
 use super::{Outcome, Reconciling, SOON, now};
 
 /// The template is the stable one again. The policy normally put the Deployment's own
@@ -112,7 +111,7 @@ pub(super) async fn superseded(release: &Reconciling<'_>) -> Outcome {
     }
     let policy = release.policy.as_ref().expect("checked above");
     let next = supersede(record, &template, policy.first_pods, &now());
-    save(release, next.clone()).await?;
+    release.save(next.clone()).await?;
     release
         .normal(
             "CanaryReplaced",

@@ -22,7 +22,7 @@ use canary_core::analysis_spec::PrometheusAddress;
 use canary_core::gitops::brake::BrakeAnnotations;
 use canary_core::gitops::policy::GitOpsPolicy;
 use canary_core::gitops::situation::{Release, classify, is_controller_record};
-use canary_core::record::{Owner, Phase};
+use canary_core::record::{CanaryRecord, Owner, Phase};
 use canary_kube::error::CanaryError;
 use canary_kube::events::EventSink;
 use canary_kube::observe::{DeploymentView, NamespaceApis};
@@ -156,6 +156,17 @@ impl Reconciling<'_> {
             Phase::Aborting => "aborting",
         });
         self.ctx.metrics.set_phase(&self.key, label);
+    }
+
+    /// Writes the record with the resourceVersion it was read with.
+    pub async fn save(&self, record: CanaryRecord) -> Result<(), ReconcileError> {
+        let stored = self.stored.as_ref().expect("a record");
+        // The stored copy may carry the brake's settings (trusted); write the record's own.
+        let mut record = record;
+        record.original_settings = stored.record.original_settings.clone();
+        self.store.update(stored, &record).await?;
+        self.phase_metric(Some(record.phase));
+        Ok(())
     }
 
     /// Records a finished canary's duration in the metrics.
@@ -322,7 +333,4 @@ pub fn error_policy(
     Action::requeue(Duration::from_secs(5))
 }
 
-/// The current time, RFC 3339, as records write it.
-pub(crate) fn now() -> String {
-    Timestamp::now().to_string()
-}
+pub(crate) use canary_kube::store::now;

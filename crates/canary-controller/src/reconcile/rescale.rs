@@ -11,7 +11,6 @@ use canary_core::foreign::{follow_size, followed};
 use canary_core::record::{CanaryRecord, Phase};
 use canary_core::rollout_math::CanarySize;
 
-use super::steps::save;
 use super::{Outcome, Reconciling, SOON, now};
 
 /// The pods of the step a phase holds or moves to; `None` for phases that hold no size.
@@ -63,7 +62,7 @@ pub(super) async fn follow_replicas(
     let next = followed(&asking, replicas, follow, &now());
     Some(
         async {
-            save(release, next).await?;
+            release.save(next).await?;
             release
                 .normal(
                     "CanaryFollowedReplicas",

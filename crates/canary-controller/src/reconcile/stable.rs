@@ -15,17 +15,20 @@ use canary_core::record::CanaryRecord;
 use canary_kube::gitops::writes::{Written, scale_replica_set_to_zero, update_deployment};
 use canary_kube::observe::settings_of;
 
-use super::steps::save;
 use super::{Outcome, Reconciling, SOON, now};
+
+/// How the controller's failure note begins (the CLI's abort writes another).
+pub(super) const FAILED_NOTE: &str = "analysis failed";
 
 /// The history line that marks the resting state, written once.
 const RESTING_NOTE: &str = "release failed: resting on the stable pods until the next commit";
 
 /// Whether the abort is the controller's own (a failed analysis, possibly already resting).
 pub(super) fn aborted_here(record: &CanaryRecord) -> bool {
-    record.history.last().is_some_and(|entry| {
-        entry.event.starts_with(super::steps::FAILED_NOTE) || entry.event == RESTING_NOTE
-    })
+    record
+        .history
+        .last()
+        .is_some_and(|entry| entry.event.starts_with(FAILED_NOTE) || entry.event == RESTING_NOTE)
 }
 
 /// One step towards resting on the stable pods.
@@ -69,7 +72,7 @@ pub(super) async fn hold_on_stable(release: &Reconciling<'_>, record: &CanaryRec
             if record.history.last().map(|h| h.event.as_str()) != Some(RESTING_NOTE) {
                 let mut next = record.clone();
                 next.note(&now(), RESTING_NOTE);
-                save(release, next).await?;
+                release.save(next).await?;
                 release.finished_metric("failed");
                 release.phase_metric(Some(record.phase));
                 release

@@ -6,9 +6,9 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 
-use canary_core::gitops::situation::after_pass;
 use canary_core::machine::{Decision, Goal, decide};
 use canary_core::record::{CanaryRecord, Phase, replica_set_template_matches};
+use canary_core::step_policy::{NextStep, after_verdict};
 use canary_core::verdict::Decision as Verdict;
 use canary_kube::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use canary_kube::gitops::spec_source::read_analysis_spec;
@@ -16,10 +16,8 @@ use canary_kube::gitops::writes::{Written, scale_replica_set, update_deployment}
 use canary_kube::observe::template_json;
 use kube::ResourceExt;
 
-use super::{Outcome, Reconciling, SOON, now, stable};
-
-/// How the controller's failure note begins (the CLI's abort writes another).
-pub(super) const FAILED_NOTE: &str = "analysis failed";
+use super::stable::{self, FAILED_NOTE};
+use super::{Outcome, Reconciling, SOON, now};
 
 /// How long an abort recorded by the CLI is left to the CLI before the controller holds the
 /// Deployment on its stable pods itself.
@@ -72,7 +70,7 @@ pub(super) async fn trusted(
     record: &CanaryRecord,
 ) -> Option<CanaryRecord> {
     let name = release.name();
-    let uid = release.deployment().uid().unwrap_or_default();
+    let uid = release.view.uid();
     if record.deployment_uid != uid {
         release
             .warn_once(
@@ -180,10 +178,7 @@ async fn drive(release: &Reconciling<'_>, record: &CanaryRecord, goal: Goal) -> 
         }
         Decision::Reached => match goal {
             Goal::Hold { pods } => {
-                let mut next = record.clone();
-                next.phase = Phase::Holding { pods };
-                next.note(&now(), format!("holding {pods} canary pod(s), paused"));
-                save(release, next).await?;
+                release.save(record.held(pods, &now())).await?;
                 release
                     .normal(
                         "CanaryHeld",
@@ -293,9 +288,9 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
         .step_sizes(record.replicas)
         .unwrap_or_else(|_| vec![pods]);
     let mut next = record.clone();
-    match decision {
-        Verdict::Pass => {
-            next.phase = after_pass(&sizes, pods);
+    match after_verdict(decision, &sizes, pods) {
+        step @ (NextStep::Grow { .. } | NextStep::PromoteFull) => {
+            next.phase = step.phase().expect("a pass moves on");
             next.note(
                 &now(),
                 format!(
@@ -303,7 +298,7 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
                     next.phase.describe()
                 ),
             );
-            save(release, next.clone()).await?;
+            release.save(next.clone()).await?;
             release
                 .normal(
                     "CanaryAnalysisPassed",
@@ -311,13 +306,13 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
                 )
                 .await;
         }
-        Verdict::Fail => {
+        NextStep::RollBack => {
             next.phase = Phase::Aborting;
             next.note(
                 &now(),
                 format!("{FAILED_NOTE} at {pods} pod(s): {reason}; holding on the stable pods until the next commit"),
             );
-            save(release, next).await?;
+            release.save(next).await?;
             release
                 .warn_once(
                     "CanaryFailed",
@@ -329,13 +324,13 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
                 )
                 .await;
         }
-        Verdict::Wait | Verdict::Inconclusive => {
+        NextStep::Hold => {
             next.note(&now(), format!("analysis inconclusive at {pods} pod(s): {reason}; holding, analysing again after the interval"));
             if next.history.len() > MAX_HISTORY {
                 let excess = next.history.len() - MAX_HISTORY;
                 next.history.drain(1..=excess);
             }
-            save(release, next).await?;
+            release.save(next).await?;
             release
                 .normal(
                     "CanaryAnalysisInconclusive",
@@ -367,18 +362,4 @@ async fn analyse(
 async fn not_analysable_yet(release: &Reconciling<'_>, why: String) -> Outcome {
     tracing::info!(deployment = %release.key, %why, "not analysing yet");
     Ok(Action::requeue(SOON))
-}
-
-/// Writes the record with the resourceVersion it was read with.
-pub(super) async fn save(
-    release: &Reconciling<'_>,
-    record: CanaryRecord,
-) -> Result<(), super::ReconcileError> {
-    let stored = release.stored.as_ref().expect("a record");
-    // The stored copy may carry the brake's settings (trusted); write the record's own.
-    let mut record = record;
-    record.original_settings = stored.record.original_settings.clone();
-    release.store.update(stored, &record).await?;
-    release.phase_metric(Some(record.phase));
-    Ok(())
 }

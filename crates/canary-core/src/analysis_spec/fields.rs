@@ -5,9 +5,15 @@ use regex::Regex;
 use serde::{Deserialize, Deserializer};
 
 use super::query::query_template_problem;
-use super::types::{MAX_HTTP_RATE_PER_SECOND, MAX_HTTP_REQUESTS, MAX_LOG_BYTES_PER_POD};
 use crate::duration::parse_duration;
 use crate::verdict::InconclusivePolicy;
+
+/// At most this many HTTP requests per side in one check, so a check can never flood a pod.
+pub const MAX_HTTP_REQUESTS: u32 = 1000;
+/// At most this many HTTP requests per second per side.
+pub const MAX_HTTP_RATE_PER_SECOND: f64 = 50.0;
+/// At most this many bytes of log are read per pod, so a chatty pod cannot exhaust memory.
+pub const MAX_LOG_BYTES_PER_POD: i64 = 16 * 1024 * 1024;
 
 /// Parses an inconclusive policy: `fail`, `pass`, `wait` (for the default limit) or
 /// `wait:5m`.

@@ -10,12 +10,7 @@ use super::fields::*;
 use crate::duration::serde_text as duration_text;
 use crate::verdict::{Direction, InconclusivePolicy, JudgeConfig, Threshold};
 
-/// At most this many HTTP requests per side in one check, so a check can never flood a pod.
-pub const MAX_HTTP_REQUESTS: u32 = 1000;
-/// At most this many HTTP requests per second per side.
-pub const MAX_HTTP_RATE_PER_SECOND: f64 = 50.0;
-/// At most this many bytes of log are read per pod, so a chatty pod cannot exhaust memory.
-pub const MAX_LOG_BYTES_PER_POD: i64 = 16 * 1024 * 1024;
+pub use super::fields::{MAX_HTTP_RATE_PER_SECOND, MAX_HTTP_REQUESTS, MAX_LOG_BYTES_PER_POD};
 
 /// The default error pattern for log checks: common error words and bracketed log levels.
 pub const DEFAULT_LOG_ERROR_PATTERN: &str = r"(?i)(\[(error|err|fatal|crit|critical|emerg|alert)\]|\b(fatal|panic|traceback)\b|(error|exception)\b)";

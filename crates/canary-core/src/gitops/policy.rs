@@ -228,10 +228,7 @@ pub fn is_dns_subdomain(name: &str) -> bool {
         })
 }
 
-/// The size after `held` in `sizes`, or `None` when `held` is the last step (next: 100%).
-pub fn next_step(sizes: &[i32], held: i32) -> Option<i32> {
-    sizes.iter().copied().find(|&s| s > held)
-}
+pub use crate::step_policy::next_size as next_step;
 
 #[cfg(test)]
 mod tests {

@@ -178,10 +178,9 @@ pub fn supersede(
 
 /// The phase after an analysis passed at `held` pods: the next step, or 100%.
 pub fn after_pass(sizes: &[i32], held: i32) -> Phase {
-    match super::policy::next_step(sizes, held) {
-        Some(to) => Phase::Promoting { from: held, to },
-        None => Phase::PromotingFull,
-    }
+    crate::step_policy::after_verdict(crate::verdict::Decision::Pass, sizes, held)
+        .phase()
+        .expect("a pass always moves on")
 }
 
 /// The one change a failed canary still needs under GitOps: the Deployment keeps Git's

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::TrafficOptions;
-use crate::record::POD_TEMPLATE_HASH_LABEL;
+use crate::pod::POD_TEMPLATE_HASH_LABEL;
 
 /// A Service's `spec.selector`, `spec.sessionAffinity` and `spec.sessionAffinityConfig`,
 /// exactly as the API server returned them (absent stays absent).

@@ -18,7 +18,7 @@ pub use restore::{Release, Restore, restore_step};
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::POD_TEMPLATE_HASH_LABEL;
+use crate::pod::POD_TEMPLATE_HASH_LABEL;
 
 /// The Service annotation holding what the tool changed and what it put there.
 pub const PIN_ANNOTATION: &str = "kubectl-canary.io/traffic";

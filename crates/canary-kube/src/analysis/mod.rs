@@ -7,6 +7,7 @@
 //! a pass.
 
 pub mod clock;
+pub(crate) mod error;
 pub mod http;
 pub mod logs;
 pub mod pod_health;
@@ -20,13 +21,13 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
-use thiserror::Error;
 use tokio::time::Instant;
 
 use canary_core::analysis_spec::{AnalysisSpec, CheckSpec, Probe};
 use canary_core::record::{CanaryRecord, POD_TEMPLATE_HASH_LABEL};
 use canary_core::verdict::{self, CheckResult, Decision, Measurement, Outcome, Verdict};
 
+pub use self::error::AnalysisError;
 use crate::observe::{DeploymentView, template_hash_of};
 
 /// The pods of one side of a canary: those of one ReplicaSet.
@@ -133,35 +134,6 @@ fn group_of(rs: &ReplicaSet) -> PodGroup {
         replica_set: rs.name_any(),
         pod_template_hash: template_hash_of(rs),
     }
-}
-
-/// An analysis that could not run at all. Problems of single checks are inconclusive check
-/// results instead.
-#[derive(Debug, Error)]
-pub enum AnalysisError {
-    /// The spec has no checks, so nothing could show the canary is good.
-    #[error("the analysis spec has no checks")]
-    NoChecks,
-    /// There is no canary ReplicaSet to analyse.
-    #[error("deploy/{deployment} has no canary to analyse: {detail}")]
-    NoCanaryPods {
-        /// The Deployment.
-        deployment: String,
-        /// What is missing.
-        detail: String,
-    },
-    /// The API server's clock, which every time-based judgement uses, could not be read.
-    #[error("{detail}")]
-    ServerClock {
-        /// Why.
-        detail: String,
-    },
-    /// There are no stable pods to compare the canary with.
-    #[error("deploy/{deployment} has no older ReplicaSet with pods to compare the canary with")]
-    NoStablePods {
-        /// The Deployment.
-        deployment: String,
-    },
 }
 
 /// How [`run_analysis`] runs.

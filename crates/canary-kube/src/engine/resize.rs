@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use kube::ResourceExt;
-use kube::api::PostParams;
 
 use canary_core::machine::{Goal, Resize};
 
 use super::{Engine, Progress, mutation_point};
-use crate::error::{CanaryError, Result, is_status};
+use crate::error::{CanaryError, Result};
 use crate::observe::DeploymentView;
+use crate::write::Written;
 
 impl Engine {
     /// Sets one ReplicaSet's `spec.replicas`, guarded by the resourceVersion just read.
@@ -21,33 +21,25 @@ impl Engine {
         resize: &Resize,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<bool> {
-        let Some(mut rs) = view
+        let Some(rs) = view
             .replica_sets
             .iter()
             .find(|rs| rs.name_any() == resize.replica_set)
-            .cloned()
         else {
             return Ok(false);
         };
-        rs.spec.get_or_insert_with(Default::default).replicas = Some(resize.to);
-        match self
-            .apis
-            .replica_sets
-            .replace(&resize.replica_set, &PostParams::default(), &rs)
-            .await
+        match crate::write::CLI
+            .resize_replica_set(&self.apis.replica_sets, rs, resize.to)
+            .await?
         {
-            Ok(_) => {
+            Written::Stored(()) => {
                 mutation_point(&resize.summary);
                 progress(&Progress::Updated {
                     summary: resize.summary.clone(),
                 });
                 Ok(true)
             }
-            Err(e) if is_status(&e, 409) => Ok(false),
-            Err(e) => Err(CanaryError::api(
-                format!("scaling ReplicaSet {}", resize.replica_set),
-                e,
-            )),
+            Written::Conflict => Ok(false),
         }
     }
 

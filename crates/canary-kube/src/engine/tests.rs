@@ -6,7 +6,10 @@ use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use serde_json::{Value, json};
 
-use canary_core::record::RolloutSettings;
+use canary_core::machine::{Goal, SpecChange};
+use canary_core::record::{CanaryRecord, RolloutSettings};
+use canary_core::rollout_math::CanaryMode;
+use k8s_openapi::api::apps::v1::Deployment;
 
 use super::*;
 use crate::error::ErrorKind;

@@ -132,9 +132,33 @@ impl StartConfig {
 pub struct ApplyConfig {
     /// Every document of the files and directories, in order.
     pub documents: Vec<Document>,
-    /// The flags of each canary, as `start`'s (no release, no Deployment: set per
-    /// Deployment by [`ApplyConfig::start_for`]).
-    pub start: StartConfig,
+    /// The flags every canary runs with, as `start`'s ([`ApplyConfig::start_for`] makes
+    /// one Deployment's `start` of them).
+    pub each: EachCanary,
+}
+
+/// The flags of `apply` that each of its canaries runs with (no Deployment, no release:
+/// those come from each changed Deployment's document).
+#[derive(Debug, Clone)]
+pub struct EachCanary {
+    /// The first canary size (the first of `--steps`, else `--canary`).
+    pub size: CanarySize,
+    /// `--mode`.
+    pub mode: canary_core::rollout_math::CanaryMode,
+    /// `--allow-hpa`.
+    pub allow_autoscaler: bool,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// Wait for the canary pods to become Ready (no `--no-wait`).
+    pub wait: bool,
+    /// `--auto`: the analysis spec of each step; `None` without `--auto`.
+    pub auto_analysis: Option<AnalysisSpec>,
+    /// `--steps`.
+    pub steps: Vec<CanarySize>,
+    /// `--interval`.
+    pub interval: Duration,
+    /// `--abort-on-interrupt`.
+    pub abort_on_interrupt: bool,
 }
 
 impl ApplyConfig {
@@ -148,33 +172,44 @@ impl ApplyConfig {
         };
         Ok(Self {
             documents: release::read_manifests(&args.filename)?,
-            start: StartConfig {
-                deployment: String::new(),
-                manifest: None,
-                request: StartRequest {
-                    release: ReleaseInput::default(),
-                    size: args.steps.first().copied().unwrap_or(args.canary),
-                    mode: args.mode.into(),
-                    allow_autoscaler: args.allow_hpa,
-                },
+            each: EachCanary {
+                size: args.steps.first().copied().unwrap_or(args.canary),
+                mode: args.mode.into(),
+                allow_autoscaler: args.allow_hpa,
                 dry_run: args.dry_run,
                 wait: !args.no_wait,
                 auto_analysis,
                 steps: args.steps.clone(),
                 interval: args.interval,
                 abort_on_interrupt: args.abort_on_interrupt,
-                // `apply` changes no Service of the Deployments it canaries.
-                traffic: Default::default(),
-                report: None,
             },
         })
     }
 
     /// `start`'s config for the canary of one Deployment document.
     pub fn start_for(&self, document: &Document) -> StartConfig {
-        let mut start = self.start.clone();
-        start.deployment = document.name().to_string();
-        start.request.release.manifest = Some(document.clone());
-        start
+        let each = self.each.clone();
+        StartConfig {
+            deployment: document.name().to_string(),
+            manifest: None,
+            request: StartRequest {
+                release: ReleaseInput {
+                    manifest: Some(document.clone()),
+                    ..ReleaseInput::default()
+                },
+                size: each.size,
+                mode: each.mode,
+                allow_autoscaler: each.allow_autoscaler,
+            },
+            dry_run: each.dry_run,
+            wait: each.wait,
+            auto_analysis: each.auto_analysis,
+            steps: each.steps,
+            interval: each.interval,
+            abort_on_interrupt: each.abort_on_interrupt,
+            // `apply` changes no Service of the Deployments it canaries.
+            traffic: Default::default(),
+            report: None,
+        }
     }
 }

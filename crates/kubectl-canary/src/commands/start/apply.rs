@@ -73,13 +73,13 @@ pub async fn run(config: &Config, apply: &ApplyConfig) -> Result<i32, CanaryErro
         );
     }
     for document in &others {
-        if !apply.start.dry_run {
+        if !apply.each.dry_run {
             apply_object(&config.client, &config.namespace, document, false).await?;
         }
         if human {
             println!(
                 "  {} {}/{} (server-side apply, field manager {})",
-                if apply.start.dry_run {
+                if apply.each.dry_run {
                     "would apply"
                 } else {
                     "applied"

@@ -4,7 +4,7 @@
 
 use canary_core::analysis_spec::AnalysisSpec;
 use canary_core::machine::Goal;
-use canary_core::verdict::Decision;
+use canary_core::step_policy::{NextStep, after_verdict};
 use canary_kube::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use canary_kube::engine::{DriveOptions, Engine};
 use canary_kube::error::CanaryError;
@@ -39,7 +39,9 @@ pub async fn run(
     };
     let mut stored = held;
     let mut printer = progress_printer(config.output);
-    for (index, pods) in sizes.iter().copied().enumerate() {
+    // The step held now: its place among the steps, and its pods.
+    let (mut index, mut pods) = (0, sizes[0]);
+    loop {
         if index > 0 {
             notice(&format!(
                 "step {}: growing the canary to {pods} pod(s)",
@@ -115,9 +117,10 @@ pub async fn run(
         }
         let decision = verdict.decision;
         outcome.verdicts.push(verdict);
-        match decision {
-            Decision::Pass => {}
-            Decision::Fail => {
+        match after_verdict(decision, sizes, pods) {
+            NextStep::Grow { to, .. } => (index, pods) = (index + 1, to),
+            NextStep::PromoteFull => break,
+            NextStep::RollBack => {
                 notice("the canary failed its analysis: rolling back");
                 let rollback = engine.continue_to(
                     stored,
@@ -138,7 +141,7 @@ pub async fn run(
                 finish(config, &outcome);
                 return Ok(exit_code::ROLLED_BACK);
             }
-            Decision::Wait | Decision::Inconclusive => {
+            NextStep::Hold => {
                 if human {
                     println!(
                         "the analysis stayed inconclusive: the canary stays held and recorded; decide with \

@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use canary_core::rollout_math::{CanaryMode, CanarySize, step_sizes};
 use canary_core::text::{images_text, share_text};
-use canary_core::traffic::Release;
 use canary_kube::engine::{CanaryPods, DriveOptions, Engine, StartPlan};
 use canary_kube::error::CanaryError;
 use canary_kube::observe::DeploymentView;
+use canary_kube::ops::{self, start::InterruptedStart};
 use canary_kube::traffic::{self, FrontService};
-use canary_kube::trust::CanaryState;
 
 use crate::config::start::StartConfig;
 use crate::config::{Config, OutputFormat};
@@ -136,7 +135,7 @@ pub(crate) async fn execute(
     // From here on the first SIGINT/SIGTERM settles into a safe state (crate::signals).
     let _handling = crate::signals::Handling::begin();
     let mut printer = progress_printer(config.output);
-    let uid = view.deployment.metadata.uid.clone().unwrap_or_default();
+    let uid = view.uid();
     let pinned_uid = (!services.is_empty()).then_some(uid.as_str());
     if !services.is_empty() {
         // Before the Deployment is changed: no canary pod is ever Ready behind an unpinned
@@ -159,7 +158,7 @@ pub(crate) async fn execute(
         let pinned = match pinned {
             Ok(pinned) => pinned,
             Err(e) => {
-                release_after_failed_start(config, &engine, &uid).await;
+                release_after_failed_start(&engine, &uid).await;
                 return Err(e);
             }
         };
@@ -193,7 +192,7 @@ pub(crate) async fn execute(
         Ok(started) => started,
         Err(e) => {
             if !services.is_empty() {
-                release_after_failed_start(config, &engine, &uid).await;
+                release_after_failed_start(&engine, &uid).await;
             }
             return Err(e);
         }
@@ -276,21 +275,44 @@ async fn wait_for_canary_pods(
     Ok(matches!(outcome, CanaryPods::Ready { .. }))
 }
 
-/// Ctrl-C during `start`: leave either nothing changed or a recorded, paused canary, and
-/// say which.
+/// Ctrl-C during `start`: leave either nothing changed or a recorded, paused canary
+/// ([`canary_kube::ops::start::settle_interrupted`]), and say which.
 /// `pinned`: the Deployment's UID when this start pins Services (they are put back too).
 async fn interrupted(
     engine: &Engine,
     config: &Config,
     pinned: Option<&str>,
 ) -> Result<i32, CanaryError> {
-    let message = settle_interrupted(engine, config, pinned).await?;
+    // The listener said it is settling; a second signal ends the process from there.
+    let settled = ops::start::settle_interrupted(engine, pinned, config.timeout).await?;
+    let name = engine.name();
+    let message = match settled {
+        InterruptedStart::NothingChanged {
+            released: Some(released),
+        } => {
+            notice(released_text(&released, "put back as it was").trim_end());
+            "interrupted before the Deployment was changed: the Services are as they were".into()
+        }
+        InterruptedStart::NothingChanged { released: None } => {
+            "interrupted before any change: nothing was changed".into()
+        }
+        InterruptedStart::RecordDiscarded { released } => {
+            if let Some(released) = released {
+                notice(released_text(&released, "put back as it was").trim_end());
+            }
+            "interrupted before the Deployment was changed: removed the record, nothing is changed"
+                .into()
+        }
+        InterruptedStart::Held { pods } => format!(
+            "interrupted after the Deployment was changed: left a recorded, paused canary of {pods} pod(s); \
+             continue with `kubectl canary promote deploy/{name} ...` or roll back with `kubectl canary abort deploy/{name}`"
+        ),
+    };
     notice(&message);
-    let record = engine.store().name();
     let result = CommandResult {
         command: "start",
         namespace: config.namespace.clone(),
-        deployment: record.trim_end_matches(".kubectl-canary").to_string(),
+        deployment: name.to_string(),
         outcome: CommandOutcome::Interrupted,
         message,
         status: None,
@@ -299,70 +321,10 @@ async fn interrupted(
     Ok(exit_code::INTERRUPTED)
 }
 
-/// Leaves either nothing changed or a recorded, paused canary; returns which, in words.
-async fn settle_interrupted(
-    engine: &Engine,
-    config: &Config,
-    pinned: Option<&str>,
-) -> Result<String, CanaryError> {
-    // The listener said it is settling; a second signal ends the process from there.
-    let stored = match engine.canary_state().await?.0 {
-        CanaryState::None { .. } => {
-            if let Some(uid) = pinned {
-                let released =
-                    traffic::release(&config.client, &config.namespace, uid, Release::All).await?;
-                if !released.restored.is_empty() || !released.changed_by_others.is_empty() {
-                    notice(released_text(&released, "put back as it was").trim_end());
-                    return Ok(
-                        "interrupted before the Deployment was changed: the Services are as they were"
-                            .into(),
-                    );
-                }
-            }
-            return Ok("interrupted before any change: nothing was changed".into());
-        }
-        // No update of the Deployment was made (none carries the seal): drop the record.
-        CanaryState::Unconfirmed {
-            stored,
-            braked: false,
-        } => {
-            engine.discard_record(&stored).await?;
-            if let Some(uid) = pinned {
-                let released =
-                    traffic::release(&config.client, &config.namespace, uid, Release::All).await?;
-                notice(released_text(&released, "put back as it was").trim_end());
-            }
-            return Ok(
-                "interrupted before the Deployment was changed: removed the record, nothing is changed"
-                    .into(),
-            );
-        }
-        CanaryState::Verified { stored, .. } => stored,
-        other => {
-            return Err(other.error(
-                engine.store().name().trim_end_matches(".kubectl-canary"),
-                &engine.store().name(),
-            ));
-        }
-    };
-    let pods = engine.hold_where_recorded(stored, config.timeout).await?;
-    Ok(format!(
-        "interrupted after the Deployment was changed: left a recorded, paused canary of {pods} pod(s); \
-         continue with `kubectl canary promote deploy/{0} ...` or roll back with `kubectl canary abort deploy/{0}`",
-        engine.store().name().trim_end_matches(".kubectl-canary")
-    ))
-}
-
-/// A start that failed before any update of the Deployment (another canary took the lock,
-/// the API server refused the record...) takes its Service pins back off; once the
-/// Deployment carries the canary, the pins stay with it (promote or abort releases them).
-async fn release_after_failed_start(config: &Config, engine: &Engine, uid: &str) {
-    if matches!(
-        engine.canary_state().await.map(|s| s.0),
-        Ok(CanaryState::None { .. })
-    ) && let Ok(released) =
-        traffic::release(&config.client, &config.namespace, uid, Release::All).await
-    {
+/// A start that failed before any update of the Deployment takes its Service pins back off
+/// ([`canary_kube::ops::start::release_after_failed_start`]), and says so.
+async fn release_after_failed_start(engine: &Engine, uid: &str) {
+    if let Some(released) = ops::start::release_after_failed_start(engine, uid).await {
         notice(released_text(&released, "put back as it was").trim_end());
     }
 }

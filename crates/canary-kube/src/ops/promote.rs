@@ -1,0 +1,78 @@
+//! `promote`: which case a canary state is, and the rules a `--canary` size must keep.
+
+use canary_core::machine::Goal;
+use canary_core::rollout_math::{CanarySize, grows, resolve_canary};
+
+use crate::engine::Engine;
+use crate::error::{CanaryError, Result};
+use crate::store::StoredRecord;
+use crate::trust::CanaryState;
+
+/// What `promote` does with the canary state it found.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // chosen once per command, never stored in bulk
+pub enum PromoteCase {
+    /// A verified canary: promote it.
+    Promote(StoredRecord),
+    /// No record, but a finished canary's seal is still on: take it off.
+    FinishCleanup,
+    /// No record and no seal: put back Services a canary left pinned, if any.
+    ReleaseLeftoverPins,
+}
+
+/// Chooses promote's case from the canary state; anything else is the state's error (or
+/// "no canary"). `dry_run`: a dry run has no cleanup to finish.
+pub fn promote_case(engine: &Engine, state: CanaryState, dry_run: bool) -> Result<PromoteCase> {
+    Ok(match state {
+        CanaryState::None {
+            leftover_seal: Some(_),
+        } if !dry_run => PromoteCase::FinishCleanup,
+        CanaryState::None { .. } if !dry_run => PromoteCase::ReleaseLeftoverPins,
+        CanaryState::None { .. } => return Err(engine.no_canary()),
+        CanaryState::Verified { stored, .. } => PromoteCase::Promote(stored),
+        other => return Err(other.error(engine.name(), &engine.store().name())),
+    })
+}
+
+/// The goal of `promote` (`--canary SIZE`, or `--full` when `size` is `None`) for the
+/// canary `stored`, checked: a Blue/Green release is promoted whole, a canary only grows, and
+/// a size of every pod is `--full`. The size asked for is recorded as asked (a share stays a
+/// share if replicas change); it is resolved against the replicas now (an HPA or `kubectl
+/// scale` may have changed them).
+pub async fn promote_goal(
+    engine: &Engine,
+    stored: &mut StoredRecord,
+    size: Option<CanarySize>,
+) -> Result<Goal> {
+    let name = engine.name();
+    if size.is_some() && stored.record.traffic.is_some_and(|t| t.blue_green) {
+        return Err(CanaryError::Refused(format!(
+            "deploy/{name} is a Blue/Green release: it is promoted whole, switching the Services to the new set; \
+             run `kubectl canary promote deploy/{name}` (without --canary); nothing was changed"
+        )));
+    }
+    let Some(size) = size else {
+        return Ok(Goal::PromoteFull);
+    };
+    stored.record.requested_size = Some(size);
+    let record = &stored.record;
+    let replicas = engine.view().await?.replicas();
+    let canary = resolve_canary(size, replicas, record.mode)
+        .map_err(|e| CanaryError::Refused(e.to_string()))?;
+    if let Some(held) = record.held_pods()
+        && !grows(held, canary.pods)
+    {
+        return Err(CanaryError::Refused(format!(
+            "--canary {size} is {} pod(s), but the canary already has {held}; a canary only grows: \
+             give a larger size, or use --full to roll out to every pod",
+            canary.pods
+        )));
+    }
+    if canary.pods >= replicas {
+        return Err(CanaryError::Refused(format!(
+            "--canary {size} is {} pod(s), every pod of deploy/{name}: use `kubectl canary promote deploy/{name} --full`",
+            canary.pods
+        )));
+    }
+    Ok(Goal::Hold { pods: canary.pods })
+}
