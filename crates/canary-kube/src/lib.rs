@@ -14,6 +14,7 @@ pub mod live;
 pub mod observe;
 pub mod plan_subject;
 pub mod preflight;
+pub mod problems;
 pub mod release;
 pub mod report;
 pub mod status;

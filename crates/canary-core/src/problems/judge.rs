@@ -298,11 +298,13 @@ fn pod_problem_at(pod: &PodEvidence, deadline_secs: i64, now: Option<i64>) -> Op
                     container.name, container.restarts, ended.exit_code
                 ),
                 ProblemEvidence {
+                    // What it does now: CrashLoopBackOff, Error (terminated) or Running.
                     reason: Some(
                         container
                             .waiting_reason
                             .clone()
-                            .unwrap_or_else(|| what.to_string()),
+                            .or_else(|| container.terminated.as_ref().and_then(|t| t.reason.clone()))
+                            .unwrap_or_else(|| "Running".into()),
                     ),
                     restarts: Some(container.restarts),
                     last_exit_code: Some(ended.exit_code),
@@ -387,7 +389,11 @@ fn restarting<'a>(
         || (container.restarts > 1 && recent);
     looping.then(|| Restarting {
         ended: last,
-        now_text: container_state(container),
+        now_text: match (&container.waiting_reason, pod.ready) {
+            (None, false) => "Running, not Ready".into(),
+            (None, true) => "Running, Ready".into(),
+            _ => container_state(container),
+        },
     })
 }
 

@@ -39,6 +39,7 @@ fn held_canary() -> LiveModel {
         report: StatusReport {
             namespace: "shop".into(),
             deployment: "web".into(),
+            problems: vec![],
             replicas: 3,
             paused: true,
             phase: StatusPhase::Holding,
@@ -57,10 +58,12 @@ fn held_canary() -> LiveModel {
                 "kubectl canary promote deploy/web --full".into(),
                 "kubectl canary abort deploy/web".into(),
             ],
+            promote_withheld: None,
             history: vec![],
             integrity: None,
             release: None,
             template_changes: vec![],
+            judging: Default::default(),
         },
         stable_pods: vec![
             pod("web-5d8f7c-aaaaa", "Running", true, 0),
