@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::ResourceExt;
 
 use canary_core::problems::{
-    ContainerEvidence, EventEvidence, NextInput, PodEvidence, ReplicaSetEvidence, Side,
-    Situation, Termination, VerdictEvidence, VerdictState, judge, next_steps,
+    ContainerEvidence, EventEvidence, NextInput, PodEvidence, ReplicaSetEvidence, Side, Situation,
+    Termination, VerdictEvidence, VerdictState, judge, next_steps,
 };
 use canary_core::record::Phase;
 use canary_core::verdict::Decision;
@@ -106,7 +106,11 @@ pub fn pod_evidence(pod: &Pod, side: Side) -> PodEvidence {
 }
 
 /// A ReplicaSet (and its pods) as evidence.
-pub fn replica_set_evidence(view: &DeploymentView, rs: &ReplicaSet, side: Side) -> ReplicaSetEvidence {
+pub fn replica_set_evidence(
+    view: &DeploymentView,
+    rs: &ReplicaSet,
+    side: Side,
+) -> ReplicaSetEvidence {
     let failure = rs
         .status
         .as_ref()
@@ -181,7 +185,10 @@ impl Reads {
             .await
             .map(|list| list.items)
             .unwrap_or_default();
-        let rounds = match HistoryStore::new(client, namespace, deployment).read().await {
+        let rounds = match HistoryStore::new(client, namespace, deployment)
+            .read()
+            .await
+        {
             Ok(HistoryRead::Found(history)) => history.rounds,
             _ => vec![],
         };
@@ -270,7 +277,12 @@ fn newest(
                 .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0.as_second()))
                 .or_else(|| e.last_timestamp.as_ref().map(|t| t.0.as_second()))
                 .or_else(|| e.event_time.as_ref().map(|t| t.0.as_second()))
-                .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second())),
+                .or_else(|| {
+                    e.metadata
+                        .creation_timestamp
+                        .as_ref()
+                        .map(|t| t.0.as_second())
+                }),
         })
         .max_by_key(|e| e.at)
 }

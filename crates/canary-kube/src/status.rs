@@ -16,8 +16,8 @@ use canary_core::release::FieldChange;
 use canary_core::rollout_math::CanaryMode;
 use canary_core::text::waiting_text;
 
-use crate::problems::{Judging, NextBasis};
 use crate::observe::{DeploymentView, pod_is_ready, revision_of, template_hash_of, template_json};
+use crate::problems::{Judging, NextBasis};
 use crate::store::StoredRecord;
 use crate::trust::CanaryState;
 use canary_core::seal::{SealedGoal, describe_goal};

@@ -303,7 +303,9 @@ fn pod_problem_at(pod: &PodEvidence, deadline_secs: i64, now: Option<i64>) -> Op
                         container
                             .waiting_reason
                             .clone()
-                            .or_else(|| container.terminated.as_ref().and_then(|t| t.reason.clone()))
+                            .or_else(|| {
+                                container.terminated.as_ref().and_then(|t| t.reason.clone())
+                            })
                             .unwrap_or_else(|| "Running".into()),
                     ),
                     restarts: Some(container.restarts),

@@ -224,6 +224,7 @@ async fn live_loop(
             events: vec![],
             verdict: None,
             confirming: None,
+            asking_again: false,
             notice: None,
         });
         next.stable_pods = pods_of(&report.stable);

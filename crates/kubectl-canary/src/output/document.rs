@@ -326,8 +326,8 @@ mod tests {
     #[test]
     fn status_unhealthy() {
         use canary_core::problems::{
-            ContainerEvidence, NextInput, PodEvidence, Side, Situation, Termination,
-            VerdictState, judge, next_steps,
+            ContainerEvidence, NextInput, PodEvidence, Side, Situation, Termination, VerdictState,
+            judge, next_steps,
         };
         use canary_core::record::Phase;
         let mut report = status();
@@ -353,7 +353,8 @@ mod tests {
                 }],
                 event: Some(canary_core::problems::EventEvidence {
                     reason: "BackOff".into(),
-                    message: "Back-off restarting failed container web in pod web-7c9d8b5f4-x2x7q".into(),
+                    message: "Back-off restarting failed container web in pod web-7c9d8b5f4-x2x7q"
+                        .into(),
                     count: 14,
                     at: Some(1_764_540_099),
                 }),
