@@ -53,12 +53,21 @@ fn situation(pods: Vec<PodEvidence>) -> Situation {
     }
 }
 
+/// A pod case: what, the pod, the clock, the code found, words the message holds.
+type PodCase = (
+    &'static str,
+    PodEvidence,
+    Option<i64>,
+    Option<ProblemCode>,
+    &'static str,
+);
+
 /// Each pod state, with and without a clock: the code found (or none) and a word the
 /// message must hold.
 #[test]
 fn each_pod_state_is_judged_the_same_at_every_moment_of_a_crash_loop() {
     let crash_last = || last(ended(1, "Error", 2), container(15));
-    let cases: Vec<(&str, PodEvidence, Option<i64>, Option<ProblemCode>, &str)> = vec![
+    let cases: Vec<PodCase> = vec![
         (
             "healthy",
             pod("p", true, vec![container(0)]),
@@ -410,6 +419,17 @@ fn steps(phase: Phase, problems: &[Problem], verdict: VerdictState, pending: boo
     })
 }
 
+/// A state: what, phase, problems, verdict, pending, the first step's start, promotion offered.
+type NextCase<'a> = (
+    &'static str,
+    Phase,
+    &'a [Problem],
+    VerdictState,
+    bool,
+    &'static str,
+    bool,
+);
+
 #[test]
 fn next_is_ordered_by_the_state() {
     let crashing = judge(
@@ -429,7 +449,7 @@ fn next_is_ordered_by_the_state() {
     );
     let held = Phase::Holding { pods: 1 };
     // (state, phase, problems, verdict, pending, first step starts with, promote offered, withheld)
-    let cases: Vec<(&str, Phase, &[Problem], VerdictState, bool, &str, bool)> = vec![
+    let cases: Vec<NextCase> = vec![
         (
             "unhealthy",
             held,
