@@ -29,7 +29,7 @@ pub struct NextInput<'a> {
     pub nothing_changed_yet: bool,
     /// `spec.replicas`.
     pub replicas: i32,
-    /// The problems, as [`super::judge`] found them.
+    /// The problems, as [`super::judge()`] found them.
     pub problems: &'a [Problem],
     /// The last verdict for the canary as it is now.
     pub verdict: VerdictState,
