@@ -153,7 +153,19 @@ async fn abort(env: &TestEnv, namespace: &str) {
 async fn a_crash_looping_canary_is_named_every_time() {
     let Some(env) = TestEnv::get() else { return };
     let ns = broken_canary(&env, "pb-crash", "nginx:1.15__crashloop", |_| {}).await;
-    wait_problem(&env, &ns.name, "crashLoop", Duration::from_secs(30)).await;
+    // From its first restart on (before it, the first run ends as a terminated container).
+    wait_for(
+        &env,
+        "the first restart",
+        Duration::from_secs(30),
+        || async {
+            let (_, status) = status_json(&env, &ns.name).await;
+            let problem = &status["problems"][0];
+            (problem["code"] == "crashLoop" && problem["evidence"]["restarts"].as_i64() >= Some(1))
+                .then_some(())
+        },
+    )
+    .await;
     let mut reasons = std::collections::BTreeSet::new();
     let mut samples = 0;
     while samples < 20 || !(reasons.contains("Running") && reasons.contains("CrashLoopBackOff")) {
@@ -308,7 +320,8 @@ async fn a_healthy_canary_leads_with_analyze_then_with_the_next_step() {
     let analyze = canary(
         &env,
         &ns.name,
-        &["analyze", "deploy/web", "--observe", "5s"],
+        // The logs check needs 20 s of logs to decide.
+        &["analyze", "deploy/web", "--observe", "20s"],
     )
     .await;
     assert_exit(&analyze, OK, "analyze (pass)");
@@ -421,7 +434,7 @@ async fn the_live_view_shows_the_problem_first_and_asks_twice_before_promoting()
     tmux.wait_for(&["Promote deploy/web to every pod"], "the first question");
     tmux.tmux(&["send-keys", "-t", "view", "y"]);
     tmux.wait_for(
-        &["deploy/web is UNHEALTHY:", "crash-looping", "anyway?"],
+        &["deploy/web is UNHEALTHY (crashLoop on pod web-", "anyway?"],
         "the second question, naming the problem",
     );
     tmux.tmux(&["send-keys", "-t", "view", "n"]);

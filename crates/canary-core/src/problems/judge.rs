@@ -110,6 +110,18 @@ pub struct Problem {
     pub evidence: ProblemEvidence,
 }
 
+impl Problem {
+    /// The problem in a few words, its code and what it is about: `crashLoop on pod web-abc`.
+    pub fn short(&self) -> String {
+        let code = self.code.as_str();
+        match (&self.pod, &self.replica_set) {
+            (Some(pod), _) => format!("{code} on pod {pod}"),
+            (None, Some(rs)) => format!("{code} on ReplicaSet {rs}"),
+            (None, None) => code.to_string(),
+        }
+    }
+}
+
 /// Whether the canary is unhealthy: a problem that makes promoting it unsafe is on its side.
 pub fn is_unhealthy(problems: &[Problem]) -> bool {
     first_unhealthy(problems).is_some()

@@ -59,7 +59,7 @@ pub fn next_steps(input: &NextInput) -> NextSteps {
     if let Some(problem) = first_unhealthy(input.problems) {
         let mut steps = vec![format!(
             "{abort}   # the canary is unhealthy ({}): roll back first",
-            problem_words(problem)
+            problem.short()
         )];
         if matches!(input.phase, Phase::Holding { .. }) {
             steps.push(format!("{analyze}   # the full verdict"));
@@ -127,15 +127,5 @@ pub fn next_steps(input: &NextInput) -> NextSteps {
     NextSteps {
         steps,
         promote_withheld: None,
-    }
-}
-
-/// A problem in a few words for a step's comment: its code and pod.
-fn problem_words(problem: &Problem) -> String {
-    let code = problem.code.as_str().to_string();
-    match (&problem.pod, &problem.replica_set) {
-        (Some(pod), _) => format!("{code} on pod {pod}"),
-        (None, Some(rs)) => format!("{code} on ReplicaSet {rs}"),
-        (None, None) => code,
     }
 }

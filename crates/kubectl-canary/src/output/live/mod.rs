@@ -399,10 +399,11 @@ fn footer(frame: &mut Frame, area: Rect, model: &LiveModel) {
     let unhealthy = canary_core::problems::first_unhealthy(&model.report.problems);
     let line = match model.confirming {
         Some(Action::PromoteFull) if model.asking_again => Line::styled(
+            // One line: the problem by code and pod (its evidence is at the top).
             format!(
-                "deploy/{} is UNHEALTHY: {}. Promote it to every pod anyway? y: yes, any other key: no",
+                "deploy/{} is UNHEALTHY ({}): promote it to every pod anyway? y: yes, any other key: no",
                 model.report.deployment,
-                unhealthy.map_or("", |p| p.message.as_str())
+                unhealthy.map_or(String::new(), |p| p.short())
             ),
             Style::new().fg(Color::White).bg(Color::Red),
         ),

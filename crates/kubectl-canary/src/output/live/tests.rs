@@ -189,7 +189,9 @@ fn promoting_an_unhealthy_canary_asks_twice_naming_the_problem() {
     assert!(model.asking_again);
     let screen = drawn(&model);
     assert!(
-        screen.contains("UNHEALTHY: web-7b9c6d-xxxxx: crash-looping"),
+        screen.contains(
+            "UNHEALTHY (crashLoop on pod web-7b9c6d-xxxxx): promote it to every pod anyway?"
+        ),
         "{screen}"
     );
     assert_eq!(key(&mut model, 'y'), KeyOutcome::Run(Action::PromoteFull));
