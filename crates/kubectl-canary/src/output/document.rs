@@ -325,6 +325,39 @@ mod tests {
     /// promotion withheld with why.
     #[test]
     fn status_unhealthy() {
+        check_example("status-unhealthy", &unhealthy_status());
+    }
+
+    /// In text the problem is the line after the Deployment's, coloured only when asked
+    /// (a terminal without NO_COLOR), with the not-advised promotion after the steps.
+    #[test]
+    fn status_text_leads_with_the_problem_coloured_on_a_terminal() {
+        let report = unhealthy_status();
+        let plain = crate::output::status_text_in(&report, false, false);
+        let lines: Vec<&str> = plain.lines().collect();
+        assert!(
+            lines[1].starts_with("problem (canary, crashLoop): web-7c9d8b5f4-x2x7q: crash-looping"),
+            "{plain}"
+        );
+        assert_eq!(
+            lines[2],
+            "  newest event: BackOff: Back-off restarting failed container web in pod web-7c9d8b5f4-x2x7q (14 times)"
+        );
+        assert!(!plain.contains('\u{1b}'), "{plain}");
+        assert!(plain.ends_with(
+            "not advised: promoting is unsafe while the canary is unhealthy: web-7c9d8b5f4-x2x7q: crash-looping (container web, 15 restarts, last exit 1 (Error) 2s ago; now Running, not Ready)\n"
+        ), "{plain}");
+        let coloured = crate::output::status_text_in(&report, false, true);
+        assert!(
+            coloured.contains("\u{1b}[1;31mproblem (canary, crashLoop)"),
+            "{coloured}"
+        );
+        // Both sides' labels are coloured, the canary's red while it is unhealthy.
+        assert!(coloured.contains("\u{1b}[38;5;9m canary "), "{coloured:?}");
+        assert!(coloured.contains("\u{1b}[38;5;10m stable "), "{coloured:?}");
+    }
+
+    fn unhealthy_status() -> StatusReport {
         use canary_core::problems::{
             ContainerEvidence, NextInput, PodEvidence, Side, Situation, Termination, VerdictState,
             judge, next_steps,
@@ -380,7 +413,7 @@ mod tests {
         });
         report.next_steps = next.steps;
         report.promote_withheld = next.promote_withheld;
-        check_example("status-unhealthy", &report);
+        report
     }
 
     #[test]
