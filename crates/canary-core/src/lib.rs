@@ -16,6 +16,7 @@ pub mod image;
 pub mod machine;
 pub mod plan;
 pub mod pod;
+pub mod problems;
 pub mod record;
 pub mod release;
 pub mod rollout_math;

@@ -15,6 +15,7 @@ pub mod observe;
 pub mod ops;
 pub mod plan_subject;
 pub mod preflight;
+pub mod problems;
 pub mod release;
 pub mod report;
 pub mod status;

@@ -56,7 +56,12 @@ pub struct ReportData {
 /// must be readable; Events that cannot be listed are reported as such.
 pub async fn gather(engine: &Engine) -> Result<ReportData> {
     let (state, view) = engine.canary_state().await?;
-    let status = StatusReport::for_state(engine.namespace(), &view, &state, &engine.store().name());
+    let mut status =
+        StatusReport::for_state(engine.namespace(), &view, &state, &engine.store().name());
+    // The problems with their Events, the last verdict and the API server's clock.
+    crate::problems::Reads::read(engine.client(), engine.namespace(), &view.name())
+        .await
+        .apply(&mut status);
     let conditions = view
         .deployment
         .status

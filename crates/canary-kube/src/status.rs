@@ -10,12 +10,14 @@ use serde::Serialize;
 
 use canary_core::foreign::{ForeignChange, KnownRecord, SeenRecord, classify};
 use canary_core::machine::{Decision, TemplateState, Waiting, decide, template_state};
-use canary_core::record::{CanaryRecord, Phase, images_of};
+use canary_core::problems::Side;
+use canary_core::record::{Phase, images_of};
 use canary_core::release::FieldChange;
 use canary_core::rollout_math::CanaryMode;
 use canary_core::text::waiting_text;
 
 use crate::observe::{DeploymentView, pod_is_ready, revision_of, template_hash_of, template_json};
+use crate::problems::{Judging, NextBasis};
 use crate::store::StoredRecord;
 use crate::trust::CanaryState;
 use canary_core::seal::{SealedGoal, describe_goal};
@@ -92,6 +94,9 @@ pub struct StatusReport {
     pub namespace: String,
     /// Deployment.
     pub deployment: String,
+    /// What is wrong, canary first (empty when nothing is): each with its stable code, the
+    /// pod and the evidence. Judged by `canary_core::problems`.
+    pub problems: Vec<canary_core::problems::Problem>,
     /// `spec.replicas`.
     pub replicas: i32,
     /// `spec.paused`.
@@ -120,8 +125,11 @@ pub struct StatusReport {
     pub waiting: Option<Waiting>,
     /// A change someone else made during the canary, if any.
     pub foreign: Option<ForeignChange>,
-    /// What to do next, as commands.
+    /// What to do next, as commands, the advised one first.
     pub next_steps: Vec<String>,
+    /// Why no promotion is among the next steps: the canary is unhealthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promote_withheld: Option<String>,
     /// The record's history.
     pub history: Vec<String>,
     /// Why the record cannot be used as it is (changed outside kubectl-canary, not
@@ -134,69 +142,16 @@ pub struct StatusReport {
     /// What the canary changes in the pod template, field by field.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub template_changes: Vec<FieldChange>,
+    /// What the problems and next steps were judged from (not printed).
+    #[serde(skip)]
+    pub judging: Judging,
 }
 
-/// A pod's problem, the way `kubectl get pods` would show it, with the scheduler's reason
-/// for a pod that cannot be placed.
+/// A pod's problem as soon as its state shows it (no clock: the rules that need time are
+/// left out), with the scheduler's reason for a pod that cannot be placed.
 pub fn pod_problem(pod: &Pod) -> Option<String> {
-    let name = pod.name_any();
-    let status = pod.status.as_ref()?;
-    if pod.metadata.deletion_timestamp.is_some() {
-        return None;
-    }
-    if let Some(unschedulable) = status.conditions.iter().flatten().find(|c| {
-        c.type_ == "PodScheduled"
-            && c.status == "False"
-            && c.reason.as_deref() == Some("Unschedulable")
-    }) {
-        return Some(format!(
-            "{name}: Pending, cannot be scheduled: {}",
-            unschedulable.message.clone().unwrap_or_default()
-        ));
-    }
-    for container in status.container_statuses.iter().flatten() {
-        if let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) {
-            let reason = waiting.reason.clone().unwrap_or_default();
-            if matches!(
-                reason.as_str(),
-                "CrashLoopBackOff"
-                    | "ErrImagePull"
-                    | "ImagePullBackOff"
-                    | "InvalidImageName"
-                    | "CreateContainerConfigError"
-                    | "CreateContainerError"
-            ) {
-                let last = container
-                    .last_state
-                    .as_ref()
-                    .and_then(|s| s.terminated.as_ref())
-                    .map(|t| {
-                        format!(
-                            ", last exit {} ({})",
-                            t.exit_code,
-                            t.reason.clone().unwrap_or_default()
-                        )
-                    })
-                    .unwrap_or_default();
-                return Some(format!(
-                    "{name}: {reason} (container {}, {} restarts{last})",
-                    container.name, container.restart_count
-                ));
-            }
-        }
-        if let Some(terminated) = container
-            .last_state
-            .as_ref()
-            .and_then(|s| s.terminated.as_ref())
-            && terminated.reason.as_deref() == Some("OOMKilled")
-        {
-            return Some(format!(
-                "{name}: OOMKilled (container {}, {} restarts)",
-                container.name, container.restart_count
-            ));
-        }
-    }
-    None
+    canary_core::problems::pod_problem(&crate::problems::pod_evidence(pod, Side::Canary))
+        .map(|p| p.message)
 }
 
 fn side(view: &DeploymentView, rs: &ReplicaSet) -> SideStatus {
@@ -226,7 +181,8 @@ fn side(view: &DeploymentView, rs: &ReplicaSet) -> SideStatus {
             })
             .map(|c| c.restart_count)
             .sum(),
-        problems: pods.iter().filter_map(|p| pod_problem(p)).collect(),
+        // Filled in by the judgement of the whole report (`StatusReport::judge`).
+        problems: vec![],
     }
 }
 
@@ -242,12 +198,12 @@ impl StatusReport {
             .and_then(|s| s.paused)
             .unwrap_or(false);
         let Some(stored) = stored else {
-            let current = view
-                .replica_set_with_template(&view.template())
-                .map(|rs| side(view, rs));
-            return Self {
+            let current_rs = view.replica_set_with_template(&view.template());
+            let current = current_rs.map(|rs| side(view, rs));
+            let mut report = Self {
                 namespace: namespace.to_string(),
                 deployment: name.clone(),
+                problems: vec![],
                 replicas,
                 paused,
                 phase: StatusPhase::None,
@@ -266,24 +222,29 @@ impl StatusReport {
                     "kubectl canary start deploy/{name} CONTAINER=IMAGE --canary 1"
                 )],
                 history: vec![],
+                promote_withheld: None,
                 integrity: None,
                 release: None,
                 template_changes: vec![],
+                judging: Judging {
+                    situation: crate::problems::situation(view, current_rs, None),
+                    next: None,
+                    started_at: None,
+                },
             };
+            report.judge(None);
+            return report;
         };
         let record = &stored.record;
-        let stable = view
-            .replica_set_with_template(&record.original_template)
-            .map(|rs| side(view, rs));
-        let canary = view
-            .replica_set_with_template(&record.target_template())
-            .map(|rs| side(view, rs));
+        let stable_rs = view.replica_set_with_template(&record.original_template);
+        let canary_rs = view.replica_set_with_template(&record.target_template());
+        let stable = stable_rs.map(|rs| side(view, rs));
+        let canary = canary_rs.map(|rs| side(view, rs));
         let ready_stable = stable.as_ref().map_or(0, |s| s.ready);
         let ready_canary = canary.as_ref().map_or(0, |s| s.ready);
         let share = (ready_stable + ready_canary > 0)
             .then(|| f64::from(ready_canary) / f64::from(ready_stable + ready_canary));
         let observation = view.observation(record);
-        let canary_unhealthy = canary.as_ref().is_some_and(|c| !c.problems.is_empty());
         let decision = decide(record, record.phase.goal(), &observation);
         // Read-only: the record was read with the view, so only the Deployment is compared.
         let foreign = classify(
@@ -308,9 +269,29 @@ impl StatusReport {
         };
         let total_pods =
             stable.as_ref().map_or(0, |s| s.desired) + canary.as_ref().map_or(0, |s| s.desired);
-        Self {
+        let mut situation = crate::problems::situation(view, stable_rs, canary_rs);
+        // While braked, the live deadline is the brake's; the Deployment's own is recorded.
+        situation.ready_deadline_secs = record
+            .original_settings
+            .progress_deadline_seconds
+            .map_or(600, i64::from);
+        situation.foreign = foreign.as_ref().map(|change| change.what_happened(&name));
+        situation.held = match (record.phase, &decision) {
+            (Phase::Holding { pods }, Decision::Reached) => {
+                Some((pods, canary.as_ref().map_or(0, |c| c.desired)))
+            }
+            _ => None,
+        };
+        let next_basis = foreign.is_none().then(|| NextBasis {
+            phase: record.phase,
+            pending: pending.is_some(),
+            nothing_changed_yet: template_state(record, &observation.template)
+                == TemplateState::Original,
+        });
+        let mut report = Self {
             namespace: namespace.to_string(),
             deployment: name.clone(),
+            problems: vec![],
             replicas,
             paused,
             phase: StatusPhase::of(record.phase),
@@ -333,16 +314,12 @@ impl StatusReport {
                 (None, Decision::Wait(waiting)) => Some(waiting.clone()),
                 _ => None,
             },
+            // Judged below with the problems, unless someone else changed the Deployment.
             next_steps: match &foreign {
                 Some(change) => foreign_next_steps(change, &name),
-                None => next_steps(
-                    record,
-                    &name,
-                    pending.is_some(),
-                    template_state(record, &observation.template),
-                    canary_unhealthy,
-                ),
+                None => vec![],
             },
+            promote_withheld: None,
             foreign,
             history: record
                 .history
@@ -352,7 +329,14 @@ impl StatusReport {
             integrity: None,
             release: Some(record.change_summary()),
             template_changes: record.template_changes(),
-        }
+            judging: Judging {
+                situation,
+                next: next_basis,
+                started_at: Some(record.started_at.clone()),
+            },
+        };
+        report.judge(None);
+        report
     }
 
     /// The status of a classified canary: a verified record as [`StatusReport::build`]
@@ -429,16 +413,23 @@ impl StatusReport {
     fn seal_sides(&mut self, view: &DeploymentView, seal: &canary_core::seal::Seal) {
         let stable_uid = Some(seal.stable.uid.as_str());
         self.mode = Some(seal.mode);
-        self.stable = view
+        let stable = view
             .replica_sets
             .iter()
-            .find(|rs| rs.uid().as_deref() == stable_uid)
-            .map(|rs| side(view, rs));
-        self.canary = view
+            .find(|rs| rs.uid().as_deref() == stable_uid);
+        let canary = view
             .replica_set_with_template(&view.template())
-            .filter(|rs| rs.uid().as_deref() != stable_uid)
-            .map(|rs| side(view, rs));
+            .filter(|rs| rs.uid().as_deref() != stable_uid);
+        self.stable = stable.map(|rs| side(view, rs));
+        self.canary = canary.map(|rs| side(view, rs));
         self.canary_traffic_share = None;
+        // The next steps of a record that cannot be used are fixed; the problems are the sides'.
+        self.judging = Judging {
+            situation: crate::problems::situation(view, stable, canary),
+            next: None,
+            started_at: None,
+        };
+        self.judge(None);
     }
 }
 
@@ -463,50 +454,5 @@ fn foreign_next_steps(change: &ForeignChange, name: &str) -> Vec<String> {
         ForeignChange::RecordLost | ForeignChange::SupersededByAnotherRun { .. } => {
             vec![format!("kubectl canary status deploy/{name}")]
         }
-    }
-}
-
-fn next_steps(
-    record: &CanaryRecord,
-    name: &str,
-    pending: bool,
-    template: TemplateState,
-    canary_unhealthy: bool,
-) -> Vec<String> {
-    let abort = format!("kubectl canary abort deploy/{name}");
-    if canary_unhealthy && !matches!(record.phase, Phase::Aborting) {
-        return vec![
-            format!("{abort}   # the canary's pods have problems (above)"),
-            format!("kubectl canary analyze deploy/{name}   # the full verdict"),
-        ];
-    }
-    let full = format!("kubectl canary promote deploy/{name} --full");
-    match record.phase {
-        Phase::Holding { pods } if !pending => vec![
-            format!(
-                "kubectl canary analyze deploy/{name}   # judge the canary against the stable pods"
-            ),
-            format!(
-                "kubectl canary promote deploy/{name} --canary {}   # a larger canary",
-                pods + 1
-            ),
-            full,
-            abort,
-        ],
-        Phase::Starting { pods } | Phase::Promoting { to: pods, .. } => {
-            let mut steps = vec![format!(
-                "kubectl canary promote deploy/{name} --canary {pods}   # finish holding {pods} canary pod(s){}",
-                if template == TemplateState::Original {
-                    " (nothing changed yet)"
-                } else {
-                    ""
-                }
-            )];
-            steps.push(abort);
-            steps
-        }
-        Phase::PromotingFull => vec![format!("{full}   # finish the promotion"), abort],
-        Phase::Aborting => vec![format!("{abort}   # finish the rollback")],
-        Phase::Holding { .. } => vec![full, abort],
     }
 }

@@ -30,6 +30,26 @@ fn since_last_note(record: &CanaryRecord) -> Option<Duration> {
     Some(Duration::from_millis(ms.max(0) as u64))
 }
 
+/// The first problem that makes the held canary unhealthy, judged from its pods and
+/// ReplicaSet as `kubectl canary status` judges them (`canary_core::problems`).
+fn canary_problem(
+    release: &Reconciling<'_>,
+    record: &CanaryRecord,
+) -> Option<canary_core::problems::Problem> {
+    let view = &release.view;
+    let mut situation = canary_kube::problems::situation(
+        view,
+        view.replica_set_with_template(&record.original_template),
+        view.replica_set_with_template(&record.target_template()),
+    );
+    situation.ready_deadline_secs = record
+        .original_settings
+        .progress_deadline_seconds
+        .map_or(600, i64::from);
+    let problems = canary_core::problems::judge(&situation, Some(Timestamp::now().as_second()));
+    canary_core::problems::first_unhealthy(&problems).cloned()
+}
+
 /// Most history lines kept in a controller-run record (inconclusive rounds add one each).
 const MAX_HISTORY: usize = 100;
 
@@ -232,6 +252,29 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
         Decision::Reached
     ) {
         return drive(release, &record, Goal::Hold { pods }).await;
+    }
+    // What is wrong with the canary is said at once (a Warning Event), not only by the
+    // analysis after the interval.
+    if let Some(problem) = canary_problem(release, &record) {
+        release
+            .warn_once(
+                "CanaryUnhealthy",
+                format!(
+                    "the canary of deploy/{} is unhealthy ({} on {}): {}; the analysis after the interval \
+                     will judge it, or revert the commit in Git to go back to the stable version",
+                    release.name(),
+                    problem.code.as_str(),
+                    problem
+                        .pod
+                        .as_deref()
+                        .or(problem.replica_set.as_deref())
+                        .unwrap_or("the canary"),
+                    // The first words only: the counts in the rest change on every crash,
+                    // and a standing problem is reported once.
+                    problem.message.split(" (").next().unwrap_or_default()
+                ),
+            )
+            .await;
     }
     let since = record
         .history

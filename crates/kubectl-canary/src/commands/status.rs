@@ -7,6 +7,7 @@ use canary_kube::engine::Engine;
 use canary_kube::error::CanaryError;
 use canary_kube::history::{HistoryRead, HistoryStore};
 use canary_kube::live::LiveView;
+use canary_kube::problems::Reads;
 use canary_kube::status::StatusReport;
 use canary_kube::trust::{CanaryState, RecordRead, UnreadableRecord, classify};
 
@@ -51,7 +52,12 @@ pub async fn run(config: &Config, status: &StatusConfig) -> Result<StatusOutcome
         last = Some(report);
     };
     let (mut report, state) = engine.checked_status_report().await?;
-    let code = exit_code_of(&state);
+    // The Events, the last verdict and the API server's clock: the evidence that does not
+    // flicker between two crashes (#31).
+    Reads::read(&config.client, &config.namespace, &status.deployment)
+        .await
+        .apply(&mut report);
+    let code = exit_code_of(&state, &report);
     // The Services held for this Deployment (dark canary, sticky sessions), read from the
     // Services themselves: while a dark pin holds, the canary's share of requests is 0.
     let uid = engine
@@ -77,7 +83,10 @@ pub async fn run(config: &Config, status: &StatusConfig) -> Result<StatusOutcome
     let mut live = engine.live().await?;
     loop {
         live.changed(Duration::from_secs(60)).await;
-        let (report, _) = report_now(config, &engine, &live)?;
+        let (mut report, _) = report_now(config, &engine, &live)?;
+        Reads::read(&config.client, &config.namespace, &status.deployment)
+            .await
+            .apply(&mut report);
         print(report);
     }
 }
@@ -182,8 +191,21 @@ async fn live_loop(
     let history = HistoryStore::new(engine.client(), engine.namespace(), name);
     let mut model: Option<LiveModel> = None;
     let mut slow_reads_at: Option<Instant> = None;
+    let mut reads = Reads::default();
     loop {
-        let (report, state) = report_now(config, engine, live)?;
+        let (mut report, state) = report_now(config, engine, live)?;
+        if slow_reads_at.is_none_or(|at| at.elapsed() >= SLOW_READS_EVERY) {
+            // Bounded like the other slow reads; a clock read before is kept.
+            if let Ok(fresh) = tokio::time::timeout(
+                SLOW_READS_EVERY,
+                Reads::read(engine.client(), engine.namespace(), name),
+            )
+            .await
+            {
+                reads = fresh.with_clock(reads.clock);
+            }
+        }
+        reads.apply(&mut report);
         let view = live.view()?;
         let pods_of = |side: &Option<canary_kube::status::SideStatus>| {
             side.as_ref()
@@ -202,6 +224,7 @@ async fn live_loop(
             events: vec![],
             verdict: None,
             confirming: None,
+            asking_again: false,
             notice: None,
         });
         next.stable_pods = pods_of(&report.stable);
@@ -237,7 +260,7 @@ async fn live_loop(
                 "the terminal stopped taking the live view: {error}"
             )));
         }
-        let code = exit_code_of(&state);
+        let code = exit_code_of(&state, &next.report);
         let outcome = tokio::select! {
             _ = live.changed(SLOW_READS_EVERY) => KeyOutcome::Redraw,
             key = keys.recv() => match key {
@@ -253,13 +276,15 @@ async fn live_loop(
     }
 }
 
-/// `status` exits non-zero when the record cannot be trusted or is lost, so scripts notice.
-fn exit_code_of(state: &CanaryState) -> i32 {
+/// `status` exits non-zero when the record cannot be trusted or is lost, or when the canary
+/// is unhealthy ("held but unhealthy"), so scripts notice.
+fn exit_code_of(state: &CanaryState, report: &StatusReport) -> i32 {
     match state {
         CanaryState::Tampered { .. } | CanaryState::Unconfirmed { braked: true, .. } => {
             exit_code::RECORD_TAMPERED
         }
         CanaryState::RecordLost { .. } => exit_code::HELD_WITHOUT_RECORD,
+        _ if report.unhealthy() => exit_code::CANARY_UNHEALTHY,
         _ => exit_code::OK,
     }
 }

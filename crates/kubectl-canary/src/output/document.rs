@@ -244,6 +244,7 @@ mod tests {
         StatusReport {
             namespace: "shop".into(),
             deployment: "web".into(),
+            problems: vec![],
             replicas: 10,
             paused: true,
             phase: StatusPhase::Holding,
@@ -263,10 +264,12 @@ mod tests {
                 "kubectl canary promote deploy/web --full".into(),
                 "kubectl canary abort deploy/web".into(),
             ],
+            promote_withheld: None,
             history: vec!["2026-11-30T22:00:00Z started: 1 canary pod(s)".into()],
             integrity: None,
             release: None,
             template_changes: vec![],
+            judging: Default::default(),
         }
     }
 
@@ -316,6 +319,101 @@ mod tests {
             waiting.waiting.as_ref().unwrap(),
         ));
         check_example("status-waiting", &waiting);
+    }
+
+    /// A canary whose pod crash-loops: the problem leads, abort is advised first and
+    /// promotion withheld with why.
+    #[test]
+    fn status_unhealthy() {
+        check_example("status-unhealthy", &unhealthy_status());
+    }
+
+    /// In text the problem is the line after the Deployment's, coloured only when asked
+    /// (a terminal without NO_COLOR), with the not-advised promotion after the steps.
+    #[test]
+    fn status_text_leads_with_the_problem_coloured_on_a_terminal() {
+        let report = unhealthy_status();
+        let plain = crate::output::status_text_in(&report, false, false);
+        let lines: Vec<&str> = plain.lines().collect();
+        assert!(
+            lines[1].starts_with("problem (canary, crashLoop): web-7c9d8b5f4-x2x7q: crash-looping"),
+            "{plain}"
+        );
+        assert_eq!(
+            lines[2],
+            "  newest event: BackOff: Back-off restarting failed container web in pod web-7c9d8b5f4-x2x7q (14 times)"
+        );
+        assert!(!plain.contains('\u{1b}'), "{plain}");
+        assert!(plain.ends_with(
+            "not advised: promoting is unsafe while the canary is unhealthy: web-7c9d8b5f4-x2x7q: crash-looping (container web, 15 restarts, last exit 1 (Error) 2s ago; now Running, not Ready)\n"
+        ), "{plain}");
+        let coloured = crate::output::status_text_in(&report, false, true);
+        assert!(
+            coloured.contains("\u{1b}[1;31mproblem (canary, crashLoop)"),
+            "{coloured}"
+        );
+        // Both sides' labels are coloured, the canary's red while it is unhealthy.
+        assert!(coloured.contains("\u{1b}[38;5;9m canary "), "{coloured:?}");
+        assert!(coloured.contains("\u{1b}[38;5;10m stable "), "{coloured:?}");
+    }
+
+    fn unhealthy_status() -> StatusReport {
+        use canary_core::problems::{
+            ContainerEvidence, NextInput, PodEvidence, Side, Situation, Termination, VerdictState,
+            judge, next_steps,
+        };
+        use canary_core::record::Phase;
+        let mut report = status();
+        let situation = Situation {
+            pods: vec![PodEvidence {
+                name: "web-7c9d8b5f4-x2x7q".into(),
+                side: Side::Canary,
+                terminating: false,
+                ready: false,
+                not_ready_since: Some(1_764_540_000),
+                unschedulable: None,
+                containers: vec![ContainerEvidence {
+                    name: "web".into(),
+                    restarts: 15,
+                    waiting_reason: None,
+                    waiting_message: None,
+                    terminated: None,
+                    last_termination: Some(Termination {
+                        exit_code: 1,
+                        reason: Some("Error".into()),
+                        finished_at: Some(1_764_540_098),
+                    }),
+                }],
+                event: Some(canary_core::problems::EventEvidence {
+                    reason: "BackOff".into(),
+                    message: "Back-off restarting failed container web in pod web-7c9d8b5f4-x2x7q"
+                        .into(),
+                    count: 14,
+                    at: Some(1_764_540_099),
+                }),
+            }],
+            ready_deadline_secs: 600,
+            ..Default::default()
+        };
+        report.problems = judge(&situation, Some(1_764_540_100));
+        let canary = report.canary.as_mut().unwrap();
+        canary.ready = 0;
+        canary.available = 0;
+        canary.restarts = 15;
+        canary.problems = vec![report.problems[0].message.clone()];
+        report.canary_traffic_share = Some(0.0);
+        let next = next_steps(&NextInput {
+            name: "web",
+            phase: Phase::Holding { pods: 1 },
+            pending: false,
+            nothing_changed_yet: false,
+            replicas: 10,
+            problems: &report.problems,
+            verdict: VerdictState::None,
+        });
+        report.next_steps = next.steps;
+        report.promote_withheld = next.promote_withheld;
+        report
     }
 
     #[test]

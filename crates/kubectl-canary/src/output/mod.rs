@@ -1,5 +1,6 @@
 //! Rendering: tables for people, JSON/YAML for scripts, progress lines while waiting.
 
+pub mod colour;
 mod document;
 pub mod live;
 mod plan;
@@ -23,7 +24,7 @@ use canary_core::record::images_of;
 use canary_core::text::{images_text, share_text};
 use canary_kube::engine::Progress;
 use canary_kube::status::{SideStatus, StatusReport};
-use comfy_table::{Table, presets::NOTHING};
+use comfy_table::{Cell, Table, presets::NOTHING};
 
 use crate::cli::OutputFormat;
 
@@ -102,14 +103,21 @@ fn images_cell(side: &SideStatus) -> String {
     images_text(&side.images)
 }
 
-/// The human status view.
+/// The human status view, coloured when stdout is a terminal (and `NO_COLOR` is not set).
 pub fn status_text(report: &StatusReport, wide: bool) -> String {
+    status_text_in(report, wide, colour::stdout_enabled())
+}
+
+/// The human status view: what is wrong first, then the phase, both sides and the next
+/// steps (the advised one first).
+pub fn status_text_in(report: &StatusReport, wide: bool, colour: bool) -> String {
     let mut out = String::new();
     let paused = if report.paused { ", paused" } else { "" };
     out.push_str(&format!(
         "deploy/{} in namespace {}: {} replicas{paused}\n",
         report.deployment, report.namespace, report.replicas
     ));
+    out.push_str(&problems_text(&report.problems, colour));
     out.push_str(&format!("phase: {}", report.phase_description));
     if let Some(mode) = report.mode {
         out.push_str(&format!(" ({mode} mode)"));
@@ -144,22 +152,38 @@ pub fn status_text(report: &StatusReport, wide: bool) -> String {
         header.extend(["REPLICASET", "HASH", "PODS"]);
     }
     table.set_header(header);
-    for (label, side) in [("stable", &report.stable), ("canary", &report.canary)] {
+    if colour {
+        table.enforce_styling();
+    }
+    let canary_paint = if report.unhealthy() {
+        colour::Paint::Problem
+    } else {
+        colour::Paint::Canary
+    };
+    for (label, side, paint) in [
+        ("stable", &report.stable, colour::Paint::Stable),
+        ("canary", &report.canary, canary_paint),
+    ] {
         if let Some(side) = side {
+            let label = if colour {
+                Cell::new(label).fg(paint.cell())
+            } else {
+                Cell::new(label)
+            };
             let mut row = vec![
-                label.to_string(),
-                side.revision.to_string(),
-                images_cell(side),
-                side.desired.to_string(),
-                side.ready.to_string(),
-                side.available.to_string(),
-                side.restarts.to_string(),
+                label,
+                Cell::new(side.revision),
+                Cell::new(images_cell(side)),
+                Cell::new(side.desired),
+                Cell::new(side.ready),
+                Cell::new(side.available),
+                Cell::new(side.restarts),
             ];
             if wide {
                 row.extend([
-                    side.replica_set.clone(),
-                    side.pod_template_hash.clone(),
-                    side.pods.to_string(),
+                    Cell::new(&side.replica_set),
+                    Cell::new(&side.pod_template_hash),
+                    Cell::new(side.pods),
                 ]);
             }
             table.add_row(row);
@@ -173,11 +197,6 @@ pub fn status_text(report: &StatusReport, wide: bool) -> String {
             share_text(share),
             report.extra_pods
         ));
-    }
-    for side in [&report.stable, &report.canary].into_iter().flatten() {
-        for problem in &side.problems {
-            out.push_str(&format!("problem: {problem}\n"));
-        }
     }
     if let Some(pending) = &report.pending {
         let label = if report.foreign.is_some() {
@@ -193,10 +212,38 @@ pub fn status_text(report: &StatusReport, wide: bool) -> String {
             out.push_str(&format!("  {step}\n"));
         }
     }
+    if let Some(withheld) = &report.promote_withheld {
+        out.push_str(&colour::paint(
+            &format!("not advised: {withheld}"),
+            colour::Paint::Problem,
+            colour,
+        ));
+        out.push('\n');
+    }
     if wide && !report.history.is_empty() {
         out.push_str("history:\n");
         for line in &report.history {
             out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out
+}
+
+/// The problems, one line each (`problem (SIDE, CODE): MESSAGE`) with the newest relevant
+/// Event under it; nothing when nothing is wrong.
+pub fn problems_text(problems: &[canary_core::problems::Problem], colour: bool) -> String {
+    let mut out = String::new();
+    for problem in problems {
+        let line = format!(
+            "problem ({}, {}): {}",
+            problem.side.label(),
+            problem.code.as_str(),
+            problem.message
+        );
+        out.push_str(&colour::paint(&line, colour::Paint::Problem, colour));
+        out.push('\n');
+        if let Some(event) = &problem.evidence.event {
+            out.push_str(&format!("  newest event: {event}\n"));
         }
     }
     out

@@ -65,6 +65,8 @@ pub struct LiveModel {
     pub verdict: Option<VerdictLine>,
     /// An action waiting for y/n.
     pub confirming: Option<Action>,
+    /// The question is the second one: promoting an unhealthy canary was confirmed once.
+    pub asking_again: bool,
     /// A line about the view itself (a read that failed...).
     pub notice: Option<String>,
 }
@@ -79,18 +81,20 @@ pub fn draw(frame: &mut Frame, model: &LiveModel) {
         .direction(Direction::Vertical)
         .constraints([
             Constraint::Length(3),
+            Constraint::Length(problems_height(report, frame.area().width)),
             Constraint::Min(6),
             Constraint::Length(3),
-            Constraint::Length(next_height(model)),
+            Constraint::Length(next_height(model, frame.area().width)),
             Constraint::Length(EVENTS_SHOWN as u16 + 2),
             Constraint::Length(1),
         ])
         .split(frame.area());
     header(frame, rows[0], report);
+    problems(frame, rows[1], report);
     let sides = Layout::default()
         .direction(Direction::Horizontal)
         .constraints([Constraint::Percentage(50), Constraint::Percentage(50)])
-        .split(rows[1]);
+        .split(rows[2]);
     side(
         frame,
         sides[0],
@@ -101,19 +105,108 @@ pub fn draw(frame: &mut Frame, model: &LiveModel) {
     side(
         frame,
         sides[1],
-        "canary",
+        if report.unhealthy() {
+            "canary (unhealthy)"
+        } else {
+            "canary"
+        },
         report.canary.as_ref(),
         &model.canary_pods,
     );
-    traffic(frame, rows[2], report);
-    next(frame, rows[3], model);
-    events(frame, rows[4], &model.events);
-    footer(frame, rows[5], model);
+    traffic(frame, rows[3], report);
+    next(frame, rows[4], model);
+    events(frame, rows[5], &model.events);
+    footer(frame, rows[6], model);
 }
 
-/// The next-steps box fits the verdict, the pending line and every step (within reason).
-fn next_height(model: &LiveModel) -> u16 {
-    let lines = 1 + usize::from(model.report.pending.is_some()) + model.report.next_steps.len();
+/// How many problems the view lists (the rest are counted).
+pub const PROBLEMS_SHOWN: usize = 4;
+
+/// The problems box, each problem wrapped to the width: none when nothing is wrong.
+fn problems_height(report: &StatusReport, width: u16) -> u16 {
+    if report.problems.is_empty() {
+        return 0;
+    }
+    let lines: usize = report
+        .problems
+        .iter()
+        .take(PROBLEMS_SHOWN)
+        .map(|p| {
+            wrapped(
+                p.side.label().len() + p.code.as_str().len() + 3 + p.message.len(),
+                width,
+            )
+        })
+        .sum();
+    2 + lines.min(8) as u16 + u16::from(report.problems.len() > PROBLEMS_SHOWN)
+}
+
+/// How many lines of a box `width` wide (borders included) a text of `chars` takes.
+fn wrapped(chars: usize, width: u16) -> usize {
+    // Wrapping at words leaves the ends of lines short: count an eighth of each as lost.
+    let inner = usize::from(width.saturating_sub(2));
+    let inner = (inner - inner / 8).max(1);
+    chars.div_ceil(inner).max(1)
+}
+
+/// What is wrong, first: each problem with its code and pod, in red.
+fn problems(frame: &mut Frame, area: Rect, report: &StatusReport) {
+    if report.problems.is_empty() {
+        return;
+    }
+    let mut lines: Vec<Line> = report
+        .problems
+        .iter()
+        .take(PROBLEMS_SHOWN)
+        .map(|p| {
+            Line::from(vec![
+                Span::styled(
+                    format!("{} {}: ", p.side.label(), p.code.as_str()),
+                    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(p.message.clone()),
+            ])
+        })
+        .collect();
+    if report.problems.len() > PROBLEMS_SHOWN {
+        lines.push(Line::from(format!(
+            "... and {} more (kubectl canary status)",
+            report.problems.len() - PROBLEMS_SHOWN
+        )));
+    }
+    let title = if report.unhealthy() {
+        " UNHEALTHY: what is wrong "
+    } else {
+        " what is wrong "
+    };
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(Style::new().fg(Color::Red))
+                    .title(title),
+            )
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+/// The next-steps box fits the verdict, the pending line and every step, wrapped (within
+/// reason).
+fn next_height(model: &LiveModel, width: u16) -> u16 {
+    let report = &model.report;
+    let lines = 1
+        + report
+            .pending
+            .as_ref()
+            .map_or(0, |p| wrapped(p.len() + 30, width))
+        + report
+            .next_steps
+            .iter()
+            .map(|s| wrapped(s.len() + 6, width))
+            .sum::<usize>()
+        + usize::from(report.promote_withheld.is_some());
     2 + lines.min(8) as u16
 }
 
@@ -147,8 +240,14 @@ fn header(frame: &mut Frame, area: Rect, report: &StatusReport) {
 }
 
 fn side(frame: &mut Frame, area: Rect, label: &str, side: Option<&SideStatus>, pods: &[PodLine]) {
+    let colour = match label {
+        "stable" => Color::Green,
+        "canary" => Color::Yellow,
+        _ => Color::Red,
+    };
     let block = Block::default()
         .borders(Borders::ALL)
+        .border_style(Style::new().fg(colour))
         .title(format!(" {label} "));
     let Some(side) = side else {
         frame.render_widget(Paragraph::new("none").block(block), area);
@@ -184,12 +283,6 @@ fn side(frame: &mut Frame, area: Rect, label: &str, side: Option<&SideStatus>, p
                 pod.restarts
             )),
         ]));
-    }
-    for problem in &side.problems {
-        lines.push(Line::styled(
-            format!("! {problem}"),
-            Style::new().fg(Color::Yellow),
-        ));
     }
     frame.render_widget(
         Paragraph::new(lines)
@@ -255,6 +348,13 @@ fn next(frame: &mut Frame, area: Rect, model: &LiveModel) {
     for step in &report.next_steps {
         lines.push(Line::from(format!("next: {step}")));
     }
+    if report.promote_withheld.is_some() {
+        // The problem itself is at the top of the view.
+        lines.push(Line::styled(
+            "not advised: promote (unsafe while the canary is unhealthy, see above)",
+            Style::new().fg(Color::Red),
+        ));
+    }
     frame.render_widget(
         Paragraph::new(lines)
             .block(Block::default().borders(Borders::ALL).title(" next "))
@@ -296,7 +396,17 @@ fn events(frame: &mut Frame, area: Rect, events: &[EventLine]) {
 }
 
 fn footer(frame: &mut Frame, area: Rect, model: &LiveModel) {
+    let unhealthy = canary_core::problems::first_unhealthy(&model.report.problems);
     let line = match model.confirming {
+        Some(Action::PromoteFull) if model.asking_again => Line::styled(
+            // One line: the problem by code and pod (its evidence is at the top).
+            format!(
+                "deploy/{} is UNHEALTHY ({}): promote it to every pod anyway? y: yes, any other key: no",
+                model.report.deployment,
+                unhealthy.map_or(String::new(), |p| p.short())
+            ),
+            Style::new().fg(Color::White).bg(Color::Red),
+        ),
         Some(Action::PromoteFull) => Line::styled(
             format!(
                 "Promote deploy/{} to every pod (promote --full)? y: yes, any other key: no",
@@ -312,7 +422,12 @@ fn footer(frame: &mut Frame, area: Rect, model: &LiveModel) {
             Style::new().fg(Color::Black).bg(Color::Yellow),
         ),
         None => Line::from(format!(
-            "q: quit   p: promote --full   a: abort{}",
+            "{}{}",
+            if unhealthy.is_some() {
+                "q: quit   a: abort (advised: the canary is unhealthy)   p: promote --full (unsafe, asks twice)"
+            } else {
+                "q: quit   p: promote --full   a: abort"
+            },
             model
                 .notice
                 .as_ref()
@@ -335,14 +450,20 @@ pub enum KeyOutcome {
 }
 
 /// Applies a key to the model: `q`/Esc quits; `p`/`a` ask for confirmation, `y` confirms,
-/// any other key cancels.
+/// any other key cancels. Promoting an unhealthy canary asks a second time, naming the
+/// problem.
 pub fn key(model: &mut LiveModel, key: char) -> KeyOutcome {
     if let Some(action) = model.confirming.take() {
-        return if key == 'y' || key == 'Y' {
-            KeyOutcome::Run(action)
-        } else {
-            KeyOutcome::Redraw
-        };
+        let again = std::mem::take(&mut model.asking_again);
+        if key != 'y' && key != 'Y' {
+            return KeyOutcome::Redraw;
+        }
+        if action == Action::PromoteFull && !again && model.report.unhealthy() {
+            model.confirming = Some(action);
+            model.asking_again = true;
+            return KeyOutcome::Redraw;
+        }
+        return KeyOutcome::Run(action);
     }
     match key {
         'q' | 'Q' | '\u{1b}' => KeyOutcome::Quit,

@@ -39,6 +39,7 @@ fn held_canary() -> LiveModel {
         report: StatusReport {
             namespace: "shop".into(),
             deployment: "web".into(),
+            problems: vec![],
             replicas: 3,
             paused: true,
             phase: StatusPhase::Holding,
@@ -57,10 +58,12 @@ fn held_canary() -> LiveModel {
                 "kubectl canary promote deploy/web --full".into(),
                 "kubectl canary abort deploy/web".into(),
             ],
+            promote_withheld: None,
             history: vec![],
             integrity: None,
             release: None,
             template_changes: vec![],
+            judging: Default::default(),
         },
         stable_pods: vec![
             pod("web-5d8f7c-aaaaa", "Running", true, 0),
@@ -90,6 +93,7 @@ fn held_canary() -> LiveModel {
             reason: "2 of 2 checks passed (score 100, needed 95)".into(),
         }),
         confirming: None,
+        asking_again: false,
         notice: None,
     }
 }
@@ -105,25 +109,100 @@ fn a_held_canary_with_its_pods_share_verdict_and_events() {
     insta::assert_snapshot!(drawn(&held_canary()));
 }
 
-#[test]
-fn a_crash_looping_canary_shows_its_pod_state_and_problem() {
+/// A canary whose pod crash-loops, as judged from its evidence (Running between two crashes:
+/// the restarts and the last exit still say it).
+fn crash_looping() -> LiveModel {
+    use canary_core::problems::{ContainerEvidence, PodEvidence, Side, Situation, Termination};
     let mut model = held_canary();
+    model.report.judging.situation = Situation {
+        pods: vec![PodEvidence {
+            name: "web-7b9c6d-xxxxx".into(),
+            side: Side::Canary,
+            terminating: false,
+            ready: false,
+            not_ready_since: None,
+            unschedulable: None,
+            containers: vec![ContainerEvidence {
+                name: "nginx".into(),
+                restarts: 4,
+                last_termination: Some(Termination {
+                    exit_code: 1,
+                    reason: Some("Error".into()),
+                    finished_at: None,
+                }),
+                ..Default::default()
+            }],
+            event: None,
+        }],
+        ready_deadline_secs: 600,
+        ..Default::default()
+    };
+    model.report.judging.next = Some(canary_kube::problems::NextBasis {
+        phase: canary_core::record::Phase::Holding { pods: 1 },
+        pending: false,
+        nothing_changed_yet: false,
+    });
+    model.report.judge(None);
     let canary = model.report.canary.as_mut().unwrap();
     canary.ready = 0;
     canary.available = 0;
     canary.restarts = 4;
-    canary.problems = vec![
-        "web-7b9c6d-xxxxx: CrashLoopBackOff (container nginx, 4 restarts, last exit 1 (Error))"
-            .into(),
-    ];
-    model.canary_pods = vec![pod("web-7b9c6d-xxxxx", "CrashLoopBackOff", false, 4)];
+    model.canary_pods = vec![pod("web-7b9c6d-xxxxx", "Running", false, 4)];
     model.report.canary_traffic_share = Some(0.0);
-    model.verdict = Some(VerdictLine {
-        at: "2026-11-30T10:01:00Z".into(),
-        decision: "fail".into(),
-        reason: "critical check failed: pod-health".into(),
-    });
-    insta::assert_snapshot!(drawn(&model));
+    model.verdict = None;
+    model
+}
+
+#[test]
+fn a_crash_looping_canary_shows_what_is_wrong_first() {
+    let model = crash_looping();
+    let screen = drawn(&model);
+    insta::assert_snapshot!(screen);
+    // The problem leads: it is drawn above the sides, abort is the first step, promotion
+    // is not advised, and the keys put abort first.
+    let at = |text: &str| {
+        screen
+            .find(text)
+            .unwrap_or_else(|| panic!("{text}:\n{screen}"))
+    };
+    assert!(at("canary crashLoop") < at(" stable "), "{screen}");
+    assert!(
+        at("next: kubectl canary abort") < at("not advised"),
+        "{screen}"
+    );
+    assert!(!screen.contains("next: kubectl canary promote"), "{screen}");
+    assert!(
+        at("a: abort (advised") < at("p: promote --full (unsafe"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn promoting_an_unhealthy_canary_asks_twice_naming_the_problem() {
+    let mut model = crash_looping();
+    assert_eq!(key(&mut model, 'p'), KeyOutcome::Redraw);
+    assert_eq!(
+        key(&mut model, 'y'),
+        KeyOutcome::Redraw,
+        "a second question"
+    );
+    assert!(model.asking_again);
+    let screen = drawn(&model);
+    assert!(
+        screen.contains(
+            "UNHEALTHY (crashLoop on pod web-7b9c6d-xxxxx): promote it to every pod anyway?"
+        ),
+        "{screen}"
+    );
+    assert_eq!(key(&mut model, 'y'), KeyOutcome::Run(Action::PromoteFull));
+    // A no at the second question cancels.
+    key(&mut model, 'p');
+    key(&mut model, 'y');
+    assert_eq!(key(&mut model, 'n'), KeyOutcome::Redraw);
+    assert_eq!((model.confirming, model.asking_again), (None, false));
+    // Abort asks once.
+    key(&mut model, 'a');
+    assert_eq!(key(&mut model, 'y'), KeyOutcome::Run(Action::Abort));
 }
 
 #[test]

@@ -76,6 +76,7 @@ pub fn render(data: &ReportData, tool_version: &str) -> String {
         escape(&data.read_at),
         escape(tool_version)
     );
+    problems_section(&mut page, &data.status);
     verdict_section(&mut page, history);
     charts_section(&mut page, history);
     now_section(&mut page, data);
@@ -84,6 +85,44 @@ pub fn render(data: &ReportData, tool_version: &str) -> String {
     sources_section(&mut page, data);
     page.push_str("</body></html>\n");
     page
+}
+
+/// What is wrong, first (nothing when nothing is): each problem with its code, side, pod
+/// and newest Event; and why no promotion is advised.
+fn problems_section(page: &mut String, status: &canary_kube::status::StatusReport) {
+    if status.problems.is_empty() {
+        return;
+    }
+    let _ = write!(
+        page,
+        "<h2>{}</h2><ul>",
+        if status.unhealthy() {
+            "What is wrong: the canary is unhealthy"
+        } else {
+            "What is wrong"
+        }
+    );
+    for problem in &status.problems {
+        let _ = write!(
+            page,
+            "<li class=\"warn\"><code>{}</code> ({}): {}",
+            problem.code.as_str(),
+            problem.side.label(),
+            escape(&problem.message)
+        );
+        if let Some(event) = &problem.evidence.event {
+            let _ = write!(page, "<br>newest event: {}", escape(event));
+        }
+        page.push_str("</li>");
+    }
+    page.push_str("</ul>");
+    if let Some(withheld) = &status.promote_withheld {
+        let _ = write!(
+            page,
+            "<p class=\"warn\">Not advised: {}</p>",
+            escape(withheld)
+        );
+    }
 }
 
 fn verdict_section(page: &mut String, history: Option<&CanaryHistory>) {
@@ -256,11 +295,6 @@ fn now_section(page: &mut String, data: &ReportData) {
                 "<p>Traffic share: no canary pods serve now; extra pods: <strong>{}</strong>.</p>",
                 status.extra_pods
             );
-        }
-    }
-    for side in [&status.stable, &status.canary].into_iter().flatten() {
-        for problem in &side.problems {
-            let _ = write!(page, "<p class=\"warn\">Problem: {}</p>", escape(problem));
         }
     }
     if let Some(pending) = &status.pending {
