@@ -320,6 +320,21 @@ impl Engine {
                 {
                     return Ok(());
                 }
+                // A record closed by whoever reached the goal (the GitOps controller carrying
+                // out this run's promotion) can reach this run's watches before that run's
+                // last writes of the Deployment and its ReplicaSets do: they come on other
+                // watches, in no set order. A fresh read, at least as new as the deletion,
+                // decides then, before the record is called lost.
+                if matches!(now, canary_core::foreign::SeenRecord::Gone)
+                    && change.response_towards(
+                        &stored.record,
+                        goal,
+                        now,
+                        &self.view().await?.observation(&stored.record),
+                    ) == canary_core::foreign::ForeignResponse::Done
+                {
+                    return Ok(());
+                }
                 self.on_foreign(change, stored, progress).await?;
                 // Decide next on a view that includes the record just written.
                 live.record_caught_up_with(&stored.resource_version, Duration::from_secs(5))
