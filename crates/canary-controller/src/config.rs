@@ -45,6 +45,11 @@ pub struct Config {
     /// the next one at most.
     #[arg(long, default_value_t = 15)]
     pub lease_seconds: u64,
+    /// Seconds a leader may go on without one of its watches (the API server refusing or not
+    /// answering its list and watch requests) before it gives up the Lease and exits, so that
+    /// a replica that can see takes over.
+    #[arg(long, default_value_t = 60)]
+    pub max_blind_seconds: u64,
     /// This replica's identity in the Lease (default: the pod name, else host and pid).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -76,6 +81,11 @@ impl Config {
                 .unwrap_or_else(|_| "unknown".into());
             format!("{host}-{}", std::process::id())
         })
+    }
+
+    /// How long the leader may be blind, see `max_blind_seconds`.
+    pub fn max_blind(&self) -> Duration {
+        Duration::from_secs(self.max_blind_seconds.max(1))
     }
 
     /// The Lease duration.

@@ -1,5 +1,6 @@
 //! `/metrics`, `/healthz` (the process serves) and `/readyz` (startup checks passed and the
-//! replica is either leading with its controller running or standing by).
+//! replica is either standing by or leading with every watch listed and watching: it answers
+//! 503 while a watch of the leader cannot watch).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub struct Health {
 }
 
 fn respond(health: &Health, path: &str) -> Response<Full<Bytes>> {
+    let blind = health.metrics.blind();
     let (status, content_type, body) = match path {
         "/metrics" => (
             StatusCode::OK,
@@ -32,9 +34,19 @@ fn respond(health: &Health, path: &str) -> Response<Full<Bytes>> {
             health.metrics.encode(),
         ),
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
-        "/readyz" if health.ready.load(Ordering::Relaxed) => {
-            (StatusCode::OK, "text/plain", "ready\n".to_string())
-        }
+        "/readyz" if health.ready.load(Ordering::Relaxed) => match blind {
+            None => (StatusCode::OK, "text/plain", "ready\n".to_string()),
+            Some(blind) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!(
+                    "not watching {} for {:.1}s (last error: {})\n",
+                    blind.watch,
+                    blind.for_.as_secs_f64(),
+                    blind.last_code.as_deref().unwrap_or("none yet, listing")
+                ),
+            ),
+        },
         "/readyz" => (
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
@@ -80,4 +92,30 @@ pub async fn serve(
             });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_drops_while_a_watch_cannot_watch() {
+        let health = Health {
+            ready: AtomicBool::new(true),
+            metrics: Arc::new(Metrics::new()),
+        };
+        assert_eq!(respond(&health, "/readyz").status(), StatusCode::OK);
+        health.metrics.watch_started("replicasets");
+        health.metrics.watch_listing("replicasets");
+        health.metrics.watch_listed("replicasets");
+        assert_eq!(respond(&health, "/readyz").status(), StatusCode::OK);
+        health.metrics.watch_error("replicasets", "403");
+        assert_eq!(
+            respond(&health, "/readyz").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        health.metrics.watch_listing("replicasets");
+        health.metrics.watch_listed("replicasets");
+        assert_eq!(respond(&health, "/readyz").status(), StatusCode::OK);
+    }
 }

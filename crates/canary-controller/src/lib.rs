@@ -17,3 +17,4 @@ pub mod metrics;
 pub mod reconcile;
 pub mod run;
 pub mod triggers;
+pub mod watches;

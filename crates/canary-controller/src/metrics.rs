@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -45,6 +47,45 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+/// One of the controller's watches.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabel {
+    /// `deployments`, `replicasets` or `records`.
+    pub watch: String,
+}
+
+/// A failed list or watch request of one watch.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchErrorLabel {
+    /// `deployments`, `replicasets` or `records`.
+    pub watch: String,
+    /// The HTTP status (`403`, `410`, `500`, ...) or `transport` (no answer: refused,
+    /// reset, timed out) or `other`.
+    pub code: String,
+}
+
+/// What a watch last did, for the age gauge, readiness and the blind leader's bound.
+#[derive(Clone, Copy, Debug)]
+struct WatchState {
+    /// The last object event, or the last time the watch (re)started listing.
+    last_event: Instant,
+    /// Since when the watch has not been listed and watching (`None`: it is).
+    down_since: Option<Instant>,
+    /// Whether it listed at least once (a relist after that is a restart).
+    listed: bool,
+}
+
+/// A watch that has not been watching for a while.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blind {
+    /// The watch.
+    pub watch: String,
+    /// For how long.
+    pub for_: Duration,
+    /// The last error code it saw, if any.
+    pub last_code: Option<String>,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
@@ -63,6 +104,11 @@ pub struct Metrics {
     leader: Gauge,
     requests: Family<VerbLabel, Counter>,
     phases: Mutex<BTreeMap<String, String>>,
+    watch_restarts: Family<WatchLabel, Counter>,
+    watch_errors: Family<WatchErrorLabel, Counter>,
+    watch_age: Family<WatchLabel, Gauge<f64, AtomicU64>>,
+    watch_up: Family<WatchLabel, Gauge>,
+    watches: Mutex<BTreeMap<String, (WatchState, Option<String>)>>,
 }
 
 impl Default for Metrics {
@@ -114,6 +160,30 @@ impl Metrics {
             "Requests this process sent to the Kubernetes API server, by verb",
             requests.clone(),
         );
+        let watch_restarts = Family::<WatchLabel, Counter>::default();
+        let watch_errors = Family::<WatchErrorLabel, Counter>::default();
+        let watch_age = Family::<WatchLabel, Gauge<f64, AtomicU64>>::default();
+        let watch_up = Family::<WatchLabel, Gauge>::default();
+        registry.register(
+            "watch_restarts",
+            "Times a watch had to list again after its first list (an API server restart, a 410 Gone, a lost connection)",
+            watch_restarts.clone(),
+        );
+        registry.register(
+            "watch_errors",
+            "Failed list or watch requests of a watch, by HTTP status or `transport`",
+            watch_errors.clone(),
+        );
+        registry.register(
+            "watch_last_event_age_seconds",
+            "Seconds since a watch's last object event or (re)list",
+            watch_age.clone(),
+        );
+        registry.register(
+            "watch_up",
+            "1 while a watch is listed and watching, 0 from its first error until it lists again",
+            watch_up.clone(),
+        );
         Self {
             registry,
             canaries,
@@ -124,6 +194,11 @@ impl Metrics {
             leader,
             requests,
             phases: Mutex::new(BTreeMap::new()),
+            watch_restarts,
+            watch_errors,
+            watch_age,
+            watch_up,
+            watches: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -190,8 +265,113 @@ impl Metrics {
             .inc();
     }
 
+    fn watch_label(watch: &str) -> WatchLabel {
+        WatchLabel {
+            watch: watch.to_string(),
+        }
+    }
+
+    /// A watch starts (leading began): down until its first list completes.
+    pub fn watch_started(&self, watch: &str) {
+        let now = Instant::now();
+        let state = WatchState {
+            last_event: now,
+            down_since: Some(now),
+            listed: false,
+        };
+        self.watches
+            .lock()
+            .expect("metrics lock")
+            .insert(watch.to_string(), (state, None));
+        self.watch_up
+            .get_or_create(&Self::watch_label(watch))
+            .set(0);
+    }
+
+    /// A watch begins a (re)list; after its first one, that is a restart.
+    pub fn watch_listing(&self, watch: &str) {
+        let mut watches = self.watches.lock().expect("metrics lock");
+        if let Some((state, _)) = watches.get_mut(watch) {
+            if state.listed {
+                self.watch_restarts
+                    .get_or_create(&Self::watch_label(watch))
+                    .inc();
+            }
+            state.last_event = Instant::now();
+        }
+    }
+
+    /// A watch completed its list and watches.
+    pub fn watch_listed(&self, watch: &str) {
+        let mut watches = self.watches.lock().expect("metrics lock");
+        if let Some((state, code)) = watches.get_mut(watch) {
+            state.listed = true;
+            state.down_since = None;
+            state.last_event = Instant::now();
+            *code = None;
+        }
+        self.watch_up
+            .get_or_create(&Self::watch_label(watch))
+            .set(1);
+    }
+
+    /// A watch received an object event.
+    pub fn watch_event(&self, watch: &str) {
+        if let Some((state, _)) = self.watches.lock().expect("metrics lock").get_mut(watch) {
+            state.last_event = Instant::now();
+        }
+    }
+
+    /// A list or watch request of a watch failed with `code`.
+    pub fn watch_error(&self, watch: &str, code: &str) {
+        self.watch_errors
+            .get_or_create(&WatchErrorLabel {
+                watch: watch.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+        if let Some((state, last)) = self.watches.lock().expect("metrics lock").get_mut(watch) {
+            state.down_since.get_or_insert_with(Instant::now);
+            *last = Some(code.to_string());
+        }
+        self.watch_up
+            .get_or_create(&Self::watch_label(watch))
+            .set(0);
+    }
+
+    /// The watches end (leading ended): nothing to be blind to.
+    pub fn watches_stopped(&self) {
+        self.watches.lock().expect("metrics lock").clear();
+        self.watch_up.clear();
+        self.watch_age.clear();
+    }
+
+    /// The watch that has been down longest, if any is down.
+    pub fn blind(&self) -> Option<Blind> {
+        let now = Instant::now();
+        self.watches
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .filter_map(|(watch, (state, code))| {
+                state.down_since.map(|since| Blind {
+                    watch: watch.clone(),
+                    for_: now.saturating_duration_since(since),
+                    last_code: code.clone(),
+                })
+            })
+            .max_by_key(|blind| blind.for_)
+    }
+
     /// The metrics in the Prometheus text format.
     pub fn encode(&self) -> String {
+        let now = Instant::now();
+        for (watch, (state, _)) in self.watches.lock().expect("metrics lock").iter() {
+            self.watch_age.get_or_create(&Self::watch_label(watch)).set(
+                now.saturating_duration_since(state.last_event)
+                    .as_secs_f64(),
+            );
+        }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
@@ -220,5 +400,40 @@ mod tests {
         assert!(text.contains("kubectl_canary_controller_verdicts_total{decision=\"pass\"} 1"));
         metrics.set_phase("a/web", None);
         assert!(!metrics.encode().contains("phase=\"holding\""));
+    }
+
+    #[test]
+    fn a_watch_is_blind_from_its_first_error_until_it_lists_again_and_relists_count() {
+        let metrics = Metrics::new();
+        metrics.watch_started("deployments");
+        assert_eq!(metrics.blind().map(|b| b.watch), Some("deployments".into()));
+        metrics.watch_listing("deployments");
+        metrics.watch_listed("deployments");
+        assert_eq!(metrics.blind(), None);
+        metrics.watch_error("deployments", "410");
+        metrics.watch_listing("deployments");
+        metrics.watch_error("deployments", "403");
+        let blind = metrics.blind().expect("down since the 410");
+        assert_eq!(blind.last_code.as_deref(), Some("403"));
+        let text = metrics.encode();
+        for line in [
+            r#"kubectl_canary_controller_watch_restarts_total{watch="deployments"} 1"#,
+            r#"kubectl_canary_controller_watch_errors_total{watch="deployments",code="403"} 1"#,
+            r#"kubectl_canary_controller_watch_errors_total{watch="deployments",code="410"} 1"#,
+            r#"kubectl_canary_controller_watch_up{watch="deployments"} 0"#,
+            r#"kubectl_canary_controller_watch_last_event_age_seconds{watch="deployments"}"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        metrics.watch_listing("deployments");
+        metrics.watch_listed("deployments");
+        assert_eq!(metrics.blind(), None);
+        assert!(
+            metrics.encode().contains(
+                r#"kubectl_canary_controller_watch_restarts_total{watch="deployments"} 2"#
+            )
+        );
+        metrics.watches_stopped();
+        assert_eq!(metrics.blind(), None);
     }
 }

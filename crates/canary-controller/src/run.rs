@@ -9,8 +9,9 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Controller;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use canary_core::gitops::OPT_IN_LABEL;
 use canary_core::gitops::situation::CONTROLLER_TOOL;
@@ -24,6 +25,7 @@ use crate::leader::Election;
 use crate::metrics::Metrics;
 use crate::reconcile::{Context, error_policy, reconcile};
 use crate::triggers::deployment_of_record;
+use crate::watches::observed;
 
 /// How the controller stopped.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,19 @@ pub enum RunError {
     /// Leadership was lost while leading: exit so that no stale leader acts.
     #[error("lost the leader Lease while leading; exiting so that only the new leader acts")]
     LostLeadership,
+    /// While leading, a watch could not watch for longer than `--max-blind-seconds`: the
+    /// Lease was released so that a replica that can see takes over.
+    #[error(
+        "the {watch} watch has not been watching for {seconds:.0}s (last error: {code}); released the leader Lease so that another replica takes over"
+    )]
+    Blind {
+        /// The watch.
+        watch: String,
+        /// How long it had been down.
+        seconds: f64,
+        /// Its last error code.
+        code: String,
+    },
 }
 
 /// Runs the controller until SIGTERM (or Ctrl-C).
@@ -98,7 +113,7 @@ pub async fn run(
         },
     ));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let controller = controller(&config, client, ctx, async {
+    let controller = controller(&config, client, ctx, metrics.clone(), async {
         let _ = stop_rx.await;
     });
     tokio::pin!(controller);
@@ -107,6 +122,17 @@ pub async fn run(
         _ = election.lost() => {
             metrics.set_leader(false);
             Err(RunError::LostLeadership)
+        }
+        blind = blind_past(&metrics, config.max_blind()) => {
+            tracing::error!(watch = %blind.watch, seconds = blind.for_.as_secs_f64(), "blind for too long; giving up the leader Lease");
+            metrics.set_leader(false);
+            metrics.watches_stopped();
+            election.release().await;
+            return Err(RunError::Blind {
+                watch: blind.watch,
+                seconds: blind.for_.as_secs_f64(),
+                code: blind.last_code.unwrap_or_else(|| "none yet".into()),
+            });
         }
         _ = &mut shutdown => {
             tracing::info!("SIGTERM: finishing running reconciles");
@@ -121,16 +147,29 @@ pub async fn run(
     result
 }
 
+/// Resolves when a watch has been down for longer than `bound` (checked every second).
+async fn blind_past(metrics: &Metrics, bound: std::time::Duration) -> crate::metrics::Blind {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Some(blind) = metrics.blind().filter(|blind| blind.for_ > bound) {
+            return blind;
+        }
+    }
+}
+
 /// The kube-rs controller: opted-in Deployments; their ReplicaSets and records trigger them.
+/// Each kind has its own watch with its own backoff ([`crate::watches`]).
 async fn controller(
     config: &Config,
     client: kube::Client,
     ctx: Arc<Context>,
+    metrics: Arc<Metrics>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (deployments, replica_sets, config_maps): (
         Api<Deployment>,
-        Api<ReplicaSet>,
+        Api<PartialObjectMeta<ReplicaSet>>,
         Api<ConfigMap>,
     ) = match &config.namespace {
         Some(namespace) => (
@@ -148,9 +187,25 @@ async fn controller(
         watcher::Config::default().labels(&format!("{}={}", OPT_IN_LABEL.0, OPT_IN_LABEL.1));
     let records = watcher::Config::default()
         .labels(&format!("{}={}", MANAGED_BY_LABEL.0, MANAGED_BY_LABEL.1));
-    Controller::new(deployments, opted_in)
-        .owns(replica_sets, watcher::Config::default())
-        .watches(config_maps, records, |config_map: ConfigMap| {
+    let (reader, writer) = reflector::store();
+    let deployments = observed(
+        "deployments",
+        watcher(deployments, opted_in),
+        metrics.clone(),
+    )
+    .reflect(writer)
+    .applied_objects();
+    let replica_sets = observed(
+        "replicasets",
+        watcher(replica_sets, watcher::Config::default()),
+        metrics.clone(),
+    )
+    .touched_objects();
+    let records =
+        observed("records", watcher(config_maps, records), metrics.clone()).touched_objects();
+    Controller::for_stream(deployments, reader)
+        .owns_stream(replica_sets)
+        .watches_stream(records, |config_map: ConfigMap| {
             deployment_of_record(&config_map)
         })
         .graceful_shutdown_on(stop)

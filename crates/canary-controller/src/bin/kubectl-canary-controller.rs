@@ -1,22 +1,33 @@
 //! `kubectl-canary-controller`: the GitOps mode of kubectl-canary (see docs/gitops.md).
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 
 use canary_controller::config::{Config, LogFormat};
 use canary_controller::exit_code;
 
+/// INFO, but not kube-client's own line per answer of status 5xx: an HTTP check's request
+/// through the API server's proxy that the canary answers with a 500 is a measurement (the
+/// verdict's line carries the numbers), and a failing request the controller needed ends
+/// its reconcile, which is logged at WARN with the error. `RUST_LOG` replaces this.
+const DEFAULT_LOG_FILTER: &str = "info,kube_client::client::builder=off";
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     match config.log_format {
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)
             .with_current_span(false)
             .init(),
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::stdout().is_terminal())
+            .init(),
     }
     let metrics = std::sync::Arc::new(canary_controller::metrics::Metrics::new());
     let client = match canary_controller::client::counting_client(metrics.clone()).await {

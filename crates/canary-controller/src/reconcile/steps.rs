@@ -327,6 +327,12 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
         }
     };
     release.ctx.metrics.verdict(&decision.to_string());
+    // One line per verdict, with its numbers (the reason): at WARN when it fails.
+    if decision == Verdict::Fail {
+        tracing::warn!(deployment = %release.key, %decision, pods, %reason, "analysis verdict");
+    } else {
+        tracing::info!(deployment = %release.key, %decision, pods, %reason, "analysis verdict");
+    }
     let sizes = policy
         .step_sizes(record.replicas)
         .unwrap_or_else(|_| vec![pods]);
