@@ -120,7 +120,10 @@ impl ControllerProcess {
     ) -> Self {
         let port = free_port();
         let log = scratch(namespace).join(format!("{identity}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_kubectl-canary-controller"))
+        // KC_CONTROLLER_BIN: another build to compare with (the fault matrix's "before").
+        let binary = std::env::var("KC_CONTROLLER_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_kubectl-canary-controller").to_string());
+        let child = Command::new(binary)
             .args([
                 "--namespace",
                 namespace,
