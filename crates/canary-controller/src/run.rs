@@ -190,19 +190,23 @@ async fn controller(
     let (reader, writer) = reflector::store();
     let deployments = observed(
         "deployments",
-        watcher(deployments, opted_in),
+        move || watcher(deployments.clone(), opted_in.clone()),
         metrics.clone(),
     )
     .reflect(writer)
     .applied_objects();
     let replica_sets = observed(
         "replicasets",
-        watcher(replica_sets, watcher::Config::default()),
+        move || watcher(replica_sets.clone(), watcher::Config::default()),
         metrics.clone(),
     )
     .touched_objects();
-    let records =
-        observed("records", watcher(config_maps, records), metrics.clone()).touched_objects();
+    let records = observed(
+        "records",
+        move || watcher(config_maps.clone(), records.clone()),
+        metrics.clone(),
+    )
+    .touched_objects();
     Controller::for_stream(deployments, reader)
         .owns_stream(replica_sets)
         .watches_stream(records, |config_map: ConfigMap| {

@@ -64,29 +64,40 @@ pub fn error_code(error: &watcher::Error) -> String {
     };
     match client_error {
         kube::Error::Api(status) => status.code.to_string(),
-        kube::Error::HyperError(_) | kube::Error::Service(_) => "transport".into(),
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
+            "transport".into()
+        }
         _ => "other".into(),
     }
 }
 
-/// `stream` (a kube-runtime watcher) observed as watch `watch` for the metrics, its errors
-/// retried after [`WatchBackoff`]'s delay and taken out of the stream (so the controller's
-/// own backoff never sees one). The first error of an outage is logged at WARN, the watch
-/// coming back at INFO with how long it was down; the retries between at DEBUG.
-pub fn observed<K: Send + 'static>(
+/// The watch `watch`: a kube-runtime watcher from `start`, observed for the metrics; after
+/// an error, [`WatchBackoff`]'s delay and then a new watcher from `start`, so that the watch
+/// lists again and its return is seen (kube-runtime's watcher resumes some failed watches
+/// without a list and without any event, which would leave a quiet watch counted as down).
+/// Errors are taken out of the stream, so the controller's own backoff never sees one. The
+/// first error of an outage is logged at WARN, the watch coming back at INFO with how long it
+/// was down; the retries between at DEBUG.
+pub fn observed<K, S>(
     watch: &'static str,
-    stream: impl Stream<Item = watcher::Result<Event<K>>> + Send + 'static,
+    mut start: impl FnMut() -> S + Send + 'static,
     metrics: Arc<Metrics>,
-) -> impl Stream<Item = watcher::Result<Event<K>>> + Send + 'static {
+) -> impl Stream<Item = watcher::Result<Event<K>>> + Send + 'static
+where
+    K: Send + 'static,
+    S: Stream<Item = watcher::Result<Event<K>>> + Send + 'static,
+{
     metrics.watch_started(watch);
-    struct Observed<S> {
+    struct Observed<S, F> {
         stream: S,
+        start: F,
         backoff: WatchBackoff,
         metrics: Arc<Metrics>,
         down_since: Option<Instant>,
     }
     let state = Observed {
-        stream: stream.boxed(),
+        stream: start().boxed(),
+        start,
         backoff: WatchBackoff::default(),
         metrics,
         down_since: None,
@@ -125,6 +136,7 @@ pub fn observed<K: Send + 'static>(
                         tracing::debug!(watch, %code, %error, retry_in = ?delay, "watch failed again; retrying");
                     }
                     tokio::time::sleep(delay).await;
+                    state.stream = (state.start)().boxed();
                 }
             }
         }
@@ -185,11 +197,23 @@ mod tests {
             Ok(Event::InitDone),
             Ok(Event::Apply(2)),
         ];
+        // Each error ends a watcher; the next one starts after it.
+        let mut watchers: Vec<Vec<watcher::Result<Event<u8>>>> = vec![];
+        let mut current = vec![];
+        for event in events {
+            let error = event.is_err();
+            current.push(event);
+            if error {
+                watchers.push(std::mem::take(&mut current));
+            }
+        }
+        watchers.push(current);
+        watchers.reverse();
         let metrics = Arc::new(Metrics::new());
         let started = tokio::time::Instant::now();
         let out: Vec<_> = observed(
             "deployments",
-            futures::stream::iter(events),
+            move || futures::stream::iter(watchers.pop().unwrap_or_default()),
             metrics.clone(),
         )
         .collect()

@@ -474,3 +474,141 @@ cells! {
     cell_leader_killed_failing: LeaderKilled, Failing;
     cell_leader_killed_resting: LeaderKilled, Resting;
 }
+
+/// Puts deploy/rbac.yaml back when dropped (the blind test takes a verb away).
+struct RbacBack<'a>(&'a TestEnv);
+
+impl Drop for RbacBack<'_> {
+    fn drop(&mut self) {
+        let path = repo().join("deploy/rbac.yaml");
+        let _ = self.0.run(
+            "kubectl",
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=kc-gitops-tests",
+                "-f",
+                path.to_str().unwrap(),
+            ],
+        );
+    }
+}
+
+/// A leader that cannot watch (its ReplicaSet watch refused with 403 after its connections
+/// were reset) is not ready while blind, and past `--max-blind-seconds` it releases the Lease
+/// and exits with code 4.
+#[tokio::test]
+#[ignore = "changes the controller's ClusterRole: scripts/gitops-fault-matrix runs it in a private environment"]
+async fn a_leader_blind_past_its_bound_is_unready_then_gives_up_the_lease_and_exits_4() {
+    assert_private_environment();
+    let Some(s) = Scenario::settled("gf-blind", 2, policy("", "8s"), Some(POD_HEALTH)).await else {
+        return;
+    };
+    let (url, address) = apiserver(&s.setup.env);
+    let proxy = ResetProxy::start(address).await;
+    let kubeconfig = proxy.kubeconfig(&s.setup.kubeconfig, &url, &scratch(&s.ns));
+    let mut leader = ControllerProcess::start(
+        &kubeconfig,
+        &s.ns,
+        &s.lease(),
+        "a",
+        &["--max-blind-seconds", "6"],
+    );
+    leading(&s, &leader).await;
+    let _back = RbacBack(&s.setup.env);
+    let output = s.setup.env.run(
+        "kubectl",
+        &[
+            "patch",
+            "clusterrole",
+            "kubectl-canary-controller",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/rules/1/verbs","value":["get"]}]"#,
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    // The API server's authorizer follows the ClusterRole change from its own cache: wait
+    // until the controller's identity is refused.
+    let controller_kubeconfig = s.setup.kubeconfig.to_str().unwrap().to_string();
+    canary_testkit::wait_until(
+        &s.setup.env,
+        "the controller's ServiceAccount to be refused a list of ReplicaSets",
+        Duration::from_secs(20),
+        || {
+            let out = s.setup.env.run(
+                "kubectl",
+                &[
+                    "--kubeconfig",
+                    &controller_kubeconfig,
+                    "-n",
+                    &s.ns,
+                    "get",
+                    "replicasets",
+                ],
+            );
+            async move { String::from_utf8_lossy(&out.stderr).contains("forbidden") }
+        },
+    )
+    .await;
+    let blind_from = Instant::now();
+    proxy.reset_all();
+    canary_testkit::wait_until(
+        &s.setup.env,
+        "/readyz to answer 503 while the replicasets watch is refused",
+        Duration::from_secs(20),
+        || async {
+            leader
+                .get("/readyz")
+                .await
+                .is_some_and(|(status, why)| status == 503 && why.contains("403"))
+        },
+    )
+    .await;
+    let (_, why) = leader.get("/readyz").await.unwrap();
+    assert!(why.contains("not watching replicasets"), "{why}");
+    let errors = metric(
+        &leader,
+        "kubectl_canary_controller_watch_errors_total{watch=\"replicasets\",code=\"403\"}",
+    )
+    .await
+    .unwrap_or(0.0);
+    assert!(errors >= 1.0, "403s counted");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = leader.child.wait().unwrap();
+        (status, leader)
+    });
+    let (status, leader) = tokio::time::timeout(Duration::from_secs(30), status)
+        .await
+        .expect("the blind leader exits")
+        .unwrap();
+    let blind_for = blind_from.elapsed();
+    assert_eq!(status.code(), Some(4), "{}", leader.log_text());
+    assert!(
+        blind_for >= Duration::from_secs(6) && blind_for < Duration::from_secs(20),
+        "{blind_for:?}"
+    );
+    assert!(
+        leader.log_text().contains("released the leader Lease"),
+        "{}",
+        leader.log_text()
+    );
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(s.client.clone(), "kubectl-canary-system");
+    let holder = leases
+        .get(&s.lease())
+        .await
+        .unwrap()
+        .spec
+        .and_then(|spec| spec.holder_identity);
+    assert_ne!(
+        holder.as_deref(),
+        Some("a"),
+        "the Lease is free for another replica"
+    );
+    println!(
+        "GITOPS-BLIND|exited 4 after {:.1}s blind",
+        blind_for.as_secs_f64()
+    );
+}
