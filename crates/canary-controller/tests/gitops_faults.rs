@@ -166,6 +166,19 @@ where
     canary_testkit::wait_until(&s.setup.env, what, limit, check).await;
 }
 
+/// `spec.replicas` of the ReplicaSet running [`BAD`] (the controller's own write when a
+/// canary fails), if there is one.
+async fn canary_replicas(client: &kube::Client, namespace: &str) -> Option<i32> {
+    let api: kube::Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let sets = api.list(&Default::default()).await.ok()?;
+    sets.items.into_iter().find_map(|set| {
+        let spec = set.spec?;
+        let image = spec.template?.spec?.containers.first()?.image.clone();
+        (image.as_deref() == Some(BAD)).then_some(spec.replicas.unwrap_or(1))
+    })
+}
+
 /// One cell's result.
 struct Cell {
     hit: String,
@@ -307,8 +320,14 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
                     record(client, ns)
                         .await
                         .is_some_and(|r| r["phase"]["name"] == "aborting")
-                        && !pods_by_image(client, ns).await.contains_key(BAD)
+                        && canary_replicas(client, ns).await == Some(0)
                 },
+            )
+            .await;
+            s.pods_are(
+                "the failed canary's pods gone",
+                &[(V1, 4)],
+                Duration::from_secs(60),
             )
             .await;
             "canary scaled to 0"

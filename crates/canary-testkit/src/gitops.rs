@@ -131,6 +131,20 @@ pub struct PodCountWatch {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// The next event of a watcher, past its errors (an API server restarting or frozen: the
+/// watcher lists again on the next poll, after a short pause), so that an observer keeps
+/// observing through a fault; `None` when the stream ends.
+async fn next_event<K>(
+    stream: &mut (impl futures::Stream<Item = watcher::Result<Event<K>>> + Unpin),
+) -> Option<Event<K>> {
+    loop {
+        match stream.next().await? {
+            Ok(event) => return Some(event),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
 /// An object's resourceVersion as a number.
 fn rv(object: &impl ResourceExt) -> u64 {
     object
@@ -162,28 +176,46 @@ impl PodCountWatch {
         let mut listed_pods = Some(listed_tx.clone());
         let pod_task = tokio::spawn(async move {
             let mut live: BTreeMap<String, bool> = BTreeMap::new();
+            // A (re)list in progress: after an API server restart the watcher lists again,
+            // and the pods deleted while it could not watch must not stay counted.
+            let mut listing: BTreeMap<String, bool> = BTreeMap::new();
+            let mut listing_rv = 0;
             let mut stream = watcher::watcher(pods, watcher::Config::default()).boxed();
-            while let Some(Ok(event)) = stream.next().await {
+            while let Some(event) = next_event(&mut stream).await {
+                let is_new = |pod: &Pod| {
+                    pod.spec.as_ref().is_some_and(|s| {
+                        s.containers
+                            .iter()
+                            .any(|c| c.image.as_deref() == Some(image.as_str()))
+                    })
+                };
                 let (pod, gone) = match event {
-                    Event::Apply(pod) | Event::InitApply(pod) => (pod, false),
+                    Event::Apply(pod) => (pod, false),
                     Event::Delete(pod) => (pod, true),
+                    Event::Init => {
+                        listing.clear();
+                        listing_rv = 0;
+                        continue;
+                    }
+                    Event::InitApply(pod) => {
+                        listing_rv = listing_rv.max(rv(&pod));
+                        listing.insert(pod.uid().unwrap_or_default(), is_new(&pod));
+                        continue;
+                    }
                     Event::InitDone => {
+                        live = std::mem::take(&mut listing);
+                        let count = live.values().filter(|new| **new).count();
+                        counts.lock().unwrap().push((listing_rv, count));
                         if let Some(listed) = listed_pods.take() {
                             let _ = listed.try_send(());
                         }
                         continue;
                     }
-                    Event::Init => continue,
                 };
-                let is_new = pod.spec.as_ref().is_some_and(|s| {
-                    s.containers
-                        .iter()
-                        .any(|c| c.image.as_deref() == Some(image.as_str()))
-                });
                 if gone {
                     live.remove(&pod.uid().unwrap_or_default());
                 } else {
-                    live.insert(pod.uid().unwrap_or_default(), is_new);
+                    live.insert(pod.uid().unwrap_or_default(), is_new(&pod));
                 }
                 let count = live.values().filter(|new| **new).count();
                 counts.lock().unwrap().push((rv(&pod), count));
@@ -198,7 +230,7 @@ impl PodCountWatch {
                 crate::reads::record_name(&deployment)
             ));
             let mut stream = watcher::watcher(records, config).boxed();
-            while let Some(Ok(event)) = stream.next().await {
+            while let Some(event) = next_event(&mut stream).await {
                 if matches!(event, Event::InitDone)
                     && let Some(listed) = listed_records.take()
                 {
@@ -230,7 +262,7 @@ impl PodCountWatch {
         let mut listed_deployments = Some(listed_tx);
         let available_task = tokio::spawn(async move {
             let mut stream = watcher::watcher(deployments, watcher::Config::default()).boxed();
-            while let Some(Ok(event)) = stream.next().await {
+            while let Some(event) = next_event(&mut stream).await {
                 if matches!(event, Event::InitDone)
                     && let Some(listed) = listed_deployments.take()
                 {
