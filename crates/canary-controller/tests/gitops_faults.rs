@@ -282,6 +282,8 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
     }
     let (client, ns) = (&s.client, s.ns.as_str());
     // The next correct action.
+    // The failing cell's action is timed before it waits for the pods to go.
+    let mut failing_at = None;
     let action = match phase {
         Phase::Idle => {
             time_until(
@@ -324,6 +326,7 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
                 },
             )
             .await;
+            failing_at = Some(ended.elapsed());
             s.pods_are(
                 "the failed canary's pods gone",
                 &[(V1, 4)],
@@ -343,7 +346,7 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
             "reverted, record closed"
         }
     };
-    let seconds = ended.elapsed().as_secs_f64();
+    let seconds = failing_at.unwrap_or_else(|| ended.elapsed()).as_secs_f64();
     // The end state, consistent with the record.
     match phase {
         Phase::Idle | Phase::Held => {
