@@ -46,8 +46,8 @@ pub struct Config {
     #[arg(long, default_value_t = 15)]
     pub lease_seconds: u64,
     /// Seconds a leader may go on without one of its watches (the API server refusing or not
-    /// answering its list and watch requests) before it gives up the Lease and exits, so that
-    /// a replica that can see takes over.
+    /// answering its list and watch requests) before it gives up the Lease and stands by
+    /// again, so that a replica that can see takes over.
     #[arg(long, default_value_t = 60)]
     pub max_blind_seconds: u64,
     /// This replica's identity in the Lease (default: the pod name, else host and pid).

@@ -11,9 +11,6 @@ pub const STARTUP_REFUSED: u8 = 1;
 pub const NO_KUBERNETES_CONFIG: u8 = 2;
 /// The Lease was lost while leading; exiting so that only the new leader acts.
 pub const LOST_LEADERSHIP: u8 = 3;
-/// A watch could not watch for longer than `--max-blind-seconds` while leading; the Lease
-/// was released so that another replica takes over.
-pub const BLIND: u8 = 4;
 
 /// The exit code of a run's outcome.
 pub fn of(result: &Result<(), RunError>) -> u8 {
@@ -21,6 +18,5 @@ pub fn of(result: &Result<(), RunError>) -> u8 {
         Ok(()) => STOPPED,
         Err(RunError::Startup(_)) => STARTUP_REFUSED,
         Err(RunError::LostLeadership) => LOST_LEADERSHIP,
-        Err(RunError::Blind { .. }) => BLIND,
     }
 }

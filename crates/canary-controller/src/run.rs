@@ -36,19 +36,14 @@ pub enum RunError {
     /// Leadership was lost while leading: exit so that no stale leader acts.
     #[error("lost the leader Lease while leading; exiting so that only the new leader acts")]
     LostLeadership,
-    /// While leading, a watch could not watch for longer than `--max-blind-seconds`: the
-    /// Lease was released so that a replica that can see takes over.
-    #[error(
-        "the {watch} watch has not been watching for {seconds:.0}s (last error: {code}); released the leader Lease so that another replica takes over"
-    )]
-    Blind {
-        /// The watch.
-        watch: String,
-        /// How long it had been down.
-        seconds: f64,
-        /// Its last error code.
-        code: String,
-    },
+}
+
+/// How one term of leading ended.
+enum Term {
+    /// SIGTERM: stopped cleanly, the Lease released.
+    Stopped,
+    /// Blind past `--max-blind-seconds`: the Lease released, to stand by again.
+    GaveUp,
 }
 
 /// Runs the controller until SIGTERM (or Ctrl-C).
@@ -72,31 +67,78 @@ pub async fn run(
     }
     let identity = config.identity();
     let user = canary_kube::preflight::whoami(&client).await;
-    let mut election = Election::join(
-        client.clone(),
-        &config.lease_namespace,
-        &config.lease_name,
-        &identity,
-        config.lease_duration(),
-    )
-    .await
-    .map_err(|e| {
-        RunError::Startup(format!(
-            "cannot join the election on lease {}/{}: {e}",
-            config.lease_namespace, config.lease_name
-        ))
-    })?;
-    health.ready.store(true, Ordering::Relaxed);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut first = true;
+    loop {
+        let joined = Election::join(
+            client.clone(),
+            &config.lease_namespace,
+            &config.lease_name,
+            &identity,
+            config.lease_duration(),
+        )
+        .await;
+        let election = match joined {
+            Ok(election) => election,
+            Err(error) if first => {
+                return Err(RunError::Startup(format!(
+                    "cannot join the election on lease {}/{}: {error}",
+                    config.lease_namespace, config.lease_name
+                )));
+            }
+            // After giving up the Lease: the API server may still be unreachable.
+            Err(error) => {
+                tracing::warn!(%error, "cannot join the election again; retrying in 2s");
+                let mut stop = stop.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => continue,
+                    _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
+                }
+            }
+        };
+        first = false;
+        health.ready.store(true, Ordering::Relaxed);
+        match lead(
+            &config,
+            &client,
+            &metrics,
+            &identity,
+            &user,
+            election,
+            stop.clone(),
+        )
+        .await?
+        {
+            Term::Stopped => return Ok(()),
+            Term::GaveUp => continue,
+        }
+    }
+}
+
+/// One term: waits to lead, then runs the controller until SIGTERM, the Lease lost, or a
+/// watch blind past `--max-blind-seconds` (then the Lease is released so that a replica that
+/// can see takes over, and this one stands by again).
+async fn lead(
+    config: &Config,
+    client: &kube::Client,
+    metrics: &Arc<Metrics>,
+    identity: &str,
+    user: &str,
+    mut election: Election,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Term, RunError> {
     tracing::info!(%identity, %user, "started; waiting to lead");
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
     tokio::select! {
         acquired = election.acquired() => if !acquired {
             return Err(RunError::LostLeadership);
         },
-        _ = &mut shutdown => {
+        _ = stop.wait_for(|stopped| *stopped) => {
             election.release().await;
-            return Ok(());
+            return Ok(Term::Stopped);
         }
     }
     metrics.set_leader(true);
@@ -106,45 +148,51 @@ pub async fn run(
         metrics.clone(),
         config.prometheus(),
         Owner {
-            user,
-            host: identity.clone(),
+            user: user.to_string(),
+            host: identity.to_string(),
             pid: std::process::id(),
             tool_version: format!("{CONTROLLER_TOOL}/{}", env!("CARGO_PKG_VERSION")),
         },
     ));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let controller = controller(&config, client, ctx, metrics.clone(), async {
-        let _ = stop_rx.await;
-    });
-    tokio::pin!(controller);
-    let result = tokio::select! {
-        _ = &mut controller => Ok(()),
+    let mut controller = Box::pin(controller(
+        config,
+        client.clone(),
+        ctx,
+        metrics.clone(),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let term = tokio::select! {
+        _ = &mut controller => Term::Stopped,
         _ = election.lost() => {
             metrics.set_leader(false);
-            Err(RunError::LostLeadership)
-        }
-        blind = blind_past(&metrics, config.max_blind()) => {
-            tracing::error!(watch = %blind.watch, seconds = blind.for_.as_secs_f64(), "blind for too long; giving up the leader Lease");
-            metrics.set_leader(false);
             metrics.watches_stopped();
-            election.release().await;
-            return Err(RunError::Blind {
-                watch: blind.watch,
-                seconds: blind.for_.as_secs_f64(),
-                code: blind.last_code.unwrap_or_else(|| "none yet".into()),
-            });
+            return Err(RunError::LostLeadership);
         }
-        _ = &mut shutdown => {
+        blind = blind_past(metrics, config.max_blind()) => {
+            tracing::error!(
+                watch = %blind.watch,
+                seconds = blind.for_.as_secs_f64(),
+                last_error = blind.last_code.as_deref().unwrap_or("none yet"),
+                "blind for too long: gave up the leader Lease so that a replica that can see takes over; standing by"
+            );
+            Term::GaveUp
+        }
+        _ = stop.wait_for(|stopped| *stopped) => {
             tracing::info!("SIGTERM: finishing running reconciles");
             let _ = stop_tx.send(());
-            controller.await;
-            Ok(())
+            (&mut controller).await;
+            Term::Stopped
         }
     };
-    if result.is_ok() {
-        election.release().await;
-    }
-    result
+    // Dropping the controller cancels its running reconciles: none acts after the release.
+    drop(controller);
+    metrics.set_leader(false);
+    metrics.watches_stopped();
+    election.release().await;
+    Ok(term)
 }
 
 /// Resolves when a watch has been down for longer than `bound` (checked every second).

@@ -10,8 +10,11 @@ use canary_controller::exit_code;
 /// INFO, but not kube-client's own line per answer of status 5xx: an HTTP check's request
 /// through the API server's proxy that the canary answers with a 500 is a measurement (the
 /// verdict's line carries the numbers), and a failing request the controller needed ends
-/// its reconcile, which is logged at WARN with the error. `RUST_LOG` replaces this.
-const DEFAULT_LOG_FILTER: &str = "info,kube_client::client::builder=off";
+/// its reconcile, which is logged at WARN with the error. Nor kube-runtime's watcher's WARN
+/// per failed retry: the controller's watches log an outage's first failure and its end
+/// (`watches.rs`). `RUST_LOG` replaces this.
+const DEFAULT_LOG_FILTER: &str =
+    "info,kube_client::client::builder=off,kube_runtime::watcher=error";
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
