@@ -190,9 +190,12 @@ struct Cell {
 async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
     assert_private_environment();
     let prefix = "gf";
+    // Longer than an API server restart (about 8 s: 5 s stop with watchers open, 2-3 s
+    // start), so that the analysis of a held canary falls due while the fault lasts and the
+    // phase is still the one aimed at when it ends.
     let interval = match phase {
-        Phase::Idle | Phase::Held => "8s",
-        Phase::Failing | Phase::Resting => "5s",
+        Phase::Idle | Phase::Held | Phase::Failing => "12s",
+        Phase::Resting => "5s",
     };
     let s = Scenario::settled(prefix, 4, policy("", interval), Some(POD_HEALTH)).await?;
     let (url, address) = apiserver(&s.setup.env);
