@@ -316,7 +316,15 @@ async fn sigterm_finishes_cleanly_and_releases_the_lease_to_the_standby() {
         || async move { lease_holder(setup, lease).await.as_deref() == Some("first") },
     )
     .await;
-    assert_eq!(first.get("/readyz").await.map(|r| r.0), Some(200));
+    // Ready once its watches have listed (a leader is not ready while it cannot watch).
+    let first_ref = &first;
+    canary_testkit::wait_until(
+        &setup.env,
+        "the leader to be ready",
+        Duration::from_secs(10),
+        || async move { first_ref.get("/readyz").await.map(|r| r.0) == Some(200) },
+    )
+    .await;
     let second = ControllerProcess::start(
         &setup.kubeconfig,
         &ns,
