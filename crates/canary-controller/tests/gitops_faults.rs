@@ -38,6 +38,7 @@ enum Fault {
     ControllerManagerRestart,
     ConnectionReset,
     LeaderKilled,
+    LeaderPartitioned,
 }
 
 impl Fault {
@@ -48,6 +49,7 @@ impl Fault {
             Fault::ControllerManagerRestart => "controller-manager restarted",
             Fault::ConnectionReset => "connections reset",
             Fault::LeaderKilled => "leader SIGKILLed",
+            Fault::LeaderPartitioned => "leader partitioned",
         }
     }
 }
@@ -199,7 +201,7 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
     };
     let s = Scenario::settled(prefix, 4, policy("", interval), Some(POD_HEALTH)).await?;
     let (url, address) = apiserver(&s.setup.env);
-    let proxy = if fault == Fault::ConnectionReset {
+    let proxy = if matches!(fault, Fault::ConnectionReset | Fault::LeaderPartitioned) {
         Some(ResetProxy::start(address).await)
     } else {
         None
@@ -212,7 +214,18 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
         |identity: &str| ControllerProcess::start(&kubeconfig, &s.ns, &s.lease(), identity, &[]);
     let mut leader = start("a");
     leading(&s, &leader).await;
-    let standby = (fault == Fault::LeaderKilled).then(|| start("b"));
+    // The standby reaches the API server directly: only the leader's node is partitioned.
+    let standby = match fault {
+        Fault::LeaderKilled => Some(start("b")),
+        Fault::LeaderPartitioned => Some(ControllerProcess::start(
+            &s.setup.kubeconfig,
+            &s.ns,
+            &s.lease(),
+            "b",
+            &[],
+        )),
+        _ => None,
+    };
     let new_image = match phase {
         Phase::Idle | Phase::Held => V2,
         Phase::Failing | Phase::Resting => BAD,
@@ -273,6 +286,11 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
             leader.child.kill().unwrap();
             leader.child.wait().unwrap();
             "leader a SIGKILLed".into()
+        }
+        // Its Lease cannot be renewed; it stays partitioned until the standby has acted.
+        Fault::LeaderPartitioned => {
+            proxy.as_ref().unwrap().partition(true);
+            "leader a partitioned from the API server".into()
         }
     };
     let ended = Instant::now();
@@ -350,6 +368,32 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
         }
     };
     let seconds = failing_at.unwrap_or_else(|| ended.elapsed()).as_secs_f64();
+    // The partition heals: the old leader finds the Lease taken and exits (code 3) without
+    // undoing anything (the end state below is checked after).
+    let mut healed = String::new();
+    if fault == Fault::LeaderPartitioned {
+        proxy.as_ref().unwrap().partition(false);
+        let healed_at = Instant::now();
+        let status = tokio::task::spawn_blocking(move || {
+            let status = leader.child.wait().unwrap();
+            (status, leader)
+        });
+        let (status, old) = tokio::time::timeout(Duration::from_secs(90), status)
+            .await
+            .expect("the partitioned leader exits once it sees the Lease taken")
+            .unwrap();
+        assert_eq!(
+            status.code(),
+            Some(i32::from(canary_controller::exit_code::LOST_LEADERSHIP)),
+            "{}",
+            old.log_text()
+        );
+        leader = old;
+        healed = format!(
+            "; b acted {seconds:.1}s after the partition began, a exited 3 {:.1}s after it healed",
+            healed_at.elapsed().as_secs_f64()
+        );
+    }
     // The end state, consistent with the record.
     match phase {
         Phase::Idle | Phase::Held => {
@@ -415,14 +459,14 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
         }
         Fault::ConnectionReset => answer,
         Fault::ApiServerFreeze | Fault::ControllerManagerRestart => answer,
-        Fault::LeaderKilled => {
+        Fault::LeaderKilled | Fault::LeaderPartitioned => {
             let standby = standby.as_ref().unwrap();
             assert!(
                 standby.log_text().contains("leading"),
                 "the standby took over: {}",
                 standby.log_text()
             );
-            format!("{answer}; b leads")
+            format!("{answer}; b leads{healed}")
         }
     };
     let hit = format!(
@@ -498,6 +542,10 @@ cells! {
     cell_leader_killed_held: LeaderKilled, Held;
     cell_leader_killed_failing: LeaderKilled, Failing;
     cell_leader_killed_resting: LeaderKilled, Resting;
+    cell_leader_partitioned_idle: LeaderPartitioned, Idle;
+    cell_leader_partitioned_held: LeaderPartitioned, Held;
+    cell_leader_partitioned_failing: LeaderPartitioned, Failing;
+    cell_leader_partitioned_resting: LeaderPartitioned, Resting;
 }
 
 /// Puts deploy/rbac.yaml back when dropped (the blind test takes a verb away).

@@ -10,11 +10,13 @@
 //! dropped. So the request may have been carried out while the client only sees "connection
 //! reset": the case where a tool must not claim that nothing changed.
 //! [`ResetProxy::reset_all`] resets every open connection at once (open watches included).
+//! [`ResetProxy::partition`] turns it into a black hole (a partitioned node): connections stay
+//! open, new ones are accepted, and nothing passes either way until it is lifted.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,6 +37,8 @@ struct Shared {
     resets: AtomicU64,
     /// Connections accepted so far.
     accepted: AtomicU64,
+    /// While set, bytes are dropped both ways.
+    partitioned: AtomicBool,
 }
 
 /// A running proxy; it stops when dropped.
@@ -97,6 +101,12 @@ impl ResetProxy {
         self.reset_all.send_modify(|generation| *generation += 1);
     }
 
+    /// Partitions (`true`) or heals (`false`): while partitioned every byte either way is
+    /// dropped, so requests and watches hang without an error, as for a partitioned node.
+    pub fn partition(&self, on: bool) {
+        self.shared.partitioned.store(on, Ordering::SeqCst);
+    }
+
     /// Connections reset so far.
     pub fn resets(&self) -> u64 {
         self.shared.resets.load(Ordering::SeqCst)
@@ -157,7 +167,13 @@ async fn relay(
         tokio::select! {
             read = client.read(&mut from_client) => {
                 let Ok(n) = read else { break };
-                if n == 0 || server.write_all(&from_client[..n]).await.is_err() {
+                if n == 0 {
+                    break;
+                }
+                if shared.partitioned.load(Ordering::SeqCst) {
+                    continue;
+                }
+                if server.write_all(&from_client[..n]).await.is_err() {
                     break;
                 }
                 if doomed.is_none() && from_client[0] == TLS_APPLICATION_DATA && take_armed(&shared) {
@@ -171,6 +187,9 @@ async fn relay(
                 }
                 if doomed.is_some() {
                     return abort(client, shared);
+                }
+                if shared.partitioned.load(Ordering::SeqCst) {
+                    continue;
                 }
                 if client.write_all(&from_server[..n]).await.is_err() {
                     break;
@@ -253,5 +272,17 @@ mod tests {
         );
         assert_eq!(proxy.resets(), 2);
         assert_eq!(proxy.accepted(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_partition_drops_every_byte_until_it_is_lifted() {
+        let proxy = ResetProxy::start(echo_server().await).await;
+        let mut client = TcpStream::connect(proxy.address()).await.unwrap();
+        assert_eq!(exchange(&mut client, b"one").await.unwrap(), b"one");
+        proxy.partition(true);
+        let lost = tokio::time::timeout(Duration::from_millis(300), exchange(&mut client, b"two"));
+        assert!(lost.await.is_err(), "nothing comes back while partitioned");
+        proxy.partition(false);
+        assert_eq!(exchange(&mut client, b"six").await.unwrap(), b"six");
     }
 }
