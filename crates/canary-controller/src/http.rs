@@ -42,7 +42,7 @@ fn respond(health: &Health, path: &str) -> Response<Full<Bytes>> {
                 format!(
                     "not watching {} for {:.1}s (last error: {})\n",
                     blind.watch,
-                    blind.for_.as_secs_f64(),
+                    blind.down_for.as_secs_f64(),
                     blind.last_code.as_deref().unwrap_or("none yet, listing")
                 ),
             ),

@@ -81,7 +81,7 @@ pub struct Blind {
     /// The watch.
     pub watch: String,
     /// For how long.
-    pub for_: Duration,
+    pub down_for: Duration,
     /// The last error code it saw, if any.
     pub last_code: Option<String>,
 }
@@ -356,11 +356,11 @@ impl Metrics {
             .filter_map(|(watch, (state, code))| {
                 state.down_since.map(|since| Blind {
                     watch: watch.clone(),
-                    for_: now.saturating_duration_since(since),
+                    down_for: now.saturating_duration_since(since),
                     last_code: code.clone(),
                 })
             })
-            .max_by_key(|blind| blind.for_)
+            .max_by_key(|blind| blind.down_for)
     }
 
     /// The metrics in the Prometheus text format.

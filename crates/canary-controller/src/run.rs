@@ -174,7 +174,7 @@ async fn lead(
         blind = blind_past(metrics, config.max_blind()) => {
             tracing::error!(
                 watch = %blind.watch,
-                seconds = blind.for_.as_secs_f64(),
+                seconds = blind.down_for.as_secs_f64(),
                 last_error = blind.last_code.as_deref().unwrap_or("none yet"),
                 "blind for too long: gave up the leader Lease so that a replica that can see takes over; standing by"
             );
@@ -200,7 +200,7 @@ async fn blind_past(metrics: &Metrics, bound: std::time::Duration) -> crate::met
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tick.tick().await;
-        if let Some(blind) = metrics.blind().filter(|blind| blind.for_ > bound) {
+        if let Some(blind) = metrics.blind().filter(|blind| blind.down_for > bound) {
             return blind;
         }
     }
