@@ -90,12 +90,43 @@ impl Engine {
 
     /// A foreign change as fresh reads show it, if any.
     pub(super) async fn foreign_now(&self, stored: &StoredRecord) -> Result<Option<ForeignChange>> {
+        Ok(self.foreign_read(stored).await?.map(|(change, _)| change))
+    }
+
+    /// A foreign change as fresh reads show it, if any, and whether the record was gone.
+    pub(super) async fn foreign_read(
+        &self,
+        stored: &StoredRecord,
+    ) -> Result<Option<(ForeignChange, bool)>> {
         let view = self.view_if_exists().await?;
         let record = self.store.get().await;
         let canary_seen = self.canary_seen.load(Ordering::SeqCst);
         let change = classify_view(stored, canary_seen, seen(&record), view.as_ref());
         self.canary_seen(stored, view.as_ref());
-        Ok(change)
+        let gone = matches!(seen(&record), SeenRecord::Gone);
+        Ok(change.map(|change| (change, gone)))
+    }
+
+    /// Whether `change`, seen with the record gone, is whoever reached `goal` closing the
+    /// record (the GitOps controller carrying out this run's promotion): decided on a fresh
+    /// read of the Deployment, at least as new as the record's deletion, since the last
+    /// writes of the Deployment and its ReplicaSets can reach a watch (or an earlier read)
+    /// after the deletion does ([`ForeignChange::response_towards`]).
+    pub(super) async fn finished_by_others(
+        &self,
+        change: &ForeignChange,
+        stored: &StoredRecord,
+        goal: Goal,
+    ) -> Result<bool> {
+        let Some(view) = self.view_if_exists().await? else {
+            return Ok(false);
+        };
+        Ok(change.response_towards(
+            &stored.record,
+            goal,
+            SeenRecord::Gone,
+            &view.observation(&stored.record),
+        ) == ForeignResponse::Done)
     }
 
     /// Before a command writes its phase: a foreign change that matters for `goal`. An

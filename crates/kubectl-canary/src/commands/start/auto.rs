@@ -4,11 +4,12 @@
 
 use canary_core::analysis_spec::AnalysisSpec;
 use canary_core::machine::Goal;
-use canary_core::step_policy::{NextStep, after_verdict};
+use canary_core::step_policy::NextStep;
 use canary_kube::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use canary_kube::engine::{DriveOptions, Engine};
 use canary_kube::error::CanaryError;
 use canary_kube::events::EventSink;
+use canary_kube::ops;
 use canary_kube::store::StoredRecord;
 
 use crate::config::start::StartConfig;
@@ -117,7 +118,8 @@ pub async fn run(
         }
         let decision = verdict.decision;
         outcome.verdicts.push(verdict);
-        match after_verdict(decision, sizes, pods) {
+        // The controller takes the same step after its analyses.
+        match ops::step::after_analysis(&stored.record, decision, sizes, pods).step {
             NextStep::Grow { to, .. } => (index, pods) = (index + 1, to),
             NextStep::PromoteFull => break,
             NextStep::RollBack => {
