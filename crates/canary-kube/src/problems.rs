@@ -265,24 +265,8 @@ fn newest(
         .map(|e| EventEvidence {
             reason: e.reason.clone().unwrap_or_default(),
             message: e.message.clone().unwrap_or_default(),
-            count: e
-                .series
-                .as_ref()
-                .and_then(|s| s.count)
-                .or(e.count)
-                .unwrap_or(1),
-            at: e
-                .series
-                .as_ref()
-                .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0.as_second()))
-                .or_else(|| e.last_timestamp.as_ref().map(|t| t.0.as_second()))
-                .or_else(|| e.event_time.as_ref().map(|t| t.0.as_second()))
-                .or_else(|| {
-                    e.metadata
-                        .creation_timestamp
-                        .as_ref()
-                        .map(|t| t.0.as_second())
-                }),
+            count: crate::events::count(e),
+            at: crate::events::last_seen(e).map(|t| t.as_second()),
         })
         .max_by_key(|e| e.at)
 }

@@ -433,6 +433,24 @@ impl StatusReport {
     }
 }
 
+impl StatusReport {
+    /// The status with the Services pinned for its Deployment (`crate::traffic::pins`):
+    /// while a dark pin holds, the Services select only the stable pods, so the canary's
+    /// share of requests is 0 whatever its share of pods.
+    pub fn with_pins(
+        &mut self,
+        pins: &[(
+            String,
+            canary_core::traffic::ServicePin,
+            canary_core::traffic::ServiceTraffic,
+        )],
+    ) {
+        if pins.iter().any(|(_, pin, _)| pin.is_dark()) && self.canary_traffic_share.is_some() {
+            self.canary_traffic_share = Some(0.0);
+        }
+    }
+}
+
 /// The next steps after a foreign change: never the canary again over the other actor's
 /// change.
 fn foreign_next_steps(change: &ForeignChange, name: &str) -> Vec<String> {

@@ -99,6 +99,26 @@ fn front(service: &Service) -> FrontService {
     }
 }
 
+/// The Services of `namespace`; that they may not be listed is an error naming the verb,
+/// the resource and what `command` (e.g. "a Blue/Green switch needs") needed them for.
+async fn services_or_forbidden(
+    client: &kube::Client,
+    namespace: &str,
+    command: &str,
+) -> Result<Vec<Service>> {
+    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    match list_services(&api).await? {
+        Some(items) => Ok(items),
+        None => Err(CanaryError::Forbidden {
+            who: format!("user '{}'", crate::preflight::whoami(client).await),
+            verb: "list".into(),
+            resource: "services".into(),
+            namespace: namespace.to_string(),
+            command: command.into(),
+        }),
+    }
+}
+
 /// The Services of `namespace` that send traffic to pods labelled `pod_labels` (the
 /// Deployment's pod template), plus any carrying a pin of this Deployment (pinned, they
 /// may no longer match the template, e.g. after a promotion).
@@ -108,16 +128,12 @@ pub async fn services_in_front(
     pod_labels: &BTreeMap<String, String>,
     deployment_uid: &str,
 ) -> Result<Vec<FrontService>> {
-    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let Some(items) = list_services(&api).await? else {
-        return Err(CanaryError::Forbidden {
-            who: format!("user '{}'", crate::preflight::whoami(client).await),
-            verb: "list".into(),
-            resource: "services".into(),
-            namespace: namespace.to_string(),
-            command: "`kubectl canary start --dark/--sticky` needs".into(),
-        });
-    };
+    let items = services_or_forbidden(
+        client,
+        namespace,
+        "`kubectl canary start --dark/--sticky` needs",
+    )
+    .await?;
     Ok(items
         .iter()
         .map(front)

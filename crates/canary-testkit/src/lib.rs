@@ -9,6 +9,7 @@ pub mod gitops;
 pub mod proxy;
 pub mod reads;
 pub mod scenario;
+pub mod terminal;
 
 use std::collections::BTreeMap;
 use std::future::Future;

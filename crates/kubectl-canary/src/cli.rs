@@ -282,36 +282,9 @@ pub struct StartArgs {
     /// Set an environment variable of a container, CONTAINER:NAME=VALUE; repeat for several.
     #[arg(long, value_name = "CONTAINER:NAME=VALUE", value_parser = parse_env_change)]
     pub env: Vec<EnvChange>,
-    /// Canary size: a number of pods (1) or a share of traffic (10%).
-    #[arg(long, default_value = "1", value_parser = parse_canary_size, allow_negative_numbers = true)]
-    pub canary: CanarySize,
-    /// surge: canary pods are extra pods; replace: they replace stable pods (no extra cost).
-    #[arg(long, value_enum, default_value_t = ModeArg::Surge)]
-    pub mode: ModeArg,
-    /// Print the exact changes, change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Start although a HorizontalPodAutoscaler targets the Deployment.
-    #[arg(long)]
-    pub allow_hpa: bool,
-    /// Return once the canary is held, without waiting for its pods to become Ready.
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Automated progression: at each step wait, analyse, promote on pass, abort on fail,
-    /// all the way to 100%. Exit 0 promoted, 11 rolled back, 12 inconclusive or timed out.
-    #[arg(long)]
-    pub auto: bool,
-    /// With --auto: the canary sizes to go through before 100%, e.g. 10%,50%; the first is
-    /// where the canary starts (instead of --canary).
-    #[arg(long, value_delimiter = ',', value_parser = parse_canary_size, requires = "auto", conflicts_with = "canary")]
-    pub steps: Vec<CanarySize>,
-    /// With --auto: how long each step runs, its pods' health watched all along, before the
-    /// other checks measure.
-    #[arg(long, value_parser = parse_analysis_duration, default_value = "1m")]
-    pub interval: Duration,
-    /// With --auto: Ctrl-C rolls back instead of leaving the canary held and recorded.
-    #[arg(long, requires = "auto")]
-    pub abort_on_interrupt: bool,
+    /// How each canary runs (shared with `apply`).
+    #[command(flatten)]
+    pub run: CanaryRunFlags,
     /// Dark canary: the Services in front of the Deployment select only the stable pods
     /// until `promote` (the canary pods run and can be checked through the pod proxy, but
     /// get no Service traffic). The Services are found, checked and put back exactly.
@@ -337,6 +310,42 @@ pub struct StartArgs {
     /// The checks of each step's analysis (with --auto).
     #[command(flatten)]
     pub analysis: AnalysisFlags,
+}
+
+/// The flags of how a canary runs, the same for `start` and for each canary of `apply`:
+/// its size and mode, a dry run, `--allow-hpa`, waiting, and `--auto`'s steps.
+#[derive(Debug, Args)]
+pub struct CanaryRunFlags {
+    /// Canary size: a number of pods (1) or a share of traffic (10%).
+    #[arg(long, default_value = "1", value_parser = parse_canary_size, allow_negative_numbers = true)]
+    pub canary: CanarySize,
+    /// surge: canary pods are extra pods; replace: they replace stable pods (no extra cost).
+    #[arg(long, value_enum, default_value_t = ModeArg::Surge)]
+    pub mode: ModeArg,
+    /// Print the exact changes (with `apply`, also what would be applied), change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start although a HorizontalPodAutoscaler targets the Deployment.
+    #[arg(long)]
+    pub allow_hpa: bool,
+    /// Return once the canary is held, without waiting for its pods to become Ready.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Automated progression: at each step wait, analyse, promote on pass, abort on fail,
+    /// all the way to 100%. Exit 0 promoted, 11 rolled back, 12 inconclusive or timed out.
+    #[arg(long)]
+    pub auto: bool,
+    /// With --auto: the canary sizes to go through before 100%, e.g. 10%,50%; the first is
+    /// where the canary starts (instead of --canary).
+    #[arg(long, value_delimiter = ',', value_parser = parse_canary_size, requires = "auto", conflicts_with = "canary")]
+    pub steps: Vec<CanarySize>,
+    /// With --auto: how long each step runs, its pods' health watched all along, before the
+    /// other checks measure.
+    #[arg(long, value_parser = parse_analysis_duration, default_value = "1m")]
+    pub interval: Duration,
+    /// With --auto: Ctrl-C rolls back instead of leaving the canary held and recorded.
+    #[arg(long, requires = "auto")]
+    pub abort_on_interrupt: bool,
 }
 
 const START_EXAMPLES: &str = "\
@@ -410,33 +419,9 @@ pub struct ApplyArgs {
         required = true
     )]
     pub filename: Vec<PathBuf>,
-    /// Canary size: a number of pods (1) or a share of traffic (10%).
-    #[arg(long, default_value = "1", value_parser = parse_canary_size, allow_negative_numbers = true)]
-    pub canary: CanarySize,
-    /// surge: canary pods are extra pods; replace: they replace stable pods (no extra cost).
-    #[arg(long, value_enum, default_value_t = ModeArg::Surge)]
-    pub mode: ModeArg,
-    /// Print what would be applied and each canary's exact changes, change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Start although a HorizontalPodAutoscaler targets a Deployment.
-    #[arg(long)]
-    pub allow_hpa: bool,
-    /// Return once each canary is held, without waiting for its pods to become Ready.
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Automated progression of each canary, as `start --auto`.
-    #[arg(long)]
-    pub auto: bool,
-    /// With --auto: the canary sizes to go through before 100%, e.g. 10%,50%.
-    #[arg(long, value_delimiter = ',', value_parser = parse_canary_size, requires = "auto", conflicts_with = "canary")]
-    pub steps: Vec<CanarySize>,
-    /// With --auto: how long each step runs before it is analysed.
-    #[arg(long, value_parser = parse_analysis_duration, default_value = "1m")]
-    pub interval: Duration,
-    /// With --auto: Ctrl-C rolls back instead of leaving the canary held and recorded.
-    #[arg(long, requires = "auto")]
-    pub abort_on_interrupt: bool,
+    /// How each canary runs (as `start`'s).
+    #[command(flatten)]
+    pub run: CanaryRunFlags,
     /// The checks of each step's analysis (with --auto).
     #[command(flatten)]
     pub analysis: AnalysisFlags,

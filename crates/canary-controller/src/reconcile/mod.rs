@@ -106,15 +106,15 @@ const SOON: Duration = Duration::from_secs(2);
 
 /// Everything one reconcile reads, in one place.
 pub(crate) struct Reconciling<'a> {
-    pub ctx: &'a Context,
-    pub key: String,
-    pub apis: NamespaceApis,
-    pub view: DeploymentView,
-    pub store: RecordStore,
-    pub stored: Option<StoredRecord>,
-    pub brake: Option<BrakeAnnotations>,
-    pub policy: Result<GitOpsPolicy, String>,
-    pub events: EventSink,
+    ctx: &'a Context,
+    key: String,
+    apis: NamespaceApis,
+    view: DeploymentView,
+    store: RecordStore,
+    stored: Option<StoredRecord>,
+    brake: Option<BrakeAnnotations>,
+    policy: Result<GitOpsPolicy, String>,
+    events: EventSink,
 }
 
 impl Reconciling<'_> {

@@ -17,6 +17,7 @@ use crate::error::{CanaryError, Result, is_status};
 use crate::events::EventSink;
 use crate::live::LiveView;
 use crate::observe::DeploymentView;
+use crate::workload::Workload;
 use crate::store::StoredRecord;
 
 /// How many times a release is tried when other writers keep winning the race.
@@ -41,17 +42,15 @@ fn seen(record: &Result<Option<StoredRecord>>) -> SeenRecord<'_> {
     }
 }
 
-fn classify_view(
+fn classify_view<W: Workload>(
     stored: &StoredRecord,
     canary_seen: bool,
     record: SeenRecord<'_>,
-    view: Option<&DeploymentView>,
+    view: Option<&W>,
 ) -> Option<ForeignChange> {
-    // A Deployment being deleted is gone for the canary: foreground deletion removes the
-    // record (a dependent) first, and the Deployment follows.
-    let uid = view
-        .filter(|v| v.deployment.metadata.deletion_timestamp.is_none())
-        .and_then(|v| v.deployment.uid());
+    // A workload being deleted is gone for the canary: foreground deletion removes the
+    // record (a dependent) first, and the workload follows.
+    let uid = view.filter(|v| !v.is_being_deleted()).map(|v| v.uid());
     let observation = view.map(|v| v.observation(&stored.record));
     classify(
         known(stored, canary_seen),
@@ -64,7 +63,7 @@ fn classify_view(
 impl Engine {
     /// Whether this command has seen the canary template on the Deployment; updated from
     /// every view it decides on.
-    fn canary_seen(&self, stored: &StoredRecord, view: Option<&DeploymentView>) -> bool {
+    fn canary_seen<W: Workload>(&self, stored: &StoredRecord, view: Option<&W>) -> bool {
         if let Some(view) = view
             && template_state(&stored.record, &view.template()) == TemplateState::Canary
         {
@@ -142,7 +141,7 @@ impl Engine {
             record: &stored.record,
             resource_version: &stored.resource_version,
         };
-        let canary_seen = self.canary_seen(stored, None);
+        let canary_seen = self.canary_seen(stored, None::<&DeploymentView>);
         let change = classify_view(stored, canary_seen, record, Some(view));
         self.canary_seen(stored, Some(view));
         Ok(change.filter(|change| match change {

@@ -18,14 +18,16 @@ use canary_core::verdict::Decision as Verdict;
 
 use crate::error::Result;
 use crate::observe::DeploymentView;
+use crate::workload::Workload;
 use crate::write::{Writer, Written};
 
-/// The next turn towards `goal` for `record`, decided on `view`: the goal as it stands now
+/// The next turn towards `goal` for `record`, decided on `workload` as read (through the
+/// [`Workload`] seam, whatever its kind): the goal as it stands now
 /// (a hold follows the record's size, which a followed change of replicas can change) and
 /// the state machine's decision.
-pub fn turn(record: &CanaryRecord, goal: Goal, view: &DeploymentView) -> (Goal, Decision) {
+pub fn turn<W: Workload>(record: &CanaryRecord, goal: Goal, workload: &W) -> (Goal, Decision) {
     let goal = current_goal(goal, record);
-    (goal, decide(record, goal, &view.observation(record)))
+    (goal, decide(record, goal, &workload.observation(record)))
 }
 
 /// The goal now: a hold follows the record's size; promote-full and abort stay what they

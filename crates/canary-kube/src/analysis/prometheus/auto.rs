@@ -129,26 +129,8 @@ async fn judge_metrics(
     let end = clock.now().as_millisecond() as f64 / 1000.0;
     let timeout = settings.timeout;
     // Both sides scraped at all, or nothing about them can be read.
-    let (canary_live, stable_live) = futures::join!(
-        liveness::check_side(
-            client,
-            &prometheus,
-            target,
-            Side::Canary,
-            window,
-            end,
-            timeout
-        ),
-        liveness::check_side(
-            client,
-            &prometheus,
-            target,
-            Side::Stable,
-            window,
-            end,
-            timeout
-        )
-    );
+    let [canary_live, stable_live] =
+        liveness::check_both_sides(client, &prometheus, target, window, end, timeout).await;
     canary_live?;
     stable_live?;
     let render = |template: &str, side: Side| {

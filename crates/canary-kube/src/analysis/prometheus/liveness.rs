@@ -13,6 +13,38 @@ use canary_core::verdict::live_series_coverage;
 use super::super::{AnalysisTarget, Side, list_side_pods};
 use super::client::PrometheusClient;
 
+/// [`check_side`] for the canary and the stable side at once, in that order.
+pub(super) async fn check_both_sides(
+    client: &kube::Client,
+    prometheus: &PrometheusClient,
+    target: &AnalysisTarget,
+    window: Duration,
+    time: f64,
+    timeout: Duration,
+) -> [Result<Option<String>, String>; 2] {
+    let (canary, stable) = futures::join!(
+        check_side(
+            client,
+            prometheus,
+            target,
+            Side::Canary,
+            window,
+            time,
+            timeout
+        ),
+        check_side(
+            client,
+            prometheus,
+            target,
+            Side::Stable,
+            window,
+            time,
+            timeout
+        )
+    );
+    [canary, stable]
+}
+
 /// `Ok` with a note about pods without series (if any), or why the side cannot be judged.
 pub(super) async fn check_side(
     client: &kube::Client,

@@ -136,27 +136,10 @@ pub async fn run(
     // query reading 0 for pods it has no series of would pass any canary.
     let mut coverage_notes = Vec::new();
     if settings.query.contains("{{selector}}") {
-        let (canary, stable) = futures::join!(
-            liveness::check_side(
-                client,
-                &prometheus,
-                target,
-                Side::Canary,
-                window,
-                end,
-                settings.timeout
-            ),
-            liveness::check_side(
-                client,
-                &prometheus,
-                target,
-                Side::Stable,
-                window,
-                end,
-                settings.timeout
-            )
-        );
-        for side in [canary, stable] {
+        let sides =
+            liveness::check_both_sides(client, &prometheus, target, window, end, settings.timeout)
+                .await;
+        for side in sides {
             match side {
                 Ok(note) => coverage_notes.extend(note),
                 Err(problem) => {

@@ -138,12 +138,8 @@ pub(crate) async fn execute(
     let uid = view.uid();
     let pinned_uid = (!services.is_empty()).then_some(uid.as_str());
     if !services.is_empty() {
-        // Before the Deployment is changed: no canary pod is ever Ready behind an unpinned
-        // Service. Each Service records what it had in its own annotation, in the same write.
-        let pin = traffic::pin_all(
-            &config.client,
-            &config.namespace,
-            name,
+        let pin = ops::start::pin_services(
+            &engine,
             &uid,
             start.traffic,
             &plan.stable.pod_template_hash,
@@ -157,9 +153,11 @@ pub(crate) async fn execute(
         };
         let pinned = match pinned {
             Ok(pinned) => pinned,
-            Err(e) => {
-                release_after_failed_start(&engine, &uid).await;
-                return Err(e);
+            Err(failed) => {
+                if let Some(released) = &failed.released {
+                    notice(released_text(released, "put back as it was").trim_end());
+                }
+                return Err(failed.error);
             }
         };
         if human {
@@ -168,12 +166,7 @@ pub(crate) async fn execute(
             }
         }
         if start.traffic.sticky_seconds.is_some() {
-            // kube-proxy programs the affinity from the Service within its sync period: let
-            // it before any canary pod exists, so a client's first choice is already kept.
-            tokio::time::sleep(traffic::SWITCH_SETTLE).await;
-            for (ingress, service) in
-                traffic::ingresses_bypassing(&config.client, &config.namespace, &pinned).await?
-            {
+            for (ingress, service) in ops::start::settle_sticky(&engine, &pinned).await? {
                 notice(&format!(
                     "  ! ingress/{ingress} routes to service/{service}: an ingress controller that balances to pod IPs \
                      itself (ingress-nginx, Traefik, most gateways) ignores sessionAffinity; set affinity there \
