@@ -16,8 +16,8 @@ use canary_core::release::FieldChange;
 use canary_core::rollout_math::CanaryMode;
 use canary_core::text::waiting_text;
 
+use crate::evidence::{Judging, NextBasis};
 use crate::observe::{DeploymentView, pod_is_ready, revision_of, template_hash_of, template_json};
-use crate::problems::{Judging, NextBasis};
 use crate::store::StoredRecord;
 use crate::trust::CanaryState;
 use canary_core::seal::{SealedGoal, describe_goal};
@@ -150,7 +150,7 @@ pub struct StatusReport {
 /// A pod's problem as soon as its state shows it (no clock: the rules that need time are
 /// left out), with the scheduler's reason for a pod that cannot be placed.
 pub fn pod_problem(pod: &Pod) -> Option<String> {
-    canary_core::problems::pod_problem(&crate::problems::pod_evidence(pod, Side::Canary))
+    canary_core::problems::pod_problem(&crate::evidence::pod_evidence(pod, Side::Canary))
         .map(|p| p.message)
 }
 
@@ -227,7 +227,7 @@ impl StatusReport {
                 release: None,
                 template_changes: vec![],
                 judging: Judging {
-                    situation: crate::problems::situation(view, current_rs, None),
+                    situation: crate::evidence::situation(view, current_rs, None),
                     next: None,
                     started_at: None,
                 },
@@ -269,7 +269,7 @@ impl StatusReport {
         };
         let total_pods =
             stable.as_ref().map_or(0, |s| s.desired) + canary.as_ref().map_or(0, |s| s.desired);
-        let mut situation = crate::problems::situation(view, stable_rs, canary_rs);
+        let mut situation = crate::evidence::situation(view, stable_rs, canary_rs);
         // While braked, the live deadline is the brake's; the Deployment's own is recorded.
         situation.ready_deadline_secs = record
             .original_settings
@@ -425,7 +425,7 @@ impl StatusReport {
         self.canary_traffic_share = None;
         // The next steps of a record that cannot be used are fixed; the problems are the sides'.
         self.judging = Judging {
-            situation: crate::problems::situation(view, stable, canary),
+            situation: crate::evidence::situation(view, stable, canary),
             next: None,
             started_at: None,
         };

@@ -12,9 +12,6 @@ use canary_core::traffic::{
     PIN_ANNOTATION, Release, Restore, ServicePin, ServiceTraffic, TrafficOptions, gitops_manager,
     restore_step, selects,
 };
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
@@ -249,26 +246,12 @@ async fn pods_of_others(
 }
 
 async fn may_update_service(client: &kube::Client, namespace: &str, name: &str) -> Result<bool> {
-    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                namespace: Some(namespace.to_string()),
-                verb: Some("update".into()),
-                group: Some(String::new()),
-                resource: Some("services".into()),
-                name: Some(name.to_string()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
+    let update = crate::preflight::Permission {
+        verb: "update",
+        group: "",
+        resource: "services",
     };
-    let answer = api
-        .create(&PostParams::default(), &review)
-        .await
-        .map_err(|e| CanaryError::api("asking the API server for our permissions", e))?;
-    Ok(answer.status.is_some_and(|s| s.allowed))
+    crate::preflight::may(client, namespace, &update, Some(name)).await
 }
 
 /// Pins every Service for `options`: one update each (resourceVersion-guarded), fields and

@@ -6,11 +6,13 @@
 //!
 //! Without a test environment the tests return early, unless `KC_TESTENV_REQUIRED=1`.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
 use kube::Api;
+use kube::api::ListParams;
 use serde_json::json;
 
 use canary_core::analysis_spec::{
@@ -19,12 +21,13 @@ use canary_core::analysis_spec::{
 };
 use canary_core::verdict::{CheckResult, Decision, InconclusivePolicy, Outcome, Threshold};
 use canary_kube::analysis::{self, AnalysisTarget, RunOptions};
-use canary_kube::observe::NamespaceApis;
 use canary_testkit::reads::create_service;
 use canary_testkit::scenario::{brake_canary_by_hand, side_with_image};
 use canary_testkit::{
-    TestEnv, TestNamespace, create_settled, wait_for, wait_pods_ready, web_deployment,
+    TestEnv, TestNamespace, create_settled, wait_for, wait_pods_condition, wait_pods_ready,
+    web_deployment,
 };
+use common::{check, latest_sides};
 
 const STABLE_IMAGE: &str = "nginx:1.14";
 
@@ -109,25 +112,12 @@ async fn canary_of_template(
         },
     )
     .await;
-    let view = NamespaceApis::new(&client, namespace)
-        .view(&client, "web")
-        .await
-        .expect("a view of the Deployment");
-    let target = AnalysisTarget::from_latest_revisions(&view).expect("canary and stable sides");
+    let target = latest_sides(&client, namespace).await;
     assert_ne!(
         target.canary.pod_template_hash,
         target.stable.pod_template_hash
     );
     (client, target)
-}
-
-fn check(name: &str, probe: Probe) -> CheckSpec {
-    CheckSpec {
-        name: name.into(),
-        critical: true,
-        on_inconclusive: InconclusivePolicy::default(),
-        probe,
-    }
 }
 
 fn spec_of(window: Duration, checks: Vec<CheckSpec>) -> AnalysisSpec {
@@ -322,30 +312,14 @@ async fn pod_health_passes_fails_fast_and_waits() {
             json!({"resources": {"requests": {"cpu": "100"}}}),
         )
         .await;
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
+        // The scheduler's verdict on the canary pod.
         let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
-        wait_for(
+        wait_pods_condition(
             &env,
-            "the scheduler's verdict on the canary pod",
+            &target.namespace,
+            &selector,
+            ("PodScheduled", "False"),
             Duration::from_secs(30),
-            || async {
-                let list = pods
-                    .list(&ListParams::default().labels(&selector))
-                    .await
-                    .ok()?;
-                list.items
-                    .iter()
-                    .all(|p| {
-                        p.status
-                            .as_ref()
-                            .and_then(|s| s.conditions.as_ref())
-                            .is_some_and(|c| {
-                                c.iter()
-                                    .any(|c| c.type_ == "PodScheduled" && c.status == "False")
-                            })
-                    })
-                    .then_some(())
-            },
         )
         .await;
         let result = run_once(&client, &target, &spec).await;

@@ -8,6 +8,8 @@
 //!
 //! Without a test environment the tests return early, unless `KC_TESTENV_REQUIRED=1`.
 
+mod common;
+
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -15,13 +17,13 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 
 use canary_core::analysis_spec::{
-    AnalysisSpec, AutoMetricsSpec, CheckSpec, HttpSpec, Probe, PrometheusAddress,
+    AnalysisSpec, AutoMetricsSpec, HttpSpec, Probe, PrometheusAddress,
 };
-use canary_core::verdict::{CheckResult, InconclusivePolicy, Outcome};
+use canary_core::verdict::{CheckResult, Outcome};
 use canary_kube::analysis::{self, AnalysisTarget, RunOptions};
-use canary_kube::observe::NamespaceApis;
 use canary_testkit::scenario::{brake_canary_by_hand, side_with_image};
 use canary_testkit::{TestEnv, TestNamespace, create_settled, wait_for};
+use common::{check, latest_sides};
 
 const WINDOW: Duration = Duration::from_secs(30);
 
@@ -79,21 +81,8 @@ async fn canary(
         },
     )
     .await;
-    let view = NamespaceApis::new(&client, namespace)
-        .view(&client, "web")
-        .await
-        .expect("a view of the Deployment");
-    let target = AnalysisTarget::from_latest_revisions(&view).expect("canary and stable sides");
+    let target = latest_sides(&client, namespace).await;
     (client, target)
-}
-
-fn check(name: &str, probe: Probe) -> CheckSpec {
-    CheckSpec {
-        name: name.into(),
-        critical: true,
-        on_inconclusive: InconclusivePolicy::default(),
-        probe,
-    }
 }
 
 async fn run_once(client: &kube::Client, target: &AnalysisTarget, probe: Probe) -> CheckResult {

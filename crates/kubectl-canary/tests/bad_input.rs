@@ -423,18 +423,7 @@ async fn unschedulable_canary_pods_are_reported_with_the_schedulers_reason() {
         .containers[0]
         .resources = Some(serde_json::from_value(json!({"requests": {"cpu": "3"}})).unwrap());
     create_settled(&env, &ns.name, &deployment).await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--timeout",
-            "60s",
-        ],
-    )
-    .await;
+    let out = start_release(&env, &ns.name, &["--timeout", "60s"]).await;
     assert_exit(&out, CANARY_UNHEALTHY, "start with an unschedulable canary");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -792,12 +792,7 @@ async fn blue_green_switches_in_one_update_without_a_failed_request() {
     wait_served(&env, &ns.name, "web").await;
     let requests = start_loop(&env, &ns.name, "web").await;
 
-    let out = canary(
-        &env,
-        &ns.name,
-        &["start", "deploy/web", "nginx=nginx:1.15", "--blue-green"],
-    )
-    .await;
+    let out = start_release(&env, &ns.name, &["--blue-green"]).await;
     assert_exit(&out, 0, "start --blue-green");
     assert_eq!(
         replica_sets_by_image(&env, &ns.name).await,
@@ -855,12 +850,7 @@ async fn blue_green_abort_after_the_switch_goes_back_without_a_failed_request() 
         before,
     } = served_web(&env, "bluegreen-back", 3).await;
     wait_served(&env, &ns.name, "web").await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &["start", "deploy/web", "nginx=nginx:1.15", "--blue-green"],
-    )
-    .await;
+    let out = start_release(&env, &ns.name, &["--blue-green"]).await;
     assert_exit(&out, 0, "start --blue-green");
     let out = canary(&env, &ns.name, &["promote", "deploy/web", "--canary", "2"]).await;
     assert_exit(&out, REFUSED, "a Blue/Green release is promoted whole");

@@ -162,19 +162,9 @@ async fn drive(release: &Reconciling<'_>, record: &CanaryRecord, goal: Goal) -> 
             // The settings are back (someone else put them back) but the brake's annotations
             // are not gone: remove them, or the policy would keep these settings for every
             // later writer and brake no later commit.
-            let brake = release.brake.as_ref().expect("checked");
-            let change = canary_core::machine::SpecChange {
-                template: None,
-                settings: brake.original.clone(),
-                summary: "remove the brake's annotations".into(),
-            };
-            update_deployment(
-                &release.apis.deployments,
-                release.deployment(),
-                &change,
-                true,
-            )
-            .await?;
+            release
+                .release_brake("remove the brake's annotations")
+                .await?;
             Ok(Action::requeue(SOON))
         }
         Decision::Wait(_) => Ok(Action::requeue(SOON)),

@@ -79,6 +79,22 @@ impl AnalysisTarget {
         }
     }
 
+    /// What a Prometheus query template of `side` is rendered with, over `window`.
+    pub fn query_context(
+        &self,
+        side: Side,
+        window: std::time::Duration,
+    ) -> canary_core::analysis_spec::QueryContext<'_> {
+        let group = self.group(side);
+        canary_core::analysis_spec::QueryContext {
+            namespace: &self.namespace,
+            deployment: &self.deployment,
+            replica_set: &group.replica_set,
+            pod_template_hash: &group.pod_template_hash,
+            window,
+        }
+    }
+
     /// The sides of a recorded canary: the stable ReplicaSet the record names, and the one
     /// whose template is the record's target template.
     pub fn from_record(

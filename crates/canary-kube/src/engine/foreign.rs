@@ -17,8 +17,8 @@ use crate::error::{CanaryError, Result, is_status};
 use crate::events::EventSink;
 use crate::live::LiveView;
 use crate::observe::DeploymentView;
-use crate::workload::Workload;
 use crate::store::StoredRecord;
+use crate::workload::Workload;
 
 /// How many times a release is tried when other writers keep winning the race.
 const RELEASE_ATTEMPTS: usize = 5;
