@@ -194,7 +194,7 @@ async fn note_in_history(
     result: &Result<i32, canary_kube::error::CanaryError>,
 ) {
     let acts = match command {
-        CommandConfig::Start(start) => !start.dry_run,
+        CommandConfig::Start(start) => !start.run.dry_run,
         CommandConfig::Promote(promote) => !promote.dry_run,
         CommandConfig::Abort(abort) => !abort.dry_run,
         CommandConfig::Analyze(_) => true,

@@ -25,22 +25,11 @@ pub struct StartConfig {
     /// known ([`StartConfig::request_in`]).
     pub manifest: Option<ManifestFile>,
     /// The release (patches, `--env`, images; the manifest's document added by
-    /// [`StartConfig::request_in`]), the first canary size (the first of `--steps`, else
-    /// `--canary`), the mode and `--allow-hpa`.
-    pub request: StartRequest,
-    /// `--dry-run`: print the exact changes, change nothing.
-    pub dry_run: bool,
-    /// Wait for the canary pods to become Ready (no `--no-wait`).
-    pub wait: bool,
-    /// `--auto`: the analysis spec of each step, read and checked before anything changes;
-    /// `None` without `--auto`.
-    pub auto_analysis: Option<AnalysisSpec>,
-    /// `--steps`: the canary sizes before 100% (empty without `--auto`).
-    pub steps: Vec<CanarySize>,
-    /// `--interval`: how long each automated step runs before it is analysed.
-    pub interval: Duration,
-    /// `--abort-on-interrupt`: Ctrl-C during `--auto` rolls back.
-    pub abort_on_interrupt: bool,
+    /// [`StartConfig::request_in`]).
+    pub release: ReleaseInput,
+    /// How the canary runs: its first size, mode, `--allow-hpa`, `--dry-run`, waiting and
+    /// `--auto`'s steps (as each canary of `apply` runs).
+    pub run: EachCanary,
     /// `--dark` and `--sticky`: what to do with the Services in front of the Deployment.
     pub traffic: TrafficOptions,
     /// `--report` (with `--auto`): where to write the HTML report at the end.
@@ -59,7 +48,12 @@ pub struct ManifestFile {
 impl StartConfig {
     /// The request for the Deployment in `namespace`: with the manifest's document of it.
     pub fn request_in(&self, namespace: &str) -> Result<StartRequest, ReleaseError> {
-        let mut request = self.request.clone();
+        let mut request = StartRequest {
+            release: self.release.clone(),
+            size: self.run.size,
+            mode: self.run.mode,
+            allow_autoscaler: self.run.allow_autoscaler,
+        };
         if let Some(manifest) = &self.manifest {
             let document = find_deployment(
                 &manifest.documents,
@@ -175,18 +169,8 @@ impl EachCanary {
         StartConfig {
             deployment,
             manifest: None,
-            request: StartRequest {
-                release,
-                size: self.size,
-                mode: self.mode,
-                allow_autoscaler: self.allow_autoscaler,
-            },
-            dry_run: self.dry_run,
-            wait: self.wait,
-            auto_analysis: self.auto_analysis,
-            steps: self.steps,
-            interval: self.interval,
-            abort_on_interrupt: self.abort_on_interrupt,
+            release,
+            run: self,
             traffic,
             report: None,
         }

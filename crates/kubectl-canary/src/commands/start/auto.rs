@@ -62,7 +62,7 @@ pub async fn run(
                     "kubectl-canary: step {} of {}: {pods} canary pod(s), analysing for {}s",
                     index + 1,
                     sizes.len(),
-                    start.interval.as_secs()
+                    start.run.interval.as_secs()
                 ),
             )
             .await;
@@ -70,7 +70,7 @@ pub async fn run(
             "step {}/{}: {pods} canary pod(s); watching pod health for {}s, then analysing",
             index + 1,
             sizes.len(),
-            start.interval.as_secs()
+            start.run.interval.as_secs()
         ));
         // The analysis runs while a watch looks for foreign changes: what someone else does
         // during the interval comes first (a verdict on a canary another actor replaced
@@ -80,7 +80,7 @@ pub async fn run(
             let view = engine.view().await?;
             let target = AnalysisTarget::from_record(&view, &stored.record)?;
             let options = RunOptions {
-                observe_for: start.interval,
+                observe_for: start.run.interval,
                 keep_waiting: true,
                 ..RunOptions::default()
             };
@@ -168,7 +168,7 @@ pub async fn run(
     tokio::select! {
         result = promote => { result?; }
         _ = crate::signals::interrupted() => {
-            if start.abort_on_interrupt {
+            if start.run.abort_on_interrupt {
                 return interrupted(config, engine, start, &name, outcome).await;
             }
             return Ok(left_with_intent(config, engine, &name, "promote --full", outcome).await);
@@ -218,7 +218,7 @@ async fn interrupted(
     outcome.outcome = AutoResult::Interrupted;
     let stored = engine.verified_record().await?;
     let mut quiet = |_: &canary_kube::engine::Progress| {};
-    if start.abort_on_interrupt {
+    if start.run.abort_on_interrupt {
         notice("interrupted: rolling back (--abort-on-interrupt)");
         engine
             .continue_to(

@@ -50,7 +50,7 @@ pub(crate) async fn plan(
         request.size = CanarySize::Pods(engine.view().await?.replicas());
         request.mode = CanaryMode::Surge;
     }
-    let (mut plan, view) = engine.plan_start(&request, start.dry_run).await?;
+    let (mut plan, view) = engine.plan_start(&request, start.run.dry_run).await?;
     let services = if start.traffic.changes_services() {
         let found =
             traffic::plan_for_start(&config.client, &config.namespace, &view, start.traffic)
@@ -60,8 +60,8 @@ pub(crate) async fn plan(
     } else {
         Vec::new()
     };
-    let steps =
-        step_sizes(&start.steps, &plan.canary).map_err(|e| CanaryError::Refused(e.to_string()))?;
+    let steps = step_sizes(&start.run.steps, &plan.canary)
+        .map_err(|e| CanaryError::Refused(e.to_string()))?;
     Ok(PlannedStart {
         engine,
         plan,
@@ -97,14 +97,14 @@ pub(crate) async fn execute(
             share_text(canary.traffic_share()),
             canary.extra_pods()
         );
-        if start.manifest.is_none() && start.request.release.images_only() {
+        if start.manifest.is_none() && start.release.images_only() {
             println!(
                 "  by hand: kubectl set image deploy/{name} {} && kubectl rollout pause deploy/{name}   (a race: the pause lands whenever it lands)",
-                images_text(&start.request.release.images)
+                images_text(&start.release.images)
             );
         }
     }
-    if start.dry_run {
+    if start.run.dry_run {
         if !print_structured(config.output, &plan) {
             println!("dry run: nothing changed. The pod template would change:");
             for change in &plan.template_changes {
@@ -196,11 +196,11 @@ pub(crate) async fn execute(
             canary.pods, canary.stable_pods
         );
     }
-    if let Some(spec) = &start.auto_analysis {
+    if let Some(spec) = &start.run.auto_analysis {
         return auto::run(config, start, &engine, started, &steps, spec).await;
     }
     let mut code = exit_code::OK;
-    if start.wait {
+    if start.run.wait {
         let ready = tokio::select! {
             ready = wait_for_canary_pods(&engine, started.clone(), config.timeout, human, &mut printer) => ready?,
             _ = crate::signals::interrupted() => {
