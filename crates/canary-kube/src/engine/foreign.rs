@@ -92,7 +92,8 @@ impl Engine {
         Ok(self.foreign_read(stored).await?.map(|(change, _)| change))
     }
 
-    /// A foreign change as fresh reads show it, if any, and whether the record was gone.
+    /// A foreign change as fresh reads show it, if any, and whether the record was gone
+    /// (read as absent, not unreadable).
     pub(super) async fn foreign_read(
         &self,
         stored: &StoredRecord,
@@ -102,7 +103,8 @@ impl Engine {
         let canary_seen = self.canary_seen.load(Ordering::SeqCst);
         let change = classify_view(stored, canary_seen, seen(&record), view.as_ref());
         self.canary_seen(stored, view.as_ref());
-        let gone = matches!(seen(&record), SeenRecord::Gone);
+        // Gone, not unreadable (as the watch loop tells them apart).
+        let gone = matches!(record, Ok(None));
         Ok(change.map(|change| (change, gone)))
     }
 
