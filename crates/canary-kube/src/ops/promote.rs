@@ -80,8 +80,9 @@ pub async fn promote_goal(
                 canary.pods
             )));
         }
-        // The size asked again while another runs: put it back (the restoring command).
-        if canary.pods == asked && running == asked {
+        // The size asked again while another runs, or at a replica count the record has
+        // not taken yet: put it back and record the count (the restoring command).
+        if canary.pods == asked && running == asked && replicas == record.replicas {
             return Err(CanaryError::Refused(format!(
                 "--canary {size} is {} pod(s), and the canary of deploy/{name} already runs {running} pod(s) \
                  as asked: a canary only grows; give a larger size, or use --full to roll out to every pod; \

@@ -1,0 +1,250 @@
+//! A held canary while no command runs: the real horizontal-pod-autoscaler controller
+//! raises and lowers the Deployment's floor, the paused Deployment's controller spreads each
+//! change over both sides in proportion, `status` shows the size asked against the size
+//! running and offers the restoring command, and that command puts the size asked back
+//! (shrinking the canary ReplicaSet when it grew), after which a pod watch sees the canary
+//! never above the size asked (docs/holding.md).
+
+mod common;
+
+use std::time::Duration;
+
+use canary_testkit::gitops::PodCountWatch;
+use canary_testkit::scenario::web_namespace;
+use canary_testkit::{TestEnv, wait_for};
+use common::*;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use kube::Api;
+use kube::api::ListParams;
+
+async fn kubectl_ok(env: &TestEnv, args: &[&str]) {
+    let out = kubectl(env, args).await;
+    assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+}
+
+/// Sets the HPA's floor and ceiling to `replicas` and waits for the real HPA controller to
+/// scale deploy/web there.
+async fn hpa_to(env: &TestEnv, ns: &str, replicas: i32) {
+    kubectl_ok(
+        env,
+        &[
+            "-n",
+            ns,
+            "patch",
+            "hpa",
+            "web",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"minReplicas":{replicas},"maxReplicas":{replicas}}}}}"#),
+        ],
+    )
+    .await;
+    let api: Api<Deployment> = Api::namespaced(env.client().await, ns);
+    wait_for(
+        env,
+        &format!("the HPA controller to scale deploy/web to {replicas}"),
+        Duration::from_secs(90),
+        || async {
+            let d = api.get("web").await.ok()?;
+            (d.spec?.replicas == Some(replicas)).then_some(())
+        },
+    )
+    .await;
+}
+
+/// The ReplicaSets' sizes by image once the Deployment's controller has acted on the
+/// Deployment's last change: it writes the ReplicaSets before the status that says it
+/// observed the generation.
+async fn settled_sides(env: &TestEnv, ns: &str) -> Vec<(String, i32)> {
+    let deployments: Api<Deployment> = Api::namespaced(env.client().await, ns);
+    wait_for(
+        env,
+        "the Deployment's controller to act on the rescale",
+        Duration::from_secs(60),
+        || async {
+            let d = deployments.get("web").await.ok()?;
+            (d.status.as_ref()?.observed_generation >= d.metadata.generation).then_some(())
+        },
+    )
+    .await;
+    replica_sets_by_image(env, ns).await
+}
+
+/// The canary ReplicaSet's size (nginx:1.15).
+fn canary_of(sides: &[(String, i32)]) -> i32 {
+    sides
+        .iter()
+        .find(|(image, _)| image == "nginx:1.15")
+        .map_or(0, |(_, n)| *n)
+}
+
+fn stable_of(sides: &[(String, i32)]) -> i32 {
+    sides
+        .iter()
+        .find(|(image, _)| image == "nginx:1.14")
+        .map_or(0, |(_, n)| *n)
+}
+
+/// Waits until the canary ReplicaSet is at `pods` and its pods number `pods`.
+async fn canary_pods_are(env: &TestEnv, ns: &str, pods: usize) {
+    let client = env.client().await;
+    wait_for(
+        env,
+        &format!("{pods} canary pod(s)"),
+        Duration::from_secs(60),
+        || async {
+            let by_image = canary_testkit::reads::pods_by_image(&client, ns, "app=web").await;
+            (by_image.get("nginx:1.15").copied().unwrap_or(0) == pods).then_some(())
+        },
+    )
+    .await;
+}
+
+/// One scenario: a canary asked as `size` on `replicas` pods under an HPA, the floor moved to
+/// each of `floors` in turn with no command running; after each, `status` shows both sizes
+/// and, where they differ, the restoring command, which is run. Returns the sizes measured
+/// after each rescale (canary, stable) before any restore, for the report.
+async fn hold_through_rescales(
+    env: &TestEnv,
+    prefix: &str,
+    replicas: i32,
+    size: &str,
+    floors: &[(i32, i32)],
+) -> Vec<(i32, i32, i32)> {
+    let ns = web_namespace(env, prefix, replicas).await;
+    let n = ns.name.as_str();
+    kubectl_ok(
+        env,
+        &[
+            "-n",
+            n,
+            "autoscale",
+            "deploy/web",
+            &format!("--min={replicas}"),
+            &format!("--max={replicas}"),
+            "--cpu-percent=80",
+        ],
+    )
+    .await;
+    let out = canary(
+        env,
+        n,
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--canary",
+            size,
+            "--allow-hpa",
+        ],
+    )
+    .await;
+    assert_exit(&out, 0, "start --allow-hpa");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("spreads the change over the stable and canary ReplicaSets in proportion")
+            && said.contains(&format!("promote deploy/web --canary {size}")),
+        "start --allow-hpa says up front what the HPA does while held: {}",
+        text(&out)
+    );
+    let client = env.client().await;
+    let watch = PodCountWatch::start(&client, n, "web", "nginx:1.15").await;
+    let mut measured = vec![];
+    for &(floor, asked) in floors {
+        hpa_to(env, n, floor).await;
+        let sides = settled_sides(env, n).await;
+        let running = canary_of(&sides);
+        measured.push((floor, running, stable_of(&sides)));
+        let status = canary(env, n, &["status", "deploy/web"]).await;
+        assert_exit(&status, 0, "status after the rescale");
+        let shown = String::from_utf8_lossy(&status.stdout);
+        assert!(
+            shown.contains(&format!(
+                "canary size: asked {asked} pod(s) (--canary {size}), running {running} pod(s)"
+            )),
+            "status shows the size asked and running:\n{shown}"
+        );
+        let restore = format!("kubectl canary promote deploy/web --canary {size}");
+        // Offered whether or not the sizes differ: the record takes the new count too.
+        assert!(
+            shown.contains(&restore),
+            "status offers the restoring command:\n{shown}"
+        );
+        let out = canary(env, n, &["promote", "deploy/web", "--canary", size]).await;
+        assert_exit(&out, 0, "the restoring command");
+        let sides = replica_sets_by_image(env, n).await;
+        assert_eq!(
+            (canary_of(&sides), stable_of(&sides)),
+            (asked, floor),
+            "after {restore}: the canary at the size asked, the stable side at spec.replicas"
+        );
+        canary_pods_are(env, n, asked as usize).await;
+        // From here on the canary never runs more pods than asked (until the next rescale,
+        // which no command watches).
+        let from = watch.pod_counts.lock().unwrap().len();
+        let status = canary(env, n, &["status", "deploy/web"]).await;
+        let shown = String::from_utf8_lossy(&status.stdout);
+        assert!(
+            shown.contains(&format!("running {asked} pod(s)\n")),
+            "status after the restore:\n{shown}"
+        );
+        let counts = watch.pod_counts.lock().unwrap()[from..].to_vec();
+        assert!(
+            counts.iter().all(|(_, pods)| *pods <= asked as usize),
+            "the canary exceeded {asked} pod(s) after the restoring command: {counts:?}"
+        );
+    }
+    // The canary stays held at the size asked (not above) until it is promoted.
+    let before_full = watch.pod_counts.lock().unwrap().len();
+    let rs: Api<ReplicaSet> = Api::namespaced(client.clone(), n);
+    let canary_rs = rs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|r| r.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) > 0)
+        .count();
+    assert_eq!(canary_rs, 2, "both sides still run");
+    let counts = watch.pod_counts.lock().unwrap()[before_full..].to_vec();
+    assert!(
+        counts
+            .iter()
+            .all(|(_, pods)| *pods <= floors.last().unwrap().1 as usize)
+    );
+    assert_exit(
+        &canary(env, n, &["promote", "deploy/web", "--full"]).await,
+        0,
+        "promote --full",
+    );
+    measured
+}
+
+/// A count: `--canary 1` on 3 pods, the floor raised to 6 (the controller gives the canary a
+/// second pod) and lowered to 3 again; each time the size asked is what holds after the
+/// restoring command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_count_is_restored_after_the_hpa_moves_the_floor() {
+    let Some(env) = TestEnv::get() else { return };
+    let measured = hold_through_rescales(&env, "hold-count", 3, "1", &[(6, 1), (3, 1)]).await;
+    eprintln!(
+        "count: (floor, canary, stable) after each rescale, before any command: {measured:?}"
+    );
+    assert!(
+        measured[0].1 > 1,
+        "the controller spread the raise over the canary too (the case this is about): {measured:?}"
+    );
+}
+
+/// A share: `--canary 25%` on 4 pods (1 pod: 1 of 5 Ready pods), the floor raised to 6 (25%
+/// is 2 pods there), to 8 (3 pods) and lowered to 4; the share is what holds after the
+/// restoring command each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_share_is_restored_after_the_hpa_moves_the_floor() {
+    let Some(env) = TestEnv::get() else { return };
+    let measured =
+        hold_through_rescales(&env, "hold-share", 4, "25%", &[(6, 2), (8, 3), (4, 1)]).await;
+    eprintln!(
+        "share: (floor, canary, stable) after each rescale, before any command: {measured:?}"
+    );
+}
