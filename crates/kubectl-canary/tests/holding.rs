@@ -110,9 +110,13 @@ async fn hold_through_rescales(
     replicas: i32,
     size: &str,
     floors: &[(i32, i32)],
+    rescaler: Rescaler,
 ) -> Vec<(i32, i32, i32)> {
     let ns = web_namespace(env, prefix, replicas).await;
     let n = ns.name.as_str();
+    if rescaler == Rescaler::KubectlScale {
+        return hold_through_kubectl_scale(env, n, size, floors).await;
+    }
     kubectl_ok(
         env,
         &[
@@ -147,11 +151,67 @@ async fn hold_through_rescales(
         "start --allow-hpa says up front what the HPA does while held: {}",
         text(&out)
     );
+    held_through(env, n, size, floors, rescaler).await
+}
+
+/// Without an HPA: `kubectl scale` (or Git) changes spec.replicas.
+async fn hold_through_kubectl_scale(
+    env: &TestEnv,
+    n: &str,
+    size: &str,
+    floors: &[(i32, i32)],
+) -> Vec<(i32, i32, i32)> {
+    let out = canary(
+        env,
+        n,
+        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", size],
+    )
+    .await;
+    assert_exit(&out, 0, "start");
+    held_through(env, n, size, floors, Rescaler::KubectlScale).await
+}
+
+/// Who changes spec.replicas while the canary is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rescaler {
+    /// The real HPA controller, its floor and ceiling moved.
+    Hpa,
+    /// `kubectl scale`.
+    KubectlScale,
+}
+
+async fn rescale(env: &TestEnv, ns: &str, replicas: i32, rescaler: Rescaler) {
+    match rescaler {
+        Rescaler::Hpa => hpa_to(env, ns, replicas).await,
+        Rescaler::KubectlScale => {
+            kubectl_ok(
+                env,
+                &[
+                    "-n",
+                    ns,
+                    "scale",
+                    "deploy/web",
+                    &format!("--replicas={replicas}"),
+                ],
+            )
+            .await
+        }
+    }
+}
+
+/// The rescales of a held canary, each followed by `status` and the restoring command.
+async fn held_through(
+    env: &TestEnv,
+    n: &str,
+    size: &str,
+    floors: &[(i32, i32)],
+    rescaler: Rescaler,
+) -> Vec<(i32, i32, i32)> {
     let client = env.client().await;
     let watch = PodCountWatch::start(&client, n, "web", "nginx:1.15").await;
     let mut measured = vec![];
     for &(floor, asked) in floors {
-        hpa_to(env, n, floor).await;
+        rescale(env, n, floor, rescaler).await;
         let sides = settled_sides(env, n).await;
         let running = canary_of(&sides);
         measured.push((floor, running, stable_of(&sides)));
@@ -226,7 +286,8 @@ async fn hold_through_rescales(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_count_is_restored_after_the_hpa_moves_the_floor() {
     let Some(env) = TestEnv::get() else { return };
-    let measured = hold_through_rescales(&env, "hold-count", 3, "1", &[(6, 1), (3, 1)]).await;
+    let measured =
+        hold_through_rescales(&env, "hold-count", 3, "1", &[(6, 1), (3, 1)], Rescaler::Hpa).await;
     eprintln!(
         "count: (floor, canary, stable) after each rescale, before any command: {measured:?}"
     );
@@ -242,9 +303,129 @@ async fn a_held_count_is_restored_after_the_hpa_moves_the_floor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_share_is_restored_after_the_hpa_moves_the_floor() {
     let Some(env) = TestEnv::get() else { return };
-    let measured =
-        hold_through_rescales(&env, "hold-share", 4, "25%", &[(6, 2), (8, 3), (4, 1)]).await;
+    let measured = hold_through_rescales(
+        &env,
+        "hold-share",
+        4,
+        "25%",
+        &[(6, 2), (8, 3), (4, 1)],
+        Rescaler::Hpa,
+    )
+    .await;
     eprintln!(
         "share: (floor, canary, stable) after each rescale, before any command: {measured:?}"
+    );
+}
+
+/// `kubectl scale` 4 -> 6 of a held canary of 2 (the foreign-actions table's "rescaled /
+/// holding" cell): the controller gives the canary a third pod; `promote --canary 2` puts it
+/// back at 2 beside 6.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_count_is_restored_after_kubectl_scale() {
+    let Some(env) = TestEnv::get() else { return };
+    let measured = hold_through_rescales(
+        &env,
+        "hold-scale",
+        4,
+        "2",
+        &[(6, 2)],
+        Rescaler::KubectlScale,
+    )
+    .await;
+    eprintln!(
+        "kubectl scale: (replicas, canary, stable) after the rescale, before any command: {measured:?}"
+    );
+}
+
+/// `start --auto` watches while it analyses: the HPA raises the floor from 3 to 6 during the
+/// first step, the run follows (the record takes 6 replicas) and holds the canary of 1
+/// again; from then on the pod watch sees at most 1 canary pod until the final promotion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_auto_keeps_the_size_asked_through_an_hpa_rescale() {
+    let Some(env) = TestEnv::get() else { return };
+    let ns = web_namespace(&env, "hold-auto", 3).await;
+    let n = ns.name.clone();
+    kubectl_ok(
+        &env,
+        &[
+            "-n",
+            &n,
+            "autoscale",
+            "deploy/web",
+            "--min=3",
+            "--max=3",
+            "--cpu-percent=80",
+        ],
+    )
+    .await;
+    let client = env.client().await;
+    let watch = PodCountWatch::start(&client, &n, "web", "nginx:1.15").await;
+    let run = {
+        let (env, n) = (env.clone(), n.clone());
+        tokio::spawn(async move {
+            canary(
+                &env,
+                &n,
+                &[
+                    "start",
+                    "deploy/web",
+                    "nginx=nginx:1.15",
+                    "--allow-hpa",
+                    "--auto",
+                    "--steps",
+                    "1",
+                    "--interval",
+                    "40s",
+                ],
+            )
+            .await
+        })
+    };
+    wait_for(
+        &env,
+        "the first step held",
+        Duration::from_secs(60),
+        || async {
+            let record = canary_testkit::reads::record_json(&client, &n, "web").await?;
+            (record["phase"]["name"] == "holding").then_some(())
+        },
+    )
+    .await;
+    hpa_to(&env, &n, 6).await;
+    wait_for(
+        &env,
+        "the run to follow the rescale and hold 1 canary pod beside 6",
+        Duration::from_secs(40),
+        || async {
+            let record = canary_testkit::reads::record_json(&client, &n, "web").await?;
+            let sides = replica_sets_by_image(&env, &n).await;
+            (record["replicas"] == 6
+                && record["phase"]["name"] == "holding"
+                && canary_of(&sides) == 1
+                && stable_of(&sides) == 6)
+                .then_some(())
+        },
+    )
+    .await;
+    canary_pods_are(&env, &n, 1).await;
+    let from = watch.pod_counts.lock().unwrap().len();
+    let phases_from = watch.phases.lock().unwrap().len();
+    let out = run.await.expect("start --auto runs");
+    assert_exit(&out, 0, "start --auto");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("this run watches it and holds the size asked again"),
+        "{}",
+        text(&out)
+    );
+    // Until the final promotion was recorded, never more than the 1 pod asked.
+    let phases = watch.phases.lock().unwrap().clone();
+    let counts = watch.pod_counts.lock().unwrap()[from..].to_vec();
+    let promote_rv = watch.first_promote_rv.lock().unwrap().expect("promoted");
+    let before_promote: Vec<_> = counts.iter().filter(|(rv, _)| *rv < promote_rv).collect();
+    assert!(
+        before_promote.iter().all(|(_, pods)| *pods <= 1),
+        "the canary exceeded 1 pod after the run followed the rescale: {before_promote:?} (phases {:?})",
+        &phases[phases_from..]
     );
 }
