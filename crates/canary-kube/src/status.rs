@@ -172,7 +172,7 @@ pub struct CanarySizeStatus {
 
 impl CanarySizeStatus {
     /// The size of `record`'s canary asked for and running in `observation`, if it has one.
-    fn of(
+    pub fn of(
         name: &str,
         record: &canary_core::record::CanaryRecord,
         observation: &canary_core::machine::Observation,
