@@ -47,6 +47,9 @@ pub fn verdict_text(verdict: &Verdict) -> String {
         verdict.decision.to_string().to_uppercase(),
         verdict.reason
     );
+    if let Some(blind) = &verdict.not_judged {
+        text.push_str(&format!("not judged: {blind}\n"));
+    }
     if let Some(score) = verdict.score {
         text.push_str(&format!(
             "score: {} (needed {})\n",

@@ -162,6 +162,13 @@ fn verdict_section(page: &mut String, history: Option<&CanaryHistory>) {
             ))
             .unwrap_or_default()
     );
+    if let Some(blind) = &verdict.not_judged {
+        let _ = write!(
+            page,
+            "<p class=\"warn\" id=\"not-judged\">Not judged: {}</p>",
+            escape(blind)
+        );
+    }
     page.push_str("<table><tr><th>check</th><th>kind</th><th>result</th><th>measurements (canary / stable)</th><th>reason</th></tr>");
     for check in &verdict.checks {
         let measurements: Vec<String> = check
