@@ -569,8 +569,10 @@ pub struct AnalysisFlags {
     /// The container whose logs are read (default: the one `kubectl logs` picks).
     #[arg(long, value_name = "NAME")]
     pub log_container: Option<String>,
-    /// GET through the API server's pod proxy on canary and stable pods: [:]PORT[/PATH], e.g. :8080/healthz.
-    #[arg(long, value_name = "PORT/PATH")]
+    /// GET through the API server's pod proxy on canary and stable pods: [:]PORT[/PATH], e.g. :8080/healthz;
+    /// `auto`: at the pod template's own httpGet readiness and liveness probes (the default, where the
+    /// template has them, when no HTTP or Prometheus check is given); `none`: not even those.
+    #[arg(long, value_name = "PORT/PATH|auto|none")]
     pub http_check: Vec<String>,
     /// GET through the API server's service proxy, as users see it: SERVICE:PORT[/PATH].
     #[arg(long, value_name = "SERVICE:PORT/PATH")]

@@ -63,7 +63,10 @@ mod tests {
         );
         assert_eq!(blind.decision, Decision::Pass);
         assert!(
-            blind.not_judged.as_deref().is_some_and(|n| n.starts_with("requests")),
+            blind
+                .not_judged
+                .as_deref()
+                .is_some_and(|n| n.starts_with("requests")),
             "{blind:?}"
         );
         assert!(combine(vec![], 95.0, Duration::ZERO).not_judged.is_some());
