@@ -376,23 +376,39 @@ const UNFIT_WHILE_HELD: &[Refusal] = &[
     ),
 ];
 
+/// The same for a Blue/Green release (its Services pinned to the old set): promoted whole.
+const UNFIT_WHILE_BLUE_GREEN: &[Refusal] = &[
+    (
+        &["promote", "deploy/web", "--canary", "2"],
+        REFUSED,
+        "Blue/Green release",
+    ),
+    (&["promote", "deploy/web"], USAGE, "--full"),
+    (
+        &["start", "deploy/web", "nginx=nginx:1.16"],
+        LOCKED,
+        "already running",
+    ),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_on_a_held_canary_write_nothing() {
     let Some(env) = TestEnv::get() else { return };
-    let ns = web_namespace(&env, "held-refusals", 6).await;
-    canary_testkit::reads::create_service(&env.client().await, &ns.name, "web", json!({})).await;
-    assert_exit(
-        &canary(
-            &env,
-            &ns.name,
-            &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "2"],
-        )
-        .await,
-        0,
-        "start --canary 2",
-    );
-    for &(args, code, needle) in UNFIT_WHILE_HELD {
-        refused_leaving(&env, &ns.name, args, code, needle).await;
+    let held: [(&str, &[&str], &[Refusal]); 3] = [
+        ("held-refusals", &["--canary", "2"], UNFIT_WHILE_HELD),
+        ("held-dark", &["--canary", "2", "--dark"], UNFIT_WHILE_HELD),
+        ("held-bg", &["--blue-green"], UNFIT_WHILE_BLUE_GREEN),
+    ];
+    for (prefix, start, refusals) in held {
+        let ns = web_namespace(&env, prefix, 6).await;
+        canary_testkit::reads::create_service(&env.client().await, &ns.name, "web", json!({}))
+            .await;
+        let mut args = vec!["start", "deploy/web", "nginx=nginx:1.15"];
+        args.extend(start);
+        assert_exit(&canary(&env, &ns.name, &args).await, 0, &args.join(" "));
+        for &(args, code, needle) in refusals {
+            refused_leaving(&env, &ns.name, args, code, needle).await;
+        }
     }
 }
 

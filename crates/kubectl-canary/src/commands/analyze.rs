@@ -100,10 +100,13 @@ fn describe_run(target: &AnalysisTarget, spec: &AnalysisSpec, without_record: bo
         target.stable.replica_set,
         format_duration(spec.window),
         // The checks as they run: the canary's httpGet probes' checks by name.
-        canary_core::analysis_spec::expand_probe_checks(&spec.checks, target.canary_template.as_ref())
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        canary_core::analysis_spec::expand_probe_checks(
+            &spec.checks,
+            target.canary_template.as_ref()
+        )
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
     )
 }
