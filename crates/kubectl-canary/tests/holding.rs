@@ -418,6 +418,12 @@ async fn start_auto_keeps_the_size_asked_through_an_hpa_rescale() {
         "{}",
         text(&out)
     );
+    // No check was given and web has no httpGet probe: it says so before promoting.
+    assert!(
+        said.contains("promoting to 100%, although the verdicts did not judge requests"),
+        "{}",
+        text(&out)
+    );
     // Until the final promotion was recorded, never more than the 1 pod asked.
     let phases = watch.phases.lock().unwrap().clone();
     let counts = watch.pod_counts.lock().unwrap()[from..].to_vec();
