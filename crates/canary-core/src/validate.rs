@@ -126,8 +126,9 @@ pub enum StartRefusal {
     #[error(
         "HorizontalPodAutoscaler '{hpa}' (min {min}, max {max}) scales deploy/{deployment}: when it changes spec.replicas \
          during the canary, the Deployment controller rescales the stable and canary ReplicaSets proportionally \
-         (even while paused), so the canary would no longer be exactly the size asked for; kubectl-canary then \
-         stops and asks you to promote or abort. Pass --allow-hpa to start anyway, or pin the HPA \
+         (even while paused), so while no kubectl-canary command runs the canary is no longer exactly the size \
+         asked for (a running command follows the change; `promote --canary SIZE` puts the size back). Pass \
+         --allow-hpa to start anyway, or pin the HPA \
          (minReplicas = maxReplicas) for the duration of the canary"
     )]
     Autoscaled {
