@@ -75,7 +75,9 @@ impl Observation {
             && self.available_replicas >= self.replicas
     }
 
-    fn canary_desired(&self) -> i32 {
+    /// The canary ReplicaSet's `spec.replicas` (0 without one): the canary size running
+    /// as the controller left it, which a rescale while held spreads over both sides.
+    pub fn canary_desired(&self) -> i32 {
         self.canary.as_ref().map_or(0, |rs| rs.desired)
     }
 

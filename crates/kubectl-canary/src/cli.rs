@@ -116,7 +116,7 @@ pub enum Command {
     Start(Box<StartArgs>),
     /// Show the stable and canary sides, the traffic share, the phase and what to do next.
     Status(StatusArgs),
-    /// Grow the canary to a larger exact size, or roll out to every pod (--full).
+    /// Grow the canary to a larger exact size (--canary), or roll out to every pod (--full).
     Promote(PromoteArgs),
     /// Roll back to the stable version in one atomic update (works while paused).
     Abort(AbortArgs),
@@ -451,8 +451,11 @@ pub struct StatusArgs {
     pub watch: bool,
 }
 
-/// `promote` flags.
+/// `promote` flags. One of `--canary` and `--full` is required: a bare `promote` is refused
+/// with the two choices rather than taken as 100% (a person typing it may expect the next
+/// step, and rolling out to every pod is the one promote that cannot be undone by growing).
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("size").required(true).args(["canary", "full"])))]
 pub struct PromoteArgs {
     /// The Deployment (deploy/NAME).
     #[arg(value_parser = parse_target)]
@@ -460,7 +463,8 @@ pub struct PromoteArgs {
     /// Grow the canary to this size: pods (3) or a share of traffic (50%).
     #[arg(long, value_parser = parse_canary_size, conflicts_with = "full", allow_negative_numbers = true)]
     pub canary: Option<CanarySize>,
-    /// Roll the new version out to every pod and put back the Deployment's own settings.
+    /// Roll the new version out to every pod and put back the Deployment's own settings
+    /// (Blue/Green: switch the Services to the new set). Required for 100%.
     #[arg(long)]
     pub full: bool,
     /// Print the exact changes, change nothing.
@@ -550,8 +554,10 @@ pub struct AnalysisFlags {
     /// The container whose logs are read (default: the one `kubectl logs` picks).
     #[arg(long, value_name = "NAME")]
     pub log_container: Option<String>,
-    /// GET through the API server's pod proxy on canary and stable pods: [:]PORT[/PATH], e.g. :8080/healthz.
-    #[arg(long, value_name = "PORT/PATH")]
+    /// GET through the API server's pod proxy on canary and stable pods: [:]PORT[/PATH], e.g. :8080/healthz;
+    /// `auto`: at the pod template's own httpGet readiness and liveness probes (the default, where the
+    /// template has them, when no HTTP or Prometheus check is given); `none`: not even those.
+    #[arg(long, value_name = "PORT/PATH|auto|none")]
     pub http_check: Vec<String>,
     /// GET through the API server's service proxy, as users see it: SERVICE:PORT[/PATH].
     #[arg(long, value_name = "SERVICE:PORT/PATH")]
@@ -677,6 +683,38 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// `promote` needs a size: a bare `promote` is a usage error naming both choices, never
+    /// 100% by default.
+    #[test]
+    fn promote_needs_a_size_or_full() {
+        let error = Cli::try_parse_from(["kubectl-canary", "promote", "deploy/web"]).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("--canary") && message.contains("--full"),
+            "{message}"
+        );
+        assert_eq!(
+            crate::exit_code::for_cli_error(&error),
+            crate::exit_code::USAGE
+        );
+        for args in [["--canary", "3"].as_slice(), ["--full"].as_slice()] {
+            let mut line = vec!["kubectl-canary", "promote", "deploy/web"];
+            line.extend(args);
+            assert!(Cli::try_parse_from(line).is_ok(), "{args:?}");
+        }
+        assert!(
+            Cli::try_parse_from([
+                "kubectl-canary",
+                "promote",
+                "deploy/web",
+                "--canary",
+                "3",
+                "--full"
+            ])
+            .is_err()
+        );
     }
 
     /// `start` needs something to release; images, a manifest, patches and `--env` combine.

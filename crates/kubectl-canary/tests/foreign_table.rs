@@ -293,6 +293,33 @@ async fn cell(env: &TestEnv, phase: Phase, action: Action) -> String {
             .unwrap_or("-")
             .to_string();
         outcome.push(format!("status: {seen}"));
+        // A size the controller spread a rescale over: status shows both and offers the
+        // command that restores the size asked (docs/holding.md), which is run first.
+        if let Some(restore) = status["canarySize"]["restore"].as_str() {
+            outcome.push(format!(
+                "canary asked {}, running {}",
+                status["canarySize"]["askedPods"], status["canarySize"]["running"]
+            ));
+            let words: Vec<&str> = restore
+                .trim_start_matches("kubectl canary ")
+                .split_whitespace()
+                .collect();
+            let out = canary(env, &ns.name, &words).await;
+            let after = replica_sets_by_image(env, &ns.name).await;
+            let pods = |image: &str| {
+                after
+                    .iter()
+                    .find(|(i, _)| i == image)
+                    .map_or(0, |(_, n)| *n)
+            };
+            outcome.push(format!(
+                "next {}: {}, then {} canary beside {} stable",
+                words.join(" ").replace(" deploy/web", ""),
+                exit_words(out.status.code()),
+                pods("nginx:1.15"),
+                pods("nginx:1.14")
+            ));
+        }
         let out = canary(env, &ns.name, &["abort", "deploy/web", "--timeout", "60s"]).await;
         outcome.push(format!("next abort: {}", exit_words(out.status.code())));
     }
@@ -375,7 +402,7 @@ async fn foreign_actions_table() {
         .collect()
         .await;
     println!(
-        "| foreign action | starting (`start` waiting for Ready) | holding (no run; then `status`, `abort`) | promoting (`promote --full` waiting) | aborting (`abort` waiting) | `--auto` between steps (analysing step 1) |"
+        "| foreign action | starting (`start` waiting for Ready) | holding (no run; then `status`, the restoring command it offers, `abort`) | promoting (`promote --full` waiting) | aborting (`abort` waiting) | `--auto` between steps (analysing step 1) |"
     );
     println!("| --- | --- | --- | --- | --- | --- |");
     for (a, action) in actions.iter().enumerate() {

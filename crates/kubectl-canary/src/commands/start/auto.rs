@@ -155,7 +155,12 @@ pub async fn run(
             }
         }
     }
-    notice("every step passed: promoting to 100%");
+    match outcome.verdicts.last().and_then(|v| v.not_judged.as_ref()) {
+        Some(blind) => notice(&format!(
+            "every step passed: promoting to 100%, although the verdicts did not judge {blind}"
+        )),
+        None => notice("every step passed: promoting to 100%"),
+    }
     let promote = engine.continue_to(
         stored,
         Goal::PromoteFull,

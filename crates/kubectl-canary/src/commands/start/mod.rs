@@ -97,6 +97,18 @@ pub(crate) async fn execute(
             share_text(canary.traffic_share()),
             canary.extra_pods()
         );
+        if let Some(hpa) = &plan.autoscaler {
+            let size = plan
+                .record
+                .requested_size
+                .map_or_else(|| canary.pods.to_string(), |s| s.to_string());
+            notice(&canary_core::validate::autoscaler_notice(
+                name,
+                hpa,
+                &size,
+                start.run.auto_analysis.is_some(),
+            ));
+        }
         if start.manifest.is_none() && start.release.images_only() {
             println!(
                 "  by hand: kubectl set image deploy/{name} {} && kubectl rollout pause deploy/{name}   (a race: the pause lands whenever it lands)",
