@@ -737,6 +737,20 @@ async fn a_watch_expiring_with_410_gone_is_survived_without_losing_the_runs_plac
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A watch expires with 410 only if the store moved on after the CLI's last view: a
+    // write the CLI does not watch (a ConfigMap of another name) makes sure it has, however
+    // soon after "holding" the restart comes.
+    let unwatched: Api<ConfigMap> = Api::namespaced(env.client().await, &ns.name);
+    unwatched
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": { "name": "advance-the-store" }
+            }))
+            .unwrap(),
+        )
+        .await
+        .expect("a write the CLI does not watch");
     control(&env, &["apiserver-restart"]).await;
     let out = tokio::time::timeout(Duration::from_secs(180), output)
         .await
