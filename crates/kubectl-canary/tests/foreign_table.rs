@@ -1,4 +1,4 @@
-//! The "foreign actions" table of the README: every foreign action in every phase where it
+//! The foreign-actions table (docs/results/foreign-actions.md): every foreign action in every phase where it
 //! can happen, against the real controllers, with the tool's outcome and how long the
 //! Deployment took to be fully available again. A table generator, not a test: it is
 //! ignored by default and run by `bench/foreign-table`, which writes it as a results file.
@@ -30,7 +30,8 @@ const PHASE_WAIT: Duration = Duration::from_secs(30);
 const SETTLE_WAIT: Duration = Duration::from_secs(30);
 
 /// What a cell says when the Deployment did not settle; the table then fails.
-const NOT_SETTLED: &str = "**NOT SETTLED** (not every replica updated and available) after";
+const NOT_SETTLED: &str =
+    "**NOT SETTLED** (the Deployment controller not done: see `at_rest`) after";
 
 /// Phases a foreign action can meet.
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +132,23 @@ async fn act(
     };
     foreign.apply(env, ns, stable, REPLICAS).await;
     None
+}
+
+/// Whether the Deployment controller is done with `d`: it has seen the latest spec, every
+/// pod it has is Ready, every replica asked for is available, and either the rollout is
+/// complete or the Deployment is paused (a canary held, or left held without its record,
+/// rests there with both sides).
+fn at_rest(d: &Deployment) -> bool {
+    let spec = d.spec.as_ref();
+    let replicas = spec.and_then(|s| s.replicas).unwrap_or(1);
+    let paused = spec.and_then(|s| s.paused).unwrap_or(false);
+    let generation = d.metadata.generation.unwrap_or(0);
+    let status = d.status.clone().unwrap_or_default();
+    let pods = status.replicas.unwrap_or(0);
+    status.observed_generation.unwrap_or(0) >= generation
+        && status.available_replicas.unwrap_or(0) >= replicas
+        && status.ready_replicas.unwrap_or(0) >= pods
+        && (paused || (status.updated_replicas.unwrap_or(0) >= replicas && pods == replicas))
 }
 
 /// Whether the record's phase is `name`.
@@ -312,15 +330,11 @@ async fn cell(env: &TestEnv, phase: Phase, action: Action) -> String {
     let mut settled = false;
     let settling = Instant::now();
     while settling.elapsed() < SETTLE_WAIT {
-        if let Ok(Some(d)) = api.get_opt("web").await {
-            let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let status = d.status.unwrap_or_default();
-            if status.available_replicas.unwrap_or(0) >= replicas
-                && status.updated_replicas.unwrap_or(0) >= replicas
-            {
-                settled = true;
-                break;
-            }
+        if let Ok(Some(d)) = api.get_opt("web").await
+            && at_rest(&d)
+        {
+            settled = true;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
