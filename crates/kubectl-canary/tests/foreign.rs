@@ -6,7 +6,7 @@
 
 mod common;
 
-/// The documented exit codes these tests expect (src/exit_code.rs, README).
+/// The documented exit codes these tests expect (src/exit_code.rs, docs/usage.md).
 mod exit_code {
     pub const REFUSED: i32 = 4;
     pub const STUCK: i32 = 9;
