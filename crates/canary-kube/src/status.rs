@@ -519,7 +519,13 @@ impl StatusReport {
             canary_core::traffic::ServiceTraffic,
         )],
     ) {
-        if pins.iter().any(|(_, pin, _)| pin.is_dark()) && self.canary_traffic_share.is_some() {
+        self.with_dark_pin(pins.iter().any(|(_, pin, _)| pin.is_dark()));
+    }
+
+    /// The status of a canary whose Services a dark pin holds (`dark`), as `start --dark`
+    /// knows without reading them again: its share of requests is 0.
+    pub fn with_dark_pin(&mut self, dark: bool) {
+        if dark && self.canary_traffic_share.is_some() {
             self.canary_traffic_share = Some(0.0);
         }
     }

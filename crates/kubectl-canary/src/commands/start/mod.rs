@@ -87,14 +87,22 @@ pub(crate) async fn execute(
     let name = &start.deployment;
     let canary = plan.canary;
     let human = !matches!(config.output, OutputFormat::Json | OutputFormat::Yaml);
+    let dark = !services.is_empty() && plan.record.traffic.is_some_and(|t| t.dark);
     if human {
+        let share = if dark {
+            format!(
+                "0% of Service traffic (dark; {} of the pods)",
+                share_text(canary.traffic_share())
+            )
+        } else {
+            format!("{} of traffic", share_text(canary.traffic_share()))
+        };
         println!(
-            "start deploy/{name}: {} canary pod(s) changing {} beside {} stable ({} mode): {} of traffic, {} extra pod(s)",
+            "start deploy/{name}: {} canary pod(s) changing {} beside {} stable ({} mode): {share}, {} extra pod(s)",
             canary.pods,
             plan.record.change_summary(),
             canary.stable_pods,
             canary.mode,
-            share_text(canary.traffic_share()),
             canary.extra_pods()
         );
         if let Some(hpa) = &plan.autoscaler {
@@ -224,7 +232,9 @@ pub(crate) async fn execute(
             code = exit_code::CANARY_UNHEALTHY;
         }
     }
-    let report = engine.status_report().await?;
+    let mut report = engine.status_report().await?;
+    // The Services this start pinned dark select only the stable pods: 0% of requests.
+    report.with_dark_pin(dark);
     if !print_structured(config.output, &report) {
         print!("{}", crate::output::status_text(&report, false));
     }
