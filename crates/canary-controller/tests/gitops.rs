@@ -862,3 +862,52 @@ async fn a_replicas_change_mid_canary_is_followed_a_count_stays_a_count_a_share_
     assert_eq!(s.events("CanaryStuck").await, 0);
     s.assert_own_settings_back().await;
 }
+
+/// GitOps mode keeps a held count exact through a change of `spec.replicas` that the
+/// Deployment's controller spreads over the canary too (Git scales 3 -> 6 while 1 canary pod
+/// is held: the proportional `scale()` gives the canary a second pod). The controller
+/// follows (the record takes 6 replicas, the canary 1 pod) and, from then on, the pod watch
+/// sees at most 1 canary pod until the promotion (docs/holding.md).
+#[tokio::test]
+async fn a_rescale_spread_over_a_held_count_is_put_back_by_the_controller() {
+    let Some(s) = analysed("gitops-spread", 3, policy("", "30s")).await else {
+        return;
+    };
+    let (client, ns) = (&s.client, s.ns.as_str());
+    let controller = s.controller("a", &[]);
+    let observer = PodCountWatch::start(client, ns, "web", V2).await;
+    s.commit(V2);
+    s.phase_is("holding", |r| r["phase"]["pods"] == 1).await;
+    s.commit_manifest(&s.manifest(6, V2));
+    s.phase_is("holding", |r| r["replicas"] == 6 && r["phase"]["pods"] == 1)
+        .await;
+    s.pods_are(
+        "1 canary and 6 stable pods",
+        &[(V2, 1), (V1, 6)],
+        Duration::from_secs(60),
+    )
+    .await;
+    let from = observer.pod_counts.lock().unwrap().len();
+    let spread = observer.pod_counts.lock().unwrap()[..from]
+        .iter()
+        .map(|(_, pods)| *pods)
+        .max()
+        .unwrap_or(0);
+    eprintln!("canary pods seen at most between the rescale and the controller's follow: {spread}");
+    s.settled_on(V2, 6).await;
+    s.record_gone().await;
+    s.git.stop().await;
+    let cut = observer.first_promote_rv.lock().unwrap().expect("promoted");
+    let after_follow: Vec<_> = observer.pod_counts.lock().unwrap()[from..]
+        .iter()
+        .filter(|(rv, _)| *rv < cut)
+        .copied()
+        .collect();
+    assert!(
+        after_follow.iter().all(|(_, pods)| *pods <= 1),
+        "the canary exceeded 1 pod after the controller followed: {after_follow:?}; log: {}",
+        controller.log_text()
+    );
+    assert_eq!(s.events("CanaryFollowedReplicas").await, 1);
+    s.assert_own_settings_back().await;
+}

@@ -627,3 +627,52 @@ async fn a_record_whose_stable_template_was_changed_is_not_acted_on() {
     assert_eq!(world.reasons(), ["CanaryRecordChanged"]);
     assert_eq!(world.writes.len(), 1, "only the Event: {:?}", world.writes);
 }
+
+#[tokio::test]
+async fn step_promoting_to_every_pod_puts_the_settings_back_and_drops_the_brake_in_one_write() {
+    let record = record_in(json!({"name": "promotingFull"}), LONG_AGO).await;
+    let world = reconcile_once(
+        World::new(3, V2, true, true, &[(V1, 1, 3, 3), (V2, 2, 1, 1)]).with_record(&record),
+    )
+    .await;
+    let deployments = world
+        .writes
+        .iter()
+        .filter(|w| w.contains("deployments"))
+        .count();
+    assert_eq!(deployments, 1, "one write: {:?}", world.writes);
+    let spec = &world.deployment["spec"];
+    assert_eq!(spec["template"], template(V2), "Git's template stays");
+    assert_eq!(
+        spec["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+    );
+    assert_eq!(spec["progressDeadlineSeconds"], 600);
+    assert_ne!(spec["paused"], true, "{spec}");
+    let annotations = &world.deployment["metadata"]["annotations"];
+    assert!(
+        annotations.get(BRAKE_ANNOTATION).is_none(),
+        "the brake's annotations go in the same write: {annotations}"
+    );
+    assert_eq!(
+        world.record().unwrap()["phase"]["name"],
+        "promotingFull",
+        "closed only once every pod runs the new version"
+    );
+}
+
+#[tokio::test]
+async fn step_promoted_to_every_pod_closes_the_record() {
+    let record = record_in(json!({"name": "promotingFull"}), LONG_AGO).await;
+    let world = reconcile_once(
+        World::new(3, V2, false, false, &[(V1, 1, 0, 0), (V2, 2, 3, 3)]).with_record(&record),
+    )
+    .await;
+    assert!(world.record().is_none(), "{:?}", world.writes);
+    assert_eq!(world.reasons(), ["CanaryPromoted"]);
+    assert!(
+        !world.writes.iter().any(|w| w.contains("deployments")),
+        "nothing written to the Deployment: {:?}",
+        world.writes
+    );
+}

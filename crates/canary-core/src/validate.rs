@@ -41,6 +41,34 @@ pub struct AutoscalerFacts {
     pub max_replicas: i32,
 }
 
+/// What an HPA does to a canary started with `--allow-hpa`, said before anything changes:
+/// while held with no command running, a change of `spec.replicas` is spread by the paused
+/// Deployment's controller over both sides in proportion (its `scale()`), so the canary can
+/// run more or fewer pods than asked; a command that runs (`--auto` here, or the GitOps
+/// controller) follows it and keeps the size asked (docs/holding.md).
+pub fn autoscaler_notice(
+    deployment: &str,
+    hpa: &AutoscalerFacts,
+    size: &str,
+    watched: bool,
+) -> String {
+    let while_held = if watched {
+        "this run watches it and holds the size asked again after each change".to_string()
+    } else {
+        format!(
+            "when no kubectl-canary command runs, nothing puts it back: `kubectl canary status deploy/{deployment}` \
+             shows the size asked and the size running, and `kubectl canary promote deploy/{deployment} --canary {size}` \
+             holds the size asked again (start --auto and the GitOps controller watch and do it themselves)"
+        )
+    };
+    format!(
+        "HorizontalPodAutoscaler '{}' (min {}, max {}) scales deploy/{deployment}: when it changes spec.replicas while \
+         the canary is held, the Deployment's controller spreads the change over the stable and canary ReplicaSets in \
+         proportion (even while paused), so the canary runs more or fewer pods than --canary {size}; {while_held}",
+        hpa.name, hpa.min_replicas, hpa.max_replicas
+    )
+}
+
 /// Why `start` refused a Deployment.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum StartRefusal {
@@ -98,8 +126,9 @@ pub enum StartRefusal {
     #[error(
         "HorizontalPodAutoscaler '{hpa}' (min {min}, max {max}) scales deploy/{deployment}: when it changes spec.replicas \
          during the canary, the Deployment controller rescales the stable and canary ReplicaSets proportionally \
-         (even while paused), so the canary would no longer be exactly the size asked for; kubectl-canary then \
-         stops and asks you to promote or abort. Pass --allow-hpa to start anyway, or pin the HPA \
+         (even while paused), so while no kubectl-canary command runs the canary is no longer exactly the size \
+         asked for (a running command follows the change; `promote --canary SIZE` puts the size back). Pass \
+         --allow-hpa to start anyway, or pin the HPA \
          (minReplicas = maxReplicas) for the duration of the canary"
     )]
     Autoscaled {

@@ -130,6 +130,11 @@ impl Engine {
         self.apis.view(&self.client, &self.name).await
     }
 
+    /// Reads the Deployment's UID (what the Service pins and the record name it by).
+    pub async fn deployment_uid(&self) -> Result<String> {
+        Ok(self.deployment().await?.metadata.uid.unwrap_or_default())
+    }
+
     /// Reads the Deployment alone.
     pub(crate) async fn deployment(&self) -> Result<Deployment> {
         match self.apis.deployments.get(&self.name).await {

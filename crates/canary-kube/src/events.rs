@@ -86,6 +86,30 @@ pub struct EventLine {
     pub count: i32,
 }
 
+/// When an Event last happened: the last of its series, else its last timestamp, its event
+/// time, or when it was created (an Event fills some of these, by who reported it).
+pub fn last_seen(
+    event: &k8s_openapi::api::core::v1::Event,
+) -> Option<k8s_openapi::jiff::Timestamp> {
+    event
+        .series
+        .as_ref()
+        .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0))
+        .or_else(|| event.last_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| event.event_time.as_ref().map(|t| t.0))
+        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// How often an Event happened (Events of the same kind are counted in a series).
+pub fn count(event: &k8s_openapi::api::core::v1::Event) -> i32 {
+    event
+        .series
+        .as_ref()
+        .and_then(|s| s.count)
+        .or(event.count)
+        .unwrap_or(1)
+}
+
 /// The Events kubectl-canary published about `deployment` that the API server still keeps
 /// (one hour by default), oldest first. Read through core/v1, whose field selector on the
 /// involved object every API server supports.
@@ -106,32 +130,12 @@ pub async fn read_events(
         .items
         .into_iter()
         .filter(|e| e.reporting_component.as_deref() == Some("kubectl-canary"))
-        .map(|e| {
-            let at = e
-                .series
-                .as_ref()
-                .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0.to_string()))
-                .or_else(|| e.last_timestamp.as_ref().map(|t| t.0.to_string()))
-                .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
-                .or_else(|| {
-                    e.metadata
-                        .creation_timestamp
-                        .as_ref()
-                        .map(|t| t.0.to_string())
-                })
-                .unwrap_or_default();
-            EventLine {
-                at,
-                type_: e.type_.unwrap_or_default(),
-                reason: e.reason.unwrap_or_default(),
-                note: e.message.unwrap_or_default(),
-                count: e
-                    .series
-                    .as_ref()
-                    .and_then(|s| s.count)
-                    .or(e.count)
-                    .unwrap_or(1),
-            }
+        .map(|e| EventLine {
+            at: last_seen(&e).map(|t| t.to_string()).unwrap_or_default(),
+            count: count(&e),
+            type_: e.type_.unwrap_or_default(),
+            reason: e.reason.unwrap_or_default(),
+            note: e.message.unwrap_or_default(),
         })
         .collect();
     lines.sort_by(|a, b| a.at.cmp(&b.at));

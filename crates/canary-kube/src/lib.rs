@@ -8,6 +8,7 @@ pub mod client;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod evidence;
 pub mod gitops;
 pub mod history;
 pub mod live;

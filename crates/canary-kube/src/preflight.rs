@@ -145,6 +145,17 @@ async fn access_review(
     namespace: &str,
     permission: &Permission,
 ) -> Result<bool> {
+    may(client, namespace, permission, None).await
+}
+
+/// Whether this user may do `permission` in `namespace` (on the object `name`, when
+/// given), as one SelfSubjectAccessReview answers.
+pub(crate) async fn may(
+    client: &kube::Client,
+    namespace: &str,
+    permission: &Permission,
+    name: Option<&str>,
+) -> Result<bool> {
     let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
@@ -153,6 +164,7 @@ async fn access_review(
                 verb: Some(permission.verb.to_string()),
                 group: Some(permission.group.to_string()),
                 resource: Some(permission.resource.to_string()),
+                name: name.map(str::to_string),
                 ..Default::default()
             }),
             ..Default::default()

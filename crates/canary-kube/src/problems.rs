@@ -3,166 +3,18 @@
 //! once per look: the Events of the namespace, the last verdict from the history, the API
 //! server's clock. [`Reads::apply`] adds them to a status and judges it again.
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::ResourceExt;
+use k8s_openapi::api::core::v1::Event;
 
 use canary_core::problems::{
-    ContainerEvidence, EventEvidence, NextInput, PodEvidence, ReplicaSetEvidence, Side, Situation,
-    Termination, VerdictEvidence, VerdictState, judge, next_steps,
+    EventEvidence, NextInput, Side, VerdictEvidence, VerdictState, judge, next_steps,
 };
-use canary_core::record::Phase;
 use canary_core::verdict::Decision;
 
 use crate::analysis::clock::ServerClock;
 use crate::history::{HistoryRead, HistoryStore};
-use crate::observe::{DeploymentView, pod_is_ready, template_hash_of};
 use crate::status::StatusReport;
 
-/// What a status's problems and next steps are judged from, kept with the status so that
-/// reads made after it was built (Events, the verdict, the clock) can be added.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Judging {
-    /// The evidence.
-    pub situation: Situation,
-    /// What the next steps depend on, when the report's next steps come from the record
-    /// (not after a foreign change, not for a record that cannot be trusted).
-    pub next: Option<NextBasis>,
-    /// When the canary started (RFC 3339): verdicts before it are not about this canary.
-    pub started_at: Option<String>,
-}
-
-/// The state the next steps depend on, besides the problems.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct NextBasis {
-    /// The recorded phase.
-    pub phase: Phase,
-    /// Something is pending.
-    pub pending: bool,
-    /// The Deployment still has its original template.
-    pub nothing_changed_yet: bool,
-}
-
-/// A pod as evidence.
-pub fn pod_evidence(pod: &Pod, side: Side) -> PodEvidence {
-    let status = pod.status.clone().unwrap_or_default();
-    let conditions = status.conditions.clone().unwrap_or_default();
-    let ready = pod_is_ready(pod);
-    let not_ready_since = (!ready).then(|| {
-        conditions
-            .iter()
-            .find(|c| c.type_ == "Ready" && c.status != "True")
-            .and_then(|c| c.last_transition_time.as_ref())
-            .or(pod.metadata.creation_timestamp.as_ref())
-            .map(|t| t.0.as_second())
-    });
-    let unschedulable = conditions
-        .iter()
-        .find(|c| {
-            c.type_ == "PodScheduled"
-                && c.status == "False"
-                && c.reason.as_deref() == Some("Unschedulable")
-        })
-        .map(|c| c.message.clone().unwrap_or_default());
-    let termination = |t: &k8s_openapi::api::core::v1::ContainerStateTerminated| Termination {
-        exit_code: t.exit_code,
-        reason: t.reason.clone(),
-        finished_at: t.finished_at.as_ref().map(|at| at.0.as_second()),
-    };
-    let containers = status
-        .container_statuses
-        .iter()
-        .flatten()
-        .map(|c| {
-            let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
-            ContainerEvidence {
-                name: c.name.clone(),
-                restarts: c.restart_count,
-                waiting_reason: waiting.and_then(|w| w.reason.clone()),
-                waiting_message: waiting.and_then(|w| w.message.clone()),
-                terminated: c
-                    .state
-                    .as_ref()
-                    .and_then(|s| s.terminated.as_ref())
-                    .map(termination),
-                last_termination: c
-                    .last_state
-                    .as_ref()
-                    .and_then(|s| s.terminated.as_ref())
-                    .map(termination),
-            }
-        })
-        .collect();
-    PodEvidence {
-        name: pod.name_any(),
-        side,
-        terminating: pod.metadata.deletion_timestamp.is_some(),
-        ready,
-        not_ready_since: not_ready_since.flatten(),
-        unschedulable,
-        containers,
-        event: None,
-    }
-}
-
-/// A ReplicaSet (and its pods) as evidence.
-pub fn replica_set_evidence(
-    view: &DeploymentView,
-    rs: &ReplicaSet,
-    side: Side,
-) -> ReplicaSetEvidence {
-    let failure = rs
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
-        .map(|c| {
-            format!(
-                "{}: {}",
-                c.reason.clone().unwrap_or_default(),
-                c.message.clone().unwrap_or_default()
-            )
-        });
-    ReplicaSetEvidence {
-        name: rs.name_any(),
-        side,
-        desired: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
-        pods: view.pods_with_hash(&template_hash_of(rs)).len() as i32,
-        failure,
-        failed_create: None,
-    }
-}
-
-/// The pods and ReplicaSets of both sides as evidence.
-pub fn situation(
-    view: &DeploymentView,
-    stable: Option<&ReplicaSet>,
-    canary: Option<&ReplicaSet>,
-) -> Situation {
-    let mut situation = Situation {
-        ready_deadline_secs: view
-            .deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.progress_deadline_seconds)
-            .map_or(600, i64::from),
-        ..Default::default()
-    };
-    for (rs, side) in [(canary, Side::Canary), (stable, Side::Stable)] {
-        let Some(rs) = rs else { continue };
-        situation
-            .replica_sets
-            .push(replica_set_evidence(view, rs, side));
-        situation.pods.extend(
-            view.pods_with_hash(&template_hash_of(rs))
-                .into_iter()
-                .map(|p| pod_evidence(p, side)),
-        );
-    }
-    situation
-}
+pub use crate::evidence::{Judging, NextBasis, pod_evidence, replica_set_evidence, situation};
 
 /// What a status adds to its watch's view, read once per look.
 #[derive(Debug, Clone, Default)]
@@ -265,24 +117,8 @@ fn newest(
         .map(|e| EventEvidence {
             reason: e.reason.clone().unwrap_or_default(),
             message: e.message.clone().unwrap_or_default(),
-            count: e
-                .series
-                .as_ref()
-                .and_then(|s| s.count)
-                .or(e.count)
-                .unwrap_or(1),
-            at: e
-                .series
-                .as_ref()
-                .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0.as_second()))
-                .or_else(|| e.last_timestamp.as_ref().map(|t| t.0.as_second()))
-                .or_else(|| e.event_time.as_ref().map(|t| t.0.as_second()))
-                .or_else(|| {
-                    e.metadata
-                        .creation_timestamp
-                        .as_ref()
-                        .map(|t| t.0.as_second())
-                }),
+            count: crate::events::count(e),
+            at: crate::events::last_seen(e).map(|t| t.as_second()),
         })
         .max_by_key(|e| e.at)
 }

@@ -16,8 +16,8 @@ use canary_core::release::FieldChange;
 use canary_core::rollout_math::CanaryMode;
 use canary_core::text::waiting_text;
 
+use crate::evidence::{Judging, NextBasis};
 use crate::observe::{DeploymentView, pod_is_ready, revision_of, template_hash_of, template_json};
-use crate::problems::{Judging, NextBasis};
 use crate::store::StoredRecord;
 use crate::trust::CanaryState;
 use canary_core::seal::{SealedGoal, describe_goal};
@@ -136,6 +136,10 @@ pub struct StatusReport {
     /// confirmed by the Deployment, lost), if so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub integrity: Option<String>,
+    /// The canary size asked for and the size running, while a canary is held or on its
+    /// way to a size (not for promote --full or abort).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary_size: Option<CanarySizeStatus>,
     /// What the canary changes in the pod template, in one line (images, field paths).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
@@ -147,10 +151,78 @@ pub struct StatusReport {
     pub judging: Judging,
 }
 
+/// The canary size asked for against the size running. They differ when `spec.replicas`
+/// changed while no command watched (an HPA, `kubectl scale`, Git): the paused Deployment's
+/// controller spreads the change over both sides in proportion (docs/holding.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CanarySizeStatus {
+    /// The size as asked (`--canary 1`, `--canary 10%`).
+    pub asked: String,
+    /// The pods that size is at `spec.replicas` now (a share resolved again, a count the
+    /// count); `None` when it cannot be kept at this count (a replace canary as large as
+    /// the Deployment).
+    pub asked_pods: Option<i32>,
+    /// The canary ReplicaSet's `spec.replicas` now.
+    pub running: i32,
+    /// The command that holds the size asked again, when the two differ and it can.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<String>,
+}
+
+impl CanarySizeStatus {
+    /// The size of `record`'s canary asked for and running in `observation`, if it has one.
+    pub fn of(
+        name: &str,
+        record: &canary_core::record::CanaryRecord,
+        observation: &canary_core::machine::Observation,
+    ) -> Option<Self> {
+        let recorded = match record.phase {
+            Phase::Starting { pods }
+            | Phase::Holding { pods }
+            | Phase::Promoting { to: pods, .. } => pods,
+            Phase::PromotingFull | Phase::Aborting => return None,
+        };
+        let asked = record
+            .requested_size
+            .unwrap_or(canary_core::rollout_math::CanarySize::Pods(recorded));
+        let asked_pods = canary_core::foreign::follow_size(record, observation.replicas);
+        let running = observation.canary_desired();
+        let restore = asked_pods
+            .filter(|pods| *pods != running && running > 0)
+            .map(|_| format!("kubectl canary promote deploy/{name} --canary {asked}"));
+        Some(Self {
+            asked: asked.to_string(),
+            asked_pods,
+            running,
+            restore,
+        })
+    }
+
+    /// One line for people: `canary size: asked 1 pod(s) (--canary 1), running 2 pod(s) ...`.
+    pub fn line(&self) -> String {
+        let asked = match self.asked_pods {
+            Some(pods) => format!("asked {pods} pod(s) (--canary {})", self.asked),
+            None => format!(
+                "asked --canary {} (not possible at this replica count)",
+                self.asked
+            ),
+        };
+        match &self.restore {
+            Some(restore) => format!(
+                "canary size: {asked}, running {} pod(s): spec.replicas changed while no command watched and \
+                 the controller spread it over both sides; `{restore}` puts the size asked back",
+                self.running
+            ),
+            None => format!("canary size: {asked}, running {} pod(s)", self.running),
+        }
+    }
+}
+
 /// A pod's problem as soon as its state shows it (no clock: the rules that need time are
 /// left out), with the scheduler's reason for a pod that cannot be placed.
 pub fn pod_problem(pod: &Pod) -> Option<String> {
-    canary_core::problems::pod_problem(&crate::problems::pod_evidence(pod, Side::Canary))
+    canary_core::problems::pod_problem(&crate::evidence::pod_evidence(pod, Side::Canary))
         .map(|p| p.message)
 }
 
@@ -225,9 +297,10 @@ impl StatusReport {
                 promote_withheld: None,
                 integrity: None,
                 release: None,
+                canary_size: None,
                 template_changes: vec![],
                 judging: Judging {
-                    situation: crate::problems::situation(view, current_rs, None),
+                    situation: crate::evidence::situation(view, current_rs, None),
                     next: None,
                     started_at: None,
                 },
@@ -269,7 +342,7 @@ impl StatusReport {
         };
         let total_pods =
             stable.as_ref().map_or(0, |s| s.desired) + canary.as_ref().map_or(0, |s| s.desired);
-        let mut situation = crate::problems::situation(view, stable_rs, canary_rs);
+        let mut situation = crate::evidence::situation(view, stable_rs, canary_rs);
         // While braked, the live deadline is the brake's; the Deployment's own is recorded.
         situation.ready_deadline_secs = record
             .original_settings
@@ -316,7 +389,7 @@ impl StatusReport {
             },
             // Judged below with the problems, unless someone else changed the Deployment.
             next_steps: match &foreign {
-                Some(change) => foreign_next_steps(change, &name),
+                Some(change) => foreign_next_steps(change, &name, record),
                 None => vec![],
             },
             promote_withheld: None,
@@ -327,6 +400,7 @@ impl StatusReport {
                 .map(|h| format!("{} {}", h.at, h.event))
                 .collect(),
             integrity: None,
+            canary_size: CanarySizeStatus::of(&name, record, &observation),
             release: Some(record.change_summary()),
             template_changes: record.template_changes(),
             judging: Judging {
@@ -425,7 +499,7 @@ impl StatusReport {
         self.canary_traffic_share = None;
         // The next steps of a record that cannot be used are fixed; the problems are the sides'.
         self.judging = Judging {
-            situation: crate::problems::situation(view, stable, canary),
+            situation: crate::evidence::situation(view, stable, canary),
             next: None,
             started_at: None,
         };
@@ -433,9 +507,37 @@ impl StatusReport {
     }
 }
 
+impl StatusReport {
+    /// The status with the Services pinned for its Deployment (`crate::traffic::pins`):
+    /// while a dark pin holds, the Services select only the stable pods, so the canary's
+    /// share of requests is 0 whatever its share of pods.
+    pub fn with_pins(
+        &mut self,
+        pins: &[(
+            String,
+            canary_core::traffic::ServicePin,
+            canary_core::traffic::ServiceTraffic,
+        )],
+    ) {
+        self.with_dark_pin(pins.iter().any(|(_, pin, _)| pin.is_dark()));
+    }
+
+    /// The status of a canary whose Services a dark pin holds (`dark`), as `start --dark`
+    /// knows without reading them again: its share of requests is 0.
+    pub fn with_dark_pin(&mut self, dark: bool) {
+        if dark && self.canary_traffic_share.is_some() {
+            self.canary_traffic_share = Some(0.0);
+        }
+    }
+}
+
 /// The next steps after a foreign change: never the canary again over the other actor's
 /// change.
-fn foreign_next_steps(change: &ForeignChange, name: &str) -> Vec<String> {
+fn foreign_next_steps(
+    change: &ForeignChange,
+    name: &str,
+    record: &canary_core::record::CanaryRecord,
+) -> Vec<String> {
     let abort = format!("kubectl canary abort deploy/{name}");
     match change {
         ForeignChange::RevertedToStable => vec![format!(
@@ -444,10 +546,22 @@ fn foreign_next_steps(change: &ForeignChange, name: &str) -> Vec<String> {
         ForeignChange::ReplacedByOtherVersion { .. } => vec![format!(
             "{abort}   # leaves the other actor's template, puts back the Deployment's own settings (it rolls out) and closes the canary"
         )],
-        ForeignChange::Rescaled { .. } => vec![
-            format!("{abort}   # the stable version on every pod"),
-            format!("kubectl canary promote deploy/{name} --full   # the new version on every pod"),
-        ],
+        ForeignChange::Rescaled { now, .. } => {
+            let mut steps = vec![];
+            if let Some(pods) = canary_core::foreign::follow_size(record, *now) {
+                let asked = record
+                    .requested_size
+                    .unwrap_or(canary_core::rollout_math::CanarySize::Pods(pods));
+                steps.push(format!(
+                    "kubectl canary promote deploy/{name} --canary {asked}   # the size asked again: {pods} canary pod(s) at {now} replicas"
+                ));
+            }
+            steps.push(format!("{abort}   # the stable version on every pod"));
+            steps.push(format!(
+                "kubectl canary promote deploy/{name} --full   # the new version on every pod"
+            ));
+            steps
+        }
         ForeignChange::Recreated { .. } => vec![format!(
             "kubectl delete configmap {name}.kubectl-canary   # the record of the deleted Deployment"
         )],

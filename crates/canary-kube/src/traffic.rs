@@ -12,9 +12,6 @@ use canary_core::traffic::{
     PIN_ANNOTATION, Release, Restore, ServicePin, ServiceTraffic, TrafficOptions, gitops_manager,
     restore_step, selects,
 };
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
@@ -99,6 +96,26 @@ fn front(service: &Service) -> FrontService {
     }
 }
 
+/// The Services of `namespace`; that they may not be listed is an error naming the verb,
+/// the resource and what `command` (e.g. "a Blue/Green switch needs") needed them for.
+async fn services_or_forbidden(
+    client: &kube::Client,
+    namespace: &str,
+    command: &str,
+) -> Result<Vec<Service>> {
+    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    match list_services(&api).await? {
+        Some(items) => Ok(items),
+        None => Err(CanaryError::Forbidden {
+            who: format!("user '{}'", crate::preflight::whoami(client).await),
+            verb: "list".into(),
+            resource: "services".into(),
+            namespace: namespace.to_string(),
+            command: command.into(),
+        }),
+    }
+}
+
 /// The Services of `namespace` that send traffic to pods labelled `pod_labels` (the
 /// Deployment's pod template), plus any carrying a pin of this Deployment (pinned, they
 /// may no longer match the template, e.g. after a promotion).
@@ -108,16 +125,12 @@ pub async fn services_in_front(
     pod_labels: &BTreeMap<String, String>,
     deployment_uid: &str,
 ) -> Result<Vec<FrontService>> {
-    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let Some(items) = list_services(&api).await? else {
-        return Err(CanaryError::Forbidden {
-            who: format!("user '{}'", crate::preflight::whoami(client).await),
-            verb: "list".into(),
-            resource: "services".into(),
-            namespace: namespace.to_string(),
-            command: "`kubectl canary start --dark/--sticky` needs".into(),
-        });
-    };
+    let items = services_or_forbidden(
+        client,
+        namespace,
+        "`kubectl canary start --dark/--sticky` needs",
+    )
+    .await?;
     Ok(items
         .iter()
         .map(front)
@@ -233,26 +246,12 @@ async fn pods_of_others(
 }
 
 async fn may_update_service(client: &kube::Client, namespace: &str, name: &str) -> Result<bool> {
-    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                namespace: Some(namespace.to_string()),
-                verb: Some("update".into()),
-                group: Some(String::new()),
-                resource: Some("services".into()),
-                name: Some(name.to_string()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
+    let update = crate::preflight::Permission {
+        verb: "update",
+        group: "",
+        resource: "services",
     };
-    let answer = api
-        .create(&PostParams::default(), &review)
-        .await
-        .map_err(|e| CanaryError::api("asking the API server for our permissions", e))?;
-    Ok(answer.status.is_some_and(|s| s.allowed))
+    crate::preflight::may(client, namespace, &update, Some(name)).await
 }
 
 /// Pins every Service for `options`: one update each (resourceVersion-guarded), fields and

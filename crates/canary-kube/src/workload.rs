@@ -12,7 +12,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use serde_json::Value;
 
+use canary_core::machine::Observation;
 use canary_core::pod::POD_TEMPLATE_HASH_LABEL;
+use canary_core::record::CanaryRecord;
 
 use crate::observe::{DeploymentView, revision_of, settings_of, template_hash_of, template_json};
 
@@ -73,6 +75,13 @@ pub trait Workload {
     fn pods_of(&self, revision: &Revision) -> Vec<&Pod>;
     /// Whether the brake is on now (its rollout cannot pass the canary by itself).
     fn is_braked(&self) -> bool;
+    /// Whether it is being deleted (gone for the canary: foreground deletion removes the
+    /// record, a dependent, first).
+    fn is_being_deleted(&self) -> bool;
+    /// What the state machine decides on ([`canary_core::machine::decide`]): its settings,
+    /// template and status, with the canary and stable sides told apart by `record`'s
+    /// templates.
+    fn observation(&self, record: &CanaryRecord) -> Observation;
 }
 
 impl Workload for DeploymentView {
@@ -120,6 +129,14 @@ impl Workload for DeploymentView {
 
     fn is_braked(&self) -> bool {
         settings_of(&self.deployment).is_braked()
+    }
+
+    fn is_being_deleted(&self) -> bool {
+        self.deployment.metadata.deletion_timestamp.is_some()
+    }
+
+    fn observation(&self, record: &CanaryRecord) -> Observation {
+        DeploymentView::observation(self, record)
     }
 }
 

@@ -6,12 +6,13 @@
 //!
 //! Without a test environment the tests return early, unless `KC_TESTENV_REQUIRED=1`.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, ResourceExt};
+use kube::Api;
+use kube::api::ListParams;
 use serde_json::json;
 
 use canary_core::analysis_spec::{
@@ -20,14 +21,15 @@ use canary_core::analysis_spec::{
 };
 use canary_core::verdict::{CheckResult, Decision, InconclusivePolicy, Outcome, Threshold};
 use canary_kube::analysis::{self, AnalysisTarget, RunOptions};
-use canary_kube::observe::NamespaceApis;
 use canary_testkit::reads::create_service;
+use canary_testkit::scenario::{brake_canary_by_hand, side_with_image};
 use canary_testkit::{
-    TestEnv, TestNamespace, create_settled, wait_for, wait_pods_ready, web_deployment,
+    TestEnv, TestNamespace, create_settled, wait_for, wait_pods_condition, wait_pods_ready,
+    web_deployment,
 };
+use common::{check, latest_sides};
 
 const STABLE_IMAGE: &str = "nginx:1.14";
-const BRAKE_SECONDS: i32 = 1_000_000_000;
 
 /// A Deployment `web` of `replicas` pods of `stable_image`, with one canary pod of
 /// `canary_image` held by the brake. Returns the client and the analysis target.
@@ -88,74 +90,34 @@ async fn canary_of_template(
         &web_deployment("web", replicas, stable_image, None),
     )
     .await;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let mut container = json!({"name": "nginx", "image": canary_image});
     if let (Some(container), Some(fields)) =
         (container.as_object_mut(), container_fields.as_object())
     {
         container.extend(fields.clone());
     }
-    deployments
-        .patch(
-            "web",
-            &PatchParams::default(),
-            // Strategic merge, as `start` does: containers are merged by name.
-            &Patch::Strategic(json!({"spec": {
-                "minReadySeconds": BRAKE_SECONDS,
-                "progressDeadlineSeconds": BRAKE_SECONDS + 1,
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                "template": {"metadata": template_metadata, "spec": {"containers": [container]}},
-            }})),
-        )
-        .await
-        .expect("the canary update");
-    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    brake_canary_by_hand(
+        &client,
+        namespace,
+        json!({"metadata": template_metadata, "spec": {"containers": [container]}}),
+    )
+    .await;
     wait_for(
         env,
         "the canary ReplicaSet with one pod",
         Duration::from_secs(30),
         || async {
-            let list = replica_sets
-                .list(&ListParams::default().labels("app=web"))
-                .await
-                .ok()?;
-            let canary = list.items.iter().find(|rs| {
-                rs.spec
-                    .as_ref()
-                    .and_then(|s| s.template.as_ref())
-                    .and_then(|t| t.spec.as_ref())
-                    .is_some_and(|s| s.containers[0].image.as_deref() == Some(canary_image))
-            })?;
-            let hash = canary.labels().get("pod-template-hash")?.clone();
-            let canary_pods = pods
-                .list(&ListParams::default().labels(&format!("pod-template-hash={hash}")))
-                .await
-                .ok()?;
-            (canary.spec.as_ref()?.replicas == Some(1) && canary_pods.items.len() == 1)
-                .then_some(())
+            let (canary, canary_pods) = side_with_image(&client, namespace, canary_image).await?;
+            (canary.spec.as_ref()?.replicas == Some(1) && canary_pods.len() == 1).then_some(())
         },
     )
     .await;
-    let view = NamespaceApis::new(&client, namespace)
-        .view(&client, "web")
-        .await
-        .expect("a view of the Deployment");
-    let target = AnalysisTarget::from_latest_revisions(&view).expect("canary and stable sides");
+    let target = latest_sides(&client, namespace).await;
     assert_ne!(
         target.canary.pod_template_hash,
         target.stable.pod_template_hash
     );
     (client, target)
-}
-
-fn check(name: &str, probe: Probe) -> CheckSpec {
-    CheckSpec {
-        name: name.into(),
-        critical: true,
-        on_inconclusive: InconclusivePolicy::default(),
-        probe,
-    }
 }
 
 fn spec_of(window: Duration, checks: Vec<CheckSpec>) -> AnalysisSpec {
@@ -350,30 +312,14 @@ async fn pod_health_passes_fails_fast_and_waits() {
             json!({"resources": {"requests": {"cpu": "100"}}}),
         )
         .await;
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
+        // The scheduler's verdict on the canary pod.
         let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
-        wait_for(
+        wait_pods_condition(
             &env,
-            "the scheduler's verdict on the canary pod",
+            &target.namespace,
+            &selector,
+            ("PodScheduled", "False"),
             Duration::from_secs(30),
-            || async {
-                let list = pods
-                    .list(&ListParams::default().labels(&selector))
-                    .await
-                    .ok()?;
-                list.items
-                    .iter()
-                    .all(|p| {
-                        p.status
-                            .as_ref()
-                            .and_then(|s| s.conditions.as_ref())
-                            .is_some_and(|c| {
-                                c.iter()
-                                    .any(|c| c.type_ == "PodScheduled" && c.status == "False")
-                            })
-                    })
-                    .then_some(())
-            },
         )
         .await;
         let result = run_once(&client, &target, &spec).await;

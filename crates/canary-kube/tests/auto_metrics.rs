@@ -8,23 +8,23 @@
 //!
 //! Without a test environment the tests return early, unless `KC_TESTENV_REQUIRED=1`.
 
+mod common;
+
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use canary_core::analysis_spec::{
-    AnalysisSpec, AutoMetricsSpec, CheckSpec, HttpSpec, Probe, PrometheusAddress,
+    AnalysisSpec, AutoMetricsSpec, HttpSpec, Probe, PrometheusAddress,
 };
-use canary_core::verdict::{CheckResult, InconclusivePolicy, Outcome};
+use canary_core::verdict::{CheckResult, Outcome};
 use canary_kube::analysis::{self, AnalysisTarget, RunOptions};
-use canary_kube::observe::NamespaceApis;
+use canary_testkit::scenario::{brake_canary_by_hand, side_with_image};
 use canary_testkit::{TestEnv, TestNamespace, create_settled, wait_for};
+use common::{check, latest_sides};
 
-const BRAKE_SECONDS: i32 = 1_000_000_000;
 const WINDOW: Duration = Duration::from_secs(30);
 
 /// A Deployment `web` of one stable pod of `stable_image` and one canary pod of
@@ -59,68 +59,30 @@ async fn canary(
     }))
     .expect("a valid Deployment");
     create_settled(env, namespace, &deployment).await;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    deployments
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Strategic(json!({"spec": {
-                "minReadySeconds": BRAKE_SECONDS,
-                "progressDeadlineSeconds": BRAKE_SECONDS + 1,
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                "template": {"spec": {"containers": [{"name": "nginx", "image": canary_image}]}},
-            }})),
-        )
-        .await
-        .expect("the canary update");
-    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    brake_canary_by_hand(
+        &client,
+        namespace,
+        json!({"spec": {"containers": [{"name": "nginx", "image": canary_image}]}}),
+    )
+    .await;
     // The canary pod running for the whole window, so Prometheus has its history.
     wait_for(
         env,
         "a canary pod running for the window",
         WINDOW + Duration::from_secs(60),
         || async {
-            let list = replica_sets
-                .list(&ListParams::default().labels("app=web"))
-                .await
-                .ok()?;
-            let canary = list.items.iter().find(|rs| {
-                rs.spec
-                    .as_ref()
-                    .and_then(|s| s.template.as_ref())
-                    .and_then(|t| t.spec.as_ref())
-                    .is_some_and(|s| s.containers[0].image.as_deref() == Some(canary_image))
-            })?;
-            let hash = canary.labels().get("pod-template-hash")?.clone();
-            let canary_pods = pods
-                .list(&ListParams::default().labels(&format!("pod-template-hash={hash}")))
-                .await
-                .ok()?;
+            let (_, canary_pods) = side_with_image(&client, namespace, canary_image).await?;
             let now = k8s_openapi::jiff::Timestamp::now().as_second();
             let aged = |pod: &Pod| {
                 let started = pod.status.as_ref().and_then(|s| s.start_time.as_ref());
                 started.is_some_and(|t| now - t.0.as_second() >= WINDOW.as_secs() as i64 + 3)
             };
-            (canary_pods.items.len() == 1 && canary_pods.items.iter().all(aged)).then_some(())
+            (canary_pods.len() == 1 && canary_pods.iter().all(aged)).then_some(())
         },
     )
     .await;
-    let view = NamespaceApis::new(&client, namespace)
-        .view(&client, "web")
-        .await
-        .expect("a view of the Deployment");
-    let target = AnalysisTarget::from_latest_revisions(&view).expect("canary and stable sides");
+    let target = latest_sides(&client, namespace).await;
     (client, target)
-}
-
-fn check(name: &str, probe: Probe) -> CheckSpec {
-    CheckSpec {
-        name: name.into(),
-        critical: true,
-        on_inconclusive: InconclusivePolicy::default(),
-        probe,
-    }
 }
 
 async fn run_once(client: &kube::Client, target: &AnalysisTarget, probe: Probe) -> CheckResult {

@@ -1,7 +1,8 @@
 //! Foreign actions: what someone other than kubectl-canary does to `web` while a canary
 //! runs (a GitOps self-heal, `kubectl set image`, `kubectl scale`, the record deleted, the
-//! Deployment deleted and created again). The foreign-change tests and the README's table
-//! generator act through these, so an action means the same thing in both.
+//! Deployment deleted and created again). The foreign-change tests and the generator of
+//! docs/results/foreign-actions.md act through these, so an action means the same thing in
+//! both.
 
 use std::time::Duration;
 

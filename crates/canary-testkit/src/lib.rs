@@ -9,6 +9,7 @@ pub mod gitops;
 pub mod proxy;
 pub mod reads;
 pub mod scenario;
+pub mod terminal;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -307,11 +308,23 @@ where
 /// Waits until every pod matching `selector` in `namespace` is Ready (a side of a canary:
 /// `pod-template-hash=...`).
 pub async fn wait_pods_ready(env: &TestEnv, namespace: &str, selector: &str, timeout: Duration) {
+    wait_pods_condition(env, namespace, selector, ("Ready", "True"), timeout).await;
+}
+
+/// Waits until every pod matching `selector` in `namespace` has the condition `(type,
+/// status)`, e.g. `("PodScheduled", "False")`: the scheduler's verdict.
+pub async fn wait_pods_condition(
+    env: &TestEnv,
+    namespace: &str,
+    selector: &str,
+    (type_, status): (&str, &str),
+    timeout: Duration,
+) {
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(env.client().await, namespace);
     let params = kube::api::ListParams::default().labels(selector);
     wait_for(
         env,
-        &format!("pods {selector} in {namespace} Ready"),
+        &format!("pods {selector} in {namespace} {type_}={status}"),
         timeout,
         || async {
             let list = pods.list(&params).await.ok()?;
@@ -321,7 +334,7 @@ pub async fn wait_pods_ready(env: &TestEnv, namespace: &str, selector: &str, tim
                     p.status
                         .as_ref()
                         .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == type_ && c.status == status))
                 })
                 .then_some(())
         },

@@ -110,3 +110,69 @@ pub async fn create_service(client: &kube::Client, namespace: &str, name: &str, 
         .await
         .unwrap_or_else(|e| panic!("cannot create svc/{name}: {e}"));
 }
+
+/// Every object of a namespace with its resourceVersion, keyed `group/kind/name`: a command
+/// that changes nothing leaves this map exactly as it was (Events, Services, the history
+/// ConfigMap and the record included, not only the Deployment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceVersions(pub BTreeMap<String, String>);
+
+impl NamespaceVersions {
+    /// Reads every listable namespaced kind the API server serves (found by discovery), so a
+    /// kind the tool might write to is never left out by a hand-kept list.
+    pub async fn read(client: &kube::Client, namespace: &str) -> Self {
+        use kube::api::DynamicObject;
+        use kube::discovery::{Discovery, Scope, verbs};
+        let discovery = Discovery::new(client.clone())
+            .run()
+            .await
+            .expect("API discovery");
+        let mut versions = BTreeMap::new();
+        for group in discovery.groups() {
+            for (resource, capabilities) in group.recommended_resources() {
+                if capabilities.scope != Scope::Namespaced
+                    || !capabilities.supports_operation(verbs::LIST)
+                {
+                    continue;
+                }
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(client.clone(), namespace, &resource);
+                let list = api
+                    .list(&ListParams::default())
+                    .await
+                    .unwrap_or_else(|e| panic!("listing {} in {namespace}: {e}", resource.plural));
+                for object in list.items {
+                    let key = format!(
+                        "{}/{}/{}",
+                        resource.group,
+                        resource.kind,
+                        object.metadata.name.clone().unwrap_or_default()
+                    );
+                    versions.insert(
+                        key,
+                        object.metadata.resource_version.clone().unwrap_or_default(),
+                    );
+                }
+            }
+        }
+        Self(versions)
+    }
+
+    /// What changed from `self` to `after`: objects created, deleted or written.
+    pub fn changes(&self, after: &Self) -> Vec<String> {
+        let mut changes = Vec::new();
+        for (key, version) in &self.0 {
+            match after.0.get(key) {
+                None => changes.push(format!("deleted {key}")),
+                Some(now) if now != version => {
+                    changes.push(format!("written {key} ({version} -> {now})"))
+                }
+                Some(_) => {}
+            }
+        }
+        for key in after.0.keys().filter(|k| !self.0.contains_key(*k)) {
+            changes.push(format!("created {key}"));
+        }
+        changes
+    }
+}

@@ -184,8 +184,8 @@ async fn note_command(config: &Config, deployment: &str, command_line: &[String]
 }
 
 /// Adds the command line and its exit code to the canary's history (for reports), for the
-/// commands that act on a canary; dry runs and read-only commands are not noted (they
-/// change nothing, the history included).
+/// commands that act on a canary; dry runs, read-only commands and failures that wrote
+/// nothing (every refusal) are not noted (they change nothing, the history included).
 async fn note_in_history(
     cli: &Cli,
     config: &Config,
@@ -194,7 +194,7 @@ async fn note_in_history(
     result: &Result<i32, canary_kube::error::CanaryError>,
 ) {
     let acts = match command {
-        CommandConfig::Start(start) => !start.dry_run,
+        CommandConfig::Start(start) => !start.run.dry_run,
         CommandConfig::Promote(promote) => !promote.dry_run,
         CommandConfig::Abort(abort) => !abort.dry_run,
         CommandConfig::Analyze(_) => true,
@@ -208,6 +208,9 @@ async fn note_in_history(
     let code = match result {
         // An API server that stopped answering would only make the note wait too.
         Err(error) if error.kind() == canary_kube::error::ErrorKind::Unreachable => return,
+        // A refusal (or any failure before this run's first write) changes nothing, the
+        // history included: noting it would be the one write of a command that promises none.
+        Err(_) if config.ledger.is_empty() => return,
         Ok(code) => *code,
         Err(error) => exit_code::for_error(error.kind()),
     };

@@ -116,7 +116,7 @@ pub enum Command {
     Start(Box<StartArgs>),
     /// Show the stable and canary sides, the traffic share, the phase and what to do next.
     Status(StatusArgs),
-    /// Grow the canary to a larger exact size, or roll out to every pod (--full).
+    /// Grow the canary to a larger exact size (--canary), or roll out to every pod (--full).
     Promote(PromoteArgs),
     /// Roll back to the stable version in one atomic update (works while paused).
     Abort(AbortArgs),
@@ -282,36 +282,9 @@ pub struct StartArgs {
     /// Set an environment variable of a container, CONTAINER:NAME=VALUE; repeat for several.
     #[arg(long, value_name = "CONTAINER:NAME=VALUE", value_parser = parse_env_change)]
     pub env: Vec<EnvChange>,
-    /// Canary size: a number of pods (1) or a share of traffic (10%).
-    #[arg(long, default_value = "1", value_parser = parse_canary_size, allow_negative_numbers = true)]
-    pub canary: CanarySize,
-    /// surge: canary pods are extra pods; replace: they replace stable pods (no extra cost).
-    #[arg(long, value_enum, default_value_t = ModeArg::Surge)]
-    pub mode: ModeArg,
-    /// Print the exact changes, change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Start although a HorizontalPodAutoscaler targets the Deployment.
-    #[arg(long)]
-    pub allow_hpa: bool,
-    /// Return once the canary is held, without waiting for its pods to become Ready.
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Automated progression: at each step wait, analyse, promote on pass, abort on fail,
-    /// all the way to 100%. Exit 0 promoted, 11 rolled back, 12 inconclusive or timed out.
-    #[arg(long)]
-    pub auto: bool,
-    /// With --auto: the canary sizes to go through before 100%, e.g. 10%,50%; the first is
-    /// where the canary starts (instead of --canary).
-    #[arg(long, value_delimiter = ',', value_parser = parse_canary_size, requires = "auto", conflicts_with = "canary")]
-    pub steps: Vec<CanarySize>,
-    /// With --auto: how long each step runs, its pods' health watched all along, before the
-    /// other checks measure.
-    #[arg(long, value_parser = parse_analysis_duration, default_value = "1m")]
-    pub interval: Duration,
-    /// With --auto: Ctrl-C rolls back instead of leaving the canary held and recorded.
-    #[arg(long, requires = "auto")]
-    pub abort_on_interrupt: bool,
+    /// How each canary runs (shared with `apply`).
+    #[command(flatten)]
+    pub run: CanaryRunFlags,
     /// Dark canary: the Services in front of the Deployment select only the stable pods
     /// until `promote` (the canary pods run and can be checked through the pod proxy, but
     /// get no Service traffic). The Services are found, checked and put back exactly.
@@ -337,6 +310,42 @@ pub struct StartArgs {
     /// The checks of each step's analysis (with --auto).
     #[command(flatten)]
     pub analysis: AnalysisFlags,
+}
+
+/// The flags of how a canary runs, the same for `start` and for each canary of `apply`:
+/// its size and mode, a dry run, `--allow-hpa`, waiting, and `--auto`'s steps.
+#[derive(Debug, Args)]
+pub struct CanaryRunFlags {
+    /// Canary size: a number of pods (1) or a share of traffic (10%).
+    #[arg(long, default_value = "1", value_parser = parse_canary_size, allow_negative_numbers = true)]
+    pub canary: CanarySize,
+    /// surge: canary pods are extra pods; replace: they replace stable pods (no extra cost).
+    #[arg(long, value_enum, default_value_t = ModeArg::Surge)]
+    pub mode: ModeArg,
+    /// Print the exact changes (with `apply`, also what would be applied), change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start although a HorizontalPodAutoscaler targets the Deployment.
+    #[arg(long)]
+    pub allow_hpa: bool,
+    /// Return once the canary is held, without waiting for its pods to become Ready.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Automated progression: at each step wait, analyse, promote on pass, abort on fail,
+    /// all the way to 100%. Exit 0 promoted, 11 rolled back, 12 inconclusive or timed out.
+    #[arg(long)]
+    pub auto: bool,
+    /// With --auto: the canary sizes to go through before 100%, e.g. 10%,50%; the first is
+    /// where the canary starts (instead of --canary).
+    #[arg(long, value_delimiter = ',', value_parser = parse_canary_size, requires = "auto", conflicts_with = "canary")]
+    pub steps: Vec<CanarySize>,
+    /// With --auto: how long each step runs, its pods' health watched all along, before the
+    /// other checks measure.
+    #[arg(long, value_parser = parse_analysis_duration, default_value = "1m")]
+    pub interval: Duration,
+    /// With --auto: Ctrl-C rolls back instead of leaving the canary held and recorded.
+    #[arg(long, requires = "auto")]
+    pub abort_on_interrupt: bool,
 }
 
 const START_EXAMPLES: &str = "\
@@ -410,33 +419,9 @@ pub struct ApplyArgs {
         required = true
     )]
     pub filename: Vec<PathBuf>,
-    /// Canary size: a number of pods (1) or a share of traffic (10%).
-    #[arg(long, default_value = "1", value_parser = parse_canary_size, allow_negative_numbers = true)]
-    pub canary: CanarySize,
-    /// surge: canary pods are extra pods; replace: they replace stable pods (no extra cost).
-    #[arg(long, value_enum, default_value_t = ModeArg::Surge)]
-    pub mode: ModeArg,
-    /// Print what would be applied and each canary's exact changes, change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Start although a HorizontalPodAutoscaler targets a Deployment.
-    #[arg(long)]
-    pub allow_hpa: bool,
-    /// Return once each canary is held, without waiting for its pods to become Ready.
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Automated progression of each canary, as `start --auto`.
-    #[arg(long)]
-    pub auto: bool,
-    /// With --auto: the canary sizes to go through before 100%, e.g. 10%,50%.
-    #[arg(long, value_delimiter = ',', value_parser = parse_canary_size, requires = "auto", conflicts_with = "canary")]
-    pub steps: Vec<CanarySize>,
-    /// With --auto: how long each step runs before it is analysed.
-    #[arg(long, value_parser = parse_analysis_duration, default_value = "1m")]
-    pub interval: Duration,
-    /// With --auto: Ctrl-C rolls back instead of leaving the canary held and recorded.
-    #[arg(long, requires = "auto")]
-    pub abort_on_interrupt: bool,
+    /// How each canary runs (as `start`'s).
+    #[command(flatten)]
+    pub run: CanaryRunFlags,
     /// The checks of each step's analysis (with --auto).
     #[command(flatten)]
     pub analysis: AnalysisFlags,
@@ -466,8 +451,11 @@ pub struct StatusArgs {
     pub watch: bool,
 }
 
-/// `promote` flags.
+/// `promote` flags. One of `--canary` and `--full` is required: a bare `promote` is refused
+/// with the two choices rather than taken as 100% (a person typing it may expect the next
+/// step, and rolling out to every pod is the one promote that cannot be undone by growing).
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("size").required(true).args(["canary", "full"])))]
 pub struct PromoteArgs {
     /// The Deployment (deploy/NAME).
     #[arg(value_parser = parse_target)]
@@ -475,7 +463,8 @@ pub struct PromoteArgs {
     /// Grow the canary to this size: pods (3) or a share of traffic (50%).
     #[arg(long, value_parser = parse_canary_size, conflicts_with = "full", allow_negative_numbers = true)]
     pub canary: Option<CanarySize>,
-    /// Roll the new version out to every pod and put back the Deployment's own settings.
+    /// Roll the new version out to every pod and put back the Deployment's own settings
+    /// (Blue/Green: switch the Services to the new set). Required for 100%.
     #[arg(long)]
     pub full: bool,
     /// Print the exact changes, change nothing.
@@ -565,8 +554,10 @@ pub struct AnalysisFlags {
     /// The container whose logs are read (default: the one `kubectl logs` picks).
     #[arg(long, value_name = "NAME")]
     pub log_container: Option<String>,
-    /// GET through the API server's pod proxy on canary and stable pods: [:]PORT[/PATH], e.g. :8080/healthz.
-    #[arg(long, value_name = "PORT/PATH")]
+    /// GET through the API server's pod proxy on canary and stable pods: [:]PORT[/PATH], e.g. :8080/healthz;
+    /// `auto`: at the pod template's own httpGet readiness and liveness probes (the default, where the
+    /// template has them, when no HTTP or Prometheus check is given); `none`: not even those.
+    #[arg(long, value_name = "PORT/PATH|auto|none")]
     pub http_check: Vec<String>,
     /// GET through the API server's service proxy, as users see it: SERVICE:PORT[/PATH].
     #[arg(long, value_name = "SERVICE:PORT/PATH")]
@@ -692,6 +683,38 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// `promote` needs a size: a bare `promote` is a usage error naming both choices, never
+    /// 100% by default.
+    #[test]
+    fn promote_needs_a_size_or_full() {
+        let error = Cli::try_parse_from(["kubectl-canary", "promote", "deploy/web"]).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("--canary") && message.contains("--full"),
+            "{message}"
+        );
+        assert_eq!(
+            crate::exit_code::for_cli_error(&error),
+            crate::exit_code::USAGE
+        );
+        for args in [["--canary", "3"].as_slice(), ["--full"].as_slice()] {
+            let mut line = vec!["kubectl-canary", "promote", "deploy/web"];
+            line.extend(args);
+            assert!(Cli::try_parse_from(line).is_ok(), "{args:?}");
+        }
+        assert!(
+            Cli::try_parse_from([
+                "kubectl-canary",
+                "promote",
+                "deploy/web",
+                "--canary",
+                "3",
+                "--full"
+            ])
+            .is_err()
+        );
     }
 
     /// `start` needs something to release; images, a manifest, patches and `--env` combine.

@@ -21,13 +21,10 @@ async fn setup(env: &TestEnv, prefix: &str) -> (TestNamespace, serde_json::Value
 async fn a_good_release_is_promoted_step_by_step_to_every_pod() {
     let Some(env) = TestEnv::get() else { return };
     let (ns, before) = setup(&env, "auto-good").await;
-    let out = canary(
+    let out = start_release(
         &env,
         &ns.name,
         &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
             "--auto",
             "--steps",
             "1,3",
@@ -146,13 +143,10 @@ async fn an_undecidable_analysis_leaves_the_canary_held() {
     let Some(env) = TestEnv::get() else { return };
     let (ns, _) = setup(&env, "auto-undecided").await;
     // Prometheus at an address where nothing listens: inconclusive, never a pass.
-    let out = canary(
+    let out = start_release(
         &env,
         &ns.name,
         &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
             "--auto",
             "--interval",
             "1s",

@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use canary_testkit::reads::NamespaceVersions;
 use canary_testkit::scenario::web_namespace;
 use canary_testkit::{
     TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, web_deployment,
@@ -24,10 +25,31 @@ const UNREACHABLE: i32 = 7;
 const CANARY_UNHEALTHY: i32 = 10;
 
 /// Runs `start` with `args`, expects `code` and a message containing `needle`, and checks
-/// that the Deployment's spec is unchanged and no record was written.
+/// that the Deployment's spec is unchanged, no record was written and no object of the
+/// namespace was written at all (every resourceVersion as before: the history ConfigMap,
+/// Events, Services included).
 async fn refused(env: &TestEnv, ns: &str, args: &[&str], code: i32, needle: &str) {
+    refused_leaving(env, ns, args, code, needle).await;
+    assert!(
+        !record_exists(env, ns, "web").await,
+        "no record after a refusal"
+    );
+}
+
+/// The same for a Deployment that may carry a canary: its record is left as it was (the
+/// unchanged resourceVersions say so), whatever it is.
+async fn refused_leaving(env: &TestEnv, ns: &str, args: &[&str], code: i32, needle: &str) {
     let before = spec_of(env, ns, "web").await;
+    let client = env.client().await;
+    let versions = NamespaceVersions::read(&client, ns).await;
     let out = canary(env, ns, args).await;
+    let changes = versions.changes(&NamespaceVersions::read(&client, ns).await);
+    assert!(
+        changes.is_empty(),
+        "`{}` was refused but wrote: {changes:?}\n{}",
+        args.join(" "),
+        text(&out)
+    );
     assert_exit(&out, code, &args.join(" "));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -37,10 +59,6 @@ async fn refused(env: &TestEnv, ns: &str, args: &[&str], code: i32, needle: &str
         text(&out)
     );
     assert_spec_equal_except(&before, &spec_of(env, ns, "web").await, &[]);
-    assert!(
-        !record_exists(env, ns, "web").await,
-        "no record after a refusal"
-    );
 }
 
 /// A refusal of the table: the command's arguments, the exit code, a part of the message.
@@ -88,6 +106,12 @@ const MALFORMED: &[Refusal] = &[
         &["start", "deploy/web", "nginx=nginx:1.15", "--mode", "blue"],
         USAGE,
         "invalid value",
+    ),
+    // A bare promote is never 100%: the two choices are named.
+    (
+        &["promote", "deploy/web"],
+        USAGE,
+        "--canary <CANARY>|--full",
     ),
 ];
 
@@ -316,6 +340,78 @@ async fn deployments_in_unsuitable_states_are_refused() {
     assert_exit(&out, 0, "start --allow-hpa");
 }
 
+/// Requests that do not fit a held canary of 2 pods beside 4 (6 replicas), with a Service
+/// in front: refused, and nothing written (the record, its history, Events, the Service).
+const UNFIT_WHILE_HELD: &[Refusal] = &[
+    (
+        &["promote", "deploy/web", "--canary", "1"],
+        REFUSED,
+        "a canary only grows",
+    ),
+    (
+        &["promote", "deploy/web", "--canary", "2"],
+        REFUSED,
+        "already runs 2",
+    ),
+    (
+        &["promote", "deploy/web", "--canary", "6"],
+        REFUSED,
+        "--full",
+    ),
+    (
+        &["promote", "deploy/web", "--canary", "100%"],
+        REFUSED,
+        "--full",
+    ),
+    (&["promote", "deploy/web"], USAGE, "--full"),
+    (
+        &["start", "deploy/web", "nginx=nginx:1.16"],
+        LOCKED,
+        "already running",
+    ),
+    (
+        &["start", "deploy/web", "nginx=nginx:1.16", "--canary", "0"],
+        USAGE,
+        "at least 1 pod",
+    ),
+];
+
+/// The same for a Blue/Green release (its Services pinned to the old set): promoted whole.
+const UNFIT_WHILE_BLUE_GREEN: &[Refusal] = &[
+    (
+        &["promote", "deploy/web", "--canary", "2"],
+        REFUSED,
+        "Blue/Green release",
+    ),
+    (&["promote", "deploy/web"], USAGE, "--full"),
+    (
+        &["start", "deploy/web", "nginx=nginx:1.16"],
+        LOCKED,
+        "already running",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_on_a_held_canary_write_nothing() {
+    let Some(env) = TestEnv::get() else { return };
+    let held: [(&str, &[&str], &[Refusal]); 3] = [
+        ("held-refusals", &["--canary", "2"], UNFIT_WHILE_HELD),
+        ("held-dark", &["--canary", "2", "--dark"], UNFIT_WHILE_HELD),
+        ("held-bg", &["--blue-green"], UNFIT_WHILE_BLUE_GREEN),
+    ];
+    for (prefix, start, refusals) in held {
+        let ns = web_namespace(&env, prefix, 6).await;
+        canary_testkit::reads::create_service(&env.client().await, &ns.name, "web", json!({}))
+            .await;
+        let mut args = vec!["start", "deploy/web", "nginx=nginx:1.15"];
+        args.extend(start);
+        assert_exit(&canary(&env, &ns.name, &args).await, 0, &args.join(" "));
+        for &(args, code, needle) in refusals {
+            refused_leaving(&env, &ns.name, args, code, needle).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_start_is_locked_out_with_the_holder_named() {
     let Some(env) = TestEnv::get() else { return };
@@ -423,18 +519,7 @@ async fn unschedulable_canary_pods_are_reported_with_the_schedulers_reason() {
         .containers[0]
         .resources = Some(serde_json::from_value(json!({"requests": {"cpu": "3"}})).unwrap());
     create_settled(&env, &ns.name, &deployment).await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--timeout",
-            "60s",
-        ],
-    )
-    .await;
+    let out = start_release(&env, &ns.name, &["--timeout", "60s"]).await;
     assert_exit(&out, CANARY_UNHEALTHY, "start with an unschedulable canary");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -13,17 +13,25 @@
 //!   KC_TESTENV_DIR=/tmp/kctest-faults KC_TESTENV_DETACH=1 scripts/testenv up
 //!   KC_TESTENV_DIR=/tmp/kctest-faults KC_TESTENV_REQUIRED=1 cargo test -p kubectl-canary \
 //!     --features test-hooks --test faults -- --ignored --test-threads=1 --nocapture
-//! Each prints a `FAULT-MATRIX|fault|phase|outcome|seconds|controller seconds` line;
-//! `scripts/fault-matrix` turns them into the README's table. The last field is measured
-//! from the controller-manager's log: how long its ReplicaSet controller refused to act on
-//! this namespace because its own pod cache was older than its last write (after an API
-//! server restart its informers reconnect with backoff, and each refused sync is retried
-//! with a per-item exponential backoff), time the command spends waiting for the
-//! controller, not for itself.
+//! Each fault is aimed by the observed phase: a watch on the record fires it the moment the
+//! record shows the phase the cell names (no fixed delay), and the test then confirms it hit:
+//! the component's own stop (or freeze) time, as the supervisor reports it over the control
+//! socket, falls inside the command's run while the record still showed that phase. A fault
+//! that did not is a "missed" cell and fails the test.
+//!
+//! Each prints a `FAULT-MATRIX|fault|phase|outcome|seconds|controller seconds|outage|hit`
+//! line; `scripts/fault-matrix` turns them into docs/results/fault-matrix.md. The controller
+//! seconds are measured from the controller-manager's log: how long its ReplicaSet controller
+//! refused to act on this namespace because its own pod cache was older than its last write
+//! (after an API server restart its informers reconnect with backoff, and each refused sync
+//! is retried with a per-item exponential backoff), time the command spends waiting for the
+//! controller, not for itself. The outage is the component's: from its stop (SIGTERM) or
+//! freeze to the supervisor's answer that it serves (or is thawed) again.
 
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use canary_testkit::proxy::ResetProxy;
@@ -31,27 +39,18 @@ use canary_testkit::scenario::web_namespace;
 use canary_testkit::{TestEnv, assert_spec_equal_except, differences, spec_of, wait_settled};
 use common::rbac::{documented_role, operator, set_rules};
 use common::*;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
+use kube::runtime::watcher::Event;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const IMAGE: &str = "nginx:1.15__ready-after-3s";
 const BAD_IMAGE: &str = "nginx:1.15__crashloop";
 const IMAGE_PATH: &str = ".template.spec.containers[0].image";
 const SEAL_ANNOTATION: &str = "kubectl-canary.io/seal";
-
-/// The fault command, after checking this is not the shared environment.
-fn testenv_fault(command: &[&str]) -> std::process::Output {
-    let out = std::process::Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/testenv"
-    ))
-    .arg("fault")
-    .args(command)
-    .output()
-    .expect("scripts/testenv fault");
-    assert!(out.status.success(), "fault {command:?}: {}", text(&out));
-    out
-}
 
 fn assert_private_environment() {
     let dir = std::env::var("KC_TESTENV_DIR").unwrap_or_default();
@@ -61,10 +60,77 @@ fn assert_private_environment() {
     );
 }
 
+/// A fault command carried out by the supervisor, with the moments its component went down
+/// (or froze) and served (or thawed) again, by the supervisor's own answers.
+#[derive(Debug)]
+struct Outage {
+    /// When the component stopped serving: its SIGTERM (the "stopped ... in N s" answer,
+    /// less those N s) or its SIGSTOP (the "frozen" answer).
+    down: Instant,
+    /// When the supervisor answered that it serves again (or was thawed).
+    up: Instant,
+    /// The supervisor's answers.
+    answers: Vec<String>,
+}
+
+/// Sends one fault command over the supervisor's control socket (testenv/README.md,
+/// *Faults*) and reads its answers as they come, each timed on arrival.
+async fn control(env: &TestEnv, command: &[&str]) -> Outage {
+    let socket = env
+        .vars
+        .get("KC_TESTENV_CONTROL")
+        .expect("KC_TESTENV_CONTROL in the env file");
+    let sent = Instant::now();
+    let mut stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("the supervisor's control socket");
+    stream
+        .write_all(format!("{}\n", command.join(" ")).as_bytes())
+        .await
+        .expect("send the fault command");
+    let mut lines = BufReader::new(stream).lines();
+    let mut down = None;
+    let mut answers = vec![];
+    while let Some(line) = lines
+        .next_line()
+        .await
+        .expect("read the supervisor's answer")
+    {
+        let at = Instant::now();
+        if line.starts_with("error") || line.starts_with("usage") {
+            panic!("fault {command:?}: {line}");
+        }
+        if line.contains(" frozen (pid") {
+            down = Some(at);
+        } else if let Some(secs) = line
+            .split_once(" stopped (pid ")
+            .and_then(|(_, rest)| rest.split_once(") in "))
+            .and_then(|(_, secs)| secs.trim_end_matches('s').parse::<f64>().ok())
+        {
+            // The SIGTERM went out that long before the process was gone.
+            down = Some(
+                at.checked_sub(Duration::from_secs_f64(secs))
+                    .unwrap_or(sent)
+                    .max(sent),
+            );
+        }
+        let last = line.starts_with("ok ");
+        answers.push(line);
+        if last {
+            return Outage {
+                down: down.unwrap_or(sent),
+                up: at,
+                answers,
+            };
+        }
+    }
+    panic!("fault {command:?}: the supervisor closed without a final answer: {answers:?}");
+}
+
 /// What goes wrong.
 #[derive(Clone, Copy, Debug)]
 enum Fault {
-    /// A `scripts/testenv fault` command (restart, freeze).
+    /// A fault command of the supervisor (restart, freeze).
     Testenv(&'static [&'static str]),
     /// Every open connection of the CLI reset, and its next 3 requests reset after the API
     /// server received them (their answers lost).
@@ -110,13 +176,15 @@ impl Phase {
         line.split_whitespace().map(String::from).collect()
     }
 
-    /// The record phase whose appearance starts the fault, if it is timed by the record.
-    fn trigger(self) -> Option<&'static str> {
+    /// The record phase whose appearance fires the fault, and in which it must hit: `start`
+    /// has recorded "starting" before its first change of the Deployment; `start --auto`
+    /// analyses its step while the record says "holding".
+    fn trigger(self) -> &'static str {
         match self {
-            Phase::AutoAnalysis => Some("holding"),
-            Phase::AutoPromote => Some("promotingFull"),
-            Phase::AutoRollback => Some("aborting"),
-            _ => None,
+            Phase::Start => "starting",
+            Phase::AutoAnalysis => "holding",
+            Phase::Promote | Phase::AutoPromote => "promotingFull",
+            Phase::Abort | Phase::AutoRollback => "aborting",
         }
     }
 
@@ -129,15 +197,65 @@ impl Phase {
     }
 }
 
-/// The record's phase name, if there is a record.
-async fn record_phase(env: &TestEnv, namespace: &str) -> Option<String> {
-    let api: Api<ConfigMap> = Api::namespaced(env.client().await, namespace);
-    let map = api.get_opt("web.kubectl-canary").await.ok()??;
-    let record: serde_json::Value = serde_json::from_str(map.data?.get("record.json")?).ok()?;
+/// The phase name in a record ConfigMap.
+fn phase_of(map: &ConfigMap) -> Option<String> {
+    let record: serde_json::Value =
+        serde_json::from_str(map.data.as_ref()?.get("record.json")?).ok()?;
     record
         .pointer("/phase/name")
         .and_then(|n| n.as_str())
         .map(String::from)
+}
+
+/// The record's phase name, if there is a record.
+async fn record_phase(env: &TestEnv, namespace: &str) -> Option<String> {
+    let api: Api<ConfigMap> = Api::namespaced(env.client().await, namespace);
+    phase_of(&api.get_opt("web.kubectl-canary").await.ok()??)
+}
+
+/// Every phase the record showed, each timed when its watch event arrived (`None`: no
+/// record), kept over the whole test.
+type PhaseLog = Arc<Mutex<Vec<(Instant, Option<String>)>>>;
+
+/// Watches the record (re-watching after an outage, with backoff): its phases go into the
+/// log and, as they come, into the returned channel, which aims the fault.
+async fn watch_record(
+    env: &TestEnv,
+    namespace: &str,
+) -> (
+    PhaseLog,
+    tokio::sync::mpsc::UnboundedReceiver<Option<String>>,
+) {
+    let api: Api<ConfigMap> = Api::namespaced(env.client().await, namespace);
+    let log: PhaseLog = Default::default();
+    let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+    let kept = log.clone();
+    tokio::spawn(async move {
+        let config = watcher::Config::default().fields("metadata.name=web.kubectl-canary");
+        let mut events = watcher(api, config).default_backoff().boxed();
+        while let Some(event) = events.next().await {
+            let phase = match event {
+                Ok(Event::Apply(map) | Event::InitApply(map)) => phase_of(&map),
+                Ok(Event::Delete(_)) => None,
+                _ => continue,
+            };
+            kept.lock().unwrap().push((Instant::now(), phase.clone()));
+            if send.send(phase).is_err() {
+                // Nobody aims any more; the log goes on for the hit check.
+            }
+        }
+    });
+    (log, receive)
+}
+
+/// The record's phase as last seen at `at`.
+fn phase_at(log: &PhaseLog, at: Instant) -> Option<String> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .take_while(|(seen, _)| *seen <= at)
+        .last()
+        .and_then(|(_, phase)| phase.clone())
 }
 
 /// The longest time the controller-manager's ReplicaSet controller refused to act in
@@ -194,6 +312,59 @@ fn apiserver(env: &TestEnv) -> (String, SocketAddr) {
     (url, address)
 }
 
+/// Whether a fault that began at `down` hit the command that ran from `began` to `ended`
+/// in the record phase `wanted` (`seen`: the phase the record's watch last showed then);
+/// else why it missed.
+fn judge_hit(
+    began: Instant,
+    ended: Instant,
+    down: Instant,
+    seen: Option<&str>,
+    wanted: &str,
+) -> Result<(), String> {
+    if down <= began || down >= ended {
+        return Err(format!(
+            "missed: the fault began {:.2} s after the command's start, which ran {:.2} s",
+            down.saturating_duration_since(began).as_secs_f64(),
+            ended.duration_since(began).as_secs_f64()
+        ));
+    }
+    if seen != Some(wanted) {
+        return Err(format!(
+            "missed: the record showed {seen:?}, not {wanted}, when the fault began"
+        ));
+    }
+    Ok(())
+}
+
+/// The hit check itself: a fault before the command, after it, or in another phase is
+/// missed; only one inside the run in the named phase hits.
+#[test]
+fn a_fault_outside_the_run_or_the_phase_is_missed() {
+    let began = Instant::now();
+    let at = |ms: u64| began + Duration::from_millis(ms);
+    let ended = at(1000);
+    assert_eq!(
+        judge_hit(began, ended, at(500), Some("aborting"), "aborting"),
+        Ok(())
+    );
+    for (down, seen) in [
+        (began, Some("aborting")),
+        (at(1000), Some("aborting")),
+        (at(1500), Some("aborting")),
+        (at(500), Some("holding")),
+        (at(500), None),
+    ] {
+        let judged = judge_hit(began, ended, down, seen, "aborting");
+        assert!(
+            judged
+                .as_ref()
+                .is_err_and(|why| why.starts_with("missed: ")),
+            "{down:?} {seen:?}: {judged:?}"
+        );
+    }
+}
+
 async fn fault_during(phase: Phase, fault: Fault, label: &str) {
     assert_private_environment();
     let env = TestEnv::get().expect("a private test environment (KC_TESTENV_DIR)");
@@ -201,7 +372,12 @@ async fn fault_during(phase: Phase, fault: Fault, label: &str) {
     let original = spec_of(&env, &ns.name, "web").await;
     let original_annotations = without_revision(annotations_of(&env, &ns.name, "web").await);
     if matches!(phase, Phase::Promote | Phase::Abort) {
-        let start = Phase::Start.args();
+        let mut start = Phase::Start.args();
+        if phase == Phase::Abort {
+            // A replace canary: its abort brings a stable pod back and waits for it, long
+            // enough for a fault aimed at the record's "aborting" to land in it.
+            start.extend(["--mode".to_string(), "replace".to_string()]);
+        }
         let start: Vec<&str> = start.iter().map(String::as_str).collect();
         assert_exit(
             &canary(&env, &ns.name, &start).await,
@@ -229,6 +405,7 @@ async fn fault_during(phase: Phase, fault: Fault, label: &str) {
         }
         Fault::Testenv(_) => {}
     }
+    let (phases, mut changes) = watch_record(&env, &ns.name).await;
     let mut child = tokio::process::Command::new(BIN);
     child
         .args(["-n", &ns.name, "--timeout", "3m"])
@@ -238,46 +415,43 @@ async fn fault_during(phase: Phase, fault: Fault, label: &str) {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
+    let command_began = Instant::now();
     let child = child.spawn().expect("spawn the CLI");
-    let output = tokio::spawn(child.wait_with_output());
-    // Hit the phase: the moment the record shows it, or else after the command's first
-    // change (abort is one update and a short wait, so it is hit sooner).
-    match phase.trigger() {
-        Some(wanted) => {
-            let waiting = Instant::now();
-            loop {
-                if record_phase(&env, &ns.name).await.as_deref() == Some(wanted) {
-                    break;
-                }
-                assert!(
-                    !output.is_finished(),
-                    "{label} during {phase:?}: the command ended before its record showed {wanted}"
-                );
-                assert!(
-                    waiting.elapsed() < Duration::from_secs(120),
-                    "{label} during {phase:?}: the record never showed {wanted}"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut output = tokio::spawn(async move {
+        let out = child.wait_with_output().await;
+        (out, Instant::now())
+    });
+    // Aim: the moment the record's watch shows the phase.
+    let wanted = phase.trigger();
+    let mut ended_first = None;
+    let deadline = tokio::time::sleep(Duration::from_secs(120));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            change = changes.recv() => match change {
+                Some(seen) if seen.as_deref() == Some(wanted) => break,
+                Some(_) => {}
+                None => break, // the watch ended: fired now, the hit check will say
+            },
+            ended = &mut output, if ended_first.is_none() => {
+                ended_first = Some(ended.expect("the command's task"));
             }
-            if phase == Phase::AutoAnalysis {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-        None => {
-            let delay = if phase == Phase::Abort { 50 } else { 400 };
-            tokio::time::sleep(Duration::from_millis(delay)).await;
+            _ = &mut deadline => break,
         }
     }
-    let began = Instant::now();
-    let faulted = match fault {
+    // Fire: the fault's own account of when it began (and, for a component, ended).
+    let (began, outage) = match fault {
         Fault::Testenv(command) => {
-            Some(tokio::task::spawn_blocking(move || testenv_fault(command)))
+            let env = env.clone();
+            let outage = tokio::spawn(async move { control(&env, command).await });
+            (Instant::now(), Some(outage))
         }
         Fault::ConnectionReset => {
             let proxy = proxy.as_ref().unwrap();
+            let began = Instant::now();
             proxy.reset_all();
             proxy.reset_requests(3);
-            None
+            (began, None)
         }
         Fault::VerbMissing => {
             let mut rules = role.rules.clone().unwrap();
@@ -286,18 +460,57 @@ async fn fault_during(phase: Phase, fault: Fault, label: &str) {
                     rule.verbs.retain(|v| v != "update");
                 }
             }
+            let began = Instant::now();
             set_rules(&env, &ns.name, rules).await;
-            None
+            (began, None)
         }
     };
-    let out = tokio::time::timeout(Duration::from_secs(240), output)
-        .await
-        .expect("the command ends")
-        .expect("the command's task")
-        .expect("output");
-    let seconds = began.elapsed().as_secs_f64();
-    if let Some(faulted) = faulted {
-        faulted.await.unwrap();
+    let (out, command_ended) = match ended_first {
+        Some(ended) => ended,
+        None => tokio::time::timeout(Duration::from_secs(240), output)
+            .await
+            .expect("the command ends")
+            .expect("the command's task"),
+    };
+    let out = out.expect("output");
+    let outage = match outage {
+        Some(outage) => Some(outage.await.expect("the fault command")),
+        None => None,
+    };
+    let (down, up) = outage
+        .as_ref()
+        .map_or((began, None), |o| (o.down, Some(o.up)));
+    let seconds = command_ended.saturating_duration_since(down).as_secs_f64();
+    // Confirm the hit: the fault began inside the command's run, while the record showed the
+    // phase the cell names.
+    let hit = match judge_hit(
+        command_began,
+        command_ended,
+        down,
+        phase_at(&phases, down).as_deref(),
+        wanted,
+    ) {
+        Ok(()) => "hit".to_string(),
+        Err(missed) => missed,
+    };
+    let outage_text = match (&outage, up) {
+        (Some(o), Some(up)) => {
+            let length = up.duration_since(o.down).as_secs_f64();
+            if up > command_ended {
+                format!("{length:.1} s, the command ended during it")
+            } else {
+                format!("{length:.1} s")
+            }
+        }
+        _ => "-".to_string(),
+    };
+    if hit != "hit" {
+        println!("FAULT-MATRIX|{label}|{phase:?}|missed|{seconds:.1}|0|{outage_text}|{hit}");
+        panic!(
+            "{label} during {phase:?}: {hit} (answers {:?})\n{}",
+            outage.map(|o| o.answers),
+            text(&out)
+        );
     }
     let context = format!("{label} during {phase:?}\n{}", text(&out));
     if let Some(proxy) = &proxy {
@@ -423,7 +636,9 @@ async fn fault_during(phase: Phase, fault: Fault, label: &str) {
     let stale = controller_stale_seconds(&env, &ns.name);
     // The command's own account (with KUBECTL_CANARY_LOG set, its timeline), for the log.
     println!("{label} during {phase:?}, {seconds:.1} s:\n{}", text(&out));
-    println!("FAULT-MATRIX|{label}|{phase:?}|{outcome}|{seconds:.1}|{stale:.1}");
+    println!(
+        "FAULT-MATRIX|{label}|{phase:?}|{outcome}|{seconds:.1}|{stale:.1}|{outage_text}|{hit}"
+    );
 }
 
 macro_rules! fault_tests {
@@ -522,9 +737,21 @@ async fn a_watch_expiring_with_410_gone_is_survived_without_losing_the_runs_plac
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::task::spawn_blocking(|| testenv_fault(&["apiserver-restart"]))
+    // A watch expires with 410 only if the store moved on after the CLI's last view: a
+    // write the CLI does not watch (a ConfigMap of another name) makes sure it has, however
+    // soon after "holding" the restart comes.
+    let unwatched: Api<ConfigMap> = Api::namespaced(env.client().await, &ns.name);
+    unwatched
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": { "name": "advance-the-store" }
+            }))
+            .unwrap(),
+        )
         .await
-        .unwrap();
+        .expect("a write the CLI does not watch");
+    control(&env, &["apiserver-restart"]).await;
     let out = tokio::time::timeout(Duration::from_secs(180), output)
         .await
         .expect("start ends")

@@ -6,7 +6,7 @@
 
 mod common;
 
-/// The documented exit codes these tests expect (src/exit_code.rs, README).
+/// The documented exit codes these tests expect (src/exit_code.rs, docs/usage.md).
 mod exit_code {
     pub const REFUSED: i32 = 4;
     pub const STUCK: i32 = 9;
@@ -541,20 +541,7 @@ async fn quota_blocks_the_canary_pod() {
     )
     .await;
     let started = Instant::now();
-    let out = canary(
-        &env,
-        &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--canary",
-            "1",
-            "--timeout",
-            "120s",
-        ],
-    )
-    .await;
+    let out = start_release(&env, &ns.name, &["--canary", "1", "--timeout", "120s"]).await;
     let took = started.elapsed();
     assert_exit(
         &out,
@@ -691,12 +678,7 @@ async fn admission_that_changes_the_canary_template() {
         "Object{spec: Object.spec{template: Object.spec.template{metadata: Object.spec.template.metadata{annotations: {\"admission.example/pinned\": \"yes\"}}}}}",
     )
     .await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-    )
-    .await;
+    let out = start_release(&env, &ns.name, &["--canary", "1"]).await;
     let promoted = async {
         assert_exit(&out, 0, "start under a mutating policy");
         let record = record_json(&env, &ns.name).await;
@@ -741,20 +723,7 @@ async fn admission_that_rewrites_the_brake() {
     )
     .await;
     let started = Instant::now();
-    let out = canary(
-        &env,
-        &ns.name,
-        &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
-            "--canary",
-            "1",
-            "--timeout",
-            "60s",
-        ],
-    )
-    .await;
+    let out = start_release(&env, &ns.name, &["--canary", "1", "--timeout", "60s"]).await;
     let took = started.elapsed();
     delete_admission_policy(&env, &ns.name).await;
     // The API server drops a deleted policy a moment later: wait until a dry run keeps
@@ -819,12 +788,7 @@ async fn an_autoscaler_rescale_while_held_is_followed() {
         ],
     )
     .await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-    )
-    .await;
+    let out = start_release(&env, &ns.name, &["--canary", "1"]).await;
     assert_exit(
         &out,
         exit_code::REFUSED,

@@ -1,7 +1,10 @@
-//! The "foreign actions" table of the README: every foreign action in every phase where it
+//! The foreign-actions table (docs/results/foreign-actions.md): every foreign action in every phase where it
 //! can happen, against the real controllers, with the tool's outcome and how long the
 //! Deployment took to be fully available again. A table generator, not a test: it is
-//! ignored by default and run by `bench/foreign-table`, which dates the output.
+//! ignored by default and run by `bench/foreign-table`, which writes it as a results file.
+//! Every command's exit code is in its cell (`status`'s too, with the foreign change it
+//! names); a wait for a phase that does not come fails the table naming it, and so does a
+//! Deployment that does not settle after the action.
 //!
 //! Nothing here asserts timings; `tests/foreign.rs` holds the assertions.
 
@@ -20,8 +23,15 @@ use kube::Api;
 
 const REPLICAS: i32 = 4;
 
-/// How long a cell waits for its phase.
+/// How long a cell waits for its phase (then the table fails, naming what it waited for).
 const PHASE_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a cell waits for the Deployment to settle after the action.
+const SETTLE_WAIT: Duration = Duration::from_secs(30);
+
+/// What a cell says when the Deployment did not settle; the table then fails.
+const NOT_SETTLED: &str =
+    "**NOT SETTLED** (the Deployment controller not done: see `at_rest`) after";
 
 /// Phases a foreign action can meet.
 #[derive(Debug, Clone, Copy)]
@@ -122,6 +132,23 @@ async fn act(
     };
     foreign.apply(env, ns, stable, REPLICAS).await;
     None
+}
+
+/// Whether the Deployment controller is done with `d`: it has seen the latest spec, every
+/// pod it has is Ready, every replica asked for is available, and either the rollout is
+/// complete or the Deployment is paused (a canary held, or left held without its record,
+/// rests there with both sides).
+fn at_rest(d: &Deployment) -> bool {
+    let spec = d.spec.as_ref();
+    let replicas = spec.and_then(|s| s.replicas).unwrap_or(1);
+    let paused = spec.and_then(|s| s.paused).unwrap_or(false);
+    let generation = d.metadata.generation.unwrap_or(0);
+    let status = d.status.clone().unwrap_or_default();
+    let pods = status.replicas.unwrap_or(0);
+    status.observed_generation.unwrap_or(0) >= generation
+        && status.available_replicas.unwrap_or(0) >= replicas
+        && status.ready_replicas.unwrap_or(0) >= pods
+        && (paused || (status.updated_replicas.unwrap_or(0) >= replicas && pods == replicas))
 }
 
 /// Whether the record's phase is `name`.
@@ -288,27 +315,53 @@ async fn cell(env: &TestEnv, phase: Phase, action: Action) -> String {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let out = canary(env, &ns.name, &["status", "deploy/web", "-o", "json"]).await;
         let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let seen = status["foreign"]["change"]
-            .as_str()
-            .unwrap_or("-")
-            .to_string();
-        outcome.push(format!("status: {seen}"));
+        // Its exit code always; the foreign change it names, where it names one.
+        let seen = match status["foreign"]["change"].as_str() {
+            Some(change) => format!(" ({change})"),
+            None => String::new(),
+        };
+        outcome.push(format!("status: {}{seen}", exit_words(out.status.code())));
+        // A size the controller spread a rescale over: status shows both and offers the
+        // command that restores the size asked (docs/holding.md), which is run first.
+        if let Some(restore) = status["canarySize"]["restore"].as_str() {
+            outcome.push(format!(
+                "canary asked {}, running {}",
+                status["canarySize"]["askedPods"], status["canarySize"]["running"]
+            ));
+            let words: Vec<&str> = restore
+                .trim_start_matches("kubectl canary ")
+                .split_whitespace()
+                .collect();
+            let out = canary(env, &ns.name, &words).await;
+            let after = replica_sets_by_image(env, &ns.name).await;
+            let pods = |image: &str| {
+                after
+                    .iter()
+                    .find(|(i, _)| i == image)
+                    .map_or(0, |(_, n)| *n)
+            };
+            outcome.push(format!(
+                "next {}: {}, then {} canary beside {} stable",
+                words.join(" ").replace(" deploy/web", ""),
+                exit_words(out.status.code()),
+                pods("nginx:1.15"),
+                pods("nginx:1.14")
+            ));
+        }
         let out = canary(env, &ns.name, &["abort", "deploy/web", "--timeout", "60s"]).await;
         outcome.push(format!("next abort: {}", exit_words(out.status.code())));
     }
-    // Give the controller time to settle, then read the availability record.
+    // Wait for the controller to settle (every replica updated and available), then read
+    // the availability record; a cell that does not settle says so and fails the table.
     let api: Api<Deployment> = Api::namespaced(env.client().await, &ns.name);
     let mut settled = false;
-    for _ in 0..150 {
-        if let Ok(Some(d)) = api.get_opt("web").await {
-            let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let status = d.status.unwrap_or_default();
-            if status.available_replicas.unwrap_or(0) >= replicas
-                && status.updated_replicas.unwrap_or(0) >= replicas
-            {
-                settled = true;
-                break;
-            }
+    let settling = Instant::now();
+    while settling.elapsed() < SETTLE_WAIT {
+        if let Ok(Some(d)) = api.get_opt("web").await
+            && at_rest(&d)
+        {
+            settled = true;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -335,15 +388,19 @@ async fn cell(env: &TestEnv, phase: Phase, action: Action) -> String {
             }
         )
     };
-    let _ = settled;
-    format!("{}; {availability}", outcome.join(", "))
+    let settle = if settled {
+        String::new()
+    } else {
+        format!("; {NOT_SETTLED} {} s", SETTLE_WAIT.as_secs())
+    };
+    format!("{}; {availability}{settle}", outcome.join(", "))
 }
 
 /// Prints the table (run with `--ignored --nocapture`, or by `bench/foreign-table`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a table generator, run by bench/foreign-table"]
 async fn foreign_actions_table() {
-    let Some(env) = TestEnv::get() else { return };
+    let env = TestEnv::get().expect("a running test environment (scripts/testenv up)");
     let phases = [
         Phase::Starting,
         Phase::Holding,
@@ -375,7 +432,7 @@ async fn foreign_actions_table() {
         .collect()
         .await;
     println!(
-        "| foreign action | starting (`start` waiting for Ready) | holding (no run; then `status`, `abort`) | promoting (`promote --full` waiting) | aborting (`abort` waiting) | `--auto` between steps (analysing step 1) |"
+        "| foreign action | starting (`start` waiting for Ready) | holding (no run; then `status`, the restoring command it offers, `abort`) | promoting (`promote --full` waiting) | aborting (`abort` waiting) | `--auto` between steps (analysing step 1) |"
     );
     println!("| --- | --- | --- | --- | --- | --- |");
     for (a, action) in actions.iter().enumerate() {
@@ -391,10 +448,18 @@ async fn foreign_actions_table() {
         }
         println!("| {} |", row.join(" | "));
     }
+    let unsettled = cells
+        .iter()
+        .filter(|(_, _, text)| text.contains(NOT_SETTLED))
+        .count();
     println!(
         "\n{} cells in {:.0} s; {REPLICAS} replicas, canary of 2 pods in surge mode (aborting column: replace \
          mode, stable pods Ready 8 s after they start; --auto: steps of 1 then 2 pods)",
         actions.len() * phases.len(),
         started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        unsettled, 0,
+        "{unsettled} cells did not settle (marked in the table)"
     );
 }

@@ -357,12 +357,7 @@ async fn no_wait_returns_after_the_update_and_the_controller_finishes() {
         let ns = web_namespace(&env, "nowait", 10).await;
         let before = spec_of(&env, &ns.name, "web").await;
         assert_exit(
-            &canary(
-                &env,
-                &ns.name,
-                &["start", "deploy/web", "nginx=nginx:1.15", "--no-wait"],
-            )
-            .await,
+            &start_release(&env, &ns.name, &["--no-wait"]).await,
             0,
             "start --no-wait",
         );

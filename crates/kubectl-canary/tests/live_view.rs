@@ -8,55 +8,14 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use canary_testkit::scenario::web_namespace;
+use canary_testkit::terminal::LiveTerminal;
 use canary_testkit::{TestEnv, assert_spec_equal_except, spec_of};
 use common::{BIN, assert_exit, canary, record_exists};
 
 const OK: i32 = 0;
-
-/// A tmux server of this test's own (its socket name), ended when dropped.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn tmux(&self, args: &[&str]) -> String {
-        let output = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("tmux runs (scripts/ensure-test-tools installs it)");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-t", "view"])
-    }
-
-    /// Waits until the screen shows every one of `texts`; returns it.
-    fn wait_for(&self, texts: &[&str], what: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let screen = self.screen();
-            if texts.iter().all(|t| screen.contains(t)) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: the screen never showed {texts:?}:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.tmux(&["kill-server"]);
-    }
-}
 
 #[tokio::test]
 async fn the_live_view_under_tmux_shows_the_canary_and_aborts_after_confirmation() {
@@ -66,29 +25,7 @@ async fn the_live_view_under_tmux_shows_the_canary_and_aborts_after_confirmation
     let start = ["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"];
     assert_exit(&canary(&env, &ns.name, &start).await, OK, "start");
 
-    let dir = std::env::temp_dir().join(format!("kc-live-{}-{}", std::process::id(), ns.name));
-    std::fs::create_dir_all(&dir).unwrap();
-    let exit_file = dir.join("exit");
-    let command = format!(
-        "{BIN} --kubeconfig {} -n {} status deploy/web --watch; echo EXIT=$? > {}; sleep 120",
-        env.kubeconfig.display(),
-        ns.name,
-        exit_file.display()
-    );
-    let tmux = Tmux {
-        socket: format!("kc-live-{}-{}", std::process::id(), ns.name),
-    };
-    tmux.tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        "view",
-        "-x",
-        "140",
-        "-y",
-        "45",
-        &command,
-    ]);
+    let tmux = LiveTerminal::watch_status(&env, BIN, &ns.name, "web", "kc-live");
 
     let screen = tmux.wait_for(
         &[
@@ -106,9 +43,9 @@ async fn the_live_view_under_tmux_shows_the_canary_and_aborts_after_confirmation
     assert!(screen.matches("Running").count() >= 4, "{screen}");
 
     // `a` asks; `n` cancels and changes nothing.
-    tmux.tmux(&["send-keys", "-t", "view", "a"]);
+    tmux.send("a");
     tmux.wait_for(&["Abort: roll deploy/web back"], "the abort question");
-    tmux.tmux(&["send-keys", "-t", "view", "n"]);
+    tmux.send("n");
     tmux.wait_for(&["q: quit"], "the question cancelled");
     assert!(
         record_exists(&env, &ns.name, "web").await,
@@ -116,22 +53,11 @@ async fn the_live_view_under_tmux_shows_the_canary_and_aborts_after_confirmation
     );
 
     // `a`, `y`: abort runs, as `kubectl canary abort` would.
-    tmux.tmux(&["send-keys", "-t", "view", "a"]);
+    tmux.send("a");
     tmux.wait_for(&["Abort: roll deploy/web back"], "the abort question");
-    tmux.tmux(&["send-keys", "-t", "view", "y"]);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let exit = loop {
-        if let Ok(text) = std::fs::read_to_string(&exit_file) {
-            break text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "abort never ended:\n{}",
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    };
-    assert_eq!(exit.trim(), "EXIT=0", "{}", tmux.screen());
+    tmux.send("y");
+    let exit = tmux.wait_exit(Duration::from_secs(120), "abort never ended");
+    assert_eq!(exit, "EXIT=0", "{}", tmux.screen());
     let screen = tmux.screen();
     assert!(
         screen.contains("abort deploy/web (confirmed in the live view)"),

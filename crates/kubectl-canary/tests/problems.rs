@@ -9,9 +9,9 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use canary_testkit::terminal::LiveTerminal;
 use canary_testkit::{TestEnv, TestNamespace, create_settled, wait_for, web_deployment};
 use common::{BIN, assert_exit, canary, kubectl, text};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -341,44 +341,6 @@ async fn a_healthy_canary_leads_with_analyze_then_with_the_next_step() {
     abort(&env, &ns.name).await;
 }
 
-/// A tmux server of this test's own (its socket name), ended when dropped.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn tmux(&self, args: &[&str]) -> String {
-        let output = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("tmux runs (scripts/ensure-test-tools installs it)");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    /// Waits until the screen shows every one of `texts`; returns it.
-    fn wait_for(&self, texts: &[&str], what: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let screen = self.tmux(&["capture-pane", "-p", "-t", "view"]);
-            if texts.iter().all(|t| screen.contains(t)) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: the screen never showed {texts:?}:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.tmux(&["kill-server"]);
-    }
-}
-
 /// The live view of a crash-looping canary: the problem above the sides, abort first in the
 /// steps and the keys; `p` then `y` asks again naming the problem, `n` cancels and nothing
 /// changes; `q` leaves with exit 10.
@@ -387,29 +349,7 @@ async fn the_live_view_shows_the_problem_first_and_asks_twice_before_promoting()
     let Some(env) = TestEnv::get() else { return };
     let ns = broken_canary(&env, "pb-live", "nginx:1.15__crashloop", |_| {}).await;
     wait_problem(&env, &ns.name, "crashLoop", Duration::from_secs(30)).await;
-    let dir = std::env::temp_dir().join(format!("kc-pb-{}-{}", std::process::id(), ns.name));
-    std::fs::create_dir_all(&dir).unwrap();
-    let exit_file = dir.join("exit");
-    let command = format!(
-        "{BIN} --kubeconfig {} -n {} status deploy/web --watch; echo EXIT=$? > {}; sleep 120",
-        env.kubeconfig.display(),
-        ns.name,
-        exit_file.display()
-    );
-    let tmux = Tmux {
-        socket: format!("kc-pb-{}-{}", std::process::id(), ns.name),
-    };
-    tmux.tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        "view",
-        "-x",
-        "140",
-        "-y",
-        "45",
-        &command,
-    ]);
+    let tmux = LiveTerminal::watch_status(&env, BIN, &ns.name, "web", "kc-pb");
     let screen = tmux.wait_for(
         &[
             "UNHEALTHY: what is wrong",
@@ -430,27 +370,20 @@ async fn the_live_view_shows_the_problem_first_and_asks_twice_before_promoting()
     );
     assert!(!screen.contains("next: kubectl canary promote"), "{screen}");
 
-    tmux.tmux(&["send-keys", "-t", "view", "p"]);
+    tmux.send("p");
     tmux.wait_for(&["Promote deploy/web to every pod"], "the first question");
-    tmux.tmux(&["send-keys", "-t", "view", "y"]);
+    tmux.send("y");
     tmux.wait_for(
         &["deploy/web is UNHEALTHY (crashLoop on pod web-", "anyway?"],
         "the second question, naming the problem",
     );
-    tmux.tmux(&["send-keys", "-t", "view", "n"]);
+    tmux.send("n");
     tmux.wait_for(&["a: abort (advised"], "the question cancelled");
     let (_, status) = status_json(&env, &ns.name).await;
     assert_eq!(status["phase"], "holding", "nothing changed: {status:#}");
 
-    tmux.tmux(&["send-keys", "-t", "view", "q"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Ok(text) = std::fs::read_to_string(&exit_file) {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "the view never ended");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(exit.trim(), format!("EXIT={CANARY_UNHEALTHY}"));
+    tmux.send("q");
+    let exit = tmux.wait_exit(Duration::from_secs(30), "the view never ended");
+    assert_eq!(exit, format!("EXIT={CANARY_UNHEALTHY}"));
     abort(&env, &ns.name).await;
 }

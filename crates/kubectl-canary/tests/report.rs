@@ -11,7 +11,7 @@ use std::process::Command;
 
 use canary_testkit::TestEnv;
 use canary_testkit::scenario::web_namespace;
-use common::{assert_exit, canary, text};
+use common::{assert_exit, canary, start_release, text};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -265,13 +265,10 @@ async fn start_auto_writes_the_report_of_its_steps_at_the_end() {
     let ns = web_namespace(&env, "report-auto", 4).await;
     let dir = scratch(&format!("auto-{}", ns.name));
     let page = dir.join("auto.html");
-    let out = canary(
+    let out = start_release(
         &env,
         &ns.name,
         &[
-            "start",
-            "deploy/web",
-            "nginx=nginx:1.15",
             "--auto",
             "--steps",
             "1,2",

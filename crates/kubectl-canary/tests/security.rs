@@ -6,7 +6,7 @@
 //! Deployment and its ReplicaSets alone.
 //!
 //! With `KC_SECURITY_REPORT=<file>`, every attempt and its outcome is appended to the file
-//! as a Markdown table row (the README's security table is made from it).
+//! as a Markdown table row (scripts/security-report makes docs/results/security.md from them).
 
 mod common;
 

@@ -622,16 +622,16 @@ async fn a_crash_at_every_mutation_point_of_a_blue_green_promote_or_abort_leaves
     let held: Option<&[&str]> = Some(&["--blue-green"]);
     every_point(
         &env,
-        &["promote", "deploy/web"],
+        &["promote", "deploy/web", "--full"],
         held,
         &["abort", "deploy/web"],
     )
     .await;
     every_point(
         &env,
-        &["promote", "deploy/web"],
+        &["promote", "deploy/web", "--full"],
         held,
-        &["promote", "deploy/web"],
+        &["promote", "deploy/web", "--full"],
     )
     .await;
     every_point(
@@ -792,12 +792,7 @@ async fn blue_green_switches_in_one_update_without_a_failed_request() {
     wait_served(&env, &ns.name, "web").await;
     let requests = start_loop(&env, &ns.name, "web").await;
 
-    let out = canary(
-        &env,
-        &ns.name,
-        &["start", "deploy/web", "nginx=nginx:1.15", "--blue-green"],
-    )
-    .await;
+    let out = start_release(&env, &ns.name, &["--blue-green"]).await;
     assert_exit(&out, 0, "start --blue-green");
     assert_eq!(
         replica_sets_by_image(&env, &ns.name).await,
@@ -806,7 +801,7 @@ async fn blue_green_switches_in_one_update_without_a_failed_request() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let promote_sent = unix_now();
-    let out = canary(&env, &ns.name, &["promote", "deploy/web"]).await;
+    let out = canary(&env, &ns.name, &["promote", "deploy/web", "--full"]).await;
     assert_exit(&out, 0, "promote");
     let promoted = unix_now();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -855,12 +850,7 @@ async fn blue_green_abort_after_the_switch_goes_back_without_a_failed_request() 
         before,
     } = served_web(&env, "bluegreen-back", 3).await;
     wait_served(&env, &ns.name, "web").await;
-    let out = canary(
-        &env,
-        &ns.name,
-        &["start", "deploy/web", "nginx=nginx:1.15", "--blue-green"],
-    )
-    .await;
+    let out = start_release(&env, &ns.name, &["--blue-green"]).await;
     assert_exit(&out, 0, "start --blue-green");
     let out = canary(&env, &ns.name, &["promote", "deploy/web", "--canary", "2"]).await;
     assert_exit(&out, REFUSED, "a Blue/Green release is promoted whole");
@@ -869,7 +859,7 @@ async fn blue_green_abort_after_the_switch_goes_back_without_a_failed_request() 
     let out = canary_with(
         &env,
         &ns.name,
-        &["promote", "deploy/web"],
+        &["promote", "deploy/web", "--full"],
         &[("KUBECTL_CANARY_CRASH_AFTER", "1")],
     )
     .await;

@@ -8,10 +8,9 @@ use kube::runtime::controller::Action;
 
 use canary_core::gitops::brake::images_signature;
 use canary_core::gitops::situation::{NewCanary, begin_record, stable_of_braked_change};
-use canary_core::machine::SpecChange;
 use canary_core::record::StableRevision;
 use canary_kube::error::CanaryError;
-use canary_kube::gitops::writes::{Written, update_deployment};
+use canary_kube::gitops::writes::Written;
 use canary_kube::observe::{revision_of, template_hash_of, template_json};
 
 use super::{Outcome, Reconciling, SOON, now};
@@ -142,23 +141,7 @@ pub(super) async fn release_unbraked(
     reason: &str,
     note: String,
 ) -> Outcome {
-    let brake = release
-        .brake
-        .as_ref()
-        .expect("only released with the brake on");
-    let change = SpecChange {
-        template: None,
-        settings: brake.original.clone(),
-        summary: "release the brake".into(),
-    };
-    match update_deployment(
-        &release.apis.deployments,
-        release.deployment(),
-        &change,
-        true,
-    )
-    .await?
-    {
+    match release.release_brake("release the brake").await? {
         Written::Stored(_) => {
             release.warn_once(reason, note).await;
             Ok(Action::requeue(SOON))

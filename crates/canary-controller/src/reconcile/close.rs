@@ -4,9 +4,7 @@
 use kube::runtime::controller::Action;
 
 use canary_core::gitops::situation::{parse_images_signature, supersede};
-use canary_core::machine::SpecChange;
 use canary_core::record::images_of;
-use canary_kube::gitops::writes::update_deployment;
 
 use super::begin::release_unbraked;
 use super::{Outcome, Reconciling, SOON, now};
@@ -19,21 +17,12 @@ pub(super) async fn reverted(release: &Reconciling<'_>) -> Outcome {
     let stored = release.stored.as_ref().expect("a record");
     let mut record = stored.record.clone();
     if let Some(brake) = &release.brake {
-        let change = SpecChange {
-            template: None,
-            settings: brake.original.clone(),
-            summary: "the stable template is back: release the brake".into(),
-        };
         record.original_settings = brake.original.clone();
         // Always one write while the annotations are there: with them the policy would keep
         // these settings for every later writer, and brake no later commit.
-        update_deployment(
-            &release.apis.deployments,
-            release.deployment(),
-            &change,
-            true,
-        )
-        .await?;
+        release
+            .release_brake("the stable template is back: release the brake")
+            .await?;
         return Ok(Action::requeue(SOON));
     }
     let observation = release.view.observation(&record);

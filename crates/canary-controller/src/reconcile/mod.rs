@@ -22,9 +22,11 @@ use canary_core::analysis_spec::PrometheusAddress;
 use canary_core::gitops::brake::BrakeAnnotations;
 use canary_core::gitops::policy::GitOpsPolicy;
 use canary_core::gitops::situation::{Release, classify, is_controller_record};
+use canary_core::machine::SpecChange;
 use canary_core::record::{CanaryRecord, Owner, Phase};
 use canary_kube::error::CanaryError;
 use canary_kube::events::EventSink;
+use canary_kube::gitops::writes::{Written, update_deployment};
 use canary_kube::observe::{DeploymentView, NamespaceApis};
 use canary_kube::store::{RecordStore, StoredRecord};
 
@@ -106,15 +108,15 @@ const SOON: Duration = Duration::from_secs(2);
 
 /// Everything one reconcile reads, in one place.
 pub(crate) struct Reconciling<'a> {
-    pub ctx: &'a Context,
-    pub key: String,
-    pub apis: NamespaceApis,
-    pub view: DeploymentView,
-    pub store: RecordStore,
-    pub stored: Option<StoredRecord>,
-    pub brake: Option<BrakeAnnotations>,
-    pub policy: Result<GitOpsPolicy, String>,
-    pub events: EventSink,
+    ctx: &'a Context,
+    key: String,
+    apis: NamespaceApis,
+    view: DeploymentView,
+    store: RecordStore,
+    stored: Option<StoredRecord>,
+    brake: Option<BrakeAnnotations>,
+    policy: Result<GitOpsPolicy, String>,
+    events: EventSink,
 }
 
 impl Reconciling<'_> {
@@ -167,6 +169,22 @@ impl Reconciling<'_> {
         self.store.update(stored, &record).await?;
         self.phase_metric(Some(record.phase));
         Ok(())
+    }
+
+    /// Puts the Deployment's own settings back (from the brake's annotations) and removes
+    /// those annotations in the same write: the admission policy stops holding the
+    /// settings exactly when they are back. `summary`: what the write is, for the log.
+    pub async fn release_brake(&self, summary: &str) -> Result<Written, ReconcileError> {
+        let brake = self
+            .brake
+            .as_ref()
+            .expect("only released with the brake on");
+        let change = SpecChange {
+            template: None,
+            settings: brake.original.clone(),
+            summary: summary.into(),
+        };
+        Ok(update_deployment(&self.apis.deployments, self.deployment(), &change, true).await?)
     }
 
     /// Records a finished canary's duration in the metrics.

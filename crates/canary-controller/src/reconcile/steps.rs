@@ -6,14 +6,15 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 
-use canary_core::machine::{Decision, Goal, decide};
+use canary_core::machine::{Decision, Goal};
 use canary_core::record::{CanaryRecord, Phase, replica_set_template_matches};
-use canary_core::step_policy::{NextStep, after_verdict};
+use canary_core::step_policy::NextStep;
 use canary_core::verdict::Decision as Verdict;
 use canary_kube::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use canary_kube::gitops::spec_source::read_analysis_spec;
-use canary_kube::gitops::writes::{Written, scale_replica_set, update_deployment};
+use canary_kube::gitops::writes::{Written, update_deployment};
 use canary_kube::observe::template_json;
+use canary_kube::{ops, write};
 use kube::ResourceExt;
 
 use super::stable::{self, FAILED_NOTE};
@@ -133,8 +134,9 @@ pub(super) async fn trusted(
 
 /// One step of the state machine towards `goal`.
 async fn drive(release: &Reconciling<'_>, record: &CanaryRecord, goal: Goal) -> Outcome {
-    let observation = release.view.observation(record);
-    match decide(record, goal, &observation) {
+    // The CLI's drive loops take the same turn, one after another.
+    let (goal, decision) = ops::step::turn(record, goal, &release.view);
+    match decision {
         Decision::Apply(change) => {
             let promoting = goal == Goal::PromoteFull;
             if promoting && release.brake.is_none() {
@@ -160,34 +162,23 @@ async fn drive(release: &Reconciling<'_>, record: &CanaryRecord, goal: Goal) -> 
             // The settings are back (someone else put them back) but the brake's annotations
             // are not gone: remove them, or the policy would keep these settings for every
             // later writer and brake no later commit.
-            let brake = release.brake.as_ref().expect("checked");
-            let change = canary_core::machine::SpecChange {
-                template: None,
-                settings: brake.original.clone(),
-                summary: "remove the brake's annotations".into(),
-            };
-            update_deployment(
-                &release.apis.deployments,
-                release.deployment(),
-                &change,
-                true,
-            )
-            .await?;
+            release
+                .release_brake("remove the brake's annotations")
+                .await?;
             Ok(Action::requeue(SOON))
         }
         Decision::Wait(_) => Ok(Action::requeue(SOON)),
         // A change of replicas spread over both sides by the Deployment controller (paused,
         // it scales proportionally): one side back to its size, as the CLI's engine does.
         Decision::Resize(resize) => {
-            let replica_set = release
-                .view
-                .replica_sets
-                .iter()
-                .find(|rs| rs.name_any() == resize.replica_set);
-            if let Some(replica_set) = replica_set {
-                tracing::info!(deployment = %release.key, summary = %resize.summary, "resizing");
-                scale_replica_set(&release.apis.replica_sets, replica_set, resize.to).await?;
-            }
+            tracing::info!(deployment = %release.key, summary = %resize.summary, "resizing");
+            ops::step::resize(
+                write::CONTROLLER,
+                &release.apis.replica_sets,
+                &release.view,
+                &resize,
+            )
+            .await?;
             Ok(Action::requeue(SOON))
         }
         Decision::Stuck(stuck) => {
@@ -244,12 +235,8 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
     };
     // Still at the held size? (Anything else is the machine's to repair.)
     if !matches!(
-        decide(
-            &record,
-            Goal::Hold { pods },
-            &release.view.observation(&record)
-        ),
-        Decision::Reached
+        ops::step::turn(&record, Goal::Hold { pods }, &release.view),
+        (_, Decision::Reached)
     ) {
         return drive(release, &record, Goal::Hold { pods }).await;
     }
@@ -337,9 +324,11 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
         .step_sizes(record.replicas)
         .unwrap_or_else(|_| vec![pods]);
     let mut next = record.clone();
-    match after_verdict(decision, &sizes, pods) {
-        step @ (NextStep::Grow { .. } | NextStep::PromoteFull) => {
-            next.phase = step.phase().expect("a pass moves on");
+    // `start --auto` takes the same step (and drives to its goal at once).
+    let after = ops::step::after_analysis(&record, decision, &sizes, pods);
+    match after.step {
+        NextStep::Grow { .. } | NextStep::PromoteFull => {
+            next.phase = after.phase.expect("a pass moves on");
             next.note(
                 &now(),
                 format!(
@@ -356,7 +345,7 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
                 .await;
         }
         NextStep::RollBack => {
-            next.phase = Phase::Aborting;
+            next.phase = after.phase.expect("a failure rolls back");
             next.note(
                 &now(),
                 format!("{FAILED_NOTE} at {pods} pod(s): {reason}; holding on the stable pods until the next commit"),

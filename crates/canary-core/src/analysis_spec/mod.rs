@@ -26,6 +26,7 @@
 
 mod auto_metrics;
 mod fields;
+mod probes;
 mod query;
 mod types;
 mod yaml;
@@ -36,6 +37,7 @@ pub use auto_metrics::{
     auto_analysis_spec, common_family, detect_families, family_detection_query, rate_window,
 };
 pub use fields::{parse_inconclusive_policy, validate_rate, validate_requests};
+pub use probes::{expand_probe_checks, path_suffix, probe_endpoints};
 pub use query::{
     QUERY_PLACEHOLDERS, QueryContext, live_series_query, query_template_problem, render_query,
 };

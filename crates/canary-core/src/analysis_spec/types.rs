@@ -71,6 +71,10 @@ pub enum Probe {
     /// The pods' own request metrics, found on Prometheus with no query written (an HTTP
     /// check when there are none).
     AutoMetrics(super::AutoMetricsSpec),
+    /// HTTP checks at the pod template's own `httpGet` readiness and liveness probes, with
+    /// these settings (port and path come from each probe); expanded on the canary's
+    /// template when the analysis runs ([`super::expand_probe_checks`]).
+    HttpFromProbes(HttpSpec),
 }
 
 impl Probe {
@@ -80,7 +84,7 @@ impl Probe {
         match self {
             Probe::PodHealth(_) => CheckKind::PodHealth,
             Probe::Logs(_) => CheckKind::Logs,
-            Probe::Http(_) => CheckKind::Http,
+            Probe::Http(_) | Probe::HttpFromProbes(_) => CheckKind::Http,
             Probe::Prometheus(_) | Probe::AutoMetrics(_) => CheckKind::Prometheus,
         }
     }

@@ -69,7 +69,7 @@ pub fn bound_for_controller(
                 }
                 prometheus_check.address = configured.clone();
             }
-            Probe::Http(http) => {
+            Probe::Http(http) | Probe::HttpFromProbes(http) => {
                 if http.requests > MAX_HTTP_REQUESTS {
                     return Err(format!(
                         "check {name}: {} requests per side; the controller sends at most {MAX_HTTP_REQUESTS}",

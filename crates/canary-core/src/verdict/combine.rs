@@ -200,6 +200,25 @@ pub struct Verdict {
     pub checks: Vec<CheckResult>,
     /// Why the decision was taken.
     pub reason: String,
+    /// What the verdict could not see, if anything: with no request-level check (HTTP,
+    /// Prometheus) nothing judged the requests the canary answered, and pod health and log
+    /// lines do not see a canary answering errors. Absent in verdicts that judged requests
+    /// (and in those recorded before this was said).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_judged: Option<String>,
+}
+
+/// What a verdict over `checks` could not see: requests, when no check looks at them.
+pub fn not_judged(checks: &[CheckResult]) -> Option<String> {
+    let judges_requests = checks
+        .iter()
+        .any(|check| matches!(check.kind, CheckKind::Http | CheckKind::Prometheus));
+    (!judges_requests).then(|| {
+        "requests: no HTTP or Prometheus check ran, and pod health and log lines do not see a canary \
+         answering errors; add --http-check :PORT/PATH (or --http-check auto, from the pod template's httpGet \
+         probes) or a Prometheus check"
+            .to_string()
+    })
 }
 
 /// How a check's outcome counts once its inconclusive policy has been applied.
@@ -225,6 +244,7 @@ pub fn combine(checks: Vec<CheckResult>, pass_score: f64, waited: Duration) -> V
             decision: Decision::Inconclusive,
             score: None,
             pass_score,
+            not_judged: not_judged(&checks),
             checks,
             reason: "no checks are configured, so nothing shows the canary is good".into(),
         };
@@ -325,6 +345,7 @@ pub fn combine(checks: Vec<CheckResult>, pass_score: f64, waited: Duration) -> V
         decision,
         score,
         pass_score,
+        not_judged: not_judged(&checks),
         checks,
         reason,
     }

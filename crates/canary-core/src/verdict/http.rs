@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use crate::analysis_spec::HttpSpec;
 use crate::stats;
+pub use crate::verdict::sequential::ERROR_RATE_CONFIDENCE;
 use crate::verdict::sequential::{FALSE_PASS_RATE, LookDecision, SequentialPlan};
 use crate::verdict::{JudgeConfig, Measurement, Outcome, format_number, judge_samples};
-
-/// Confidence needed before a higher canary error rate counts as a failure.
-pub const ERROR_RATE_CONFIDENCE: f64 = 0.98;
 
 /// The answer to one request.
 #[derive(Debug, Clone, PartialEq)]

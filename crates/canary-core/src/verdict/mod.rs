@@ -48,6 +48,38 @@ mod tests {
         limit: Duration::from_secs(60),
     };
 
+    /// A verdict of pod health and logs alone passes, but says it did not judge requests;
+    /// one HTTP or Prometheus check among the checks makes it a verdict on requests.
+    #[test]
+    fn a_verdict_without_a_request_check_says_it_did_not_judge_requests() {
+        let of_kind = |kind| CheckResult {
+            kind,
+            ..check("c", Outcome::Pass, true, WAIT_1M)
+        };
+        let blind = combine(
+            vec![of_kind(CheckKind::PodHealth), of_kind(CheckKind::Logs)],
+            95.0,
+            Duration::ZERO,
+        );
+        assert_eq!(blind.decision, Decision::Pass);
+        assert!(
+            blind
+                .not_judged
+                .as_deref()
+                .is_some_and(|n| n.starts_with("requests")),
+            "{blind:?}"
+        );
+        assert!(combine(vec![], 95.0, Duration::ZERO).not_judged.is_some());
+        for kind in [CheckKind::Http, CheckKind::Prometheus] {
+            let seeing = combine(
+                vec![of_kind(CheckKind::PodHealth), of_kind(kind)],
+                95.0,
+                Duration::ZERO,
+            );
+            assert_eq!(seeing.not_judged, None, "{kind}");
+        }
+    }
+
     #[test]
     fn critical_failure_fails_even_while_others_wait() {
         let verdict = combine(

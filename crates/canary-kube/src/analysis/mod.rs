@@ -50,6 +50,9 @@ pub struct AnalysisTarget {
     pub canary: PodGroup,
     /// The current release's pods.
     pub stable: PodGroup,
+    /// The canary's pod template (JSON), where the HTTP checks of its own `httpGet` probes
+    /// come from (`--http-check auto`); `None` when unknown.
+    pub canary_template: Option<serde_json::Value>,
 }
 
 /// One side of the comparison.
@@ -79,6 +82,22 @@ impl AnalysisTarget {
         }
     }
 
+    /// What a Prometheus query template of `side` is rendered with, over `window`.
+    pub fn query_context(
+        &self,
+        side: Side,
+        window: std::time::Duration,
+    ) -> canary_core::analysis_spec::QueryContext<'_> {
+        let group = self.group(side);
+        canary_core::analysis_spec::QueryContext {
+            namespace: &self.namespace,
+            deployment: &self.deployment,
+            replica_set: &group.replica_set,
+            pod_template_hash: &group.pod_template_hash,
+            window,
+        }
+    }
+
     /// The sides of a recorded canary: the stable ReplicaSet the record names, and the one
     /// whose template is the record's target template.
     pub fn from_record(
@@ -100,6 +119,7 @@ impl AnalysisTarget {
                 replica_set: record.stable.replica_set.clone(),
                 pod_template_hash: record.stable.pod_template_hash.clone(),
             },
+            canary_template: Some(record.target_template()),
         })
     }
 
@@ -125,6 +145,11 @@ impl AnalysisTarget {
             deployment,
             canary: group_of(canary),
             stable: group_of(stable),
+            canary_template: canary
+                .spec
+                .as_ref()
+                .and_then(|spec| spec.template.as_ref())
+                .and_then(|template| serde_json::to_value(template).ok()),
         })
     }
 }
@@ -210,6 +235,24 @@ pub async fn run_round(
     clock: &clock::ServerClock,
     observe_for: Duration,
 ) -> Vec<CheckResult> {
+    // The checks of the canary's own httpGet probes, where the spec asks for them.
+    let expanded;
+    let spec = if spec
+        .checks
+        .iter()
+        .any(|c| matches!(c.probe, Probe::HttpFromProbes(_)))
+    {
+        expanded = AnalysisSpec {
+            checks: canary_core::analysis_spec::expand_probe_checks(
+                &spec.checks,
+                target.canary_template.as_ref(),
+            ),
+            ..spec.clone()
+        };
+        &expanded
+    } else {
+        spec
+    };
     let mut pending: FuturesUnordered<_> = spec
         .checks
         .iter()
@@ -281,6 +324,7 @@ async fn run_check(
                     prometheus::auto::run(client, target, check, settings, clock, spec.window).await
                 }
                 Probe::PodHealth(_) => unreachable!("handled above"),
+                Probe::HttpFromProbes(_) => unreachable!("expanded in run_round"),
             }
         }
     }

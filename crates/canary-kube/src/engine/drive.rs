@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 
-use canary_core::machine::{Decision, Goal, SpecChange, Waiting, decide};
-use canary_core::record::CanaryRecord;
+use canary_core::machine::{Decision, Goal, SpecChange, Waiting};
 use canary_core::seal::Seal;
 
 use crate::error::{CanaryError, Result};
 use crate::events::EventSink;
 use crate::observe::DeploymentView;
+use crate::ops;
 use crate::store::StoredRecord;
 use crate::write::Written;
 
@@ -209,7 +209,6 @@ impl Engine {
         Ok(pods)
     }
 
-    /// Applies the machine's updates until it only waits for the controller (`--no-wait`).
     /// The first write of a promotion or rollback, decided from the view the foreign check
     /// just read, before the watches start: a rollback should not wait for four lists
     /// (bench/: time to a safe state). Only the record changed since that read; the update
@@ -223,14 +222,15 @@ impl Engine {
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<()> {
         let record = stored.record.clone();
-        let goal = current_goal(goal, &record);
-        if let Decision::Apply(change) = decide(&record, goal, &view.observation(&record)) {
+        if let (goal, Decision::Apply(change)) = ops::step::turn(&record, goal, view) {
             self.apply_checked(view, &change, stored, goal, progress)
                 .await?;
         }
         Ok(())
     }
 
+    /// Applies the machine's updates until it only waits for the controller (`--no-wait`),
+    /// on fresh reads.
     pub(crate) async fn apply_until_waiting(
         &self,
         stored: &mut StoredRecord,
@@ -238,45 +238,29 @@ impl Engine {
         timeout: Duration,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Deadline::after(timeout);
         loop {
             if !stored.is_synthesized()
-                && let Some(change) = self.foreign_now(stored).await?
+                && let Some((change, record_gone)) = self.foreign_read(stored).await?
             {
+                // The record closed by whoever reached the same goal: done, decided on a
+                // read at least as new as the record's deletion (as in `drive`).
+                if record_gone && self.finished_by_others(&change, stored, goal).await? {
+                    return Ok(());
+                }
                 self.on_foreign(change, stored, progress).await?;
                 continue;
             }
             let view = self.view().await?;
-            let record = stored.record.clone();
-            let goal = current_goal(goal, &record);
-            match decide(&record, goal, &view.observation(&record)) {
-                Decision::Resize(resize) => {
-                    if Instant::now() >= deadline {
-                        return Err(self.resize_timed_out(goal, timeout, &resize));
-                    }
-                    self.resize(&view, &resize, progress).await?;
-                }
-                Decision::Apply(change) => {
-                    if Instant::now() >= deadline {
-                        return Err(self.update_timed_out(goal, timeout, &change));
-                    }
-                    if self
-                        .apply_checked(&view, &change, stored, goal, progress)
-                        .await?
-                        .is_none()
-                    {
-                        // Someone else wrote first, or the GitOps controller is to carry it
-                        // out: look again shortly rather than at once.
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
-                Decision::Stuck(stuck) => {
-                    return Err(CanaryError::Stuck {
-                        deployment: self.name.clone(),
-                        stuck,
-                    });
-                }
-                Decision::Wait(_) | Decision::Reached => return Ok(()),
+            match self
+                .take_turn(&view, stored, goal, deadline, progress)
+                .await?
+            {
+                Turned::Resized | Turned::Updated(Some(_)) => {}
+                // Someone else wrote first, or the GitOps controller is to carry it out:
+                // look again shortly rather than at once.
+                Turned::Updated(None) => tokio::time::sleep(Duration::from_millis(200)).await,
+                Turned::Waiting(_) | Turned::Reached => return Ok(()),
             }
         }
     }
@@ -292,7 +276,7 @@ impl Engine {
         timeout: Duration,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Deadline::after(timeout);
         let mut live = self.live().await?;
         let mut last_wait: Option<Waiting> = None;
         loop {
@@ -326,12 +310,7 @@ impl Engine {
                 // watches, in no set order. A fresh read, at least as new as the deletion,
                 // decides then, before the record is called lost.
                 if matches!(now, canary_core::foreign::SeenRecord::Gone)
-                    && change.response_towards(
-                        &stored.record,
-                        goal,
-                        now,
-                        &self.view().await?.observation(&stored.record),
-                    ) == canary_core::foreign::ForeignResponse::Done
+                    && self.finished_by_others(&change, stored, goal).await?
                 {
                     return Ok(());
                 }
@@ -342,47 +321,26 @@ impl Engine {
                 continue;
             }
             let view = live.view()?;
-            let record = stored.record.clone();
-            let goal = current_goal(goal, &record);
-            match decide(&record, goal, &view.observation(&record)) {
-                Decision::Resize(resize) => {
-                    if Instant::now() >= deadline {
-                        return Err(self.resize_timed_out(goal, timeout, &resize));
-                    }
-                    self.resize(&view, &resize, progress).await?;
-                    live.changed(Duration::from_secs(5)).await;
+            match self
+                .take_turn(&view, stored, goal, deadline, progress)
+                .await?
+            {
+                Turned::Resized => live.changed(Duration::from_secs(5)).await,
+                Turned::Reached => return Ok(()),
+                // Decide next on a view that includes our own write.
+                Turned::Updated(Some(version)) => {
+                    live.caught_up_with(&version, Duration::from_secs(5)).await
                 }
-                Decision::Reached => return Ok(()),
-                Decision::Stuck(stuck) => {
-                    return Err(CanaryError::Stuck {
-                        deployment: self.name.clone(),
-                        stuck,
-                    });
-                }
-                Decision::Apply(change) => {
-                    if Instant::now() >= deadline {
-                        return Err(self.update_timed_out(goal, timeout, &change));
-                    }
-                    match self
-                        .apply_checked(&view, &change, stored, goal, progress)
-                        .await?
-                    {
-                        // Decide next on a view that includes our own write.
-                        Some(version) => {
-                            live.caught_up_with(&version, Duration::from_secs(5)).await
-                        }
-                        // Someone else wrote first: wait for their write to arrive.
-                        None => live.changed(Duration::from_secs(5)).await,
-                    }
-                }
-                Decision::Wait(waiting) => {
+                // Someone else wrote first: wait for their write to arrive.
+                Turned::Updated(None) => live.changed(Duration::from_secs(5)).await,
+                Turned::Waiting(waiting) => {
                     if last_wait.as_ref() != Some(&waiting) {
                         progress(&Progress::Waiting {
                             waiting: waiting.clone(),
                         });
                         last_wait = Some(waiting.clone());
                     }
-                    let left = deadline.saturating_duration_since(Instant::now());
+                    let left = deadline.left();
                     if left.is_zero() {
                         return Err(CanaryError::TimedOut {
                             what: format!("deploy/{} to reach {goal:?}", self.name),
@@ -394,6 +352,45 @@ impl Engine {
                     live.changed(left.min(Duration::from_secs(5))).await;
                 }
             }
+        }
+    }
+
+    /// One turn of a drive loop on `view` ([`ops::step::turn`]): a resize or an update
+    /// carried out (unless the deadline passed), a stuck canary as an error, or what is
+    /// waited for.
+    async fn take_turn(
+        &self,
+        view: &DeploymentView,
+        stored: &mut StoredRecord,
+        goal: Goal,
+        deadline: Deadline,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<Turned> {
+        let record = stored.record.clone();
+        let (goal, decision) = ops::step::turn(&record, goal, view);
+        match decision {
+            Decision::Resize(resize) => {
+                if deadline.passed() {
+                    return Err(self.resize_timed_out(goal, deadline.timeout, &resize));
+                }
+                self.resize(view, &resize, progress).await?;
+                Ok(Turned::Resized)
+            }
+            Decision::Apply(change) => {
+                if deadline.passed() {
+                    return Err(self.update_timed_out(goal, deadline.timeout, &change));
+                }
+                let version = self
+                    .apply_checked(view, &change, stored, goal, progress)
+                    .await?;
+                Ok(Turned::Updated(version))
+            }
+            Decision::Stuck(stuck) => Err(CanaryError::Stuck {
+                deployment: self.name.clone(),
+                stuck,
+            }),
+            Decision::Wait(waiting) => Ok(Turned::Waiting(waiting)),
+            Decision::Reached => Ok(Turned::Reached),
         }
     }
 
@@ -425,11 +422,39 @@ impl Engine {
     }
 }
 
-/// The goal now: a hold follows the record's size (which a followed change of replicas can
-/// change); promote-full and abort stay what they are.
-fn current_goal(goal: Goal, record: &CanaryRecord) -> Goal {
-    match (goal, record.phase.goal()) {
-        (Goal::Hold { .. }, hold @ Goal::Hold { .. }) => hold,
-        _ => goal,
+/// What one turn of a drive loop did.
+enum Turned {
+    /// A ReplicaSet resize was sent (stored, or someone else's change came first).
+    Resized,
+    /// An update of the Deployment: `Some` its stored resourceVersion, `None` someone else
+    /// wrote first.
+    Updated(Option<String>),
+    /// The controller is to act next.
+    Waiting(Waiting),
+    /// The goal is reached.
+    Reached,
+}
+
+/// A drive's time limit.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    fn after(timeout: Duration) -> Self {
+        Self {
+            at: Instant::now() + timeout,
+            timeout,
+        }
+    }
+
+    fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    fn left(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
     }
 }

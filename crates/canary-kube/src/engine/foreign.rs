@@ -18,6 +18,7 @@ use crate::events::EventSink;
 use crate::live::LiveView;
 use crate::observe::DeploymentView;
 use crate::store::StoredRecord;
+use crate::workload::Workload;
 
 /// How many times a release is tried when other writers keep winning the race.
 const RELEASE_ATTEMPTS: usize = 5;
@@ -41,17 +42,15 @@ fn seen(record: &Result<Option<StoredRecord>>) -> SeenRecord<'_> {
     }
 }
 
-fn classify_view(
+fn classify_view<W: Workload>(
     stored: &StoredRecord,
     canary_seen: bool,
     record: SeenRecord<'_>,
-    view: Option<&DeploymentView>,
+    view: Option<&W>,
 ) -> Option<ForeignChange> {
-    // A Deployment being deleted is gone for the canary: foreground deletion removes the
-    // record (a dependent) first, and the Deployment follows.
-    let uid = view
-        .filter(|v| v.deployment.metadata.deletion_timestamp.is_none())
-        .and_then(|v| v.deployment.uid());
+    // A workload being deleted is gone for the canary: foreground deletion removes the
+    // record (a dependent) first, and the workload follows.
+    let uid = view.filter(|v| !v.is_being_deleted()).map(|v| v.uid());
     let observation = view.map(|v| v.observation(&stored.record));
     classify(
         known(stored, canary_seen),
@@ -64,7 +63,7 @@ fn classify_view(
 impl Engine {
     /// Whether this command has seen the canary template on the Deployment; updated from
     /// every view it decides on.
-    fn canary_seen(&self, stored: &StoredRecord, view: Option<&DeploymentView>) -> bool {
+    fn canary_seen<W: Workload>(&self, stored: &StoredRecord, view: Option<&W>) -> bool {
         if let Some(view) = view
             && template_state(&stored.record, &view.template()) == TemplateState::Canary
         {
@@ -90,12 +89,45 @@ impl Engine {
 
     /// A foreign change as fresh reads show it, if any.
     pub(super) async fn foreign_now(&self, stored: &StoredRecord) -> Result<Option<ForeignChange>> {
+        Ok(self.foreign_read(stored).await?.map(|(change, _)| change))
+    }
+
+    /// A foreign change as fresh reads show it, if any, and whether the record was gone
+    /// (read as absent, not unreadable).
+    pub(super) async fn foreign_read(
+        &self,
+        stored: &StoredRecord,
+    ) -> Result<Option<(ForeignChange, bool)>> {
         let view = self.view_if_exists().await?;
         let record = self.store.get().await;
         let canary_seen = self.canary_seen.load(Ordering::SeqCst);
         let change = classify_view(stored, canary_seen, seen(&record), view.as_ref());
         self.canary_seen(stored, view.as_ref());
-        Ok(change)
+        // Gone, not unreadable (as the watch loop tells them apart).
+        let gone = matches!(record, Ok(None));
+        Ok(change.map(|change| (change, gone)))
+    }
+
+    /// Whether `change`, seen with the record gone, is whoever reached `goal` closing the
+    /// record (the GitOps controller carrying out this run's promotion): decided on a fresh
+    /// read of the Deployment, at least as new as the record's deletion, since the last
+    /// writes of the Deployment and its ReplicaSets can reach a watch (or an earlier read)
+    /// after the deletion does ([`ForeignChange::response_towards`]).
+    pub(super) async fn finished_by_others(
+        &self,
+        change: &ForeignChange,
+        stored: &StoredRecord,
+        goal: Goal,
+    ) -> Result<bool> {
+        let Some(view) = self.view_if_exists().await? else {
+            return Ok(false);
+        };
+        Ok(change.response_towards(
+            &stored.record,
+            goal,
+            SeenRecord::Gone,
+            &view.observation(&stored.record),
+        ) == ForeignResponse::Done)
     }
 
     /// Before a command writes its phase: a foreign change that matters for `goal`. An
@@ -111,7 +143,7 @@ impl Engine {
             record: &stored.record,
             resource_version: &stored.resource_version,
         };
-        let canary_seen = self.canary_seen(stored, None);
+        let canary_seen = self.canary_seen(stored, None::<&DeploymentView>);
         let change = classify_view(stored, canary_seen, record, Some(view));
         self.canary_seen(stored, Some(view));
         Ok(change.filter(|change| match change {

@@ -48,6 +48,9 @@ pub struct StartPlan {
     pub template_changes: Vec<FieldChange>,
     /// The record that is written first.
     pub record: CanaryRecord,
+    /// The HorizontalPodAutoscaler that scales the Deployment (`--allow-hpa`), if any.
+    #[serde(skip)]
+    pub autoscaler: Option<canary_core::validate::AutoscalerFacts>,
 }
 
 impl Engine {
@@ -171,6 +174,7 @@ impl Engine {
                 changes,
                 template_changes,
                 record,
+                autoscaler,
             },
             view,
         ))

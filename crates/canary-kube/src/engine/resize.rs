@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use kube::ResourceExt;
-
 use canary_core::machine::{Goal, Resize};
 
 use super::{Engine, Progress, mutation_point};
@@ -21,15 +19,7 @@ impl Engine {
         resize: &Resize,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<bool> {
-        let Some(rs) = view
-            .replica_sets
-            .iter()
-            .find(|rs| rs.name_any() == resize.replica_set)
-        else {
-            return Ok(false);
-        };
-        match crate::write::CLI
-            .resize_replica_set(&self.apis.replica_sets, rs, resize.to)
+        match crate::ops::step::resize(crate::write::CLI, &self.apis.replica_sets, view, resize)
             .await?
         {
             Written::Stored(()) => {

@@ -413,3 +413,61 @@ async fn the_brake_is_written_with_the_seal_in_one_update() {
         .expect("one update, then waiting");
     server.await.unwrap();
 }
+
+/// Promoted: the canary template with the original settings back.
+fn promoted(record: &CanaryRecord) -> SpecChange {
+    SpecChange {
+        template: Some(record.target_template()),
+        settings: record.original_settings.clone(),
+        summary: "promoted".into(),
+    }
+}
+
+/// The record is gone because whoever carried out the same promotion (the GitOps controller)
+/// closed it; the first read of the Deployment came before its last writes. The no-wait loop
+/// reads the Deployment again, finds the goal reached, and is done: the record is not
+/// called lost.
+#[tokio::test]
+async fn a_record_closed_by_whoever_reached_the_goal_is_done_on_a_fresh_read() {
+    let (engine, mut handle) = engine();
+    let record = CanaryRecord {
+        phase: canary_core::record::Phase::PromotingFull,
+        ..record()
+    };
+    let server = {
+        let record = record.clone();
+        tokio::spawn(async move {
+            // The foreign-change check: a view still rolling out, then no record.
+            serve_view(&mut handle, deployment("d-uid", "20", &promoted(&record))).await;
+            let (request, send) = handle.next_request().await.expect("GET record");
+            assert_eq!(
+                request.uri().path(),
+                "/api/v1/namespaces/ns/configmaps/web.kubectl-canary"
+            );
+            send.send_response(respond(
+                StatusCode::NOT_FOUND,
+                status(
+                    404,
+                    "NotFound",
+                    "configmaps \"web.kubectl-canary\" not found",
+                ),
+            ));
+            // The fresh read: every pod on the new version, the rollout complete.
+            let mut done = deployment("d-uid", "21", &promoted(&record));
+            done["status"] = json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3,
+                                    "readyReplicas": 3, "availableReplicas": 3});
+            serve_view(&mut handle, done).await;
+        })
+    };
+    let mut progress = quiet();
+    engine
+        .apply_until_waiting(
+            &mut stored(&record),
+            Goal::PromoteFull,
+            Duration::from_secs(30),
+            &mut progress,
+        )
+        .await
+        .expect("the goal is reached: done, not a lost record");
+    server.await.unwrap();
+}

@@ -6,6 +6,8 @@
 //! - [`abort`]: which of abort's cases a canary state is ([`abort::AbortCase`]);
 //! - [`promote`]: which of promote's cases, and the size rules of `--canary`;
 //! - [`start`]: what an interrupted or failed start leaves (records, Service pins);
+//! - [`step`]: one turn of a recorded canary towards a goal, and what follows an analysis
+//!   (the CLI's drive loops and the controller's reconcile alike);
 //! - [`switch`]: Blue/Green's switch of every Service to one set;
 //! - [`next`]: the next change towards a goal, as a dry run shows it.
 
@@ -13,4 +15,5 @@ pub mod abort;
 pub mod next;
 pub mod promote;
 pub mod start;
+pub mod step;
 pub mod switch;

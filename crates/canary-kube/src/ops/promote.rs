@@ -1,7 +1,8 @@
 //! `promote`: which case a canary state is, and the rules a `--canary` size must keep.
 
+use canary_core::foreign::follow_size;
 use canary_core::machine::Goal;
-use canary_core::rollout_math::{CanarySize, grows, resolve_canary};
+use canary_core::rollout_math::{CanarySize, resolve_canary};
 
 use crate::engine::Engine;
 use crate::error::{CanaryError, Result};
@@ -35,10 +36,12 @@ pub fn promote_case(engine: &Engine, state: CanaryState, dry_run: bool) -> Resul
 }
 
 /// The goal of `promote` (`--canary SIZE`, or `--full` when `size` is `None`) for the
-/// canary `stored`, checked: a Blue/Green release is promoted whole, a canary only grows, and
-/// a size of every pod is `--full`. The size asked for is recorded as asked (a share stays a
-/// share if replicas change); it is resolved against the replicas now (an HPA or `kubectl
-/// scale` may have changed them).
+/// canary `stored`, checked: a Blue/Green release is promoted whole, a canary only grows from
+/// the size asked (at the replicas now), and a size of every pod is `--full`. The size asked
+/// again while the running canary differs from it (the controller spread a rescale over both
+/// sides while no command watched) is the restoring command: it holds that size again,
+/// shrinking the canary ReplicaSet if need be. The size asked for is recorded as asked (a
+/// share stays a share if replicas change); it is resolved against the replicas now.
 pub async fn promote_goal(
     engine: &Engine,
     stored: &mut StoredRecord,
@@ -48,29 +51,50 @@ pub async fn promote_goal(
     if size.is_some() && stored.record.traffic.is_some_and(|t| t.blue_green) {
         return Err(CanaryError::Refused(format!(
             "deploy/{name} is a Blue/Green release: it is promoted whole, switching the Services to the new set; \
-             run `kubectl canary promote deploy/{name}` (without --canary); nothing was changed"
+             run `kubectl canary promote deploy/{name} --full`; nothing was changed"
         )));
     }
     let Some(size) = size else {
         return Ok(Goal::PromoteFull);
     };
+    let view = engine.view().await?;
+    let replicas = view.replicas();
+    // What was asked, at the replica count now (a share stays a share, a count the count),
+    // and what runs: an HPA or `kubectl scale` while no command watched has the controller
+    // spread the change over both sides, so the two can differ. Read before `size` is
+    // recorded as the new ask.
+    let asked = follow_size(&stored.record, replicas).or(stored.record.held_pods());
+    let running = view.observation(&stored.record).canary_desired();
     stored.record.requested_size = Some(size);
     let record = &stored.record;
-    let replicas = engine.view().await?.replicas();
     let canary = resolve_canary(size, replicas, record.mode)
         .map_err(|e| CanaryError::Refused(e.to_string()))?;
-    if let Some(held) = record.held_pods()
-        && !grows(held, canary.pods)
+    if let Some(asked) = asked
+        && record.held_pods().is_some()
     {
-        return Err(CanaryError::Refused(format!(
-            "--canary {size} is {} pod(s), but the canary already has {held}; a canary only grows: \
-             give a larger size, or use --full to roll out to every pod",
-            canary.pods
-        )));
+        if canary.pods < asked {
+            return Err(CanaryError::Refused(format!(
+                "--canary {size} is {} pod(s), smaller than the canary asked for ({asked} pod(s) at {replicas} \
+                 replicas; {running} running): a canary only grows; give a larger size, or use --full to roll \
+                 out to every pod; nothing was changed",
+                canary.pods
+            )));
+        }
+        // The size asked again while another runs, or at a replica count the record has
+        // not taken yet: put it back and record the count (the restoring command).
+        if canary.pods == asked && running == asked && replicas == record.replicas {
+            return Err(CanaryError::Refused(format!(
+                "--canary {size} is {} pod(s), and the canary of deploy/{name} already runs {running} pod(s) \
+                 as asked: a canary only grows; give a larger size, or use --full to roll out to every pod; \
+                 nothing was changed",
+                canary.pods
+            )));
+        }
     }
     if canary.pods >= replicas {
         return Err(CanaryError::Refused(format!(
-            "--canary {size} is {} pod(s), every pod of deploy/{name}: use `kubectl canary promote deploy/{name} --full`",
+            "--canary {size} is {} pod(s), every pod of deploy/{name}: use `kubectl canary promote deploy/{name} --full`; \
+             nothing was changed",
             canary.pods
         )));
     }

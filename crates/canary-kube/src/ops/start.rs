@@ -1,14 +1,69 @@
-//! What an interrupted or failed `start` leaves: either nothing changed (the record
-//! dropped, the Services put back) or a recorded, paused canary.
+//! `start` around the engine's drive: the Services in front of the Deployment pinned
+//! before it changes (and, for sticky sessions, the dataplane given its time), and what an
+//! interrupted or failed start leaves: either nothing changed (the record dropped, the
+//! Services put back) or a recorded, paused canary.
 
 use std::time::Duration;
 
-use canary_core::traffic::Release;
+use canary_core::traffic::{Release, TrafficOptions};
 
 use crate::engine::Engine;
-use crate::error::Result;
-use crate::traffic::{self, Released};
+use crate::error::{CanaryError, Result};
+use crate::traffic::{self, FrontService, Released};
 use crate::trust::CanaryState;
+
+/// A pinning of start's Services that failed, with the pins it had made put back.
+#[derive(Debug)]
+pub struct PinFailed {
+    /// Why it failed.
+    pub error: CanaryError,
+    /// The Services put back, if any were.
+    pub released: Option<Released>,
+}
+
+/// Pins `services` (found and checked by [`traffic::plan_for_start`]) for the Deployment
+/// with UID `uid`, before the Deployment is changed: no canary pod is ever Ready behind an
+/// unpinned Service. Each Service records what it had in its own annotation, in the same
+/// write. Returns the Services pinned; on a failure the pins made are put back.
+pub async fn pin_services(
+    engine: &Engine,
+    uid: &str,
+    options: TrafficOptions,
+    stable_hash: &str,
+    services: &[FrontService],
+) -> std::result::Result<Vec<String>, Box<PinFailed>> {
+    let pinned = traffic::pin_all(
+        engine.client(),
+        engine.namespace(),
+        engine.name(),
+        uid,
+        options,
+        stable_hash,
+        services,
+    )
+    .await;
+    match pinned {
+        Ok(pinned) => Ok(pinned),
+        Err(error) => Err(Box::new(PinFailed {
+            error,
+            released: release_after_failed_start(engine, uid).await,
+        })),
+    }
+}
+
+/// Sticky sessions: lets kube-proxy program the Services' affinity before any canary pod
+/// exists (so a client's first choice is already kept), then names the Ingresses that
+/// route to `pinned` Services (an ingress controller balancing to pod IPs ignores
+/// sessionAffinity), as (ingress, service).
+pub async fn settle_sticky(engine: &Engine, pinned: &[String]) -> Result<Vec<(String, String)>> {
+    // A fixed wait, not a condition: kube-proxy programs the affinity from the Service
+    // within its sync period (`--iptables-min-sync-period`, 1 s by default), and nothing in
+    // the API says a node's kube-proxy has done so (the Service and its EndpointSlices do
+    // not change with affinity; kube-proxy reports its syncs only in its own metrics, on
+    // each node). It runs before any canary pod exists, so it only delays the start.
+    tokio::time::sleep(traffic::SWITCH_SETTLE).await;
+    traffic::ingresses_bypassing(engine.client(), engine.namespace(), pinned).await
+}
 
 /// What a start interrupted by a signal left, once settled.
 #[derive(Debug)]

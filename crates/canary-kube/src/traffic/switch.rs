@@ -11,7 +11,6 @@ use super::*;
 use crate::engine::mutation_point;
 use crate::error::{CanaryError, Result};
 
-/// How many times a write that lost a race (409 Conflict) is tried again, re-read each time.
 /// Blue/Green: points every Service pinned by this Deployment at the pods whose
 /// `pod-template-hash` is `hash`, one update each (the switch to the new set, or back to
 /// the old one). A Service someone else changed since is not written over: the command
@@ -23,15 +22,7 @@ pub async fn switch_to(
     hash: &str,
 ) -> Result<Vec<String>> {
     let api: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let Some(items) = list_services(&api).await? else {
-        return Err(CanaryError::Forbidden {
-            who: format!("user '{}'", crate::preflight::whoami(client).await),
-            verb: "list".into(),
-            resource: "services".into(),
-            namespace: namespace.to_string(),
-            command: "a Blue/Green switch needs".into(),
-        });
-    };
+    let items = services_or_forbidden(client, namespace, "a Blue/Green switch needs").await?;
     let mut switched = Vec::new();
     for service in &items {
         if !matches!(pin_of(service), Some(Ok(p)) if p.deployment_uid == deployment_uid) {

@@ -41,6 +41,16 @@ pub async fn run(config: &Config, analyze: &AnalyzeConfig) -> Result<i32, Canary
     let target = target?;
     if print_structured_is_off(config) {
         eprintln!("{}", describe_run(&target, spec, stored.is_none()));
+        // The verdict is about the canary as it runs, which may not be the size asked.
+        if let Some(size) = stored.as_ref().and_then(|stored| {
+            canary_kube::status::CanarySizeStatus::of(
+                &analyze.deployment,
+                &stored.record,
+                &view.observation(&stored.record),
+            )
+        }) {
+            eprintln!("{}", size.line());
+        }
         if !analyze.observe.is_zero() {
             eprintln!(
                 "watching the pods' health for {} before the other checks measure (a failure ends it at once)",
@@ -89,10 +99,14 @@ fn describe_run(target: &AnalysisTarget, spec: &AnalysisSpec, without_record: bo
         target.canary.replica_set,
         target.stable.replica_set,
         format_duration(spec.window),
-        spec.checks
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        // The checks as they run: the canary's httpGet probes' checks by name.
+        canary_core::analysis_spec::expand_probe_checks(
+            &spec.checks,
+            target.canary_template.as_ref()
+        )
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
     )
 }

@@ -60,17 +60,9 @@ pub async fn run(config: &Config, status: &StatusConfig) -> Result<StatusOutcome
     let code = exit_code_of(&state, &report);
     // The Services held for this Deployment (dark canary, sticky sessions), read from the
     // Services themselves: while a dark pin holds, the canary's share of requests is 0.
-    let uid = engine
-        .view()
-        .await?
-        .deployment
-        .metadata
-        .uid
-        .unwrap_or_default();
+    let uid = engine.deployment_uid().await?;
     let pins = canary_kube::traffic::pins(&config.client, &config.namespace, &uid).await?;
-    if pins.iter().any(|(_, pin, _)| pin.is_dark()) && report.canary_traffic_share.is_some() {
-        report.canary_traffic_share = Some(0.0);
-    }
+    report.with_pins(&pins);
     print(report);
     if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
         print!("{}", crate::output::pins_text(&pins));

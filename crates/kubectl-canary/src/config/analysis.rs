@@ -111,7 +111,7 @@ pub fn resolve(flags: &AnalysisFlags) -> Result<AnalysisSpec, AnalysisConfigErro
         );
     }
     let no_check_flags = flags.analysis_file.is_none()
-        && flags.http_check.is_empty()
+        && flags.http_check.iter().all(|t| t == HTTP_CHECK_NONE)
         && flags.http_service_check.is_empty()
         && flags.query.is_empty()
         && !flags.auto_metrics
@@ -138,7 +138,35 @@ pub fn resolve(flags: &AnalysisFlags) -> Result<AnalysisSpec, AnalysisConfigErro
         settings.container = flags.log_container.clone();
         add("log-errors".into(), analysis_spec::Probe::Logs(settings));
     }
-    for text in &flags.http_check {
+    // `--http-check auto`: the pod template's own httpGet probes; `none`: not even by
+    // default. By default (no request-level check given, no analysis file) the probes are
+    // used where the canary's template has them.
+    let probes_asked = flags.http_check.iter().any(|t| t == HTTP_CHECK_AUTO);
+    let probes_refused = flags.http_check.iter().any(|t| t == HTTP_CHECK_NONE);
+    if probes_asked && probes_refused {
+        return Err(flag_error(
+            "--http-check",
+            "auto and none exclude each other",
+        ));
+    }
+    let request_check_given = flags.http_check.iter().any(|t| t != HTTP_CHECK_NONE)
+        || !flags.http_service_check.is_empty()
+        || !flags.query.is_empty()
+        || flags.auto_metrics
+        || flags.prometheus.is_some()
+        || flags.prometheus_service.is_some();
+    if probes_asked || (!probes_refused && !request_check_given && flags.analysis_file.is_none()) {
+        let settings = http_settings(flags, HttpSpec::new(0, "/"))?;
+        add(
+            "http-probe".into(),
+            analysis_spec::Probe::HttpFromProbes(settings),
+        );
+    }
+    for text in flags
+        .http_check
+        .iter()
+        .filter(|t| *t != HTTP_CHECK_AUTO && *t != HTTP_CHECK_NONE)
+    {
         let (port, path) = parse_pod_http_check(text).map_err(|m| flag_error("--http-check", m))?;
         let settings = http_settings(flags, HttpSpec::new(port, path.clone()))?;
         add(
@@ -236,17 +264,13 @@ pub fn resolve(flags: &AnalysisFlags) -> Result<AnalysisSpec, AnalysisConfigErro
     Ok(spec)
 }
 
+/// `--http-check auto`: HTTP checks at the pod template's own httpGet probes.
+const HTTP_CHECK_AUTO: &str = "auto";
+/// `--http-check none`: no HTTP check, not even the probes' by default.
+const HTTP_CHECK_NONE: &str = "none";
+
 fn name_suffix(path: &str) -> String {
-    let cleaned: String = path
-        .trim_matches('/')
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    if cleaned.is_empty() {
-        String::new()
-    } else {
-        format!("-{cleaned}")
-    }
+    analysis_spec::path_suffix(path)
 }
 
 fn http_settings(
@@ -316,9 +340,35 @@ mod tests {
     }
 
     #[test]
-    fn no_flags_means_pod_health_and_logs() {
+    fn no_flags_means_pod_health_logs_and_the_probes_http_checks() {
         let spec = resolve_args(&[]).unwrap();
+        assert_eq!(names(&spec), ["pod-health", "log-errors", "http-probe"]);
+        assert!(matches!(spec.checks[2].probe, Probe::HttpFromProbes(_)));
+    }
+
+    /// `--http-check auto` asks for the probes' checks beside other checks (and takes the
+    /// HTTP flags); `none` turns the default off and keeps the logs; a request-level check
+    /// given replaces the default.
+    #[test]
+    fn http_checks_from_probes_are_asked_for_or_turned_off() {
+        let spec = resolve_args(&["--http-check", "auto", "--http-requests", "40"]).unwrap();
+        assert_eq!(names(&spec), ["pod-health", "http-probe"]);
+        let Probe::HttpFromProbes(http) = &spec.checks[1].probe else {
+            panic!("{spec:?}");
+        };
+        assert_eq!(http.requests, 40);
+        let spec = resolve_args(&["--http-check", "auto", "--http-check", ":80/"]).unwrap();
+        assert_eq!(names(&spec), ["pod-health", "http-probe", "http-80"]);
+        let spec = resolve_args(&["--http-check", "none"]).unwrap();
         assert_eq!(names(&spec), ["pod-health", "log-errors"]);
+        let spec = resolve_args(&["--http-check", ":80/"]).unwrap();
+        assert_eq!(names(&spec), ["pod-health", "http-80"]);
+        let spec = resolve_args(&["--auto-metrics"]).unwrap();
+        assert!(!names(&spec).contains(&"http-probe"), "{spec:?}");
+        let error = resolve_args(&["--http-check", "auto", "--http-check", "none"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("exclude each other"), "{error}");
     }
 
     #[test]

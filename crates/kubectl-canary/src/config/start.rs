@@ -9,7 +9,9 @@ use canary_kube::engine::StartRequest;
 
 use canary_core::release::{Document, ReleaseError, ReleaseInput, find_deployment};
 
-use crate::cli::StartArgs;
+use canary_core::traffic::TrafficOptions;
+
+use crate::cli::{AnalysisFlags, CanaryRunFlags, StartArgs};
 use crate::config::ConfigError;
 use crate::config::analysis;
 use crate::config::release;
@@ -23,24 +25,13 @@ pub struct StartConfig {
     /// known ([`StartConfig::request_in`]).
     pub manifest: Option<ManifestFile>,
     /// The release (patches, `--env`, images; the manifest's document added by
-    /// [`StartConfig::request_in`]), the first canary size (the first of `--steps`, else
-    /// `--canary`), the mode and `--allow-hpa`.
-    pub request: StartRequest,
-    /// `--dry-run`: print the exact changes, change nothing.
-    pub dry_run: bool,
-    /// Wait for the canary pods to become Ready (no `--no-wait`).
-    pub wait: bool,
-    /// `--auto`: the analysis spec of each step, read and checked before anything changes;
-    /// `None` without `--auto`.
-    pub auto_analysis: Option<AnalysisSpec>,
-    /// `--steps`: the canary sizes before 100% (empty without `--auto`).
-    pub steps: Vec<CanarySize>,
-    /// `--interval`: how long each automated step runs before it is analysed.
-    pub interval: Duration,
-    /// `--abort-on-interrupt`: Ctrl-C during `--auto` rolls back.
-    pub abort_on_interrupt: bool,
+    /// [`StartConfig::request_in`]).
+    pub release: ReleaseInput,
+    /// How the canary runs: its first size, mode, `--allow-hpa`, `--dry-run`, waiting and
+    /// `--auto`'s steps (as each canary of `apply` runs).
+    pub run: EachCanary,
     /// `--dark` and `--sticky`: what to do with the Services in front of the Deployment.
-    pub traffic: canary_core::traffic::TrafficOptions,
+    pub traffic: TrafficOptions,
     /// `--report` (with `--auto`): where to write the HTML report at the end.
     pub report: Option<std::path::PathBuf>,
 }
@@ -57,7 +48,12 @@ pub struct ManifestFile {
 impl StartConfig {
     /// The request for the Deployment in `namespace`: with the manifest's document of it.
     pub fn request_in(&self, namespace: &str) -> Result<StartRequest, ReleaseError> {
-        let mut request = self.request.clone();
+        let mut request = StartRequest {
+            release: self.release.clone(),
+            size: self.run.size,
+            mode: self.run.mode,
+            allow_autoscaler: self.run.allow_autoscaler,
+        };
         if let Some(manifest) = &self.manifest {
             let document = find_deployment(
                 &manifest.documents,
@@ -73,11 +69,7 @@ impl StartConfig {
     /// Resolves `start`'s flags (reading the manifest and patch files); the analysis flags
     /// only with `--auto`.
     pub fn resolve(args: &StartArgs) -> Result<Self, ConfigError> {
-        let auto_analysis = if args.auto {
-            Some(analysis::resolve(&args.analysis)?)
-        } else {
-            None
-        };
+        let each = EachCanary::resolve(&args.run, &args.analysis)?;
         let manifest = args
             .filename
             .as_deref()
@@ -88,42 +80,26 @@ impl StartConfig {
                 })
             })
             .transpose()?;
-        Ok(Self {
-            deployment: args.target.name.clone(),
-            manifest,
-            request: StartRequest {
-                release: ReleaseInput {
-                    manifest: None,
-                    patches: release::read_patches(
-                        &args.patch,
-                        &args.patch_file,
-                        args.patch_type.into(),
-                    )?,
-                    env: args.env.clone(),
-                    images: args
-                        .images
-                        .iter()
-                        .map(|c| (c.container.clone(), c.image.clone()))
-                        .collect(),
-                },
-                size: args.steps.first().copied().unwrap_or(args.canary),
-                mode: args.mode.into(),
-                allow_autoscaler: args.allow_hpa,
-            },
-            dry_run: args.dry_run,
-            wait: !args.no_wait,
-            auto_analysis,
-            steps: args.steps.clone(),
-            interval: args.interval,
-            abort_on_interrupt: args.abort_on_interrupt,
-            traffic: canary_core::traffic::TrafficOptions {
-                // Blue/Green keeps the new set dark until the switch
-                dark: args.dark || args.blue_green,
-                sticky_seconds: args.sticky,
-                blue_green: args.blue_green,
-            },
-            report: args.report.clone(),
-        })
+        let release = ReleaseInput {
+            manifest: None,
+            patches: release::read_patches(&args.patch, &args.patch_file, args.patch_type.into())?,
+            env: args.env.clone(),
+            images: args
+                .images
+                .iter()
+                .map(|c| (c.container.clone(), c.image.clone()))
+                .collect(),
+        };
+        let traffic = canary_core::traffic::TrafficOptions {
+            // Blue/Green keeps the new set dark until the switch
+            dark: args.dark || args.blue_green,
+            sticky_seconds: args.sticky,
+            blue_green: args.blue_green,
+        };
+        let mut start = each.start(args.target.name.clone(), release, traffic);
+        start.manifest = manifest;
+        start.report = args.report.clone();
+        Ok(start)
     }
 }
 
@@ -161,55 +137,67 @@ pub struct EachCanary {
     pub abort_on_interrupt: bool,
 }
 
-impl ApplyConfig {
-    /// Resolves `apply`'s flags, reading every manifest; the analysis flags only with
-    /// `--auto`.
-    pub fn resolve(args: &crate::cli::ApplyArgs) -> Result<Self, ConfigError> {
-        let auto_analysis = if args.auto {
-            Some(analysis::resolve(&args.analysis)?)
+impl EachCanary {
+    /// Resolves the flags of how a canary runs; the analysis flags only with `--auto`.
+    pub fn resolve(run: &CanaryRunFlags, analysis: &AnalysisFlags) -> Result<Self, ConfigError> {
+        let auto_analysis = if run.auto {
+            Some(analysis::resolve(analysis)?)
         } else {
             None
         };
         Ok(Self {
+            size: run.steps.first().copied().unwrap_or(run.canary),
+            mode: run.mode.into(),
+            allow_autoscaler: run.allow_hpa,
+            dry_run: run.dry_run,
+            wait: !run.no_wait,
+            auto_analysis,
+            steps: run.steps.clone(),
+            interval: run.interval,
+            abort_on_interrupt: run.abort_on_interrupt,
+        })
+    }
+
+    /// `start`'s config of Deployment `deployment` with `release` and `traffic` (no
+    /// manifest file, no report).
+    fn start(
+        self,
+        deployment: String,
+        release: ReleaseInput,
+        traffic: TrafficOptions,
+    ) -> StartConfig {
+        StartConfig {
+            deployment,
+            manifest: None,
+            release,
+            run: self,
+            traffic,
+            report: None,
+        }
+    }
+}
+
+impl ApplyConfig {
+    /// Resolves `apply`'s flags, reading every manifest; the analysis flags only with
+    /// `--auto`.
+    pub fn resolve(args: &crate::cli::ApplyArgs) -> Result<Self, ConfigError> {
+        Ok(Self {
             documents: release::read_manifests(&args.filename)?,
-            each: EachCanary {
-                size: args.steps.first().copied().unwrap_or(args.canary),
-                mode: args.mode.into(),
-                allow_autoscaler: args.allow_hpa,
-                dry_run: args.dry_run,
-                wait: !args.no_wait,
-                auto_analysis,
-                steps: args.steps.clone(),
-                interval: args.interval,
-                abort_on_interrupt: args.abort_on_interrupt,
-            },
+            each: EachCanary::resolve(&args.run, &args.analysis)?,
         })
     }
 
     /// `start`'s config for the canary of one Deployment document.
     pub fn start_for(&self, document: &Document) -> StartConfig {
-        let each = self.each.clone();
-        StartConfig {
-            deployment: document.name().to_string(),
-            manifest: None,
-            request: StartRequest {
-                release: ReleaseInput {
-                    manifest: Some(document.clone()),
-                    ..ReleaseInput::default()
-                },
-                size: each.size,
-                mode: each.mode,
-                allow_autoscaler: each.allow_autoscaler,
-            },
-            dry_run: each.dry_run,
-            wait: each.wait,
-            auto_analysis: each.auto_analysis,
-            steps: each.steps,
-            interval: each.interval,
-            abort_on_interrupt: each.abort_on_interrupt,
-            // `apply` changes no Service of the Deployments it canaries.
-            traffic: Default::default(),
-            report: None,
-        }
+        let release = ReleaseInput {
+            manifest: Some(document.clone()),
+            ..ReleaseInput::default()
+        };
+        // `apply` changes no Service of the Deployments it canaries.
+        self.each.clone().start(
+            document.name().to_string(),
+            release,
+            TrafficOptions::default(),
+        )
     }
 }

@@ -268,6 +268,7 @@ mod tests {
             history: vec!["2026-11-30T22:00:00Z started: 1 canary pod(s)".into()],
             integrity: None,
             release: None,
+            canary_size: None,
             template_changes: vec![],
             judging: Default::default(),
         }

@@ -137,6 +137,10 @@ pub fn status_text_in(report: &StatusReport, wide: bool, colour: bool) -> String
             }
         }
     }
+    if let Some(size) = &report.canary_size {
+        out.push_str(&size.line());
+        out.push('\n');
+    }
     let mut table = Table::new();
     table.load_style(NOTHING);
     let mut header = vec![

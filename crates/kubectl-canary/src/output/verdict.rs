@@ -47,6 +47,9 @@ pub fn verdict_text(verdict: &Verdict) -> String {
         verdict.decision.to_string().to_uppercase(),
         verdict.reason
     );
+    if let Some(blind) = &verdict.not_judged {
+        text.push_str(&format!("not judged: {blind}\n"));
+    }
     if let Some(score) = verdict.score {
         text.push_str(&format!(
             "score: {} (needed {})\n",
@@ -76,6 +79,26 @@ mod tests {
         CheckKind, CheckResult, InconclusivePolicy, Measurement, Outcome, combine,
     };
     use std::time::Duration;
+
+    /// Pod health alone: the text says under the verdict line that requests were not judged.
+    #[test]
+    fn verdict_text_says_when_requests_were_not_judged() {
+        let check = CheckResult {
+            name: "pod-health".into(),
+            kind: CheckKind::PodHealth,
+            outcome: Outcome::Pass,
+            critical: true,
+            on_inconclusive: InconclusivePolicy::default(),
+            measurements: vec![],
+            reason: "3 of 3 canary pods Ready".into(),
+        };
+        let text = verdict_text(&combine(vec![check], 95.0, Duration::ZERO));
+        let second = text.lines().nth(1).unwrap_or_default();
+        assert!(
+            second.starts_with("not judged: requests: no HTTP or Prometheus check ran"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn verdict_text_lists_every_check_with_numbers_and_reason() {
@@ -110,6 +133,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("container restarts"), "{text}");
+        // A Prometheus check was among them: requests were judged.
+        assert!(!text.contains("not judged"), "{text}");
         assert!(text.contains("inconclusive (non-critical)"), "{text}");
         assert!(
             text.contains(

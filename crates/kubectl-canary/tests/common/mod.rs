@@ -19,6 +19,14 @@ pub async fn canary(env: &TestEnv, namespace: &str, args: &[&str]) -> Output {
     canary_with(env, namespace, args, &[]).await
 }
 
+/// `kubectl canary start deploy/web nginx=nginx:1.15` followed by `args`, in `namespace`:
+/// the release most scenarios start.
+pub async fn start_release(env: &TestEnv, namespace: &str, args: &[&str]) -> Output {
+    let mut full = vec!["start", "deploy/web", "nginx=nginx:1.15"];
+    full.extend_from_slice(args);
+    canary(env, namespace, &full).await
+}
+
 /// Same, with extra environment variables (the crash hook).
 pub async fn canary_with(
     env: &TestEnv,

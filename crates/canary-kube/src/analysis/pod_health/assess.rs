@@ -223,6 +223,7 @@ mod tests {
                 replica_set: "web-old".into(),
                 pod_template_hash: "old".into(),
             },
+            canary_template: None,
         }
     }
 

@@ -13,9 +13,8 @@ use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 
 use canary_core::analysis_spec::{
-    AutoMetricsSpec, CheckSpec, HttpSpec, JudgeSpec, PrometheusAddress, PrometheusSpec,
-    QueryContext, RangeSpec, ServiceRef, common_family, detect_families, family_detection_query,
-    rate_window, render_query,
+    AutoMetricsSpec, CheckSpec, HttpSpec, JudgeSpec, PrometheusAddress, PrometheusSpec, RangeSpec,
+    ServiceRef, common_family, detect_families, family_detection_query, rate_window, render_query,
 };
 use canary_core::verdict::auto_metrics::{judge_auto_metrics, traffic_problem};
 use canary_core::verdict::{CheckResult, Outcome, Threshold};
@@ -129,41 +128,12 @@ async fn judge_metrics(
     let end = clock.now().as_millisecond() as f64 / 1000.0;
     let timeout = settings.timeout;
     // Both sides scraped at all, or nothing about them can be read.
-    let (canary_live, stable_live) = futures::join!(
-        liveness::check_side(
-            client,
-            &prometheus,
-            target,
-            Side::Canary,
-            window,
-            end,
-            timeout
-        ),
-        liveness::check_side(
-            client,
-            &prometheus,
-            target,
-            Side::Stable,
-            window,
-            end,
-            timeout
-        )
-    );
+    let [canary_live, stable_live] =
+        liveness::check_both_sides(client, &prometheus, target, window, end, timeout).await;
     canary_live?;
     stable_live?;
-    let render = |template: &str, side: Side| {
-        let group = target.group(side);
-        render_query(
-            template,
-            &QueryContext {
-                namespace: &target.namespace,
-                deployment: &target.deployment,
-                replica_set: &group.replica_set,
-                pod_template_hash: &group.pod_template_hash,
-                window,
-            },
-        )
-    };
+    let render =
+        |template: &str, side: Side| render_query(template, &target.query_context(side, window));
     let instant = |template: String, side: Side| {
         let prometheus = prometheus.clone();
         let query = render(&template, side);

@@ -7,11 +7,43 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use canary_core::analysis_spec::{QueryContext, live_series_query};
+use canary_core::analysis_spec::live_series_query;
 use canary_core::verdict::live_series_coverage;
 
 use super::super::{AnalysisTarget, Side, list_side_pods};
 use super::client::PrometheusClient;
+
+/// [`check_side`] for the canary and the stable side at once, in that order.
+pub(super) async fn check_both_sides(
+    client: &kube::Client,
+    prometheus: &PrometheusClient,
+    target: &AnalysisTarget,
+    window: Duration,
+    time: f64,
+    timeout: Duration,
+) -> [Result<Option<String>, String>; 2] {
+    let (canary, stable) = futures::join!(
+        check_side(
+            client,
+            prometheus,
+            target,
+            Side::Canary,
+            window,
+            time,
+            timeout
+        ),
+        check_side(
+            client,
+            prometheus,
+            target,
+            Side::Stable,
+            window,
+            time,
+            timeout
+        )
+    );
+    [canary, stable]
+}
 
 /// `Ok` with a note about pods without series (if any), or why the side cannot be judged.
 pub(super) async fn check_side(
@@ -29,14 +61,7 @@ pub(super) async fn check_side(
         .filter(|p| is_running(p))
         .map(|p| p.name_any())
         .collect();
-    let group = target.group(side);
-    let query = live_series_query(&QueryContext {
-        namespace: &target.namespace,
-        deployment: &target.deployment,
-        replica_set: &group.replica_set,
-        pod_template_hash: &group.pod_template_hash,
-        window,
-    });
+    let query = live_series_query(&target.query_context(side, window));
     let series = prometheus
         .instant(&query, time, timeout)
         .await

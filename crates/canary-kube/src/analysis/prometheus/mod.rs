@@ -13,9 +13,7 @@ use kube::client::Body;
 use serde::Deserialize;
 use thiserror::Error;
 
-use canary_core::analysis_spec::{
-    CheckSpec, PrometheusAddress, PrometheusSpec, QueryContext, render_query,
-};
+use canary_core::analysis_spec::{CheckSpec, PrometheusAddress, PrometheusSpec, render_query};
 use canary_core::duration::format_duration;
 use canary_core::verdict::{CheckResult, Measurement, Outcome, judge_query_values};
 
@@ -105,19 +103,7 @@ pub async fn run(
         }
     };
     let end = clock.now().as_millisecond() as f64 / 1000.0;
-    let query_of = |side: Side| {
-        let group = target.group(side);
-        render_query(
-            &settings.query,
-            &QueryContext {
-                namespace: &target.namespace,
-                deployment: &target.deployment,
-                replica_set: &group.replica_set,
-                pod_template_hash: &group.pod_template_hash,
-                window,
-            },
-        )
-    };
+    let query_of = |side: Side| render_query(&settings.query, &target.query_context(side, window));
     let run_query = |query: String| {
         let prometheus = prometheus.clone();
         async move {
@@ -136,27 +122,10 @@ pub async fn run(
     // query reading 0 for pods it has no series of would pass any canary.
     let mut coverage_notes = Vec::new();
     if settings.query.contains("{{selector}}") {
-        let (canary, stable) = futures::join!(
-            liveness::check_side(
-                client,
-                &prometheus,
-                target,
-                Side::Canary,
-                window,
-                end,
-                settings.timeout
-            ),
-            liveness::check_side(
-                client,
-                &prometheus,
-                target,
-                Side::Stable,
-                window,
-                end,
-                settings.timeout
-            )
-        );
-        for side in [canary, stable] {
+        let sides =
+            liveness::check_both_sides(client, &prometheus, target, window, end, settings.timeout)
+                .await;
+        for side in sides {
             match side {
                 Ok(note) => coverage_notes.extend(note),
                 Err(problem) => {

@@ -47,13 +47,7 @@ pub(super) async fn release_pins(
     release: Release,
     expected: bool,
 ) -> Result<(), CanaryError> {
-    let uid = engine
-        .view()
-        .await?
-        .deployment
-        .metadata
-        .uid
-        .unwrap_or_default();
+    let uid = engine.deployment_uid().await?;
     let mut released = traffic::release(engine.client(), engine.namespace(), &uid, release).await?;
     released.services_hidden &= expected;
     if matches!(config.output, OutputFormat::Table | OutputFormat::Wide) {
@@ -75,13 +69,7 @@ pub(super) async fn release_leftover_pins(
     name: &str,
     command: &'static str,
 ) -> Result<i32, CanaryError> {
-    let uid = engine
-        .view()
-        .await?
-        .deployment
-        .metadata
-        .uid
-        .unwrap_or_default();
+    let uid = engine.deployment_uid().await?;
     if traffic::pins(engine.client(), engine.namespace(), &uid)
         .await?
         .is_empty()

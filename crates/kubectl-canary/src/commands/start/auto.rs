@@ -4,11 +4,12 @@
 
 use canary_core::analysis_spec::AnalysisSpec;
 use canary_core::machine::Goal;
-use canary_core::step_policy::{NextStep, after_verdict};
+use canary_core::step_policy::NextStep;
 use canary_kube::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use canary_kube::engine::{DriveOptions, Engine};
 use canary_kube::error::CanaryError;
 use canary_kube::events::EventSink;
+use canary_kube::ops;
 use canary_kube::store::StoredRecord;
 
 use crate::config::start::StartConfig;
@@ -61,7 +62,7 @@ pub async fn run(
                     "kubectl-canary: step {} of {}: {pods} canary pod(s), analysing for {}s",
                     index + 1,
                     sizes.len(),
-                    start.interval.as_secs()
+                    start.run.interval.as_secs()
                 ),
             )
             .await;
@@ -69,7 +70,7 @@ pub async fn run(
             "step {}/{}: {pods} canary pod(s); watching pod health for {}s, then analysing",
             index + 1,
             sizes.len(),
-            start.interval.as_secs()
+            start.run.interval.as_secs()
         ));
         // The analysis runs while a watch looks for foreign changes: what someone else does
         // during the interval comes first (a verdict on a canary another actor replaced
@@ -79,7 +80,7 @@ pub async fn run(
             let view = engine.view().await?;
             let target = AnalysisTarget::from_record(&view, &stored.record)?;
             let options = RunOptions {
-                observe_for: start.interval,
+                observe_for: start.run.interval,
                 keep_waiting: true,
                 ..RunOptions::default()
             };
@@ -117,7 +118,8 @@ pub async fn run(
         }
         let decision = verdict.decision;
         outcome.verdicts.push(verdict);
-        match after_verdict(decision, sizes, pods) {
+        // The controller takes the same step after its analyses.
+        match ops::step::after_analysis(&stored.record, decision, sizes, pods).step {
             NextStep::Grow { to, .. } => (index, pods) = (index + 1, to),
             NextStep::PromoteFull => break,
             NextStep::RollBack => {
@@ -153,7 +155,12 @@ pub async fn run(
             }
         }
     }
-    notice("every step passed: promoting to 100%");
+    match outcome.verdicts.last().and_then(|v| v.not_judged.as_ref()) {
+        Some(blind) => notice(&format!(
+            "every step passed: promoting to 100%, although the verdicts did not judge {blind}"
+        )),
+        None => notice("every step passed: promoting to 100%"),
+    }
     let promote = engine.continue_to(
         stored,
         Goal::PromoteFull,
@@ -166,7 +173,7 @@ pub async fn run(
     tokio::select! {
         result = promote => { result?; }
         _ = crate::signals::interrupted() => {
-            if start.abort_on_interrupt {
+            if start.run.abort_on_interrupt {
                 return interrupted(config, engine, start, &name, outcome).await;
             }
             return Ok(left_with_intent(config, engine, &name, "promote --full", outcome).await);
@@ -216,7 +223,7 @@ async fn interrupted(
     outcome.outcome = AutoResult::Interrupted;
     let stored = engine.verified_record().await?;
     let mut quiet = |_: &canary_kube::engine::Progress| {};
-    if start.abort_on_interrupt {
+    if start.run.abort_on_interrupt {
         notice("interrupted: rolling back (--abort-on-interrupt)");
         engine
             .continue_to(

@@ -50,7 +50,7 @@ pub(crate) async fn plan(
         request.size = CanarySize::Pods(engine.view().await?.replicas());
         request.mode = CanaryMode::Surge;
     }
-    let (mut plan, view) = engine.plan_start(&request, start.dry_run).await?;
+    let (mut plan, view) = engine.plan_start(&request, start.run.dry_run).await?;
     let services = if start.traffic.changes_services() {
         let found =
             traffic::plan_for_start(&config.client, &config.namespace, &view, start.traffic)
@@ -60,8 +60,8 @@ pub(crate) async fn plan(
     } else {
         Vec::new()
     };
-    let steps =
-        step_sizes(&start.steps, &plan.canary).map_err(|e| CanaryError::Refused(e.to_string()))?;
+    let steps = step_sizes(&start.run.steps, &plan.canary)
+        .map_err(|e| CanaryError::Refused(e.to_string()))?;
     Ok(PlannedStart {
         engine,
         plan,
@@ -87,24 +87,44 @@ pub(crate) async fn execute(
     let name = &start.deployment;
     let canary = plan.canary;
     let human = !matches!(config.output, OutputFormat::Json | OutputFormat::Yaml);
+    let dark = !services.is_empty() && plan.record.traffic.is_some_and(|t| t.dark);
     if human {
+        let share = if dark {
+            format!(
+                "0% of Service traffic (dark; {} of the pods)",
+                share_text(canary.traffic_share())
+            )
+        } else {
+            format!("{} of traffic", share_text(canary.traffic_share()))
+        };
         println!(
-            "start deploy/{name}: {} canary pod(s) changing {} beside {} stable ({} mode): {} of traffic, {} extra pod(s)",
+            "start deploy/{name}: {} canary pod(s) changing {} beside {} stable ({} mode): {share}, {} extra pod(s)",
             canary.pods,
             plan.record.change_summary(),
             canary.stable_pods,
             canary.mode,
-            share_text(canary.traffic_share()),
             canary.extra_pods()
         );
-        if start.manifest.is_none() && start.request.release.images_only() {
+        if let Some(hpa) = &plan.autoscaler {
+            let size = plan
+                .record
+                .requested_size
+                .map_or_else(|| canary.pods.to_string(), |s| s.to_string());
+            notice(&canary_core::validate::autoscaler_notice(
+                name,
+                hpa,
+                &size,
+                start.run.auto_analysis.is_some(),
+            ));
+        }
+        if start.manifest.is_none() && start.release.images_only() {
             println!(
                 "  by hand: kubectl set image deploy/{name} {} && kubectl rollout pause deploy/{name}   (a race: the pause lands whenever it lands)",
-                images_text(&start.request.release.images)
+                images_text(&start.release.images)
             );
         }
     }
-    if start.dry_run {
+    if start.run.dry_run {
         if !print_structured(config.output, &plan) {
             println!("dry run: nothing changed. The pod template would change:");
             for change in &plan.template_changes {
@@ -138,12 +158,8 @@ pub(crate) async fn execute(
     let uid = view.uid();
     let pinned_uid = (!services.is_empty()).then_some(uid.as_str());
     if !services.is_empty() {
-        // Before the Deployment is changed: no canary pod is ever Ready behind an unpinned
-        // Service. Each Service records what it had in its own annotation, in the same write.
-        let pin = traffic::pin_all(
-            &config.client,
-            &config.namespace,
-            name,
+        let pin = ops::start::pin_services(
+            &engine,
             &uid,
             start.traffic,
             &plan.stable.pod_template_hash,
@@ -157,9 +173,11 @@ pub(crate) async fn execute(
         };
         let pinned = match pinned {
             Ok(pinned) => pinned,
-            Err(e) => {
-                release_after_failed_start(&engine, &uid).await;
-                return Err(e);
+            Err(failed) => {
+                if let Some(released) = &failed.released {
+                    notice(released_text(released, "put back as it was").trim_end());
+                }
+                return Err(failed.error);
             }
         };
         if human {
@@ -168,12 +186,7 @@ pub(crate) async fn execute(
             }
         }
         if start.traffic.sticky_seconds.is_some() {
-            // kube-proxy programs the affinity from the Service within its sync period: let
-            // it before any canary pod exists, so a client's first choice is already kept.
-            tokio::time::sleep(traffic::SWITCH_SETTLE).await;
-            for (ingress, service) in
-                traffic::ingresses_bypassing(&config.client, &config.namespace, &pinned).await?
-            {
+            for (ingress, service) in ops::start::settle_sticky(&engine, &pinned).await? {
                 notice(&format!(
                     "  ! ingress/{ingress} routes to service/{service}: an ingress controller that balances to pod IPs \
                      itself (ingress-nginx, Traefik, most gateways) ignores sessionAffinity; set affinity there \
@@ -203,11 +216,11 @@ pub(crate) async fn execute(
             canary.pods, canary.stable_pods
         );
     }
-    if let Some(spec) = &start.auto_analysis {
+    if let Some(spec) = &start.run.auto_analysis {
         return auto::run(config, start, &engine, started, &steps, spec).await;
     }
     let mut code = exit_code::OK;
-    if start.wait {
+    if start.run.wait {
         let ready = tokio::select! {
             ready = wait_for_canary_pods(&engine, started.clone(), config.timeout, human, &mut printer) => ready?,
             _ = crate::signals::interrupted() => {
@@ -219,7 +232,9 @@ pub(crate) async fn execute(
             code = exit_code::CANARY_UNHEALTHY;
         }
     }
-    let report = engine.status_report().await?;
+    let mut report = engine.status_report().await?;
+    // The Services this start pinned dark select only the stable pods: 0% of requests.
+    report.with_dark_pin(dark);
     if !print_structured(config.output, &report) {
         print!("{}", crate::output::status_text(&report, false));
     }

@@ -62,6 +62,7 @@ fn held_canary() -> LiveModel {
             history: vec![],
             integrity: None,
             release: None,
+            canary_size: None,
             template_changes: vec![],
             judging: Default::default(),
         },

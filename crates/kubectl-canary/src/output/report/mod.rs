@@ -162,6 +162,13 @@ fn verdict_section(page: &mut String, history: Option<&CanaryHistory>) {
             ))
             .unwrap_or_default()
     );
+    if let Some(blind) = &verdict.not_judged {
+        let _ = write!(
+            page,
+            "<p class=\"warn\" id=\"not-judged\">Not judged: {}</p>",
+            escape(blind)
+        );
+    }
     page.push_str("<table><tr><th>check</th><th>kind</th><th>result</th><th>measurements (canary / stable)</th><th>reason</th></tr>");
     for check in &verdict.checks {
         let measurements: Vec<String> = check
@@ -499,4 +506,49 @@ pub fn write_report(path: &Path, html: &str) -> std::io::Result<()> {
         return out.flush();
     }
     std::fs::write(path, html)
+}
+
+#[cfg(test)]
+mod tests {
+    use canary_core::history::{AnalysisRound, CanaryHistory};
+    use canary_core::verdict::{CheckKind, CheckResult, InconclusivePolicy, Outcome, combine};
+
+    use super::verdict_section;
+
+    fn history_with(kind: CheckKind) -> CanaryHistory {
+        let check = CheckResult {
+            name: "c".into(),
+            kind,
+            outcome: Outcome::Pass,
+            critical: true,
+            on_inconclusive: InconclusivePolicy::default(),
+            measurements: vec![],
+            reason: "fine".into(),
+        };
+        let mut history = CanaryHistory::new("web", "uid");
+        history.add_round(AnalysisRound {
+            at: "2026-12-05T00:00:00Z".into(),
+            canary_replica_set: "web-new".into(),
+            stable_replica_set: "web-old".into(),
+            canary_pods: 1,
+            stable_pods: 3,
+            traffic_share: None,
+            verdict: combine(vec![check], 95.0, std::time::Duration::ZERO),
+        });
+        history
+    }
+
+    /// The report says when the verdict judged no requests, and only then.
+    #[test]
+    fn the_report_marks_a_verdict_that_judged_no_requests() {
+        let mut page = String::new();
+        verdict_section(&mut page, Some(&history_with(CheckKind::PodHealth)));
+        assert!(
+            page.contains("id=\"not-judged\">Not judged: requests"),
+            "{page}"
+        );
+        let mut page = String::new();
+        verdict_section(&mut page, Some(&history_with(CheckKind::Http)));
+        assert!(!page.contains("not-judged"), "{page}");
+    }
 }
