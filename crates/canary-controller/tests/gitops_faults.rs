@@ -303,8 +303,10 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
     }
     let (client, ns) = (&s.client, s.ns.as_str());
     // The next correct action.
-    // The failing cell's action is timed before it waits for the pods to go.
-    let mut failing_at = None;
+    // Timed where the action is the controller's own: the failing cell's before its pods go,
+    // the resting cell's from the stable rollout's end.
+    let mut action_time = None;
+    let mut rollout_seconds: Option<f64> = None;
     let action = match phase {
         Phase::Idle => {
             time_until(
@@ -347,7 +349,7 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
                 },
             )
             .await;
-            failing_at = Some(ended.elapsed());
+            action_time = Some(ended.elapsed());
             s.pods_are(
                 "the failed canary's pods gone",
                 &[(V1, 4)],
@@ -357,6 +359,11 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
             "canary scaled to 0"
         }
         Phase::Resting => {
+            // The controller closes the record once the stable version is back on every pod,
+            // which is the Deployment controller's work (slow after an API server restart:
+            // kube-controller-manager's own caches): timed from then, or the fault's end.
+            s.settled_on(V1, 4).await;
+            let stable_at = Instant::now();
             time_until(
                 &s,
                 "the revert to close the record",
@@ -364,10 +371,12 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
                 || async { record(client, ns).await.is_none() },
             )
             .await;
+            rollout_seconds = Some(stable_at.saturating_duration_since(ended).as_secs_f64());
+            action_time = Some(stable_at.elapsed());
             "reverted, record closed"
         }
     };
-    let seconds = failing_at.unwrap_or_else(|| ended.elapsed()).as_secs_f64();
+    let seconds = action_time.unwrap_or_else(|| ended.elapsed()).as_secs_f64();
     // The partition heals: the old leader finds the Lease taken and exits (code 3) without
     // undoing anything (the end state below is checked after).
     let mut healed = String::new();
@@ -468,6 +477,12 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
             );
             format!("{answer}; b leads{healed}")
         }
+    };
+    let evidence = match rollout_seconds {
+        Some(rollout) => format!(
+            "{evidence}; the stable version was back on every pod {rollout:.1}s after the fault's end"
+        ),
+        None => evidence,
     };
     let hit = format!(
         "{} at {}: {evidence}",
@@ -651,7 +666,7 @@ async fn a_leader_blind_past_its_bound_is_unready_then_gives_up_the_lease_and_st
         &s.setup.env,
         "the blind leader to give up the Lease",
         Duration::from_secs(30),
-        || async { leader.log_text().contains("gave up the leader Lease") },
+        || async { leader.log_text().contains("released the leader Lease") },
     )
     .await;
     let gave_up_after = blind_from.elapsed();
