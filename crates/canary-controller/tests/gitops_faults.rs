@@ -16,7 +16,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use canary_testkit::TestEnv;
@@ -109,19 +108,6 @@ async fn testenv_fault(args: &[&str]) -> String {
     text.trim().lines().last().unwrap_or_default().to_string()
 }
 
-fn apiserver(env: &TestEnv) -> (String, SocketAddr) {
-    let url = env
-        .vars
-        .get("KC_APISERVER_URL")
-        .cloned()
-        .expect("KC_APISERVER_URL in the env file");
-    let address = url
-        .trim_start_matches("https://")
-        .parse()
-        .expect("the API server's address");
-    (url, address)
-}
-
 /// The sum of a metric family in the controller's metrics (`None` when it has none: a build
 /// from before the watch metrics, run through `KC_CONTROLLER_BIN` for comparison).
 async fn metric(controller: &ControllerProcess, name: &str) -> Option<f64> {
@@ -200,7 +186,7 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
         Phase::Resting => "5s",
     };
     let s = Scenario::settled(prefix, 4, policy("", interval), Some(POD_HEALTH)).await?;
-    let (url, address) = apiserver(&s.setup.env);
+    let (url, address) = s.setup.env.apiserver();
     let proxy = if matches!(fault, Fault::ConnectionReset | Fault::LeaderPartitioned) {
         Some(ResetProxy::start(address).await)
     } else {
@@ -593,7 +579,7 @@ async fn a_leader_blind_past_its_bound_is_unready_then_gives_up_the_lease_and_st
     let Some(s) = Scenario::settled("gf-blind", 2, policy("", "8s"), Some(POD_HEALTH)).await else {
         return;
     };
-    let (url, address) = apiserver(&s.setup.env);
+    let (url, address) = s.setup.env.apiserver();
     let proxy = ResetProxy::start(address).await;
     let kubeconfig = proxy.kubeconfig(&s.setup.kubeconfig, &url, &scratch(&s.ns));
     let leader = ControllerProcess::start(

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Container, Namespace};
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
@@ -48,6 +48,21 @@ pub fn env_file() -> PathBuf {
 }
 
 impl TestEnv {
+    /// The API server's URL and address, from the env file's `KC_APISERVER_URL` (what a
+    /// fault test proxies or points a client at).
+    pub fn apiserver(&self) -> (String, std::net::SocketAddr) {
+        let url = self
+            .vars
+            .get("KC_APISERVER_URL")
+            .cloned()
+            .expect("KC_APISERVER_URL in the env file");
+        let address = url
+            .trim_start_matches("https://")
+            .parse()
+            .expect("the API server's address");
+        (url, address)
+    }
+
     /// The running test environment. Without one, a test returns early with a note, unless
     /// `KC_TESTENV_REQUIRED=1` (CI), where a missing environment fails the test.
     pub fn get() -> Option<Self> {
@@ -230,6 +245,14 @@ pub fn web_deployment(
         spec["spec"]["strategy"] = strategy;
     }
     serde_json::from_value(spec).expect("a valid Deployment")
+}
+
+/// The first container of a Deployment's pod template, for a test to change before it
+/// creates the Deployment (`web_deployment` has one container, `nginx`).
+pub fn first_container(deployment: &mut Deployment) -> &mut Container {
+    let spec = deployment.spec.as_mut().expect("a Deployment spec");
+    let pod = spec.template.spec.as_mut().expect("a pod template spec");
+    pod.containers.first_mut().expect("a container")
 }
 
 /// Creates a Deployment and waits until it is fully rolled out.

@@ -1,5 +1,5 @@
 //! The exit codes of `kubectl canary`, one constant each. Scripts and CI pipelines rely on
-//! them: they are part of the interface and documented in the README.
+//! them: they are part of the interface and documented in docs/usage.md ("Exit codes").
 
 /// Success: the command did what it was asked.
 pub const OK: i32 = 0;

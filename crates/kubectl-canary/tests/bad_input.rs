@@ -7,7 +7,8 @@ use std::time::Duration;
 use canary_testkit::reads::NamespaceVersions;
 use canary_testkit::scenario::web_namespace;
 use canary_testkit::{
-    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, spec_of, web_deployment,
+    TestEnv, TestNamespace, assert_spec_equal_except, create_settled, first_container, spec_of,
+    web_deployment,
 };
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -508,16 +509,8 @@ async fn unschedulable_canary_pods_are_reported_with_the_schedulers_reason() {
     let mut deployment = web_deployment("web", 3, "nginx:1.14", None);
     // Each simulated node has 4 CPUs: three pods of 3 CPUs fill one node each, and a
     // fourth (the surge canary) fits nowhere.
-    deployment
-        .spec
-        .as_mut()
-        .unwrap()
-        .template
-        .spec
-        .as_mut()
-        .unwrap()
-        .containers[0]
-        .resources = Some(serde_json::from_value(json!({"requests": {"cpu": "3"}})).unwrap());
+    first_container(&mut deployment).resources =
+        Some(serde_json::from_value(json!({"requests": {"cpu": "3"}})).unwrap());
     create_settled(&env, &ns.name, &deployment).await;
     let out = start_release(&env, &ns.name, &["--timeout", "60s"]).await;
     assert_exit(&out, CANARY_UNHEALTHY, "start with an unschedulable canary");

@@ -30,7 +30,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -298,20 +297,6 @@ fn controller_stale_seconds(env: &TestEnv, namespace: &str) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// The API server's address, from the env file's URL.
-fn apiserver(env: &TestEnv) -> (String, SocketAddr) {
-    let url = env
-        .vars
-        .get("KC_APISERVER_URL")
-        .cloned()
-        .expect("KC_APISERVER_URL in the env file");
-    let address = url
-        .trim_start_matches("https://")
-        .parse()
-        .expect("the API server's address");
-    (url, address)
-}
-
 /// Whether a fault that began at `down` hit the command that ran from `began` to `ended`
 /// in the record phase `wanted` (`seen`: the phase the record's watch last showed then);
 /// else why it missed.
@@ -392,7 +377,7 @@ async fn fault_during(phase: Phase, fault: Fault, label: &str) {
     let role = documented_role();
     match fault {
         Fault::ConnectionReset => {
-            let (url, address) = apiserver(&env);
+            let (url, address) = env.apiserver();
             let started = ResetProxy::start(address).await;
             let dir = std::env::temp_dir().join(&ns.name);
             std::fs::create_dir_all(&dir).unwrap();

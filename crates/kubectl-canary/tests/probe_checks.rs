@@ -6,7 +6,7 @@
 
 mod common;
 
-use canary_testkit::{TestEnv, TestNamespace, create_settled, web_deployment};
+use canary_testkit::{TestEnv, TestNamespace, create_settled, first_container, web_deployment};
 use common::*;
 use serde_json::json;
 
@@ -17,15 +17,7 @@ const CANARY_UNHEALTHY: i32 = 10;
 async fn web_with_probes(env: &TestEnv, prefix: &str) -> TestNamespace {
     let ns = TestNamespace::create(env, prefix).await;
     let mut deployment = web_deployment("web", 3, "nginx:1.14", None);
-    let container = &mut deployment
-        .spec
-        .as_mut()
-        .unwrap()
-        .template
-        .spec
-        .as_mut()
-        .unwrap()
-        .containers[0];
+    let container = first_container(&mut deployment);
     container.ports = Some(vec![
         serde_json::from_value(json!({"name": "http", "containerPort": 80})).unwrap(),
     ]);

@@ -12,7 +12,9 @@ mod common;
 use std::time::Duration;
 
 use canary_testkit::terminal::LiveTerminal;
-use canary_testkit::{TestEnv, TestNamespace, create_settled, wait_for, web_deployment};
+use canary_testkit::{
+    TestEnv, TestNamespace, create_settled, first_container, wait_for, web_deployment,
+};
 use common::{BIN, assert_exit, canary, kubectl, text};
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{Value, json};
@@ -242,15 +244,8 @@ async fn a_canary_never_ready_past_its_deadline() {
 async fn an_unschedulable_canary_with_the_schedulers_reason() {
     let Some(env) = TestEnv::get() else { return };
     let ns = broken_canary(&env, "pb-sched", "nginx:1.15", |d| {
-        d.spec
-            .as_mut()
-            .unwrap()
-            .template
-            .spec
-            .as_mut()
-            .unwrap()
-            .containers[0]
-            .resources = Some(serde_json::from_value(json!({"requests": {"cpu": "3"}})).unwrap());
+        first_container(d).resources =
+            Some(serde_json::from_value(json!({"requests": {"cpu": "3"}})).unwrap());
     })
     .await;
     wait_problem(&env, &ns.name, "unschedulable", Duration::from_secs(30)).await;
