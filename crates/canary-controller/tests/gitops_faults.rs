@@ -1,9 +1,11 @@
 //! The GitOps controller under faults: the API server restarted or frozen for 10 s, the
 //! controller-manager restarted, every connection between the controller and the API server
 //! reset (a proxy, canary_testkit::proxy), the leader SIGKILLed (a standby takes over) ×
-//! the phase the canary is in: idle when a commit arrives, held, analysis failing (a
+//! the phase the canary is in: idle when a commit arrives, starting (the canary's pod not yet
+//! Ready), held, stepping (from the first step to the second), analysis failing (a
 //! crash-looping canary being judged), resting on the stable pods after a failure when the
-//! revert commit arrives. Each cell aims its fault by watching the record's phase, confirms
+//! revert commit arrives, reverting (Git reverted a held canary and the stable version rolls
+//! back out). Each cell aims its fault by watching the record's phase, confirms
 //! the fault hit (the phase at the fault, and the fault's own evidence: the controller's
 //! watches listed again, the proxy reset its connections, the standby holds the Lease) and
 //! asserts that the brake never let more than k new pods run before the first promote, that
@@ -58,21 +60,83 @@ impl Fault {
 enum Phase {
     /// No canary; the commit arrives right after the fault.
     Idle,
+    /// The commit's canary pod started but not yet Ready ([`SLOW_V2`]): the record says
+    /// starting.
+    Starting,
     /// A good canary held at k, waiting for its analysis.
     Held,
+    /// A good canary going from its first step (1 pod) to its second (2 pods), the second
+    /// pod not yet Ready ([`SLOW_V2`]): the record says promoting.
+    Stepping,
     /// A crash-looping canary held at k, its analysis about to fail it.
     Failing,
     /// A failed release resting on the stable pods; the revert commit arrives right after.
     Resting,
+    /// Git reverted a held canary (replace mode) and the Deployment controller is rolling the
+    /// stable version back out, its new pod not yet Ready ([`SLOW_V1`]): the record stays
+    /// until the stable version is on every pod.
+    Reverting,
 }
 
+/// A new version whose pods become Ready 20 s after they start (podsim's `ready-after`):
+/// longer than any fault here (an API server restart takes about 8 s, a freeze 10 s), so a
+/// phase that waits for its pods is still on when the fault ends.
+const SLOW_V2: &str = "nginx:1.15__ready-after-20s";
+
+/// A stable version whose pods become Ready 20 s after they start, for the reverting phase.
+const SLOW_V1: &str = "nginx:1.14__ready-after-20s";
+
 impl Phase {
+    /// Its column in the table (scripts/gitops-fault-matrix lists the columns in this order).
     fn label(self) -> &'static str {
         match self {
             Phase::Idle => "idle, commit arrives",
+            Phase::Starting => "starting",
             Phase::Held => "held",
+            Phase::Stepping => "stepping",
             Phase::Failing => "analysis failing",
             Phase::Resting => "resting on stable, revert arrives",
+            Phase::Reverting => "reverting",
+        }
+    }
+
+    /// The stable version and the version the canary's commit brings.
+    fn versions(self) -> (&'static str, &'static str) {
+        match self {
+            Phase::Idle | Phase::Held => (V1, V2),
+            Phase::Starting | Phase::Stepping => (V1, SLOW_V2),
+            Phase::Failing | Phase::Resting => (V1, BAD),
+            Phase::Reverting => (SLOW_V1, V2),
+        }
+    }
+
+    /// The policy: a canary of 1 pod analysed every 12 s, longer than an API server
+    /// restart (about 8 s: 5 s stop with watchers open, 2-3 s start), so that the analysis
+    /// of a held canary falls due while the fault lasts and the phase is still the one
+    /// aimed at when it ends; 5 s to reach the resting phase sooner; a second step of 2 pods
+    /// to step to; a held canary that stays held (60 s) and replaces a stable pod, so that
+    /// its revert has a stable pod to bring back.
+    fn policy(self) -> std::collections::BTreeMap<String, String> {
+        match self {
+            Phase::Idle | Phase::Starting | Phase::Held | Phase::Failing => policy("", "12s"),
+            Phase::Stepping => policy("2", "12s"),
+            Phase::Resting => policy("", "5s"),
+            Phase::Reverting => {
+                let mut annotations = policy("", "60s");
+                annotations.insert("kubectl-canary.io/mode".into(), "replace".into());
+                annotations
+            }
+        }
+    }
+
+    /// The record's phase when the fault begins and when it ends (`None`: no record).
+    fn on_record(self) -> Option<&'static str> {
+        match self {
+            Phase::Idle => None,
+            Phase::Starting => Some("starting"),
+            Phase::Held | Phase::Failing | Phase::Reverting => Some("holding"),
+            Phase::Stepping => Some("promoting"),
+            Phase::Resting => Some("aborting"),
         }
     }
 }
@@ -167,6 +231,52 @@ async fn canary_replicas(client: &kube::Client, namespace: &str) -> Option<i32> 
     })
 }
 
+/// The image of the Deployment's first container.
+async fn template_image(client: &kube::Client, namespace: &str) -> Option<String> {
+    let d = deployment(client, namespace).await;
+    d.spec?.template.spec?.containers.first()?.image.clone()
+}
+
+/// Waits until at least `pods` pods of `image` are Ready; returns when that was first seen.
+async fn ready_pods_at_least(s: &Scenario, image: &str, pods: usize) -> Instant {
+    let (client, ns) = (&s.client, s.ns.as_str());
+    time_until(
+        s,
+        &format!("{pods} pod(s) of {image} Ready"),
+        MEASURE_LIMIT,
+        || async move {
+            let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+                kube::Api::namespaced(client.clone(), ns);
+            let Ok(list) = api.list(&Default::default()).await else {
+                return false;
+            };
+            let ready = list
+                .items
+                .iter()
+                .filter(|pod| {
+                    let spec_image = pod
+                        .spec
+                        .as_ref()
+                        .and_then(|spec| spec.containers.first()?.image.clone());
+                    let is_ready = pod
+                        .status
+                        .as_ref()
+                        .and_then(|status| status.conditions.as_ref())
+                        .is_some_and(|conditions| {
+                            conditions
+                                .iter()
+                                .any(|c| c.type_ == "Ready" && c.status == "True")
+                        });
+                    spec_image.as_deref() == Some(image) && is_ready
+                })
+                .count();
+            ready >= pods
+        },
+    )
+    .await;
+    Instant::now()
+}
+
 /// One cell's result.
 struct Cell {
     hit: String,
@@ -177,15 +287,9 @@ struct Cell {
 /// Runs one cell and prints its `GITOPS-CELL|` line; fails on any inconsistency.
 async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
     assert_private_environment();
-    let prefix = "gf";
-    // Longer than an API server restart (about 8 s: 5 s stop with watchers open, 2-3 s
-    // start), so that the analysis of a held canary falls due while the fault lasts and the
-    // phase is still the one aimed at when it ends.
-    let interval = match phase {
-        Phase::Idle | Phase::Held | Phase::Failing => "12s",
-        Phase::Resting => "5s",
-    };
-    let s = Scenario::settled(prefix, 4, policy("", interval), Some(POD_HEALTH)).await?;
+    let (stable, new_image) = phase.versions();
+    let s =
+        Scenario::settled_with_stable("gf", 4, phase.policy(), Some(POD_HEALTH), stable).await?;
     let (url, address) = s.setup.env.apiserver();
     let proxy = if matches!(fault, Fault::ConnectionReset | Fault::LeaderPartitioned) {
         Some(ResetProxy::start(address).await)
@@ -212,35 +316,42 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
         )),
         _ => None,
     };
-    let new_image = match phase {
-        Phase::Idle | Phase::Held => V2,
-        Phase::Failing | Phase::Resting => BAD,
-    };
     let observer = PodCountWatch::start(&s.client, &s.ns, "web", new_image).await;
     // Aim: reach the phase, observed on the record.
     match phase {
         Phase::Idle => {}
-        Phase::Held | Phase::Failing => {
+        Phase::Starting | Phase::Held | Phase::Stepping | Phase::Failing => {
+            s.commit(new_image);
+            s.phase_is(phase.on_record().unwrap(), |_| true).await;
+        }
+        Phase::Reverting => {
             s.commit(new_image);
             s.phase_is("holding", |_| true).await;
+            s.commit(stable);
+            time_until(
+                &s,
+                "the revert applied, the canary's record still open",
+                Duration::from_secs(60),
+                || async {
+                    template_image(&s.client, &s.ns).await.as_deref() == Some(stable)
+                        && record(&s.client, &s.ns).await.is_some()
+                },
+            )
+            .await;
         }
         Phase::Resting => {
             s.commit(BAD);
             s.phase_is("aborting", |_| true).await;
             s.pods_are(
                 "the failed canary scaled to 0",
-                &[(V1, 4)],
+                &[(stable, 4)],
                 Duration::from_secs(60),
             )
             .await;
         }
     }
     let phase_at_fault = record_phase(&s).await;
-    let expected_at_fault = match phase {
-        Phase::Idle => None,
-        Phase::Held | Phase::Failing => Some("holding"),
-        Phase::Resting => Some("aborting"),
-    };
+    let expected_at_fault = phase.on_record();
     assert_eq!(
         phase_at_fault.as_deref(),
         expected_at_fault,
@@ -281,11 +392,12 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
     };
     let ended = Instant::now();
     let phase_after = record_phase(&s).await;
+    let template_after = template_image(&s.client, &s.ns).await;
     // The commit that arrives after the fault.
     match phase {
-        Phase::Idle => s.commit(V2),
-        Phase::Resting => s.commit(V1),
-        Phase::Held | Phase::Failing => {}
+        Phase::Idle => s.commit(new_image),
+        Phase::Resting => s.commit(stable),
+        Phase::Starting | Phase::Held | Phase::Stepping | Phase::Failing | Phase::Reverting => {}
     }
     let (client, ns) = (&s.client, s.ns.as_str());
     // The next correct action.
@@ -307,6 +419,29 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
             )
             .await;
             "canary held"
+        }
+        Phase::Starting | Phase::Stepping => {
+            let pods = if phase == Phase::Starting { 1 } else { 2 };
+            // Timed from the fault's end, or from the canary's last pod Ready if later: the
+            // controller cannot hold the step before.
+            let ready_at = ready_pods_at_least(&s, new_image, pods).await;
+            time_until(
+                &s,
+                &format!("the controller to hold {pods} canary pod(s)"),
+                MEASURE_LIMIT,
+                || async {
+                    record(client, ns).await.is_some_and(|r| {
+                        r["phase"]["name"] == "holding" && r["phase"]["pods"] == pods
+                    })
+                },
+            )
+            .await;
+            action_time = Some(ready_at.max(ended).elapsed());
+            if phase == Phase::Starting {
+                "canary held"
+            } else {
+                "second step held"
+            }
         }
         Phase::Held => {
             time_until(
@@ -338,17 +473,17 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
             action_time = Some(ended.elapsed());
             s.pods_are(
                 "the failed canary's pods gone",
-                &[(V1, 4)],
+                &[(stable, 4)],
                 Duration::from_secs(60),
             )
             .await;
             "canary scaled to 0"
         }
-        Phase::Resting => {
+        Phase::Resting | Phase::Reverting => {
             // The controller closes the record once the stable version is back on every pod,
             // which is the Deployment controller's work (slow after an API server restart:
             // kube-controller-manager's own caches): timed from then, or the fault's end.
-            s.settled_on(V1, 4).await;
+            s.settled_on(stable, 4).await;
             let stable_at = Instant::now();
             time_until(
                 &s,
@@ -391,13 +526,13 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
     }
     // The end state, consistent with the record.
     match phase {
-        Phase::Idle | Phase::Held => {
-            s.settled_on(V2, 4).await;
+        Phase::Idle | Phase::Starting | Phase::Held | Phase::Stepping => {
+            s.settled_on(new_image, 4).await;
             s.record_gone().await;
             s.assert_own_settings_back().await;
         }
-        Phase::Resting => {
-            s.settled_on(V1, 4).await;
+        Phase::Resting | Phase::Reverting => {
+            s.settled_on(stable, 4).await;
             s.record_gone().await;
             s.assert_own_settings_back().await;
         }
@@ -420,7 +555,7 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
             );
             assert_eq!(
                 pods_by_image(client, ns).await,
-                [(V1.to_string(), 4)].into(),
+                [(stable.to_string(), 4)].into(),
                 "only stable pods"
             );
         }
@@ -438,6 +573,13 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
         expected_at_fault,
         "the phase was still {expected_at_fault:?} when the fault ended"
     );
+    if phase == Phase::Reverting {
+        assert_eq!(
+            template_after.as_deref(),
+            Some(stable),
+            "the revert was on the Deployment when the fault ended"
+        );
+    }
     let evidence = match fault {
         Fault::ApiServerRestart => {
             match metric(&leader, "kubectl_canary_controller_watch_restarts_total").await {
@@ -470,11 +612,11 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
         ),
         None => evidence,
     };
-    let hit = format!(
-        "{} at {}: {evidence}",
-        fault.label(),
-        expected_at_fault.unwrap_or("no record")
-    );
+    let at = match phase {
+        Phase::Reverting => "holding, the stable template back",
+        _ => expected_at_fault.unwrap_or("no record"),
+    };
+    let hit = format!("{} at {at}: {evidence}", fault.label());
     println!(
         "GITOPS-CELL|{}|{}|{}|{}|{:.1}|{}",
         fault.label(),
@@ -524,29 +666,47 @@ macro_rules! cells {
 }
 
 cells! {
+    cell_apiserver_restart_starting: ApiServerRestart, Starting;
     cell_apiserver_restart_held: ApiServerRestart, Held;
+    cell_apiserver_restart_stepping: ApiServerRestart, Stepping;
     cell_apiserver_restart_failing: ApiServerRestart, Failing;
     cell_apiserver_restart_resting: ApiServerRestart, Resting;
+    cell_apiserver_restart_reverting: ApiServerRestart, Reverting;
     cell_apiserver_freeze_idle: ApiServerFreeze, Idle;
+    cell_apiserver_freeze_starting: ApiServerFreeze, Starting;
     cell_apiserver_freeze_held: ApiServerFreeze, Held;
+    cell_apiserver_freeze_stepping: ApiServerFreeze, Stepping;
     cell_apiserver_freeze_failing: ApiServerFreeze, Failing;
     cell_apiserver_freeze_resting: ApiServerFreeze, Resting;
+    cell_apiserver_freeze_reverting: ApiServerFreeze, Reverting;
     cell_controller_manager_restart_idle: ControllerManagerRestart, Idle;
+    cell_controller_manager_restart_starting: ControllerManagerRestart, Starting;
     cell_controller_manager_restart_held: ControllerManagerRestart, Held;
+    cell_controller_manager_restart_stepping: ControllerManagerRestart, Stepping;
     cell_controller_manager_restart_failing: ControllerManagerRestart, Failing;
     cell_controller_manager_restart_resting: ControllerManagerRestart, Resting;
+    cell_controller_manager_restart_reverting: ControllerManagerRestart, Reverting;
     cell_connection_reset_idle: ConnectionReset, Idle;
+    cell_connection_reset_starting: ConnectionReset, Starting;
     cell_connection_reset_held: ConnectionReset, Held;
+    cell_connection_reset_stepping: ConnectionReset, Stepping;
     cell_connection_reset_failing: ConnectionReset, Failing;
     cell_connection_reset_resting: ConnectionReset, Resting;
+    cell_connection_reset_reverting: ConnectionReset, Reverting;
     cell_leader_killed_idle: LeaderKilled, Idle;
+    cell_leader_killed_starting: LeaderKilled, Starting;
     cell_leader_killed_held: LeaderKilled, Held;
+    cell_leader_killed_stepping: LeaderKilled, Stepping;
     cell_leader_killed_failing: LeaderKilled, Failing;
     cell_leader_killed_resting: LeaderKilled, Resting;
+    cell_leader_killed_reverting: LeaderKilled, Reverting;
     cell_leader_partitioned_idle: LeaderPartitioned, Idle;
+    cell_leader_partitioned_starting: LeaderPartitioned, Starting;
     cell_leader_partitioned_held: LeaderPartitioned, Held;
+    cell_leader_partitioned_stepping: LeaderPartitioned, Stepping;
     cell_leader_partitioned_failing: LeaderPartitioned, Failing;
     cell_leader_partitioned_resting: LeaderPartitioned, Resting;
+    cell_leader_partitioned_reverting: LeaderPartitioned, Reverting;
 }
 
 /// Puts deploy/rbac.yaml back when dropped (the blind test takes a verb away).

@@ -55,7 +55,9 @@ impl GitOpsRepo {
                 }
                 let env = env.clone();
                 let dir = dir.clone();
-                let _ = tokio::task::spawn_blocking(move || apply_dir(&env, &dir)).await;
+                // A sync that fails (the API server restarting under a fault test) is tried
+                // again at the next round, as Argo CD's sync retries.
+                let _ = tokio::task::spawn_blocking(move || try_apply_dir(&env, &dir)).await;
                 *applies.lock().unwrap() += 1;
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
@@ -77,7 +79,9 @@ impl GitOpsRepo {
     }
 
     fn apply_once(&self, env: &TestEnv) {
-        apply_dir(env, &self.dir);
+        if let Err(error) = try_apply_dir(env, &self.dir) {
+            panic!("GitOps apply failed: {error}");
+        }
     }
 
     /// Stops re-applying.
@@ -96,8 +100,9 @@ impl Drop for GitOpsRepo {
     }
 }
 
-/// One `kubectl apply --server-side` of `dir` as Argo CD's field manager.
-fn apply_dir(env: &TestEnv, dir: &Path) {
+/// One `kubectl apply --server-side` of `dir` as Argo CD's field manager; `Err` with
+/// kubectl's message when it failed.
+fn try_apply_dir(env: &TestEnv, dir: &Path) -> Result<(), String> {
     let output = env.run(
         "kubectl",
         &[
@@ -109,11 +114,11 @@ fn apply_dir(env: &TestEnv, dir: &Path) {
             dir.to_str().unwrap(),
         ],
     );
-    assert!(
-        output.status.success(),
-        "GitOps apply failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
 }
 
 /// A pod-count watch: how many pods of `image` existed at each pod event, with the event's

@@ -1,7 +1,7 @@
 //! What the tests read from and put into a test's namespace besides the Deployment: its
 //! pods by image, the canary record, a Service in front of `web`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::Api;
@@ -111,11 +111,45 @@ pub async fn create_service(client: &kube::Client, namespace: &str, name: &str, 
         .unwrap_or_else(|e| panic!("cannot create svc/{name}: {e}"));
 }
 
-/// Every object of a namespace with its resourceVersion, keyed `group/kind/name`: a command
-/// that changes nothing leaves this map exactly as it was (Events, Services, the history
-/// ConfigMap and the record included, not only the Deployment).
+/// The writers the test environment itself runs, as `managedFields` names them: its
+/// kube-controller-manager and kube-scheduler run inside the `testenv` binary, its kubelets
+/// are `testenv-podsim`; the real binaries' names are there for other clusters.
+pub const ENVIRONMENT_MANAGERS: &[&str] = &[
+    "testenv",
+    "testenv-podsim",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+];
+
+/// One object as [`NamespaceVersions`] saw it: its resourceVersion and its `managedFields`
+/// entries (manager, operation, subresource, time, fields), which say who wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NamespaceVersions(pub BTreeMap<String, String>);
+pub struct ObjectVersion {
+    /// `metadata.resourceVersion`.
+    pub resource_version: String,
+    /// Each `managedFields` entry as one string, its manager first.
+    pub entries: BTreeSet<String>,
+}
+
+impl ObjectVersion {
+    /// The managers of the entries in `self` that `before` did not have.
+    fn new_managers(&self, before: Option<&ObjectVersion>) -> BTreeSet<String> {
+        self.entries
+            .iter()
+            .filter(|entry| before.is_none_or(|b| !b.entries.contains(*entry)))
+            .map(|entry| entry.split('|').next().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+/// Every object of a namespace with its resourceVersion and writers, keyed
+/// `group/kind/name`: a command that changes nothing leaves every object as it was (Events,
+/// Services, the history ConfigMap and the record included, not only the Deployment), except
+/// for what the environment's own controllers write meanwhile (an HPA's status, their
+/// Events), which [`NamespaceVersions::changes`] tells apart by `managedFields`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceVersions(pub BTreeMap<String, ObjectVersion>);
 
 impl NamespaceVersions {
     /// Reads every listable namespaced kind the API server serves (found by discovery), so a
@@ -148,31 +182,137 @@ impl NamespaceVersions {
                         resource.kind,
                         object.metadata.name.clone().unwrap_or_default()
                     );
-                    versions.insert(
-                        key,
-                        object.metadata.resource_version.clone().unwrap_or_default(),
-                    );
+                    let entries = object
+                        .metadata
+                        .managed_fields
+                        .iter()
+                        .flatten()
+                        .map(|entry| {
+                            format!(
+                                "{}|{}|{}|{:?}|{:?}",
+                                entry.manager.clone().unwrap_or_default(),
+                                entry.operation.clone().unwrap_or_default(),
+                                entry.subresource.clone().unwrap_or_default(),
+                                entry.time,
+                                entry.fields_v1
+                            )
+                        })
+                        .collect();
+                    let version = ObjectVersion {
+                        resource_version: object.metadata.resource_version.unwrap_or_default(),
+                        entries,
+                    };
+                    versions.insert(key, version);
                 }
             }
         }
         Self(versions)
     }
 
-    /// What changed from `self` to `after`: objects created, deleted or written.
+    /// What changed from `self` to `after`: objects created, deleted or written, except a
+    /// write or creation whose new `managedFields` entries all belong to the environment's
+    /// own controllers ([`ENVIRONMENT_MANAGERS`]). A write with no new entry (the same
+    /// manager writing the same fields within the same second) is counted, whoever made it.
     pub fn changes(&self, after: &Self) -> Vec<String> {
+        let by_environment = |managers: &BTreeSet<String>| {
+            !managers.is_empty()
+                && managers
+                    .iter()
+                    .all(|m| ENVIRONMENT_MANAGERS.contains(&m.as_str()))
+        };
         let mut changes = Vec::new();
         for (key, version) in &self.0 {
             match after.0.get(key) {
                 None => changes.push(format!("deleted {key}")),
-                Some(now) if now != version => {
-                    changes.push(format!("written {key} ({version} -> {now})"))
+                Some(now) if now.resource_version != version.resource_version => {
+                    let managers = now.new_managers(Some(version));
+                    if !by_environment(&managers) {
+                        changes.push(format!(
+                            "written {key} ({} -> {}, by {managers:?})",
+                            version.resource_version, now.resource_version
+                        ))
+                    }
                 }
                 Some(_) => {}
             }
         }
-        for key in after.0.keys().filter(|k| !self.0.contains_key(*k)) {
-            changes.push(format!("created {key}"));
+        for (key, now) in after.0.iter().filter(|(k, _)| !self.0.contains_key(*k)) {
+            let managers = now.new_managers(None);
+            if !by_environment(&managers) {
+                changes.push(format!("created {key} (by {managers:?})"));
+            }
         }
         changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(version: &str, entries: &[&str]) -> ObjectVersion {
+        ObjectVersion {
+            resource_version: version.into(),
+            entries: entries.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    fn namespace(objects: &[(&str, ObjectVersion)]) -> NamespaceVersions {
+        NamespaceVersions(
+            objects
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn only_writes_of_the_environments_controllers_are_told_apart() {
+        let hpa_before = object("10", &["testenv|Update|status|t1|f"]);
+        let before = namespace(&[("autoscaling/HPA/web", hpa_before.clone())]);
+        // (after, changes counted)
+        let cases: &[(NamespaceVersions, usize)] = &[
+            // The HPA controller updated its status; it created an Event.
+            (
+                namespace(&[
+                    (
+                        "autoscaling/HPA/web",
+                        object("11", &["testenv|Update|status|t2|f"]),
+                    ),
+                    ("/Event/web.1", object("12", &["testenv|Update||t2|f"])),
+                ]),
+                0,
+            ),
+            // The tool (any other manager) wrote the HPA, or created an Event.
+            (
+                namespace(&[(
+                    "autoscaling/HPA/web",
+                    object(
+                        "11",
+                        &["testenv|Update|status|t1|f", "unknown|Update||t2|g"],
+                    ),
+                )]),
+                1,
+            ),
+            (
+                namespace(&[
+                    ("autoscaling/HPA/web", hpa_before.clone()),
+                    ("/Event/web.1", object("12", &["unknown|Update||t2|f"])),
+                ]),
+                1,
+            ),
+            // A new resourceVersion with no new entry is counted; so is a deletion.
+            (
+                namespace(&[(
+                    "autoscaling/HPA/web",
+                    object("11", &["testenv|Update|status|t1|f"]),
+                )]),
+                1,
+            ),
+            (namespace(&[]), 1),
+        ];
+        for (after, counted) in cases {
+            assert_eq!(before.changes(after).len(), *counted, "{after:?}");
+        }
     }
 }

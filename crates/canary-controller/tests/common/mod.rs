@@ -460,12 +460,28 @@ impl Scenario {
         annotations: BTreeMap<String, String>,
         analysis: Option<&str>,
     ) -> Option<Self> {
+        Self::settled_with_stable(prefix, replicas, annotations, analysis, V1).await
+    }
+
+    /// As [`Scenario::settled`], with `stable` in place of [`V1`] (a stable version whose
+    /// pods take a while to become Ready, say).
+    pub async fn settled_with_stable(
+        prefix: &str,
+        replicas: i32,
+        annotations: BTreeMap<String, String>,
+        analysis: Option<&str>,
+        stable: &str,
+    ) -> Option<Self> {
         let setup = setup(prefix).await?;
         let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
         if let Some(spec) = analysis {
             create_analysis(&client, &ns, spec).await;
         }
-        let git = GitOpsRepo::start(&setup.env, &ns, &manifest(&ns, replicas, V1, &annotations));
+        let git = GitOpsRepo::start(
+            &setup.env,
+            &ns,
+            &manifest(&ns, replicas, stable, &annotations),
+        );
         let mut scenario = Self {
             setup,
             git,
@@ -475,7 +491,7 @@ impl Scenario {
             client,
             ns,
         };
-        scenario.settled_on(V1, replicas as usize).await;
+        scenario.settled_on(stable, replicas as usize).await;
         scenario.before = rollout_fields(&scenario.client, &scenario.ns).await;
         Some(scenario)
     }
