@@ -39,23 +39,29 @@ fn kubectl(env: &TestEnv, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).to_string()
 }
 
+/// `kubectl apply` of deploy/`file`.yaml as the tests apply it (server-side, their own field
+/// manager).
+pub fn deploy_apply_args(file: &str) -> Vec<String> {
+    let path = repo().join(format!("deploy/{file}.yaml"));
+    [
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=kc-gitops-tests",
+        "-f",
+        path.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Applies deploy/'s namespace, ServiceAccount, RBAC and policy (not the controller's
 /// Deployment: there is no container runtime) and returns a kubeconfig holding a token of
 /// the controller's ServiceAccount.
 pub fn install(env: &TestEnv, scratch: &Path) -> PathBuf {
     for file in ["namespace", "serviceaccount", "rbac", "policy"] {
-        let path = repo().join(format!("deploy/{file}.yaml"));
-        kubectl(
-            env,
-            &[
-                "apply",
-                "--server-side",
-                "--force-conflicts",
-                "--field-manager=kc-gitops-tests",
-                "-f",
-                path.to_str().unwrap(),
-            ],
-        );
+        let args = deploy_apply_args(file);
+        kubectl(env, &args.iter().map(String::as_str).collect::<Vec<_>>());
     }
     let token = kubectl(
         env,
