@@ -28,7 +28,8 @@ const CANARY_UNHEALTHY: i32 = 10;
 /// Runs `start` with `args`, expects `code` and a message containing `needle`, and checks
 /// that the Deployment's spec is unchanged, no record was written and no object of the
 /// namespace was written at all (every resourceVersion as before: the history ConfigMap,
-/// Events, Services included).
+/// Events, Services included), except by the environment's own controllers (an HPA's
+/// status and Events, told apart by `managedFields`: `NamespaceVersions::changes`).
 async fn refused(env: &TestEnv, ns: &str, args: &[&str], code: i32, needle: &str) {
     refused_leaving(env, ns, args, code, needle).await;
     assert!(
