@@ -128,8 +128,9 @@ pub const ENVIRONMENT_MANAGERS: &[&str] = &[
 pub struct ObjectVersion {
     /// `metadata.resourceVersion`.
     pub resource_version: String,
-    /// Each `managedFields` entry as one string, its manager first.
-    pub entries: BTreeSet<String>,
+    /// Each `managedFields` entry: its manager, and the rest of it (operation,
+    /// subresource, time, fields) as one string.
+    pub entries: BTreeSet<(String, String)>,
 }
 
 impl ObjectVersion {
@@ -138,7 +139,7 @@ impl ObjectVersion {
         self.entries
             .iter()
             .filter(|entry| before.is_none_or(|b| !b.entries.contains(*entry)))
-            .map(|entry| entry.split('|').next().unwrap_or_default().to_string())
+            .map(|(manager, _)| manager.clone())
             .collect()
     }
 }
@@ -188,14 +189,11 @@ impl NamespaceVersions {
                         .iter()
                         .flatten()
                         .map(|entry| {
-                            format!(
-                                "{}|{}|{}|{:?}|{:?}",
-                                entry.manager.clone().unwrap_or_default(),
-                                entry.operation.clone().unwrap_or_default(),
-                                entry.subresource.clone().unwrap_or_default(),
-                                entry.time,
-                                entry.fields_v1
-                            )
+                            let rest = format!(
+                                "{:?} {:?} {:?} {:?}",
+                                entry.operation, entry.subresource, entry.time, entry.fields_v1
+                            );
+                            (entry.manager.clone().unwrap_or_default(), rest)
                         })
                         .collect();
                     let version = ObjectVersion {
@@ -253,7 +251,13 @@ mod tests {
     fn object(version: &str, entries: &[&str]) -> ObjectVersion {
         ObjectVersion {
             resource_version: version.into(),
-            entries: entries.iter().map(|e| e.to_string()).collect(),
+            entries: entries
+                .iter()
+                .map(|e| {
+                    let (manager, rest) = e.split_once('|').unwrap();
+                    (manager.to_string(), rest.to_string())
+                })
+                .collect(),
         }
     }
 
