@@ -63,6 +63,7 @@ fn held_canary() -> LiveModel {
             integrity: None,
             release: None,
             canary_size: None,
+            approval: None,
             template_changes: vec![],
             judging: Default::default(),
         },
@@ -142,6 +143,7 @@ fn crash_looping() -> LiveModel {
         phase: canary_core::record::Phase::Holding { pods: 1 },
         pending: false,
         nothing_changed_yet: false,
+        gate: None,
     });
     model.report.judge(None);
     let canary = model.report.canary.as_mut().unwrap();
