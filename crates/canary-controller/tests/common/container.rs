@@ -31,12 +31,14 @@ pub fn podman(args: &[&str]) -> Output {
         .expect("scripts/image runs")
 }
 
-/// Builds the image from the controller binary under test as `tag`; the error says why not
-/// (the container tools missing or unusable, the build failing).
+/// Builds the image from the controller binary under test (or `KC_CONTROLLER_BIN`'s, say a
+/// release build) as `tag`; the error says why not (the container tools missing or unusable,
+/// the build failing).
 pub fn build_image(tag: &str) -> Result<String, String> {
-    let binary = env!("CARGO_BIN_EXE_kubectl-canary-controller");
+    let binary = std::env::var("KC_CONTROLLER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_kubectl-canary-controller").to_string());
     let output = Command::new(repo().join("scripts/image"))
-        .args(["build", "--binary", binary, "--tag", tag])
+        .args(["build", "--binary", &binary, "--tag", tag])
         .output()
         .map_err(|e| format!("cannot run scripts/image: {e}"))?;
     if !output.status.success() {
