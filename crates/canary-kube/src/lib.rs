@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod gitops;
 pub mod history;
 pub mod live;
+pub mod notify;
 pub mod observe;
 pub mod ops;
 pub mod plan_subject;

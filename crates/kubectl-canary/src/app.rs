@@ -131,6 +131,7 @@ async fn run_from_live_view(
                 canary: None,
                 dry_run: false,
                 wait: true,
+                notify: Default::default(),
             };
             (
                 commands::lifecycle::promote(config, &promote).await,
@@ -144,6 +145,7 @@ async fn run_from_live_view(
                 dry_run: false,
                 wait: true,
                 recover: false,
+                notify: Default::default(),
             };
             (
                 commands::lifecycle::abort(config, &abort).await,

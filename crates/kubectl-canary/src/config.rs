@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod analyze;
 pub mod lifecycle;
+pub mod notify;
 pub mod plan;
 pub mod release;
 pub mod report;
@@ -58,6 +59,9 @@ pub enum ConfigError {
     /// A manifest or patch cannot be used.
     #[error(transparent)]
     Release(#[from] canary_core::release::ReleaseError),
+    /// `--notify` or `--report-url` cannot be used.
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyFlagError),
 }
 
 impl ConfigError {
@@ -67,7 +71,7 @@ impl ConfigError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ConfigError::Kubeconfig { .. } => ErrorKind::Unreachable,
-            ConfigError::Analysis(_) => ErrorKind::Usage,
+            ConfigError::Analysis(_) | ConfigError::Notify(_) => ErrorKind::Usage,
             ConfigError::Release(error) if error.is_malformed() => ErrorKind::Usage,
             ConfigError::Release(_) => ErrorKind::Refused,
         }
@@ -101,8 +105,8 @@ impl CommandConfig {
         Ok(match command {
             Command::Start(args) => Self::Start(Box::new(StartConfig::resolve(args)?)),
             Command::Status(args) => Self::Status(args.into()),
-            Command::Promote(args) => Self::Promote(args.into()),
-            Command::Abort(args) => Self::Abort(args.into()),
+            Command::Promote(args) => Self::Promote(PromoteConfig::resolve(args)?),
+            Command::Abort(args) => Self::Abort(AbortConfig::resolve(args)?),
             Command::Analyze(args) => Self::Analyze(Box::new(AnalyzeConfig::resolve(args)?)),
             Command::Plan(args) => Self::Plan(args.into()),
             Command::Apply(args) => Self::Apply(Box::new(ApplyConfig::resolve(args)?)),

@@ -135,6 +135,8 @@ pub struct EachCanary {
     pub interval: Duration,
     /// `--abort-on-interrupt`.
     pub abort_on_interrupt: bool,
+    /// `--notify`, `--report-url`.
+    pub notify: crate::config::notify::NotifyConfig,
 }
 
 impl EachCanary {
@@ -155,6 +157,7 @@ impl EachCanary {
             steps: run.steps.clone(),
             interval: run.interval,
             abort_on_interrupt: run.abort_on_interrupt,
+            notify: crate::config::notify::NotifyConfig::resolve(&run.notify)?,
         })
     }
 
