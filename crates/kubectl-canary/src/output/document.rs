@@ -270,6 +270,7 @@ mod tests {
             release: None,
             canary_size: None,
             template_changes: vec![],
+            notification_failures: vec![],
             judging: Default::default(),
         }
     }
@@ -414,6 +415,13 @@ mod tests {
         });
         report.next_steps = next.steps;
         report.promote_withheld = next.promote_withheld;
+        report.notification_failures = vec![canary_kube::status::NotificationFailure {
+            at: "2025-11-30T22:02:10Z".into(),
+            message: "the held notice to endpoint team-chat (slack) was not sent: the endpoint answered 500 \
+                      Internal Server Error (after 3 attempts)"
+                .into(),
+            count: 1,
+        }];
         report
     }
 

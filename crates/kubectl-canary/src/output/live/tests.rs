@@ -64,6 +64,7 @@ fn held_canary() -> LiveModel {
             release: None,
             canary_size: None,
             template_changes: vec![],
+            notification_failures: vec![],
             judging: Default::default(),
         },
         stable_pods: vec![
