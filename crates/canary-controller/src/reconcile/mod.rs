@@ -187,18 +187,29 @@ impl Reconciling<'_> {
             }
         };
         let namespace = self.apis.namespace.clone();
-        let config = match canary_kube::notify::look_up(&self.ctx.client, &namespace, names).await
-        {
-            Ok(config) => config,
-            Err(error) => {
-                self.warn_once(
-                    "NotificationConfigUnusable",
-                    format!("{error}; notices are not sent, the canary goes on"),
-                )
-                .await;
-                return;
-            }
-        };
+        let config =
+            match canary_kube::notify::look_up_present(&self.ctx.client, &namespace, names).await {
+                Ok((config, None)) => config,
+                Ok((config, Some(missing))) => {
+                    self.warn_once(
+                        "NotificationConfigUnusable",
+                        format!("{missing}; notices go to the others, the canary goes on"),
+                    )
+                    .await;
+                    config
+                }
+                Err(error) => {
+                    self.warn_once(
+                        "NotificationConfigUnusable",
+                        format!("{error}; notices are not sent, the canary goes on"),
+                    )
+                    .await;
+                    return;
+                }
+            };
+        if config.endpoints.is_empty() {
+            return;
+        }
         let notifier = {
             let mut notifiers = self.ctx.notifiers.lock().expect("notifiers lock");
             match notifiers.get(&self.key) {

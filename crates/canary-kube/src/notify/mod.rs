@@ -20,7 +20,7 @@ use canary_core::notify::{
 
 use crate::events::EventSink;
 
-pub use secret::{NotifyConfigError, look_up, read_endpoints};
+pub use secret::{NotifyConfigError, look_up, look_up_present, read_endpoints};
 
 /// How notices are sent.
 #[derive(Debug, Clone, Copy)]

@@ -131,6 +131,32 @@ pub async fn look_up(
     select(config, namespace, names)
 }
 
+/// The endpoints named `names` that the namespace's Secret lists, and an error naming the
+/// ones it does not list (or the Secret missing): the controller sends to what there is and
+/// warns about the rest.
+pub async fn look_up_present(
+    client: &kube::Client,
+    namespace: &str,
+    names: &[String],
+) -> Result<(EndpointsConfig, Option<NotifyConfigError>), NotifyConfigError> {
+    if names.is_empty() {
+        return Ok((EndpointsConfig::default(), None));
+    }
+    let Some(config) = read_endpoints(client, namespace).await? else {
+        return Err(NotifyConfigError::NoSecret {
+            namespace: namespace.to_string(),
+            names: names.join(", "),
+        });
+    };
+    let present: Vec<String> = names
+        .iter()
+        .filter(|name| config.get(name).is_some())
+        .cloned()
+        .collect();
+    let missing = select(config.clone(), namespace, names).err();
+    Ok((select(config, namespace, &present)?, missing))
+}
+
 /// The endpoints of `config` named `names`, in that order (each once).
 pub(crate) fn select(
     config: EndpointsConfig,
