@@ -96,10 +96,8 @@ impl Reads {
                 reason: round.verdict.reason.clone(),
                 at: round.at.clone(),
             });
-        report.notification_failures = self.notification_failures(
-            &report.deployment,
-            report.judging.started_at.as_deref(),
-        );
+        report.notification_failures =
+            self.notification_failures(&report.deployment, report.judging.started_at.as_deref());
         report.judge(self.clock.map(|c| c.now().as_second()));
     }
 

@@ -230,36 +230,54 @@ pub fn titles(received: &[Received], path: &str, shape: Shape) -> Vec<String> {
                         "{}",
                         context()
                     );
-                    let blocks = message["blocks"].as_array().unwrap_or_else(|| panic!("{}", context()));
-                    let types: Vec<&str> = blocks.iter().filter_map(|b| b["type"].as_str()).collect();
+                    let blocks = message["blocks"]
+                        .as_array()
+                        .unwrap_or_else(|| panic!("{}", context()));
+                    let types: Vec<&str> =
+                        blocks.iter().filter_map(|b| b["type"].as_str()).collect();
                     assert_eq!(types.first(), Some(&"header"), "{}", context());
                     assert_eq!(types.last(), Some(&"context"), "{}", context());
                     assert!(
-                        blocks.iter().any(|b| b["fields"].as_array().is_some_and(|f| f.len() >= 3)),
+                        blocks
+                            .iter()
+                            .any(|b| b["fields"].as_array().is_some_and(|f| f.len() >= 3)),
                         "{}",
                         context()
                     );
-                    blocks[0]["text"]["text"].as_str().unwrap_or_default().to_string()
+                    blocks[0]["text"]["text"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
                 }
                 Shape::Teams => {
                     assert_eq!(message["type"], "message", "{}", context());
                     let attachment = &message["attachments"][0];
                     assert_eq!(
-                        attachment["contentType"], "application/vnd.microsoft.card.adaptive",
+                        attachment["contentType"],
+                        "application/vnd.microsoft.card.adaptive",
                         "{}",
                         context()
                     );
                     let card = &attachment["content"];
                     assert_eq!(card["type"], "AdaptiveCard", "{}", context());
                     assert_eq!(card["version"], "1.4", "{}", context());
-                    let body = card["body"].as_array().unwrap_or_else(|| panic!("{}", context()));
+                    let body = card["body"]
+                        .as_array()
+                        .unwrap_or_else(|| panic!("{}", context()));
                     assert!(body.iter().any(|b| b["type"] == "FactSet"), "{}", context());
                     body[0]["text"].as_str().unwrap_or_default().to_string()
                 }
                 Shape::Webhook(key) => {
-                    assert_eq!(message["apiVersion"], "kubectl-canary.io/v1", "{}", context());
+                    assert_eq!(
+                        message["apiVersion"],
+                        "kubectl-canary.io/v1",
+                        "{}",
+                        context()
+                    );
                     assert_eq!(message["kind"], "Notice", "{}", context());
-                    for field in ["moment", "severity", "workload", "detail", "nextStep", "sender", "at"] {
+                    for field in [
+                        "moment", "severity", "workload", "detail", "nextStep", "sender", "at",
+                    ] {
                         assert!(message[field].is_string(), "{field}: {}", context());
                     }
                     assert!(message["reasons"].is_array(), "{}", context());

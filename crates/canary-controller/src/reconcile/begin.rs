@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use kube::ResourceExt;
 use canary_core::notify::Moment;
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
 use canary_core::gitops::brake::images_signature;

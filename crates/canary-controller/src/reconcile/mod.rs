@@ -21,14 +21,14 @@ use kube::{Resource, ResourceExt};
 use canary_core::analysis_spec::PrometheusAddress;
 use canary_core::gitops::brake::BrakeAnnotations;
 use canary_core::gitops::policy::{GitOpsPolicy, notify_names};
-use canary_core::notify::{EndpointsConfig, Moment, Notice, Sender};
 use canary_core::gitops::situation::{Release, classify, is_controller_record};
 use canary_core::machine::SpecChange;
+use canary_core::notify::{EndpointsConfig, Moment, Notice, Sender};
 use canary_core::record::{CanaryRecord, Owner, Phase};
 use canary_kube::error::CanaryError;
 use canary_kube::events::EventSink;
-use canary_kube::notify::{Notifier, SendPolicy};
 use canary_kube::gitops::writes::{Written, update_deployment};
+use canary_kube::notify::{Notifier, SendPolicy};
 use canary_kube::observe::{DeploymentView, NamespaceApis};
 use canary_kube::store::{RecordStore, StoredRecord};
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use k8s_openapi::jiff::Timestamp;
 use canary_core::notify::Moment;
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 
 use canary_core::machine::{Decision, Goal};
@@ -361,7 +361,8 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
                 .await;
             release.normal("CanaryAnalysisPassed", note).await;
             if let Phase::Promoting { to, .. } = next.phase {
-                let growing = format!("kubectl-canary-controller: growing the canary to {to} pod(s)");
+                let growing =
+                    format!("kubectl-canary-controller: growing the canary to {to} pod(s)");
                 release
                     .tell(release.notice(Moment::StepPromoted, &next, &growing))
                     .await;

@@ -307,8 +307,9 @@ mod tests {
             (Some("A"), Err("\"A\" is not an endpoint name")),
         ];
         for (value, expected) in cases {
-            let pairs: Vec<(&str, &str)> =
-                value.map(|v| vec![(NOTIFY_ANNOTATION, v)]).unwrap_or_default();
+            let pairs: Vec<(&str, &str)> = value
+                .map(|v| vec![(NOTIFY_ANNOTATION, v)])
+                .unwrap_or_default();
             let found = notify_names(&annotations(&pairs));
             match expected {
                 Ok(names) => assert_eq!(found, Ok(names.iter().map(|s| s.to_string()).collect())),
