@@ -299,7 +299,8 @@ mod tests {
 
     #[test]
     fn notify_names_are_only_names() {
-        let cases: [(Option<&str>, Result<Vec<&str>, &str>); 5] = [
+        type Case<'a> = (Option<&'a str>, Result<Vec<&'a str>, &'a str>);
+        let cases: [Case; 5] = [
             (None, Ok(vec![])),
             (Some("team-chat"), Ok(vec!["team-chat"])),
             (Some(" a, b ,a,"), Ok(vec!["a", "b"])),

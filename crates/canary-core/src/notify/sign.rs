@@ -133,7 +133,9 @@ mod tests {
     fn receivers_refuse_what_was_not_signed_so_or_is_replayed() {
         let body = br#"{"kind":"Notice"}"#;
         let header = signature_header(b"k1", 1000, body);
-        let cases: [(&[u8], &str, &[u8], i64, Result<(), SignatureError>); 6] = [
+        /// (key, header, body, the receiver's time, the answer)
+        type Case<'a> = (&'a [u8], &'a str, &'a [u8], i64, Result<(), SignatureError>);
+        let cases: [Case; 6] = [
             (b"k1", &header, body, 1010, Ok(())),
             (b"k2", &header, body, 1010, Err(SignatureError::Mismatch)),
             (b"k1", &header, b"{}", 1010, Err(SignatureError::Mismatch)),
