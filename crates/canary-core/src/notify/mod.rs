@@ -1,6 +1,6 @@
 //! Notifications (issue 26): the moments of a canary worth telling people ([`Moment`]),
 //! the notice that tells one ([`Notice`]), how each kind of endpoint takes it
-//! ([`render`]: Slack, Microsoft Teams, a signed JSON webhook), the signature
+//! ([`render()`]: Slack, Microsoft Teams, a signed JSON webhook), the signature
 //! ([`sign`]), and where notices go ([`endpoints`]: the Secret's YAML, `--notify`).
 //! Pure: canary-kube sends them.
 
