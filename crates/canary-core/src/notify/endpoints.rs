@@ -301,15 +301,25 @@ fn check_url(url: &str) -> Result<String, String> {
     Ok(host.to_ascii_lowercase())
 }
 
-/// The kind of endpoint a URL is, by its host: `hooks.slack.com` is Slack,
-/// `*.webhook.office.com` and `*.logic.azure.com` (Teams workflows) are Teams, anything
-/// else a signed webhook.
+/// The kind of endpoint a URL is, by its host: `hooks.slack.com` is Slack; Teams' incoming
+/// webhooks (`*.webhook.office.com`) and workflows (`*.logic.azure.com`, and Power
+/// Automate's `*.powerautomate.com`, `*.powerplatform.com`, `flow.microsoft.com`) are
+/// Teams; anything else a signed webhook.
 pub fn kind_of_host(host: &str) -> EndpointKind {
     let host = host.trim_end_matches('.');
     let under = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
     if host == "hooks.slack.com" {
         EndpointKind::Slack
-    } else if under("webhook.office.com") || under("logic.azure.com") {
+    } else if [
+        "webhook.office.com",
+        "logic.azure.com",
+        "powerautomate.com",
+        "powerplatform.com",
+    ]
+    .iter()
+    .any(|domain| under(domain))
+        || host == "flow.microsoft.com"
+    {
         EndpointKind::Teams
     } else {
         EndpointKind::Webhook
@@ -413,6 +423,13 @@ mod tests {
             ("webhook+https://hooks.slack.com/services/x", Webhook),
             ("https://hooks.slack.com.evil.example/x", Webhook),
             ("https://notlogic.azure.com/x", Webhook),
+            (
+                "https://default0a1b.2c.environment.api.powerplatform.com:443/powerautomate/automations/direct/workflows/x",
+                Teams,
+            ),
+            ("https://api.powerautomate.com/webhook/x", Teams),
+            ("https://flow.microsoft.com/x", Teams),
+            ("https://notpowerplatform.com/x", Webhook),
         ];
         for (arg, kind) in cases {
             match NotifyTarget::parse(arg) {
