@@ -359,6 +359,18 @@ mod tests {
         assert!(coloured.contains("\u{1b}[38;5;10m stable "), "{coloured:?}");
     }
 
+    #[test]
+    fn status_says_which_notifications_failed() {
+        let text = crate::output::status_text_in(&unhealthy_status(), false, false);
+        assert!(
+            text.contains(
+                "notification failed (2025-11-30T22:02:10Z): the held notice to endpoint team-chat (slack) was not sent"
+            ),
+            "{text}"
+        );
+        assert!(!crate::output::status_text_in(&status(), false, false).contains("notification"));
+    }
+
     fn unhealthy_status() -> StatusReport {
         use canary_core::problems::{
             ContainerEvidence, NextInput, PodEvidence, Side, Situation, Termination, VerdictState,
