@@ -911,3 +911,91 @@ async fn a_rescale_spread_over_a_held_count_is_put_back_by_the_controller() {
     assert_eq!(s.events("CanaryFollowedReplicas").await, 1);
     s.assert_own_settings_back().await;
 }
+
+/// The policy of `policy(steps, interval)` with its last step gated, and `extra` gate
+/// annotations.
+fn gated(steps: &str, interval: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut annotations = policy(steps, interval);
+    annotations.insert("kubectl-canary.io/approve-before".into(), "full".into());
+    for (key, value) in extra {
+        annotations.insert(format!("kubectl-canary.io/{key}"), value.to_string());
+    }
+    annotations
+}
+
+#[tokio::test]
+async fn a_gated_step_waits_for_its_approval_by_the_cli() {
+    let Some(s) = analysed("gitops-gate", 4, gated("", "5s", &[])).await else {
+        return;
+    };
+    let ns = s.ns.clone();
+    let controller = s.controller("a", &[]);
+    s.commit(V2);
+    let record = s.phase_is("holding", |r| r.get("gate").is_some()).await;
+    assert_eq!(record["gate"]["before"], "full", "{record}");
+    assert_eq!(s.events("CanaryAwaitingApproval").await, 1);
+    // Held: one canary pod beside the stable ones, while Git keeps applying.
+    assert_eq!(
+        pods_by_image(&s.client, &ns).await,
+        BTreeMap::from([(V1.to_string(), 4), (V2.to_string(), 1)])
+    );
+    let status = s
+        .setup
+        .env
+        .run(&cli(), &["status", "deploy/web", "-n", &ns, "-o", "json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("status as JSON");
+    assert_eq!(status["approval"]["state"], "waiting", "{status}");
+    let approve = s
+        .setup
+        .env
+        .run(&cli(), &["promote", "deploy/web", "-n", &ns]);
+    assert!(
+        approve.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&approve.stdout),
+        String::from_utf8_lossy(&approve.stderr),
+        controller.log_text()
+    );
+    s.settled_on(V2, 4).await;
+    s.record_gone().await;
+    s.git.stop().await;
+    assert_eq!(s.events("CanaryApproved").await, 1);
+    // The approval went with the brake's annotations.
+    s.assert_own_settings_back().await;
+}
+
+#[tokio::test]
+async fn a_gate_nobody_approves_in_time_rests_on_the_stable_pods() {
+    let Some(s) = analysed(
+        "gitops-gate-timeout",
+        4,
+        gated("", "5s", &[("approval-timeout", "5s")]),
+    )
+    .await
+    else {
+        return;
+    };
+    let _controller = s.controller("a", &[]);
+    s.commit(V2);
+    s.phase_is("aborting", |r| {
+        r["history"].as_array().unwrap().iter().any(|h| {
+            h["event"]
+                .as_str()
+                .unwrap()
+                .starts_with("release failed: resting")
+        }) && r.get("gate").is_none()
+    })
+    .await;
+    assert_eq!(s.events("CanaryApprovalTimedOut").await, 1);
+    assert_eq!(
+        pods_by_image(&s.client, &s.ns).await,
+        BTreeMap::from([(V1.to_string(), 4)]),
+        "only stable pods"
+    );
+    // A revert commit ends it, as after a failed analysis.
+    s.commit(V1);
+    s.record_gone().await;
+    s.settled_on(V1, 4).await;
+    s.git.stop().await;
+    s.assert_own_settings_back().await;
+}

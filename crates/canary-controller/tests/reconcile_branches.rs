@@ -676,3 +676,134 @@ async fn step_promoted_to_every_pod_closes_the_record() {
         world.writes
     );
 }
+
+/// A held canary of 1 pod whose gate before 100% waits (since `since`), deploy/web gated
+/// with `annotations` besides the policy's, and `approval` on the Deployment, if any.
+async fn at_gate(annotations: &[(&str, &str)], since: &str, approval: Option<&str>) -> World {
+    let mut record = record_in(json!({"name": "holding", "pods": 1}), LONG_AGO).await;
+    let token = canary_core::gate::token(
+        canary_core::gate::GatedStep::Full,
+        "d-uid",
+        record["startedAt"].as_str().unwrap(),
+    );
+    record["gate"] = json!({"before": "full", "since": since, "token": token});
+    let mut world = World::new(3, V2, true, true, &[(V1, 1, 3, 3), (V2, 2, 1, 1)]);
+    let deployment_annotations = &mut world.deployment["metadata"]["annotations"];
+    deployment_annotations["kubectl-canary.io/approve-before"] = json!("full");
+    for (key, value) in annotations {
+        deployment_annotations[format!("kubectl-canary.io/{key}")] = json!(value);
+    }
+    if let Some(approval) = approval {
+        let approval = if approval == "token" {
+            token.as_str()
+        } else {
+            approval
+        };
+        deployment_annotations[canary_core::gate::APPROVE_ANNOTATION] = json!(approval);
+    }
+    world.with_record(&record)
+}
+
+#[tokio::test]
+async fn gate_a_passing_step_the_policy_gates_waits_held_for_its_approval() {
+    let record = record_in(json!({"name": "holding", "pods": 1}), LONG_AGO).await;
+    let mut world = World::new(3, V2, true, true, &[(V1, 1, 3, 3), (V2, 2, 1, 1)]);
+    world.deployment["metadata"]["annotations"]["kubectl-canary.io/approve-before"] = json!("full");
+    let world = reconcile_once(world.with_record(&record)).await;
+    let written = world.record().unwrap();
+    assert_eq!(written["phase"], json!({"name": "holding", "pods": 1}));
+    assert_eq!(written["gate"]["before"], "full", "{written}");
+    assert_eq!(world.reasons(), ["CanaryAwaitingApproval"]);
+    assert!(
+        !world.writes.iter().any(|w| w.contains("deployments")),
+        "nothing written to the Deployment: {:?}",
+        world.writes
+    );
+}
+
+/// Each state of a gate, a row: the policy's extra annotations, when the wait began, the
+/// approval on the Deployment, and the phase, gate and Events after one reconcile.
+#[tokio::test]
+async fn gate_each_state_of_a_waiting_gate_leads_to_one_next_step() {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    type Row<'a> = (
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        bool,
+        &'a [&'a str],
+    );
+    let rows: &[Row] = &[
+        ("waiting", &[], &now, None, "holding", true, &[]),
+        (
+            "another canary's approval",
+            &[],
+            &now,
+            Some("full.0000"),
+            "holding",
+            true,
+            &[],
+        ),
+        (
+            "approved",
+            &[],
+            &now,
+            Some("token"),
+            "promotingFull",
+            false,
+            &["CanaryApproved"],
+        ),
+        (
+            "timed out",
+            &[("approval-timeout", "5s")],
+            LONG_AGO,
+            None,
+            "aborting",
+            false,
+            &["CanaryApprovalTimedOut"],
+        ),
+        (
+            "overdue, waiting on",
+            &[("approval-timeout", "5s"), ("on-approval-timeout", "wait")],
+            LONG_AGO,
+            None,
+            "holding",
+            true,
+            &["CanaryApprovalOverdue"],
+        ),
+    ];
+    for (what, annotations, since, approval, phase, gated, reasons) in rows {
+        let world = reconcile_once(at_gate(annotations, since, *approval).await).await;
+        let record = world.record().unwrap();
+        assert_eq!(
+            record["phase"]["name"], *phase,
+            "{what}: {:?}",
+            world.writes
+        );
+        assert_eq!(record.get("gate").is_some(), *gated, "{what}: {record}");
+        assert_eq!(world.reasons(), *reasons, "{what}");
+    }
+    // The owners dropping the gate in Git releases the step.
+    let mut world = at_gate(&[], &now, None).await;
+    world.deployment["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("kubectl-canary.io/approve-before");
+    let world = reconcile_once(world).await;
+    assert_eq!(world.record().unwrap()["phase"]["name"], "promotingFull");
+}
+
+#[tokio::test]
+async fn gate_a_token_forged_in_the_record_approves_nothing() {
+    // A ConfigMap writer sets the record's token to what the Deployment carries: the
+    // controller computes the token itself, so this approves nothing.
+    let mut world = at_gate(&[], LONG_AGO, Some("full.forged")).await;
+    let mut record = world.record().unwrap();
+    record["gate"]["token"] = json!("full.forged");
+    world = world.with_record(&record);
+    let world = reconcile_once(world).await;
+    assert_eq!(world.record().unwrap()["phase"]["name"], "holding");
+    assert_eq!(world.reasons(), Vec::<&str>::new());
+}

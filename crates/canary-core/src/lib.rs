@@ -9,6 +9,7 @@
 pub mod analysis_spec;
 pub mod duration;
 pub mod foreign;
+pub mod gate;
 pub mod gitops;
 pub mod goal;
 pub mod history;

@@ -275,6 +275,11 @@ pub struct CanaryRecord {
     /// that Service's own annotation (`canary_core::traffic`), never from the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<crate::traffic::TrafficOptions>,
+    /// The approval gate the held canary waits at, if any ([`crate::gate`]): for `status`,
+    /// the report and whoever takes the canary over. Only the workload's annotation
+    /// approves it; any new phase ends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::gate::AwaitedGate>,
 }
 
 impl CanaryRecord {
@@ -460,6 +465,7 @@ pub(crate) fn sample_record() -> CanaryRecord {
         requested_size: None,
         brake_while_held: false,
         traffic: None,
+        gate: None,
     }
 }
 

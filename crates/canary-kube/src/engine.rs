@@ -21,12 +21,14 @@ use crate::store::{RecordStore, StoredRecord};
 mod admission;
 mod drive;
 mod foreign;
+mod gate;
 mod leftovers;
 mod plan;
 mod pods;
 mod resize;
 mod trusted;
 
+pub use self::gate::GateOutcome;
 pub use self::plan::{StartPlan, StartRequest};
 pub use self::pods::CanaryPods;
 

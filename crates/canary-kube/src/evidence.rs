@@ -35,6 +35,8 @@ pub struct NextBasis {
     pub pending: bool,
     /// The Deployment still has its original template.
     pub nothing_changed_yet: bool,
+    /// The step an approval gate holds back, if one is awaited.
+    pub gate: Option<canary_core::gate::GatedStep>,
 }
 
 /// A pod as evidence.

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod evidence;
+pub mod gate;
 pub mod gitops;
 pub mod history;
 pub mod live;

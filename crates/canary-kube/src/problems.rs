@@ -196,6 +196,7 @@ impl StatusReport {
                 replicas: self.replicas,
                 problems: &problems,
                 verdict,
+                gate: basis.gate,
             });
             self.next_steps = next.steps;
             self.promote_withheld = next.promote_withheld;

@@ -152,6 +152,9 @@ pub struct StatusReport {
     /// way to a size (not for promote --full or abort).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub canary_size: Option<CanarySizeStatus>,
+    /// The approval gate the canary waits at, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalStatus>,
     /// What the canary changes in the pod template, in one line (images, field paths).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
@@ -166,6 +169,77 @@ pub struct StatusReport {
     /// What the problems and next steps were judged from (not printed).
     #[serde(skip)]
     pub judging: Judging,
+}
+
+/// An approval gate the canary waits at: what, since when, and how to approve it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalStatus {
+    /// The step held back, in words ("promoting to 100%", "growing to 3 pod(s)").
+    pub before: String,
+    /// When the wait began (RFC 3339).
+    pub since: String,
+    /// The timeout and its policy, in words, if one is set.
+    pub timeout: Option<String>,
+    /// Where the wait stands: `waiting`, `approved` (the Deployment carries the approval;
+    /// the run waiting takes the step), `overdue` (past the timeout, still waiting) or
+    /// `timedOut` (past the timeout: the canary is rolled back).
+    pub state: &'static str,
+    /// The command that approves it.
+    pub approve: String,
+    /// The same as an annotation, for those without kubectl-canary.
+    pub annotate: String,
+}
+
+impl ApprovalStatus {
+    /// The status of `gate` on `deployment` (named `name`).
+    pub fn of(
+        name: &str,
+        gate: &canary_core::gate::AwaitedGate,
+        deployment: &k8s_openapi::api::apps::v1::Deployment,
+    ) -> Self {
+        use canary_core::gate::GateState;
+        Self {
+            before: gate.before.to_string(),
+            since: gate.since.clone(),
+            timeout: gate.timeout.map(|t| t.to_string()),
+            state: match crate::gate::state(gate, deployment) {
+                GateState::Approved => "approved",
+                GateState::Waiting { .. } => "waiting",
+                GateState::Overdue => "overdue",
+                GateState::TimedOut => "timedOut",
+            },
+            approve: gate.approve_command(name),
+            annotate: gate.annotate_command(name),
+        }
+    }
+
+    /// One line for people: what waits, since when, how to approve.
+    pub fn line(&self) -> String {
+        let timeout = self
+            .timeout
+            .as_ref()
+            .map(|t| format!(", timeout {t}"))
+            .unwrap_or_default();
+        match self.state {
+            "approved" => format!(
+                "approval: {} approved; the run that waited takes the step",
+                self.before
+            ),
+            state => format!(
+                "approval: {} waits for an approval since {}{timeout}{}: `{}` (or `{}`)",
+                self.before,
+                self.since,
+                match state {
+                    "overdue" => ", overdue",
+                    "timedOut" => ", timed out",
+                    _ => "",
+                },
+                self.approve,
+                self.annotate
+            ),
+        }
+    }
 }
 
 /// The canary size asked for against the size running. They differ when `spec.replicas`
@@ -315,6 +389,7 @@ impl StatusReport {
                 integrity: None,
                 release: None,
                 canary_size: None,
+                approval: None,
                 template_changes: vec![],
                 notification_failures: vec![],
                 judging: Judging {
@@ -378,6 +453,7 @@ impl StatusReport {
             pending: pending.is_some(),
             nothing_changed_yet: template_state(record, &observation.template)
                 == TemplateState::Original,
+            gate: record.gate.as_ref().map(|gate| gate.before),
         });
         let mut report = Self {
             namespace: namespace.to_string(),
@@ -419,6 +495,10 @@ impl StatusReport {
                 .collect(),
             integrity: None,
             canary_size: CanarySizeStatus::of(&name, record, &observation),
+            approval: record
+                .gate
+                .as_ref()
+                .map(|gate| ApprovalStatus::of(&name, gate, &view.deployment)),
             release: Some(record.change_summary()),
             template_changes: record.template_changes(),
             notification_failures: vec![],

@@ -136,6 +136,28 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Sets the approval annotation ([`canary_core::gate::APPROVE_ANNOTATION`]) of
+    /// `deployment` (as read) to `token`, guarded like every update (so it needs no verb
+    /// beyond the writer's `update`); [`Written::Conflict`]: read again and retry.
+    pub async fn approve(
+        &self,
+        api: &Api<Deployment>,
+        deployment: &Deployment,
+        token: &str,
+    ) -> Result<Written<()>> {
+        let mut approved = deployment.clone();
+        approved.annotations_mut().insert(
+            canary_core::gate::APPROVE_ANNOTATION.to_owned(),
+            token.to_owned(),
+        );
+        Ok(match self.replace_deployment(api, &approved).await? {
+            Written::Stored(_) => Written::Stored(()),
+            Written::Conflict => Written::Conflict,
+        })
+    }
+}
+
 /// The Deployment (as read) with a [`SpecChange`] written into it: the template when the
 /// change carries one, and the rollout settings.
 pub fn changed(deployment: &Deployment, change: &SpecChange) -> Result<Deployment> {

@@ -129,6 +129,7 @@ async fn run_from_live_view(
             let promote = PromoteConfig {
                 deployment: deployment.to_string(),
                 canary: None,
+                ask: canary_kube::ops::promote::PromoteAsk::Full,
                 dry_run: false,
                 wait: true,
                 notify: Default::default(),

@@ -346,6 +346,19 @@ pub struct CanaryRunFlags {
     /// With --auto: Ctrl-C rolls back instead of leaving the canary held and recorded.
     #[arg(long, requires = "auto")]
     pub abort_on_interrupt: bool,
+    /// With --auto: after a passing analysis, wait before this step until someone allowed
+    /// to update the Deployment approves with `kubectl canary promote deploy/NAME`: `full`
+    /// (before 100%), `every`, or a size of --steps (3, 50%). Repeatable, or comma-separated.
+    #[arg(long, value_name = "STEP", value_delimiter = ',', requires = "auto")]
+    pub approve_before: Vec<String>,
+    /// With --approve-before: how long a step waits for its approval (30m, 2h); then
+    /// --on-approval-timeout. Without it a gate waits until approved or aborted.
+    #[arg(long, value_name = "DURATION", requires = "approve_before")]
+    pub approval_timeout: Option<String>,
+    /// What an approval timeout does: `abort` (roll back; the default) or `wait` (say the
+    /// approval is overdue, once, and keep waiting).
+    #[arg(long, value_name = "abort|wait", requires = "approval_timeout")]
+    pub on_approval_timeout: Option<String>,
     /// Where the canary's moments are sent.
     #[command(flatten)]
     pub notify: NotifyFlags,
@@ -471,11 +484,13 @@ pub struct StatusArgs {
     pub watch: bool,
 }
 
-/// `promote` flags. One of `--canary` and `--full` is required: a bare `promote` is refused
-/// with the two choices rather than taken as 100% (a person typing it may expect the next
-/// step, and rolling out to every pod is the one promote that cannot be undone by growing).
+/// `promote` flags. A bare `promote` approves the step an approval gate holds back
+/// (`start --auto --approve-before`, or the GitOps policy's); with no gate awaited it is
+/// refused with the two choices rather than taken as 100% (a person typing it may expect
+/// the next step, and rolling out to every pod is the one promote that cannot be undone by
+/// growing).
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("size").required(true).args(["canary", "full"])))]
+#[command(group(clap::ArgGroup::new("size").required(false).args(["canary", "full"])))]
 pub struct PromoteArgs {
     /// The Deployment (deploy/NAME).
     #[arg(value_parser = parse_target)]
@@ -711,16 +726,21 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    /// `promote` needs a size: a bare `promote` is a usage error naming both choices, never
-    /// 100% by default.
+    /// A bare `promote` parses (it approves the step an approval gate holds back; with no
+    /// gate the command refuses it, naming both choices: never 100% by default), and
+    /// `--canary` and `--full` exclude each other.
     #[test]
-    fn promote_needs_a_size_or_full() {
-        let error = Cli::try_parse_from(["kubectl-canary", "promote", "deploy/web"]).unwrap_err();
-        let message = error.to_string();
-        assert!(
-            message.contains("--canary") && message.contains("--full"),
-            "{message}"
-        );
+    fn promote_takes_a_size_full_or_nothing() {
+        assert!(Cli::try_parse_from(["kubectl-canary", "promote", "deploy/web"]).is_ok());
+        let error = Cli::try_parse_from([
+            "kubectl-canary",
+            "promote",
+            "deploy/web",
+            "--canary",
+            "3",
+            "--full",
+        ])
+        .unwrap_err();
         assert_eq!(
             crate::exit_code::for_cli_error(&error),
             crate::exit_code::USAGE

@@ -59,6 +59,9 @@ pub enum ConfigError {
     /// A manifest or patch cannot be used.
     #[error(transparent)]
     Release(#[from] canary_core::release::ReleaseError),
+    /// An approval gate or its timeout cannot be read.
+    #[error(transparent)]
+    Gate(#[from] canary_core::gate::GateError),
     /// `--notify` or `--report-url` cannot be used.
     #[error(transparent)]
     Notify(#[from] notify::NotifyFlagError),
@@ -71,7 +74,9 @@ impl ConfigError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ConfigError::Kubeconfig { .. } => ErrorKind::Unreachable,
-            ConfigError::Analysis(_) | ConfigError::Notify(_) => ErrorKind::Usage,
+            ConfigError::Analysis(_) | ConfigError::Gate(_) | ConfigError::Notify(_) => {
+                ErrorKind::Usage
+            }
             ConfigError::Release(error) if error.is_malformed() => ErrorKind::Usage,
             ConfigError::Release(_) => ErrorKind::Refused,
         }

@@ -109,11 +109,54 @@ const MALFORMED: &[Refusal] = &[
         USAGE,
         "invalid value",
     ),
-    // A bare promote is never 100%: the two choices are named.
+    // A bare promote is never 100%: it approves an awaited step, and with none the two
+    // choices are named.
     (
         &["promote", "deploy/web"],
         USAGE,
-        "--canary <CANARY>|--full",
+        "waits at no approval gate (no canary runs on it)",
+    ),
+    // Approval gates: only with --auto, and their timeouts readable.
+    (
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--approve-before",
+            "full",
+        ],
+        USAGE,
+        "--auto",
+    ),
+    (
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--auto",
+            "--approve-before",
+            "full",
+            "--approval-timeout",
+            "soon",
+        ],
+        USAGE,
+        "approval timeout \"soon\"",
+    ),
+    (
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--auto",
+            "--approve-before",
+            "full",
+            "--approval-timeout",
+            "10m",
+            "--on-approval-timeout",
+            "promote",
+        ],
+        USAGE,
+        "expected `abort` or `wait`",
     ),
 ];
 
@@ -186,6 +229,33 @@ const UNFIT: &[Refusal] = &[
         ],
         USAGE,
         "analysis.yaml",
+    ),
+    // An approval gate names a step of the run, checked before anything changes.
+    (
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--auto",
+            "--steps",
+            "1,3",
+            "--approve-before",
+            "4",
+        ],
+        USAGE,
+        "not one of the steps after the first (3)",
+    ),
+    (
+        &[
+            "start",
+            "deploy/web",
+            "nginx=nginx:1.15",
+            "--auto",
+            "--approve-before",
+            "later",
+        ],
+        USAGE,
+        "expected `full`, `every` or one of the step sizes",
     ),
 ];
 
@@ -365,7 +435,11 @@ const UNFIT_WHILE_HELD: &[Refusal] = &[
         REFUSED,
         "--full",
     ),
-    (&["promote", "deploy/web"], USAGE, "--full"),
+    (
+        &["promote", "deploy/web"],
+        USAGE,
+        "waits at no approval gate, which",
+    ),
     (
         &["start", "deploy/web", "nginx=nginx:1.16"],
         LOCKED,

@@ -5,6 +5,7 @@
 
 mod begin;
 mod close;
+mod gate;
 mod rescale;
 mod stable;
 mod steps;

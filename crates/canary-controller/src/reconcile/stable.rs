@@ -21,15 +21,20 @@ use super::{Outcome, Reconciling, SOON, now};
 /// How the controller's failure note begins (the CLI's abort writes another).
 pub(super) const FAILED_NOTE: &str = "analysis failed";
 
+/// How the note of a gate whose approval did not come in time begins (its policy: abort).
+pub(super) const APPROVAL_TIMED_OUT_NOTE: &str = "approval timed out";
+
 /// The history line that marks the resting state, written once.
 const RESTING_NOTE: &str = "release failed: resting on the stable pods until the next commit";
 
-/// Whether the abort is the controller's own (a failed analysis, possibly already resting).
+/// Whether the abort is the controller's own (a failed analysis or an approval that did not
+/// come in time, possibly already resting).
 pub(super) fn aborted_here(record: &CanaryRecord) -> bool {
-    record
-        .history
-        .last()
-        .is_some_and(|entry| entry.event.starts_with(FAILED_NOTE) || entry.event == RESTING_NOTE)
+    record.history.last().is_some_and(|entry| {
+        entry.event.starts_with(FAILED_NOTE)
+            || entry.event.starts_with(APPROVAL_TIMED_OUT_NOTE)
+            || entry.event == RESTING_NOTE
+    })
 }
 
 /// One step towards resting on the stable pods.

@@ -274,6 +274,11 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
             )
             .await;
     }
+    // A step that passed and waits for its approval: no analysis until it is taken (what is
+    // wrong with the canary is still said, above).
+    if let Some(gate) = &record.gate {
+        return super::gate::at_gate(release, &record, policy, gate, pods).await;
+    }
     let since = record
         .history
         .last()
@@ -337,6 +342,9 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
     let mut next = record.clone();
     // `start --auto` takes the same step (and drives to its goal at once).
     let after = ops::step::after_analysis(&record, decision, &sizes, pods);
+    if let Some(before) = policy.gates.before(after.step) {
+        return super::gate::wait_at_gate(release, next, before, policy, pods, &reason).await;
+    }
     match after.step {
         NextStep::Grow { .. } | NextStep::PromoteFull => {
             next.phase = after.phase.expect("a pass moves on");

@@ -437,9 +437,18 @@ pub fn kubectl_canary_annotations(d: &Deployment) -> Vec<String> {
         .keys()
         .filter(|k| {
             k.starts_with("kubectl-canary.io/")
-                && !["canary-pods", "steps", "interval", "analysis", "mode"]
-                    .iter()
-                    .any(|p| k.ends_with(p))
+                && ![
+                    "canary-pods",
+                    "steps",
+                    "interval",
+                    "analysis",
+                    "mode",
+                    "approve-before",
+                    "approval-timeout",
+                    "on-approval-timeout",
+                ]
+                .iter()
+                .any(|p| k.ends_with(p))
         })
         .cloned()
         .collect()

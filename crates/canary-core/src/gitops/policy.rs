@@ -10,6 +10,10 @@
 //!     kubectl-canary.io/mode: surge             # or replace
 //!     kubectl-canary.io/analysis: web-analysis  # ConfigMap with key analysis.yaml
 //!                                               # (or `auto`: the pods' request metrics)
+//!     kubectl-canary.io/approve-before: full    # wait for an approval before 100%
+//!                                               # (`every`, or sizes of the steps)
+//!     kubectl-canary.io/approval-timeout: 2h    # then abort (the default) or
+//!     kubectl-canary.io/on-approval-timeout: wait  # keep waiting
 //!     kubectl-canary.io/notify: team-chat,audit # endpoints of the Secret kubectl-canary-notify
 //! ```
 
@@ -19,6 +23,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::duration::{format_duration, parse_duration};
+use crate::gate::{ApprovalGates, ApprovalTimeout, GateError};
 use crate::rollout_math::{CanaryMode, CanarySize, resolve_canary};
 
 /// First canary size in pods: what the admission policy brakes at.
@@ -35,6 +40,13 @@ pub const ANALYSIS_ANNOTATION: &str = "kubectl-canary.io/analysis";
 /// own request metrics on the controller's Prometheus
 /// ([`crate::analysis_spec::auto_analysis_spec`]).
 pub const AUTO_ANALYSIS: &str = "auto";
+/// Steps that wait, after a passing analysis, for an approval by someone allowed to update
+/// the Deployment: `full`, `every`, or sizes of the steps (comma-separated).
+pub const APPROVE_BEFORE_ANNOTATION: &str = "kubectl-canary.io/approve-before";
+/// How long a step waits for its approval (a duration).
+pub const APPROVAL_TIMEOUT_ANNOTATION: &str = "kubectl-canary.io/approval-timeout";
+/// What the approval timeout does: `abort` (the default) or `wait`.
+pub const ON_APPROVAL_TIMEOUT_ANNOTATION: &str = "kubectl-canary.io/on-approval-timeout";
 /// The key of the analysis spec (the CLI's YAML format) in that ConfigMap.
 pub const ANALYSIS_KEY: &str = "analysis.yaml";
 /// Names of notification endpoints, comma-separated: only names; the endpoints (URLs and
@@ -68,6 +80,11 @@ pub struct GitOpsPolicy {
     /// The ConfigMap with the analysis spec; without one, no analysis runs and every step
     /// is promoted after its interval.
     pub analysis: Option<String>,
+    /// The steps that wait for an approval, resolved at the replicas the policy was read
+    /// for.
+    pub gates: ApprovalGates,
+    /// How long a gate waits, and what then.
+    pub approval_timeout: Option<ApprovalTimeout>,
 }
 
 /// A malformed policy annotation. The controller reports it in an Event and changes nothing.
@@ -166,16 +183,46 @@ impl GitOpsPolicy {
                 Some(value)
             }
         };
-        let policy = Self {
+        let mut policy = Self {
             first_pods,
             steps,
             interval,
             mode,
             analysis,
+            gates: ApprovalGates::default(),
+            approval_timeout: None,
         };
-        policy
+        let sizes = policy
             .step_sizes(replicas)
             .map_err(|reason| bad(STEPS_ANNOTATION, &annotation_text(annotations), reason))?;
+        if let Some((key, value)) = get(APPROVE_BEFORE_ANNOTATION) {
+            policy.gates = ApprovalGates::parse_with(&[value.as_str()], &sizes, |size| {
+                resolve_canary(size, replicas, mode).ok().map(|c| c.pods)
+            })
+            .map_err(|e| bad(key, &value, e.to_string()))?;
+        }
+        let on_timeout = get(ON_APPROVAL_TIMEOUT_ANNOTATION);
+        policy.approval_timeout = match get(APPROVAL_TIMEOUT_ANNOTATION) {
+            None => {
+                if let Some((key, value)) = on_timeout {
+                    return Err(bad(
+                        key,
+                        &value,
+                        format!("only with {APPROVAL_TIMEOUT_ANNOTATION}"),
+                    ));
+                }
+                None
+            }
+            Some((key, value)) => Some(
+                ApprovalTimeout::parse(&value, on_timeout.as_ref().map(|(_, v)| v.as_str()))
+                    .map_err(|e| match on_timeout.as_ref() {
+                        Some((on_key, on_value)) if matches!(e, GateError::OnTimeout { .. }) => {
+                            bad(on_key, on_value, e.to_string())
+                        }
+                        _ => bad(key, &value, e.to_string()),
+                    })?,
+            ),
+        };
         Ok(policy)
     }
 
@@ -343,6 +390,30 @@ mod tests {
     }
 
     #[test]
+    fn approval_gates_are_read_against_the_steps() {
+        let policy = GitOpsPolicy::from_annotations(
+            &annotations(&[
+                (CANARY_PODS_ANNOTATION, "1"),
+                (STEPS_ANNOTATION, "3, 50%"),
+                (APPROVE_BEFORE_ANNOTATION, "50%, full"),
+                (APPROVAL_TIMEOUT_ANNOTATION, "2h"),
+                (ON_APPROVAL_TIMEOUT_ANNOTATION, "wait"),
+            ]),
+            10,
+        )
+        .unwrap();
+        assert!(policy.gates.full);
+        // 50% of the traffic beside 10 stable pods (surge) is 10 canary pods.
+        assert_eq!(
+            policy.gates.pods.iter().copied().collect::<Vec<_>>(),
+            vec![10]
+        );
+        let timeout = policy.approval_timeout.expect("a timeout");
+        assert_eq!(timeout.after, Duration::from_secs(7200));
+        assert_eq!(timeout.then, crate::gate::OnTimeout::Wait);
+    }
+
+    #[test]
     fn defaults_apply_when_only_the_size_is_given() {
         let policy =
             GitOpsPolicy::from_annotations(&annotations(&[(CANARY_PODS_ANNOTATION, "2")]), 5)
@@ -391,6 +462,37 @@ mod tests {
                     (ANALYSIS_ANNOTATION, "Bad_Name"),
                 ],
                 ANALYSIS_ANNOTATION,
+            ),
+            (
+                &[
+                    (CANARY_PODS_ANNOTATION, "1"),
+                    (APPROVE_BEFORE_ANNOTATION, "3"),
+                ],
+                APPROVE_BEFORE_ANNOTATION,
+            ),
+            (
+                &[
+                    (CANARY_PODS_ANNOTATION, "1"),
+                    (APPROVE_BEFORE_ANNOTATION, "full"),
+                    (APPROVAL_TIMEOUT_ANNOTATION, "soon"),
+                ],
+                APPROVAL_TIMEOUT_ANNOTATION,
+            ),
+            (
+                &[
+                    (CANARY_PODS_ANNOTATION, "1"),
+                    (APPROVE_BEFORE_ANNOTATION, "full"),
+                    (APPROVAL_TIMEOUT_ANNOTATION, "1h"),
+                    (ON_APPROVAL_TIMEOUT_ANNOTATION, "promote"),
+                ],
+                ON_APPROVAL_TIMEOUT_ANNOTATION,
+            ),
+            (
+                &[
+                    (CANARY_PODS_ANNOTATION, "1"),
+                    (ON_APPROVAL_TIMEOUT_ANNOTATION, "wait"),
+                ],
+                ON_APPROVAL_TIMEOUT_ANNOTATION,
             ),
         ];
         for (pairs, annotation) in cases {

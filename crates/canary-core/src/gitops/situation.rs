@@ -141,6 +141,7 @@ pub fn begin_record(canary: NewCanary<'_>) -> CanaryRecord {
         // The policy releases the brake in the same write as a revert.
         brake_while_held: true,
         traffic: None,
+        gate: None,
     };
     record.note(
         canary.now,

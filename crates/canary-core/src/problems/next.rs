@@ -3,6 +3,7 @@
 //! the planned next step first after a passing verdict.
 
 use super::judge::{Problem, first_unhealthy};
+use crate::gate::GatedStep;
 use crate::record::Phase;
 
 /// What the last analysis of the canary as it is now said.
@@ -33,6 +34,8 @@ pub struct NextInput<'a> {
     pub problems: &'a [Problem],
     /// The last verdict for the canary as it is now.
     pub verdict: VerdictState,
+    /// The step an approval gate holds back, if a run (or the controller) waits at one.
+    pub gate: Option<GatedStep>,
 }
 
 /// The next steps, and why promotion is left out of them when it is.
@@ -73,6 +76,17 @@ pub fn next_steps(input: &NextInput) -> NextSteps {
         };
     }
     let steps = match input.phase {
+        Phase::Holding { .. } if !input.pending && input.gate.is_some() => {
+            let before = input.gate.expect("a gate");
+            vec![
+                format!(
+                    "kubectl canary promote deploy/{name}   # approve {before}: the analysis passed, and the run \
+                     at the approval gate takes the step"
+                ),
+                format!("{analyze}   # judge again first"),
+                abort,
+            ]
+        }
         Phase::Holding { pods } if !input.pending => {
             let larger = (pods + 1 < input.replicas)
                 .then(|| format!("kubectl canary promote deploy/{name} --canary {}", pods + 1));

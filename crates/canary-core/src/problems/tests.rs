@@ -416,6 +416,7 @@ fn steps(phase: Phase, problems: &[Problem], verdict: VerdictState, pending: boo
         replicas: 6,
         problems,
         verdict,
+        gate: None,
     })
 }
 

@@ -109,8 +109,10 @@ impl Engine {
         }
         let phase = record.phase.towards(goal);
         let events = self.events(&deployment);
-        let stored = if record.phase != phase {
+        // Any command that moves the canary ends a wait at an approval gate.
+        let stored = if record.phase != phase || record.gate.is_some() {
             record.phase = phase;
+            record.gate = None;
             record.note(&now(), phase.describe());
             let stored = self.store.update(&stored, &record).await?;
             mutation_point("record: new phase");

@@ -141,6 +141,7 @@ impl Engine {
             requested_size: Some(request.size),
             brake_while_held: false,
             traffic: None,
+            gate: None,
         };
         record.note(
             &now,

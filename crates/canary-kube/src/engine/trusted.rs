@@ -5,6 +5,7 @@
 use kube::ResourceExt;
 use kube::api::{DeleteParams, PostParams, Preconditions};
 
+use canary_core::gate::APPROVE_ANNOTATION;
 use canary_core::machine::Goal;
 use canary_core::record::{CanaryRecord, Owner, Phase, RECORD_SCHEMA, images_of};
 use canary_core::seal::{SEAL_ANNOTATION, Seal, recovery_change};
@@ -48,15 +49,19 @@ impl Engine {
         }
     }
 
-    /// Takes the seal off the Deployment (when the canary is over): one metadata update,
-    /// read again and retried on a conflict. Returns whether there was one.
+    /// Takes the seal off the Deployment (when the canary is over), with the approval of a
+    /// gate the canary passed (the tool's own annotations, never the user's): one metadata
+    /// update, read again and retried on a conflict. Returns whether there was a seal.
     pub async fn remove_seal(&self) -> Result<bool> {
         for _ in 0..5 {
             let mut deployment = self.deployment().await?;
-            if !deployment.annotations().contains_key(SEAL_ANNOTATION) {
+            let sealed = deployment.annotations().contains_key(SEAL_ANNOTATION);
+            let approved = deployment.annotations().contains_key(APPROVE_ANNOTATION);
+            if !sealed && !approved {
                 return Ok(false);
             }
             set_seal(&mut deployment, None);
+            deployment.annotations_mut().remove(APPROVE_ANNOTATION);
             match self
                 .apis
                 .deployments
@@ -65,7 +70,7 @@ impl Engine {
             {
                 Ok(_) => {
                     mutation_point("seal removed");
-                    return Ok(true);
+                    return Ok(sealed);
                 }
                 Err(e) if is_status(&e, 409) => continue,
                 Err(e) => {
@@ -172,6 +177,7 @@ impl Engine {
             admitted_target_template: None,
             brake_while_held: false,
             traffic: None,
+            gate: None,
         })
     }
 

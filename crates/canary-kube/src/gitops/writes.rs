@@ -14,8 +14,8 @@ pub use crate::write::{CONTROLLER_FIELD_MANAGER as FIELD_MANAGER, Written};
 
 /// Updates `deployment` (as read) with `change`, and when `release` also removes the
 /// brake's annotations in the same write, so the admission policy stops holding the
-/// settings exactly when they are put back. [`Written::Stored`] carries the stored
-/// resourceVersion.
+/// settings exactly when they are put back (and the approval of a gate the canary passed:
+/// the canary is over). [`Written::Stored`] carries the stored resourceVersion.
 pub async fn update_deployment(
     api: &Api<Deployment>,
     deployment: &Deployment,
@@ -28,6 +28,7 @@ pub async fn update_deployment(
         for key in STATE_ANNOTATIONS {
             annotations.remove(key);
         }
+        annotations.remove(canary_core::gate::APPROVE_ANNOTATION);
     }
     Ok(match CONTROLLER.replace_deployment(api, &updated).await? {
         Written::Stored(stored) => Written::Stored(stored.resource_version().unwrap_or_default()),

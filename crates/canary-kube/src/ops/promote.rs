@@ -1,6 +1,7 @@
 //! `promote`: which case a canary state is, and the rules a `--canary` size must keep.
 
 use canary_core::foreign::follow_size;
+use canary_core::gate::{AwaitedGate, GatedStep};
 use canary_core::machine::Goal;
 use canary_core::rollout_math::{CanarySize, resolve_canary};
 
@@ -21,9 +22,18 @@ pub enum PromoteCase {
     ReleaseLeftoverPins,
 }
 
-/// Chooses promote's case from the canary state; anything else is the state's error (or
-/// "no canary"). `dry_run`: a dry run has no cleanup to finish.
-pub fn promote_case(engine: &Engine, state: CanaryState, dry_run: bool) -> Result<PromoteCase> {
+/// Chooses promote's case from the canary state for what was `asked`; anything else is the
+/// state's error (or "no canary"). `dry_run`: a dry run has no cleanup to finish. A bare
+/// `promote` (an approval) with no canary is refused: it finishes no cleanup either.
+pub fn promote_case(
+    engine: &Engine,
+    state: CanaryState,
+    asked: PromoteAsk,
+    dry_run: bool,
+) -> Result<PromoteCase> {
+    if asked == PromoteAsk::Approve && matches!(state, CanaryState::None { .. }) {
+        return Err(no_gate(engine.name(), " (no canary runs on it)"));
+    }
     Ok(match state {
         CanaryState::None {
             leftover_seal: Some(_),
@@ -99,4 +109,73 @@ pub async fn promote_goal(
         )));
     }
     Ok(Goal::Hold { pods: canary.pods })
+}
+
+/// What `promote` was asked for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PromoteAsk {
+    /// A bare `promote`: approve the step an approval gate holds back.
+    Approve,
+    /// `--canary SIZE`.
+    Canary(CanarySize),
+    /// `--full`.
+    Full,
+}
+
+/// What `promote` does at an approval gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateCase {
+    /// Approve the awaited step: write its token on the Deployment; the run (or the
+    /// controller) that waits takes the step.
+    Approve(AwaitedGate),
+    /// The step is approved already but nobody took it (the run that waited is gone):
+    /// promote here, as asked.
+    PromoteHere,
+}
+
+/// A bare `promote` where no approval gate is awaited.
+fn no_gate(name: &str, why: &str) -> CanaryError {
+    CanaryError::Usage(format!(
+        "deploy/{name} waits at no approval gate{why}, which is what a bare `promote` approves: give the size \
+         to grow to (--canary 3 or --canary 50%) or --full to roll out to every pod; nothing was changed"
+    ))
+}
+
+/// `promote`'s case at the approval gate `stored` may record, with `approval` the
+/// Deployment's approval annotation: `None` when no gate is awaited and a size was given
+/// (promote as usual). A bare `promote` with no gate, and a size other than the awaited
+/// step's, are refused (nothing written).
+pub fn gate_case(
+    name: &str,
+    stored: &StoredRecord,
+    approval: Option<&str>,
+    asked: PromoteAsk,
+) -> Result<Option<GateCase>> {
+    let record = &stored.record;
+    let Some(gate) = &record.gate else {
+        return match asked {
+            PromoteAsk::Approve => Err(no_gate(name, "")),
+            _ => Ok(None),
+        };
+    };
+    let asked_step = match asked {
+        PromoteAsk::Approve => None,
+        PromoteAsk::Full => Some(GatedStep::Full),
+        PromoteAsk::Canary(size) => resolve_canary(size, record.replicas, record.mode)
+            .ok()
+            .map(|c| GatedStep::Pods(c.pods)),
+    };
+    if asked_step.is_some() && gate.approved_by(approval) {
+        return Ok(Some(GateCase::PromoteHere));
+    }
+    match asked_step {
+        None => Ok(Some(GateCase::Approve(gate.clone()))),
+        Some(step) if step == gate.before => Ok(Some(GateCase::Approve(gate.clone()))),
+        Some(_) => Err(CanaryError::Refused(format!(
+            "deploy/{name} waits for an approval before {}: approve that step with \
+             `kubectl canary promote deploy/{name}`, or stop the canary with `kubectl canary abort deploy/{name}`; \
+             nothing was changed",
+            gate.before
+        ))),
+    }
 }

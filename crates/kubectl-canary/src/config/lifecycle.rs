@@ -1,6 +1,7 @@
 //! `promote`'s and `abort`'s flags, resolved.
 
 use canary_core::rollout_math::CanarySize;
+use canary_kube::ops::promote::PromoteAsk;
 
 use crate::cli::{AbortArgs, PromoteArgs};
 use crate::config::notify::{NotifyConfig, NotifyFlagError};
@@ -10,8 +11,10 @@ use crate::config::notify::{NotifyConfig, NotifyFlagError};
 pub struct PromoteConfig {
     /// The Deployment's name.
     pub deployment: String,
-    /// `--canary`: the size to grow to; `None` is `--full`.
+    /// `--canary`: the size to grow to; `None` is `--full` (or, with neither, an approval).
     pub canary: Option<CanarySize>,
+    /// What was asked: a size, `--full`, or (neither) the approval of an awaited step.
+    pub ask: PromoteAsk,
     /// `--dry-run`: print the exact changes, change nothing.
     pub dry_run: bool,
     /// Wait for the rollout to finish (no `--no-wait`).
@@ -26,6 +29,11 @@ impl PromoteConfig {
         Ok(Self {
             deployment: args.target.name.clone(),
             canary: args.canary,
+            ask: match (args.canary, args.full) {
+                (Some(size), _) => PromoteAsk::Canary(size),
+                (None, true) => PromoteAsk::Full,
+                (None, false) => PromoteAsk::Approve,
+            },
             dry_run: args.dry_run,
             wait: !args.no_wait,
             notify: NotifyConfig::resolve(&args.notify)?,

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use canary_core::analysis_spec::AnalysisSpec;
+use canary_core::gate::ApprovalTimeout;
 use canary_core::rollout_math::CanarySize;
 use canary_kube::engine::StartRequest;
 
@@ -135,6 +136,11 @@ pub struct EachCanary {
     pub interval: Duration,
     /// `--abort-on-interrupt`.
     pub abort_on_interrupt: bool,
+    /// `--approve-before`, as written: checked against the steps once they are resolved
+    /// to pods (before anything is written).
+    pub approve_before: Vec<String>,
+    /// `--approval-timeout` with `--on-approval-timeout`.
+    pub approval_timeout: Option<ApprovalTimeout>,
     /// `--notify`, `--report-url`.
     pub notify: crate::config::notify::NotifyConfig,
 }
@@ -157,6 +163,12 @@ impl EachCanary {
             steps: run.steps.clone(),
             interval: run.interval,
             abort_on_interrupt: run.abort_on_interrupt,
+            approve_before: run.approve_before.clone(),
+            approval_timeout: run
+                .approval_timeout
+                .as_deref()
+                .map(|after| ApprovalTimeout::parse(after, run.on_approval_timeout.as_deref()))
+                .transpose()?,
             notify: crate::config::notify::NotifyConfig::resolve(&run.notify)?,
         })
     }

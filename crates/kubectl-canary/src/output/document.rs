@@ -89,6 +89,8 @@ pub enum CommandOutcome {
     ServicesRestored,
     /// A signal stopped the command; the record keeps the intent.
     Interrupted,
+    /// The step an approval gate held back was approved, and the run waiting there took it.
+    Approved,
 }
 
 /// The result of `promote` or `abort` (and of `start` interrupted).
@@ -269,6 +271,7 @@ mod tests {
             integrity: None,
             release: None,
             canary_size: None,
+            approval: None,
             template_changes: vec![],
             notification_failures: vec![],
             judging: Default::default(),
@@ -424,6 +427,7 @@ mod tests {
             replicas: 10,
             problems: &report.problems,
             verdict: VerdictState::None,
+            gate: None,
         });
         report.next_steps = next.steps;
         report.promote_withheld = next.promote_withheld;

@@ -141,6 +141,14 @@ pub fn status_text_in(report: &StatusReport, wide: bool, colour: bool) -> String
         out.push_str(&size.line());
         out.push('\n');
     }
+    if let Some(approval) = &report.approval {
+        out.push_str(&colour::paint(
+            &approval.line(),
+            colour::Paint::Canary,
+            colour,
+        ));
+        out.push('\n');
+    }
     let mut table = Table::new();
     table.load_style(NOTHING);
     let mut header = vec![

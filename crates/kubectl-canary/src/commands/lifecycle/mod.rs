@@ -1,13 +1,15 @@
 //! `kubectl canary promote` and `kubectl canary abort`: both continue a recorded canary
 //! towards a new goal.
 
+use canary_core::gate::{APPROVE_ANNOTATION, AwaitedGate, GatedStep};
 use canary_core::machine::{Decision, Goal};
 use canary_core::traffic::Release;
 use canary_kube::engine::{DriveOptions, Engine};
 use canary_kube::error::CanaryError;
+use canary_kube::gate::approval_of;
 use canary_kube::ops::abort::{AbortCase, abort_case};
 use canary_kube::ops::next::next_decision;
-use canary_kube::ops::promote::{PromoteCase, promote_case, promote_goal};
+use canary_kube::ops::promote::{GateCase, PromoteCase, gate_case, promote_case, promote_goal};
 use canary_kube::preflight;
 use canary_kube::traffic;
 
@@ -47,13 +49,20 @@ async fn promote_with(
 ) -> Result<i32, CanaryError> {
     let name = &promote.deployment;
     let engine = Engine::new(&config.client, &config.namespace, name).with_notifier(notifier);
-    let mut stored = match promote_case(&engine, engine.canary_state().await?.0, promote.dry_run)? {
+    let (state, view) = engine.canary_state().await?;
+    let mut stored = match promote_case(&engine, state, promote.ask, promote.dry_run)? {
         PromoteCase::FinishCleanup => return finish_cleanup(config, &engine, name).await,
         PromoteCase::ReleaseLeftoverPins => {
             return release_leftover_pins(config, &engine, name, "promote").await;
         }
         PromoteCase::Promote(stored) => stored,
     };
+    match gate_case(name, &stored, approval_of(&view.deployment), promote.ask)? {
+        Some(GateCase::Approve(gate)) => {
+            return approve(config, &engine, name, &gate, promote.dry_run).await;
+        }
+        Some(GateCase::PromoteHere) | None => {}
+    }
     let goal = promote_goal(&engine, &mut stored, promote.canary).await?;
     let by_hand = match goal {
         Goal::PromoteFull => format!(
@@ -73,6 +82,70 @@ async fn promote_with(
         &by_hand,
     )
     .await
+}
+
+/// How long a bare `promote` waits for the run (or controller) at the gate to take the step
+/// it approved.
+const GATE_PICKUP: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A bare `promote` at an approval gate: writes the gate's approval on the Deployment and
+/// waits for whoever waits there to take the step.
+async fn approve(
+    config: &Config,
+    engine: &Engine,
+    name: &str,
+    gate: &AwaitedGate,
+    dry_run: bool,
+) -> Result<i32, CanaryError> {
+    require_change_rights(engine, "kubectl canary promote", dry_run).await?;
+    if dry_run {
+        println!(
+            "dry run: nothing changed. It would approve {} of deploy/{name}: annotation {}={} on the Deployment.",
+            gate.before, APPROVE_ANNOTATION, gate.token
+        );
+        return Ok(exit_code::OK);
+    }
+    engine.approve(canary_kube::write::CLI, gate).await?;
+    notice(&format!(
+        "approved {} of deploy/{name}; waiting for the run that waits at the gate to take it",
+        gate.before
+    ));
+    if !engine.gate_taken(gate, GATE_PICKUP).await? {
+        let waiting = engine
+            .record()
+            .await
+            .map(|stored| {
+                let by = &stored.record.started_by;
+                format!("{} on {}, pid {}", by.user, by.host, by.pid)
+            })
+            .unwrap_or_else(|_| "the run that started it".into());
+        return Err(CanaryError::TimedOut {
+            what: format!(
+                "the run at the approval gate of deploy/{name} to take the approved step ({}); the approval is \
+                 written, but the run that waited ({waiting}) may be gone: take the step yourself with \
+                 `kubectl canary promote deploy/{name} {}`",
+                gate.before,
+                match gate.before {
+                    GatedStep::Full => "--full".to_string(),
+                    GatedStep::Pods(pods) => format!("--canary {pods}"),
+                }
+            ),
+            seconds: GATE_PICKUP.as_secs(),
+            last: "still waiting at the gate".into(),
+        });
+    }
+    print_result(
+        config,
+        "promote",
+        name,
+        CommandOutcome::Approved,
+        format!(
+            "approved {} of deploy/{name}: the run that waited takes it (see `kubectl canary status deploy/{name}`)",
+            gate.before
+        ),
+        None,
+    );
+    Ok(exit_code::OK)
 }
 
 /// Runs `abort`: rolls a verified canary back; recovers a Deployment held without its

@@ -3,10 +3,11 @@
 //! promoted on a pass or rolled back on a failure, up to 100%.
 
 use canary_core::analysis_spec::AnalysisSpec;
+use canary_core::gate::ApprovalGates;
 use canary_core::machine::Goal;
 use canary_core::step_policy::NextStep;
 use canary_kube::analysis::{AnalysisTarget, RunOptions, run_analysis};
-use canary_kube::engine::{DriveOptions, Engine};
+use canary_kube::engine::{DriveOptions, Engine, GateOutcome};
 use canary_kube::error::CanaryError;
 use canary_kube::ops;
 use canary_kube::store::StoredRecord;
@@ -26,6 +27,7 @@ pub async fn run(
     engine: &Engine,
     held: StoredRecord,
     sizes: &[i32],
+    gates: &ApprovalGates,
     spec: &AnalysisSpec,
 ) -> Result<i32, CanaryError> {
     let human = matches!(config.output, OutputFormat::Table | OutputFormat::Wide);
@@ -39,10 +41,12 @@ pub async fn run(
     };
     let mut stored = held;
     let mut printer = progress_printer(config.output);
-    // The step held now: its place among the steps, and its pods.
+    // The step held now: its place among the steps, and its pods; whether to grow to it
+    // first (not for the first step, nor when a step is analysed again).
     let (mut index, mut pods) = (0, sizes[0]);
+    let mut grow = false;
     loop {
-        if index > 0 {
+        if grow {
             notice(&format!(
                 "step {}: growing the canary to {pods} pod(s)",
                 index + 1
@@ -53,7 +57,9 @@ pub async fn run(
             };
             stored = next.expect("holding keeps the record");
         }
-        outcome.steps.push(pods);
+        if outcome.steps.last() != Some(&pods) {
+            outcome.steps.push(pods);
+        }
         events
             .normal(
                 "CanaryStep",
@@ -118,29 +124,53 @@ pub async fn run(
         let decision = verdict.decision;
         outcome.verdicts.push(verdict);
         // The controller takes the same step after its analyses.
-        match ops::step::after_analysis(&stored.record, decision, sizes, pods).step {
-            NextStep::Grow { to, .. } => (index, pods) = (index + 1, to),
+        let next = ops::step::after_analysis(&stored.record, decision, sizes, pods).step;
+        if let Some(before) = gates.before(next) {
+            notice(&format!(
+                "the analysis passed; {before} waits for an approval: `kubectl canary promote deploy/{name}` \
+                 by someone allowed to update deploy/{name}{}",
+                start
+                    .run
+                    .approval_timeout
+                    .map(|t| format!(" (timeout {t})"))
+                    .unwrap_or_default()
+            ));
+            let waited = tokio::select! {
+                waited = engine.await_approval(&mut stored, before, start.run.approval_timeout, &mut printer) => waited?,
+                _ = crate::signals::interrupted() => return interrupted(config, engine, start, &name, outcome).await,
+            };
+            match waited {
+                GateOutcome::Approved => notice(&format!("{before}: approved")),
+                GateOutcome::TimedOut => {
+                    notice(&format!("nobody approved {before} in time: rolling back"));
+                    return roll_back(config, engine, &name, stored, outcome, &mut printer).await;
+                }
+                GateOutcome::Foreign(change) => {
+                    // As during an analysis: follow a change of replicas, hold again and
+                    // analyse this step again (its verdict was on the old size).
+                    engine
+                        .handle_foreign(change, &mut stored, &mut printer)
+                        .await?;
+                    stored = engine
+                        .hold_again(
+                            stored,
+                            DriveOptions {
+                                timeout: config.timeout,
+                                progress: &mut printer,
+                            },
+                        )
+                        .await?;
+                    grow = false;
+                    continue;
+                }
+            }
+        }
+        match next {
+            NextStep::Grow { to, .. } => (index, pods, grow) = (index + 1, to, true),
             NextStep::PromoteFull => break,
             NextStep::RollBack => {
                 notice("the canary failed its analysis: rolling back");
-                let rollback = engine.continue_to(
-                    stored,
-                    Goal::Abort,
-                    true,
-                    DriveOptions {
-                        timeout: config.timeout,
-                        progress: &mut printer,
-                    },
-                );
-                tokio::select! {
-                    result = rollback => { result?; }
-                    _ = crate::signals::interrupted() => {
-                        return Ok(left_with_intent(config, engine, &name, "abort", outcome).await);
-                    }
-                }
-                outcome.outcome = AutoResult::RolledBack;
-                finish(config, &outcome);
-                return Ok(exit_code::ROLLED_BACK);
+                return roll_back(config, engine, &name, stored, outcome, &mut printer).await;
             }
             NextStep::Hold => {
                 if human {
@@ -181,6 +211,35 @@ pub async fn run(
     outcome.outcome = AutoResult::Promoted;
     finish(config, &outcome);
     Ok(exit_code::OK)
+}
+
+/// Rolls the canary back (a failed analysis, an approval that did not come in time).
+async fn roll_back(
+    config: &Config,
+    engine: &Engine,
+    name: &str,
+    stored: StoredRecord,
+    mut outcome: AutoOutcome,
+    printer: &mut (dyn FnMut(&canary_kube::engine::Progress) + Send),
+) -> Result<i32, CanaryError> {
+    let rollback = engine.continue_to(
+        stored,
+        Goal::Abort,
+        true,
+        DriveOptions {
+            timeout: config.timeout,
+            progress: printer,
+        },
+    );
+    tokio::select! {
+        result = rollback => { result?; }
+        _ = crate::signals::interrupted() => {
+            return Ok(left_with_intent(config, engine, name, "abort", outcome).await);
+        }
+    }
+    outcome.outcome = AutoResult::RolledBack;
+    finish(config, &outcome);
+    Ok(exit_code::ROLLED_BACK)
 }
 
 /// A signal during the rollback or the final promote: the record, written before the

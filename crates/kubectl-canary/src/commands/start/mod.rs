@@ -5,7 +5,8 @@ mod auto;
 
 use std::time::Duration;
 
-use canary_core::rollout_math::{CanaryMode, CanarySize, step_sizes};
+use canary_core::gate::ApprovalGates;
+use canary_core::rollout_math::{CanaryMode, CanarySize, resolve_canary, step_sizes};
 use canary_core::text::{images_text, share_text};
 use canary_kube::engine::{CanaryPods, DriveOptions, Engine, StartPlan};
 use canary_kube::error::CanaryError;
@@ -36,6 +37,8 @@ pub(crate) struct PlannedStart {
     plan: StartPlan,
     view: DeploymentView,
     steps: Vec<i32>,
+    /// The steps that wait for an approval (`--approve-before`), checked against `steps`.
+    gates: ApprovalGates,
     /// The Services in front of the Deployment this start pins (--dark, --sticky,
     /// --blue-green), found and checked before anything changes.
     services: Vec<FrontService>,
@@ -73,11 +76,24 @@ pub(crate) async fn plan(
     };
     let steps = step_sizes(&start.run.steps, &plan.canary)
         .map_err(|e| CanaryError::Refused(e.to_string()))?;
+    let approve_before: Vec<&str> = start
+        .run
+        .approve_before
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let gates = ApprovalGates::parse_with(&approve_before, &steps, |size| {
+        resolve_canary(size, plan.canary.replicas, plan.canary.mode)
+            .ok()
+            .map(|c| c.pods)
+    })
+    .map_err(|e| CanaryError::Usage(e.to_string()))?;
     Ok(PlannedStart {
         engine,
         plan,
         view,
         steps,
+        gates,
         services,
     })
 }
@@ -93,6 +109,7 @@ pub(crate) async fn execute(
         plan,
         view,
         steps,
+        gates,
         services,
     } = planned;
     let name = &start.deployment;
@@ -228,7 +245,7 @@ pub(crate) async fn execute(
         );
     }
     if let Some(spec) = &start.run.auto_analysis {
-        return auto::run(config, start, &engine, started, &steps, spec).await;
+        return auto::run(config, start, &engine, started, &steps, &gates, spec).await;
     }
     let mut code = exit_code::OK;
     if start.run.wait {

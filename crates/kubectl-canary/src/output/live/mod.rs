@@ -206,7 +206,11 @@ fn next_height(model: &LiveModel, width: u16) -> u16 {
             .iter()
             .map(|s| wrapped(s.len() + 6, width))
             .sum::<usize>()
-        + usize::from(report.promote_withheld.is_some());
+        + usize::from(report.promote_withheld.is_some())
+        + report
+            .approval
+            .as_ref()
+            .map_or(0, |a| wrapped(a.line().len(), width));
     2 + lines.min(8) as u16
 }
 
@@ -344,6 +348,9 @@ fn next(frame: &mut Frame, area: Rect, model: &LiveModel) {
             "pending"
         };
         lines.push(Line::from(format!("{label}: {pending}")));
+    }
+    if let Some(approval) = &report.approval {
+        lines.push(Line::styled(approval.line(), Style::new().fg(Color::Cyan)));
     }
     for step in &report.next_steps {
         lines.push(Line::from(format!("next: {step}")));

@@ -63,6 +63,7 @@ fn held_canary() -> LiveModel {
             integrity: None,
             release: None,
             canary_size: None,
+            approval: None,
             template_changes: vec![],
             notification_failures: vec![],
             judging: Default::default(),
@@ -143,6 +144,7 @@ fn crash_looping() -> LiveModel {
         phase: canary_core::record::Phase::Holding { pods: 1 },
         pending: false,
         nothing_changed_yet: false,
+        gate: None,
     });
     model.report.judge(None);
     let canary = model.report.canary.as_mut().unwrap();

@@ -123,6 +123,9 @@ fn problems_section(page: &mut String, status: &canary_kube::status::StatusRepor
             escape(withheld)
         );
     }
+    if let Some(approval) = &status.approval {
+        let _ = write!(page, "<p class=\"gate\">{}</p>", escape(&approval.line()));
+    }
 }
 
 fn verdict_section(page: &mut String, history: Option<&CanaryHistory>) {
