@@ -25,7 +25,7 @@ use crate::leader::Election;
 use crate::metrics::Metrics;
 use crate::reconcile::{Context, error_policy, reconcile};
 use crate::triggers::deployment_of_record;
-use crate::watches::observed;
+use crate::watches::{WATCH_TIMEOUT_SECS, observed};
 
 /// How the controller stopped.
 #[derive(Debug, thiserror::Error)]
@@ -231,9 +231,14 @@ async fn controller(
             Api::all(client),
         ),
     };
-    let opted_in =
-        watcher::Config::default().labels(&format!("{}={}", OPT_IN_LABEL.0, OPT_IN_LABEL.1));
-    let records = watcher::Config::default()
+    // Every watch ends on the server after WATCH_TIMEOUT_SECS, so a watch that stays silent
+    // longer is a dead connection that the client's read timeout ends.
+    let watched = watcher::Config::default().timeout(WATCH_TIMEOUT_SECS);
+    let opted_in = watched
+        .clone()
+        .labels(&format!("{}={}", OPT_IN_LABEL.0, OPT_IN_LABEL.1));
+    let records = watched
+        .clone()
         .labels(&format!("{}={}", MANAGED_BY_LABEL.0, MANAGED_BY_LABEL.1));
     let (reader, writer) = reflector::store();
     let deployments = observed(
@@ -245,7 +250,7 @@ async fn controller(
     .applied_objects();
     let replica_sets = observed(
         "replicasets",
-        move || watcher(replica_sets.clone(), watcher::Config::default()),
+        move || watcher(replica_sets.clone(), watched.clone()),
         metrics.clone(),
     )
     .touched_objects();

@@ -20,6 +20,15 @@ use kube::runtime::watcher::{self, Event};
 
 use crate::metrics::Metrics;
 
+/// The server-side timeout of every watch (`timeoutSeconds`; kube's default is 290 s). The
+/// API server ends a healthy watch after this long and the watcher watches again from where
+/// it was (no list). kube-runtime's watcher also takes a watch that stays silent for this
+/// long plus 5 s for a dead connection and watches again on a new one: so a connection gone
+/// silent without closing (a black-holed path, a NAT that forgot it) delays events by at
+/// most about 65 s instead of about 5 minutes (docs/gitops.md, "Watches that recover"). The
+/// cost: each watch is renewed every minute, 3 requests a minute per replica.
+pub const WATCH_TIMEOUT_SECS: u32 = 60;
+
 /// The delay after a watch's first failed request.
 pub const FIRST_DELAY: Duration = Duration::from_millis(200);
 

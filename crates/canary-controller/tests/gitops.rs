@@ -59,6 +59,8 @@ async fn a_git_change_is_held_at_exactly_k_then_analysed_and_promoted() {
         controller.log_text()
     );
     assert_eq!(observer.unavailable(), Vec::<String>::new());
+    // Argo CD: Progressing while held and stepping, Healthy once promoted.
+    assert_argocd_health(&observer, &["held", "stepping"]);
     s.assert_own_settings_back().await;
     assert_eq!(s.before, default_rollout());
     assert_eq!(s.events("CanaryPromoted").await, 1);
@@ -114,9 +116,12 @@ async fn a_bad_canary_rests_on_the_stable_pods_while_git_keeps_applying_it() {
         BTreeMap::from([(V1.to_string(), 5)]),
         "only stable pods"
     );
-    assert_eq!(d.status.unwrap().available_replicas, Some(5));
+    assert_eq!(d.status.clone().unwrap().available_replicas, Some(5));
     assert_eq!(observer.most_before_first_promote(), 1);
     assert_eq!(s.events("CanaryFailed").await, 1);
+    // Argo CD shows the failed canary resting on the stable pods as Degraded.
+    let resting = canary_testkit::argocd::health(&[serde_json::to_value(&d).unwrap()]);
+    assert_eq!(resting[0].status, "Degraded", "{resting:?}");
     // A revert commit ends it: the brake comes off in the same write, the record closes.
     s.commit(V1);
     assert_eq!(
@@ -132,6 +137,9 @@ async fn a_bad_canary_rests_on_the_stable_pods_while_git_keeps_applying_it() {
         kubectl_canary_annotations(&s.deployment().await),
         Vec::<String>::new()
     );
+    // Argo CD: Progressing while held, Degraded while failed and resting, Healthy after the
+    // revert.
+    assert_argocd_health(&observer, &["held", "resting"]);
 }
 
 #[tokio::test]
@@ -184,6 +192,8 @@ async fn a_revert_commit_mid_canary_releases_the_brake_in_the_same_write() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     s.git.stop().await;
     assert_eq!(observer.unavailable(), Vec::<String>::new());
+    // Argo CD: Progressing while held, Healthy after the revert.
+    assert_argocd_health(&observer, &["held"]);
     s.assert_own_settings_back().await;
     assert_eq!(s.events("CanaryReverted").await, 1);
 }

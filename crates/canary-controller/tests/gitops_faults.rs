@@ -20,6 +20,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use canary_controller::watches::WATCH_TIMEOUT_SECS;
 use canary_testkit::TestEnv;
 use canary_testkit::proxy::ResetProxy;
 use common::*;
@@ -652,6 +653,83 @@ cells! {
     cell_leader_partitioned_failing: LeaderPartitioned, Failing;
     cell_leader_partitioned_resting: LeaderPartitioned, Resting;
     cell_leader_partitioned_reverting: LeaderPartitioned, Reverting;
+}
+
+/// The longest a commit may wait for its canary after the controller's connections went
+/// silent: kube-runtime's watcher takes a watch silent for its server-side timeout plus 5 s
+/// (`watches::WATCH_TIMEOUT_SECS` = 60 s) for dead and watches again on a new connection;
+/// a margin for the hold and a loaded machine. kube's default timeout (290 s + 5 s) fails it.
+const SILENT_BOUND: Duration = Duration::from_secs(100);
+
+/// Every connection of the controller goes silent without closing (a firewall or NAT on the
+/// path forgot them: nothing passes either way, no FIN, no RST) while it leads an idle
+/// opted-in Deployment, its watches long established (a first canary carried out through
+/// them, no request in flight); a commit arrives at once. An idle Deployment has no requeue
+/// pending, so only a watch can bring the commit: the controller takes its silent watches for
+/// dead after their timeout, watches again on new connections and holds the commit's canary
+/// at k within [`SILENT_BOUND`] of the silence. Confirmed hit: the proxy silenced the open
+/// connections, and the commit was not acted on before the watches' timeout.
+#[tokio::test]
+#[ignore = "waits out the watches' timeout (about 1.5 minutes): scripts/gitops-fault-matrix runs it"]
+async fn silent_connections_are_noticed_and_a_commit_made_meanwhile_is_held() {
+    assert_private_environment();
+    let Some(s) = Scenario::settled("gf-silent", 3, policy("", "5s"), Some(POD_HEALTH)).await
+    else {
+        return;
+    };
+    let (url, address) = s.setup.env.apiserver();
+    let proxy = ResetProxy::start(address).await;
+    let kubeconfig = proxy.kubeconfig(&s.setup.kubeconfig, &url, &scratch(&s.ns));
+    let leader = ControllerProcess::start(&kubeconfig, &s.ns, &s.lease(), "a", &[]);
+    leading(&s, &leader).await;
+    // A first canary, so that every watch has carried events and is idle on its connection.
+    s.commit(V2);
+    s.settled_on(V2, 3).await;
+    s.record_gone().await;
+    let proxy = &proxy;
+    canary_testkit::wait_until(
+        &s.setup.env,
+        "no request of the controller in flight",
+        Duration::from_secs(20),
+        || async { proxy.in_flight() == 0 },
+    )
+    .await;
+    let silenced = proxy.silence_open();
+    let silent_from = Instant::now();
+    assert!(
+        silenced >= 3,
+        "the controller's three watches were open: {silenced} connection(s) silenced"
+    );
+    let observer = PodCountWatch::start(&s.client, &s.ns, "web", V3).await;
+    s.commit(V3);
+    time_until(
+        &s,
+        "the commit's canary held at k after the silence",
+        MEASURE_LIMIT,
+        || async {
+            record(&s.client, &s.ns).await.is_some_and(|r| {
+                r["phase"]["name"] == "holding" && r["targetImages"]["nginx"] == V3
+            })
+        },
+    )
+    .await;
+    let held_after = silent_from.elapsed();
+    println!(
+        "silent connections: {silenced} silenced; the commit's canary held {:.1}s after the silence",
+        held_after.as_secs_f64()
+    );
+    assert!(
+        held_after >= Duration::from_secs(u64::from(WATCH_TIMEOUT_SECS) / 2),
+        "held {held_after:?} after the silence: a watch escaped it (not the case under test)\n{}",
+        leader.log_text()
+    );
+    assert!(
+        held_after <= SILENT_BOUND,
+        "held {held_after:?} after the silence, bound {SILENT_BOUND:?}\n{}",
+        leader.log_text()
+    );
+    assert_eq!(observer.most_before_first_promote(), 1, "the brake held k");
+    s.git.stop().await;
 }
 
 /// Puts deploy/rbac.yaml back when dropped (the blind test takes a verb away).

@@ -133,6 +133,11 @@ pub struct PodCountWatch {
     pub phases: Arc<Mutex<Vec<String>>>,
     /// Every `Available=False` seen.
     pub unavailable: Arc<Mutex<Vec<String>>>,
+    /// Every version of the Deployment seen: (resourceVersion, the object as JSON).
+    pub deployments: Arc<Mutex<Vec<(u64, Value)>>>,
+    /// The record's phase at each of its events: (resourceVersion, phase), `closed` when it
+    /// was deleted.
+    pub record_events: Arc<Mutex<Vec<(u64, String)>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -174,9 +179,12 @@ impl PodCountWatch {
         let first_promote_rv = Arc::new(Mutex::new(None));
         let phases = Arc::new(Mutex::new(Vec::new()));
         let unavailable = Arc::new(Mutex::new(Vec::new()));
+        let deployment_versions = Arc::new(Mutex::new(Vec::new()));
+        let record_events = Arc::new(Mutex::new(Vec::new()));
         let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
         let image = image.to_string();
         let deployment = deployment.to_string();
+        let deployment_name = deployment.clone();
         let counts = pod_counts.clone();
         let mut listed_pods = Some(listed_tx.clone());
         let pod_task = tokio::spawn(async move {
@@ -228,6 +236,7 @@ impl PodCountWatch {
         });
         let records: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
         let (first, seen) = (first_promote_rv.clone(), phases.clone());
+        let events = record_events.clone();
         let mut listed_records = Some(listed_tx.clone());
         let record_task = tokio::spawn(async move {
             let config = watcher::Config::default().fields(&format!(
@@ -241,6 +250,9 @@ impl PodCountWatch {
                 {
                     let _ = listed.try_send(());
                 }
+                if let Event::Delete(cm) = &event {
+                    events.lock().unwrap().push((rv(cm), "closed".to_string()));
+                }
                 let (Event::Apply(cm) | Event::InitApply(cm)) = event else {
                     continue;
                 };
@@ -251,6 +263,7 @@ impl PodCountWatch {
                     .and_then(|t| serde_json::from_str::<Value>(t).ok())
                     .and_then(|r| r["phase"]["name"].as_str().map(str::to_string))
                     .unwrap_or_default();
+                events.lock().unwrap().push((rv(&cm), phase.clone()));
                 let mut seen = seen.lock().unwrap();
                 if seen.last() != Some(&phase) {
                     seen.push(phase.clone());
@@ -264,6 +277,7 @@ impl PodCountWatch {
         });
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
         let bad = unavailable.clone();
+        let versions = deployment_versions.clone();
         let mut listed_deployments = Some(listed_tx);
         let available_task = tokio::spawn(async move {
             let mut stream = watcher::watcher(deployments, watcher::Config::default()).boxed();
@@ -276,6 +290,10 @@ impl PodCountWatch {
                 let (Event::Apply(d) | Event::InitApply(d)) = event else {
                     continue;
                 };
+                if d.name_any() == deployment_name {
+                    let object = serde_json::to_value(&d).unwrap_or_default();
+                    versions.lock().unwrap().push((rv(&d), object));
+                }
                 let conditions = d.status.and_then(|s| s.conditions).unwrap_or_default();
                 if let Some(c) = conditions
                     .iter()
@@ -300,6 +318,8 @@ impl PodCountWatch {
             first_promote_rv,
             phases,
             unavailable,
+            deployments: deployment_versions,
+            record_events,
             tasks: vec![pod_task, record_task, available_task],
         }
     }
@@ -326,6 +346,27 @@ impl PodCountWatch {
     /// The record's phases in order.
     pub fn phases(&self) -> Vec<String> {
         self.phases.lock().unwrap().clone()
+    }
+
+    /// Every version of the Deployment seen, in order, with the record's phase when it was
+    /// written (the phase of the record's last event before it in etcd's order of
+    /// resourceVersions; empty before the first record, `closed` after its deletion).
+    pub fn deployments_by_phase(&self) -> Vec<(String, Value)> {
+        let events = self.record_events.lock().unwrap().clone();
+        self.deployments
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(version, object)| {
+                let phase = events
+                    .iter()
+                    .rev()
+                    .find(|(event, _)| event < version)
+                    .map(|(_, phase)| phase.clone())
+                    .unwrap_or_default();
+                (phase, object.clone())
+            })
+            .collect()
     }
 }
 

@@ -4,6 +4,7 @@
 //! field-by-field comparison of Deployment specs.
 
 pub mod actors;
+pub mod argocd;
 pub mod foreign;
 pub mod gitops;
 pub mod proxy;

@@ -12,6 +12,8 @@
 //! [`ResetProxy::reset_all`] resets every open connection at once (open watches included).
 //! [`ResetProxy::partition`] turns it into a black hole (a partitioned node): connections stay
 //! open, new ones are accepted, and nothing passes either way until it is lifted.
+//! [`ResetProxy::silence_open`] makes the connections open now go silent for good, without
+//! closing (a NAT or firewall that dropped their state): new connections pass.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,26 @@ struct Shared {
     accepted: AtomicU64,
     /// While set, bytes are dropped both ways.
     partitioned: AtomicBool,
+    /// Connections numbered below this (in the order accepted) are silent for good.
+    silent_below: AtomicU64,
+    /// Open connections, by the number they were accepted with.
+    open: std::sync::Mutex<std::collections::BTreeSet<u64>>,
+    /// Connections silenced so far.
+    silenced: AtomicU64,
+    /// Connections whose client sent bytes the server has not answered yet.
+    awaiting: std::sync::Mutex<std::collections::BTreeSet<u64>>,
+}
+
+impl Shared {
+    /// Whether bytes of connection `number` are dropped.
+    fn dropping(&self, number: u64) -> bool {
+        self.partitioned.load(Ordering::SeqCst) || self.silenced(number)
+    }
+
+    /// Whether connection `number` is silent for good (its closes are dropped too).
+    fn silenced(&self, number: u64) -> bool {
+        number < self.silent_below.load(Ordering::SeqCst)
+    }
 }
 
 /// A running proxy; it stops when dropped.
@@ -62,12 +84,19 @@ impl ResetProxy {
         let generations = reset_all.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                accepting.accepted.fetch_add(1, Ordering::SeqCst);
+                let number = accepting.accepted.fetch_add(1, Ordering::SeqCst);
                 let shared = accepting.clone();
                 let reset = generations.subscribe();
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(upstream).await {
-                        relay(client, server, shared, reset).await;
+                        shared.open.lock().expect("open lock").insert(number);
+                        relay(client, server, shared.clone(), reset, number).await;
+                        shared.open.lock().expect("open lock").remove(&number);
+                        shared
+                            .awaiting
+                            .lock()
+                            .expect("awaiting lock")
+                            .remove(&number);
                     }
                 });
             }
@@ -105,6 +134,32 @@ impl ResetProxy {
     /// dropped, so requests and watches hang without an error, as for a partitioned node.
     pub fn partition(&self, on: bool) {
         self.shared.partitioned.store(on, Ordering::SeqCst);
+    }
+
+    /// Makes every connection open now silent for good: it stays open and nothing passes
+    /// either way (no FIN, no RST), as when a firewall or NAT on the path forgot it; new
+    /// connections pass. Returns how many open connections went silent.
+    pub fn silence_open(&self) -> u64 {
+        let open = self.shared.open.lock().expect("open lock");
+        self.shared.silent_below.store(
+            self.shared.accepted.load(Ordering::SeqCst),
+            Ordering::SeqCst,
+        );
+        let silenced = open.len() as u64;
+        self.shared.silenced.fetch_add(silenced, Ordering::SeqCst);
+        silenced
+    }
+
+    /// Connections waiting for an answer now: the client sent application data (a request)
+    /// and no server bytes came back since (a request in flight; an established watch is not
+    /// one).
+    pub fn in_flight(&self) -> usize {
+        self.shared.awaiting.lock().expect("awaiting lock").len()
+    }
+
+    /// Connections open now (silent ones included).
+    pub fn open(&self) -> usize {
+        self.shared.open.lock().expect("open lock").len()
     }
 
     /// Connections reset so far.
@@ -155,6 +210,7 @@ async fn relay(
     mut server: TcpStream,
     shared: Arc<Shared>,
     mut reset: watch::Receiver<u64>,
+    number: u64,
 ) {
     reset.mark_unchanged();
     let mut from_client = vec![0u8; 64 * 1024];
@@ -168,13 +224,20 @@ async fn relay(
             read = client.read(&mut from_client) => {
                 let Ok(n) = read else { break };
                 if n == 0 {
+                    if shared.silenced(number) {
+                        return park(server, reset).await;
+                    }
                     break;
                 }
-                if shared.partitioned.load(Ordering::SeqCst) {
+                if shared.dropping(number) {
                     continue;
                 }
                 if server.write_all(&from_client[..n]).await.is_err() {
                     break;
+                }
+                if from_client[0] == TLS_APPLICATION_DATA {
+                    // A request (not a handshake record or an alert such as close_notify).
+                    shared.awaiting.lock().expect("awaiting lock").insert(number);
                 }
                 if doomed.is_none() && from_client[0] == TLS_APPLICATION_DATA && take_armed(&shared) {
                     doomed = Some(tokio::time::Instant::now() + ANSWER_WAIT);
@@ -183,17 +246,21 @@ async fn relay(
             read = server.read(&mut from_server) => {
                 let Ok(n) = read else { break };
                 if n == 0 {
+                    if shared.silenced(number) {
+                        return park(client, reset).await;
+                    }
                     break;
                 }
                 if doomed.is_some() {
                     return abort(client, shared);
                 }
-                if shared.partitioned.load(Ordering::SeqCst) {
+                if shared.dropping(number) {
                     continue;
                 }
                 if client.write_all(&from_server[..n]).await.is_err() {
                     break;
                 }
+                shared.awaiting.lock().expect("awaiting lock").remove(&number);
             }
             _ = tokio::time::sleep_until(deadline), if doomed.is_some() => {
                 return abort(client, shared);
@@ -206,6 +273,13 @@ async fn relay(
             }
         }
     }
+}
+
+/// A silenced connection whose other side closed: the close does not pass either (a black
+/// hole drops FINs too), so `open` stays open, silent, until the proxy resets everything.
+async fn park(open: TcpStream, mut reset: watch::Receiver<u64>) {
+    let _ = reset.changed().await;
+    let _ = open.set_zero_linger();
 }
 
 /// Resets the client's connection (RST, not FIN); the server's is closed by the drop.
@@ -284,5 +358,35 @@ mod tests {
         assert!(lost.await.is_err(), "nothing comes back while partitioned");
         proxy.partition(false);
         assert_eq!(exchange(&mut client, b"six").await.unwrap(), b"six");
+    }
+
+    #[tokio::test]
+    async fn silenced_connections_stay_silent_and_new_ones_pass() {
+        let proxy = ResetProxy::start(echo_server().await).await;
+        let mut old = TcpStream::connect(proxy.address()).await.unwrap();
+        assert_eq!(exchange(&mut old, b"one").await.unwrap(), b"one");
+        assert_eq!(proxy.in_flight(), 0, "answered");
+        assert_eq!(proxy.silence_open(), 1);
+        let lost = tokio::time::timeout(Duration::from_millis(300), exchange(&mut old, b"two"));
+        assert!(
+            lost.await.is_err(),
+            "nothing comes back on a silenced connection"
+        );
+        let mut new = TcpStream::connect(proxy.address()).await.unwrap();
+        assert_eq!(exchange(&mut new, b"three").await.unwrap(), b"three");
+        let still = tokio::time::timeout(Duration::from_millis(300), exchange(&mut old, b"four"));
+        assert!(still.await.is_err(), "silent for good");
+        assert_eq!(proxy.open(), 2, "neither was closed");
+        // A close from the client's side does not pass either; the connection stays open.
+        old.shutdown().await.unwrap();
+        let closed = tokio::time::timeout(Duration::from_millis(300), async {
+            while proxy.open() == 2 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        assert!(
+            closed.await.is_err(),
+            "the silent connection stays open after a FIN"
+        );
     }
 }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod container;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -649,4 +651,97 @@ impl Scenario {
             Vec::<String>::new()
         );
     }
+}
+
+/// One version of the Deployment as Argo CD sees it: the record's phase when it was written,
+/// the shape of the canary it shows, and its health under deploy/argocd/health.lua.
+pub struct ArgoView {
+    /// The record's phase (empty before the record, `closed` after).
+    pub phase: String,
+    /// `held` (braked, paused, canary pods counted), `stepping` (braked, the record
+    /// promoting), `resting` (braked, paused, no canary pod, the record aborting), `braked`
+    /// (any other braked version) or `plain` (no brake).
+    pub shape: &'static str,
+    /// What Argo CD shows.
+    pub health: canary_testkit::argocd::Health,
+}
+
+/// Argo CD's health (deploy/argocd/health.lua under gopher-lua, `canary_testkit::argocd`) of
+/// every version of `web` the observer saw.
+pub fn argocd_views(observer: &PodCountWatch) -> Vec<ArgoView> {
+    let versions = observer.deployments_by_phase();
+    let objects: Vec<Value> = versions.iter().map(|(_, d)| d.clone()).collect();
+    let healths = canary_testkit::argocd::health(&objects);
+    versions
+        .into_iter()
+        .zip(healths)
+        .map(|((phase, d), health)| {
+            let braked = d["metadata"]["annotations"]
+                .get(canary_core::gitops::brake::BRAKE_ANNOTATION)
+                .is_some();
+            let paused = d["spec"]["paused"] == true;
+            let observed = d["status"]["observedGeneration"] == d["metadata"]["generation"];
+            let updated = d["status"]["updatedReplicas"].as_i64().unwrap_or(0);
+            let shape = match (braked, phase.as_str()) {
+                (false, _) => "plain",
+                (true, "starting" | "holding") if paused && observed && updated > 0 => "held",
+                (true, "promoting") => "stepping",
+                (true, "aborting") if paused && observed && updated == 0 => "resting",
+                (true, _) => "braked",
+            };
+            ArgoView {
+                phase,
+                shape,
+                health,
+            }
+        })
+        .collect()
+}
+
+/// Asserts the health Argo CD shows through a canary, version by version of the Deployment:
+/// Healthy before it and at the end; Progressing while braked and not failed (held, stepping);
+/// Degraded while a failed canary rests on the stable pods and never otherwise; never
+/// Suspended, Unknown or Missing. Every shape of `shapes` must have been seen.
+pub fn assert_argocd_health(observer: &PodCountWatch, shapes: &[&str]) {
+    let seen = argocd_views(observer);
+    let story = seen
+        .iter()
+        .map(|v| {
+            format!(
+                "{} {}: {} ({})",
+                v.phase, v.shape, v.health.status, v.health.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        seen.first().map(|v| v.health.status.as_str()),
+        Some("Healthy"),
+        "{story}"
+    );
+    assert_eq!(
+        seen.last().map(|v| v.health.status.as_str()),
+        Some("Healthy"),
+        "{story}"
+    );
+    for view in &seen {
+        let want: &[&str] = match view.shape {
+            "held" | "stepping" | "braked" => &["Progressing"],
+            "resting" => &["Degraded"],
+            _ => &["Healthy", "Progressing"],
+        };
+        assert!(
+            want.contains(&view.health.status.as_str()),
+            "{} {}: want {want:?}\n{story}",
+            view.phase,
+            view.shape
+        );
+    }
+    for shape in shapes {
+        assert!(
+            seen.iter().any(|v| v.shape == *shape),
+            "no {shape} version seen:\n{story}"
+        );
+    }
+    eprintln!("Argo CD's health, version by version:\n{story}");
 }
