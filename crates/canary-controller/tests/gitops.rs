@@ -935,10 +935,31 @@ fn gated(steps: &str, interval: &str, extra: &[(&str, &str)]) -> BTreeMap<String
 
 #[tokio::test]
 async fn a_gated_step_waits_for_its_approval_by_the_cli() {
-    let Some(s) = analysed("gitops-gate", 4, gated("", "5s", &[])).await else {
+    let receiver =
+        canary_testkit::receiver::Receiver::start(canary_testkit::receiver::Answer::Ok).await;
+    let mut annotations = gated("", "5s", &[]);
+    annotations.insert(
+        canary_core::gitops::policy::NOTIFY_ANNOTATION.to_string(),
+        "audit".into(),
+    );
+    let Some(s) = analysed("gitops-gate", 4, annotations).await else {
         return;
     };
     let ns = s.ns.clone();
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(s.client.clone(), &ns);
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "kubectl-canary-notify"},
+        "stringData": {"endpoints.yaml": format!(
+            "endpoints:\n  - name: audit\n    kind: webhook\n    url: {}\n    signingKey: a-gate-test-key-0123456789\n",
+            receiver.url("/hook")
+        )},
+    }))
+    .expect("a Secret");
+    secrets
+        .create(&Default::default(), &secret)
+        .await
+        .expect("the Secret is created");
     let controller = s.controller("a", &[]);
     s.commit(V2);
     let record = s.phase_is("holding", |r| r.get("gate").is_some()).await;
@@ -955,6 +976,26 @@ async fn a_gated_step_waits_for_its_approval_by_the_cli() {
         .run(&cli(), &["status", "deploy/web", "-n", &ns, "-o", "json"]);
     let status: Value = serde_json::from_slice(&status.stdout).expect("status as JSON");
     assert_eq!(status["approval"]["state"], "waiting", "{status}");
+    // The notice says what is awaited, from whom, and how to give it.
+    let notices = receiver
+        .wait_until(
+            "the awaiting-approval notice",
+            Duration::from_secs(30),
+            |r| r.iter().any(|r| r.json()["moment"] == "awaitingApproval"),
+        )
+        .await;
+    let notice = notices
+        .iter()
+        .map(|r| r.json())
+        .find(|n| n["moment"] == "awaitingApproval")
+        .expect("the notice");
+    let next = notice["nextStep"].as_str().unwrap_or_default();
+    assert!(
+        next.contains(
+            "promoting to 100% waits for an approval by someone allowed to update deploy/web"
+        ) && next.contains("`kubectl canary promote deploy/web`"),
+        "{notice}"
+    );
     let approve = s
         .setup
         .env

@@ -188,23 +188,39 @@ fn drop_oldest<T>(list: &mut Vec<T>, keep: usize) -> usize {
 /// Flags whose values are secrets: never stored, never shown.
 const SECRET_FLAGS: [&str; 1] = ["--token"];
 
+/// Flags whose values are secrets when they are URLs (a webhook URL is a credential for its
+/// channel), shown when they are names (`--notify team-chat` names an endpoint of a Secret).
+const URL_FLAGS: [&str; 1] = ["--notify"];
+
 /// The command line as it may be stored and shown: the values of secret flags (`--token`)
-/// replaced by `REDACTED`, in both `--token VALUE` and `--token=VALUE` forms.
+/// and URLs given to `--notify` replaced by `REDACTED`, in both `--flag VALUE` and
+/// `--flag=VALUE` forms.
 pub fn redact_command_line(args: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut hide_next = false;
+    let mut hide_next_url = false;
     for arg in args {
-        if hide_next {
+        if hide_next || (hide_next_url && arg.contains("://")) {
             out.push("REDACTED".to_string());
             hide_next = false;
+            hide_next_url = false;
             continue;
         }
+        hide_next_url = false;
         if SECRET_FLAGS.contains(&arg.as_str()) {
             hide_next = true;
+            out.push(arg.clone());
+        } else if URL_FLAGS.contains(&arg.as_str()) {
+            hide_next_url = true;
             out.push(arg.clone());
         } else if let Some(flag) = SECRET_FLAGS
             .iter()
             .find(|flag| arg.starts_with(&format!("{flag}=")))
+        {
+            out.push(format!("{flag}=REDACTED"));
+        } else if let Some(flag) = URL_FLAGS
+            .iter()
+            .find(|flag| arg.starts_with(&format!("{flag}=")) && arg.contains("://"))
         {
             out.push(format!("{flag}=REDACTED"));
         } else {
@@ -383,6 +399,37 @@ mod tests {
                 "deploy/web"
             ]
         );
+    }
+
+    #[test]
+    fn notify_urls_are_never_stored_and_names_are() {
+        let cases: [(&[&str], &[&str]); 4] = [
+            (
+                &[
+                    "--notify",
+                    "https://hooks.slack.com/services/T/B/x",
+                    "--notify",
+                    "team-chat",
+                ],
+                &["--notify", "REDACTED", "--notify", "team-chat"],
+            ),
+            (
+                &["--notify=slack+https://chat.example/x", "--notify=audit"],
+                &["--notify=REDACTED", "--notify=audit"],
+            ),
+            (
+                &["--notify", "team-chat", "https://x"],
+                &["--notify", "team-chat", "https://x"],
+            ),
+            (
+                &["--token", "--notify", "--notify", "http://127.0.0.1:9/x"],
+                &["--token", "REDACTED", "--notify", "REDACTED"],
+            ),
+        ];
+        for (args, expected) in cases {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            assert_eq!(redact_command_line(&args), expected, "{args:?}");
+        }
     }
 
     #[test]

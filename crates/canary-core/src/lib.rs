@@ -15,6 +15,7 @@ pub mod goal;
 pub mod history;
 pub mod image;
 pub mod machine;
+pub mod notify;
 pub mod plan;
 pub mod pod;
 pub mod problems;

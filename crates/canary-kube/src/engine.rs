@@ -98,6 +98,8 @@ pub struct Engine {
     /// Whether this command has seen the canary template on the Deployment (see
     /// [`canary_core::foreign::KnownRecord::canary_seen`]).
     canary_seen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Where the notices of the canary's moments go (nowhere by default).
+    notifier: crate::notify::Notifier,
 }
 
 impl Engine {
@@ -109,7 +111,26 @@ impl Engine {
             store: RecordStore::new(client, namespace, name),
             name: name.to_string(),
             canary_seen: Default::default(),
+            notifier: Default::default(),
         }
+    }
+
+    /// The same engine, sending the notices of the canary's moments through `notifier`
+    /// beside the Events it publishes.
+    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// The notifier (off unless set with [`Engine::with_notifier`]).
+    pub fn notifier(&self) -> &crate::notify::Notifier {
+        &self.notifier
+    }
+
+    /// A sink for the Events about `deployment`, sending the notices of moments through
+    /// this engine's notifier.
+    pub fn events(&self, deployment: &Deployment) -> crate::events::EventSink {
+        crate::events::EventSink::new(&self.client, deployment).notifying(&self.notifier)
     }
 
     /// The namespace.

@@ -1,30 +1,126 @@
 //! Kubernetes Events on the Deployment, so `kubectl describe deploy` and `kubectl get
 //! events` show what kubectl-canary did.
 
+use canary_core::notify::{Moment, Notice};
+use canary_core::record::CanaryRecord;
 use canary_core::verdict::{Verdict, verdict_event};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 /// Publishes Events about one Deployment. Failures are logged, never fatal: an Event is a
-/// courtesy, the record is the source of truth.
+/// courtesy, the record is the source of truth. With a [`Notifier`](crate::notify::Notifier)
+/// (`notifying`), the Events of a canary's moments also send the moment's notice: one place
+/// maps a moment to both.
 #[derive(Clone)]
 pub struct EventSink {
     recorder: Recorder,
     reference: k8s_openapi::api::core::v1::ObjectReference,
+    notifier: crate::notify::Notifier,
 }
 
 impl EventSink {
     /// A sink for events about `deployment`.
     pub fn new(client: &kube::Client, deployment: &Deployment) -> Self {
+        Self::with_reference(client, deployment.object_ref(&()))
+    }
+
+    /// A sink for events about `deploy/<name>` in `namespace`, without reading it.
+    pub fn for_deployment(client: &kube::Client, namespace: &str, name: &str) -> Self {
+        Self::with_reference(
+            client,
+            k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: Some("Deployment".into()),
+                namespace: Some(namespace.into()),
+                name: Some(name.into()),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn with_reference(
+        client: &kube::Client,
+        reference: k8s_openapi::api::core::v1::ObjectReference,
+    ) -> Self {
         let reporter = Reporter {
             controller: "kubectl-canary".into(),
             instance: std::env::var("HOSTNAME").ok(),
         };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
-            reference: deployment.object_ref(&()),
+            reference,
+            notifier: crate::notify::Notifier::none(),
         }
+    }
+
+    /// The same sink, sending the notices of moments through `notifier`.
+    pub fn notifying(mut self, notifier: &crate::notify::Notifier) -> Self {
+        self.notifier = notifier.clone();
+        self
+    }
+
+    /// Publishes a Normal event for a moment of the canary `record` describes, and sends
+    /// the moment's notice (its detail: the Event's note).
+    pub async fn normal_moment(
+        &self,
+        reason: &str,
+        note: impl Into<String>,
+        moment: Moment,
+        record: &CanaryRecord,
+    ) {
+        let note = note.into();
+        self.notifier.notify(self.notice(moment, record, &note));
+        self.normal(reason, note).await;
+    }
+
+    /// Publishes a Warning event for a moment, and sends its notice, as
+    /// [`EventSink::normal_moment`].
+    pub async fn warning_moment(
+        &self,
+        reason: &str,
+        note: impl Into<String>,
+        moment: Moment,
+        record: &CanaryRecord,
+    ) {
+        let note = note.into();
+        self.notifier.notify(self.notice(moment, record, &note));
+        self.warning(reason, note).await;
+    }
+
+    /// Records an analysis verdict about the canary `record` describes ([`EventSink::verdict`])
+    /// and sends its notice with the verdict's reasons.
+    pub async fn verdict_moment(&self, verdict: &Verdict, record: &CanaryRecord) {
+        let event = verdict_event(verdict);
+        let moment = match verdict.decision {
+            canary_core::verdict::Decision::Pass => Moment::AnalysisPassed,
+            canary_core::verdict::Decision::Fail => Moment::AnalysisFailed,
+            canary_core::verdict::Decision::Wait | canary_core::verdict::Decision::Inconclusive => {
+                Moment::AnalysisInconclusive
+            }
+        };
+        self.notifier.notify(
+            self.notice(moment, record, &event.note)
+                .with_verdict(verdict),
+        );
+        self.verdict(verdict).await;
+    }
+
+    /// The notice of `moment` about `record`, said by this sink's notifier now.
+    pub fn notice(&self, moment: Moment, record: &CanaryRecord, detail: &str) -> Notice {
+        Notice::about(
+            moment,
+            self.reference.namespace.as_deref().unwrap_or_default(),
+            record,
+            self.notifier.sender(),
+            &crate::store::now(),
+            detail,
+        )
+    }
+
+    /// The notifier of this sink (off unless set with [`EventSink::notifying`]).
+    pub fn notifier(&self) -> &crate::notify::Notifier {
+        &self.notifier
     }
 
     /// Publishes a Normal event.

@@ -13,6 +13,7 @@ pub mod gate;
 pub mod gitops;
 pub mod history;
 pub mod live;
+pub mod notify;
 pub mod observe;
 pub mod ops;
 pub mod plan_subject;

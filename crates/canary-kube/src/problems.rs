@@ -96,9 +96,51 @@ impl Reads {
                 reason: round.verdict.reason.clone(),
                 at: round.at.clone(),
             });
+        report.notification_failures =
+            self.notification_failures(&report.deployment, report.judging.started_at.as_deref());
         report.judge(self.clock.map(|c| c.now().as_second()));
     }
+
+    /// The `NotificationFailed` Events about `deployment` (since `since`, RFC 3339), newest
+    /// first, at most [`MAX_NOTIFICATION_FAILURES`].
+    fn notification_failures(
+        &self,
+        deployment: &str,
+        since: Option<&str>,
+    ) -> Vec<crate::status::NotificationFailure> {
+        let mut failures: Vec<crate::status::NotificationFailure> = self
+            .events
+            .iter()
+            .filter(|e| {
+                e.involved_object.kind.as_deref() == Some("Deployment")
+                    && e.involved_object.name.as_deref() == Some(deployment)
+                    && e.reason.as_deref() == Some(canary_core::notify::NOTIFICATION_FAILED)
+            })
+            .filter_map(|e| {
+                let at = crate::events::last_seen(e)?;
+                let since = since.and_then(|s| s.parse::<k8s_openapi::jiff::Timestamp>().ok());
+                if since.is_some_and(|since| at < since) {
+                    return None;
+                }
+                let message = e.message.clone().unwrap_or_default();
+                Some(crate::status::NotificationFailure {
+                    at: at.to_string(),
+                    message: message
+                        .strip_prefix("kubectl-canary: ")
+                        .unwrap_or(&message)
+                        .to_string(),
+                    count: crate::events::count(e),
+                })
+            })
+            .collect();
+        failures.sort_by(|a, b| b.at.cmp(&a.at));
+        failures.truncate(MAX_NOTIFICATION_FAILURES);
+        failures
+    }
 }
+
+/// Most failed notifications a status shows.
+pub const MAX_NOTIFICATION_FAILURES: usize = 5;
 
 /// The newest Event about an object that `keep` keeps.
 fn newest(

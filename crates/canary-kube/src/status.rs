@@ -86,6 +86,18 @@ impl StatusPhase {
     }
 }
 
+/// A notice that could not be sent, as its `NotificationFailed` Event says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationFailure {
+    /// When it last happened (RFC 3339).
+    pub at: String,
+    /// Which endpoint (by name, never its URL), which notice, and why.
+    pub message: String,
+    /// How often it happened.
+    pub count: i32,
+}
+
 /// The whole status.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -149,6 +161,11 @@ pub struct StatusReport {
     /// What the canary changes in the pod template, field by field.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub template_changes: Vec<FieldChange>,
+    /// Notices that could not be sent (docs/notifications.md), newest first, from the
+    /// `NotificationFailed` Events the API server still keeps (since the canary started,
+    /// when one runs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notification_failures: Vec<NotificationFailure>,
     /// What the problems and next steps were judged from (not printed).
     #[serde(skip)]
     pub judging: Judging,
@@ -374,6 +391,7 @@ impl StatusReport {
                 canary_size: None,
                 approval: None,
                 template_changes: vec![],
+                notification_failures: vec![],
                 judging: Judging {
                     situation: crate::evidence::situation(view, current_rs, None),
                     next: None,
@@ -483,6 +501,7 @@ impl StatusReport {
                 .map(|gate| ApprovalStatus::of(&name, gate, &view.deployment)),
             release: Some(record.change_summary()),
             template_changes: record.template_changes(),
+            notification_failures: vec![],
             judging: Judging {
                 situation,
                 next: next_basis,

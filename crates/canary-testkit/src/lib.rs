@@ -9,6 +9,7 @@ pub mod foreign;
 pub mod gitops;
 pub mod proxy;
 pub mod reads;
+pub mod receiver;
 pub mod scenario;
 pub mod terminal;
 

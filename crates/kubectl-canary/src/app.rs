@@ -132,6 +132,7 @@ async fn run_from_live_view(
                 ask: canary_kube::ops::promote::PromoteAsk::Full,
                 dry_run: false,
                 wait: true,
+                notify: Default::default(),
             };
             (
                 commands::lifecycle::promote(config, &promote).await,
@@ -145,6 +146,7 @@ async fn run_from_live_view(
                 dry_run: false,
                 wait: true,
                 recover: false,
+                notify: Default::default(),
             };
             (
                 commands::lifecycle::abort(config, &abort).await,

@@ -359,6 +359,26 @@ pub struct CanaryRunFlags {
     /// approval is overdue, once, and keep waiting).
     #[arg(long, value_name = "abort|wait", requires = "approval_timeout")]
     pub on_approval_timeout: Option<String>,
+    /// Where the canary's moments are sent.
+    #[command(flatten)]
+    pub notify: NotifyFlags,
+}
+
+/// Notifications (docs/notifications.md): the same for `start`, `apply`, `promote` and
+/// `abort`.
+#[derive(Debug, Args, Default)]
+pub struct NotifyFlags {
+    /// Send the canary's moments (started, held, analysis, promoted, rolled back, ...) to
+    /// this endpoint: a URL (Slack and Teams told by their host; slack+https://,
+    /// teams+https://, webhook+https:// to say; a webhook's signing key from
+    /// $KUBECTL_CANARY_NOTIFY_KEY), or the name of an endpoint of the Secret
+    /// kubectl-canary-notify in the namespace. Repeat for several.
+    #[arg(long = "notify", value_name = "URL_OR_NAME")]
+    pub notify: Vec<String>,
+    /// Link each notice to the canary's HTML report under this URL (BASE/NAMESPACE/NAME.html,
+    /// or BASE with {namespace} and {deployment} replaced).
+    #[arg(long = "report-url", value_name = "BASE")]
+    pub report_url: Option<String>,
 }
 
 const START_EXAMPLES: &str = "\
@@ -488,6 +508,9 @@ pub struct PromoteArgs {
     /// Return once the update is made, without waiting for the rollout to finish.
     #[arg(long)]
     pub no_wait: bool,
+    /// Where the canary's moments are sent.
+    #[command(flatten)]
+    pub notify: NotifyFlags,
 }
 
 /// `abort` flags.
@@ -508,6 +531,9 @@ pub struct AbortArgs {
     /// (A Deployment whose record is lost is recovered by a plain abort.)
     #[arg(long)]
     pub recover: bool,
+    /// Where the canary's moments are sent.
+    #[command(flatten)]
+    pub notify: NotifyFlags,
 }
 
 /// `analyze` flags.

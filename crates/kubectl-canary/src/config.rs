@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod analyze;
 pub mod lifecycle;
+pub mod notify;
 pub mod plan;
 pub mod release;
 pub mod report;
@@ -61,6 +62,9 @@ pub enum ConfigError {
     /// An approval gate or its timeout cannot be read.
     #[error(transparent)]
     Gate(#[from] canary_core::gate::GateError),
+    /// `--notify` or `--report-url` cannot be used.
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyFlagError),
 }
 
 impl ConfigError {
@@ -70,7 +74,9 @@ impl ConfigError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ConfigError::Kubeconfig { .. } => ErrorKind::Unreachable,
-            ConfigError::Analysis(_) | ConfigError::Gate(_) => ErrorKind::Usage,
+            ConfigError::Analysis(_) | ConfigError::Gate(_) | ConfigError::Notify(_) => {
+                ErrorKind::Usage
+            }
             ConfigError::Release(error) if error.is_malformed() => ErrorKind::Usage,
             ConfigError::Release(_) => ErrorKind::Refused,
         }
@@ -104,8 +110,8 @@ impl CommandConfig {
         Ok(match command {
             Command::Start(args) => Self::Start(Box::new(StartConfig::resolve(args)?)),
             Command::Status(args) => Self::Status(args.into()),
-            Command::Promote(args) => Self::Promote(args.into()),
-            Command::Abort(args) => Self::Abort(args.into()),
+            Command::Promote(args) => Self::Promote(PromoteConfig::resolve(args)?),
+            Command::Abort(args) => Self::Abort(AbortConfig::resolve(args)?),
             Command::Analyze(args) => Self::Analyze(Box::new(AnalyzeConfig::resolve(args)?)),
             Command::Plan(args) => Self::Plan(args.into()),
             Command::Apply(args) => Self::Apply(Box::new(ApplyConfig::resolve(args)?)),

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod config;
 mod exit_code;
+mod notices;
 mod output;
 mod signals;
 

@@ -7,11 +7,15 @@ mod common;
 use std::time::Duration;
 
 use canary_testkit::reads::record_json;
+use canary_testkit::receiver::{Answer, Receiver};
 use canary_testkit::scenario::web_namespace_with_spec;
 use canary_testkit::{TestEnv, assert_spec_equal_except, spec_of, wait_for, wait_settled};
 use common::*;
 
 const REFUSED: i32 = 4;
+
+/// The webhook's signing key, given to the CLI in its environment.
+const KEY: &str = "a-gate-test-signing-key-0123456789";
 const ROLLED_BACK: i32 = 11;
 
 /// The gate the record of deploy/web waits at, once it waits at one.
@@ -41,25 +45,50 @@ fn events_of(out: &std::process::Output) -> String {
 async fn a_gated_step_waits_until_promote_approves_it() {
     let Some(env) = TestEnv::get() else { return };
     let (ns, before) = web_namespace_with_spec(&env, "gate-approve", 6).await;
-    let run = start_release(
-        &env,
-        &ns.name,
-        &[
-            "--auto",
-            "--steps",
-            "1,3",
-            "--interval",
-            "2s",
-            "--approve-before",
-            "full",
-            "-o",
-            "json",
-        ],
-    );
+    let receiver = Receiver::start(Answer::Ok).await;
+    let hook = format!("webhook+{}", receiver.url("/hook"));
+    let args = [
+        "start",
+        "deploy/web",
+        "nginx=nginx:1.15",
+        "--auto",
+        "--steps",
+        "1,3",
+        "--interval",
+        "2s",
+        "--approve-before",
+        "full",
+        "--notify",
+        &hook,
+        "-o",
+        "json",
+    ];
+    let run = canary_with(&env, &ns.name, &args, &[("KUBECTL_CANARY_NOTIFY_KEY", KEY)]);
     let approve = async {
         let gate = awaited_gate(&env, &ns.name).await;
         assert_eq!(gate["before"], "full", "{gate}");
         let token = gate["token"].as_str().expect("a token").to_string();
+        // The notice says what is awaited, from whom, and how to give it.
+        let notices = receiver
+            .wait_until(
+                "the awaiting-approval notice",
+                Duration::from_secs(20),
+                |r| r.iter().any(|r| r.json()["moment"] == "awaitingApproval"),
+            )
+            .await;
+        let notice = notices
+            .iter()
+            .map(|r| r.json())
+            .find(|n| n["moment"] == "awaitingApproval")
+            .expect("the notice");
+        let next = notice["nextStep"].as_str().unwrap_or_default();
+        assert!(
+            next.contains(
+                "promoting to 100% waits for an approval by someone allowed to update deploy/web"
+            ) && next.contains("`kubectl canary promote deploy/web`")
+                && next.contains(&token),
+            "{notice}"
+        );
         // Held at the last step, not promoted, while it waits.
         assert_eq!(
             replica_sets_by_image(&env, &ns.name).await,

@@ -80,13 +80,18 @@ async fn a_missing_verb_is_named_with_exit_6_and_nothing_changes() {
     let full_rules = role.rules.clone().unwrap();
     // Every verb start checks before its first change (the optional Events and pods/log
     // rules are not checked: without them the tool works; nor the Services and
-    // EndpointSlices rules, needed only by --dark/--sticky/--blue-green, tests/traffic.rs).
+    // EndpointSlices rules, needed only by --dark/--sticky/--blue-green, tests/traffic.rs;
+    // nor the notification Secret's, needed only by --notify NAME, tests/notify.rs).
     let checked: Vec<(usize, String)> = full_rules
         .iter()
         .enumerate()
         .filter(|(_, r)| {
             !r.resources.iter().flatten().any(|res| {
-                res == "events" || res == "pods/log" || res == "services" || res == "endpointslices"
+                res == "events"
+                    || res == "pods/log"
+                    || res == "services"
+                    || res == "endpointslices"
+                    || res == "secrets"
             })
         })
         .flat_map(|(i, r)| r.verbs.iter().map(move |v| (i, v.clone())))

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use canary_core::notify::Moment;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
@@ -115,7 +116,7 @@ pub(super) async fn begin(release: &Reconciling<'_>) -> Outcome {
         Ok(stored) => {
             release.phase_metric(Some(stored.record.phase));
             release
-                .normal(
+                .normal_moment(
                     "CanaryStarted",
                     format!(
                         "kubectl-canary-controller: {} braked at {} canary pod(s) beside {}; analysis every {}s",
@@ -124,6 +125,8 @@ pub(super) async fn begin(release: &Reconciling<'_>) -> Outcome {
                         record.stable.replica_set,
                         policy.interval.as_secs()
                     ),
+                    Moment::Started,
+                    &stored.record,
                 )
                 .await;
             Ok(Action::requeue(SOON))

@@ -1,6 +1,7 @@
 //! The canary ends because Git moved: a revert commit, a new commit, or a change the
 //! policy no longer brakes.
 
+use canary_core::notify::Moment;
 use kube::runtime::controller::Action;
 
 use canary_core::gitops::situation::{parse_images_signature, supersede};
@@ -45,13 +46,15 @@ pub(super) async fn reverted(release: &Reconciling<'_>) -> Outcome {
     release.store.delete(stored).await?;
     release.finished_metric("reverted");
     release
-        .normal(
+        .normal_moment(
             "CanaryReverted",
             format!(
                 "kubectl-canary-controller: the stable version {} is back on every pod (a revert); the canary ({}) is closed",
                 canary_core::text::images_text(&record.original_images),
                 record.change_summary()
             ),
+            Moment::ForeignChange,
+            &record,
         )
         .await;
     Ok(Action::await_change())
@@ -73,7 +76,7 @@ pub(super) async fn superseded(release: &Reconciling<'_>) -> Outcome {
         release.store.delete(stored).await?;
         release.finished_metric("superseded");
         release
-            .normal(
+            .normal_moment(
                 "CanaryReplaced",
                 format!(
                     "kubectl-canary-controller: a new commit ({}) arrived while {} was being promoted; \
@@ -81,6 +84,8 @@ pub(super) async fn superseded(release: &Reconciling<'_>) -> Outcome {
                     canary_core::text::images_text(&images_of(&template)),
                     record.change_summary()
                 ),
+                Moment::ForeignChange,
+                record,
             )
             .await;
         return Ok(Action::requeue(SOON));
@@ -102,7 +107,7 @@ pub(super) async fn superseded(release: &Reconciling<'_>) -> Outcome {
     let next = supersede(record, &template, policy.first_pods, &now());
     release.save(next.clone()).await?;
     release
-        .normal(
+        .normal_moment(
             "CanaryReplaced",
             format!(
                 "kubectl-canary-controller: a new commit ({}) replaced the canary of {}; starting again at {} pod(s)",
@@ -110,6 +115,8 @@ pub(super) async fn superseded(release: &Reconciling<'_>) -> Outcome {
                 record.change_summary(),
                 policy.first_pods
             ),
+            Moment::ForeignChange,
+            &next,
         )
         .await;
     Ok(Action::requeue(SOON))
@@ -122,11 +129,13 @@ pub(super) async fn abandoned(release: &Reconciling<'_>) -> Outcome {
     release.store.delete(stored).await?;
     release.finished_metric("abandoned");
     release
-        .warn_once(
+        .warn_once_moment(
             "CanaryAbandoned",
             "the pod template changed without the brake (opt-in label or policy annotations removed?); \
              the canary record is closed and the Deployment left as it is"
                 .into(),
+            Moment::ForeignChange,
+            &stored.record,
         )
         .await;
     Ok(Action::await_change())

@@ -10,6 +10,7 @@ use kube::runtime::controller::Action;
 use canary_core::gate::{AwaitedGate, GateState, GatedStep, token};
 use canary_core::gitops::policy::GitOpsPolicy;
 use canary_core::machine::Goal;
+use canary_core::notify::Moment;
 use canary_core::record::{CanaryRecord, Phase};
 use canary_core::step_policy::NextStep;
 
@@ -43,20 +44,24 @@ pub(super) async fn wait_at_gate(
         format!("analysis passed at {pods} pod(s): {reason}; awaiting approval before {before}"),
     );
     next.gate = Some(gate.clone());
-    release.save(next).await?;
+    release.save(next.clone()).await?;
+    let awaiting = format!(
+        "{before} waits for an approval by someone allowed to update deploy/{name}: `{}` (or `{}`){}",
+        gate.approve_command(&name),
+        gate.annotate_command(&name),
+        policy
+            .approval_timeout
+            .map(|t| format!("; timeout {t}"))
+            .unwrap_or_default()
+    );
     release
-        .normal(
+        .normal_moment(
             "CanaryAwaitingApproval",
             format!(
-                "kubectl-canary-controller: analysis passed at {pods} pod(s) ({reason}); {before} waits for an \
-                 approval by someone allowed to update deploy/{name}: `{}` (or `{}`){}",
-                gate.approve_command(&name),
-                gate.annotate_command(&name),
-                policy
-                    .approval_timeout
-                    .map(|t| format!("; timeout {t}"))
-                    .unwrap_or_default()
+                "kubectl-canary-controller: analysis passed at {pods} pod(s) ({reason}); {awaiting}"
             ),
+            Moment::AwaitingApproval { awaiting },
+            &next,
         )
         .await;
     Ok(Action::requeue(SOON))
@@ -124,7 +129,7 @@ pub(super) async fn at_gate(
         )),
         GateState::Overdue => {
             release
-                .warn_once(
+                .warn_once_moment(
                     "CanaryApprovalOverdue",
                     format!(
                         "kubectl-canary-controller: {before} of deploy/{name} is still waiting for an approval \
@@ -132,6 +137,15 @@ pub(super) async fn at_gate(
                         gate.timeout.map(|t| t.to_string()).unwrap_or_default(),
                         gate.approve_command(&name)
                     ),
+                    Moment::AwaitingApproval {
+                        awaiting: format!(
+                            "still: {before} waits for an approval by someone allowed to update deploy/{name}: \
+                             `{}` (or `{}`)",
+                            gate.approve_command(&name),
+                            gate.annotate_command(&name)
+                        ),
+                    },
+                    record,
                 )
                 .await;
             Ok(Action::requeue(GATE_RECHECK))

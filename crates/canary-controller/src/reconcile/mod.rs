@@ -21,13 +21,15 @@ use kube::{Resource, ResourceExt};
 
 use canary_core::analysis_spec::PrometheusAddress;
 use canary_core::gitops::brake::BrakeAnnotations;
-use canary_core::gitops::policy::GitOpsPolicy;
+use canary_core::gitops::policy::{GitOpsPolicy, notify_names};
 use canary_core::gitops::situation::{Release, classify, is_controller_record};
 use canary_core::machine::SpecChange;
+use canary_core::notify::{EndpointsConfig, Moment, Notice, Sender};
 use canary_core::record::{CanaryRecord, Owner, Phase};
 use canary_kube::error::CanaryError;
 use canary_kube::events::EventSink;
 use canary_kube::gitops::writes::{Written, update_deployment};
+use canary_kube::notify::{Notifier, SendPolicy};
 use canary_kube::observe::{DeploymentView, NamespaceApis};
 use canary_kube::store::{RecordStore, StoredRecord};
 
@@ -45,6 +47,9 @@ pub struct Context {
     pub owner: Owner,
     /// The last warning published per Deployment, so a standing problem is reported once.
     warned: Mutex<HashMap<String, String>>,
+    /// Each Deployment's notifier and the endpoints it was made for: kept while the
+    /// endpoints stay the same, so notices reach an endpoint in order across reconciles.
+    notifiers: Mutex<HashMap<String, (EndpointsConfig, Notifier)>>,
 }
 
 impl Context {
@@ -61,6 +66,7 @@ impl Context {
             prometheus,
             owner,
             warned: Mutex::new(HashMap::new()),
+            notifiers: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -118,6 +124,8 @@ pub(crate) struct Reconciling<'a> {
     brake: Option<BrakeAnnotations>,
     policy: Result<GitOpsPolicy, String>,
     events: EventSink,
+    /// The endpoint names of the `kubectl-canary.io/notify` annotation.
+    notify_names: Result<Vec<String>, String>,
 }
 
 impl Reconciling<'_> {
@@ -132,6 +140,108 @@ impl Reconciling<'_> {
     /// Publishes a Warning once per distinct message and Deployment.
     pub async fn warn_once(&self, reason: &str, note: String) {
         warn_once(self.ctx, &self.key, &self.events, reason, note).await;
+    }
+
+    /// Publishes a Warning once per distinct message, and with it the notice of `moment`
+    /// about `record`.
+    pub async fn warn_once_moment(
+        &self,
+        reason: &str,
+        note: String,
+        moment: Moment,
+        record: &CanaryRecord,
+    ) {
+        let notice = self.notice(moment, record, &note);
+        if warn_once(self.ctx, &self.key, &self.events, reason, note).await {
+            self.tell(notice).await;
+        }
+    }
+
+    /// Publishes a Normal event and logs it, and sends the notice of `moment` about
+    /// `record` (its detail: the note).
+    pub async fn normal_moment(
+        &self,
+        reason: &str,
+        note: String,
+        moment: Moment,
+        record: &CanaryRecord,
+    ) {
+        let notice = self.notice(moment, record, &note);
+        self.tell(notice).await;
+        self.normal(reason, note).await;
+    }
+
+    /// Sends `notice` (as the controller) to the endpoints the Deployment names. The
+    /// endpoints are read from the namespace's Secret now; a malformed annotation, a Secret
+    /// that cannot be read or a name it lacks is a Warning once, and the canary goes on.
+    pub async fn tell(&self, notice: Notice) {
+        let names = match &self.notify_names {
+            Ok(names) if names.is_empty() => return,
+            Ok(names) => names,
+            Err(error) => {
+                self.warn_once(
+                    "InvalidNotifyAnnotation",
+                    format!("{error}; no notices are sent until it is fixed, the canary goes on"),
+                )
+                .await;
+                return;
+            }
+        };
+        let namespace = self.apis.namespace.clone();
+        let config =
+            match canary_kube::notify::look_up_present(&self.ctx.client, &namespace, names).await {
+                Ok((config, None)) => config,
+                Ok((config, Some(missing))) => {
+                    self.warn_once(
+                        "NotificationConfigUnusable",
+                        format!("{missing}; notices go to the others, the canary goes on"),
+                    )
+                    .await;
+                    config
+                }
+                Err(error) => {
+                    self.warn_once(
+                        "NotificationConfigUnusable",
+                        format!("{error}; notices are not sent, the canary goes on"),
+                    )
+                    .await;
+                    return;
+                }
+            };
+        if config.endpoints.is_empty() {
+            return;
+        }
+        let notifier = {
+            let mut notifiers = self.ctx.notifiers.lock().expect("notifiers lock");
+            match notifiers.get(&self.key) {
+                Some((known, notifier)) if *known == config => notifier.clone(),
+                _ => {
+                    let notifier = Notifier::new(
+                        &self.ctx.client,
+                        &namespace,
+                        &self.view.name(),
+                        Sender::Controller,
+                        config.clone(),
+                        SendPolicy::default(),
+                    );
+                    notifiers.insert(self.key.clone(), (config, notifier.clone()));
+                    notifier
+                }
+            }
+        };
+        notifier.notify(notice);
+    }
+
+    /// The controller's notice of `moment` about `record`, now.
+    pub fn notice(&self, moment: Moment, record: &CanaryRecord, detail: &str) -> Notice {
+        Notice::about(
+            moment,
+            &self.apis.namespace,
+            record,
+            Sender::Controller,
+            &now(),
+            detail,
+        )
     }
 
     /// Forgets the last warning (the problem is gone).
@@ -204,8 +314,14 @@ impl Reconciling<'_> {
 }
 
 /// Publishes a Warning about `key` unless the same one was the last published: a standing
-/// problem is reported once, not on every reconcile.
-async fn warn_once(ctx: &Context, key: &str, events: &EventSink, reason: &str, note: String) {
+/// problem is reported once, not on every reconcile. Whether it was published.
+async fn warn_once(
+    ctx: &Context,
+    key: &str,
+    events: &EventSink,
+    reason: &str,
+    note: String,
+) -> bool {
     let line = format!("{reason}: {note}");
     let fresh = {
         let mut warned = ctx.warned.lock().expect("warned lock");
@@ -220,6 +336,7 @@ async fn warn_once(ctx: &Context, key: &str, events: &EventSink, reason: &str, n
         tracing::warn!(deployment = %key, reason, %note);
         events.warning(reason, note).await;
     }
+    fresh
 }
 
 /// Reconciles one Deployment.
@@ -282,6 +399,7 @@ async fn reconcile_deployment(deployment: Arc<Deployment>, ctx: Arc<Context>) ->
         stored,
         brake: None,
         policy: GitOpsPolicy::from_annotations(&annotations, replicas).map_err(|e| e.to_string()),
+        notify_names: notify_names(&annotations).map_err(|e| e.to_string()),
         events,
         view,
     };

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use canary_core::notify::Moment;
 use kube::runtime::controller::Action;
 
 use canary_core::foreign::{follow_size, followed};
@@ -46,7 +47,7 @@ pub(super) async fn follow_replicas(
     };
     let Some(follow) = follow_size(&asking, replicas) else {
         release
-            .warn_once(
+            .warn_once_moment(
                 "CanaryStuck",
                 format!(
                     "spec.replicas of deploy/{} changed from {} to {replicas} during the canary, and the canary \
@@ -55,6 +56,8 @@ pub(super) async fn follow_replicas(
                     release.name(),
                     record.replicas
                 ),
+                Moment::Stuck,
+                record,
             )
             .await;
         return Some(Ok(Action::requeue(Duration::from_secs(30))));
@@ -62,15 +65,17 @@ pub(super) async fn follow_replicas(
     let next = followed(&asking, replicas, follow, &now());
     Some(
         async {
-            release.save(next).await?;
+            release.save(next.clone()).await?;
             release
-                .normal(
+                .normal_moment(
                     "CanaryFollowedReplicas",
                     format!(
                         "kubectl-canary-controller: spec.replicas changed from {} to {replicas}; the canary \
                          ({asked}) follows at {follow} pod(s)",
                         record.replicas
                     ),
+                    Moment::ForeignChange,
+                    &next,
                 )
                 .await;
             Ok(Action::requeue(SOON))

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use canary_core::notify::Moment;
 use kube::runtime::controller::Action;
 
 use canary_core::gitops::situation::{HoldOnStable, hold_on_stable as next_step};
@@ -81,7 +82,7 @@ pub(super) async fn hold_on_stable(release: &Reconciling<'_>, record: &CanaryRec
                 release.finished_metric("failed");
                 release.phase_metric(Some(record.phase));
                 release
-                    .normal(
+                    .normal_moment(
                         "CanaryRolledBack",
                         format!(
                             "kubectl-canary-controller: only stable pods serve ({}); the Deployment stays paused on \
@@ -89,6 +90,8 @@ pub(super) async fn hold_on_stable(release: &Reconciling<'_>, record: &CanaryRec
                             record.stable.replica_set,
                             record.change_summary()
                         ),
+                        Moment::RolledBack,
+                        record,
                     )
                     .await;
             }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use canary_core::notify::Moment;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 
@@ -183,17 +184,25 @@ async fn drive(release: &Reconciling<'_>, record: &CanaryRecord, goal: Goal) -> 
         }
         Decision::Stuck(stuck) => {
             release
-                .warn_once("CanaryStuck", stuck.explain(&release.name()))
+                .warn_once_moment(
+                    "CanaryStuck",
+                    stuck.explain(&release.name()),
+                    Moment::Stuck,
+                    record,
+                )
                 .await;
             Ok(Action::requeue(Duration::from_secs(30)))
         }
         Decision::Reached => match goal {
             Goal::Hold { pods } => {
-                release.save(record.held(pods, &now())).await?;
+                let held = record.held(pods, &now());
+                release.save(held.clone()).await?;
                 release
-                    .normal(
+                    .normal_moment(
                         "CanaryHeld",
                         format!("kubectl-canary-controller: holding {pods} canary pod(s); analysis after the interval"),
+                        Moment::Held,
+                        &held,
                     )
                     .await;
                 Ok(Action::requeue(SOON))
@@ -203,12 +212,14 @@ async fn drive(release: &Reconciling<'_>, record: &CanaryRecord, goal: Goal) -> 
                 release.store.delete(stored).await?;
                 release.finished_metric("promoted");
                 release
-                    .normal(
+                    .normal_moment(
                         "CanaryPromoted",
                         format!(
                             "kubectl-canary-controller: the release ({}) promoted to every pod; the Deployment's own settings are back",
                             record.change_summary()
                         ),
+                        Moment::Promoted,
+                        record,
                     )
                     .await;
                 Ok(Action::await_change())
@@ -345,12 +356,25 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
                 ),
             );
             release.save(next.clone()).await?;
+            let note = format!(
+                "kubectl-canary-controller: analysis passed at {pods} pod(s) ({reason}); {}",
+                next.phase.describe()
+            );
             release
-                .normal(
-                    "CanaryAnalysisPassed",
-                    format!("kubectl-canary-controller: analysis passed at {pods} pod(s) ({reason}); {}", next.phase.describe()),
+                .tell(
+                    release
+                        .notice(Moment::AnalysisPassed, &record, &note)
+                        .with_reason(reason.clone()),
                 )
                 .await;
+            release.normal("CanaryAnalysisPassed", note).await;
+            if let Phase::Promoting { to, .. } = next.phase {
+                let growing =
+                    format!("kubectl-canary-controller: growing the canary to {to} pod(s)");
+                release
+                    .tell(release.notice(Moment::StepPromoted, &next, &growing))
+                    .await;
+            }
         }
         NextStep::RollBack => {
             next.phase = after.phase.expect("a failure rolls back");
@@ -359,16 +383,16 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
                 format!("{FAILED_NOTE} at {pods} pod(s): {reason}; holding on the stable pods until the next commit"),
             );
             release.save(next).await?;
-            release
-                .warn_once(
-                    "CanaryFailed",
-                    format!(
-                        "kubectl-canary-controller: analysis failed at {pods} pod(s): {reason}. The release failed: \
-                         the Deployment keeps Git's template, paused, with its canary scaled to 0 so only stable \
-                         pods serve; push a fix or revert the commit"
-                    ),
-                )
-                .await;
+            let note = format!(
+                "kubectl-canary-controller: analysis failed at {pods} pod(s): {reason}. The release failed: \
+                 the Deployment keeps Git's template, paused, with its canary scaled to 0 so only stable \
+                 pods serve; push a fix or revert the commit"
+            );
+            let notice = release
+                .notice(Moment::AnalysisFailed, &record, &note)
+                .with_reason(reason.clone());
+            release.warn_once("CanaryFailed", note).await;
+            release.tell(notice).await;
         }
         NextStep::Hold => {
             next.note(&now(), format!("analysis inconclusive at {pods} pod(s): {reason}; holding, analysing again after the interval"));
@@ -377,12 +401,17 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
                 next.history.drain(1..=excess);
             }
             release.save(next).await?;
+            let note = format!(
+                "kubectl-canary-controller: analysis inconclusive at {pods} pod(s): {reason}; holding"
+            );
             release
-                .normal(
-                    "CanaryAnalysisInconclusive",
-                    format!("kubectl-canary-controller: analysis inconclusive at {pods} pod(s): {reason}; holding"),
+                .tell(
+                    release
+                        .notice(Moment::AnalysisInconclusive, &record, &note)
+                        .with_reason(reason.clone()),
                 )
                 .await;
+            release.normal("CanaryAnalysisInconclusive", note).await;
         }
     }
     Ok(Action::requeue(SOON))

@@ -448,6 +448,7 @@ pub fn kubectl_canary_annotations(d: &Deployment) -> Vec<String> {
                     "approve-before",
                     "approval-timeout",
                     "on-approval-timeout",
+                    "notify",
                 ]
                 .iter()
                 .any(|p| k.ends_with(p))

@@ -14,6 +14,7 @@
 //!                                               # (`every`, or sizes of the steps)
 //!     kubectl-canary.io/approval-timeout: 2h    # then abort (the default) or
 //!     kubectl-canary.io/on-approval-timeout: wait  # keep waiting
+//!     kubectl-canary.io/notify: team-chat,audit # endpoints of the Secret kubectl-canary-notify
 //! ```
 
 use std::collections::BTreeMap;
@@ -48,6 +49,11 @@ pub const APPROVAL_TIMEOUT_ANNOTATION: &str = "kubectl-canary.io/approval-timeou
 pub const ON_APPROVAL_TIMEOUT_ANNOTATION: &str = "kubectl-canary.io/on-approval-timeout";
 /// The key of the analysis spec (the CLI's YAML format) in that ConfigMap.
 pub const ANALYSIS_KEY: &str = "analysis.yaml";
+/// Names of notification endpoints, comma-separated: only names; the endpoints (URLs and
+/// keys, secrets) are in the Secret `kubectl-canary-notify` of the Deployment's namespace.
+pub const NOTIFY_ANNOTATION: &str = "kubectl-canary.io/notify";
+/// Most endpoints one Deployment names.
+pub const MAX_NOTIFY_ENDPOINTS: usize = 10;
 
 /// The interval when none is given.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -254,6 +260,39 @@ impl GitOpsPolicy {
     }
 }
 
+/// The endpoint names of [`NOTIFY_ANNOTATION`] (none without it). Kept apart from the
+/// policy: a malformed value stops the notices, never the canary.
+pub fn notify_names(annotations: &BTreeMap<String, String>) -> Result<Vec<String>, PolicyError> {
+    let Some(value) = annotations.get(NOTIFY_ANNOTATION) else {
+        return Ok(vec![]);
+    };
+    let mut names: Vec<String> = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if !crate::notify::endpoints::is_name(name) {
+            return Err(PolicyError {
+                annotation: NOTIFY_ANNOTATION,
+                value: value.clone(),
+                reason: format!(
+                    "{name:?} is not an endpoint name (lowercase letters, digits and '-'); expected names of the \
+                     Secret {}'s endpoints, comma-separated, never a URL",
+                    crate::notify::endpoints::SECRET_NAME
+                ),
+            });
+        }
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    if names.len() > MAX_NOTIFY_ENDPOINTS {
+        return Err(PolicyError {
+            annotation: NOTIFY_ANNOTATION,
+            value: value.clone(),
+            reason: format!("at most {MAX_NOTIFY_ENDPOINTS} endpoints"),
+        });
+    }
+    Ok(names)
+}
+
 fn annotation_text(annotations: &BTreeMap<String, String>) -> String {
     annotations
         .get(STEPS_ANNOTATION)
@@ -303,6 +342,31 @@ mod tests {
         );
         assert_eq!(policy.size_asked_at(10, 4), None, "no step comes to 4 pods");
         assert_eq!(policy.size_asked_at(0, 1), None, "no sizes at 0 replicas");
+    }
+
+    #[test]
+    fn notify_names_are_only_names() {
+        type Case<'a> = (Option<&'a str>, Result<Vec<&'a str>, &'a str>);
+        let cases: [Case; 5] = [
+            (None, Ok(vec![])),
+            (Some("team-chat"), Ok(vec!["team-chat"])),
+            (Some(" a, b ,a,"), Ok(vec!["a", "b"])),
+            (Some("https://hooks.slack.com/x"), Err("never a URL")),
+            (Some("A"), Err("\"A\" is not an endpoint name")),
+        ];
+        for (value, expected) in cases {
+            let pairs: Vec<(&str, &str)> = value
+                .map(|v| vec![(NOTIFY_ANNOTATION, v)])
+                .unwrap_or_default();
+            let found = notify_names(&annotations(&pairs));
+            match expected {
+                Ok(names) => assert_eq!(found, Ok(names.iter().map(|s| s.to_string()).collect())),
+                Err(message) => {
+                    let error = found.expect_err("refused").to_string();
+                    assert!(error.contains(message), "{value:?}: {error}");
+                }
+            }
+        }
     }
 
     #[test]

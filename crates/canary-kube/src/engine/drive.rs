@@ -9,11 +9,11 @@ use canary_core::machine::{Decision, Goal, SpecChange, Waiting};
 use canary_core::seal::Seal;
 
 use crate::error::{CanaryError, Result};
-use crate::events::EventSink;
 use crate::observe::DeploymentView;
 use crate::ops;
 use crate::store::StoredRecord;
 use crate::write::Written;
+use canary_core::notify::Moment;
 
 use super::{DriveOptions, Engine, Progress, StartPlan, mutation_point, now};
 
@@ -32,15 +32,17 @@ impl Engine {
         (options.progress)(&Progress::Recorded {
             phase: stored.record.phase,
         });
-        let events = EventSink::new(&self.client, &view.deployment);
+        let events = self.events(&view.deployment);
         events
-            .normal(
+            .normal_moment(
                 "CanaryStarting",
                 format!(
                     "kubectl-canary: starting a canary of {} pod(s) changing {}",
                     plan.canary.pods,
                     plan.record.change_summary()
                 ),
+                Moment::Started,
+                &stored.record,
             )
             .await;
         self.hold(stored, plan.canary.pods, &events, options).await
@@ -51,7 +53,7 @@ impl Engine {
         &self,
         stored: StoredRecord,
         pods: i32,
-        events: &EventSink,
+        events: &crate::events::EventSink,
         options: DriveOptions<'_>,
     ) -> Result<StoredRecord> {
         let mut stored = stored;
@@ -74,9 +76,11 @@ impl Engine {
             phase: record.phase,
         });
         events
-            .normal(
+            .normal_moment(
                 "CanaryHeld",
                 format!("kubectl-canary: holding {pods} canary pod(s), Deployment paused"),
+                Moment::Held,
+                &record,
             )
             .await;
         Ok(stored)
@@ -104,7 +108,7 @@ impl Engine {
             view_is_current = false;
         }
         let phase = record.phase.towards(goal);
-        let events = EventSink::new(&self.client, &deployment);
+        let events = self.events(&deployment);
         // Any command that moves the canary ends a wait at an approval gate.
         let stored = if record.phase != phase || record.gate.is_some() {
             record.phase = phase;
@@ -120,25 +124,29 @@ impl Engine {
         match goal {
             Goal::Hold { pods } => {
                 events
-                    .normal(
+                    .normal_moment(
                         "CanaryPromoting",
                         format!("kubectl-canary: growing the canary to {pods} pod(s)"),
+                        Moment::StepPromoted,
+                        &stored.record,
                     )
                     .await;
                 self.hold(stored, pods, &events, options).await.map(Some)
             }
             Goal::PromoteFull | Goal::Abort => {
-                let (reason, done_reason, what) = if goal == Goal::Abort {
+                let (reason, done_reason, what, moment) = if goal == Goal::Abort {
                     (
                         "CanaryAborting",
                         "CanaryAborted",
                         "rolled back to the stable version",
+                        Moment::RolledBack,
                     )
                 } else {
                     (
                         "CanaryPromoting",
                         "CanaryPromoted",
                         "promoted the new version to every pod",
+                        Moment::Promoted,
                     )
                 };
                 let mut stored = stored;
@@ -176,9 +184,11 @@ impl Engine {
                 self.remove_seal().await?;
                 (options.progress)(&Progress::Released);
                 events
-                    .normal(
+                    .normal_moment(
                         done_reason,
                         format!("kubectl-canary: {what}; the Deployment's own settings are back"),
+                        moment,
+                        &stored.record,
                     )
                     .await;
                 Ok(None)
@@ -387,10 +397,22 @@ impl Engine {
                     .await?;
                 Ok(Turned::Updated(version))
             }
-            Decision::Stuck(stuck) => Err(CanaryError::Stuck {
-                deployment: self.name.clone(),
-                stuck,
-            }),
+            Decision::Stuck(stuck) => {
+                // No Event: the error says it to whoever runs the command; the notice tells
+                // the others.
+                let notice = crate::events::EventSink::for_deployment(
+                    &self.client,
+                    self.namespace(),
+                    &self.name,
+                )
+                .notifying(&self.notifier)
+                .notice(Moment::Stuck, &record, &stuck.explain(&self.name));
+                self.notifier.notify(notice);
+                Err(CanaryError::Stuck {
+                    deployment: self.name.clone(),
+                    stuck,
+                })
+            }
             Decision::Wait(waiting) => Ok(Turned::Waiting(waiting)),
             Decision::Reached => Ok(Turned::Reached),
         }

@@ -14,7 +14,6 @@ use std::sync::atomic::Ordering;
 
 use super::{Engine, Progress, mutation_point};
 use crate::error::{CanaryError, Result, is_status};
-use crate::events::EventSink;
 use crate::live::LiveView;
 use crate::observe::DeploymentView;
 use crate::store::StoredRecord;
@@ -181,7 +180,7 @@ impl Engine {
         let Goal::Hold { pods } = stored.record.phase.goal() else {
             return Ok(stored);
         };
-        let events = EventSink::new(&self.client, &self.deployment().await?);
+        let events = self.events(&self.deployment().await?);
         self.hold(stored, pods, &events, options).await
     }
 
@@ -311,14 +310,16 @@ impl Engine {
         view: &DeploymentView,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<()> {
-        EventSink::new(&self.client, &view.deployment)
-            .warning(
+        self.events(&view.deployment)
+            .warning_moment(
                 "CanaryClosed",
                 format!(
                     "kubectl-canary: {}; {}",
                     change.what_happened(&self.name),
                     change.closing_note()
                 ),
+                canary_core::notify::Moment::ForeignChange,
+                &stored.record,
             )
             .await;
         if let Some(current) = self.store.get().await.ok().flatten()

@@ -7,8 +7,8 @@ use canary_core::foreign::ForeignChange;
 use canary_core::gate::{ApprovalTimeout, AwaitedGate, GateState, GatedStep};
 
 use crate::error::Result;
-use crate::events::EventSink;
 use crate::store::{StoredRecord, now};
+use canary_core::notify::Moment;
 
 use super::{Engine, Progress, mutation_point};
 
@@ -22,6 +22,19 @@ pub enum GateOutcome {
     /// Someone else changed the canary meanwhile (a change of replicas, another run): the
     /// caller handles it as during an analysis.
     Foreign(ForeignChange),
+}
+
+/// What a gate awaits and from whom, with the commands, as the Event and the notice say it.
+fn awaiting_words(gate: &AwaitedGate, name: &str, timeout: Option<ApprovalTimeout>) -> String {
+    format!(
+        "{} waits for an approval by someone allowed to update deploy/{name}: `{}` (or `{}`){}",
+        gate.before,
+        gate.approve_command(name),
+        gate.annotate_command(name),
+        timeout
+            .map(|t| format!("; timeout {t}"))
+            .unwrap_or_default()
+    )
 }
 
 impl Engine {
@@ -56,20 +69,14 @@ impl Engine {
         progress(&Progress::Recorded {
             phase: record.phase,
         });
-        let events = EventSink::new(&self.client, &deployment);
+        let events = self.events(&deployment);
+        let awaiting = awaiting_words(&gate, &self.name, timeout);
         events
-            .normal(
+            .normal_moment(
                 "CanaryAwaitingApproval",
-                format!(
-                    "kubectl-canary: the analysis passed; {before} waits for an approval by someone allowed to \
-                     update deploy/{name}: `{}` (or `{}`){}",
-                    gate.approve_command(&self.name),
-                    gate.annotate_command(&self.name),
-                    timeout
-                        .map(|t| format!("; timeout {t}"))
-                        .unwrap_or_default(),
-                    name = self.name,
-                ),
+                format!("kubectl-canary: the analysis passed; {awaiting}"),
+                Moment::AwaitingApproval { awaiting },
+                &stored.record,
             )
             .await;
         let mut live = self.live().await?;
@@ -108,7 +115,7 @@ impl Engine {
                     if !overdue_said {
                         overdue_said = true;
                         events
-                            .warning(
+                            .warning_moment(
                                 "CanaryApprovalOverdue",
                                 format!(
                                     "kubectl-canary: {before} is still waiting for an approval (timeout {}); \
@@ -117,6 +124,13 @@ impl Engine {
                                     gate.approve_command(&self.name),
                                     self.name
                                 ),
+                                Moment::AwaitingApproval {
+                                    awaiting: format!(
+                                        "still: {}",
+                                        awaiting_words(&gate, &self.name, timeout)
+                                    ),
+                                },
+                                &stored.record,
                             )
                             .await;
                         progress(&Progress::Warning {

@@ -4,6 +4,7 @@ use canary_core::rollout_math::CanarySize;
 use canary_kube::ops::promote::PromoteAsk;
 
 use crate::cli::{AbortArgs, PromoteArgs};
+use crate::config::notify::{NotifyConfig, NotifyFlagError};
 
 /// What `promote` runs with.
 #[derive(Debug, Clone)]
@@ -18,11 +19,14 @@ pub struct PromoteConfig {
     pub dry_run: bool,
     /// Wait for the rollout to finish (no `--no-wait`).
     pub wait: bool,
+    /// `--notify`, `--report-url`.
+    pub notify: NotifyConfig,
 }
 
-impl From<&PromoteArgs> for PromoteConfig {
-    fn from(args: &PromoteArgs) -> Self {
-        Self {
+impl PromoteConfig {
+    /// Resolves `promote`'s flags.
+    pub fn resolve(args: &PromoteArgs) -> Result<Self, NotifyFlagError> {
+        Ok(Self {
             deployment: args.target.name.clone(),
             canary: args.canary,
             ask: match (args.canary, args.full) {
@@ -32,7 +36,8 @@ impl From<&PromoteArgs> for PromoteConfig {
             },
             dry_run: args.dry_run,
             wait: !args.no_wait,
-        }
+            notify: NotifyConfig::resolve(&args.notify)?,
+        })
     }
 }
 
@@ -48,15 +53,19 @@ pub struct AbortConfig {
     /// `--recover`: roll back from the Deployment's seal and stable ReplicaSet alone,
     /// ignoring the record.
     pub recover: bool,
+    /// `--notify`, `--report-url`.
+    pub notify: NotifyConfig,
 }
 
-impl From<&AbortArgs> for AbortConfig {
-    fn from(args: &AbortArgs) -> Self {
-        Self {
+impl AbortConfig {
+    /// Resolves `abort`'s flags.
+    pub fn resolve(args: &AbortArgs) -> Result<Self, NotifyFlagError> {
+        Ok(Self {
             deployment: args.target.name.clone(),
             dry_run: args.dry_run,
             wait: !args.no_wait,
             recover: args.recover,
-        }
+            notify: NotifyConfig::resolve(&args.notify)?,
+        })
     }
 }

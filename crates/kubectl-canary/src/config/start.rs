@@ -141,6 +141,8 @@ pub struct EachCanary {
     pub approve_before: Vec<String>,
     /// `--approval-timeout` with `--on-approval-timeout`.
     pub approval_timeout: Option<ApprovalTimeout>,
+    /// `--notify`, `--report-url`.
+    pub notify: crate::config::notify::NotifyConfig,
 }
 
 impl EachCanary {
@@ -167,6 +169,7 @@ impl EachCanary {
                 .as_deref()
                 .map(|after| ApprovalTimeout::parse(after, run.on_approval_timeout.as_deref()))
                 .transpose()?,
+            notify: crate::config::notify::NotifyConfig::resolve(&run.notify)?,
         })
     }
 

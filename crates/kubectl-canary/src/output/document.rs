@@ -273,6 +273,7 @@ mod tests {
             canary_size: None,
             approval: None,
             template_changes: vec![],
+            notification_failures: vec![],
             judging: Default::default(),
         }
     }
@@ -361,6 +362,18 @@ mod tests {
         assert!(coloured.contains("\u{1b}[38;5;10m stable "), "{coloured:?}");
     }
 
+    #[test]
+    fn status_says_which_notifications_failed() {
+        let text = crate::output::status_text_in(&unhealthy_status(), false, false);
+        assert!(
+            text.contains(
+                "notification failed (2025-11-30T22:02:10Z): the held notice to endpoint team-chat (slack) was not sent"
+            ),
+            "{text}"
+        );
+        assert!(!crate::output::status_text_in(&status(), false, false).contains("notification"));
+    }
+
     fn unhealthy_status() -> StatusReport {
         use canary_core::problems::{
             ContainerEvidence, NextInput, PodEvidence, Side, Situation, Termination, VerdictState,
@@ -418,6 +431,13 @@ mod tests {
         });
         report.next_steps = next.steps;
         report.promote_withheld = next.promote_withheld;
+        report.notification_failures = vec![canary_kube::status::NotificationFailure {
+            at: "2025-11-30T22:02:10Z".into(),
+            message: "the held notice to endpoint team-chat (slack) was not sent: the endpoint answered 500 \
+                      Internal Server Error (after 3 attempts)"
+                .into(),
+            count: 1,
+        }];
         report
     }
 

@@ -224,6 +224,22 @@ pub fn status_text_in(report: &StatusReport, wide: bool, colour: bool) -> String
             out.push_str(&format!("  {step}\n"));
         }
     }
+    for failure in &report.notification_failures {
+        let times = if failure.count > 1 {
+            format!(", {} times", failure.count)
+        } else {
+            String::new()
+        };
+        out.push_str(&colour::paint(
+            &format!(
+                "notification failed ({}{times}): {}",
+                failure.at, failure.message
+            ),
+            colour::Paint::Problem,
+            colour,
+        ));
+        out.push('\n');
+    }
     if let Some(withheld) = &report.promote_withheld {
         out.push_str(&colour::paint(
             &format!("not advised: {withheld}"),

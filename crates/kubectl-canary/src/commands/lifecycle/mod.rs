@@ -30,8 +30,25 @@ use crate::output::{
 
 /// Runs `promote`.
 pub async fn promote(config: &Config, promote: &PromoteConfig) -> Result<i32, CanaryError> {
+    let notifier = crate::notices::notifier(
+        config,
+        &promote.notify,
+        &promote.deployment,
+        canary_core::notify::Sender::Cli,
+    )
+    .await?;
+    let result = promote_with(config, promote, notifier.clone()).await;
+    crate::notices::flush(&notifier).await;
+    result
+}
+
+async fn promote_with(
+    config: &Config,
+    promote: &PromoteConfig,
+    notifier: canary_kube::notify::Notifier,
+) -> Result<i32, CanaryError> {
     let name = &promote.deployment;
-    let engine = Engine::new(&config.client, &config.namespace, name);
+    let engine = Engine::new(&config.client, &config.namespace, name).with_notifier(notifier);
     let (state, view) = engine.canary_state().await?;
     let mut stored = match promote_case(&engine, state, promote.ask, promote.dry_run)? {
         PromoteCase::FinishCleanup => return finish_cleanup(config, &engine, name).await,
@@ -135,8 +152,25 @@ async fn approve(
 /// record (or, with `--recover`, ignoring it) from the seal and the stable ReplicaSet;
 /// discards a record no update of the Deployment confirms; finishes a cleanup left undone.
 pub async fn abort(config: &Config, abort: &AbortConfig) -> Result<i32, CanaryError> {
+    let notifier = crate::notices::notifier(
+        config,
+        &abort.notify,
+        &abort.deployment,
+        canary_core::notify::Sender::Cli,
+    )
+    .await?;
+    let result = abort_with(config, abort, notifier.clone()).await;
+    crate::notices::flush(&notifier).await;
+    result
+}
+
+async fn abort_with(
+    config: &Config,
+    abort: &AbortConfig,
+    notifier: canary_kube::notify::Notifier,
+) -> Result<i32, CanaryError> {
     let name = &abort.deployment;
-    let engine = Engine::new(&config.client, &config.namespace, name);
+    let engine = Engine::new(&config.client, &config.namespace, name).with_notifier(notifier);
     let (state, view) = engine.canary_state().await?;
     let stored = match abort_case(&engine, state, &view, abort.recover, abort.dry_run)? {
         AbortCase::RollBack(stored) => stored,

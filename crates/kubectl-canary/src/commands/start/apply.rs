@@ -94,7 +94,10 @@ pub async fn run(config: &Config, apply: &ApplyConfig) -> Result<i32, CanaryErro
         let start = apply.start_for(document);
         // Planned again: an earlier canary may have run for minutes.
         let planned = super::plan(config, &start).await?;
-        let code = super::execute(config, &start, planned).await?;
+        let notifier = planned.engine.notifier().clone();
+        let code = super::execute(config, &start, planned).await;
+        crate::notices::flush(&notifier).await;
+        let code = code?;
         if code != exit_code::OK {
             let left: Vec<String> = canaries[index + 1..]
                 .iter()

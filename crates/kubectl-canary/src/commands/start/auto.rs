@@ -9,7 +9,6 @@ use canary_core::step_policy::NextStep;
 use canary_kube::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use canary_kube::engine::{DriveOptions, Engine, GateOutcome};
 use canary_kube::error::CanaryError;
-use canary_kube::events::EventSink;
 use canary_kube::ops;
 use canary_kube::store::StoredRecord;
 
@@ -34,7 +33,7 @@ pub async fn run(
     let human = matches!(config.output, OutputFormat::Table | OutputFormat::Wide);
     let name = held.record.deployment.clone();
     let view = engine.view().await?;
-    let events = EventSink::new(engine.client(), &view.deployment);
+    let events = engine.events(&view.deployment);
     let mut outcome = AutoOutcome {
         outcome: AutoResult::Inconclusive,
         steps: vec![],
@@ -110,7 +109,7 @@ pub async fn run(
         if human {
             print!("{}", verdict_text(&verdict));
         }
-        events.verdict(&verdict).await;
+        events.verdict_moment(&verdict, &stored.record).await;
         if let Some(warning) = canary_kube::history::note_round(
             engine.client(),
             &view,

@@ -25,7 +25,10 @@ use crate::output::{
 /// Runs `start`; returns the exit code.
 pub async fn run(config: &Config, start: &StartConfig) -> Result<i32, CanaryError> {
     let planned = plan(config, start).await?;
-    execute(config, start, planned).await
+    let notifier = planned.engine.notifier().clone();
+    let result = execute(config, start, planned).await;
+    crate::notices::flush(&notifier).await;
+    result
 }
 
 /// A start checked and worked out, nothing changed yet.
@@ -46,7 +49,15 @@ pub(crate) async fn plan(
     config: &Config,
     start: &StartConfig,
 ) -> Result<PlannedStart, CanaryError> {
-    let engine = Engine::new(&config.client, &config.namespace, &start.deployment);
+    let sender = if start.run.auto_analysis.is_some() {
+        canary_core::notify::Sender::CliAuto
+    } else {
+        canary_core::notify::Sender::Cli
+    };
+    let notifier =
+        crate::notices::notifier(config, &start.run.notify, &start.deployment, sender).await?;
+    let engine =
+        Engine::new(&config.client, &config.namespace, &start.deployment).with_notifier(notifier);
     let mut request = start.request_in(&config.namespace)?;
     if start.traffic.blue_green {
         // A full second set: a surge canary as large as the Deployment.

@@ -65,6 +65,7 @@ fn held_canary() -> LiveModel {
             canary_size: None,
             approval: None,
             template_changes: vec![],
+            notification_failures: vec![],
             judging: Default::default(),
         },
         stable_pods: vec![
