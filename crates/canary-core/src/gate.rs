@@ -9,12 +9,14 @@
 //!
 //! ```
 //! use canary_core::gate::{ApprovalGates, GatedStep};
-//! use canary_core::step_policy::NextStep;
 //!
 //! let gates = ApprovalGates::parse(&["full"], &[1, 3]).unwrap();
-//! assert_eq!(gates.before(NextStep::PromoteFull), Some(GatedStep::Full));
-//! assert_eq!(gates.before(NextStep::Grow { from: 1, to: 3 }), None);
+//! assert!(gates.holds(GatedStep::Full));
+//! assert!(!gates.holds(GatedStep::Pods(3)));
 //! ```
+//!
+//! Which step follows an analysis, and so which gate applies, is the step policy's
+//! ([`crate::step_policy::gate_before`]).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -26,7 +28,6 @@ use thiserror::Error;
 
 use crate::duration::{format_duration, parse_duration};
 use crate::rollout_math::CanarySize;
-use crate::step_policy::NextStep;
 
 /// The workload annotation that approves an awaited gate; its value is the gate's token.
 pub const APPROVE_ANNOTATION: &str = "kubectl-canary.io/approve";
@@ -167,19 +168,13 @@ impl ApprovalGates {
         !self.every && !self.full && self.pods.is_empty()
     }
 
-    /// The gate before `next`, if that step waits for an approval.
-    pub fn before(&self, next: NextStep) -> Option<GatedStep> {
-        let step = match next {
-            NextStep::Grow { to, .. } => GatedStep::Pods(to),
-            NextStep::PromoteFull => GatedStep::Full,
-            NextStep::RollBack | NextStep::Hold => return None,
-        };
-        let gated = self.every
+    /// Whether `step` waits for an approval.
+    pub fn holds(&self, step: GatedStep) -> bool {
+        self.every
             || match step {
                 GatedStep::Full => self.full,
                 GatedStep::Pods(pods) => self.pods.contains(&pods),
-            };
-        gated.then_some(step)
+            }
     }
 
     /// The gates as written back (`full`, `every`, pod counts), for status and history.
@@ -394,28 +389,22 @@ mod tests {
             CanarySize::Pods(p) => Some(p),
         })
         .expect("50% of 10 is the step of 5");
-        assert_eq!(
-            gates.before(NextStep::Grow { from: 1, to: 5 }),
-            Some(GatedStep::Pods(5))
-        );
+        assert!(gates.holds(GatedStep::Pods(5)));
     }
 
     #[test]
     fn only_the_gated_steps_wait() {
         let gates = ApprovalGates::parse(&["3"], &[1, 3, 5]).expect("gates");
         let cases = [
-            (NextStep::Grow { from: 1, to: 3 }, Some(GatedStep::Pods(3))),
-            (NextStep::Grow { from: 3, to: 5 }, None),
-            (NextStep::PromoteFull, None),
-            (NextStep::RollBack, None),
-            (NextStep::Hold, None),
+            (GatedStep::Pods(3), true),
+            (GatedStep::Pods(5), false),
+            (GatedStep::Full, false),
         ];
-        for (next, want) in cases {
-            assert_eq!(gates.before(next), want, "{next:?}");
+        for (step, holds) in cases {
+            assert_eq!(gates.holds(step), holds, "{step:?}");
         }
         let every = ApprovalGates::parse(&["every"], &[1, 3]).expect("gates");
-        assert_eq!(every.before(NextStep::PromoteFull), Some(GatedStep::Full));
-        assert_eq!(every.before(NextStep::RollBack), None);
+        assert!(every.holds(GatedStep::Full) && every.holds(GatedStep::Pods(3)));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `start --auto` and the GitOps controller, so the two never disagree on what a pass, a
 //! failure or an inconclusive analysis leads to.
 
+use crate::gate::{ApprovalGates, GatedStep};
 use crate::record::Phase;
 use crate::verdict::Decision;
 
@@ -41,6 +42,17 @@ pub fn after_verdict(decision: Decision, sizes: &[i32], held: i32) -> NextStep {
         Decision::Fail => NextStep::RollBack,
         Decision::Wait | Decision::Inconclusive => NextStep::Hold,
     }
+}
+
+/// The approval gate before `next`, if `gates` hold that step back: growing to a size of
+/// the steps, or promoting to 100%. Rolling back and staying held never wait.
+pub fn gate_before(gates: &ApprovalGates, next: NextStep) -> Option<GatedStep> {
+    let step = match next {
+        NextStep::Grow { to, .. } => GatedStep::Pods(to),
+        NextStep::PromoteFull => GatedStep::Full,
+        NextStep::RollBack | NextStep::Hold => return None,
+    };
+    gates.holds(step).then_some(step)
 }
 
 impl NextStep {
@@ -94,6 +106,28 @@ mod tests {
             assert_eq!(got, *next, "{decision} at {held}");
             assert_eq!(got.phase(), *phase, "{decision} at {held}");
         }
+    }
+
+    /// Only a step that moves on waits at a gate: growing to a gated size, or 100%.
+    #[test]
+    fn a_gate_holds_back_only_the_step_that_moves_on() {
+        let gates = ApprovalGates::parse(&["3"], &[1, 3, 5]).expect("gates");
+        let cases = [
+            (NextStep::Grow { from: 1, to: 3 }, Some(GatedStep::Pods(3))),
+            (NextStep::Grow { from: 3, to: 5 }, None),
+            (NextStep::PromoteFull, None),
+            (NextStep::RollBack, None),
+            (NextStep::Hold, None),
+        ];
+        for (next, want) in cases {
+            assert_eq!(gate_before(&gates, next), want, "{next:?}");
+        }
+        let every = ApprovalGates::parse(&["every"], &[1, 3]).expect("gates");
+        assert_eq!(
+            gate_before(&every, NextStep::PromoteFull),
+            Some(GatedStep::Full)
+        );
+        assert_eq!(gate_before(&every, NextStep::RollBack), None);
     }
 
     /// A held size between two steps (a followed change of replicas) grows to the next

@@ -5,8 +5,9 @@ use canary_core::notify::{Moment, Notice};
 use canary_core::record::CanaryRecord;
 use canary_core::verdict::{Verdict, verdict_event};
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::Resource;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
+
+use crate::event_publisher::EventPublisher;
 
 /// Publishes Events about one Deployment. Failures are logged, never fatal: an Event is a
 /// courtesy, the record is the source of truth. With a [`Notifier`](crate::notify::Notifier)
@@ -14,42 +15,24 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 /// maps a moment to both.
 #[derive(Clone)]
 pub struct EventSink {
-    recorder: Recorder,
-    reference: k8s_openapi::api::core::v1::ObjectReference,
+    publisher: EventPublisher,
     notifier: crate::notify::Notifier,
 }
 
 impl EventSink {
     /// A sink for events about `deployment`.
     pub fn new(client: &kube::Client, deployment: &Deployment) -> Self {
-        Self::with_reference(client, deployment.object_ref(&()))
+        Self::publishing(EventPublisher::new(client, deployment))
     }
 
     /// A sink for events about `deploy/<name>` in `namespace`, without reading it.
     pub fn for_deployment(client: &kube::Client, namespace: &str, name: &str) -> Self {
-        Self::with_reference(
-            client,
-            k8s_openapi::api::core::v1::ObjectReference {
-                api_version: Some("apps/v1".into()),
-                kind: Some("Deployment".into()),
-                namespace: Some(namespace.into()),
-                name: Some(name.into()),
-                ..Default::default()
-            },
-        )
+        Self::publishing(EventPublisher::for_deployment(client, namespace, name))
     }
 
-    fn with_reference(
-        client: &kube::Client,
-        reference: k8s_openapi::api::core::v1::ObjectReference,
-    ) -> Self {
-        let reporter = Reporter {
-            controller: "kubectl-canary".into(),
-            instance: std::env::var("HOSTNAME").ok(),
-        };
+    fn publishing(publisher: EventPublisher) -> Self {
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
-            reference,
+            publisher,
             notifier: crate::notify::Notifier::none(),
         }
     }
@@ -110,7 +93,7 @@ impl EventSink {
     pub fn notice(&self, moment: Moment, record: &CanaryRecord, detail: &str) -> Notice {
         Notice::about(
             moment,
-            self.reference.namespace.as_deref().unwrap_or_default(),
+            self.publisher.namespace(),
             record,
             self.notifier.sender(),
             &crate::store::now(),
@@ -144,25 +127,8 @@ impl EventSink {
         self.publish(type_, event.reason, event.note).await;
     }
 
-    async fn publish(&self, type_: EventType, reason: &str, mut note: String) {
-        // The API caps notes at 1 kB.
-        if note.len() > 1000 {
-            let mut cut = 1000;
-            while !note.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            note.truncate(cut);
-        }
-        let event = Event {
-            type_,
-            reason: reason.to_string(),
-            note: Some(note),
-            action: reason.to_string(),
-            secondary: None,
-        };
-        if let Err(error) = self.recorder.publish(&event, &self.reference).await {
-            tracing::warn!(%error, reason, "could not publish a Kubernetes Event");
-        }
+    async fn publish(&self, type_: EventType, reason: &str, note: String) {
+        self.publisher.publish(type_, reason, note).await;
     }
 }
 

@@ -7,6 +7,7 @@ pub mod capacity;
 pub mod client;
 pub mod engine;
 pub mod error;
+pub mod event_publisher;
 pub mod events;
 pub mod evidence;
 pub mod gate;

@@ -92,7 +92,7 @@ pub(super) async fn at_gate(
         GatedStep::Pods(to) => (NextStep::Grow { from: pods, to }, Goal::Hold { pods: to }),
     };
     // The owners may drop the gate in Git while it waits: then nothing holds the step.
-    let gated = policy.gates.before(step) == Some(before);
+    let gated = canary_core::step_policy::gate_before(&policy.gates, step) == Some(before);
     let state = if gated {
         canary_kube::gate::state(&gate, release.deployment())
     } else {

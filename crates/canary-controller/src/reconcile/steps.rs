@@ -342,7 +342,7 @@ async fn analyse_when_due(release: &Reconciling<'_>, record: CanaryRecord, pods:
     let mut next = record.clone();
     // `start --auto` takes the same step (and drives to its goal at once).
     let after = ops::step::after_analysis(&record, decision, &sizes, pods);
-    if let Some(before) = policy.gates.before(after.step) {
+    if let Some(before) = canary_core::step_policy::gate_before(&policy.gates, after.step) {
         return super::gate::wait_at_gate(release, next, before, policy, pods, &reason).await;
     }
     match after.step {

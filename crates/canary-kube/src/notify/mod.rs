@@ -18,7 +18,7 @@ use canary_core::notify::{
     render, signature_header,
 };
 
-use crate::events::EventSink;
+use crate::event_publisher::EventPublisher;
 
 pub use secret::{NotifyConfigError, look_up, look_up_present, read_endpoints};
 
@@ -57,7 +57,7 @@ struct Inner {
     sender: Sender,
     report_base_url: Option<String>,
     queues: Vec<Queue>,
-    failures: EventSink,
+    failures: EventPublisher,
 }
 
 struct Queue {
@@ -110,7 +110,7 @@ impl Notifier {
         if config.endpoints.is_empty() {
             return Self::none();
         }
-        let failures = EventSink::for_deployment(client, namespace, deployment);
+        let failures = EventPublisher::for_deployment(client, namespace, deployment);
         let http = reqwest::Client::builder()
             .timeout(policy.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -235,7 +235,7 @@ struct Worker {
     endpoint: Endpoint,
     http: reqwest::Client,
     policy: SendPolicy,
-    failures: EventSink,
+    failures: EventPublisher,
     pending: watch::Sender<usize>,
 }
 

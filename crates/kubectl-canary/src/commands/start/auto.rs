@@ -125,7 +125,7 @@ pub async fn run(
         outcome.verdicts.push(verdict);
         // The controller takes the same step after its analyses.
         let next = ops::step::after_analysis(&stored.record, decision, sizes, pods).step;
-        if let Some(before) = gates.before(next) {
+        if let Some(before) = canary_core::step_policy::gate_before(gates, next) {
             notice(&format!(
                 "the analysis passed; {before} waits for an approval: `kubectl canary promote deploy/{name}` \
                  by someone allowed to update deploy/{name}{}",
