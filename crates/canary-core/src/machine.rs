@@ -319,6 +319,7 @@ fn braked_in_place(settings: &RolloutSettings) -> RolloutSettings {
 ///     requested_size: None,
 ///     brake_while_held: false,
 ///     traffic: None,
+///     gate: None,
 /// };
 /// // The Deployment as it is before start: the original template and settings, settled.
 /// let observed = Observation {
