@@ -946,20 +946,15 @@ async fn a_gated_step_waits_for_its_approval_by_the_cli() {
         return;
     };
     let ns = s.ns.clone();
-    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
-        kube::Api::namespaced(s.client.clone(), &ns);
-    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "kubectl-canary-notify"},
-        "stringData": {"endpoints.yaml": format!(
+    canary_testkit::receiver::create_notify_secret(
+        &s.client,
+        &ns,
+        &format!(
             "endpoints:\n  - name: audit\n    kind: webhook\n    url: {}\n    signingKey: a-gate-test-key-0123456789\n",
             receiver.url("/hook")
-        )},
-    }))
-    .expect("a Secret");
-    secrets
-        .create(&Default::default(), &secret)
-        .await
-        .expect("the Secret is created");
+        ),
+    )
+    .await;
     let controller = s.controller("a", &[]);
     s.commit(V2);
     let record = s.phase_is("holding", |r| r.get("gate").is_some()).await;
@@ -977,18 +972,9 @@ async fn a_gated_step_waits_for_its_approval_by_the_cli() {
     let status: Value = serde_json::from_slice(&status.stdout).expect("status as JSON");
     assert_eq!(status["approval"]["state"], "waiting", "{status}");
     // The notice says what is awaited, from whom, and how to give it.
-    let notices = receiver
-        .wait_until(
-            "the awaiting-approval notice",
-            Duration::from_secs(30),
-            |r| r.iter().any(|r| r.json()["moment"] == "awaitingApproval"),
-        )
+    let notice = receiver
+        .notice_of("awaitingApproval", Duration::from_secs(30))
         .await;
-    let notice = notices
-        .iter()
-        .map(|r| r.json())
-        .find(|n| n["moment"] == "awaitingApproval")
-        .expect("the notice");
     let next = notice["nextStep"].as_str().unwrap_or_default();
     assert!(
         next.contains(

@@ -9,8 +9,7 @@ mod common;
 use std::time::Duration;
 
 use canary_core::gitops::policy::NOTIFY_ANNOTATION;
-use canary_testkit::receiver::{Answer, Receiver, Shape, titles};
-use k8s_openapi::api::core::v1::Secret;
+use canary_testkit::receiver::{Answer, Receiver, Shape, create_notify_secret, titles};
 use serde_json::Value;
 
 use common::*;
@@ -28,22 +27,13 @@ async fn a_controller_canary_tells_every_moment_and_warns_once_about_a_missing_e
     let Some(s) = Scenario::settled("gitops-notify", 6, annotations, Some(POD_HEALTH)).await else {
         return;
     };
-    let secrets: kube::Api<Secret> = kube::Api::namespaced(s.client.clone(), &s.ns);
     let endpoints = format!(
         "endpoints:\n  - name: team-chat\n    kind: slack\n    url: {}\n  - name: team-teams\n    kind: teams\n    url: {}\n  - name: audit\n    kind: webhook\n    url: {}\n    signingKey: {KEY}\n",
         receiver.url("/slack"),
         receiver.url("/teams"),
         receiver.url("/hook")
     );
-    let secret: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "kubectl-canary-notify"},
-        "stringData": {"endpoints.yaml": endpoints},
-    }))
-    .expect("a Secret");
-    secrets
-        .create(&Default::default(), &secret)
-        .await
-        .expect("the Secret is created");
+    create_notify_secret(&s.client, &s.ns, &endpoints).await;
     let controller = s.controller("a", &[]);
     s.commit(V2);
     s.settled_on(V2, 6).await;

@@ -52,9 +52,8 @@ impl EventSink {
         moment: Moment,
         record: &CanaryRecord,
     ) {
-        let note = note.into();
-        self.notifier.notify(self.notice(moment, record, &note));
-        self.normal(reason, note).await;
+        self.moment(EventType::Normal, reason, note.into(), moment, record)
+            .await;
     }
 
     /// Publishes a Warning event for a moment, and sends its notice, as
@@ -66,9 +65,20 @@ impl EventSink {
         moment: Moment,
         record: &CanaryRecord,
     ) {
-        let note = note.into();
+        self.moment(EventType::Warning, reason, note.into(), moment, record)
+            .await;
+    }
+
+    async fn moment(
+        &self,
+        type_: EventType,
+        reason: &str,
+        note: String,
+        moment: Moment,
+        record: &CanaryRecord,
+    ) {
         self.notifier.notify(self.notice(moment, record, &note));
-        self.warning(reason, note).await;
+        self.publish(type_, reason, note).await;
     }
 
     /// Records an analysis verdict about the canary `record` describes ([`EventSink::verdict`])

@@ -132,6 +132,39 @@ impl Receiver {
     }
 }
 
+impl Receiver {
+    /// The first webhook document (JSON) whose `moment` is `moment`, waited for at most
+    /// `timeout`.
+    pub async fn notice_of(&self, moment: &str, timeout: Duration) -> serde_json::Value {
+        let received = self
+            .wait_until(&format!("the {moment} notice"), timeout, |r| {
+                r.iter().any(|r| r.json()["moment"] == moment)
+            })
+            .await;
+        received
+            .iter()
+            .map(Received::json)
+            .find(|n| n["moment"] == moment)
+            .expect("the notice waited for")
+    }
+}
+
+/// Creates the Secret `kubectl-canary-notify` with `endpoints_yaml` (its `endpoints.yaml`)
+/// in `namespace`: the endpoints the CLI's and the controller's notifications name.
+pub async fn create_notify_secret(client: &kube::Client, namespace: &str, endpoints_yaml: &str) {
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "kubectl-canary-notify"},
+        "stringData": {"endpoints.yaml": endpoints_yaml},
+    }))
+    .expect("a Secret");
+    secrets
+        .create(&Default::default(), &secret)
+        .await
+        .expect("the Secret is created");
+}
+
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.task.abort();

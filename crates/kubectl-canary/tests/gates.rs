@@ -69,18 +69,9 @@ async fn a_gated_step_waits_until_promote_approves_it() {
         assert_eq!(gate["before"], "full", "{gate}");
         let token = gate["token"].as_str().expect("a token").to_string();
         // The notice says what is awaited, from whom, and how to give it.
-        let notices = receiver
-            .wait_until(
-                "the awaiting-approval notice",
-                Duration::from_secs(20),
-                |r| r.iter().any(|r| r.json()["moment"] == "awaitingApproval"),
-            )
+        let notice = receiver
+            .notice_of("awaitingApproval", Duration::from_secs(20))
             .await;
-        let notice = notices
-            .iter()
-            .map(|r| r.json())
-            .find(|n| n["moment"] == "awaitingApproval")
-            .expect("the notice");
         let next = notice["nextStep"].as_str().unwrap_or_default();
         assert!(
             next.contains(

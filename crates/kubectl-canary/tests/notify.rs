@@ -8,11 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use canary_testkit::receiver::{Answer, Receiver, Shape, titles};
+use canary_testkit::receiver::{Answer, Receiver, Shape, create_notify_secret, titles};
 use canary_testkit::scenario::web_namespace_with_spec;
 use canary_testkit::{TestEnv, spec_of};
 use common::*;
-use k8s_openapi::api::core::v1::Secret;
 use serde_json::Value;
 
 /// The webhook's signing key, given to the CLI in its environment.
@@ -23,16 +22,7 @@ const USAGE: i32 = 2;
 
 /// Creates the Secret `kubectl-canary-notify` with `endpoints_yaml` in `namespace`.
 async fn notify_secret(env: &TestEnv, namespace: &str, endpoints_yaml: &str) {
-    let secrets: kube::Api<Secret> = kube::Api::namespaced(env.client().await, namespace);
-    let secret: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "kubectl-canary-notify"},
-        "stringData": {"endpoints.yaml": endpoints_yaml},
-    }))
-    .expect("a Secret");
-    secrets
-        .create(&Default::default(), &secret)
-        .await
-        .expect("the Secret is created");
+    create_notify_secret(&env.client().await, namespace, endpoints_yaml).await;
 }
 
 /// The titles of the moments of a two-step `--auto` run that passes, in order.
