@@ -5,6 +5,7 @@
 //! Deployment, its ReplicaSets and pods, not on a timer.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -15,7 +16,7 @@ use canary_core::record::Phase;
 
 use crate::error::{CanaryError, Result, is_status};
 use crate::live::LiveView;
-use crate::observe::{DeploymentView, NamespaceApis};
+use crate::observe::NamespaceApis;
 use crate::store::{RecordStore, StoredRecord};
 
 mod admission;
@@ -27,6 +28,7 @@ mod plan;
 mod pods;
 mod resize;
 mod trusted;
+mod view;
 
 pub use self::gate::GateOutcome;
 pub use self::plan::{StartPlan, StartRequest};
@@ -100,6 +102,16 @@ pub struct Engine {
     canary_seen: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Where the notices of the canary's moments go (nowhere by default).
     notifier: crate::notify::Notifier,
+    /// The one live view of this command, started when first asked for ([`Engine::live`]).
+    live_view: Arc<tokio::sync::OnceCell<LiveView>>,
+    /// The Deployment's label selector, from the first read (it is immutable).
+    selector: Arc<OnceLock<String>>,
+    /// The newest resourceVersion of the Deployment this command knows of: its own last
+    /// update, or a fresh read made while the live view runs.
+    deployment_known: Arc<Mutex<Option<String>>>,
+    /// A signal cancelled a step mid-flight: the next look at the canary's state reads
+    /// afresh ([`Engine::interrupted`]).
+    interrupted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Engine {
@@ -112,6 +124,10 @@ impl Engine {
             name: name.to_string(),
             canary_seen: Default::default(),
             notifier: Default::default(),
+            live_view: Default::default(),
+            selector: Default::default(),
+            deployment_known: Default::default(),
+            interrupted: Default::default(),
         }
     }
 
@@ -143,25 +159,13 @@ impl Engine {
         &self.store
     }
 
-    /// Starts a watch-fed live view of the Deployment and its canary.
-    pub async fn live(&self) -> Result<LiveView> {
-        LiveView::start(&self.apis, &self.store, &self.deployment().await?).await
-    }
-
-    /// Reads the Deployment with its ReplicaSets and pods.
-    pub async fn view(&self) -> Result<DeploymentView> {
-        self.apis.view(&self.client, &self.name).await
-    }
-
-    /// Reads the Deployment's UID (what the Service pins and the record name it by).
-    pub async fn deployment_uid(&self) -> Result<String> {
-        Ok(self.deployment().await?.metadata.uid.unwrap_or_default())
-    }
-
     /// Reads the Deployment alone.
     pub(crate) async fn deployment(&self) -> Result<Deployment> {
         match self.apis.deployments.get(&self.name).await {
-            Ok(deployment) => Ok(deployment),
+            Ok(deployment) => {
+                self.saw(&deployment);
+                Ok(deployment)
+            }
             Err(e) if is_status(&e, 404) => Err(CanaryError::DeploymentNotFound {
                 namespace: self.apis.namespace.clone(),
                 name: self.name.clone(),

@@ -250,35 +250,55 @@ pub async fn note_round(
     within_note_timeout("the analysis round", write).await
 }
 
+/// What a command last saw of its Deployment and record: enough to note the command in
+/// the history without reading them again.
+#[derive(Debug, Clone)]
+pub struct KnownState {
+    /// The Deployment (the history's owner).
+    pub owner: Deployment,
+    /// The canary record, if one is left.
+    pub record: Option<canary_core::record::CanaryRecord>,
+}
+
 /// Adds a command run to the history of `deployment`'s canary, with the phase lines of its
 /// record (if any is left). Without a record, only a history that exists is added to: a
-/// command refused on a Deployment without a canary writes nothing. Returns a warning when
-/// it could not (ConfigMaps may not be written, no answer within [`NOTE_TIMEOUT`]...); the
-/// command's result stands regardless.
+/// command refused on a Deployment without a canary writes nothing. `known`: what the
+/// command last saw of the Deployment and its record (its live view, caught up with its
+/// own writes); without it they are read. Returns a warning when it could not (ConfigMaps
+/// may not be written, no answer within [`NOTE_TIMEOUT`]...); the command's result stands
+/// regardless.
 pub async fn note_command(
     client: &kube::Client,
     namespace: &str,
     deployment: &str,
     command_line: &[String],
     exit_code: i32,
+    known: Option<KnownState>,
 ) -> Option<String> {
     let write = async {
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-        // No Deployment, nothing to keep a history for.
-        let Some(owner) = deployments
-            .get_opt(deployment)
-            .await
-            .map_err(|e| CanaryError::api(format!("reading deploy/{deployment}"), e))?
-        else {
-            return Ok(());
+        let (owner, record) = match known {
+            Some(known) => (known.owner, known.record),
+            None => {
+                let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+                // No Deployment, nothing to keep a history for.
+                let Some(owner) = deployments
+                    .get_opt(deployment)
+                    .await
+                    .map_err(|e| CanaryError::api(format!("reading deploy/{deployment}"), e))?
+                else {
+                    return Ok(());
+                };
+                // The record's phase lines are display only here; an unreadable record adds
+                // none.
+                let record = crate::store::RecordStore::new(client, namespace, deployment)
+                    .get()
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|stored| stored.record);
+                (owner, record)
+            }
         };
-        // The record's phase lines are display only here; an unreadable record adds none.
-        let record = crate::store::RecordStore::new(client, namespace, deployment)
-            .get()
-            .await
-            .ok()
-            .flatten()
-            .map(|stored| stored.record);
         let run = canary_core::history::CommandRun {
             at: crate::store::now(),
             command_line: canary_core::history::redact_command_line(command_line),

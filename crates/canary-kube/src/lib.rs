@@ -24,6 +24,7 @@ pub mod release;
 pub mod report;
 pub mod status;
 pub mod store;
+pub mod streaming_watch;
 pub mod traffic;
 pub mod trust;
 pub mod workload;

@@ -58,18 +58,21 @@ impl NamespaceApis {
     /// Reads the Deployment, its ReplicaSets and pods. A missing Deployment is looked for in
     /// other namespaces so the error can say where it is.
     pub async fn view(&self, client: &kube::Client, name: &str) -> Result<DeploymentView> {
-        let deployment = match self.deployments.get(name).await {
-            Ok(d) => d,
-            Err(e) if is_status(&e, 404) => {
-                return Err(CanaryError::DeploymentNotFound {
-                    namespace: self.namespace.clone(),
-                    name: name.to_string(),
-                    hint: elsewhere_hint(client, name).await,
-                });
-            }
-            Err(e) => return Err(CanaryError::api(format!("reading deploy/{name}"), e)),
-        };
+        let deployment = self.deployment(client, name).await?;
         self.view_of(deployment).await
+    }
+
+    /// Reads Deployment `name`; not found, the error says where one of that name exists.
+    pub async fn deployment(&self, client: &kube::Client, name: &str) -> Result<Deployment> {
+        match self.deployments.get(name).await {
+            Ok(deployment) => Ok(deployment),
+            Err(e) if is_status(&e, 404) => Err(CanaryError::DeploymentNotFound {
+                namespace: self.namespace.clone(),
+                name: name.to_string(),
+                hint: elsewhere_hint(client, name).await,
+            }),
+            Err(e) => Err(CanaryError::api(format!("reading deploy/{name}"), e)),
+        }
     }
 
     /// Reads the ReplicaSets and pods of an already read Deployment.
@@ -77,16 +80,13 @@ impl NamespaceApis {
         let name = deployment.name_any();
         let selector = selector_string(&deployment);
         let params = ListParams::default().labels(&selector);
-        let replica_sets = self
-            .replica_sets
-            .list(&params)
-            .await
+        // Side by side: a status is two round trips, not three.
+        let (replica_sets, pods) =
+            tokio::join!(self.replica_sets.list(&params), self.pods.list(&params));
+        let replica_sets = replica_sets
             .map_err(|e| CanaryError::api(format!("listing the ReplicaSets of deploy/{name}"), e))?
             .items;
-        let pods = self
-            .pods
-            .list(&params)
-            .await
+        let pods = pods
             .map_err(|e| CanaryError::api(format!("listing the pods of deploy/{name}"), e))?
             .items;
         Ok(DeploymentView::assemble(deployment, replica_sets, pods))

@@ -32,22 +32,17 @@ impl Reads {
     /// empty: a status is shown without it rather than not at all.
     pub async fn read(client: &kube::Client, namespace: &str, deployment: &str) -> Self {
         let api: kube::Api<Event> = kube::Api::namespaced(client.clone(), namespace);
-        let events = api
-            .list(&kube::api::ListParams::default())
-            .await
-            .map(|list| list.items)
-            .unwrap_or_default();
-        let rounds = match HistoryStore::new(client, namespace, deployment)
-            .read()
-            .await
-        {
-            Ok(HistoryRead::Found(history)) => history.rounds,
-            _ => vec![],
-        };
+        let params = kube::api::ListParams::default();
+        let history = HistoryStore::new(client, namespace, deployment);
+        let (events, history, clock) =
+            tokio::join!(api.list(&params), history.read(), ServerClock::read(client));
         Self {
-            events,
-            rounds,
-            clock: ServerClock::read(client).await.ok(),
+            events: events.map(|list| list.items).unwrap_or_default(),
+            rounds: match history {
+                Ok(HistoryRead::Found(history)) => history.rounds,
+                _ => vec![],
+            },
+            clock: clock.ok(),
         }
     }
 

@@ -7,6 +7,7 @@
 //! the seal on the Deployment and the stable ReplicaSet in [`crate::trust`] before any use.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -93,6 +94,20 @@ impl StoredRecord {
 pub struct RecordStore {
     api: Api<ConfigMap>,
     deployment: String,
+    /// The newest version of the record this command knows of, shared by the store's
+    /// clones (see [`RecordStore::newest_known`]).
+    newest: Arc<Mutex<Option<RecordWrite>>>,
+}
+
+/// A version of the record this command knows of (written, or read fresh): what a watch
+/// must have delivered before a decision taken on it can tell this command's own write from
+/// another run's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordWrite {
+    /// Created or replaced; the resourceVersion stored.
+    Stored(String),
+    /// Deleted; the resourceVersion it had.
+    Deleted(String),
 }
 
 impl RecordStore {
@@ -101,7 +116,43 @@ impl RecordStore {
         Self {
             api: Api::namespaced(client.clone(), namespace),
             deployment: deployment.to_string(),
+            newest: Arc::default(),
         }
+    }
+
+    /// The newest version of the record this command knows of: its own last write through
+    /// this store (or a clone of it), or a fresh read noted with [`RecordStore::note_read`].
+    pub fn newest_known(&self) -> Option<RecordWrite> {
+        self.newest.lock().ok().and_then(|w| w.clone())
+    }
+
+    fn wrote(&self, write: RecordWrite) {
+        if let Ok(mut newest) = self.newest.lock() {
+            *newest = Some(write);
+        }
+    }
+
+    /// Notes what a fresh read of the record found (its resourceVersion; `None`: no
+    /// record) as the newest version known: a record gone is the deletion of the one known
+    /// before.
+    pub fn note_read(&self, version: Option<&str>) {
+        let Ok(mut newest) = self.newest.lock() else {
+            return;
+        };
+        *newest = match (version, newest.take()) {
+            (Some(version), _) => Some(RecordWrite::Stored(version.to_string())),
+            (None, Some(RecordWrite::Stored(version) | RecordWrite::Deleted(version))) => {
+                Some(RecordWrite::Deleted(version))
+            }
+            (None, None) => None,
+        };
+    }
+
+    fn stored(&self, cm: ConfigMap) -> Result<StoredRecord> {
+        if let Some(version) = cm.resource_version() {
+            self.wrote(RecordWrite::Stored(version));
+        }
+        self.decode(cm)
     }
 
     /// The ConfigMap's name.
@@ -213,7 +264,7 @@ impl RecordStore {
             )
             .await
         {
-            Ok(cm) => self.decode(cm),
+            Ok(cm) => self.stored(cm),
             Err(e) if is_status(&e, 409) => Err(match self.get().await? {
                 Some(held) => locked(&held.record),
                 None => CanaryError::Refused(format!(
@@ -242,7 +293,7 @@ impl RecordStore {
             .replace(&self.name(), &PostParams::default(), &cm)
             .await
         {
-            Ok(cm) => self.decode(cm),
+            Ok(cm) => self.stored(cm),
             Err(e) if is_status(&e, 409) => {
                 // A retried PUT whose first answer was lost (a connection reset after the API
                 // server took it) meets its own write: the record now is exactly the one
@@ -251,6 +302,7 @@ impl RecordStore {
                     && now.uid == stored.uid
                     && serde_json::to_value(&now.record).ok() == serde_json::to_value(record).ok()
                 {
+                    self.wrote(RecordWrite::Stored(now.resource_version.clone()));
                     return Ok(now);
                 }
                 Err(CanaryError::Refused(format!(
@@ -277,7 +329,10 @@ impl RecordStore {
             ..Default::default()
         };
         match self.api.delete(&self.name(), &params).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.wrote(RecordWrite::Deleted(stored.resource_version.clone()));
+                Ok(())
+            }
             Err(e) if is_status(&e, 404) => Ok(()),
             Err(e) => Err(CanaryError::api(
                 format!("deleting the canary record {}", self.name()),

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use serde_json::Value;
 
@@ -91,12 +92,28 @@ pub enum RecordRead {
     Unreadable(UnreadableRecord),
 }
 
+impl RecordRead {
+    /// The resourceVersion of the ConfigMap read, if there was one.
+    pub fn resource_version(&self) -> Option<&str> {
+        match self {
+            RecordRead::Missing => None,
+            RecordRead::Decoded(stored) => Some(&stored.resource_version),
+            RecordRead::Unreadable(unreadable) => Some(&unreadable.resource_version),
+        }
+    }
+}
+
 /// Reads the record, telling an unreadable one apart from an error of the API.
 pub async fn read_record(store: &RecordStore) -> Result<RecordRead> {
     let config_map =
         store.api().get_opt(&store.name()).await.map_err(|e| {
             CanaryError::api(format!("reading the canary record {}", store.name()), e)
         })?;
+    record_read(store, config_map)
+}
+
+/// The record in `config_map` (as read or watched), telling an unreadable one apart.
+pub fn record_read(store: &RecordStore, config_map: Option<ConfigMap>) -> Result<RecordRead> {
     let Some(config_map) = config_map else {
         return Ok(RecordRead::Missing);
     };

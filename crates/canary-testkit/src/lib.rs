@@ -4,6 +4,7 @@
 //! field-by-field comparison of Deployment specs.
 
 pub mod actors;
+pub mod api_cost;
 pub mod argocd;
 pub mod foreign;
 pub mod gitops;

@@ -173,12 +173,14 @@ async fn run_from_live_view(
 /// Adds one command line and its exit code to the canary's history; a failure to note it
 /// is a warning, never the command's failure.
 async fn note_command(config: &Config, deployment: &str, command_line: &[String], code: i32) {
+    let known = config.known.lock().ok().and_then(|mut k| k.take());
     if let Some(warning) = canary_kube::history::note_command(
         &config.client,
         &config.namespace,
         deployment,
         command_line,
         code,
+        known,
     )
     .await
     {

@@ -40,6 +40,9 @@ pub struct Config {
     pub timeout: Duration,
     /// What this run changed in the cluster, for honest error messages.
     pub ledger: canary_kube::client::WriteLedger,
+    /// What the command last saw of its Deployment and record, for its line in the history
+    /// (set by the commands that watch; see [`Config::remember`]).
+    pub known: std::sync::Arc<std::sync::Mutex<Option<canary_kube::history::KnownState>>>,
 }
 
 /// Why the configuration could not be built.
@@ -124,6 +127,15 @@ impl CommandConfig {
 }
 
 impl Config {
+    /// Keeps what `engine`'s live view shows at the end of a command, so noting the command
+    /// in the history reads nothing again.
+    pub async fn remember(&self, engine: &canary_kube::engine::Engine) {
+        let known = engine.known_state().await;
+        if let Ok(mut slot) = self.known.lock() {
+            *slot = known;
+        }
+    }
+
     /// Resolves the global flags.
     pub async fn resolve(global: &GlobalArgs) -> Result<Self, ConfigError> {
         let options = KubeConfigOptions {
@@ -172,6 +184,7 @@ impl Config {
             output: global.output,
             timeout: global.timeout,
             ledger,
+            known: Default::default(),
         })
     }
 }

@@ -96,8 +96,8 @@ impl Engine {
         options: DriveOptions<'_>,
     ) -> Result<Option<StoredRecord>> {
         let mut record = stored.record.clone();
-        let deployment = self.deployment().await?;
-        let view = self.apis.view_of(deployment.clone()).await?;
+        let view = self.current_view().await?;
+        let deployment = view.deployment.clone();
         // Before anything is written: is the canary still the one recorded?
         let mut stored = stored;
         let mut view_is_current = true;
@@ -435,6 +435,7 @@ impl Engine {
             .await?
         {
             Written::Stored(updated) => {
+                self.wrote_deployment(&updated);
                 mutation_point(&change.summary);
                 progress(&Progress::Updated {
                     summary: change.summary.clone(),

@@ -19,7 +19,9 @@ impl Engine {
         record: &CanaryRecord,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) {
-        let Ok(view) = self.view().await else { return };
+        let Ok(view) = self.current_view().await else {
+            return;
+        };
         let Some(canary) = view.replica_set_with_template(&record.target_template()) else {
             return;
         };

@@ -73,10 +73,14 @@ impl Engine {
             permissions,
         )
         .await?;
-        let view = self.view().await?;
+        if !dry_run {
+            // One view for the whole start (its permissions checked above): the plan and
+            // every step after it read the same watches.
+            self.live().await?;
+        }
         // A canary, a record of any kind, or a Deployment held without its record: refused
         // with what it is. A seal left by a finished canary is replaced by the first update.
-        let state = crate::trust::classify(&view, crate::trust::read_record(&self.store).await?)?;
+        let (state, view) = self.canary_state().await?;
         if !matches!(state, crate::trust::CanaryState::None { .. }) {
             return Err(state.error(&self.name, &self.store.name()));
         }

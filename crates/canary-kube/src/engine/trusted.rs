@@ -2,6 +2,8 @@
 //! the seal taken off, records discarded, and a Deployment held without its record rolled
 //! back from the seal and the stable ReplicaSet alone.
 
+use std::sync::atomic::Ordering;
+
 use kube::ResourceExt;
 use kube::api::{DeleteParams, PostParams, Preconditions};
 
@@ -16,15 +18,33 @@ use crate::observe::DeploymentView;
 use crate::status::StatusReport;
 use crate::store::StoredRecord;
 use crate::trust::{
-    CanaryState, RecordRead, UnreadableRecord, classify, read_record, set_seal, stable_template,
+    CanaryState, RecordRead, UnreadableRecord, classify, read_record, record_read, set_seal,
+    stable_template,
 };
 
 impl Engine {
     /// The Deployment's canary, with its record checked against the seal and the stable
-    /// ReplicaSet, and the view it was checked on.
+    /// ReplicaSet, and the view it was checked on: the command's live view once it runs
+    /// (caught up with the command's own writes), fresh reads before.
     pub async fn canary_state(&self) -> Result<(CanaryState, DeploymentView)> {
-        let view = self.view().await?;
-        let read = read_record(self.store()).await?;
+        let watching = self.live_view.initialized();
+        let interrupted = self.interrupted.swap(false, Ordering::SeqCst);
+        if watching && !interrupted {
+            let live = self.live().await?;
+            let view = live.view()?;
+            let read = record_read(self.store(), live.record_map())?;
+            return Ok((classify(&view, read)?, view));
+        }
+        let (view, read) = tokio::join!(self.view(), read_record(self.store()));
+        let (view, read) = (view?, read?);
+        // What a fresh read found while the live view runs is newer than what the view may
+        // hold: it catches up with it before any decision on it.
+        if watching {
+            self.store.note_read(read.resource_version());
+            if let Some(version) = view.deployment.metadata.resource_version.clone() {
+                self.noted_deployment(version);
+            }
+        }
         Ok((classify(&view, read)?, view))
     }
 
@@ -53,8 +73,12 @@ impl Engine {
     /// gate the canary passed (the tool's own annotations, never the user's): one metadata
     /// update, read again and retried on a conflict. Returns whether there was a seal.
     pub async fn remove_seal(&self) -> Result<bool> {
-        for _ in 0..5 {
-            let mut deployment = self.deployment().await?;
+        for attempt in 0..5 {
+            // The live view's copy first (a conflict reads again).
+            let mut deployment = match attempt {
+                0 => self.current_view().await?.deployment,
+                _ => self.deployment().await?,
+            };
             let sealed = deployment.annotations().contains_key(SEAL_ANNOTATION);
             let approved = deployment.annotations().contains_key(APPROVE_ANNOTATION);
             if !sealed && !approved {
@@ -68,7 +92,8 @@ impl Engine {
                 .replace(&self.name, &PostParams::default(), &deployment)
                 .await
             {
-                Ok(_) => {
+                Ok(updated) => {
+                    self.wrote_deployment(&updated);
                     mutation_point("seal removed");
                     return Ok(sealed);
                 }

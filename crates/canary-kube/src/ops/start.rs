@@ -95,6 +95,8 @@ pub async fn settle_interrupted(
     pinned: Option<&str>,
     timeout: Duration,
 ) -> Result<InterruptedStart> {
+    // The step the signal cancelled may have written without reading the answer.
+    engine.interrupted();
     let stored = match engine.canary_state().await?.0 {
         CanaryState::None { .. } => {
             let mut released = None;

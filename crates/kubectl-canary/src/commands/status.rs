@@ -51,16 +51,20 @@ pub async fn run(config: &Config, status: &StatusConfig) -> Result<StatusOutcome
         }
         last = Some(report);
     };
-    let (mut report, state) = engine.checked_status_report().await?;
-    // The Events, the last verdict and the API server's clock: the evidence that does not
-    // flicker between two crashes (#31).
-    Reads::read(&config.client, &config.namespace, &status.deployment)
-        .await
-        .apply(&mut report);
+    // The Events, the last verdict and the API server's clock (the evidence that does not
+    // flicker between two crashes, #31) are read beside the state.
+    let (state, reads) = tokio::join!(
+        engine.canary_state(),
+        Reads::read(&config.client, &config.namespace, &status.deployment)
+    );
+    let (state, view) = state?;
+    let mut report =
+        StatusReport::for_state(&config.namespace, &view, &state, &engine.store().name());
+    reads.apply(&mut report);
     let code = exit_code_of(&state, &report);
     // The Services held for this Deployment (dark canary, sticky sessions), read from the
     // Services themselves: while a dark pin holds, the canary's share of requests is 0.
-    let uid = engine.deployment_uid().await?;
+    let uid = view.deployment.metadata.uid.clone().unwrap_or_default();
     let pins = canary_kube::traffic::pins(&config.client, &config.namespace, &uid).await?;
     report.with_pins(&pins);
     print(report);

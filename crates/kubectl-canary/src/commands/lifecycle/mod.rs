@@ -49,6 +49,10 @@ async fn promote_with(
 ) -> Result<i32, CanaryError> {
     let name = &promote.deployment;
     let engine = Engine::new(&config.client, &config.namespace, name).with_notifier(notifier);
+    // One view for the whole command: its watches decide every step, and the state is
+    // read from them. A user who may not list or watch is refused by the preflight below,
+    // which names what is missing.
+    watch_all(&engine).await?;
     let (state, view) = engine.canary_state().await?;
     let mut stored = match promote_case(&engine, state, promote.ask, promote.dry_run)? {
         PromoteCase::FinishCleanup => return finish_cleanup(config, &engine, name).await,
@@ -171,6 +175,10 @@ async fn abort_with(
 ) -> Result<i32, CanaryError> {
     let name = &abort.deployment;
     let engine = Engine::new(&config.client, &config.namespace, name).with_notifier(notifier);
+    // One view for the whole command: its watches decide every step, and the state is
+    // read from them. A user who may not list or watch is refused by the preflight below,
+    // which names what is missing.
+    watch_all(&engine).await?;
     let (state, view) = engine.canary_state().await?;
     let stored = match abort_case(&engine, state, &view, abort.recover, abort.dry_run)? {
         AbortCase::RollBack(stored) => stored,
@@ -330,9 +338,11 @@ async fn run_goal(
         // Blue/Green: every Service to one set in one update (the new one on promote, the
         // old one on abort), and the old set stays until the dataplane has followed.
         switch_sets(config, engine, &stored.record, goal).await?;
-    } else if goal != Goal::Abort {
+    } else if goal != Goal::Abort && pinned {
         // Promote lets the canary pods in: the Services select every pod of the Deployment
-        // again (a dark canary's pin released; sticky sessions stay until the end).
+        // again (a dark canary's pin released; sticky sessions stay until the end). Only a
+        // canary whose record asked for pins has any to release now; pins left by an
+        // earlier, interrupted one are put back with the rest at the end.
         release_pins(config, engine, Release::Selector, pinned).await?;
     }
     // The first SIGINT/SIGTERM leaves the record's intent in place (crate::signals).
@@ -354,6 +364,7 @@ async fn run_goal(
         release_pins(config, engine, Release::All, pinned).await?;
     }
     let report = engine.status_report().await?;
+    config.remember(engine).await;
     if human {
         print!("{}", status_text(&report, false));
         return Ok(exit_code::OK);
@@ -385,6 +396,15 @@ async fn run_goal(
         Some(report),
     );
     Ok(exit_code::OK)
+}
+
+/// Starts the command's live view; a list or watch RBAC forbids leaves the reads to
+/// fresh requests (the preflight then refuses with what is missing).
+async fn watch_all(engine: &Engine) -> Result<(), CanaryError> {
+    match engine.live().await {
+        Err(error) if error.kind() == canary_kube::error::ErrorKind::Forbidden => Ok(()),
+        other => other.map(|_| ()),
+    }
 }
 
 /// The command working towards `goal`, as a result document names it.

@@ -279,6 +279,8 @@ async fn interrupted(
     mut outcome: AutoOutcome,
 ) -> Result<i32, CanaryError> {
     outcome.outcome = AutoResult::Interrupted;
+    // The step the signal cancelled may have written without reading the answer.
+    engine.interrupted();
     let stored = engine.verified_record().await?;
     let mut quiet = |_: &canary_kube::engine::Progress| {};
     if start.run.abort_on_interrupt {

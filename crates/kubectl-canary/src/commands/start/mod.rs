@@ -261,6 +261,7 @@ pub(crate) async fn execute(
         }
     }
     let mut report = engine.status_report().await?;
+    config.remember(&engine).await;
     // The Services this start pinned dark select only the stable pods: 0% of requests.
     report.with_dark_pin(dark);
     if !print_structured(config.output, &report) {
