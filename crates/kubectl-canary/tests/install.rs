@@ -66,11 +66,17 @@ fn install_yaml_names_the_release_image_and_the_api_server_takes_all_of_it() {
         ],
     );
     assert!(namespace.status.success(), "{namespace:?}");
+    // --force-conflicts: on the shared environment the GitOps tests apply deploy/policy.yaml
+    // under a field manager of their own, and kustomize re-folds the policy's folded CEL
+    // strings (a blank line before each more-indented line; whitespace to CEL), so the same
+    // fields hold other text and a plain apply conflicts with them.
     let dry_run = env.run(
         "kubectl",
         &[
             "apply",
             "--server-side",
+            "--force-conflicts",
+            "--field-manager=kc-install-tests",
             "--dry-run=server",
             "-f",
             install.to_str().unwrap(),
