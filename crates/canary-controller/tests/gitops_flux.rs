@@ -229,3 +229,41 @@ async fn under_flux_ignore_rules_for_the_brake_fields_make_the_commit_fail_to_ap
         "the commit was not applied"
     );
 }
+
+/// docs/gitops.md said an annotation not in Git is left alone by Flux's server-side apply.
+/// Not when it was written by a manager whose name starts with `kubectl`: `kubectl annotate`
+/// writes as `kubectl-annotate` (Update), kustomize-controller's clean-up takes that entry
+/// over (prefix `kubectl`), and its next apply, which leaves the annotation out, removes it.
+#[tokio::test]
+async fn under_flux_an_annotation_written_with_kubectl_annotate_is_removed_by_its_next_reconcile() {
+    let Some(s) = under_flux("flux-annotate", 2, policy("", "1m")).await else {
+        return;
+    };
+    let note = "example.com/note";
+    let output = s.setup.env.run(
+        "kubectl",
+        &[
+            "-n",
+            &s.ns,
+            "annotate",
+            "deploy/web",
+            &format!("{note}=by-hand"),
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let annotated = serde_json::to_value(s.deployment().await).unwrap();
+    assert_eq!(annotated["metadata"]["annotations"][note], "by-hand");
+    assert!(
+        managers(&annotated).contains_key("kubectl-annotate (Update)"),
+        "{:#?}",
+        managers(&annotated)
+    );
+    s.reapplied(1).await;
+    let after = serde_json::to_value(s.deployment().await).unwrap();
+    assert_eq!(
+        after["metadata"]["annotations"].get(note),
+        None,
+        "managers after Flux's reconcile: {:#?}",
+        managers(&after)
+    );
+}

@@ -609,6 +609,32 @@ impl Flux {
     }
 }
 
+impl Drop for Flux {
+    /// Stops the controllers, then takes Flux's finalizers off the GitRepository and the
+    /// Kustomization: with no controller left to remove them, they would keep the test's
+    /// namespace terminating for good.
+    fn drop(&mut self) {
+        self.processes.clear();
+        for object in [
+            "kustomizations.kustomize.toolkit.fluxcd.io/web",
+            "gitrepositories.source.toolkit.fluxcd.io/web",
+        ] {
+            let _ = self.env.run(
+                "kubectl",
+                &[
+                    "-n",
+                    &self.namespace,
+                    "patch",
+                    object,
+                    "--type=merge",
+                    "-p",
+                    r#"{"metadata":{"finalizers":null}}"#,
+                ],
+            );
+        }
+    }
+}
+
 /// Whether the process `pid` (a child, so not reaped before it is dropped) still runs: its
 /// `/proc/PID/stat` exists and its state is not `Z` (exited).
 fn running(pid: u32) -> bool {
