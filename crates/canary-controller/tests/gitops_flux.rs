@@ -208,6 +208,7 @@ async fn under_flux_ignore_rules_for_the_brake_fields_make_the_commit_fail_to_ap
         Some(POD_HEALTH),
         Settings {
             ignore_brake_fields: true,
+            wait: false,
         },
     )
     .await
@@ -266,4 +267,45 @@ async fn under_flux_an_annotation_written_with_kubectl_annotate_is_removed_by_it
         "managers after Flux's reconcile: {:#?}",
         managers(&after)
     );
+}
+
+/// With `wait: true` Flux reports a commit applied only once what it applied is Current
+/// (kstatus: for a Deployment, every replica updated and available). A held canary is not: the
+/// Kustomization of the braked commit is `Ready=False` after its timeout (a health-check
+/// failure naming the Deployment), which holds back what depends on it, as Argo CD's
+/// `Progressing` holds back later sync waves; once the canary is promoted, Flux's retry finds
+/// the Deployment Current and the Kustomization Ready on that commit.
+#[tokio::test]
+async fn under_flux_with_wait_the_kustomization_is_not_ready_until_the_canary_is_promoted() {
+    let Some(s) = Scenario::settled_under_flux(
+        "flux-wait",
+        3,
+        // Longer than the Kustomization's 30 s timeout: Flux gives up waiting while held.
+        // (With a 10 s timeout and a 20 s interval one run saw Flux wait 25 s and succeed
+        // after the promotion, so the margin is kept wide.)
+        policy("", "40s"),
+        Some(POD_HEALTH),
+        Settings {
+            ignore_brake_fields: false,
+            wait: true,
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let _controller = s.controller("a", &[]);
+    let flux = s.git.flux();
+    let message = flux.commit_failing(&s.manifest(3, V2), "V2").await;
+    assert!(
+        message.contains(&format!("Deployment/{}/web status: 'InProgress'", s.ns)),
+        "{message}"
+    );
+    let record = s.phase_is("holding", |_| true).await;
+    assert_eq!(record["phase"]["pods"], 1, "{record}");
+    // Promoted after the 40 s interval; Flux's retries then find the Deployment Current.
+    flux.applied(&flux.head()).await;
+    s.settled_on(V2, 3).await;
+    s.record_gone().await;
+    eprintln!("the Kustomization while the canary held: {message}");
 }

@@ -107,6 +107,9 @@ pub struct Settings {
     /// docs/gitops.md once recommended and now warns against: with kustomize-controller v1.9.6
     /// every apply of a manifest that leaves those fields out fails while they differ.
     pub ignore_brake_fields: bool,
+    /// `spec.wait: true`: Flux waits (up to the Kustomization's `timeout`) for what it
+    /// applied to become Current (kstatus) before it reports the commit applied (30 s).
+    pub wait: bool,
 }
 
 /// A process of the test's Flux, killed when dropped.
@@ -365,6 +368,7 @@ impl Flux {
                 // (`reconcile`, the requestedAt annotation) where they need one.
                 "interval": "10s",
                 "retryInterval": "2s",
+                // With `wait`, the time Flux gives what it applied to become Current.
                 "timeout": "30s",
                 "sourceRef": {"kind": "GitRepository", "name": "web"},
                 "path": "./",
@@ -372,6 +376,9 @@ impl Flux {
                 "force": false,
             },
         });
+        if settings.wait {
+            kustomization["spec"]["wait"] = json!(true);
+        }
         if settings.ignore_brake_fields {
             kustomization["spec"]["ignore"] = json!([{
                 "paths": BRAKE_FIELDS,
@@ -440,8 +447,14 @@ impl Flux {
         commit
     }
 
-    /// A commit of `manifest`, pushed, that kustomize-controller fails to apply: returns the
-    /// message of the Kustomization's `Ready=False` for that commit.
+    /// The commit `main` points at.
+    pub fn head(&self) -> String {
+        git(&self.work, &["rev-parse", "HEAD"]).trim().to_string()
+    }
+
+    /// A commit of `manifest`, pushed, that kustomize-controller fails to apply (or, with
+    /// `wait`, to see become Current in time): returns the message of the Kustomization's
+    /// `Ready=False` for that commit.
     pub async fn commit_failing(&self, manifest: &Value, message: &str) -> String {
         let commit = self.commit_and_push(manifest, message);
         self.request(&git_repositories(&self.client, &self.namespace))
@@ -522,7 +535,7 @@ impl Flux {
     }
 
     /// Waits until the Kustomization has applied `commit` and is Ready.
-    async fn applied(&self, commit: &str) {
+    pub async fn applied(&self, commit: &str) {
         let client = self.client.clone();
         let namespace = self.namespace.clone();
         self.wait(
