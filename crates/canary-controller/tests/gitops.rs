@@ -30,54 +30,7 @@ async fn a_git_change_is_held_at_exactly_k_then_analysed_and_promoted() {
     let Some(s) = analysed("gitops-promote", 6, policy("3", "6s")).await else {
         return;
     };
-    let controller = s.controller("a", &[]);
-    let observer = PodCountWatch::start(&s.client, &s.ns, "web", V2).await;
-    s.commit(V2);
-    s.settled_on(V2, 6).await;
-    s.record_gone().await;
-    s.git.stop().await;
-    let most = observer.most_before_first_promote();
-    assert_eq!(
-        most, 1,
-        "new-version pods seen at once before the first promote"
-    );
-    assert!(
-        observer.first_promote_rv.lock().unwrap().is_some(),
-        "no promote seen: {:?}",
-        observer.phases()
-    );
-    assert_eq!(
-        observer.phases(),
-        [
-            "starting",
-            "holding",
-            "promoting",
-            "holding",
-            "promotingFull"
-        ],
-        "log: {}",
-        controller.log_text()
-    );
-    assert_eq!(observer.unavailable(), Vec::<String>::new());
-    // Argo CD: Progressing while held and stepping, Healthy once promoted.
-    assert_argocd_health(&observer, &["held", "stepping"]);
-    s.assert_own_settings_back().await;
-    assert_eq!(s.before, default_rollout());
-    assert_eq!(s.events("CanaryPromoted").await, 1);
-    assert_eq!(s.events("CanaryAnalysisPassed").await, 2);
-    let (status, metrics) = controller.get("/metrics").await.expect("metrics served");
-    assert_eq!(status, 200);
-    assert!(
-        metrics.contains("kubectl_canary_controller_verdicts_total{decision=\"pass\"} 2"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(
-            "kubectl_canary_controller_canary_duration_seconds_count{outcome=\"promoted\"} 1"
-        ),
-        "{metrics}"
-    );
-    assert_eq!(controller.get("/readyz").await.map(|r| r.0), Some(200));
+    scenarios::held_at_exactly_k_then_promoted(&s).await;
 }
 
 #[tokio::test]
@@ -85,61 +38,7 @@ async fn a_bad_canary_rests_on_the_stable_pods_while_git_keeps_applying_it() {
     let Some(s) = analysed("gitops-bad", 5, policy("", "5s")).await else {
         return;
     };
-    let _controller = s.controller("a", &[]);
-    let observer = PodCountWatch::start(&s.client, &s.ns, "web", BAD).await;
-    s.commit(BAD);
-    s.phase_is("aborting", |r| {
-        r["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|h| h["event"].as_str().unwrap().starts_with("release failed"))
-    })
-    .await;
-    // The stand-in keeps applying the bad manifest: nothing moves.
-    let applies_then = *s.git.applies.lock().unwrap();
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    assert!(
-        *s.git.applies.lock().unwrap() >= applies_then + 3,
-        "the stand-in kept applying"
-    );
-    let d = s.deployment().await;
-    let spec = d.spec.clone().unwrap();
-    assert_eq!(
-        spec.template.spec.unwrap().containers[0].image.as_deref(),
-        Some(BAD),
-        "Git's template stays"
-    );
-    assert_eq!(spec.paused, Some(true));
-    assert_eq!(
-        pods_by_image(&s.client, &s.ns).await,
-        BTreeMap::from([(V1.to_string(), 5)]),
-        "only stable pods"
-    );
-    assert_eq!(d.status.clone().unwrap().available_replicas, Some(5));
-    assert_eq!(observer.most_before_first_promote(), 1);
-    assert_eq!(s.events("CanaryFailed").await, 1);
-    // Argo CD shows the failed canary resting on the stable pods as Degraded.
-    let resting = canary_testkit::argocd::health(&[serde_json::to_value(&d).unwrap()]);
-    assert_eq!(resting[0].status, "Degraded", "{resting:?}");
-    // A revert commit ends it: the brake comes off in the same write, the record closes.
-    s.commit(V1);
-    assert_eq!(
-        s.rollout_fields().await,
-        s.before,
-        "the revert write itself put the Deployment's settings back"
-    );
-    s.record_gone().await;
-    s.settled_on(V1, 5).await;
-    s.git.stop().await;
-    assert_eq!(observer.unavailable(), Vec::<String>::new());
-    assert_eq!(
-        kubectl_canary_annotations(&s.deployment().await),
-        Vec::<String>::new()
-    );
-    // Argo CD: Progressing while held, Degraded while failed and resting, Healthy after the
-    // revert.
-    assert_argocd_health(&observer, &["held", "resting"]);
+    scenarios::bad_canary_rests_on_the_stable_pods(&s).await;
 }
 
 #[tokio::test]
@@ -147,28 +46,7 @@ async fn a_second_commit_mid_canary_replaces_it_at_exactly_k() {
     let Some(s) = analysed("gitops-second", 5, policy("", "60s")).await else {
         return;
     };
-    let _controller = s.controller("a", &[]);
-    let observer_v3 = PodCountWatch::start(&s.client, &s.ns, "web", V3).await;
-    s.commit(V2);
-    s.phase_is("holding", |_| true).await;
-    s.commit(V3);
-    let record = s
-        .phase_is("holding", |r| r["targetImages"]["nginx"] == V3)
-        .await;
-    assert_eq!(
-        record["originalImages"]["nginx"], V1,
-        "the stable side stays"
-    );
-    s.pods_are(
-        "the first canary's pods gone",
-        &[(V1, 5), (V3, 1)],
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(observer_v3.most_before_first_promote(), 1);
-    assert_eq!(s.events("CanaryReplaced").await, 1);
-    s.git.stop().await;
-    assert_eq!(observer_v3.unavailable(), Vec::<String>::new());
+    scenarios::second_commit_replaces_the_canary(&s).await;
 }
 
 #[tokio::test]
@@ -176,26 +54,7 @@ async fn a_revert_commit_mid_canary_releases_the_brake_in_the_same_write() {
     let Some(s) = analysed("gitops-revert", 5, policy("", "60s")).await else {
         return;
     };
-    let _controller = s.controller("a", &[]);
-    let observer = PodCountWatch::start(&s.client, &s.ns, "web", V2).await;
-    s.commit(V2);
-    s.phase_is("holding", |_| true).await;
-    assert_eq!(s.rollout_fields().await["paused"], true);
-    s.commit(V1);
-    assert_eq!(
-        s.rollout_fields().await,
-        s.before,
-        "released by the revert write itself"
-    );
-    s.record_gone().await;
-    s.settled_on(V1, 5).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    s.git.stop().await;
-    assert_eq!(observer.unavailable(), Vec::<String>::new());
-    // Argo CD: Progressing while held, Healthy after the revert.
-    assert_argocd_health(&observer, &["held"]);
-    s.assert_own_settings_back().await;
-    assert_eq!(s.events("CanaryReverted").await, 1);
+    scenarios::revert_commit_releases_the_brake(&s).await;
 }
 
 /// The holder of the test's Lease, if any.
@@ -219,7 +78,7 @@ async fn the_standby_continues_when_the_leader_is_killed_mid_canary() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let second = s.controller("second", &[]);
     let observer = PodCountWatch::start(&s.client, &s.ns, "web", V2).await;
-    s.commit(V2);
+    s.commit(V2).await;
     s.phase_is("holding", |_| true).await;
     assert_eq!(
         lease_holder(&s.setup, &s.lease()).await.unwrap(),
@@ -257,13 +116,13 @@ async fn malformed_policy_and_foreign_prometheus_are_reported_and_change_nothing
         "{note}"
     );
     // Not braked: the change rolls out as without kubectl-canary, and no record is written.
-    s.commit(V2);
+    s.commit(V2).await;
     s.settled_on(V2, 4).await;
     assert!(record(&s.client, &s.ns).await.is_none());
     // Fixed policy, spec naming another Prometheus: braked, held, never analysed.
     let fixed = policy("", "5s");
-    s.commit_manifest(&manifest(&s.ns, 4, V2, &fixed));
-    s.commit_manifest(&manifest(&s.ns, 4, V3, &fixed));
+    s.commit_manifest(&manifest(&s.ns, 4, V2, &fixed)).await;
+    s.commit_manifest(&manifest(&s.ns, 4, V3, &fixed)).await;
     s.phase_is("holding", |_| true).await;
     let note = s.event("InvalidAnalysisSpec").await;
     assert!(
@@ -390,7 +249,7 @@ async fn replace_mode_holds_k_canary_pods_in_place_of_stable_ones() {
     };
     let _controller = s.controller("a", &[]);
     let observer = PodCountWatch::start(&s.client, &s.ns, "web", V2).await;
-    s.commit(V2);
+    s.commit(V2).await;
     s.phase_is("holding", |_| true).await;
     s.pods_are(
         "4 stable pods and 1 canary pod",
@@ -431,7 +290,7 @@ async fn the_cli_shows_and_promotes_a_controller_run_canary() {
     };
     let ns = s.ns.clone();
     let controller = s.controller("a", &[]);
-    s.commit(V2);
+    s.commit(V2).await;
     s.phase_is("holding", |_| true).await;
     let status = s
         .setup
@@ -525,7 +384,7 @@ async fn a_commit_changing_only_an_env_var_is_held_at_exactly_k_and_promoted() {
     let mut commit = s.manifest(4, V1);
     commit["spec"]["template"]["spec"]["containers"][0]["env"] =
         serde_json::json!([{"name": "MODE", "value": "new"}]);
-    s.commit_manifest(&commit);
+    s.commit_manifest(&commit).await;
     let held = s.phase_is("holding", |_| true).await;
     assert!(
         held["targetTemplate"].is_object(),
@@ -593,7 +452,7 @@ async fn a_record_changed_by_a_configmap_writer_stops_the_controller_for_that_de
         return;
     };
     let _controller = s.controller("a", &[]);
-    s.commit(V2);
+    s.commit(V2).await;
     s.phase_is("starting", |_| true).await;
     // Someone who may edit ConfigMaps swaps the stable template for a privileged one.
     edit_record(&s.client, &s.ns, "web", privileged_original_template).await;
@@ -623,7 +482,7 @@ async fn a_deleted_record_is_recreated_from_the_deployment_and_the_canary_goes_o
     };
     let _controller = s.controller("a", &[]);
     let observer = PodCountWatch::start(&s.client, &s.ns, "web", V2).await;
-    s.commit(V2);
+    s.commit(V2).await;
     let first = s.phase_is("holding", |_| true).await;
     let records: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
         kube::Api::namespaced(s.client.clone(), &s.ns);
@@ -652,7 +511,7 @@ async fn the_cli_abort_of_a_controller_run_canary_is_a_revert_that_never_leaves_
         return;
     };
     let _controller = s.controller("a", &[]);
-    s.commit(V2);
+    s.commit(V2).await;
     s.phase_is("holding", |_| true).await;
     // Git would apply V2 again and start a new canary: that is what docs/gitops.md says.
     s.git.stop().await;
@@ -679,7 +538,7 @@ async fn an_unreadable_record_is_reported_once_and_nothing_is_changed() {
         return;
     };
     let _controller = s.controller("a", &[]);
-    s.commit(V2);
+    s.commit(V2).await;
     s.phase_is("holding", |_| true).await;
     edit_record(&s.client, &s.ns, "web", |r| {
         *r = Value::String("{not json".into())
@@ -788,89 +647,10 @@ async fn a_deployment_named_past_63_characters_is_found_from_its_record() {
 /// and the Deployment's own settings back at the end.
 #[tokio::test]
 async fn a_replicas_change_mid_canary_is_followed_a_count_stays_a_count_a_share_a_share() {
-    use canary_core::rollout_math::{CanaryMode, CanarySize, resolve_canary};
-    let share = |replicas| {
-        resolve_canary(CanarySize::Percent(25.0), replicas, CanaryMode::Surge)
-            .unwrap()
-            .pods
-    };
-    // The scenario: the 25% step differs at each size.
-    assert_eq!((share(6), share(9), share(12)), (2, 3, 4));
     let Some(s) = analysed("gitops-rescale", 6, policy("25%", "15s")).await else {
         return;
     };
-    let (client, ns) = (&s.client, s.ns.as_str());
-    let controller = s.controller("a", &[]);
-    let observer = PodCountWatch::start(client, ns, "web", V2).await;
-    s.commit(V2);
-    s.phase_is("holding", |r| r["phase"]["pods"] == 1).await;
-    // Available=False is expected only while the pods of a scale-up start (the brake's
-    // maxUnavailable=0 counts every missing pod, as it would for any Deployment with
-    // maxUnavailable 0); it must never be seen otherwise.
-    let env = &s.setup.env;
-    let stable_available = |replicas: i32| async move {
-        canary_testkit::wait_until(
-            env,
-            &format!("{replicas} stable pods available"),
-            Duration::from_secs(60),
-            move || async move {
-                deployment(client, ns)
-                    .await
-                    .status
-                    .is_some_and(|status| status.available_replicas == Some(replicas))
-            },
-        )
-        .await
-    };
-    let mut unavailable_outside_scaling = observer.unavailable();
-    // Git scales to 9 at the first step: the count (1 pod) stays.
-    let scaling = observer.unavailable().len();
-    s.commit_manifest(&s.manifest(9, V2));
-    let record = s
-        .phase_is("holding", |r| r["replicas"] == 9 && r["phase"]["pods"] == 1)
-        .await;
-    assert_eq!(record["requestedSize"], "1", "{record}");
-    s.pods_are(
-        "1 canary and 9 stable pods",
-        &[(V2, 1), (V1, 9)],
-        Duration::from_secs(60),
-    )
-    .await;
-    stable_available(9).await;
-    let scaled = observer.unavailable().len();
-    assert!(scaled >= scaling);
-    // The 25% step at 9 replicas, then Git scales to 12: the share stays 25%.
-    s.phase_is("holding", |r| r["phase"]["pods"] == 3).await;
-    unavailable_outside_scaling.extend(observer.unavailable().into_iter().skip(scaled));
-    let scaling = observer.unavailable().len();
-    s.commit_manifest(&s.manifest(12, V2));
-    s.phase_is("holding", |r| {
-        r["replicas"] == 12 && r["phase"]["pods"] == 4
-    })
-    .await;
-    s.pods_are(
-        "4 canary and 12 stable pods",
-        &[(V2, 4), (V1, 12)],
-        Duration::from_secs(60),
-    )
-    .await;
-    stable_available(12).await;
-    let scaled = observer.unavailable().len();
-    s.settled_on(V2, 12).await;
-    s.record_gone().await;
-    s.git.stop().await;
-    assert_eq!(
-        observer.most_before_first_promote(),
-        1,
-        "new-version pods seen at once before the first promote; log: {}",
-        controller.log_text()
-    );
-    assert!(scaled >= scaling);
-    unavailable_outside_scaling.extend(observer.unavailable().into_iter().skip(scaled));
-    assert_eq!(unavailable_outside_scaling, Vec::<String>::new());
-    assert_eq!(s.events("CanaryFollowedReplicas").await, 2);
-    assert_eq!(s.events("CanaryStuck").await, 0);
-    s.assert_own_settings_back().await;
+    scenarios::replicas_change_is_followed(&s).await;
 }
 
 /// GitOps mode keeps a held count exact through a change of `spec.replicas` that the
@@ -886,9 +666,9 @@ async fn a_rescale_spread_over_a_held_count_is_put_back_by_the_controller() {
     let (client, ns) = (&s.client, s.ns.as_str());
     let controller = s.controller("a", &[]);
     let observer = PodCountWatch::start(client, ns, "web", V2).await;
-    s.commit(V2);
+    s.commit(V2).await;
     s.phase_is("holding", |r| r["phase"]["pods"] == 1).await;
-    s.commit_manifest(&s.manifest(6, V2));
+    s.commit_manifest(&s.manifest(6, V2)).await;
     s.phase_is("holding", |r| r["replicas"] == 6 && r["phase"]["pods"] == 1)
         .await;
     s.pods_are(
@@ -956,7 +736,7 @@ async fn a_gated_step_waits_for_its_approval_by_the_cli() {
     )
     .await;
     let controller = s.controller("a", &[]);
-    s.commit(V2);
+    s.commit(V2).await;
     let record = s.phase_is("holding", |r| r.get("gate").is_some()).await;
     assert_eq!(record["gate"]["before"], "full", "{record}");
     assert_eq!(s.events("CanaryAwaitingApproval").await, 1);
@@ -1013,7 +793,7 @@ async fn a_gate_nobody_approves_in_time_rests_on_the_stable_pods() {
         return;
     };
     let _controller = s.controller("a", &[]);
-    s.commit(V2);
+    s.commit(V2).await;
     s.phase_is("aborting", |r| {
         r["history"].as_array().unwrap().iter().any(|h| {
             h["event"]
@@ -1030,7 +810,7 @@ async fn a_gate_nobody_approves_in_time_rests_on_the_stable_pods() {
         "only stable pods"
     );
     // A revert commit ends it, as after a failed analysis.
-    s.commit(V1);
+    s.commit(V1).await;
     s.record_gone().await;
     s.settled_on(V1, 4).await;
     s.git.stop().await;

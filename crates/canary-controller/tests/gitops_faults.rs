@@ -281,13 +281,13 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
     match phase {
         Phase::Idle => {}
         Phase::Held | Phase::Stepping | Phase::Failing => {
-            s.commit(new_image);
+            s.commit(new_image).await;
             s.phase_is(phase.on_record().unwrap(), |_| true).await;
         }
         Phase::Reverting => {
-            s.commit(new_image);
+            s.commit(new_image).await;
             s.phase_is("holding", |_| true).await;
-            s.commit(stable);
+            s.commit(stable).await;
             time_until(
                 &s,
                 "the revert applied, the canary's record still open",
@@ -300,7 +300,7 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
             .await;
         }
         Phase::Resting => {
-            s.commit(BAD);
+            s.commit(BAD).await;
             s.phase_is("aborting", |_| true).await;
             s.pods_are(
                 "the failed canary scaled to 0",
@@ -355,8 +355,8 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
     let template_after = template_image(&s.client, &s.ns).await;
     // The commit that arrives after the fault.
     match phase {
-        Phase::Idle => s.commit(new_image),
-        Phase::Resting => s.commit(stable),
+        Phase::Idle => s.commit(new_image).await,
+        Phase::Resting => s.commit(stable).await,
         Phase::Held | Phase::Stepping | Phase::Failing | Phase::Reverting => {}
     }
     let (client, ns) = (&s.client, s.ns.as_str());
@@ -683,7 +683,7 @@ async fn silent_connections_are_noticed_and_a_commit_made_meanwhile_is_held() {
     let leader = ControllerProcess::start(&kubeconfig, &s.ns, &s.lease(), "a", &[]);
     leading(&s, &leader).await;
     // A first canary, so that every watch has carried events and is idle on its connection.
-    s.commit(V2);
+    s.commit(V2).await;
     s.settled_on(V2, 3).await;
     s.record_gone().await;
     let proxy = &proxy;
@@ -701,7 +701,7 @@ async fn silent_connections_are_noticed_and_a_commit_made_meanwhile_is_held() {
         "the controller's three watches were open: {silenced} connection(s) silenced"
     );
     let observer = PodCountWatch::start(&s.client, &s.ns, "web", V3).await;
-    s.commit(V3);
+    s.commit(V3).await;
     time_until(
         &s,
         "the commit's canary held at k after the silence",

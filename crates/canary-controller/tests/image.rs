@@ -95,7 +95,7 @@ async fn two_containers_of_the_image_elect_a_leader_that_carries_out_a_canary_an
 
     // A canary, carried out by the leader.
     let observer = PodCountWatch::start(client, &s.ns, "web", V2).await;
-    s.commit(V2);
+    s.commit(V2).await;
     s.phase_is("holding", |_| true).await;
     s.settled_on(V2, 4).await;
     s.record_gone().await;

@@ -35,7 +35,7 @@ async fn a_controller_canary_tells_every_moment_and_warns_once_about_a_missing_e
     );
     create_notify_secret(&s.client, &s.ns, &endpoints).await;
     let controller = s.controller("a", &[]);
-    s.commit(V2);
+    s.commit(V2).await;
     s.settled_on(V2, 6).await;
     s.record_gone().await;
     s.git.stop().await;

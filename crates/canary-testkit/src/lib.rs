@@ -6,6 +6,7 @@
 pub mod actors;
 pub mod api_cost;
 pub mod argocd;
+pub mod flux;
 pub mod foreign;
 pub mod gitops;
 pub mod proxy;
@@ -148,6 +149,80 @@ impl TestEnv {
             .output()
             .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
     }
+}
+
+/// Writes a kubeconfig for the ServiceAccount `service_account` of `namespace` to `path`: the
+/// environment's API server and CA, and a token of the ServiceAccount (`kubectl create token`,
+/// 2 h), so that a process run with it has exactly that account's RBAC. Returns `path`.
+pub fn token_kubeconfig(
+    env: &TestEnv,
+    namespace: &str,
+    service_account: &str,
+    path: &Path,
+) -> PathBuf {
+    let kubectl = |args: &[&str]| {
+        let output = env.run("kubectl", args);
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let token = kubectl(&[
+        "-n",
+        namespace,
+        "create",
+        "token",
+        service_account,
+        "--duration=2h",
+    ]);
+    let server = kubectl(&[
+        "config",
+        "view",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ]);
+    let ca = kubectl(&[
+        "config",
+        "view",
+        "--minify",
+        "--raw",
+        "-o",
+        "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+    ]);
+    let kubeconfig = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "testenv", "cluster": {"server": server, "certificate-authority-data": ca}}],
+        "users": [{"name": service_account, "user": {"token": token}}],
+        "contexts": [{"name": service_account, "context": {"cluster": "testenv", "user": service_account}}],
+        "current-context": service_account,
+    });
+    std::fs::write(path, serde_json::to_string_pretty(&kubeconfig).unwrap()).unwrap();
+    path.to_path_buf()
+}
+
+/// A minimal HTTP/1.0 GET of `path` on 127.0.0.1:`port` (a process's health or metrics
+/// endpoint; the tests need no HTTP client crate): the status and the body, `None` when it
+/// does not answer.
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
 }
 
 async fn client_for(kubeconfig: &Path) -> Client {

@@ -226,7 +226,7 @@ impl ControllerContainer {
 
     /// GET of one of its endpoints.
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
-        super::reqwest_lite(self.port, path).await
+        canary_testkit::http_get(self.port, path).await
     }
 
     /// Its log so far (`podman logs`).

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod container;
+pub mod scenarios;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -65,48 +66,12 @@ pub fn install(env: &TestEnv, scratch: &Path) -> PathBuf {
         let args = deploy_apply_args(file);
         kubectl(env, &args.iter().map(String::as_str).collect::<Vec<_>>());
     }
-    let token = kubectl(
+    canary_testkit::token_kubeconfig(
         env,
-        &[
-            "-n",
-            "kubectl-canary-system",
-            "create",
-            "token",
-            "kubectl-canary-controller",
-            "--duration=2h",
-        ],
-    );
-    let server = kubectl(
-        env,
-        &[
-            "config",
-            "view",
-            "--minify",
-            "-o",
-            "jsonpath={.clusters[0].cluster.server}",
-        ],
-    );
-    let ca = kubectl(
-        env,
-        &[
-            "config",
-            "view",
-            "--minify",
-            "--raw",
-            "-o",
-            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
-        ],
-    );
-    let kubeconfig = json!({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "testenv", "cluster": {"server": server.trim(), "certificate-authority-data": ca.trim()}}],
-        "users": [{"name": "controller", "user": {"token": token.trim()}}],
-        "contexts": [{"name": "controller", "context": {"cluster": "testenv", "user": "controller"}}],
-        "current-context": "controller",
-    });
-    let path = scratch.join("controller.kubeconfig");
-    std::fs::write(&path, serde_json::to_string_pretty(&kubeconfig).unwrap()).unwrap();
-    path
+        "kubectl-canary-system",
+        "kubectl-canary-controller",
+        &scratch.join("controller.kubeconfig"),
+    )
 }
 
 /// A controller process, SIGKILLed when dropped.
@@ -170,8 +135,7 @@ impl ControllerProcess {
 
     /// GET of one of its endpoints.
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let response = reqwest_lite(self.port, path).await?;
-        Some(response)
+        canary_testkit::http_get(self.port, path).await
     }
 }
 
@@ -188,26 +152,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A minimal HTTP/1.0 GET on loopback (the tests need no HTTP client crate).
-async fn reqwest_lite(port: u16, path: &str) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).await.ok()?;
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
 }
 
 /// The Deployment the stand-in applies: `web`, opted in, with the policy annotations given.
@@ -457,11 +401,49 @@ pub fn kubectl_canary_annotations(d: &Deployment) -> Vec<String> {
         .collect()
 }
 
-/// One opted-in `web` under Git, settled on [`V1`]: the setup, the GitOps stand-in applying
-/// it with `annotations`, and its rollout fields before any canary.
+/// What applies Git to the cluster in a scenario.
+pub enum Git {
+    /// The GitOps stand-in: `kubectl apply --server-side` as Argo CD's field manager, at each
+    /// commit and every 2 s (canary_testkit::gitops).
+    StandIn(GitOpsRepo),
+    /// The real Flux: a Git server, source-controller and kustomize-controller
+    /// (canary_testkit::flux), which applies a commit once it is pushed and re-applies by
+    /// itself (drift detection) every interval and on request.
+    Flux(Box<canary_testkit::flux::Flux>),
+}
+
+impl Git {
+    /// A commit of `manifest`; returns once it is applied.
+    pub async fn commit(&self, env: &TestEnv, manifest: &Value) {
+        match self {
+            Git::StandIn(repo) => repo.commit(env, manifest),
+            Git::Flux(flux) => {
+                flux.commit(manifest, "web").await;
+            }
+        }
+    }
+
+    /// Stops the stand-in's re-applies (Flux goes on re-applying on its interval).
+    pub async fn stop(&self) {
+        if let Git::StandIn(repo) = self {
+            repo.stop().await;
+        }
+    }
+
+    /// The scenario's Flux.
+    pub fn flux(&self) -> &canary_testkit::flux::Flux {
+        match self {
+            Git::Flux(flux) => flux,
+            Git::StandIn(_) => panic!("a scenario under the stand-in has no Flux"),
+        }
+    }
+}
+
+/// One opted-in `web` under Git, settled on [`V1`]: the setup, Git (the stand-in or Flux)
+/// applying it with `annotations`, and its rollout fields before any canary.
 pub struct Scenario {
     pub setup: Setup,
-    pub git: GitOpsRepo,
+    pub git: Git,
     pub annotations: BTreeMap<String, String>,
     pub replicas: i32,
     pub before: Value,
@@ -490,16 +472,41 @@ impl Scenario {
         analysis: Option<&str>,
         stable: &str,
     ) -> Option<Self> {
+        Self::settled_by(prefix, replicas, annotations, analysis, stable, None).await
+    }
+
+    /// As [`Scenario::settled`], with the real Flux applying Git (`settings`: how its
+    /// Kustomization is set up) in place of the stand-in.
+    pub async fn settled_under_flux(
+        prefix: &str,
+        replicas: i32,
+        annotations: BTreeMap<String, String>,
+        analysis: Option<&str>,
+        settings: canary_testkit::flux::Settings,
+    ) -> Option<Self> {
+        Self::settled_by(prefix, replicas, annotations, analysis, V1, Some(settings)).await
+    }
+
+    async fn settled_by(
+        prefix: &str,
+        replicas: i32,
+        annotations: BTreeMap<String, String>,
+        analysis: Option<&str>,
+        stable: &str,
+        flux: Option<canary_testkit::flux::Settings>,
+    ) -> Option<Self> {
         let setup = setup(prefix).await?;
         let (client, ns) = (setup.client.clone(), setup.namespace.name.clone());
         if let Some(spec) = analysis {
             create_analysis(&client, &ns, spec).await;
         }
-        let git = GitOpsRepo::start(
-            &setup.env,
-            &ns,
-            &manifest(&ns, replicas, stable, &annotations),
-        );
+        let first = manifest(&ns, replicas, stable, &annotations);
+        let git = match flux {
+            None => Git::StandIn(GitOpsRepo::start(&setup.env, &ns, &first)),
+            Some(settings) => Git::Flux(Box::new(
+                canary_testkit::flux::Flux::start(&setup.env, &ns, &first, settings).await,
+            )),
+        };
         let mut scenario = Self {
             setup,
             git,
@@ -535,14 +542,37 @@ impl Scenario {
         manifest(&self.ns, replicas, image, &self.annotations)
     }
 
-    /// A commit of `image` at the scenario's replicas.
-    pub fn commit(&self, image: &str) {
-        self.commit_manifest(&self.manifest(self.replicas, image));
+    /// A commit of `image` at the scenario's replicas; returns once it is applied.
+    pub async fn commit(&self, image: &str) {
+        self.commit_manifest(&self.manifest(self.replicas, image))
+            .await;
     }
 
-    /// A commit of `manifest`.
-    pub fn commit_manifest(&self, manifest: &Value) {
-        self.git.commit(&self.setup.env, manifest);
+    /// A commit of `manifest`; returns once it is applied.
+    pub async fn commit_manifest(&self, manifest: &Value) {
+        self.git.commit(&self.setup.env, manifest).await;
+    }
+
+    /// Waits until Git has re-applied the current manifest `times` times: the stand-in's
+    /// applies every 2 s, or Flux's reconciles on request (each a drift detection and apply).
+    pub async fn reapplied(&self, times: u32) {
+        match &self.git {
+            Git::StandIn(repo) => {
+                let then = *repo.applies.lock().unwrap();
+                canary_testkit::wait_until(
+                    &self.setup.env,
+                    &format!("{times} more applies of the stand-in"),
+                    Duration::from_secs(30),
+                    || async move { *repo.applies.lock().unwrap() >= then + times },
+                )
+                .await;
+            }
+            Git::Flux(flux) => {
+                for _ in 0..times {
+                    flux.reconcile().await;
+                }
+            }
+        }
     }
 
     /// The rollout fields now.
