@@ -5,7 +5,7 @@
 //! state "as the API server's cache has it", which may be older than this command's own
 //! last write. A command decides on its live view right after its writes, so this one asks
 //! with the resourceVersion unset: the initial events are a consistent read, as fresh as a
-//! LIST's. The events are kube-runtime's [`watcher::Event`]s, so a reflector store takes
+//! LIST's. The events are kube-runtime's [`Event`]s, so a reflector store takes
 //! them as they are.
 //!
 //! An API server that does not serve streaming lists (the `WatchList` feature off) refuses
