@@ -72,6 +72,13 @@ where
         }
     })
     .filter_map(futures::future::ready)
+    // Each error as the watcher reports it (410 Gone included): the consumer's backoff
+    // passes it over in silence.
+    .inspect(|event| {
+        if let Err(error) = event {
+            tracing::debug!("watch error: {error:?}");
+        }
+    })
 }
 
 /// One step of the watch: the event to pass on (if any) and the state after it.

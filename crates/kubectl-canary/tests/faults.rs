@@ -699,10 +699,11 @@ async fn a_watch_expiring_with_410_gone_is_survived_without_losing_the_runs_plac
             "1",
         ])
         .env("KUBECONFIG", &env.kubeconfig)
-        // The watcher's own account of each error, 410 included.
+        // The watchers' own account of each error, 410 included (the live view's streaming
+        // watches, and kube-runtime's where the API server serves no streaming lists).
         .env(
             "KUBECTL_CANARY_LOG",
-            "warn,kube_client::client::builder=off,kube_runtime::watcher=debug",
+            "warn,kube_client::client::builder=off,kube_runtime::watcher=debug,canary_kube::streaming_watch=debug",
         )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
