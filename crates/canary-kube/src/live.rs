@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::error::{CanaryError, Result};
 use crate::observe::{DeploymentView, NamespaceApis};
-use crate::store::{RecordStore, RecordWrite, StoredRecord};
+use crate::store::{RecordStore, RecordVersion, StoredRecord};
 
 /// Watch-fed stores of one Deployment's objects. Clones share the stores and the watches;
 /// each clone waits for changes on its own.
@@ -378,28 +378,28 @@ impl LiveView {
             .unwrap_or(true)
     }
 
-    /// Whether the record store reflects `write`, one this command made: the version
-    /// written has arrived (even if a later one has since), or the record deleted is gone.
-    fn record_reflects(&self, write: &RecordWrite) -> bool {
-        match write {
-            RecordWrite::Stored(version) => self.has_seen(version, |s| &s.record),
-            RecordWrite::Deleted(version) => self.record_version().as_deref() != Some(version),
+    /// Whether the record store reflects `known`, a version this command wrote or read: it
+    /// has arrived (even if a later one has since), or the record deleted is gone.
+    fn record_reflects(&self, known: &RecordVersion) -> bool {
+        match known {
+            RecordVersion::Stored(version) => self.has_seen(version, |s| &s.record),
+            RecordVersion::Deleted(version) => self.record_version().as_deref() != Some(version),
         }
     }
 
     /// Waits (at most `max`) until the watch has delivered the record at `version`, one
     /// this run wrote, so the next decision does not take its own write for another run's.
     pub async fn record_caught_up_with(&mut self, version: &str, max: Duration) {
-        let write = RecordWrite::Stored(version.to_string());
-        self.until(max, |live| live.record_reflects(&write)).await;
+        let known = RecordVersion::Stored(version.to_string());
+        self.until(max, |live| live.record_reflects(&known)).await;
     }
 
-    /// Waits (at most `max`) until the view reflects this command's own last writes of the
-    /// Deployment (`deployment`, the resourceVersion an update returned) and of the record.
-    pub async fn caught_up_with_writes(
+    /// Waits (at most `max`) until the view reflects the newest versions this command knows
+    /// of the Deployment (`deployment`: an update's answer or a fresh read) and of the record.
+    pub async fn caught_up_with_known(
         &mut self,
         deployment: Option<&str>,
-        record: Option<&RecordWrite>,
+        record: Option<&RecordVersion>,
         max: Duration,
     ) {
         self.until(max, |live| {

@@ -96,14 +96,14 @@ pub struct RecordStore {
     deployment: String,
     /// The newest version of the record this command knows of, shared by the store's
     /// clones (see [`RecordStore::newest_known`]).
-    newest: Arc<Mutex<Option<RecordWrite>>>,
+    newest: Arc<Mutex<Option<RecordVersion>>>,
 }
 
 /// A version of the record this command knows of (written, or read fresh): what a watch
 /// must have delivered before a decision taken on it can tell this command's own write from
 /// another run's.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordWrite {
+pub enum RecordVersion {
     /// Created or replaced; the resourceVersion stored.
     Stored(String),
     /// Deleted; the resourceVersion it had.
@@ -122,13 +122,13 @@ impl RecordStore {
 
     /// The newest version of the record this command knows of: its own last write through
     /// this store (or a clone of it), or a fresh read noted with [`RecordStore::note_read`].
-    pub fn newest_known(&self) -> Option<RecordWrite> {
+    pub fn newest_known(&self) -> Option<RecordVersion> {
         self.newest.lock().ok().and_then(|w| w.clone())
     }
 
-    fn wrote(&self, write: RecordWrite) {
+    fn wrote(&self, version: RecordVersion) {
         if let Ok(mut newest) = self.newest.lock() {
-            *newest = Some(write);
+            *newest = Some(version);
         }
     }
 
@@ -140,9 +140,9 @@ impl RecordStore {
             return;
         };
         *newest = match (version, newest.take()) {
-            (Some(version), _) => Some(RecordWrite::Stored(version.to_string())),
-            (None, Some(RecordWrite::Stored(version) | RecordWrite::Deleted(version))) => {
-                Some(RecordWrite::Deleted(version))
+            (Some(version), _) => Some(RecordVersion::Stored(version.to_string())),
+            (None, Some(RecordVersion::Stored(version) | RecordVersion::Deleted(version))) => {
+                Some(RecordVersion::Deleted(version))
             }
             (None, None) => None,
         };
@@ -150,7 +150,7 @@ impl RecordStore {
 
     fn stored(&self, cm: ConfigMap) -> Result<StoredRecord> {
         if let Some(version) = cm.resource_version() {
-            self.wrote(RecordWrite::Stored(version));
+            self.wrote(RecordVersion::Stored(version));
         }
         self.decode(cm)
     }
@@ -302,7 +302,7 @@ impl RecordStore {
                     && now.uid == stored.uid
                     && serde_json::to_value(&now.record).ok() == serde_json::to_value(record).ok()
                 {
-                    self.wrote(RecordWrite::Stored(now.resource_version.clone()));
+                    self.wrote(RecordVersion::Stored(now.resource_version.clone()));
                     return Ok(now);
                 }
                 Err(CanaryError::Refused(format!(
@@ -330,7 +330,7 @@ impl RecordStore {
         };
         match self.api.delete(&self.name(), &params).await {
             Ok(_) => {
-                self.wrote(RecordWrite::Deleted(stored.resource_version.clone()));
+                self.wrote(RecordVersion::Deleted(stored.resource_version.clone()));
                 Ok(())
             }
             Err(e) if is_status(&e, 404) => Ok(()),

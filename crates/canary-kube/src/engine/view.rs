@@ -14,9 +14,9 @@ use crate::observe::DeploymentView;
 impl Engine {
     /// The watch-fed live view of the Deployment and its canary: started on the first call,
     /// shared by every later one (and by clones of this engine), so a command lists and
-    /// watches each kind once. Returns once the view reflects this command's own last
-    /// writes of the Deployment and the record (at most 5 s), so a decision never takes
-    /// this command's write for someone else's.
+    /// watches each kind once. Returns once the view reflects the newest versions of the
+    /// Deployment and the record this command knows of (its own writes, fresh reads; at most
+    /// 5 s), so a decision never takes this command's write for someone else's.
     pub async fn live(&self) -> Result<LiveView> {
         let mut live = self
             .live_view
@@ -34,7 +34,7 @@ impl Engine {
             .await?
             .clone();
         let deployment = self.deployment_known.lock().ok().and_then(|v| v.clone());
-        live.caught_up_with_writes(
+        live.caught_up_with_known(
             deployment.as_deref(),
             self.store.newest_known().as_ref(),
             Duration::from_secs(5),
@@ -79,6 +79,8 @@ impl Engine {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Keeps the Deployment's label selector from its first read (the live view's watches
+    /// need it).
     pub(super) fn saw(&self, deployment: &Deployment) {
         if self.selector.get().is_none() {
             let _ = self
