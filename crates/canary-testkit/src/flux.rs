@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::TestEnv;
+use crate::{TestEnv, kubectl};
 
 /// What `scripts/testenv flux` prints: the controllers' binaries, their CRD folders, the Git
 /// server and git.
@@ -190,16 +190,6 @@ fn kustomizations(client: &kube::Client, namespace: &str) -> Api<DynamicObject> 
         namespace,
         &ApiResource::from_gvk_with_plural(&gvk, "kustomizations"),
     )
-}
-
-fn kubectl(env: &TestEnv, args: &[&str]) -> String {
-    let output = env.run("kubectl", args);
-    assert!(
-        output.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 impl Flux {

@@ -225,6 +225,18 @@ pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// Runs kubectl with the admin kubeconfig and returns what it printed; fails the test when
+/// kubectl fails.
+pub fn kubectl(env: &TestEnv, args: &[&str]) -> String {
+    let output = env.run("kubectl", args);
+    assert!(
+        output.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 async fn client_for(kubeconfig: &Path) -> Client {
     let file = Kubeconfig::read_from(kubeconfig)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", kubeconfig.display()));

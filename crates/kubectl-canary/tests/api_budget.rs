@@ -25,19 +25,23 @@ struct Step {
     budget: u64,
 }
 
+/// The first two commands of both lifecycles.
+const START: Step = Step {
+    args: &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
+    budget: 16,
+};
+const STATUS: Step = Step {
+    args: &["status", "deploy/web"],
+    budget: 8,
+};
+
 /// The recipe of the handout costs 15 requests (promote) and 20 (abort) in bench/run.
 const LIFECYCLES: &[(&str, &[Step])] = &[
     (
         "promote",
         &[
-            Step {
-                args: &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-                budget: 16,
-            },
-            Step {
-                args: &["status", "deploy/web"],
-                budget: 8,
-            },
+            START,
+            STATUS,
             Step {
                 args: &["promote", "deploy/web", "--full"],
                 budget: 15,
@@ -47,14 +51,8 @@ const LIFECYCLES: &[(&str, &[Step])] = &[
     (
         "abort",
         &[
-            Step {
-                args: &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "1"],
-                budget: 16,
-            },
-            Step {
-                args: &["status", "deploy/web"],
-                budget: 8,
-            },
+            START,
+            STATUS,
             Step {
                 args: &["abort", "deploy/web"],
                 budget: 15,

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 #[allow(unused_imports)]
 pub use canary_testkit::gitops::{GitOpsRepo, PodCountWatch};
-use canary_testkit::{TestEnv, TestNamespace};
+use canary_testkit::{TestEnv, TestNamespace, kubectl};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -30,16 +30,6 @@ pub fn repo() -> PathBuf {
 /// A scratch directory of one test.
 pub fn scratch(namespace: &str) -> PathBuf {
     canary_testkit::scenario::scratch("gitops", namespace)
-}
-
-fn kubectl(env: &TestEnv, args: &[&str]) -> String {
-    let output = env.run("kubectl", args);
-    assert!(
-        output.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).to_string()
 }
 
 /// `kubectl apply` of deploy/`file`.yaml as the tests apply it (server-side, their own field
