@@ -8,6 +8,7 @@
 //! promote on pass, hold on the stable pods on fail (without fighting Git), hold on
 //! inconclusive. One replica leads (a Lease); it serves metrics and health on HTTP.
 
+pub mod cache;
 pub mod client;
 pub mod config;
 pub mod exit_code;

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Api;
-use kube::core::PartialObjectMeta;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::runtime::controller::Controller;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, ResourceExt};
 
 use canary_core::gitops::OPT_IN_LABEL;
 use canary_core::gitops::situation::CONTROLLER_TOOL;
@@ -19,6 +19,7 @@ use canary_core::record::Owner;
 use canary_kube::gitops::policy_check::require_brake_policy;
 use canary_kube::store::MANAGED_BY_LABEL;
 
+use crate::cache::Caches;
 use crate::config::Config;
 use crate::http::{Health, serve};
 use crate::leader::Election;
@@ -143,7 +144,7 @@ async fn lead(
     }
     metrics.set_leader(true);
     tracing::info!(%identity, "leading");
-    let ctx = Arc::new(Context::new(
+    let ctx = Context::new(
         client.clone(),
         metrics.clone(),
         config.prometheus(),
@@ -153,7 +154,7 @@ async fn lead(
             pid: std::process::id(),
             tool_version: format!("{CONTROLLER_TOOL}/{}", env!("CARGO_PKG_VERSION")),
         },
-    ));
+    );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mut controller = Box::pin(controller(
         config,
@@ -207,25 +208,30 @@ async fn blind_past(metrics: &Metrics, bound: std::time::Duration) -> crate::met
 }
 
 /// The kube-rs controller: opted-in Deployments; their ReplicaSets and records trigger them.
-/// Each kind has its own watch with its own backoff ([`crate::watches`]).
+/// Each kind has its own watch with its own backoff ([`crate::watches`]), and each fills a
+/// cache that reconciles read ([`crate::cache`]); pods fill theirs without triggering (a
+/// canary in progress looks again on its own schedule).
 async fn controller(
     config: &Config,
     client: kube::Client,
-    ctx: Arc<Context>,
+    ctx: Context,
     metrics: Arc<Metrics>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (deployments, replica_sets, config_maps): (
+    let (deployments, replica_sets, pods, config_maps): (
         Api<Deployment>,
-        Api<PartialObjectMeta<ReplicaSet>>,
+        Api<ReplicaSet>,
+        Api<Pod>,
         Api<ConfigMap>,
     ) = match &config.namespace {
         Some(namespace) => (
             Api::namespaced(client.clone(), namespace),
             Api::namespaced(client.clone(), namespace),
             Api::namespaced(client.clone(), namespace),
+            Api::namespaced(client.clone(), namespace),
         ),
         None => (
+            Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client),
@@ -240,31 +246,60 @@ async fn controller(
     let records = watched
         .clone()
         .labels(&format!("{}={}", MANAGED_BY_LABEL.0, MANAGED_BY_LABEL.1));
-    let (reader, writer) = reflector::store();
+    let every_pod = watched.clone();
+    let (deployments_cache, deployments_writer) = reflector::store();
+    let (replica_sets_cache, replica_sets_writer) = reflector::store();
+    let (pods_cache, pods_writer) = reflector::store();
+    let (records_cache, records_writer) = reflector::store();
+    let caches = Caches::new(
+        deployments_cache.clone(),
+        replica_sets_cache,
+        pods_cache,
+        records_cache.clone(),
+    );
+    let deployments_delivered = caches.deployments_delivered.clone();
+    let records_delivered = caches.records_delivered.clone();
+    let ctx = Arc::new(ctx.with_caches(caches));
+    let deployments_seen = deployments_cache.clone();
     let deployments = observed(
         "deployments",
         move || watcher(deployments.clone(), opted_in.clone()),
         metrics.clone(),
     )
-    .reflect(writer)
+    .reflect(deployments_writer)
+    .inspect_ok(move |event| deployments_delivered.note(event, &deployments_seen))
     .applied_objects();
+    // Without managedFields: the caches keep what decisions read, not who wrote what.
     let replica_sets = observed(
         "replicasets",
         move || watcher(replica_sets.clone(), watched.clone()),
         metrics.clone(),
     )
+    .modify(|rs: &mut ReplicaSet| rs.managed_fields_mut().clear())
+    .reflect(replica_sets_writer)
+    .touched_objects();
+    let pods = observed(
+        "pods",
+        move || watcher(pods.clone(), every_pod.clone()),
+        metrics.clone(),
+    )
+    .modify(|pod: &mut Pod| pod.managed_fields_mut().clear())
+    .reflect(pods_writer)
     .touched_objects();
     let records = observed(
         "records",
         move || watcher(config_maps.clone(), records.clone()),
         metrics.clone(),
     )
+    .reflect(records_writer)
+    .inspect_ok(move |event| records_delivered.note(event, &records_cache))
     .touched_objects();
-    Controller::for_stream(deployments, reader)
+    Controller::for_stream(deployments, deployments_cache)
         .owns_stream(replica_sets)
         .watches_stream(records, |config_map: ConfigMap| {
             deployment_of_record(&config_map)
         })
+        .watches_stream(pods, |_: Pod| None::<ObjectRef<Deployment>>)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

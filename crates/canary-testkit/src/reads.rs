@@ -20,14 +20,32 @@ pub async fn pods_by_image(
     namespace: &str,
     selector: &str,
 ) -> BTreeMap<String, usize> {
+    pods_by_image_at(client, namespace, selector).await.0
+}
+
+/// [`pods_by_image`] with the resourceVersion of the list it counted: pod events at or
+/// before it are in the count, later ones are not (resourceVersions of one resource compare
+/// as numbers since Kubernetes 1.35, KEP-5504).
+pub async fn pods_by_image_at(
+    client: &kube::Client,
+    namespace: &str,
+    selector: &str,
+) -> (BTreeMap<String, usize>, u64) {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let params = if selector.is_empty() {
         ListParams::default()
     } else {
         ListParams::default().labels(selector)
     };
+    let list = api.list(&params).await.expect("list pods");
+    let at = list
+        .metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .expect("a list's resourceVersion is a number");
     let mut counts = BTreeMap::new();
-    for pod in api.list(&params).await.expect("list pods").items {
+    for pod in list.items {
         if pod.metadata.deletion_timestamp.is_some() {
             continue;
         }
@@ -37,7 +55,7 @@ pub async fn pods_by_image(
                 .or_default() += 1;
         }
     }
-    counts
+    (counts, at)
 }
 
 /// The canary record of deploy/`deployment`, parsed; `None` when there is none (or its

@@ -1,7 +1,9 @@
 //! One reconcile of one opted-in Deployment: level-triggered and idempotent. Everything is
-//! decided from what is read now (the Deployment, its ReplicaSets and pods, the brake's
-//! annotations and the record), so a replica that takes over after a crash continues where
-//! the last one stopped, and every write is guarded by the resourceVersion it was decided on.
+//! decided from what is known now (the Deployment, its ReplicaSets and pods, the brake's
+//! annotations and the record: from the watches' caches once they hold the controller's own
+//! last writes, else read fresh; [`crate::cache`]), so a replica that takes over after a
+//! crash continues where the last one stopped, and every write is guarded by the
+//! resourceVersion it was decided on.
 
 mod begin;
 mod close;
@@ -33,6 +35,7 @@ use canary_kube::notify::{Notifier, SendPolicy};
 use canary_kube::observe::{DeploymentView, NamespaceApis};
 use canary_kube::store::{RecordStore, StoredRecord};
 
+use crate::cache::{Caches, OwnWrites};
 use crate::metrics::Metrics;
 
 /// What every reconcile shares.
@@ -50,6 +53,8 @@ pub struct Context {
     /// Each Deployment's notifier and the endpoints it was made for: kept while the
     /// endpoints stay the same, so notices reach an endpoint in order across reconciles.
     notifiers: Mutex<HashMap<String, (EndpointsConfig, Notifier)>>,
+    /// The watches' caches; `None`: every reconcile reads fresh.
+    caches: Option<Caches>,
 }
 
 impl Context {
@@ -67,6 +72,16 @@ impl Context {
             owner,
             warned: Mutex::new(HashMap::new()),
             notifiers: Mutex::new(HashMap::new()),
+            caches: None,
+        }
+    }
+
+    /// The context with the watches' caches: reconciles read from them once they hold the
+    /// controller's own last writes.
+    pub fn with_caches(self, caches: Caches) -> Self {
+        Self {
+            caches: Some(caches),
+            ..self
         }
     }
 }
@@ -126,6 +141,8 @@ pub(crate) struct Reconciling<'a> {
     events: EventSink,
     /// The endpoint names of the `kubectl-canary.io/notify` annotation.
     notify_names: Result<Vec<String>, String>,
+    /// The Deployment's resourceVersion after this reconcile's last update of it.
+    wrote_deployment: Mutex<Option<String>>,
 }
 
 impl Reconciling<'_> {
@@ -295,7 +312,33 @@ impl Reconciling<'_> {
             settings: brake.original.clone(),
             summary: summary.into(),
         };
-        Ok(update_deployment(&self.apis.deployments, self.deployment(), &change, true).await?)
+        self.update_deployment(&change, true).await
+    }
+
+    /// Updates the Deployment as read with `change` (with `release`, the brake's
+    /// annotations go in the same write), noting the version stored so that the next
+    /// reconcile does not decide on the caches before they hold it.
+    pub async fn update_deployment(
+        &self,
+        change: &SpecChange,
+        release: bool,
+    ) -> Result<Written, ReconcileError> {
+        let written =
+            update_deployment(&self.apis.deployments, self.deployment(), change, release).await?;
+        if let Written::Stored(version) = &written
+            && let Ok(mut wrote) = self.wrote_deployment.lock()
+        {
+            *wrote = Some(version.clone());
+        }
+        Ok(written)
+    }
+
+    /// The versions of the Deployment and the record this reconcile wrote last.
+    fn own_writes(&self) -> OwnWrites {
+        OwnWrites {
+            deployment: self.wrote_deployment.lock().ok().and_then(|w| w.clone()),
+            record: self.store.newest_known(),
+        }
     }
 
     /// Records a finished canary's duration in the metrics.
@@ -355,22 +398,49 @@ async fn reconcile_deployment(deployment: Arc<Deployment>, ctx: Arc<Context>) ->
     let name = deployment.name_any();
     let key = format!("{namespace}/{name}");
     let apis = NamespaceApis::new(&ctx.client, &namespace);
-    // Read fresh: the watch cache may lag behind our own last write.
-    let Some(deployment) = apis
-        .deployments
-        .get_opt(&name)
-        .await
-        .map_err(|e| CanaryError::api(format!("reading deploy/{name}"), e))?
-    else {
-        ctx.metrics.set_phase(&key, None);
-        return Ok(Action::await_change());
+    let store = RecordStore::new(&ctx.client, &namespace, &name);
+    let cached = ctx
+        .caches
+        .as_ref()
+        .and_then(|caches| caches.read(&namespace, &name, &store.name()));
+    let (source, stored) = match cached {
+        Some(cached) => {
+            let braked =
+                BrakeAnnotations::from_annotations(cached.view.deployment.annotations()).is_some();
+            let stored = match cached.record {
+                Some(config_map) => store.decode(config_map).map(Some),
+                // The record's watch selects by label: a record whose label was removed is
+                // not in the cache. With the brake on there must be one: look it up.
+                None if braked => store.get().await,
+                None => Ok(None),
+            };
+            (Source::Cached(Box::new(cached.view)), stored)
+        }
+        None => {
+            // Read fresh: the caches have not listed yet, or not yet delivered the
+            // controller's own last write.
+            let Some(deployment) = apis
+                .deployments
+                .get_opt(&name)
+                .await
+                .map_err(|e| CanaryError::api(format!("reading deploy/{name}"), e))?
+            else {
+                ctx.metrics.set_phase(&key, None);
+                return Ok(Action::await_change());
+            };
+            if deployment.meta().deletion_timestamp.is_some() {
+                return Ok(Action::await_change());
+            }
+            let stored = store.get().await;
+            (Source::Fresh(Box::new(deployment)), stored)
+        }
     };
+    let deployment = source.deployment();
     if deployment.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let events = EventSink::new(&ctx.client, &deployment);
-    let store = RecordStore::new(&ctx.client, &namespace, &name);
-    let stored = match store.get().await {
+    let events = EventSink::new(&ctx.client, deployment);
+    let stored = match stored {
         Ok(stored) => stored,
         Err(error @ CanaryError::BadRecord { .. }) => {
             let note = format!(
@@ -388,43 +458,73 @@ async fn reconcile_deployment(deployment: Arc<Deployment>, ctx: Arc<Context>) ->
         // A canary started with the CLI: the CLI drives it.
         return Ok(Action::await_change());
     }
-    let view = apis.view_of(deployment).await?;
+    let view = match source {
+        Source::Cached(view) => *view,
+        Source::Fresh(deployment) => apis.view_of(*deployment).await?,
+    };
     let annotations = view.deployment.annotations().clone();
     let replicas = view.replicas();
+    let brake = match BrakeAnnotations::from_annotations(&annotations) {
+        None => None,
+        Some(Ok(brake)) => Some(brake),
+        Some(Err(error)) => {
+            let note = format!(
+                "{error}: the Deployment's own rollout settings cannot be read back, so the controller \
+                 changes nothing; restore the annotation or set the settings by hand and remove the \
+                 kubectl-canary.io/ annotations"
+            );
+            warn_once(&ctx, &key, &events, "CanaryBrakeAnnotationsDamaged", note).await;
+            return Ok(Action::requeue(Duration::from_secs(60)));
+        }
+    };
     let release = Reconciling {
         ctx: &ctx,
         key,
         apis,
         store,
         stored,
-        brake: None,
+        brake,
         policy: GitOpsPolicy::from_annotations(&annotations, replicas).map_err(|e| e.to_string()),
         notify_names: notify_names(&annotations).map_err(|e| e.to_string()),
         events,
         view,
+        wrote_deployment: Mutex::new(None),
     };
-    let brake = match BrakeAnnotations::from_annotations(&annotations) {
-        None => None,
-        Some(Ok(brake)) => Some(brake),
-        Some(Err(error)) => {
-            release
-                .warn_once(
-                    "CanaryBrakeAnnotationsDamaged",
-                    format!(
-                        "{error}: the Deployment's own rollout settings cannot be read back, so the controller \
-                         changes nothing; restore the annotation or set the settings by hand and remove the \
-                         kubectl-canary.io/ annotations"
-                    ),
-                )
-                .await;
-            return Ok(Action::requeue(Duration::from_secs(60)));
+    decide(release).await
+}
+
+/// Where a reconcile's Deployment came from.
+enum Source {
+    /// The caches, with its ReplicaSets and pods.
+    Cached(Box<DeploymentView>),
+    /// A fresh read; its ReplicaSets and pods are listed next.
+    Fresh(Box<Deployment>),
+}
+
+impl Source {
+    fn deployment(&self) -> &Deployment {
+        match self {
+            Source::Cached(view) => &view.deployment,
+            Source::Fresh(deployment) => deployment,
         }
-    };
-    let release = Reconciling { brake, ..release };
+    }
+}
+
+/// Decides and acts on what was read, then notes the versions written so that the next
+/// reconcile reads fresh until the caches hold them.
+async fn decide(release: Reconciling<'_>) -> Outcome {
+    let outcome = decide_on(&release).await;
+    if let Some(caches) = &release.ctx.caches {
+        caches.note_own(&release.key, release.own_writes());
+    }
+    outcome
+}
+
+async fn decide_on(release: &Reconciling<'_>) -> Outcome {
     // A record that disagrees with the cluster (changed by a ConfigMap writer) decides
     // nothing, whatever the situation: the controller stops for this Deployment.
     if let Some(stored) = &release.stored
-        && steps::trusted(&release, &stored.record).await.is_none()
+        && steps::trusted(release, &stored.record).await.is_none()
     {
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
@@ -451,11 +551,11 @@ async fn reconcile_deployment(deployment: Arc<Deployment>, ctx: Arc<Context>) ->
             }
             Ok(Action::await_change())
         }
-        Release::Begin => begin::begin(&release).await,
-        Release::Continue => steps::continue_canary(&release).await,
-        Release::Reverted => close::reverted(&release).await,
-        Release::Superseded => close::superseded(&release).await,
-        Release::Abandoned => close::abandoned(&release).await,
+        Release::Begin => begin::begin(release).await,
+        Release::Continue => steps::continue_canary(release).await,
+        Release::Reverted => close::reverted(release).await,
+        Release::Superseded => close::superseded(release).await,
+        Release::Abandoned => close::abandoned(release).await,
     }
 }
 

@@ -13,7 +13,7 @@ use kube::runtime::controller::Action;
 use canary_core::gitops::situation::{HoldOnStable, hold_on_stable as next_step};
 use canary_core::machine::SpecChange;
 use canary_core::record::CanaryRecord;
-use canary_kube::gitops::writes::{Written, scale_replica_set_to_zero, update_deployment};
+use canary_kube::gitops::writes::{Written, scale_replica_set_to_zero};
 use canary_kube::observe::settings_of;
 
 use super::{Outcome, Reconciling, SOON, now};
@@ -55,13 +55,7 @@ pub(super) async fn hold_on_stable(release: &Reconciling<'_>, record: &CanaryRec
                 settings: settings.with_paused(true),
                 summary: "pause with the brake on".into(),
             };
-            update_deployment(
-                &release.apis.deployments,
-                release.deployment(),
-                &change,
-                false,
-            )
-            .await?;
+            release.update_deployment(&change, false).await?;
             Ok(Action::requeue(SOON))
         }
         HoldOnStable::ScaleCanaryToZero => {

@@ -13,7 +13,7 @@ use canary_core::step_policy::NextStep;
 use canary_core::verdict::Decision as Verdict;
 use canary_kube::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use canary_kube::gitops::spec_source::read_analysis_spec;
-use canary_kube::gitops::writes::{Written, update_deployment};
+use canary_kube::gitops::writes::Written;
 use canary_kube::observe::template_json;
 use canary_kube::{ops, write};
 use kube::ResourceExt;
@@ -146,14 +146,7 @@ async fn drive(release: &Reconciling<'_>, record: &CanaryRecord, goal: Goal) -> 
                 return Ok(Action::requeue(SOON));
             }
             tracing::info!(deployment = %release.key, summary = %change.summary, "updating");
-            match update_deployment(
-                &release.apis.deployments,
-                release.deployment(),
-                &change,
-                promoting,
-            )
-            .await?
-            {
+            match release.update_deployment(&change, promoting).await? {
                 Written::Stored(_) | Written::Conflict => Ok(Action::requeue(SOON)),
             }
         }

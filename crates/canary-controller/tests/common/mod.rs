@@ -595,16 +595,18 @@ impl Scenario {
         .await;
     }
 
-    /// Waits until the pods are exactly `counts` (image, pods).
-    pub async fn pods_are(&self, what: &str, counts: &[(&str, usize)], timeout: Duration) {
+    /// Waits until the pods are exactly `counts` (image, pods); the resourceVersion of the
+    /// list that found them.
+    pub async fn pods_are(&self, what: &str, counts: &[(&str, usize)], timeout: Duration) -> u64 {
         let want: BTreeMap<String, usize> =
             counts.iter().map(|(i, n)| (i.to_string(), *n)).collect();
         let (client, ns) = (&self.client, self.ns.as_str());
         let want = &want;
-        canary_testkit::wait_until(&self.setup.env, what, timeout, || async move {
-            pods_by_image(client, ns).await == *want
+        canary_testkit::wait_for(&self.setup.env, what, timeout, || async move {
+            let (counts, at) = canary_testkit::reads::pods_by_image_at(client, ns, "").await;
+            (counts == *want).then_some(at)
         })
-        .await;
+        .await
     }
 
     /// Waits until the record is closed.
@@ -630,6 +632,23 @@ impl Scenario {
             || async move {
                 let record = record(client, ns).await?;
                 (record["phase"]["name"] == phase && extra(&record)).then_some(record)
+            },
+        )
+        .await
+    }
+
+    /// Waits until the controller has begun a canary (its record is starting or holding).
+    pub async fn record_begun(&self) -> Value {
+        let (client, ns) = (&self.client, self.ns.as_str());
+        canary_testkit::wait_for(
+            &self.setup.env,
+            "the record of a begun canary",
+            Duration::from_secs(120),
+            || async move {
+                let record = record(client, ns).await?;
+                ["starting", "holding"]
+                    .contains(&record["phase"]["name"].as_str().unwrap_or_default())
+                    .then_some(record)
             },
         )
         .await
