@@ -89,7 +89,7 @@ func (c *container) applyUsage(pod *v1.Pod) {
 
 // nodeByIP is the simulated node with this InternalIP.
 func (s *Sim) nodeByIP(ip string) *nodeInfo {
-	for _, n := range s.nodes {
+	for _, n := range s.nodeList() {
 		if n.ip == ip {
 			return n
 		}

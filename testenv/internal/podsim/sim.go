@@ -48,20 +48,32 @@ type nodeInfo struct {
 	used   map[string]bool
 	nextIP int
 	use    nodeUsage // resource metrics (guarded by Sim.mu)
+	// adopted: a Node created by someone else (a test) with the label SimNodeLabel, which the
+	// simulator took over while running; forgotten when the Node is deleted
+	adopted  bool
+	recorder record.EventRecorder
 }
+
+// SimNodeLabel marks the simulated nodes. A Node created while the simulator runs with this
+// label set to "true" is adopted: the simulator reports its status and heartbeat, lifts the
+// not-ready taint and runs the pods bound to it, as for its own nodes ("a node joins").
+const SimNodeLabel = "sim.kubectl-canary.io/node"
 
 // Sim is the simulator.
 type Sim struct {
-	cfg       Config
-	client    kubernetes.Interface
-	recorders map[string]record.EventRecorder
-	podLister cache.Indexer
+	cfg         Config
+	client      kubernetes.Interface
+	broadcaster record.EventBroadcaster
+	podLister   cache.Indexer
 
-	mu     sync.Mutex
-	nodes  map[string]*nodeInfo
-	pods   map[types.UID]*podSim
-	byIP   map[string]*podSim
-	byName map[string]*podSim // ns/name
+	mu sync.Mutex
+	// nodesMu guards the nodes map (nodes are adopted and forgotten while running); never
+	// held while taking mu
+	nodesMu sync.RWMutex
+	nodes   map[string]*nodeInfo
+	pods    map[types.UID]*podSim
+	byIP    map[string]*podSim
+	byName  map[string]*podSim // ns/name
 
 	net *netServer
 }
@@ -112,14 +124,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	s := &Sim{cfg: cfg, client: client, nodes: map[string]*nodeInfo{}, pods: map[types.UID]*podSim{},
-		byIP: map[string]*podSim{}, byName: map[string]*podSim{}, recorders: map[string]record.EventRecorder{}}
+		byIP: map[string]*podSim{}, byName: map[string]*podSim{}}
 	bc := record.NewBroadcaster(record.WithContext(ctx))
+	s.broadcaster = bc
 	bc.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	defer bc.Shutdown()
 	for i := 0; i < cfg.Nodes; i++ {
 		name := fmt.Sprintf("sim-node-%d", i)
-		s.nodes[name] = &nodeInfo{name: name, ip: s.NodeIP(i), index: i, used: map[string]bool{}, nextIP: 2}
-		s.recorders[name] = bc.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: name})
+		s.nodes[name] = &nodeInfo{name: name, ip: s.NodeIP(i), index: i, used: map[string]bool{}, nextIP: 2,
+			recorder: bc.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: name})}
 	}
 	s.net = newNetServer(s, cfg.Netns)
 	if err := s.net.startKubelet(); err != nil {
@@ -133,6 +146,18 @@ func Run(ctx context.Context, cfg Config) error {
 	go s.heartbeat(ctx)
 
 	f := informers.NewSharedInformerFactory(client, 0)
+	_, _ = f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o interface{}) { s.onNode(ctx, o) },
+		UpdateFunc: func(_, o interface{}) { s.onNode(ctx, o) },
+		DeleteFunc: func(o interface{}) {
+			if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+				o = d.Obj
+			}
+			if n, ok := o.(*v1.Node); ok {
+				s.forgetNode(n.Name)
+			}
+		},
+	})
 	inf := f.Core().V1().Pods().Informer()
 	s.podLister = inf.GetIndexer()
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -263,11 +288,11 @@ func (s *Sim) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, n := range s.nodes {
+		for _, n := range s.nodeList() {
 			s.renewLease(ctx, n)
 			cur, err := s.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
 			if err != nil {
-				if apierrors.IsNotFound(err) {
+				if apierrors.IsNotFound(err) && !n.adopted {
 					_ = s.registerNode(ctx, n)
 				}
 				continue
@@ -279,6 +304,99 @@ func (s *Sim) heartbeat(ctx context.Context) {
 			_, _ = s.client.CoreV1().Nodes().UpdateStatus(ctx, cur, metav1.UpdateOptions{})
 		}
 	}
+}
+
+func (s *Sim) nodeNamed(name string) *nodeInfo {
+	s.nodesMu.RLock()
+	defer s.nodesMu.RUnlock()
+	return s.nodes[name]
+}
+
+func (s *Sim) nodeList() []*nodeInfo {
+	s.nodesMu.RLock()
+	defer s.nodesMu.RUnlock()
+	l := make([]*nodeInfo, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		l = append(l, n)
+	}
+	return l
+}
+
+// maxNodes: node i has the pod CIDR <prefix>.(i+1).0/24, and <prefix>.250 is taken by the
+// synthetic clients
+const maxNodes = 249
+
+// onNode adopts a Node labelled SimNodeLabel=true that the simulator does not know yet.
+func (s *Sim) onNode(ctx context.Context, o interface{}) {
+	node, ok := o.(*v1.Node)
+	if !ok || node.Labels[SimNodeLabel] != "true" || node.DeletionTimestamp != nil {
+		return
+	}
+	s.nodesMu.Lock()
+	if _, known := s.nodes[node.Name]; known {
+		s.nodesMu.Unlock()
+		return
+	}
+	// the lowest index no node has (a forgotten node's index is free again)
+	taken := map[int]bool{}
+	for _, n := range s.nodes {
+		taken[n.index] = true
+	}
+	index := s.cfg.Nodes
+	for taken[index] {
+		index++
+	}
+	if index >= maxNodes {
+		s.nodesMu.Unlock()
+		s.logf("cannot adopt node %s: at most %d nodes", node.Name, maxNodes)
+		return
+	}
+	n := &nodeInfo{name: node.Name, ip: s.NodeIP(index), index: index, used: map[string]bool{}, nextIP: 2, adopted: true,
+		recorder: s.broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: node.Name})}
+	s.nodes[n.name] = n
+	s.nodesMu.Unlock()
+	s.logf("adopting node %s (ip %s)", n.name, n.ip)
+	go func() {
+		// the node's own creator and the controllers write it too: retry on conflicts, as
+		// the kubelet does
+		for attempt := 1; ; attempt++ {
+			err := s.registerNode(ctx, n)
+			if err == nil || ctx.Err() != nil || s.nodeNamed(n.name) != n {
+				return
+			}
+			s.logf("adopting node %s (attempt %d): %v", n.name, attempt, err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond * time.Duration(min(attempt, 20))):
+			}
+		}
+	}()
+}
+
+// forgetNode drops an adopted node once its Node is deleted and stops the pods it ran (the
+// pod garbage collector deletes their Pods, as for a node that is gone).
+func (s *Sim) forgetNode(name string) {
+	s.nodesMu.Lock()
+	n := s.nodes[name]
+	if n == nil || !n.adopted {
+		s.nodesMu.Unlock()
+		return
+	}
+	delete(s.nodes, name)
+	s.nodesMu.Unlock()
+	var uids []types.UID
+	s.mu.Lock()
+	for uid, p := range s.pods {
+		if p.node == name {
+			uids = append(uids, uid)
+		}
+	}
+	s.mu.Unlock()
+	for _, uid := range uids {
+		s.stopPod(uid)
+	}
+	s.logf("node %s deleted: forgotten, %d pods stopped", name, len(uids))
 }
 
 func (s *Sim) allocIP(n *nodeInfo) string {
@@ -302,7 +420,8 @@ func (s *Sim) onPod(ctx context.Context, o interface{}) {
 	if !ok {
 		return
 	}
-	if _, ours := s.nodes[pod.Spec.NodeName]; !ours {
+	n := s.nodeNamed(pod.Spec.NodeName)
+	if n == nil {
 		return
 	}
 	if pod.DeletionTimestamp != nil {
@@ -342,7 +461,6 @@ func (s *Sim) onPod(ctx context.Context, o interface{}) {
 		}
 		return
 	}
-	n := s.nodes[pod.Spec.NodeName]
 	ip := n.ip
 	if !pod.Spec.HostNetwork {
 		ip = s.allocIP(n)
@@ -400,7 +518,12 @@ func (s *Sim) onPod(ctx context.Context, o interface{}) {
 }
 
 // recorderFor returns the event recorder of the pod's node.
-func (p *podSim) recorderFor() record.EventRecorder { return p.s.recorders[p.node] }
+func (p *podSim) recorderFor() record.EventRecorder {
+	if n := p.s.nodeNamed(p.node); n != nil {
+		return n.recorder
+	}
+	return nil
+}
 
 func (s *Sim) stopPod(uid types.UID) {
 	s.mu.Lock()
@@ -417,7 +540,7 @@ func (s *Sim) stopPod(uid types.UID) {
 	if s.byName[p.namespace+"/"+p.name] == p {
 		delete(s.byName, p.namespace+"/"+p.name)
 	}
-	if n := s.nodes[p.node]; n != nil && p.podIP != n.ip {
+	if n := s.nodeNamed(p.node); n != nil && p.podIP != n.ip {
 		delete(n.used, p.podIP)
 	}
 }

@@ -486,6 +486,9 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 	if _, err := client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("restricted binding: %w", err)
 	}
+	if err := storageClasses(ctx, client); err != nil {
+		return err
+	}
 	if s.msBin != "" {
 		// a restarted API server serves again once the metrics API is available too
 		apiProc.ready = func(ctx context.Context) error {
@@ -510,6 +513,14 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		"endpointslice-mirroring-controller", "root-ca-certificate-publisher-controller", "clusterrole-aggregation-controller",
 		"disruption-controller", "pod-garbage-collector-controller", "resourcequota-controller", "ttl-controller",
 		"horizontal-pod-autoscaler-controller",
+		// StatefulSets and DaemonSets, and the persistent volumes of a StatefulSet's
+		// volumeClaimTemplates: the binder binds (and, with --enable-hostpath-provisioner,
+		// provisions) PVs for PVCs; the protection controllers lift the finalizers that the
+		// StorageObjectInUseProtection admission plugin puts on every PVC and PV, without
+		// which a PVC (and so its namespace) is never deleted. The ControllerRevisions both
+		// kinds write are garbage-collected by the garbage collector (owner references).
+		"daemonset-controller", "statefulset-controller", "persistentvolume-binder-controller",
+		"persistentvolumeclaim-protection-controller", "persistentvolume-protection-controller",
 	}, ",")
 	// healthz of the controller-manager and the scheduler (self-signed serving certs, paths
 	// always allowed): how a fault command knows a restarted one serves again
@@ -540,6 +551,12 @@ func (s *sup) up(ctx context.Context, timeout time.Duration, nodeCPU, nodeMem st
 		"--concurrent-replicaset-syncs", "10",
 		"--concurrent-gc-syncs", "20",
 		"--concurrent-namespace-syncs", "10",
+		"--concurrent-statefulset-syncs", "10",
+		"--concurrent-daemonset-syncs", "10",
+		// the in-tree hostPath provisioner (kubernetes.io/host-path, run by the PV binder):
+		// the StorageClasses testenv-hostpath (default) and testenv-hostpath-wffc, see
+		// storage.go; its directories are /tmp/hostpath_pv/<uuid>, removed with the PV
+		"--enable-hostpath-provisioner",
 		// The default client-side limit (20 qps) throttles the controllers as soon as a
 		// few tests run at once; the real limit here is the API server's own.
 		"--kube-api-qps", "200",
