@@ -192,21 +192,19 @@ impl Caches {
             .ok()
             .and_then(|own| own.get(&key).cloned())
             .unwrap_or_default();
-        let deployment_current = own
-            .deployment
-            .as_deref()
-            .is_none_or(|version| self.deployments_delivered.has(&key, version));
+        let deployment_current = own.deployment.as_deref().is_none_or(|version| {
+            self.deployments_delivered.has(&key, version)
+                || at_least(deployment.resource_version().as_deref(), version)
+        });
+        let cached_record_version = record.as_ref().and_then(|cm| cm.resource_version());
         let record_current = match &own.record {
             None => true,
             Some(RecordVersion::Stored(version)) => {
                 self.records_delivered.has(&record_key, version)
+                    || at_least(cached_record_version.as_deref(), version)
             }
             Some(RecordVersion::Deleted(version)) => {
-                record
-                    .as_ref()
-                    .and_then(|cm| cm.resource_version())
-                    .as_deref()
-                    != Some(version)
+                cached_record_version.as_deref() != Some(version)
             }
         };
         if !(deployment_current && record_current) {
@@ -255,6 +253,20 @@ impl Caches {
                 .boxed(),
         ) && ready(self.pods.wait_until_ready().map(|r| r.is_ok()).boxed())
             && ready(self.records.wait_until_ready().map(|r| r.is_ok()).boxed())
+    }
+}
+
+/// Whether `current` is `version` or later. Versions of one resource compare as numbers
+/// (KEP-5504, stable since Kubernetes 1.35): after a relist, a watch delivers only each
+/// object's latest version, so the one written may never be delivered itself. Where either
+/// is not a number (an older or another server), only delivery says so.
+fn at_least(current: Option<&str>, version: &str) -> bool {
+    match (
+        current.and_then(|c| c.parse::<u64>().ok()),
+        version.parse::<u64>(),
+    ) {
+        (Some(current), Ok(version)) => current >= version,
+        _ => false,
     }
 }
 
@@ -419,6 +431,38 @@ mod tests {
         assert_eq!(
             cached.view.deployment.resource_version().as_deref(),
             Some("13")
+        );
+    }
+
+    #[test]
+    fn a_relist_that_skipped_the_written_version_is_caught_up_by_a_later_one() {
+        let mut fixture = listed("10");
+        fixture.caches.note_own(
+            "ns/web",
+            OwnWrites {
+                deployment: Some("12".into()),
+                record: None,
+            },
+        );
+        for event in [
+            Event::Init,
+            Event::InitApply(deployment("15")),
+            Event::InitDone,
+        ] {
+            fixture.deployments.apply_watcher_event(&event);
+            fixture
+                .caches
+                .deployments_delivered
+                .note(&event, &fixture.caches.deployments);
+        }
+        assert!(
+            fixture.caches.read("ns", "web", "web-canary").is_some(),
+            "15 is after 12"
+        );
+        assert!(!at_least(Some("9"), "12"));
+        assert!(
+            !at_least(Some("abc"), "12"),
+            "not numbers: only delivery counts"
         );
     }
 
