@@ -76,12 +76,6 @@ enum Phase {
     Reverting,
 }
 
-/// A new version whose pods become Ready 20 s after they start (podsim's `ready-after`), for
-/// the stepping cells: with it the step from 1 to 2 pods outlasted every fault in every run
-/// so far (each cell confirms it on the record when the fault ends; a cell whose step ended
-/// first fails as missed).
-const SLOW_V2: &str = "nginx:1.15__ready-after-20s";
-
 /// A stable version whose pods become Ready 20 s after they start, for the reverting phase:
 /// the controller closes the record only once the stable version is back on every pod and
 /// Available, which is longer than any fault here (an API server restart takes about 8 s, a
@@ -104,8 +98,10 @@ impl Phase {
     /// The stable version and the version the canary's commit brings.
     fn versions(self) -> (&'static str, &'static str) {
         match self {
-            Phase::Idle | Phase::Held => (V1, V2),
-            Phase::Stepping => (V1, SLOW_V2),
+            // The stepping cells hold the recorded step with a test hook until the fault is
+            // over (`hold_steps_file`): the step from 1 to 2 pods is otherwise over in the
+            // milliseconds between two of the controller's writes.
+            Phase::Idle | Phase::Held | Phase::Stepping => (V1, V2),
             Phase::Failing | Phase::Resting => (V1, BAD),
             Phase::Reverting => (SLOW_V1, V2),
         }
@@ -280,7 +276,14 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
     // Aim: reach the phase, observed on the record.
     match phase {
         Phase::Idle => {}
-        Phase::Held | Phase::Stepping | Phase::Failing => {
+        Phase::Stepping => {
+            // The step waits, recorded, until the fault is over: the phase a fault aims at,
+            // not the milliseconds between two of the controller's writes.
+            std::fs::write(hold_steps_file(&s.ns), "").unwrap();
+            s.commit(new_image).await;
+            s.phase_is(phase.on_record().unwrap(), |_| true).await;
+        }
+        Phase::Held | Phase::Failing => {
             s.commit(new_image).await;
             s.phase_is(phase.on_record().unwrap(), |_| true).await;
         }
@@ -352,6 +355,9 @@ async fn cell(fault: Fault, phase: Phase) -> Option<Cell> {
     };
     let ended = Instant::now();
     let phase_after = record_phase(&s).await;
+    if phase == Phase::Stepping {
+        std::fs::remove_file(hold_steps_file(&s.ns)).unwrap();
+    }
     let template_after = template_image(&s.client, &s.ns).await;
     // The commit that arrives after the fault.
     match phase {

@@ -25,6 +25,7 @@ pub mod report;
 pub mod status;
 pub mod store;
 pub mod streaming_watch;
+pub mod test_hooks;
 pub mod traffic;
 pub mod trust;
 pub mod workload;

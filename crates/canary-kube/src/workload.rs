@@ -27,12 +27,15 @@ pub enum Brake {
     /// recorded strategy, minReadySeconds, progressDeadlineSeconds and paused.
     HeldRollingUpdate,
     /// StatefulSet (next): `updateStrategy.rollingUpdate.partition = replicas - k`: the
-    /// controller updates only the ordinals at or above the partition, and stops there by
-    /// itself (no timing brake needed); released by the recorded partition.
+    /// controller updates only the k highest ordinals and stops there by itself (no timing
+    /// brake needed); released by the recorded partition. An abort under `OrderedReady`
+    /// must also delete the canary pods that are not Ready: the controller never replaces
+    /// them (docs/ARCHITECTURE.md, "StatefulSet and DaemonSet controllers: measured").
     Partition,
     /// DaemonSet (next): `updateStrategy: OnDelete` and the tool deletes the pods of k
-    /// chosen nodes, or `RollingUpdate` with `maxSurge=k` and the long `minReadySeconds`
-    /// as for a Deployment; released by the recorded updateStrategy and minReadySeconds.
+    /// chosen nodes; released by the recorded updateStrategy. `maxSurge=k` with a long
+    /// `minReadySeconds` does not hold: a DaemonSet's minReadySeconds reaches its old pods
+    /// too, so raising it with the template surges every node (measured, same section).
     OnDeleteOrHeldSurge,
 }
 

@@ -139,6 +139,11 @@ async fn drive(release: &Reconciling<'_>, record: &CanaryRecord, goal: Goal) -> 
     let (goal, decision) = ops::step::turn(record, goal, &release.view);
     match decision {
         Decision::Apply(change) => {
+            if matches!(record.phase, Phase::Promoting { .. })
+                && canary_kube::test_hooks::steps_held()
+            {
+                return Ok(Action::requeue(Duration::from_millis(200)));
+            }
             let promoting = goal == Goal::PromoteFull;
             if promoting && release.brake.is_none() {
                 // The settings to put back come only from the brake's annotations; without

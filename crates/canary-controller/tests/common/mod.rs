@@ -64,6 +64,12 @@ pub fn install(env: &TestEnv, scratch: &Path) -> PathBuf {
     )
 }
 
+/// The file that, while it exists, holds the recorded steps of the controllers of
+/// `namespace` (a test hook: `canary_kube::test_hooks::HOLD_STEPS_WHILE`).
+pub fn hold_steps_file(namespace: &str) -> PathBuf {
+    scratch(namespace).join("hold-steps")
+}
+
 /// A controller process, SIGKILLed when dropped.
 pub struct ControllerProcess {
     pub child: Child,
@@ -104,6 +110,10 @@ impl ControllerProcess {
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,canary_controller=debug")
+            .env(
+                canary_kube::test_hooks::HOLD_STEPS_WHILE,
+                hold_steps_file(namespace),
+            )
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
             .stderr(Stdio::from(
                 std::fs::File::options().append(true).open(&log).unwrap(),
