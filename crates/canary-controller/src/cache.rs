@@ -50,7 +50,7 @@ impl OwnWrites {
 }
 
 /// The resourceVersions a watch has delivered, per object (`namespace/name`): the last
-/// [`VERSIONS_KEPT`] of each, noted after the reflector stored them.
+/// few (`VERSIONS_KEPT`) of each, noted after the reflector stored them.
 #[derive(Debug, Default)]
 pub struct Delivered {
     versions: Mutex<HashMap<String, VecDeque<String>>>,
