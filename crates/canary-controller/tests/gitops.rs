@@ -428,7 +428,7 @@ async fn a_commit_changing_only_an_env_var_is_held_at_exactly_k_and_promoted() {
     .await;
     s.git.stop().await;
     assert_eq!(s.events("CanaryNotPossible").await, 0);
-    assert_eq!(s.events("CanaryPromoted").await, 1);
+    assert_eq!(s.said("CanaryPromoted").await, 1);
     s.assert_own_settings_back().await;
 }
 
@@ -550,7 +550,7 @@ async fn an_unreadable_record_is_reported_once_and_nothing_is_changed() {
     s.event("CanaryRecordUnreadable").await;
     // Past the 5 s interval: no analysis, no promotion.
     nothing_written_for_8s(&s, generation).await;
-    assert_eq!(s.events("CanaryRecordUnreadable").await, 1);
+    assert_eq!(s.said("CanaryRecordUnreadable").await, 1);
     s.git.stop().await;
 }
 
@@ -709,7 +709,7 @@ async fn a_rescale_spread_over_a_held_count_is_put_back_by_the_controller() {
         "the canary exceeded 1 pod after the controller followed: {after_follow:?}; log: {}",
         controller.log_text()
     );
-    assert_eq!(s.events("CanaryFollowedReplicas").await, 1);
+    assert_eq!(s.said("CanaryFollowedReplicas").await, 1);
     s.assert_own_settings_back().await;
 }
 
@@ -750,7 +750,8 @@ async fn a_gated_step_waits_for_its_approval_by_the_cli() {
     s.commit(V2).await;
     let record = s.phase_is("holding", |r| r.get("gate").is_some()).await;
     assert_eq!(record["gate"]["before"], "full", "{record}");
-    assert_eq!(s.events("CanaryAwaitingApproval").await, 1);
+    // The Event follows the record's write: `said` waits for it, then counts.
+    assert_eq!(s.said("CanaryAwaitingApproval").await, 1);
     // Held: one canary pod beside the stable ones, while Git keeps applying.
     assert_eq!(
         pods_by_image(&s.client, &ns).await,
@@ -787,7 +788,9 @@ async fn a_gated_step_waits_for_its_approval_by_the_cli() {
     s.settled_on(V2, 4).await;
     s.record_gone().await;
     s.git.stop().await;
-    // Said once (a flake once counted otherwise under load: the notes and the log say how).
+    // Said once. The Event follows the record's write, which the promotion follows: wait
+    // for it, then count (the notes and the log say what else came).
+    s.event("CanaryApproved").await;
     let approved = events_with_reason(&s.client, &ns, "CanaryApproved").await;
     assert_eq!(approved.len(), 1, "{approved:?}\n{}", controller.log_text());
     // The approval went with the brake's annotations.
@@ -816,7 +819,7 @@ async fn a_gate_nobody_approves_in_time_rests_on_the_stable_pods() {
         }) && r.get("gate").is_none()
     })
     .await;
-    assert_eq!(s.events("CanaryApprovalTimedOut").await, 1);
+    assert_eq!(s.said("CanaryApprovalTimedOut").await, 1);
     assert_eq!(
         pods_by_image(&s.client, &s.ns).await,
         BTreeMap::from([(V1.to_string(), 4)]),

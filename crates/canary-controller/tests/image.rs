@@ -101,7 +101,7 @@ async fn two_containers_of_the_image_elect_a_leader_that_carries_out_a_canary_an
     s.record_gone().await;
     assert_eq!(observer.most_before_first_promote(), 1);
     assert_eq!(observer.unavailable(), Vec::<String>::new());
-    assert_eq!(s.events("CanaryPromoted").await, 1);
+    assert_eq!(s.said("CanaryPromoted").await, 1);
     s.assert_own_settings_back().await;
     let (leader_log, standby_log) = (first.log_text(), second.log_text());
     assert!(leader_log.contains("CanaryPromoted"), "{leader_log}");

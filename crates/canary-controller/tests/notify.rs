@@ -102,5 +102,5 @@ async fn a_controller_canary_tells_every_moment_and_warns_once_about_a_missing_e
         "{note}"
     );
     assert!(!note.contains("127.0.0.1"), "{note}");
-    assert_eq!(s.events("NotificationConfigUnusable").await, 1);
+    assert_eq!(s.said("NotificationConfigUnusable").await, 1);
 }

@@ -676,6 +676,13 @@ impl Scenario {
         .await
     }
 
+    /// How many Events on `web` have `reason`, once there is one (an Event follows the
+    /// write it reports, so a test that has seen the write may ask before it exists).
+    pub async fn said(&self, reason: &str) -> usize {
+        self.event(reason).await;
+        self.events(reason).await
+    }
+
     /// How many Events on `web` have `reason`.
     pub async fn events(&self, reason: &str) -> usize {
         events_with_reason(&self.client, &self.ns, reason)

@@ -44,8 +44,8 @@ pub async fn held_at_exactly_k_then_promoted(s: &Scenario) {
     assert_argocd_health(&observer, &["held", "stepping"]);
     s.assert_own_settings_back().await;
     assert_eq!(s.before, default_rollout());
-    assert_eq!(s.events("CanaryPromoted").await, 1);
-    assert_eq!(s.events("CanaryAnalysisPassed").await, 2);
+    assert_eq!(s.said("CanaryPromoted").await, 1);
+    assert_eq!(s.said("CanaryAnalysisPassed").await, 2);
     let (status, metrics) = controller.get("/metrics").await.expect("metrics served");
     assert_eq!(status, 200);
     assert!(
@@ -93,7 +93,7 @@ pub async fn bad_canary_rests_on_the_stable_pods(s: &Scenario) {
     );
     assert_eq!(d.status.clone().unwrap().available_replicas, Some(5));
     assert_eq!(observer.most_before_first_promote(), 1);
-    assert_eq!(s.events("CanaryFailed").await, 1);
+    assert_eq!(s.said("CanaryFailed").await, 1);
     // Argo CD shows the failed canary resting on the stable pods as Degraded.
     let resting = canary_testkit::argocd::health(&[serde_json::to_value(&d).unwrap()]);
     assert_eq!(resting[0].status, "Degraded", "{resting:?}");
@@ -138,7 +138,7 @@ pub async fn second_commit_replaces_the_canary(s: &Scenario) {
     )
     .await;
     assert_eq!(observer_v3.most_before_first_promote(), 1);
-    assert_eq!(s.events("CanaryReplaced").await, 1);
+    assert_eq!(s.said("CanaryReplaced").await, 1);
     s.git.stop().await;
     assert_eq!(observer_v3.unavailable(), Vec::<String>::new());
 }
@@ -165,7 +165,7 @@ pub async fn revert_commit_releases_the_brake(s: &Scenario) {
     // Argo CD: Progressing while held, Healthy after the revert.
     assert_argocd_health(&observer, &["held"]);
     s.assert_own_settings_back().await;
-    assert_eq!(s.events("CanaryReverted").await, 1);
+    assert_eq!(s.said("CanaryReverted").await, 1);
 }
 
 /// Git changes `spec.replicas` mid-canary (6, 9 at the first step, 12 at the 25% step): the
@@ -248,7 +248,7 @@ pub async fn replicas_change_is_followed(s: &Scenario) {
     assert!(scaled >= scaling);
     unavailable_outside_scaling.extend(observer.unavailable().into_iter().skip(scaled));
     assert_eq!(unavailable_outside_scaling, Vec::<String>::new());
-    assert_eq!(s.events("CanaryFollowedReplicas").await, 2);
+    assert_eq!(s.said("CanaryFollowedReplicas").await, 2);
     assert_eq!(s.events("CanaryStuck").await, 0);
     s.assert_own_settings_back().await;
 }
