@@ -36,20 +36,26 @@ pub async fn run(config: &Config, status: &StatusConfig) -> Result<StatusOutcome
     if status.watch && human && std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
         return live_view(config, &engine, &status.deployment).await;
     }
-    let mut last = None;
+    // What was printed last, as printed: a report that differs only where no format shows
+    // it (`judging`, the evidence its problems were judged from, the API server's clock
+    // among it) is not a change, and printing it would repeat a document.
+    let mut last: Option<String> = None;
     let mut print = |report: StatusReport| {
-        if last.as_ref() == Some(&report) {
+        let document = match config.output {
+            OutputFormat::Table | OutputFormat::Wide => {
+                status_text(&report, config.output == OutputFormat::Wide)
+            }
+            _ => serde_json::to_string(&report).expect("output always serializes"),
+        };
+        if last.as_ref() == Some(&document) {
             return;
         }
         if status.watch {
             print_change(config.output, &report, last.is_some());
         } else if !print_structured(config.output, &report) {
-            print!(
-                "{}",
-                status_text(&report, config.output == OutputFormat::Wide)
-            );
+            print!("{document}");
         }
-        last = Some(report);
+        last = Some(document);
     };
     // The Events, the last verdict and the API server's clock (the evidence that does not
     // flicker between two crashes, #31) are read beside the state.
