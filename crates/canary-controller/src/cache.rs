@@ -240,20 +240,22 @@ impl Caches {
 
     /// Whether every cache has listed once (before that, an empty cache means nothing).
     fn listed(&self) -> bool {
-        let ready = |wait: futures::future::BoxFuture<'_, bool>| wait.now_or_never() == Some(true);
-        ready(
-            self.deployments
-                .wait_until_ready()
-                .map(|r| r.is_ok())
-                .boxed(),
-        ) && ready(
-            self.replica_sets
-                .wait_until_ready()
-                .map(|r| r.is_ok())
-                .boxed(),
-        ) && ready(self.pods.wait_until_ready().map(|r| r.is_ok()).boxed())
-            && ready(self.records.wait_until_ready().map(|r| r.is_ok()).boxed())
+        has_listed(&self.deployments)
+            && has_listed(&self.replica_sets)
+            && has_listed(&self.pods)
+            && has_listed(&self.records)
     }
+}
+
+/// Whether `store`'s watch has listed once: its readiness, asked without waiting.
+fn has_listed<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|ready| ready.is_ok())
 }
 
 /// Whether `current` is `version` or later. Versions of one resource compare as numbers
@@ -321,26 +323,25 @@ mod tests {
     /// Caches whose four watches have listed: the Deployment at `version`, two ReplicaSets
     /// of it, one of another app and one of another namespace, and the record at 7.
     fn listed(version: &str) -> Fixture {
-        let (deployments_store, mut deployments) = reflector::store();
+        let (deployments_store, deployments) = reflector::store();
         let (replica_sets_store, mut replica_sets) = reflector::store();
         let (pods_store, mut pods) = reflector::store::<Pod>();
-        let (records_store, mut records) = reflector::store();
-        let caches = Caches::new(
-            deployments_store,
-            replica_sets_store,
-            pods_store,
-            records_store,
-        );
-        for event in [
+        let (records_store, records) = reflector::store();
+        let mut fixture = Fixture {
+            caches: Caches::new(
+                deployments_store,
+                replica_sets_store,
+                pods_store,
+                records_store,
+            ),
+            deployments,
+            records,
+        };
+        fixture.deliver_deployment([
             Event::Init,
             Event::InitApply(deployment(version)),
             Event::InitDone,
-        ] {
-            deployments.apply_watcher_event(&event);
-            caches
-                .deployments_delivered
-                .note(&event, &caches.deployments);
-        }
+        ]);
         for event in [
             Event::Init,
             Event::InitApply(replica_set("web-1", "web", "ns")),
@@ -354,14 +355,29 @@ mod tests {
         for event in [Event::Init, Event::InitDone] {
             pods.apply_watcher_event(&event);
         }
-        for event in [Event::Init, Event::InitApply(record("7")), Event::InitDone] {
-            records.apply_watcher_event(&event);
-            caches.records_delivered.note(&event, &caches.records);
+        fixture.deliver_record([Event::Init, Event::InitApply(record("7")), Event::InitDone]);
+        fixture
+    }
+
+    impl Fixture {
+        /// `events` of the Deployment's watch, reflected and noted as the watch does.
+        fn deliver_deployment(&mut self, events: impl IntoIterator<Item = Event<Deployment>>) {
+            for event in events {
+                self.deployments.apply_watcher_event(&event);
+                self.caches
+                    .deployments_delivered
+                    .note(&event, &self.caches.deployments);
+            }
         }
-        Fixture {
-            caches,
-            deployments,
-            records,
+
+        /// `events` of the records' watch, reflected and noted as the watch does.
+        fn deliver_record(&mut self, events: impl IntoIterator<Item = Event<ConfigMap>>) {
+            for event in events {
+                self.records.apply_watcher_event(&event);
+                self.caches
+                    .records_delivered
+                    .note(&event, &self.caches.records);
+            }
         }
     }
 
@@ -416,14 +432,7 @@ mod tests {
             "12 not delivered"
         );
         // Delivered, then a later status update on top: caught up all the same.
-        for version in ["12", "13"] {
-            let event = Event::Apply(deployment(version));
-            fixture.deployments.apply_watcher_event(&event);
-            fixture
-                .caches
-                .deployments_delivered
-                .note(&event, &fixture.caches.deployments);
-        }
+        fixture.deliver_deployment(["12", "13"].map(|v| Event::Apply(deployment(v))));
         let cached = fixture
             .caches
             .read("ns", "web", "web-canary")
@@ -444,17 +453,11 @@ mod tests {
                 record: None,
             },
         );
-        for event in [
+        fixture.deliver_deployment([
             Event::Init,
             Event::InitApply(deployment("15")),
             Event::InitDone,
-        ] {
-            fixture.deployments.apply_watcher_event(&event);
-            fixture
-                .caches
-                .deployments_delivered
-                .note(&event, &fixture.caches.deployments);
-        }
+        ]);
         assert!(
             fixture.caches.read("ns", "web", "web-canary").is_some(),
             "15 is after 12"
@@ -475,12 +478,7 @@ mod tests {
         };
         fixture.caches.note_own("ns/web", written);
         assert!(fixture.caches.read("ns", "web", "web-canary").is_none());
-        let event = Event::Apply(record("8"));
-        fixture.records.apply_watcher_event(&event);
-        fixture
-            .caches
-            .records_delivered
-            .note(&event, &fixture.caches.records);
+        fixture.deliver_record([Event::Apply(record("8"))]);
         assert!(fixture.caches.read("ns", "web", "web-canary").is_some());
 
         let deleted = OwnWrites {
@@ -492,12 +490,7 @@ mod tests {
             fixture.caches.read("ns", "web", "web-canary").is_none(),
             "still there"
         );
-        let event = Event::Delete(record("8"));
-        fixture.records.apply_watcher_event(&event);
-        fixture
-            .caches
-            .records_delivered
-            .note(&event, &fixture.caches.records);
+        fixture.deliver_record([Event::Delete(record("8"))]);
         let cached = fixture
             .caches
             .read("ns", "web", "web-canary")
