@@ -74,30 +74,37 @@ pub async fn record_json(
 }
 
 /// Replaces the record's `record.json` with `edit` applied to it, as someone who may write
-/// ConfigMaps would (no seal, no precondition but the resourceVersion read).
+/// ConfigMaps would (no seal, no precondition but the resourceVersion read). Like `kubectl
+/// edit`, the writer reads again and re-applies the edit when the record changed under it (the
+/// controller may be writing its phase at the same moment): the edit always lands.
 pub async fn edit_record(
     client: &kube::Client,
     namespace: &str,
     deployment: &str,
-    edit: impl FnOnce(&mut Value),
+    edit: impl Fn(&mut Value),
 ) {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let name = record_name(deployment);
-    let mut cm = api.get(&name).await.expect("the record");
-    let data = cm.data.get_or_insert_with(Default::default);
-    let mut record: Value = data
-        .get("record.json")
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or(Value::Null);
-    edit(&mut record);
-    let text = match record {
-        Value::String(raw) => raw,
-        other => other.to_string(),
-    };
-    data.insert("record.json".into(), text);
-    api.replace(&name, &PostParams::default(), &cm)
-        .await
-        .expect("replace the record");
+    for _attempt in 0..10 {
+        let mut cm = api.get(&name).await.expect("the record");
+        let data = cm.data.get_or_insert_with(Default::default);
+        let mut record: Value = data
+            .get("record.json")
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(Value::Null);
+        edit(&mut record);
+        let text = match record {
+            Value::String(raw) => raw,
+            other => other.to_string(),
+        };
+        data.insert("record.json".into(), text);
+        match api.replace(&name, &PostParams::default(), &cm).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(status)) if status.code == 409 => continue,
+            Err(e) => panic!("replace the record: {e}"),
+        }
+    }
+    panic!("replace the record: 10 conflicts in a row");
 }
 
 /// The record edit of a ConfigMap writer trying to get a privileged container of their
