@@ -9,6 +9,7 @@ pub mod argocd;
 pub mod flux;
 pub mod foreign;
 pub mod gitops;
+pub mod kinds;
 pub mod proxy;
 pub mod reads;
 pub mod receiver;
