@@ -59,6 +59,18 @@ pub enum CanaryError {
         /// Where it does exist, if found elsewhere (", but it exists in namespace x: add -n x").
         hint: String,
     },
+    /// A StatefulSet or DaemonSet that does not exist in the namespace.
+    #[error(
+        "{kind}/{name} not found in namespace '{namespace}'; check the name and the namespace (-n)"
+    )]
+    WorkloadNotFound {
+        /// The kind as kubectl abbreviates it (`sts`, `ds`).
+        kind: &'static str,
+        /// Namespace searched.
+        namespace: String,
+        /// Name searched.
+        name: String,
+    },
     /// No canary is recorded for the Deployment.
     #[error(
         "no canary is running on deploy/{name} in namespace '{namespace}' (no {name}.kubectl-canary record); start one with `kubectl canary start deploy/{name} CONTAINER=IMAGE`"
@@ -227,9 +239,9 @@ impl CanaryError {
     /// The kind of the error, for exit codes.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            CanaryError::DeploymentNotFound { .. } | CanaryError::NoCanary { .. } => {
-                ErrorKind::NotFound
-            }
+            CanaryError::DeploymentNotFound { .. }
+            | CanaryError::WorkloadNotFound { .. }
+            | CanaryError::NoCanary { .. } => ErrorKind::NotFound,
             CanaryError::Refused(_) => ErrorKind::Refused,
             CanaryError::Locked { .. } => ErrorKind::Locked,
             CanaryError::Forbidden { .. } => ErrorKind::Forbidden,

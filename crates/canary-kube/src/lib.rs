@@ -13,6 +13,7 @@ pub mod evidence;
 pub mod gate;
 pub mod gitops;
 pub mod history;
+pub mod kinds;
 pub mod live;
 pub mod notify;
 pub mod observe;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use serde_json::Value;
@@ -109,11 +110,16 @@ async fn elsewhere_hint(client: &kube::Client, name: &str) -> String {
     }
 }
 
-/// The Deployment's selector as a label-selector string: `matchLabels` and
-/// `matchExpressions` both (a selector of expressions only must not become the empty
-/// selector, which selects every pod of the namespace).
+/// The Deployment's selector as a label-selector string (see [`label_selector_string`]).
 pub fn selector_string(deployment: &Deployment) -> String {
-    let Some(selector) = deployment.spec.as_ref().map(|s| &s.selector) else {
+    label_selector_string(deployment.spec.as_ref().map(|s| &s.selector))
+}
+
+/// A workload's selector as a label-selector string: `matchLabels` and `matchExpressions`
+/// both (a selector of expressions only must not become the empty selector, which selects
+/// every pod of the namespace).
+pub fn label_selector_string(selector: Option<&LabelSelector>) -> String {
+    let Some(selector) = selector else {
         return String::new();
     };
     let labels = selector
@@ -128,7 +134,7 @@ pub fn selector_string(deployment: &Deployment) -> String {
             "NotIn" => format!("{} notin ({values})", e.key),
             "Exists" => e.key.clone(),
             "DoesNotExist" => format!("!{}", e.key),
-            // The API server accepts no other operator for a Deployment.
+            // The API server accepts no other operator for a workload's selector.
             other => format!("{} {other} ({values})", e.key),
         }
     });

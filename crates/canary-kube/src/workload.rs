@@ -1,7 +1,9 @@
 //! The workload seam: what the engine needs from "the thing being canaried", so that a
 //! StatefulSet or a DaemonSet can be canaried by implementing it, not by writing a second
-//! engine. Implemented for a Deployment (through its [`DeploymentView`]) now; see
-//! docs/ARCHITECTURE.md, "The workload seam", for how the other kinds fit.
+//! engine. Implemented for a Deployment (through its [`DeploymentView`]) now; the other two
+//! kinds are read by [`crate::kinds`] into their models' facts (`canary_core::rollout_math`),
+//! checked against the real controllers; see docs/ARCHITECTURE.md, "The workload seam", for
+//! how they fit.
 //!
 //! What differs between kinds is small and named here: where the pod template is, what a
 //! revision is (a ReplicaSet; a ControllerRevision) and which label marks its pods, and how

@@ -17,15 +17,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use canary_core::rollout_math::{
-    CanarySize, DaemonPod, DaemonSetFacts, DaemonSetModel, OrdinalHealth, OrdinalPod,
-    PodManagementPolicy, StatefulSetFacts, StatefulSetModel, canary_deletions,
-    forced_rollback_deletions, plan_daemonset_canary, plan_statefulset_canary, rollback_deletions,
+    CanarySize, DaemonPod, DaemonSetModel, OrdinalPod, PodManagementPolicy, StatefulSetModel,
+    canary_deletions, forced_rollback_deletions, plan_daemonset_canary, plan_statefulset_canary,
+    rollback_deletions,
 };
-use canary_testkit::kinds::{
-    PodEvents, REVISION_LABEL, SimNodes, daemonset, live_pods, statefulset,
-};
+use canary_kube::kinds::{DaemonSetView, StatefulSetView};
+use canary_testkit::kinds::{PodEvents, SimNodes, daemonset, live_pods, statefulset};
 use canary_testkit::{TestEnv, TestNamespace, wait_for, wait_until};
-use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -36,47 +35,14 @@ const QUIET: Duration = Duration::from_secs(3);
 /// Longest wait for any one state.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-fn ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
-}
-
-fn revision(pod: &Pod) -> String {
-    pod.labels()
-        .get(REVISION_LABEL)
-        .cloned()
-        .unwrap_or_default()
-}
-
 // --- StatefulSet ---
 
-/// The real StatefulSet's pods as the model holds them: ordinal -> revision and health.
+/// The real StatefulSet's pods as the model holds them, read through the view.
 async fn ordinal_pods(client: &Client, ns: &str, name: &str) -> BTreeMap<i32, OrdinalPod> {
-    live_pods(client, ns, &format!("app={name}"))
+    StatefulSetView::read(client, ns, name)
         .await
-        .iter()
-        .filter_map(|pod| {
-            let ordinal = pod.name_any().rsplit_once('-')?.1.parse().ok()?;
-            let health = if pod.metadata.deletion_timestamp.is_some() {
-                OrdinalHealth::Terminating
-            } else if ready(pod) {
-                OrdinalHealth::Ready
-            } else {
-                OrdinalHealth::NotReady
-            };
-            Some((
-                ordinal,
-                OrdinalPod {
-                    revision: revision(pod),
-                    health,
-                },
-            ))
-        })
-        .collect()
+        .expect("read the StatefulSet")
+        .pods_by_ordinal()
 }
 
 /// Waits until the StatefulSet's controller has seen its spec; returns it.
@@ -165,15 +131,25 @@ async fn statefulset_case(env: &TestEnv, case: StatefulSetCase) {
     );
 
     // The canary's one write: the new template and the partition.
-    let facts = StatefulSetFacts {
-        name: "db".into(),
-        replicas: case.replicas,
-        on_delete: false,
-        partition: 0,
-        current_revision: status.current_revision.clone().unwrap(),
-        update_revision: stable.clone(),
-        caught_up: true,
-    };
+    let view = StatefulSetView::read(&client, ns, "db")
+        .await
+        .expect("read");
+    let facts = view.facts();
+    assert_eq!(
+        (
+            facts.replicas,
+            facts.on_delete,
+            facts.partition,
+            facts.caught_up
+        ),
+        (case.replicas, false, 0, true)
+    );
+    assert_eq!(
+        (&facts.current_revision, &facts.update_revision),
+        (&stable, &stable)
+    );
+    assert_eq!(view.policy(), case.policy);
+    assert_eq!(view.revision_list()[0].name, stable);
     let canary = plan_statefulset_canary(&facts, CanarySize::Pods(case.k)).expect("a plan");
     let events = PodEvents::start(&client, ns, "app=db").await;
     api.patch(
@@ -311,53 +287,20 @@ async fn statefulset_partition_and_forced_rollback_match_the_real_controller() {
 
 // --- DaemonSet ---
 
-/// The DaemonSet's pods as the model holds them: node -> pod.
-async fn node_pods(
-    client: &Client,
-    ns: &str,
-    nodes: &[String],
-) -> BTreeMap<String, Option<DaemonPod>> {
-    let mut by_node: BTreeMap<String, Option<DaemonPod>> =
-        nodes.iter().map(|n| (n.clone(), None)).collect();
-    for pod in live_pods(client, ns, "app=agent").await {
-        if pod.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let node = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .unwrap_or_default();
-        by_node.insert(
-            node,
-            Some(DaemonPod {
-                revision: revision(&pod),
-                ready: ready(&pod),
-                finished: false,
-            }),
-        );
-    }
-    by_node
+/// The DaemonSet's pods as the model holds them, read through the view: node -> pod.
+async fn node_pods(client: &Client, ns: &str) -> BTreeMap<String, Option<DaemonPod>> {
+    DaemonSetView::read(client, ns, "agent")
+        .await
+        .expect("read the DaemonSet")
+        .pods_by_node()
 }
 
-/// The newest ControllerRevision's hash of DaemonSet `agent`, once its controller has seen
-/// its spec.
+/// The hash of DaemonSet `agent`'s template, once its controller has seen its spec.
 async fn newest_hash(env: &TestEnv, client: &Client, ns: &str) -> String {
-    let sets: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
-    let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), ns);
     wait_for(env, "the DaemonSet observed", TIMEOUT, || async {
-        let ds = sets.get("agent").await.ok()?;
-        let status = ds.status.as_ref()?;
-        if status.observed_generation? < ds.metadata.generation? {
-            return None;
-        }
-        let uid = ds.uid()?;
-        let list = revisions.list(&ListParams::default()).await.ok()?;
-        list.items
-            .into_iter()
-            .filter(|r| r.owner_references().iter().any(|o| o.uid == uid))
-            .max_by_key(|r| r.revision)
-            .and_then(|r| r.labels().get(REVISION_LABEL).cloned())
+        let view = DaemonSetView::read(client, ns, "agent").await.ok()?;
+        let hash = view.template_revision();
+        (view.facts().caught_up && !hash.is_empty()).then_some(hash)
     })
     .await
 }
@@ -369,9 +312,8 @@ async fn daemon_rests_as_modelled(
     model: &DaemonSetModel,
     events: &PodEvents,
 ) {
-    let nodes: Vec<String> = model.nodes.keys().cloned().collect();
     wait_until(env, "the pods the model predicts", TIMEOUT, || async {
-        node_pods(client, ns, &nodes).await == model.nodes
+        node_pods(client, ns).await == model.nodes
     })
     .await;
     assert!(
@@ -379,7 +321,7 @@ async fn daemon_rests_as_modelled(
         "the controller never rested"
     );
     assert_eq!(
-        node_pods(client, ns, &nodes).await,
+        node_pods(client, ns).await,
         model.nodes,
         "rests as modelled"
     );
@@ -414,17 +356,17 @@ async fn daemonset_on_delete_canary_matches_the_real_controller() {
             .collect(),
     };
     wait_until(&env, "one Ready pod per node", TIMEOUT, || async {
-        node_pods(&client, &ns, &nodes.names).await == all_ready.nodes
+        node_pods(&client, &ns).await == all_ready.nodes
     })
     .await;
 
     // The canary's brake and template in one write: OnDelete moves no pod.
-    let facts = DaemonSetFacts {
-        name: "agent".into(),
-        stable_revision: stable.clone(),
-        nodes: node_pods(&client, &ns, &nodes.names).await,
-        caught_up: true,
-    };
+    let facts = DaemonSetView::read(&client, &ns, "agent")
+        .await
+        .expect("read")
+        .facts();
+    assert_eq!((&facts.stable_revision, facts.caught_up), (&stable, true));
+    assert_eq!(facts.nodes, all_ready.nodes);
     let canary = plan_daemonset_canary(&facts, CanarySize::Percent(50.0), None).expect("a plan");
     assert_eq!(canary.pods, 2);
     let events = PodEvents::start(&client, &ns, "app=agent").await;
@@ -503,7 +445,7 @@ async fn daemonset_on_delete_canary_matches_the_real_controller() {
         "OnDelete: a revert moves nothing either"
     );
     daemon_rests_as_modelled(&env, &client, &ns, &model, &events).await;
-    let real = node_pods(&client, &ns, &nodes.names).await;
+    let real = node_pods(&client, &ns).await;
     let back = rollback_deletions(&real, &stable);
     assert_eq!(back, rollback_deletions(&model.nodes, &stable));
     assert_eq!(back.len(), 3);
