@@ -14,6 +14,7 @@ pub mod gitops;
 pub mod goal;
 pub mod history;
 pub mod image;
+pub mod kind_machines;
 pub mod machine;
 pub mod notify;
 pub mod plan;

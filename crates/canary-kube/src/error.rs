@@ -138,6 +138,14 @@ pub enum CanaryError {
         /// Why.
         stuck: Stuck,
     },
+    /// The state machine of a StatefulSet or DaemonSet canary needs a person.
+    #[error("{why}")]
+    WorkloadStuck {
+        /// The workload, as `sts/NAME` or `ds/NAME`.
+        workload: String,
+        /// What is wrong and what to do.
+        why: String,
+    },
     /// Someone else changed the Deployment or the record during the canary; the run did
     /// what [`ForeignChange::response`] says (released the brake, or nothing) and stopped.
     #[error("{}", .change.explain(.deployment))]
@@ -247,7 +255,9 @@ impl CanaryError {
             CanaryError::Forbidden { .. } => ErrorKind::Forbidden,
             CanaryError::Unreachable { .. } => ErrorKind::Unreachable,
             CanaryError::TimedOut { .. } => ErrorKind::TimedOut,
-            CanaryError::Stuck { .. } | CanaryError::WriteDidNotStick { .. } => ErrorKind::Stuck,
+            CanaryError::Stuck { .. }
+            | CanaryError::WorkloadStuck { .. }
+            | CanaryError::WriteDidNotStick { .. } => ErrorKind::Stuck,
             CanaryError::Foreign { change, .. } => match change {
                 ForeignChange::RevertedToStable => ErrorKind::RevertedByOthers,
                 ForeignChange::ReplacedByOtherVersion { .. } => ErrorKind::ReplacedByOthers,

@@ -19,12 +19,14 @@ use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use serde_json::Value;
 
+use canary_core::kind_machines::daemonset::{DaemonSetChange, DaemonSetObservation};
+use canary_core::kind_machines::statefulset::{StatefulSetChange, StatefulSetObservation};
 use canary_core::rollout_math::{
     DaemonPod, DaemonSetFacts, OrdinalHealth, OrdinalPod, PodManagementPolicy, StatefulSetFacts,
 };
 
 use crate::error::{CanaryError, Result, is_status};
-use crate::observe::{label_selector_string, pod_is_ready};
+use crate::observe::{label_selector_string, pod_is_ready, template_json};
 use crate::workload::Revision;
 
 /// The pod label of both kinds that names the revision a pod was created from.
@@ -146,6 +148,54 @@ impl StatefulSetView {
     }
 }
 
+impl StatefulSetView {
+    /// What the StatefulSet machine decides on
+    /// ([`canary_core::kind_machines::statefulset::decide`]).
+    pub fn observation(&self) -> StatefulSetObservation {
+        StatefulSetObservation {
+            facts: self.facts(),
+            policy: self.policy(),
+            template: self
+                .statefulset
+                .spec
+                .as_ref()
+                .map(|s| template_json(&s.template))
+                .unwrap_or(Value::Null),
+            pods: self.pods_by_ordinal(),
+        }
+    }
+
+    /// The StatefulSet as read with `change` written into it: the template when the change
+    /// carries one, and a rolling update with the change's partition (its other fields, such
+    /// as `maxUnavailable`, kept). It carries the resourceVersion read, for a guarded write.
+    pub fn changed(&self, change: &StatefulSetChange) -> Result<StatefulSet> {
+        let mut updated = self.statefulset.clone();
+        let spec = updated.spec.get_or_insert_with(Default::default);
+        if let Some(template) = &change.template {
+            spec.template = pod_template_from(template)?;
+        }
+        let strategy = spec.update_strategy.get_or_insert_with(Default::default);
+        strategy.type_ = Some("RollingUpdate".to_owned());
+        strategy
+            .rolling_update
+            .get_or_insert_with(Default::default)
+            .partition = Some(change.partition);
+        Ok(updated)
+    }
+
+    /// The pods of `ordinals`, as read (for guarded deletions).
+    pub fn pods_at(&self, ordinals: &[i32]) -> Vec<&Pod> {
+        let names: Vec<String> = ordinals
+            .iter()
+            .map(|o| format!("{}-{o}", self.statefulset.name_any()))
+            .collect();
+        self.pods
+            .iter()
+            .filter(|p| names.contains(&p.name_any()))
+            .collect()
+    }
+}
+
 impl DaemonSetView {
     /// Reads DaemonSet `name` in `namespace` with its revisions and pods.
     pub async fn read(client: &kube::Client, namespace: &str, name: &str) -> Result<Self> {
@@ -229,6 +279,60 @@ impl DaemonSetView {
             })
             .collect()
     }
+}
+
+impl DaemonSetView {
+    /// What the DaemonSet machine decides on
+    /// ([`canary_core::kind_machines::daemonset::decide`]).
+    pub fn observation(&self) -> DaemonSetObservation {
+        let spec = self.daemonset.spec.as_ref();
+        DaemonSetObservation {
+            template: spec
+                .map(|s| template_json(&s.template))
+                .unwrap_or(Value::Null),
+            strategy: spec
+                .and_then(|s| s.update_strategy.as_ref())
+                .map(template_json)
+                .unwrap_or(Value::Null),
+            caught_up: self.facts().caught_up,
+            template_revision: self.template_revision(),
+            nodes: self.pods_by_node(),
+        }
+    }
+
+    /// The DaemonSet as read with `change` written into it: the template when the change
+    /// carries one, and the update strategy, every field. It carries the resourceVersion
+    /// read, for a guarded write.
+    pub fn changed(&self, change: &DaemonSetChange) -> Result<DaemonSet> {
+        let mut updated = self.daemonset.clone();
+        let spec = updated.spec.get_or_insert_with(Default::default);
+        if let Some(template) = &change.template {
+            spec.template = pod_template_from(template)?;
+        }
+        spec.update_strategy = serde_json::from_value(change.strategy.clone()).map_err(|e| {
+            CanaryError::Refused(format!("the recorded updateStrategy is unusable: {e}"))
+        })?;
+        Ok(updated)
+    }
+
+    /// The pods (not being deleted) on `nodes`, as read (for guarded deletions).
+    pub fn pods_on(&self, nodes: &[String]) -> Vec<&Pod> {
+        self.pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| {
+                p.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_ref())
+                    .is_some_and(|n| nodes.contains(n))
+            })
+            .collect()
+    }
+}
+
+fn pod_template_from(template: &Value) -> Result<k8s_openapi::api::core::v1::PodTemplateSpec> {
+    serde_json::from_value(template.clone())
+        .map_err(|e| CanaryError::Refused(format!("the recorded pod template is unusable: {e}")))
 }
 
 fn caught_up(generation: Option<i64>, observed: Option<i64>) -> bool {
@@ -417,5 +521,73 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(refusal.contains("without a Ready pod"), "{refusal}");
+    }
+
+    /// A machine's change written into the object as read: the template and the brake
+    /// only, every other field (the resourceVersion read among them) kept.
+    #[test]
+    fn a_change_writes_the_template_and_the_brake_only() {
+        let statefulset: StatefulSet = serde_json::from_value(json!({
+            "metadata": {"name": "db", "resourceVersion": "41"},
+            "spec": {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "x"}},
+                     "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0, "maxUnavailable": 2}},
+                     "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "db", "image": "db:1"}]}}}
+        }))
+        .unwrap();
+        let view = StatefulSetView {
+            statefulset,
+            revisions: vec![],
+            pods: vec![],
+        };
+        let canary = json!({"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "db", "image": "db:2"}]}});
+        let changed = view
+            .changed(&StatefulSetChange {
+                template: Some(canary.clone()),
+                partition: 2,
+                summary: String::new(),
+            })
+            .unwrap();
+        let before = serde_json::to_value(&view.statefulset).unwrap();
+        let after = serde_json::to_value(&changed).unwrap();
+        assert_eq!(
+            after["spec"]["updateStrategy"]["rollingUpdate"],
+            json!({"partition": 2, "maxUnavailable": 2})
+        );
+        assert_eq!(after["spec"]["template"], canary);
+        assert_eq!(
+            (&after["metadata"], &after["spec"]["replicas"]),
+            (&before["metadata"], &before["spec"]["replicas"])
+        );
+        assert!(
+            view.changed(&StatefulSetChange {
+                template: Some(json!({"spec": 3})),
+                partition: 0,
+                summary: String::new()
+            })
+            .is_err()
+        );
+
+        let daemonset: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "agent", "resourceVersion": "7"},
+            "spec": {"selector": {"matchLabels": {"app": "x"}},
+                     "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+                     "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": []}}}
+        }))
+        .unwrap();
+        let view = DaemonSetView {
+            daemonset,
+            revisions: vec![],
+            pods: vec![],
+        };
+        let changed = view
+            .changed(&DaemonSetChange {
+                template: None,
+                strategy: json!({"type": "OnDelete"}),
+                summary: String::new(),
+            })
+            .unwrap();
+        let after = serde_json::to_value(&changed).unwrap();
+        assert_eq!(after["spec"]["updateStrategy"], json!({"type": "OnDelete"}));
+        assert_eq!(after["metadata"]["resourceVersion"], "7");
     }
 }

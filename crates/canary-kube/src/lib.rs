@@ -14,6 +14,7 @@ pub mod gate;
 pub mod gitops;
 pub mod history;
 pub mod kinds;
+pub mod kinds_drive;
 pub mod live;
 pub mod notify;
 pub mod observe;

@@ -1,5 +1,5 @@
-//! The one writer of Deployments and ReplicaSets, for the CLI's engine and the GitOps
-//! controller alike.
+//! The one writer of workloads (Deployments, StatefulSets, DaemonSets), ReplicaSets and the
+//! pods a canary deletes, for the CLI's engine and the GitOps controller alike.
 //!
 //! Every write is guarded by the resourceVersion of the object as it was read, so it lands
 //! only on that object, unchanged since (a recreated namesake has another UID and another
@@ -10,8 +10,8 @@
 //! - anything else is an API error saying what was being written.
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy, ReplicaSet};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
-use kube::api::{Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
@@ -71,6 +71,25 @@ impl Writer {
         api: &Api<Deployment>,
         updated: &Deployment,
     ) -> Result<Written<Deployment>> {
+        self.replace_workload(api, updated, "deploy").await
+    }
+
+    /// Replaces a workload (a Deployment, StatefulSet or DaemonSet) with `updated` (read,
+    /// then changed: it carries the resourceVersion it was read with). Returns it as stored.
+    /// `short`: the kind as kubectl abbreviates it, for messages.
+    pub async fn replace_workload<K>(
+        &self,
+        api: &Api<K>,
+        updated: &K,
+        short: &str,
+    ) -> Result<Written<K>>
+    where
+        K: kube::Resource
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
         let name = updated.name_any();
         let params = PostParams {
             field_manager: self.field_manager.map(str::to_string),
@@ -79,13 +98,33 @@ impl Writer {
         match api.replace(&name, &params, updated).await {
             Ok(stored) => Ok(Written::Stored(stored)),
             Err(e) if is_status(&e, 409) => {
-                tracing::debug!("conflict updating deploy/{name}; reading again");
+                tracing::debug!("conflict updating {short}/{name}; reading again");
                 Ok(Written::Conflict)
             }
             Err(e) if is_status(&e, 422) => Err(CanaryError::Refused(format!(
-                "the API server refused the update of deploy/{name}: {e}"
+                "the API server refused the update of {short}/{name}: {e}"
             ))),
-            Err(e) => Err(CanaryError::api(format!("updating deploy/{name}"), e)),
+            Err(e) => Err(CanaryError::api(format!("updating {short}/{name}"), e)),
+        }
+    }
+
+    /// Deletes `pod` (as read) if it is still that pod, unchanged since it was read (UID and
+    /// resourceVersion preconditions): a pod its controller has replaced meanwhile is left
+    /// alone ([`Written::Conflict`], decide again). Its PersistentVolumeClaims are never
+    /// touched: a StatefulSet's pod comes back bound to the same claims.
+    pub async fn delete_pod(&self, api: &Api<Pod>, pod: &Pod) -> Result<Written<()>> {
+        let name = pod.name_any();
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: pod.uid(),
+                resource_version: pod.resource_version(),
+            }),
+            ..Default::default()
+        };
+        match api.delete(&name, &params).await {
+            Ok(_) => Ok(Written::Stored(())),
+            Err(e) if is_status(&e, 409) || is_status(&e, 404) => Ok(Written::Conflict),
+            Err(e) => Err(CanaryError::api(format!("deleting pod/{name}"), e)),
         }
     }
 

@@ -270,9 +270,9 @@ async fn statefulset_partition_and_forced_rollback_match_the_real_controller() {
             claim: true,
         },
         StatefulSetCase {
-            what: "Parallel, a never-ready canary of 1 of 3",
-            replicas: 3,
-            k: 1,
+            what: "Parallel, a never-ready canary of 2 of 4 (blocks at the first too)",
+            replicas: 4,
+            k: 2,
             policy: PodManagementPolicy::Parallel,
             image: "db:v2__never-ready",
             claim: false,
@@ -467,12 +467,5 @@ async fn daemonset_on_delete_canary_matches_the_real_controller() {
     assert_eq!(model.nodes_on(&stable).len(), 5);
 
     // Clean up the cluster-scoped nodes once the pods are gone.
-    sets.delete("agent", &DeleteParams::foreground())
-        .await
-        .expect("delete the DaemonSet");
-    wait_until(&env, "the DaemonSet's pods gone", TIMEOUT, || async {
-        live_pods(&client, &ns, "app=agent").await.is_empty()
-    })
-    .await;
-    nodes.remove(&client).await;
+    nodes.remove_with(&env, &client, "agent").await;
 }

@@ -161,6 +161,24 @@ impl SimNodes {
         added
     }
 
+    /// Deletes DaemonSet `daemonset` of namespace `pool`, waits until its pods are gone, then
+    /// deletes the nodes.
+    pub async fn remove_with(&self, env: &TestEnv, client: &Client, daemonset: &str) {
+        let sets: Api<DaemonSet> = Api::namespaced(client.clone(), &self.pool);
+        sets.delete(daemonset, &DeleteParams::foreground())
+            .await
+            .expect("delete the DaemonSet");
+        let selector = format!("app={daemonset}");
+        wait_until(
+            env,
+            "the DaemonSet's pods gone",
+            Duration::from_secs(120),
+            || async { live_pods(client, &self.pool, &selector).await.is_empty() },
+        )
+        .await;
+        self.remove(client).await;
+    }
+
     /// Deletes the nodes (after the test's DaemonSets and pods are gone).
     pub async fn remove(&self, client: &Client) {
         let nodes: Api<Node> = Api::all(client.clone());
