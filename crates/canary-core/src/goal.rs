@@ -2,10 +2,10 @@
 //! a goal) and the state machine (which decides the next step towards one) use it, so it
 //! lives apart from either.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a command wants the Deployment to reach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "goal", rename_all = "camelCase")]
 pub enum Goal {
     /// Exactly `pods` canary pods beside the stable ones, paused (the brake is on only while the controller rolls towards them).

@@ -1,26 +1,41 @@
-//! Carrying out the StatefulSet and DaemonSet machines' decisions on the real objects: read
+//! Starting and carrying out StatefulSet and DaemonSet canaries on the real objects: read
 //! the view, decide, make the one write or the guarded deletions, and wait on watches of the
 //! workload and its pods for the controller, until the goal is reached.
 //!
-//! Every write goes through the one writer ([`crate::write`]): a replace guarded by the
+//! The canary's record lives in an annotation of the workload
+//! ([`canary_core::kind_machines::record`]) and is written in the same update as each change
+//! (with the goal of the command); the last write of a promote or an abort removes it. Every
+//! write goes through the one writer ([`crate::write`]): a replace guarded by the
 //! resourceVersion read, a pod deletion guarded by the pod's UID and resourceVersion; a
 //! conflict is read again and decided again. After each change the crash hook
-//! ([`crate::engine`]'s mutation point) runs, as for a Deployment.
+//! ([`crate::engine`]'s mutation point) runs, as for a Deployment: a run stopped anywhere is
+//! continued by the next command from the record and the pods.
 
+use std::fmt::Debug;
 use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tokio::time::Instant;
 
 use canary_core::goal::Goal;
 use canary_core::kind_machines::daemonset::{
     self, DaemonSetDecision, DaemonSetGoal, DaemonSetIntent,
 };
+use canary_core::kind_machines::record::{
+    DaemonSetRecord, StatefulSetRecord, WORKLOAD_RECORD_ANNOTATION, WORKLOAD_RECORD_SCHEMA,
+    WorkloadRecord,
+};
 use canary_core::kind_machines::statefulset::{self, StatefulSetDecision, StatefulSetIntent};
+use canary_core::record::Owner;
+use canary_core::rollout_math::{CanarySize, plan_daemonset_canary, plan_statefulset_canary};
 
 use crate::engine::mutation_point;
 use crate::error::{CanaryError, Result};
@@ -28,141 +43,471 @@ use crate::kinds::{DaemonSetView, StatefulSetView};
 use crate::observe::label_selector_string;
 use crate::write::{Writer, Written};
 
-/// Drives StatefulSet `name`'s canary towards `goal`, writing as `writer`, for at most
-/// `timeout`; `progress` hears each change made. Returns the view in which the goal was
-/// reached.
+/// How a drive of either kind is bounded, who writes, and who hears of it.
+pub struct KindDrive<'a> {
+    /// The client.
+    pub client: &'a kube::Client,
+    /// Who writes.
+    pub writer: Writer,
+    /// The namespace.
+    pub namespace: &'a str,
+    /// Longest total wait for the controller.
+    pub timeout: Duration,
+    /// Hears each change made, in words.
+    pub progress: &'a mut (dyn FnMut(&str) + Send),
+}
+
+/// Starts a canary of `size` pods running `canary_template` on the StatefulSet of `view`:
+/// refused (nothing written) when a canary already runs on it, when the plan refuses it, or
+/// when the template does not change; otherwise recorded and held.
+pub async fn start_statefulset(
+    drive: &mut KindDrive<'_>,
+    view: &StatefulSetView,
+    canary_template: Value,
+    size: CanarySize,
+    owner: Owner,
+    now: String,
+) -> Result<StatefulSetView> {
+    let workload = view.workload();
+    refuse_a_second_canary(&view.statefulset, &workload)?;
+    let facts = view.facts();
+    let canary = plan_statefulset_canary(&facts, size).map_err(|e| refused(e.to_string()))?;
+    let original = view.observation().template;
+    refuse_no_change(&original, &canary_template, &workload)?;
+    let record = StatefulSetRecord {
+        schema: WORKLOAD_RECORD_SCHEMA,
+        workload_uid: view.statefulset.uid().unwrap_or_default(),
+        intent: StatefulSetIntent {
+            original_template: original,
+            canary_template,
+            original_partition: facts.partition,
+            stable_revision: facts.update_revision,
+        },
+        goal: Goal::Hold { pods: canary.pods },
+        started_by: owner,
+        started_at: now,
+    };
+    run(drive, &view.statefulset.name_any(), record).await
+}
+
+/// Drives the canary recorded on StatefulSet `name` towards `goal`. Returns the view in
+/// which the goal was reached (after a promote or an abort, with the record removed).
 ///
 /// ```no_run
-/// # async fn example(client: kube::Client, intent: canary_core::kind_machines::statefulset::StatefulSetIntent)
-/// # -> canary_kube::error::Result<()> {
+/// # async fn example(client: kube::Client) -> canary_kube::error::Result<()> {
 /// use std::time::Duration;
 /// use canary_core::goal::Goal;
-/// use canary_kube::kinds_drive::drive_statefulset;
+/// use canary_kube::kinds_drive::{KindDrive, drive_statefulset};
 ///
-/// let held = drive_statefulset(&client, canary_kube::write::CLI, "shop", "db", &intent,
-///     Goal::Hold { pods: 1 }, Duration::from_secs(300), &mut |change| println!("{change}")).await?;
+/// let mut drive = KindDrive {
+///     client: &client, writer: canary_kube::write::CLI, namespace: "shop",
+///     timeout: Duration::from_secs(300), progress: &mut |change| println!("{change}"),
+/// };
+/// drive_statefulset(&mut drive, "db", Goal::Abort).await?;
 /// # Ok(()) }
 /// ```
-#[allow(clippy::too_many_arguments)] // the drive's one entry point; each argument is a different thing
 pub async fn drive_statefulset(
-    client: &kube::Client,
-    writer: Writer,
-    namespace: &str,
+    drive: &mut KindDrive<'_>,
     name: &str,
-    intent: &StatefulSetIntent,
     goal: Goal,
-    timeout: Duration,
-    progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<StatefulSetView> {
-    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let first = StatefulSetView::read(client, namespace, name).await?;
-    let selector = label_selector_string(first.statefulset.spec.as_ref().map(|s| &s.selector));
-    let mut changes = changes_of(sets.clone(), pods.clone(), name, &selector);
-    let deadline = Instant::now() + timeout;
-    let mut view = first;
-    loop {
-        let decision = statefulset::decide(intent, &view.observation(), goal);
-        match &decision {
-            StatefulSetDecision::Reached => return Ok(view),
-            StatefulSetDecision::Stuck(stuck) => {
-                return Err(CanaryError::WorkloadStuck {
-                    workload: format!("sts/{name}"),
-                    why: stuck.explain(name),
-                });
-            }
-            StatefulSetDecision::Apply(change) => {
-                let updated = view.changed(change)?;
-                if let Written::Stored(_) = writer.replace_workload(&sets, &updated, "sts").await? {
-                    mutation_point("statefulset write");
-                    progress(&change.summary);
-                }
-            }
-            StatefulSetDecision::DeletePods { ordinals, summary } => {
-                for pod in view.pods_at(ordinals) {
-                    if let Written::Stored(()) = writer.delete_pod(&pods, pod).await? {
-                        mutation_point("statefulset pod deleted");
-                    }
-                }
-                progress(summary);
-            }
-            StatefulSetDecision::Wait(waiting) => {
-                let last = serde_json::to_string(waiting).unwrap_or_default();
-                next_change(
-                    &mut changes,
-                    deadline,
-                    timeout,
-                    &format!("sts/{name}"),
-                    &last,
-                )
-                .await?;
-            }
-        }
-        view = StatefulSetView::read(client, namespace, name).await?;
+    let view = StatefulSetView::read(drive.client, drive.namespace, name).await?;
+    let mut record: StatefulSetRecord = recorded_or_none(&view)?;
+    record.goal = goal;
+    run(drive, name, record).await
+}
+
+/// Starts a canary on `nodes` running `canary_template` on the DaemonSet of `view`: refused
+/// (nothing written) when a canary already runs on it or when the template does not change.
+/// The nodes come from [`canary_core::rollout_math::plan_daemonset_canary`].
+pub async fn start_daemonset(
+    drive: &mut KindDrive<'_>,
+    view: &DaemonSetView,
+    canary_template: Value,
+    nodes: Vec<String>,
+    owner: Owner,
+    now: String,
+) -> Result<DaemonSetView> {
+    let workload = view.workload();
+    refuse_a_second_canary(&view.daemonset, &workload)?;
+    let observed = view.observation();
+    refuse_no_change(&observed.template, &canary_template, &workload)?;
+    let record = DaemonSetRecord {
+        schema: WORKLOAD_RECORD_SCHEMA,
+        workload_uid: view.daemonset.uid().unwrap_or_default(),
+        intent: DaemonSetIntent {
+            original_template: observed.template,
+            canary_template,
+            original_strategy: observed.strategy,
+            stable_revision: observed.template_revision,
+        },
+        goal: DaemonSetGoal::Hold { nodes },
+        started_by: owner,
+        started_at: now,
+    };
+    run(drive, &view.daemonset.name_any(), record).await
+}
+
+/// The nodes of a DaemonSet canary of `size` (among `allowed`, `--nodes`), or why not.
+pub fn daemonset_canary_nodes(
+    view: &DaemonSetView,
+    size: CanarySize,
+    allowed: Option<&std::collections::BTreeSet<String>>,
+) -> Result<Vec<String>> {
+    plan_daemonset_canary(&view.facts(), size, allowed)
+        .map(|c| c.nodes)
+        .map_err(|e| refused(e.to_string()))
+}
+
+/// Drives the canary recorded on DaemonSet `name` towards `goal`, as [`drive_statefulset`].
+pub async fn drive_daemonset(
+    drive: &mut KindDrive<'_>,
+    name: &str,
+    goal: DaemonSetGoal,
+) -> Result<DaemonSetView> {
+    let view = DaemonSetView::read(drive.client, drive.namespace, name).await?;
+    let mut record: DaemonSetRecord = recorded_or_none(&view)?;
+    record.goal = goal;
+    run(drive, name, record).await
+}
+
+/// The record on the workload of `view`; none is an error telling how to start one.
+pub fn recorded_or_none<V: KindView>(view: &V) -> Result<V::Record> {
+    let workload = view.workload();
+    let text = record_text(view.object()).ok_or_else(|| CanaryError::Refused(format!(
+        "no canary is running on {workload} (no {WORKLOAD_RECORD_ANNOTATION} annotation); start one with \
+         `kubectl canary start {workload} CONTAINER=IMAGE`"
+    )))?;
+    V::Record::read(text, &workload, &view.object().uid().unwrap_or_default())
+}
+
+/// What the generic drive needs of a kind's view.
+pub trait KindView: Sized + Send {
+    /// The workload object.
+    type Object: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static;
+    /// The kind's record.
+    type Record: KindRecord;
+
+    /// Reads the view of workload `name`.
+    fn read(
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Self>> + Send;
+    /// The workload.
+    fn object(&self) -> &Self::Object;
+    /// `sts/NAME` or `ds/NAME`.
+    fn workload(&self) -> String;
+    /// What the kind's machine decides next for `record`.
+    fn next(&self, record: &Self::Record) -> Result<Next<Self::Object>>;
+}
+
+/// What the generic drive needs of a kind's record.
+pub trait KindRecord: Sized + Send + Sync {
+    /// The record as its annotation's value.
+    fn text(&self) -> String;
+    /// Whether the goal ends the canary (a promote or an abort: the record is removed).
+    fn ends(&self) -> bool;
+    /// Reads the record of `workload` with UID `uid`.
+    fn read(text: &str, workload: &str, uid: &str) -> Result<Self>;
+}
+
+impl<I, G> KindRecord for WorkloadRecord<I, G>
+where
+    I: Serialize + DeserializeOwned + Send + Sync,
+    G: Serialize + DeserializeOwned + Send + Sync + Ends,
+{
+    fn text(&self) -> String {
+        self.to_annotation()
+    }
+
+    fn ends(&self) -> bool {
+        self.goal.ends()
+    }
+
+    fn read(text: &str, workload: &str, uid: &str) -> Result<Self> {
+        Self::from_annotation(text, workload, uid).map_err(|e| CanaryError::Refused(e.to_string()))
     }
 }
 
-/// Drives DaemonSet `name`'s canary towards `goal`, as [`drive_statefulset`] does.
-#[allow(clippy::too_many_arguments)] // the drive's one entry point; each argument is a different thing
-pub async fn drive_daemonset(
-    client: &kube::Client,
-    writer: Writer,
-    namespace: &str,
-    name: &str,
-    intent: &DaemonSetIntent,
-    goal: &DaemonSetGoal,
-    timeout: Duration,
-    progress: &mut (dyn FnMut(&str) + Send),
-) -> Result<DaemonSetView> {
-    let sets: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let first = DaemonSetView::read(client, namespace, name).await?;
-    let selector = label_selector_string(first.daemonset.spec.as_ref().map(|s| &s.selector));
-    let mut changes = changes_of(sets.clone(), pods.clone(), name, &selector);
-    let deadline = Instant::now() + timeout;
-    let mut view = first;
+/// Whether a goal ends the canary.
+pub trait Ends {
+    /// A promote or an abort.
+    fn ends(&self) -> bool;
+}
+
+impl Ends for Goal {
+    fn ends(&self) -> bool {
+        !matches!(self, Goal::Hold { .. })
+    }
+}
+
+impl Ends for DaemonSetGoal {
+    fn ends(&self) -> bool {
+        !matches!(self, DaemonSetGoal::Hold { .. })
+    }
+}
+
+/// A kind machine's decision, in the drive's terms.
+pub enum Next<K> {
+    /// Write the workload (as read, changed).
+    Write {
+        /// The workload to write.
+        object: K,
+        /// In words.
+        summary: String,
+    },
+    /// Delete these pods (as read).
+    Delete {
+        /// The pods.
+        pods: Vec<Pod>,
+        /// In words.
+        summary: String,
+    },
+    /// Wait for the controller; `last` says what for.
+    Wait {
+        /// What is awaited, as JSON.
+        last: String,
+    },
+    /// The goal is reached.
+    Reached,
+    /// A person must decide.
+    Stuck(String),
+}
+
+impl KindView for StatefulSetView {
+    type Object = StatefulSet;
+    type Record = StatefulSetRecord;
+
+    async fn read(client: &kube::Client, namespace: &str, name: &str) -> Result<Self> {
+        StatefulSetView::read(client, namespace, name).await
+    }
+
+    fn object(&self) -> &StatefulSet {
+        &self.statefulset
+    }
+
+    fn workload(&self) -> String {
+        format!("sts/{}", self.statefulset.name_any())
+    }
+
+    fn next(&self, record: &StatefulSetRecord) -> Result<Next<StatefulSet>> {
+        Ok(
+            match statefulset::decide(&record.intent, &self.observation(), record.goal) {
+                StatefulSetDecision::Apply(change) => Next::Write {
+                    object: self.changed(&change)?,
+                    summary: change.summary,
+                },
+                StatefulSetDecision::DeletePods { ordinals, summary } => Next::Delete {
+                    pods: self.pods_at(&ordinals).into_iter().cloned().collect(),
+                    summary,
+                },
+                StatefulSetDecision::Wait(waiting) => Next::Wait {
+                    last: serde_json::to_string(&waiting).unwrap_or_default(),
+                },
+                StatefulSetDecision::Reached => Next::Reached,
+                StatefulSetDecision::Stuck(stuck) => {
+                    Next::Stuck(stuck.explain(&self.statefulset.name_any()))
+                }
+            },
+        )
+    }
+}
+
+impl KindView for DaemonSetView {
+    type Object = DaemonSet;
+    type Record = DaemonSetRecord;
+
+    async fn read(client: &kube::Client, namespace: &str, name: &str) -> Result<Self> {
+        DaemonSetView::read(client, namespace, name).await
+    }
+
+    fn object(&self) -> &DaemonSet {
+        &self.daemonset
+    }
+
+    fn workload(&self) -> String {
+        format!("ds/{}", self.daemonset.name_any())
+    }
+
+    fn next(&self, record: &DaemonSetRecord) -> Result<Next<DaemonSet>> {
+        let name = self.daemonset.name_any();
+        Ok(
+            match daemonset::decide(&record.intent, &self.observation(), &record.goal) {
+                DaemonSetDecision::Apply(change) => Next::Write {
+                    object: self.changed(&change)?,
+                    summary: change.summary,
+                },
+                DaemonSetDecision::DeletePods { nodes, summary } => Next::Delete {
+                    pods: self.pods_on(&nodes).into_iter().cloned().collect(),
+                    summary,
+                },
+                DaemonSetDecision::Wait(waiting) => Next::Wait {
+                    last: serde_json::to_string(&waiting).unwrap_or_default(),
+                },
+                DaemonSetDecision::Reached => Next::Reached,
+                DaemonSetDecision::TemplateChangedElsewhere => Next::Stuck(format!(
+                    "the pod template of ds/{name} was changed by someone else during the canary; abort the \
+                     canary to go back to the recorded stable version, or let their version roll out"
+                )),
+            },
+        )
+    }
+}
+
+/// The drive of either kind: the record kept on the workload with each write; another
+/// run's record (it changed under this one) stops this one.
+async fn run<V: KindView>(drive: &mut KindDrive<'_>, name: &str, record: V::Record) -> Result<V> {
+    let api: Api<V::Object> = Api::namespaced(drive.client.clone(), drive.namespace);
+    let pods: Api<Pod> = Api::namespaced(drive.client.clone(), drive.namespace);
+    let mut view = V::read(drive.client, drive.namespace, name).await?;
+    let workload = view.workload();
+    let selector = selector_of(view.object());
+    let mut changes = changes_of(api.clone(), pods.clone(), name, &selector);
+    let deadline = Instant::now() + drive.timeout;
+    let ours = record.text();
+    let mut written = false;
     loop {
-        let decision = daemonset::decide(intent, &view.observation(), goal);
-        match &decision {
-            DaemonSetDecision::Reached => return Ok(view),
-            DaemonSetDecision::TemplateChangedElsewhere => {
-                return Err(CanaryError::WorkloadStuck {
-                    workload: format!("ds/{name}"),
-                    why: format!(
-                        "the pod template of ds/{name} was changed by someone else during the canary; abort the \
-                         canary to go back to the recorded stable version, or let their version roll out"
-                    ),
-                });
-            }
-            DaemonSetDecision::Apply(change) => {
-                let updated = view.changed(change)?;
-                if let Written::Stored(_) = writer.replace_workload(&sets, &updated, "ds").await? {
-                    mutation_point("daemonset write");
-                    progress(&change.summary);
+        let on_workload = record_text(view.object()).map(str::to_owned);
+        if written && on_workload.as_deref() != Some(ours.as_str()) {
+            return Err(CanaryError::Refused(format!(
+                "the canary record on {workload} was changed by another run (or removed) while this one ran; \
+                 this run stopped and changed nothing more; see `kubectl canary status {workload}`"
+            )));
+        }
+        let next = view.next(&record)?;
+        // What this command asks is on the workload before it does anything but write it
+        // there; the end of a promote or an abort removes the record instead.
+        let record_first = on_workload.as_deref() != Some(ours.as_str())
+            && !(record.ends() && matches!(next, Next::Reached));
+        match next {
+            Next::Stuck(why) => return Err(CanaryError::WorkloadStuck { workload, why }),
+            Next::Write {
+                mut object,
+                summary,
+            } => {
+                set_record(&mut object, Some(&ours));
+                if let Written::Stored(_) = drive
+                    .writer
+                    .replace_workload(&api, &object, short(&workload))
+                    .await?
+                {
+                    written = true;
+                    mutation_point("workload write");
+                    (drive.progress)(&summary);
                 }
             }
-            DaemonSetDecision::DeletePods { nodes, summary } => {
-                for pod in view.pods_on(nodes) {
-                    if let Written::Stored(()) = writer.delete_pod(&pods, pod).await? {
-                        mutation_point("daemonset pod deleted");
+            _ if record_first => {
+                let mut object = view.object().clone();
+                set_record(&mut object, Some(&ours));
+                if let Written::Stored(_) = drive
+                    .writer
+                    .replace_workload(&api, &object, short(&workload))
+                    .await?
+                {
+                    written = true;
+                    mutation_point("workload record");
+                }
+            }
+            Next::Delete {
+                pods: victims,
+                summary,
+            } => {
+                for pod in &victims {
+                    if let Written::Stored(()) = drive.writer.delete_pod(&pods, pod).await? {
+                        mutation_point("pod deleted");
+                        (drive.progress)(&format!("pod/{} deleted: {summary}", pod.name_any()));
                     }
                 }
-                progress(summary);
             }
-            DaemonSetDecision::Wait(waiting) => {
-                let last = serde_json::to_string(waiting).unwrap_or_default();
-                next_change(
-                    &mut changes,
-                    deadline,
-                    timeout,
-                    &format!("ds/{name}"),
-                    &last,
-                )
-                .await?;
+            Next::Wait { last } => {
+                next_change(&mut changes, deadline, drive.timeout, &workload, &last).await?
+            }
+            Next::Reached if !record.ends() => return Ok(view),
+            Next::Reached if on_workload.is_none() => return Ok(view),
+            Next::Reached => {
+                let mut object = view.object().clone();
+                set_record(&mut object, None);
+                if let Written::Stored(_) = drive
+                    .writer
+                    .replace_workload(&api, &object, short(&workload))
+                    .await?
+                {
+                    mutation_point("workload record removed");
+                    (drive.progress)("the canary is over: its record removed");
+                    // The removal is this run's own last write.
+                    return V::read(drive.client, drive.namespace, name).await;
+                }
             }
         }
-        view = DaemonSetView::read(client, namespace, name).await?;
+        view = V::read(drive.client, drive.namespace, name).await?;
     }
+}
+
+fn short(workload: &str) -> &str {
+    workload.split_once('/').map_or(workload, |(kind, _)| kind)
+}
+
+fn refused(why: String) -> CanaryError {
+    CanaryError::Refused(format!("{why}; nothing was changed"))
+}
+
+fn refuse_a_second_canary<K: Resource>(object: &K, workload: &str) -> Result<()> {
+    match record_text(object) {
+        Some(_) => Err(CanaryError::Refused(format!(
+            "a canary is already running on {workload}; see `kubectl canary status {workload}`, then promote or \
+             abort it; nothing was changed"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn refuse_no_change(original: &Value, canary: &Value, workload: &str) -> Result<()> {
+    if original == canary {
+        return Err(refused(format!(
+            "the release leaves the pod template of {workload} as it is, so no pod would change"
+        )));
+    }
+    Ok(())
+}
+
+/// The record annotation's value on `object`, if any.
+fn record_text<K: Resource>(object: &K) -> Option<&str> {
+    object
+        .meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(WORKLOAD_RECORD_ANNOTATION))
+        .map(String::as_str)
+}
+
+fn set_record<K: Resource>(object: &mut K, text: Option<&str>) {
+    let annotations = object
+        .meta_mut()
+        .annotations
+        .get_or_insert_with(Default::default);
+    match text {
+        Some(text) => {
+            annotations.insert(WORKLOAD_RECORD_ANNOTATION.to_owned(), text.to_owned());
+        }
+        None => {
+            annotations.remove(WORKLOAD_RECORD_ANNOTATION);
+        }
+    }
+}
+
+fn selector_of<K: Serialize>(object: &K) -> String {
+    let selector = serde_json::to_value(object)
+        .ok()
+        .and_then(|o| serde_json::from_value(o["spec"]["selector"].clone()).ok());
+    label_selector_string(selector.as_ref())
 }
 
 /// One stream of the events of workload `name` and of the pods of `selector`: any event
@@ -174,7 +519,7 @@ fn changes_of<K>(
     selector: &str,
 ) -> impl Stream<Item = ()> + Unpin + Send
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     K::DynamicType: Default,
 {
     // With a backoff: a watch that fails (the API server restarting) retries, not spins.

@@ -46,7 +46,7 @@ pub struct DaemonSetObservation {
 }
 
 /// Where the canary is going.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "goal", rename_all = "camelCase")]
 pub enum DaemonSetGoal {
     /// The canary on exactly these nodes (recorded before their pods are deleted).

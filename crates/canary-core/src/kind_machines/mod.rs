@@ -6,7 +6,10 @@
 //! - [`statefulset`]: the brake is `partition = replicas - k`; abort deletes what the
 //!   controller never replaces (the forced rollback);
 //! - [`daemonset`]: the brake is `updateStrategy: OnDelete`; the canary is the pods of chosen
-//!   nodes, deleted by the tool.
+//!   nodes, deleted by the tool;
+//! - [`record`]: what a canary of either kind records, in an annotation of the workload itself
+//!   written with each change (why not in a ConfigMap: see there).
 
 pub mod daemonset;
+pub mod record;
 pub mod statefulset;
