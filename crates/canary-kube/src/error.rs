@@ -71,6 +71,22 @@ pub enum CanaryError {
         /// Name searched.
         name: String,
     },
+    /// A canary already runs on the StatefulSet or DaemonSet.
+    #[error(
+        "a canary is already running on {workload}; see `kubectl canary status {workload}`, then promote or abort it; nothing was changed"
+    )]
+    WorkloadLocked {
+        /// `sts/NAME` or `ds/NAME`.
+        workload: String,
+    },
+    /// No canary is recorded on the StatefulSet or DaemonSet.
+    #[error(
+        "no canary is running on {workload} (no kubectl-canary.io/canary annotation); start one with `kubectl canary start {workload} CONTAINER=IMAGE`"
+    )]
+    NoWorkloadCanary {
+        /// `sts/NAME` or `ds/NAME`.
+        workload: String,
+    },
     /// No canary is recorded for the Deployment.
     #[error(
         "no canary is running on deploy/{name} in namespace '{namespace}' (no {name}.kubectl-canary record); start one with `kubectl canary start deploy/{name} CONTAINER=IMAGE`"
@@ -249,9 +265,10 @@ impl CanaryError {
         match self {
             CanaryError::DeploymentNotFound { .. }
             | CanaryError::WorkloadNotFound { .. }
+            | CanaryError::NoWorkloadCanary { .. }
             | CanaryError::NoCanary { .. } => ErrorKind::NotFound,
             CanaryError::Refused(_) => ErrorKind::Refused,
-            CanaryError::Locked { .. } => ErrorKind::Locked,
+            CanaryError::Locked { .. } | CanaryError::WorkloadLocked { .. } => ErrorKind::Locked,
             CanaryError::Forbidden { .. } => ErrorKind::Forbidden,
             CanaryError::Unreachable { .. } => ErrorKind::Unreachable,
             CanaryError::TimedOut { .. } => ErrorKind::TimedOut,

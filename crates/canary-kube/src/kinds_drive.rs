@@ -69,7 +69,7 @@ pub async fn start_statefulset(
     now: String,
 ) -> Result<StatefulSetView> {
     let workload = view.workload();
-    refuse_a_second_canary(&view.statefulset, &workload)?;
+    refuse_a_second_canary(view)?;
     let facts = view.facts();
     let canary = plan_statefulset_canary(&facts, size).map_err(|e| refused(e.to_string()))?;
     let original = view.observation().template;
@@ -129,7 +129,7 @@ pub async fn start_daemonset(
     now: String,
 ) -> Result<DaemonSetView> {
     let workload = view.workload();
-    refuse_a_second_canary(&view.daemonset, &workload)?;
+    refuse_a_second_canary(view)?;
     let observed = view.observation();
     refuse_no_change(&observed.template, &canary_template, &workload)?;
     let record = DaemonSetRecord {
@@ -174,10 +174,9 @@ pub async fn drive_daemonset(
 /// The record on the workload of `view`; none is an error telling how to start one.
 pub fn recorded_or_none<V: KindView>(view: &V) -> Result<V::Record> {
     let workload = view.workload();
-    let text = record_text(view.object()).ok_or_else(|| CanaryError::Refused(format!(
-        "no canary is running on {workload} (no {WORKLOAD_RECORD_ANNOTATION} annotation); start one with \
-         `kubectl canary start {workload} CONTAINER=IMAGE`"
-    )))?;
+    let text = record_text(view.object()).ok_or_else(|| CanaryError::NoWorkloadCanary {
+        workload: workload.clone(),
+    })?;
     V::Record::read(text, &workload, &view.object().uid().unwrap_or_default())
 }
 
@@ -459,12 +458,12 @@ fn refused(why: String) -> CanaryError {
     CanaryError::Refused(format!("{why}; nothing was changed"))
 }
 
-fn refuse_a_second_canary<K: Resource>(object: &K, workload: &str) -> Result<()> {
-    match record_text(object) {
-        Some(_) => Err(CanaryError::Refused(format!(
-            "a canary is already running on {workload}; see `kubectl canary status {workload}`, then promote or \
-             abort it; nothing was changed"
-        ))),
+/// Refuses (nothing written) a start on a workload a canary already runs on.
+pub fn refuse_a_second_canary<V: KindView>(view: &V) -> Result<()> {
+    match record_text(view.object()) {
+        Some(_) => Err(CanaryError::WorkloadLocked {
+            workload: view.workload(),
+        }),
         None => Ok(()),
     }
 }

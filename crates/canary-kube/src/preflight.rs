@@ -64,6 +64,20 @@ pub const CHANGE: &[Permission] = &[
     permission("update", "apps", "replicasets"),
 ];
 
+/// Who runs this command: the user the API server authenticates, this host, this process,
+/// this tool's version (what a record's `startedBy` says).
+pub async fn owner(client: &kube::Client) -> canary_core::record::Owner {
+    canary_core::record::Owner {
+        user: whoami(client).await,
+        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "unknown".into()),
+        pid: std::process::id(),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
 /// The user the API server authenticates us as (`unknown` if it will not say).
 pub async fn whoami(client: &kube::Client) -> String {
     let api: Api<SelfSubjectReview> = Api::all(client.clone());

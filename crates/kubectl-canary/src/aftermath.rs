@@ -7,7 +7,7 @@ use std::time::Duration;
 use canary_kube::error::ErrorKind;
 use canary_kube::store::RecordStore;
 
-use crate::cli::{Cli, Command};
+use crate::cli::Cli;
 use crate::config::Config;
 
 /// How long reading the record for the message may take: the API server may be the very
@@ -52,19 +52,9 @@ pub async fn explain(cli: &Cli, config: &Config, kind: ErrorKind) -> Vec<String>
     lines
 }
 
-/// The Deployment a command is about, if it names one.
+/// The Deployment a command is about, if it names one (a StatefulSet's or DaemonSet's
+/// canary keeps its record on the workload: nothing is left behind elsewhere).
 pub fn target(cli: &Cli) -> Option<&str> {
-    let target = match &cli.command {
-        Command::Start(args) => &args.target,
-        Command::Status(args) => &args.target,
-        Command::Promote(args) => &args.target,
-        Command::Abort(args) => &args.target,
-        Command::Analyze(args) => &args.target,
-        Command::Plan(args) => args.target.as_ref()?,
-        // Several Deployments: each canary's messages name its own.
-        Command::Apply(_) => return None,
-        Command::Report(args) => &args.target,
-        Command::Completion(_) | Command::Man(_) | Command::Complete(_) => return None,
-    };
-    Some(&target.name)
+    let target = cli.command.workload()?;
+    (target.kind == canary_core::target::WorkloadKind::Deployment).then_some(target.name.as_str())
 }

@@ -2,7 +2,7 @@
 //! every outcome to a documented exit code.
 
 use canary_kube::error::ErrorKind;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command};
 use crate::config::{CommandConfig, Config};
@@ -12,8 +12,13 @@ use crate::{aftermath, commands, exit_code, signals};
 pub fn run() -> i32 {
     // Read once: parsed here, and shown as typed in the canary's history.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let cli = match Cli::try_parse_from(&args) {
-        Ok(cli) => cli,
+    // The matches are kept: a StatefulSet's or DaemonSet's command refuses by name the
+    // flags it does not take, which only the matches tell from their defaults.
+    let parsed = Cli::command()
+        .try_get_matches_from(&args)
+        .and_then(|matches| Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(error) => {
             let _ = error.print();
             return exit_code::for_cli_error(&error);
@@ -52,12 +57,12 @@ pub fn run() -> i32 {
                 .map(|a| a.to_string_lossy().into_owned()),
         )
         .collect();
-    runtime.block_on(run_command(&cli, &command_line))
+    runtime.block_on(run_command(&cli, &matches, &command_line))
 }
 
 /// Resolves the configuration (the kubeconfig first, then the command's flags, as a
 /// command would meet them) and runs the command.
-async fn run_command(cli: &Cli, command_line: &[String]) -> i32 {
+async fn run_command(cli: &Cli, matches: &clap::ArgMatches, command_line: &[String]) -> i32 {
     // Shell integration needs no cluster, so no kubeconfig either.
     if let Some(code) = commands::shell::run(&cli.command) {
         return code;
@@ -80,7 +85,7 @@ async fn run_command(cli: &Cli, command_line: &[String]) -> i32 {
         deployment: aftermath::target(cli).map(str::to_string),
         namespace: config.namespace.clone(),
     });
-    let command = match CommandConfig::resolve(&cli.command) {
+    let command = match CommandConfig::resolve(&cli.command, matches) {
         Ok(command) => command,
         Err(error) => return fail(&error, error.kind()),
     };
@@ -99,6 +104,7 @@ async fn run_command(cli: &Cli, command_line: &[String]) -> i32 {
         CommandConfig::Plan(plan) => commands::plan::run(&config, plan).await,
         CommandConfig::Apply(apply) => commands::start::apply::run(&config, apply).await,
         CommandConfig::Report(report) => commands::report::run(&config, report).await,
+        CommandConfig::Kind(kind) => commands::kinds::run(&config, kind).await,
     };
     note_in_history(cli, &config, &command, command_line, &result).await;
     write_requested_report(&config, &command).await;
@@ -206,6 +212,8 @@ async fn note_in_history(
         // Several Deployments: their canaries' commands are `apply`'s, not noted per Deployment.
         CommandConfig::Apply(_) => false,
         CommandConfig::Status(_) | CommandConfig::Plan(_) | CommandConfig::Report(_) => false,
+        // A StatefulSet's or DaemonSet's canary has no history yet.
+        CommandConfig::Kind(_) => false,
     };
     let Some(deployment) = aftermath::target(cli).filter(|_| acts) else {
         return;

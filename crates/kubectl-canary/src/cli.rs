@@ -11,7 +11,7 @@ use std::time::Duration;
 use canary_core::image::ImageChange;
 use canary_core::release::{EnvChange, PatchType};
 use canary_core::rollout_math::{CanaryMode, CanarySize, IntOrPercent};
-use canary_core::target::DeploymentRef;
+use canary_core::target::WorkloadRef;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const EXAMPLES: &str = "\
@@ -31,6 +31,41 @@ Examples:
 
   # Back to the stable version in one update (works while paused, unlike rollout undo)
   kubectl canary abort deploy/web";
+
+impl Command {
+    /// The workload the command names, if it names one.
+    pub fn workload(&self) -> Option<&WorkloadRef> {
+        match self {
+            Command::Start(args) => Some(&args.target),
+            Command::Status(args) => Some(&args.target),
+            Command::Promote(args) => Some(&args.target),
+            Command::Abort(args) => Some(&args.target),
+            Command::Analyze(args) => Some(&args.target),
+            Command::Plan(args) => args.target.as_ref(),
+            Command::Report(args) => Some(&args.target),
+            Command::Apply(_) | Command::Completion(_) | Command::Man(_) | Command::Complete(_) => {
+                None
+            }
+        }
+    }
+
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Start(_) => "start",
+            Command::Status(_) => "status",
+            Command::Promote(_) => "promote",
+            Command::Abort(_) => "abort",
+            Command::Analyze(_) => "analyze",
+            Command::Plan(_) => "plan",
+            Command::Apply(_) => "apply",
+            Command::Report(_) => "report",
+            Command::Completion(_) => "completion",
+            Command::Man(_) => "man",
+            Command::Complete(_) => "__complete",
+        }
+    }
+}
 
 /// `--version`: the crate's version and the commit it was built from (see build.rs).
 pub const VERSION: &str = concat!(
@@ -148,7 +183,7 @@ Examples:
 pub struct ReportArgs {
     /// The Deployment (deploy/NAME).
     #[arg(value_parser = parse_target)]
-    pub target: DeploymentRef,
+    pub target: WorkloadRef,
     /// The HTML file to write ("-" for stdout).
     #[arg(long, value_name = "FILE", default_value = "canary-report.html")]
     pub out: PathBuf,
@@ -214,7 +249,7 @@ Examples:
 pub struct PlanArgs {
     /// The Deployment (deploy/NAME); leave out and give --replicas to plan without a cluster.
     #[arg(value_parser = parse_target, required_unless_present = "replicas", conflicts_with = "replicas")]
-    pub target: Option<DeploymentRef>,
+    pub target: Option<WorkloadRef>,
     /// Plan without a cluster, for a Deployment of this many replicas.
     #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
     pub replicas: Option<i32>,
@@ -260,9 +295,9 @@ fn parse_memory(arg: &str) -> Result<i64, String> {
 #[command(group(clap::ArgGroup::new("release").required(true).multiple(true)
     .args(["images", "filename", "patch", "patch_file", "env"])))]
 pub struct StartArgs {
-    /// The Deployment (deploy/NAME).
+    /// The workload: deploy/NAME, sts/NAME or ds/NAME.
     #[arg(value_parser = parse_target)]
-    pub target: DeploymentRef,
+    pub target: WorkloadRef,
     /// New images, CONTAINER=IMAGE.
     #[arg(value_parser = parse_image_change)]
     pub images: Vec<ImageChange>,
@@ -276,6 +311,10 @@ pub struct StartArgs {
     /// The release as a patch read from a file; repeat for several.
     #[arg(long, value_name = "FILE")]
     pub patch_file: Vec<PathBuf>,
+    /// A DaemonSet canary (ds/NAME): choose its nodes among those this label selector
+    /// selects (default: any node that runs the DaemonSet), by name.
+    #[arg(long, value_name = "SELECTOR")]
+    pub nodes: Option<String>,
     /// How --patch and --patch-file are applied (kubectl patch's --type).
     #[arg(long = "type", value_enum, default_value_t = PatchTypeArg::Strategic)]
     pub patch_type: PatchTypeArg,
@@ -476,9 +515,9 @@ fn parse_sticky(arg: &str) -> Result<i32, String> {
 /// `status` flags.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The Deployment (deploy/NAME).
+    /// The workload: deploy/NAME, sts/NAME or ds/NAME.
     #[arg(value_parser = parse_target)]
-    pub target: DeploymentRef,
+    pub target: WorkloadRef,
     /// Keep printing as things change (from the watch stream).
     #[arg(short = 'w', long)]
     pub watch: bool,
@@ -492,9 +531,9 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("size").required(false).args(["canary", "full"])))]
 pub struct PromoteArgs {
-    /// The Deployment (deploy/NAME).
+    /// The workload: deploy/NAME, sts/NAME or ds/NAME.
     #[arg(value_parser = parse_target)]
-    pub target: DeploymentRef,
+    pub target: WorkloadRef,
     /// Grow the canary to this size: pods (3) or a share of traffic (50%).
     #[arg(long, value_parser = parse_canary_size, conflicts_with = "full", allow_negative_numbers = true)]
     pub canary: Option<CanarySize>,
@@ -516,9 +555,9 @@ pub struct PromoteArgs {
 /// `abort` flags.
 #[derive(Debug, Args)]
 pub struct AbortArgs {
-    /// The Deployment (deploy/NAME).
+    /// The workload: deploy/NAME, sts/NAME or ds/NAME.
     #[arg(value_parser = parse_target)]
-    pub target: DeploymentRef,
+    pub target: WorkloadRef,
     /// Print the exact changes, change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -542,7 +581,7 @@ pub struct AbortArgs {
 pub struct AnalyzeArgs {
     /// The Deployment (deploy/NAME).
     #[arg(value_parser = parse_target)]
-    pub target: DeploymentRef,
+    pub target: WorkloadRef,
     /// The checks and how to judge them.
     #[command(flatten)]
     pub analysis: AnalysisFlags,
@@ -704,8 +743,8 @@ impl From<ModeArg> for CanaryMode {
     }
 }
 
-fn parse_target(arg: &str) -> Result<DeploymentRef, String> {
-    DeploymentRef::parse(arg).map_err(|e| e.to_string())
+fn parse_target(arg: &str) -> Result<WorkloadRef, String> {
+    WorkloadRef::parse(arg).map_err(|e| e.to_string())
 }
 
 fn parse_image_change(arg: &str) -> Result<ImageChange, String> {

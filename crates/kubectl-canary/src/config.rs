@@ -5,6 +5,7 @@
 
 pub mod analysis;
 pub mod analyze;
+pub mod kinds;
 pub mod lifecycle;
 pub mod notify;
 pub mod plan;
@@ -68,6 +69,14 @@ pub enum ConfigError {
     /// `--notify` or `--report-url` cannot be used.
     #[error(transparent)]
     Notify(#[from] notify::NotifyFlagError),
+    /// A StatefulSet or DaemonSet command that cannot run as given.
+    #[error(transparent)]
+    Kind(#[from] kinds::KindConfigError),
+    /// `--nodes` for a workload that is not a DaemonSet.
+    #[error(
+        "--nodes chooses the nodes of a DaemonSet canary (ds/NAME); {0} is a Deployment; nothing was changed"
+    )]
+    NodesOfADeployment(String),
 }
 
 impl ConfigError {
@@ -77,9 +86,11 @@ impl ConfigError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ConfigError::Kubeconfig { .. } => ErrorKind::Unreachable,
-            ConfigError::Analysis(_) | ConfigError::Gate(_) | ConfigError::Notify(_) => {
-                ErrorKind::Usage
-            }
+            ConfigError::Analysis(_)
+            | ConfigError::Gate(_)
+            | ConfigError::Notify(_)
+            | ConfigError::Kind(_)
+            | ConfigError::NodesOfADeployment(_) => ErrorKind::Usage,
             ConfigError::Release(error) if error.is_malformed() => ErrorKind::Usage,
             ConfigError::Release(_) => ErrorKind::Refused,
         }
@@ -105,11 +116,27 @@ pub enum CommandConfig {
     Apply(Box<ApplyConfig>),
     /// `report`.
     Report(ReportConfig),
+    /// `start`, `status`, `promote` or `abort` of a StatefulSet or DaemonSet.
+    Kind(kinds::KindConfig),
 }
 
 impl CommandConfig {
-    /// Resolves the command's flags (reading an analysis file if one is named).
-    pub fn resolve(command: &Command) -> Result<Self, ConfigError> {
+    /// Resolves the command's flags (reading an analysis file if one is named); `matches`:
+    /// the parsed command line (a StatefulSet's or DaemonSet's command refuses the flags it
+    /// does not take by whether they were given).
+    pub fn resolve(command: &Command, matches: &clap::ArgMatches) -> Result<Self, ConfigError> {
+        if let Some(target) = command.workload()
+            && target.kind != canary_core::target::WorkloadKind::Deployment
+        {
+            return Ok(Self::Kind(kinds::KindConfig::resolve(
+                command, target, matches,
+            )?));
+        }
+        if let Command::Start(args) = command
+            && args.nodes.is_some()
+        {
+            return Err(ConfigError::NodesOfADeployment(args.target.to_string()));
+        }
         Ok(match command {
             Command::Start(args) => Self::Start(Box::new(StartConfig::resolve(args)?)),
             Command::Status(args) => Self::Status(args.into()),

@@ -79,9 +79,9 @@ const MALFORMED: &[Refusal] = &[
         "CONTAINER=IMAGE",
     ),
     (
-        &["start", "sts/web", "nginx=nginx:1.15"],
+        &["start", "cronjob/web", "nginx=nginx:1.15"],
         USAGE,
-        "is not a Deployment",
+        "is not a workload kubectl-canary canaries",
     ),
     (
         &["start", "deploy/web", "nginx=nginx:1.15", "--canary", "0"],

@@ -12,4 +12,5 @@
 
 pub mod daemonset;
 pub mod record;
+pub mod release;
 pub mod statefulset;

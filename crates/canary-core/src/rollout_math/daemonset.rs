@@ -297,6 +297,22 @@ pub fn plan_daemonset_canary(
     })
 }
 
+/// The nodes of a canary grown to `pods` nodes: the current ones first, then the other
+/// nodes that run the DaemonSet, by name (the same request grows onto the same nodes).
+pub fn grown_canary_nodes(
+    nodes: &BTreeMap<String, Option<DaemonPod>>,
+    current: &[String],
+    pods: i32,
+) -> Vec<String> {
+    let others = nodes.keys().filter(|node| !current.contains(node)).cloned();
+    current
+        .iter()
+        .cloned()
+        .chain(others)
+        .take(pods.max(0) as usize)
+        .collect()
+}
+
 /// The nodes whose pod a canary deletes to put `canary_nodes` on `canary_revision`: those
 /// whose pod is on another revision (a node already on it, from a run that stopped half
 /// way, is left alone, so repeating the step deletes nothing twice).
@@ -404,6 +420,14 @@ mod tests {
         }
         model.settle(|_| true);
         assert_eq!(model.nodes_on(OLD).len(), 11);
+    }
+
+    /// A canary grows onto the nodes it has, then others by name.
+    #[test]
+    fn a_canary_grows_from_its_nodes() {
+        let all = nodes(5);
+        let grown = grown_canary_nodes(&all, &["node-03".into()], 3);
+        assert_eq!(grown, ["node-03", "node-00", "node-01"]);
     }
 
     /// A share is a share of the nodes; `--nodes` restricts the choice; refusals say what

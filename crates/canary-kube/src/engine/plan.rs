@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use canary_core::machine::{Decision, Goal, SpecChange, decide, pause_when_held};
 use canary_core::record::{
-    CanaryRecord, Owner, Phase, RECORD_SCHEMA, StableRevision, changed_images, images_of,
+    CanaryRecord, Phase, RECORD_SCHEMA, StableRevision, changed_images, images_of,
 };
 use canary_core::release::{FieldChange, ReleaseInput, check_changes, summarize};
 use canary_core::rollout_math::{CanaryMode, CanarySize, ResolvedCanary, resolve_canary};
@@ -118,12 +118,7 @@ impl Engine {
             revision: revision_of(stable_rs).to_string(),
             pod_template_hash: template_hash_of(stable_rs),
         };
-        let owner = Owner {
-            user: preflight::whoami(&self.client).await,
-            host: hostname(),
-            pid: std::process::id(),
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        };
+        let owner = preflight::owner(&self.client).await;
         let now = now();
         let mut record = CanaryRecord {
             schema: RECORD_SCHEMA,
@@ -206,11 +201,4 @@ impl Engine {
             })
         }))
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown".into())
 }

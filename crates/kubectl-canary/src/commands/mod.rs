@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod completion;
+pub mod kinds;
 pub mod lifecycle;
 pub mod man;
 pub mod plan;

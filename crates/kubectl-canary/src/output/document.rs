@@ -42,6 +42,10 @@ impl<'a, T: Document> Envelope<'a, T> {
     }
 }
 
+impl Document for canary_kube::kinds_status::KindStatus {
+    const KIND: &'static str = "WorkloadStatus";
+}
+
 impl Document for StatusReport {
     const KIND: &'static str = "Status";
 }

@@ -2,6 +2,7 @@
 
 pub mod colour;
 mod document;
+pub mod kinds;
 pub mod live;
 mod plan;
 pub mod report;

@@ -1,0 +1,87 @@
+//! The human view of a StatefulSet or DaemonSet canary's status: what is wrong first, the
+//! canary as recorded, each pod with its side, then what to run next.
+
+use std::fmt::Write;
+
+use canary_kube::kinds_status::KindStatus;
+
+/// The status as text.
+pub fn status_text(status: &KindStatus) -> String {
+    let mut out = String::new();
+    for problem in &status.problems {
+        let _ = writeln!(out, "! {problem}");
+    }
+    match &status.canary {
+        Some(canary) => {
+            let (pods, ready) = status.canary_pods();
+            let _ = writeln!(
+                out,
+                "{}: canary of {pods} pod(s) ({ready} Ready), asked {}; started by {} at {}",
+                status.workload,
+                goal_words(&canary.goal),
+                canary.started_by,
+                canary.started_at
+            );
+        }
+        None => {
+            let _ = writeln!(out, "{}: no canary", status.workload);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "stable revision {}{}",
+        status.stable_revision,
+        status
+            .canary_revision
+            .as_ref()
+            .map(|r| format!(", canary revision {r}"))
+            .unwrap_or_default()
+    );
+    let width = status
+        .pods
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(out, "{:<width$}  SIDE    READY  NODE", "POD");
+    for pod in &status.pods {
+        let ready = if pod.terminating {
+            "gone"
+        } else if pod.ready {
+            "yes"
+        } else {
+            "no"
+        };
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<6}  {:<5}  {}",
+            pod.name, pod.side, ready, pod.node
+        );
+    }
+    for next in &status.next {
+        let _ = writeln!(out, "next: {next}");
+    }
+    out
+}
+
+/// A recorded goal in words: `hold 2 pod(s)`, `hold on node-1, node-2`, `promote`, `abort`.
+fn goal_words(goal: &serde_json::Value) -> String {
+    match goal["goal"].as_str() {
+        Some("hold") if goal["pods"].is_number() => format!("hold {} pod(s)", goal["pods"]),
+        Some("hold") => format!(
+            "hold on {}",
+            goal["nodes"]
+                .as_array()
+                .map(|n| n
+                    .iter()
+                    .filter_map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        ),
+        Some("promoteFull") => "promote to every pod".to_string(),
+        Some("abort") => "abort".to_string(),
+        _ => goal.to_string(),
+    }
+}
