@@ -503,6 +503,41 @@ mod tests {
         );
     }
 
+    #[test]
+    fn workload_status() {
+        use canary_kube::kinds_status::{KindCanary, KindPod, KindStatus};
+        let pod = |name: &str, side: &'static str, ready: bool, node: &str| KindPod {
+            name: name.into(),
+            side,
+            ready,
+            terminating: false,
+            node: node.into(),
+        };
+        check_example(
+            "workload-status",
+            &KindStatus {
+                workload: "sts/db".into(),
+                problems: vec!["canary pod db-2 is not Ready".into()],
+                canary: Some(KindCanary {
+                    goal: serde_json::json!({"goal": "hold", "pods": 1}),
+                    started_by: "alice on laptop".into(),
+                    started_at: "2026-12-05T10:00:00Z".into(),
+                }),
+                stable_revision: "db-5d8f7c9b6".into(),
+                canary_revision: Some("db-7b4c6d8f5".into()),
+                pods: vec![
+                    pod("db-0", "stable", true, "node-a"),
+                    pod("db-1", "stable", true, "node-b"),
+                    pod("db-2", "canary", false, "node-c"),
+                ],
+                next: vec![
+                    "kubectl canary promote sts/db --canary SIZE (grow) or --full".into(),
+                    "kubectl canary abort sts/db".into(),
+                ],
+            },
+        );
+    }
+
     /// Nothing a script reads is JSON inside a string.
     #[test]
     fn no_document_holds_json_in_a_string() {
