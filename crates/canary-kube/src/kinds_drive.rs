@@ -413,6 +413,7 @@ async fn run<V: KindView>(drive: &mut KindDrive<'_>, name: &str, record: V::Reco
                 {
                     written = true;
                     mutation_point("workload record");
+                    (drive.progress)("recorded on the workload: what this command asks");
                 }
             }
             Next::Delete {

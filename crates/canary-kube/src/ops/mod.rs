@@ -9,9 +9,12 @@
 //! - [`step`]: one turn of a recorded canary towards a goal, and what follows an analysis
 //!   (the CLI's drive loops and the controller's reconcile alike);
 //! - [`switch`]: Blue/Green's switch of every Service to one set;
-//! - [`next`]: the next change towards a goal, as a dry run shows it.
+//! - [`next`]: the next change towards a goal, as a dry run shows it;
+//! - [`kinds`]: a StatefulSet's or DaemonSet's start (its template and nodes), promote (which
+//!   only grows) and abort.
 
 pub mod abort;
+pub mod kinds;
 pub mod next;
 pub mod promote;
 pub mod start;
