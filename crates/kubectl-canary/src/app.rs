@@ -82,7 +82,7 @@ async fn run_command(cli: &Cli, matches: &clap::ArgMatches, command_line: &[Stri
     };
     signals::install(signals::LeftBehind {
         ledger: config.ledger.clone(),
-        deployment: aftermath::target(cli).map(str::to_string),
+        workload: cli.command.workload().map(ToString::to_string),
         namespace: config.namespace.clone(),
     });
     let command = match CommandConfig::resolve(&cli.command, matches) {

@@ -30,8 +30,8 @@ static LISTENER: OnceLock<Listener> = OnceLock::new();
 pub struct LeftBehind {
     /// What this run changed.
     pub ledger: WriteLedger,
-    /// The Deployment the command is about, if any.
-    pub deployment: Option<String>,
+    /// The workload the command is about (`deploy/web`, `sts/db`, `ds/agent`), if any.
+    pub workload: Option<String>,
     /// Its namespace.
     pub namespace: String,
 }
@@ -44,9 +44,9 @@ impl LeftBehind {
                 "{which}: leaving at once; nothing was changed (this run wrote nothing)"
             );
         }
-        let next = match &self.deployment {
-            Some(name) => format!(
-                "; see `kubectl canary status deploy/{name} -n {}`, then `kubectl canary promote` or `kubectl canary abort` continue from the record",
+        let next = match &self.workload {
+            Some(workload) => format!(
+                "; see `kubectl canary status {workload} -n {}`, then `kubectl canary promote` or `kubectl canary abort` continue from the record",
                 self.namespace
             ),
             None => String::new(),

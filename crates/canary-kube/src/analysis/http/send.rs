@@ -104,7 +104,14 @@ pub async fn send_paced(
     } else {
         1.0
     };
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    // The rate holds across groups too: a later group's first request waits one period after
+    // the previous group's last (sent before its answers were awaited), not none.
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let mut ticker = if first == 0 {
+        tokio::time::interval(period)
+    } else {
+        tokio::time::interval_at(Instant::now() + period, period)
+    };
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut in_flight = FuturesUnordered::new();
     let mut responses = Vec::with_capacity(requests as usize);
