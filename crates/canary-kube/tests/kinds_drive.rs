@@ -8,7 +8,6 @@
 //! Needs the testenv (`scripts/testenv up`). Without it the tests print a note and pass,
 //! unless `KC_TESTENV_REQUIRED=1`, when they fail.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use canary_core::goal::Goal;
@@ -23,11 +22,12 @@ use canary_kube::kinds_drive::{
     start_statefulset,
 };
 use canary_kube::write::CLI;
-use canary_testkit::kinds::{PodEvents, SimNodes, daemonset, statefulset};
+use canary_testkit::kinds::{
+    PodEvents, SimNodes, claim_uids, create_settled_daemonset, create_settled_statefulset,
+    daemonset, statefulset, workload_state,
+};
 use canary_testkit::{TestEnv, TestNamespace, differences, wait_until};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
 
@@ -37,32 +37,6 @@ fn with_image(template: &Value, image: &str) -> Value {
     let mut canary = template.clone();
     canary["spec"]["containers"][0]["image"] = Value::String(image.to_owned());
     canary
-}
-
-async fn claim_uids(client: &Client, ns: &str) -> BTreeSet<String> {
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
-    claims
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter_map(|c| c.uid())
-        .collect()
-}
-
-/// The spec and the annotations of a workload as JSON: what a canary must put back. The
-/// API server's own `deprecated.daemonset.template.generation` (the DaemonSet's generation,
-/// which every template change raises) is left out.
-async fn state_json<K>(api: &Api<K>, name: &str) -> Value
-where
-    K: kube::Resource + serde::Serialize + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let mut object = serde_json::to_value(api.get(name).await.expect("read")).unwrap();
-    if let Some(annotations) = object["metadata"]["annotations"].as_object_mut() {
-        annotations.remove("deprecated.daemonset.template.generation");
-    }
-    serde_json::json!({"spec": object["spec"], "annotations": object["metadata"]["annotations"]})
 }
 
 fn owner() -> Owner {
@@ -103,21 +77,8 @@ async fn settled_statefulset(
     name: &str,
     replicas: i32,
 ) -> StatefulSetView {
-    let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
-    api.create(
-        &PostParams::default(),
-        &statefulset(name, replicas, "db:v1", "OrderedReady", true),
-    )
-    .await
-    .expect("create");
-    wait_until(env, "the StatefulSet settled", TIMEOUT, || async {
-        let view = StatefulSetView::read(client, ns, name).await.unwrap();
-        let facts = view.facts();
-        facts.caught_up
-            && view.statefulset.status.and_then(|s| s.ready_replicas) == Some(replicas)
-            && facts.current_revision == facts.update_revision
-    })
-    .await;
+    let manifest = statefulset(name, replicas, "db:v1", "OrderedReady", true);
+    create_settled_statefulset(env, client, ns, &manifest).await;
     StatefulSetView::read(client, ns, name).await.unwrap()
 }
 
@@ -143,7 +104,7 @@ async fn a_statefulset_canary_holds_exactly_grows_and_promotes() {
     let ns = namespace.name.as_str();
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
     let view = settled_statefulset(&env, &client, ns, "db", 5).await;
-    let before = state_json(&api, "db").await;
+    let before = workload_state(&api, "db").await;
     let stable = view.facts().update_revision;
     let claims = claim_uids(&client, ns).await;
     let events = PodEvents::start(&client, ns, "app=db").await;
@@ -175,7 +136,7 @@ async fn a_statefulset_canary_holds_exactly_grows_and_promotes() {
         "the record removed"
     );
     assert_eq!(
-        differences(&before, &state_json(&api, "db").await),
+        differences(&before, &workload_state(&api, "db").await),
         [".spec.template.spec.containers[0].image: \"db:v1\" -> \"db:v2\""],
         "every other field as it was"
     );
@@ -195,7 +156,7 @@ async fn a_never_ready_statefulset_canary_is_aborted_with_no_pod_deleted_by_hand
     let ns = namespace.name.as_str();
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
     let view = settled_statefulset(&env, &client, ns, "db", 4).await;
-    let before = state_json(&api, "db").await;
+    let before = workload_state(&api, "db").await;
     let stable = view.facts().update_revision;
     let claims = claim_uids(&client, ns).await;
     let mut quiet = |_: &str| {};
@@ -231,7 +192,7 @@ async fn a_never_ready_statefulset_canary_is_aborted_with_no_pod_deleted_by_hand
         "{said:?}"
     );
     assert_eq!(
-        differences(&before, &state_json(&api, "db").await),
+        differences(&before, &workload_state(&api, "db").await),
         Vec::<String>::new()
     );
     assert_eq!(claim_uids(&client, ns).await, claims, "volumes kept");
@@ -254,7 +215,7 @@ async fn a_statefulset_start_that_cannot_hold_exactly_is_refused_and_writes_noth
         let mut d = drive(client, ns, TIMEOUT, &mut quiet);
         // What the tool writes is the spec and the annotations (the controller keeps writing
         // the status, so the resourceVersion is no measure of "nothing written").
-        let before = state_json(&api, "db").await;
+        let before = workload_state(&api, "db").await;
         let error = start_statefulset(&mut d, &view, canary, size, owner(), now())
             .await
             .expect_err("refused")
@@ -264,7 +225,7 @@ async fn a_statefulset_start_that_cannot_hold_exactly_is_refused_and_writes_noth
             "{error}"
         );
         assert_eq!(
-            differences(&before, &state_json(&api, "db").await),
+            differences(&before, &workload_state(&api, "db").await),
             Vec::<String>::new(),
             "{says}"
         );
@@ -338,7 +299,7 @@ async fn a_run_stopped_after_any_change_is_continued_by_the_next_command() {
     let ns = namespace.name.as_str();
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
     let view = settled_statefulset(&env, &client, ns, "db", 4).await;
-    let before = state_json(&api, "db").await;
+    let before = workload_state(&api, "db").await;
     let stable = view.facts().update_revision;
     let template = view.observation().template;
     let mut stops = Vec::new();
@@ -381,7 +342,7 @@ async fn a_run_stopped_after_any_change_is_continued_by_the_next_command() {
             .is_empty()
         );
         assert_eq!(
-            differences(&before, &state_json(&api, "db").await),
+            differences(&before, &workload_state(&api, "db").await),
             Vec::<String>::new(),
             "stopped after {n}"
         );
@@ -434,24 +395,9 @@ async fn a_daemonset_canary_runs_on_the_chosen_nodes_then_aborts_or_promotes() {
     let mut nodes = SimNodes::new(&ns);
     nodes.add(&env, 4).await;
     let sets: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
-    sets.create(&PostParams::default(), &daemonset("agent", &ns, "agent:v1"))
-        .await
-        .expect("create");
-    wait_until(&env, "one Ready pod per node", TIMEOUT, || async {
-        let facts = DaemonSetView::read(&client, &ns, "agent")
-            .await
-            .unwrap()
-            .facts();
-        facts.caught_up
-            && facts.nodes.len() == 4
-            && facts
-                .nodes
-                .values()
-                .all(|p| p.as_ref().is_some_and(|p| p.ready))
-    })
-    .await;
+    create_settled_daemonset(&env, &client, &ns, &daemonset("agent", &ns, "agent:v1"), 4).await;
     let view = DaemonSetView::read(&client, &ns, "agent").await.unwrap();
-    let before = state_json(&sets, "agent").await;
+    let before = workload_state(&sets, "agent").await;
     let stable = view.template_revision();
     let canary_template = with_image(&view.observation().template, "agent:v2");
     let chosen = daemonset_canary_nodes(&view, CanarySize::Pods(2), None).expect("a plan");
@@ -483,7 +429,7 @@ async fn a_daemonset_canary_runs_on_the_chosen_nodes_then_aborts_or_promotes() {
     assert_eq!(on(&aborted, &stable), nodes.names);
     assert_eq!(events.most_at_once(&canary), 2, "exactly the chosen nodes");
     assert_eq!(
-        differences(&before, &state_json(&sets, "agent").await),
+        differences(&before, &workload_state(&sets, "agent").await),
         Vec::<String>::new()
     );
 
@@ -498,7 +444,7 @@ async fn a_daemonset_canary_runs_on_the_chosen_nodes_then_aborts_or_promotes() {
         .expect("promoted");
     assert_eq!(on(&promoted, &canary), nodes.names);
     assert_eq!(
-        differences(&before, &state_json(&sets, "agent").await),
+        differences(&before, &workload_state(&sets, "agent").await),
         [".spec.template.spec.containers[0].image: \"agent:v1\" -> \"agent:v2\""]
     );
     nodes.remove_with(&env, &client, "agent").await;

@@ -13,7 +13,7 @@
 //! Needs the testenv (`scripts/testenv up`). Without it the tests print a note and pass,
 //! unless `KC_TESTENV_REQUIRED=1`, when they fail.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use canary_core::rollout_math::{
@@ -22,11 +22,13 @@ use canary_core::rollout_math::{
     rollback_deletions,
 };
 use canary_kube::kinds::{DaemonSetView, StatefulSetView};
-use canary_testkit::kinds::{PodEvents, SimNodes, daemonset, live_pods, statefulset};
+use canary_testkit::kinds::{
+    PodEvents, SimNodes, claim_uids, create_settled_statefulset, daemonset, live_pods, statefulset,
+};
 use canary_testkit::{TestEnv, TestNamespace, wait_for, wait_until};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
@@ -97,30 +99,12 @@ async fn statefulset_case(env: &TestEnv, case: StatefulSetCase) {
     let ns = namespace.name.as_str();
     let policy = format!("{:?}", case.policy);
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
-    api.create(
-        &PostParams::default(),
-        &statefulset("db", case.replicas, "db:v1", &policy, case.claim),
-    )
-    .await
-    .expect("create the StatefulSet");
-    wait_until(env, "the StatefulSet settled", TIMEOUT, || async {
-        let sts = api.get("db").await.ok();
-        let status = sts.and_then(|s| s.status);
-        status.is_some_and(|s| s.ready_replicas == Some(case.replicas))
-    })
-    .await;
+    let manifest = statefulset("db", case.replicas, "db:v1", &policy, case.claim);
+    create_settled_statefulset(env, &client, ns, &manifest).await;
     let settled = observed(env, &api, "db").await;
     let status = settled.status.clone().unwrap();
     let stable = status.update_revision.clone().unwrap();
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
-    let claims_before: BTreeSet<String> = claims
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter_map(|c| c.uid())
-        .collect();
+    let claims_before = claim_uids(&client, ns).await;
     assert_eq!(
         claims_before.len(),
         if case.claim {
@@ -238,14 +222,7 @@ async fn statefulset_case(env: &TestEnv, case: StatefulSetCase) {
         (0..case.replicas).collect::<Vec<_>>()
     );
     rests_as_modelled(env, &client, ns, "db", &model, &events).await;
-    let claims_after: BTreeSet<String> = claims
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter_map(|c| c.uid())
-        .collect();
+    let claims_after = claim_uids(&client, ns).await;
     assert_eq!(claims_after, claims_before, "{}: volumes kept", case.what);
 }
 

@@ -3,17 +3,19 @@
 //! watch that keeps every event, so that "never more than k pods of the new revision" is
 //! checked at every event, not at a few polls.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::serde::Serialize;
+use k8s_openapi::serde::de::DeserializeOwned;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, ResourceExt};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{TestEnv, wait_until};
 
@@ -78,6 +80,121 @@ pub fn daemonset(name: &str, pool: &str, image: &str) -> DaemonSet {
         }
     }))
     .expect("a valid DaemonSet")
+}
+
+/// Creates `statefulset` in `namespace` and waits until it is settled: its spec observed,
+/// every replica Ready, one revision.
+pub async fn create_settled_statefulset(
+    env: &TestEnv,
+    client: &Client,
+    namespace: &str,
+    statefulset: &StatefulSet,
+) {
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    api.create(&PostParams::default(), statefulset)
+        .await
+        .expect("create the StatefulSet");
+    let name = statefulset.name_any();
+    let replicas = statefulset
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    wait_until(
+        env,
+        "the StatefulSet settled",
+        Duration::from_secs(120),
+        || async {
+            let Ok(sts) = api.get(&name).await else {
+                return false;
+            };
+            let status = sts.status.unwrap_or_default();
+            status.observed_generation >= sts.metadata.generation
+                && status.ready_replicas == Some(replicas)
+                && status.current_revision.is_some()
+                && status.current_revision == status.update_revision
+        },
+    )
+    .await;
+}
+
+/// Creates `daemonset` in `namespace` and waits until its spec is observed and `nodes` nodes
+/// each run one Ready pod of it.
+pub async fn create_settled_daemonset(
+    env: &TestEnv,
+    client: &Client,
+    namespace: &str,
+    daemonset: &DaemonSet,
+    nodes: usize,
+) {
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
+    api.create(&PostParams::default(), daemonset)
+        .await
+        .expect("create the DaemonSet");
+    let name = daemonset.name_any();
+    let selector = format!("app={name}");
+    wait_until(
+        env,
+        "one Ready pod per node",
+        Duration::from_secs(120),
+        || async {
+            let Ok(ds) = api.get(&name).await else {
+                return false;
+            };
+            let observed = ds.status.and_then(|s| s.observed_generation) >= ds.metadata.generation;
+            let pods = live_pods(client, namespace, &selector).await;
+            let running: Vec<&Pod> = pods
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
+            let on: BTreeSet<&str> = running
+                .iter()
+                .filter_map(|p| p.spec.as_ref()?.node_name.as_deref())
+                .collect();
+            observed
+                && running.len() == nodes
+                && on.len() == nodes
+                && running.iter().all(|p| is_ready(p))
+        },
+    )
+    .await;
+}
+
+/// The spec and the annotations of a workload as JSON: what a canary must put back, field by
+/// field. The API server's own `deprecated.daemonset.template.generation` (the DaemonSet's
+/// generation, which every template change raises) is left out.
+pub async fn workload_state<K>(api: &Api<K>, name: &str) -> Value
+where
+    K: kube::Resource + Serialize + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut object = serde_json::to_value(api.get(name).await.expect("read the workload"))
+        .expect("a workload serializes");
+    if let Some(annotations) = object["metadata"]["annotations"].as_object_mut() {
+        annotations.remove("deprecated.daemonset.template.generation");
+    }
+    json!({"spec": object["spec"], "annotations": object["metadata"]["annotations"]})
+}
+
+/// The UIDs of the PersistentVolumeClaims of `namespace`: a volume kept keeps its UID.
+pub async fn claim_uids(client: &Client, namespace: &str) -> BTreeSet<String> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    claims
+        .list(&ListParams::default())
+        .await
+        .expect("list the PersistentVolumeClaims")
+        .items
+        .iter()
+        .filter_map(|c| c.uid())
+        .collect()
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 /// Simulated nodes of one test (the pod simulator adopts Nodes labelled

@@ -12,12 +12,13 @@ mod common;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
-use canary_kube::kinds::{DaemonSetView, StatefulSetView};
-use canary_testkit::kinds::{SimNodes, daemonset, statefulset};
+use canary_testkit::kinds::{
+    SimNodes, create_settled_daemonset, create_settled_statefulset, daemonset, statefulset,
+    workload_state,
+};
 use canary_testkit::{TestEnv, TestNamespace, differences, wait_until};
 use common::*;
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
-use kube::api::PostParams;
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
 
@@ -26,34 +27,8 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 /// Creates StatefulSet `db` (`replicas` pods of `db:v1`, OrderedReady, a volume each) and
 /// waits until it is settled.
 async fn settled_statefulset(env: &TestEnv, client: &Client, ns: &str, replicas: i32) {
-    let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
-    api.create(
-        &PostParams::default(),
-        &statefulset("db", replicas, "db:v1", "OrderedReady", true),
-    )
-    .await
-    .expect("create");
-    wait_until(env, "the StatefulSet settled", TIMEOUT, || async {
-        let view = StatefulSetView::read(client, ns, "db").await.unwrap();
-        let facts = view.facts();
-        facts.caught_up
-            && view.statefulset.status.and_then(|s| s.ready_replicas) == Some(replicas)
-            && facts.current_revision == facts.update_revision
-    })
-    .await;
-}
-
-/// The spec and annotations of a workload: what a canary must put back (the API server's
-/// own `deprecated.daemonset.template.generation` left out).
-async fn state_of<K>(api: &Api<K>, name: &str) -> Value
-where
-    K: kube::Resource + serde::Serialize + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let mut object = serde_json::to_value(api.get(name).await.expect("read")).unwrap();
-    if let Some(annotations) = object["metadata"]["annotations"].as_object_mut() {
-        annotations.remove("deprecated.daemonset.template.generation");
-    }
-    serde_json::json!({"spec": object["spec"], "annotations": object["metadata"]["annotations"]})
+    let manifest = statefulset("db", replicas, "db:v1", "OrderedReady", true);
+    create_settled_statefulset(env, client, ns, &manifest).await;
 }
 
 /// `status -o json` of `workload`.
@@ -82,7 +57,7 @@ async fn a_statefulset_canary_is_started_grown_and_promoted_from_the_command_lin
     let ns = namespace.name.as_str();
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
     settled_statefulset(&env, &client, ns, 4).await;
-    let before = state_of(&api, "db").await;
+    let before = workload_state(&api, "db").await;
 
     let out = canary(&env, ns, &["start", "sts/db", "db=db:v2", "--canary", "1"]).await;
     assert_exit(&out, 0, "start");
@@ -131,7 +106,7 @@ async fn a_statefulset_canary_is_started_grown_and_promoted_from_the_command_lin
         "every pod on the promoted revision: {status}"
     );
     assert_eq!(
-        differences(&before, &state_of(&api, "db").await),
+        differences(&before, &workload_state(&api, "db").await),
         [".spec.template.spec.containers[0].image: \"db:v1\" -> \"db:v2\""]
     );
     let none = canary(&env, ns, &["abort", "sts/db"]).await;
@@ -149,7 +124,7 @@ async fn a_never_ready_statefulset_canary_is_aborted_from_the_command_line() {
     let ns = namespace.name.as_str();
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
     settled_statefulset(&env, &client, ns, 3).await;
-    let before = state_of(&api, "db").await;
+    let before = workload_state(&api, "db").await;
     let out = canary(
         &env,
         ns,
@@ -180,7 +155,7 @@ async fn a_never_ready_statefulset_canary_is_aborted_from_the_command_line() {
     let status = status_json(&env, ns, "sts/db").await;
     assert_eq!(side(&status, "stable").len(), 3, "{status}");
     assert_eq!(
-        differences(&before, &state_of(&api, "db").await),
+        differences(&before, &workload_state(&api, "db").await),
         Vec::<String>::new()
     );
 }
@@ -197,21 +172,7 @@ async fn kind_refusals_say_why_and_change_nothing() {
     let mut nodes = SimNodes::new(ns);
     nodes.add(&env, 2).await;
     let ds: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
-    ds.create(&PostParams::default(), &daemonset("agent", ns, "agent:v1"))
-        .await
-        .expect("create");
-    wait_until(&env, "the DaemonSet on both nodes", TIMEOUT, || async {
-        let facts = DaemonSetView::read(&client, ns, "agent")
-            .await
-            .unwrap()
-            .facts();
-        facts.nodes.len() == 2
-            && facts
-                .nodes
-                .values()
-                .all(|p| p.as_ref().is_some_and(|p| p.ready))
-    })
-    .await;
+    create_settled_daemonset(&env, &client, ns, &daemonset("agent", ns, "agent:v1"), 2).await;
     let cases: [(&[&str], i32, &str); 9] = [
         (
             &["start", "sts/db", "web=web:2"],
@@ -270,8 +231,8 @@ async fn kind_refusals_say_why_and_change_nothing() {
     for (args, code, says) in cases {
         // What the tool writes is the spec and the annotations (the controllers keep
         // writing the status, so the resourceVersion is no measure of "nothing written").
-        let sts_before = state_of(&sts, "db").await;
-        let ds_before = state_of(&ds, "agent").await;
+        let sts_before = workload_state(&sts, "db").await;
+        let ds_before = workload_state(&ds, "agent").await;
         let out = canary(&env, ns, args).await;
         assert_exit(&out, code, &args.join(" "));
         assert!(
@@ -281,13 +242,13 @@ async fn kind_refusals_say_why_and_change_nothing() {
             text(&out)
         );
         assert_eq!(
-            differences(&sts_before, &state_of(&sts, "db").await),
+            differences(&sts_before, &workload_state(&sts, "db").await),
             Vec::<String>::new(),
             "{}",
             args.join(" ")
         );
         assert_eq!(
-            differences(&ds_before, &state_of(&ds, "agent").await),
+            differences(&ds_before, &workload_state(&ds, "agent").await),
             Vec::<String>::new(),
             "{}",
             args.join(" ")
@@ -306,7 +267,7 @@ async fn kind_refusals_say_why_and_change_nothing() {
         ],
     )
     .await;
-    let before = state_of(&sts, "db").await;
+    let before = workload_state(&sts, "db").await;
     let out = canary(&env, ns, &["start", "sts/db", "db=db:v2"]).await;
     assert_exit(&out, 4, "OnDelete");
     assert!(
@@ -315,7 +276,7 @@ async fn kind_refusals_say_why_and_change_nothing() {
         text(&out)
     );
     assert_eq!(
-        differences(&before, &state_of(&sts, "db").await),
+        differences(&before, &workload_state(&sts, "db").await),
         Vec::<String>::new()
     );
     nodes.remove_with(&env, &client, "agent").await;
@@ -334,23 +295,8 @@ async fn a_daemonset_canary_runs_on_chosen_nodes_from_the_command_line() {
         kubectl(&env, &["label", "node", name, "test-zone=b"]).await;
     }
     let ds: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
-    ds.create(&PostParams::default(), &daemonset("agent", ns, "agent:v1"))
-        .await
-        .expect("create");
-    wait_until(&env, "one Ready pod per node", TIMEOUT, || async {
-        let facts = DaemonSetView::read(&client, ns, "agent")
-            .await
-            .unwrap()
-            .facts();
-        facts.caught_up
-            && facts.nodes.len() == 4
-            && facts
-                .nodes
-                .values()
-                .all(|p| p.as_ref().is_some_and(|p| p.ready))
-    })
-    .await;
-    let before = state_of(&ds, "agent").await;
+    create_settled_daemonset(&env, &client, ns, &daemonset("agent", ns, "agent:v1"), 4).await;
+    let before = workload_state(&ds, "agent").await;
     let out = canary(
         &env,
         ns,
@@ -391,7 +337,7 @@ async fn a_daemonset_canary_runs_on_chosen_nodes_from_the_command_line() {
     let status = status_json(&env, ns, "ds/agent").await;
     assert_eq!(side(&status, "stable").len(), 4, "{status}");
     assert_eq!(
-        differences(&before, &state_of(&ds, "agent").await),
+        differences(&before, &workload_state(&ds, "agent").await),
         Vec::<String>::new()
     );
     nodes.remove_with(&env, &client, "agent").await;
@@ -408,7 +354,7 @@ async fn a_kind_command_killed_after_any_change_is_finished_by_running_it_again(
     let ns = namespace.name.as_str();
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
     settled_statefulset(&env, &client, ns, 3).await;
-    let before = state_of(&api, "db").await;
+    let before = workload_state(&api, "db").await;
     let start = ["start", "sts/db", "db=db:v2__never-ready", "--canary", "1"];
     let abort = ["abort", "sts/db"];
     let mut crashes = Vec::new();
@@ -458,7 +404,7 @@ async fn a_kind_command_killed_after_any_change_is_finished_by_running_it_again(
             }
         }
         assert_eq!(
-            differences(&before, &state_of(&api, "db").await),
+            differences(&before, &workload_state(&api, "db").await),
             Vec::<String>::new(),
             "killed at {n}"
         );
