@@ -86,6 +86,14 @@ pub enum TargetError {
 }
 
 impl WorkloadRef {
+    /// The Deployment `name`.
+    pub fn deployment(name: impl Into<String>) -> Self {
+        Self {
+            kind: WorkloadKind::Deployment,
+            name: name.into(),
+        }
+    }
+
     /// Parses `kind/name` or a bare name (a Deployment), accepting every spelling kubectl
     /// accepts for the three kinds.
     ///

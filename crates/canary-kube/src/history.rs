@@ -228,19 +228,19 @@ pub async fn note_round(
             .count();
         (pods.len(), ready)
     };
-    let (canary_pods, canary_ready) = side(&target.canary.pod_template_hash);
-    let (stable_pods, stable_ready) = side(&target.stable.pod_template_hash);
+    let (canary_pods, canary_ready) = side(&target.canary.hash);
+    let (stable_pods, stable_ready) = side(&target.stable.hash);
     let round = canary_core::history::AnalysisRound {
         at: crate::store::now(),
-        canary_replica_set: target.canary.replica_set.clone(),
-        stable_replica_set: target.stable.replica_set.clone(),
+        canary_replica_set: target.canary.revision.clone(),
+        stable_replica_set: target.stable.revision.clone(),
         canary_pods,
         stable_pods,
         traffic_share: (canary_ready + stable_ready > 0)
             .then(|| canary_ready as f64 / (canary_ready + stable_ready) as f64),
         verdict: verdict.clone(),
     };
-    let store = HistoryStore::new(client, &target.namespace, &target.deployment);
+    let store = HistoryStore::new(client, &target.namespace, &target.workload.name);
     let write = store.update(
         &view.deployment,
         started_at,

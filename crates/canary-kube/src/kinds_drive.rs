@@ -35,6 +35,7 @@ use canary_core::kind_machines::record::{
 };
 use canary_core::kind_machines::statefulset::{self, StatefulSetDecision, StatefulSetIntent};
 use canary_core::record::Owner;
+use canary_core::release::{FieldChange, template_diff};
 use canary_core::rollout_math::{CanarySize, plan_daemonset_canary, plan_statefulset_canary};
 
 use crate::engine::mutation_point;
@@ -57,24 +58,23 @@ pub struct KindDrive<'a> {
     pub progress: &'a mut (dyn FnMut(&str) + Send),
 }
 
-/// Starts a canary of `size` pods running `canary_template` on the StatefulSet of `view`:
-/// refused (nothing written) when a canary already runs on it, when the plan refuses it, or
-/// when the template does not change; otherwise recorded and held.
-pub async fn start_statefulset(
-    drive: &mut KindDrive<'_>,
+/// The record a canary of `size` pods running `canary_template` on the StatefulSet of
+/// `view` starts with: refused (nothing written) when a canary already runs on it, when the
+/// plan refuses it, or when the template does not change.
+pub fn statefulset_start(
     view: &StatefulSetView,
     canary_template: Value,
     size: CanarySize,
     owner: Owner,
     now: String,
-) -> Result<StatefulSetView> {
+) -> Result<StatefulSetRecord> {
     let workload = view.workload();
     refuse_a_second_canary(view)?;
     let facts = view.facts();
     let canary = plan_statefulset_canary(&facts, size).map_err(|e| refused(e.to_string()))?;
     let original = view.observation().template;
     refuse_no_change(&original, &canary_template, &workload)?;
-    let record = StatefulSetRecord {
+    Ok(StatefulSetRecord {
         schema: WORKLOAD_RECORD_SCHEMA,
         workload_uid: view.statefulset.uid().unwrap_or_default(),
         intent: StatefulSetIntent {
@@ -86,8 +86,21 @@ pub async fn start_statefulset(
         goal: Goal::Hold { pods: canary.pods },
         started_by: owner,
         started_at: now,
-    };
-    run(drive, &view.statefulset.name_any(), record).await
+    })
+}
+
+/// Starts a canary of `size` pods running `canary_template` on the StatefulSet of `view`:
+/// refused as [`statefulset_start`] says; otherwise recorded and held.
+pub async fn start_statefulset(
+    drive: &mut KindDrive<'_>,
+    view: &StatefulSetView,
+    canary_template: Value,
+    size: CanarySize,
+    owner: Owner,
+    now: String,
+) -> Result<StatefulSetView> {
+    let record = statefulset_start(view, canary_template, size, owner, now)?;
+    drive_record(drive, &view.statefulset.name_any(), record).await
 }
 
 /// Drives the canary recorded on StatefulSet `name` towards `goal`. Returns the view in
@@ -114,25 +127,25 @@ pub async fn drive_statefulset(
     let view = StatefulSetView::read(drive.client, drive.namespace, name).await?;
     let mut record: StatefulSetRecord = recorded_or_none(&view)?;
     record.goal = goal;
-    run(drive, name, record).await
+    drive_record(drive, name, record).await
 }
 
-/// Starts a canary on `nodes` running `canary_template` on the DaemonSet of `view`: refused
-/// (nothing written) when a canary already runs on it or when the template does not change.
-/// The nodes come from [`canary_core::rollout_math::plan_daemonset_canary`].
-pub async fn start_daemonset(
-    drive: &mut KindDrive<'_>,
+/// The record a canary on `nodes` running `canary_template` on the DaemonSet of `view`
+/// starts with: refused (nothing written) when a canary already runs on it or when the
+/// template does not change. The nodes come from
+/// [`canary_core::rollout_math::plan_daemonset_canary`].
+pub fn daemonset_start(
     view: &DaemonSetView,
     canary_template: Value,
     nodes: Vec<String>,
     owner: Owner,
     now: String,
-) -> Result<DaemonSetView> {
+) -> Result<DaemonSetRecord> {
     let workload = view.workload();
     refuse_a_second_canary(view)?;
     let observed = view.observation();
     refuse_no_change(&observed.template, &canary_template, &workload)?;
-    let record = DaemonSetRecord {
+    Ok(DaemonSetRecord {
         schema: WORKLOAD_RECORD_SCHEMA,
         workload_uid: view.daemonset.uid().unwrap_or_default(),
         intent: DaemonSetIntent {
@@ -144,11 +157,25 @@ pub async fn start_daemonset(
         goal: DaemonSetGoal::Hold { nodes },
         started_by: owner,
         started_at: now,
-    };
-    run(drive, &view.daemonset.name_any(), record).await
+    })
 }
 
-/// The nodes of a DaemonSet canary of `size` (among `allowed`, `--nodes`), or why not.
+/// Starts a canary on `nodes` running `canary_template` on the DaemonSet of `view`: refused
+/// as [`daemonset_start`] says; otherwise recorded and held.
+pub async fn start_daemonset(
+    drive: &mut KindDrive<'_>,
+    view: &DaemonSetView,
+    canary_template: Value,
+    nodes: Vec<String>,
+    owner: Owner,
+    now: String,
+) -> Result<DaemonSetView> {
+    let record = daemonset_start(view, canary_template, nodes, owner, now)?;
+    drive_record(drive, &view.daemonset.name_any(), record).await
+}
+
+/// The nodes of a DaemonSet canary of `size` on `view`, among `allowed` (`--nodes`) if
+/// given; refused (nothing written) as [`plan_daemonset_canary`] says.
 pub fn daemonset_canary_nodes(
     view: &DaemonSetView,
     size: CanarySize,
@@ -168,16 +195,28 @@ pub async fn drive_daemonset(
     let view = DaemonSetView::read(drive.client, drive.namespace, name).await?;
     let mut record: DaemonSetRecord = recorded_or_none(&view)?;
     record.goal = goal;
-    run(drive, name, record).await
+    drive_record(drive, name, record).await
 }
 
 /// The record on the workload of `view`; none is an error telling how to start one.
 pub fn recorded_or_none<V: KindView>(view: &V) -> Result<V::Record> {
-    let workload = view.workload();
-    let text = record_text(view.object()).ok_or_else(|| CanaryError::NoWorkloadCanary {
-        workload: workload.clone(),
-    })?;
-    V::Record::read(text, &workload, &view.object().uid().unwrap_or_default())
+    recorded(view)?.ok_or_else(|| CanaryError::NoWorkloadCanary {
+        workload: view.workload(),
+    })
+}
+
+/// The record on the workload of `view`, if it has one; a record that is not this
+/// workload's (another UID) or cannot be read is an error.
+pub fn recorded<V: KindView>(view: &V) -> Result<Option<V::Record>> {
+    record_text(view.object())
+        .map(|text| {
+            V::Record::read(
+                text,
+                &view.workload(),
+                &view.object().uid().unwrap_or_default(),
+            )
+        })
+        .transpose()
 }
 
 /// What the generic drive needs of a kind's view.
@@ -361,9 +400,76 @@ impl KindView for DaemonSetView {
     }
 }
 
-/// The drive of either kind: the record kept on the workload with each write; another
-/// run's record (it changed under this one) stops this one.
-async fn run<V: KindView>(drive: &mut KindDrive<'_>, name: &str, record: V::Record) -> Result<V> {
+/// What a command would do first on a workload, and nothing done: `--dry-run`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KindPreview {
+    /// `sts/NAME` or `ds/NAME`.
+    pub workload: String,
+    /// The first step, in words (the machine's decision on the workload as it is).
+    pub first: String,
+    /// The fields of the workload's spec that step writes.
+    pub changes: Vec<FieldChange>,
+    /// Whether that step writes the canary's record (the annotation) too.
+    pub records: bool,
+    /// The pods that step deletes.
+    pub deletions: Vec<String>,
+}
+
+/// What driving `record` on the workload of `view` would do first: the machine's decision
+/// on the workload as read, with the fields it would write, and nothing written. A decision
+/// a person must make is the error the drive would end with.
+pub fn preview<V: KindView>(view: &V, record: &V::Record) -> Result<KindPreview> {
+    let workload = view.workload();
+    let ours = record.text();
+    let recorded = record_text(view.object()) == Some(ours.as_str());
+    let mut preview = KindPreview {
+        workload: workload.clone(),
+        first: String::new(),
+        changes: Vec::new(),
+        records: !recorded,
+        deletions: Vec::new(),
+    };
+    match view.next(record)? {
+        Next::Stuck(why) => return Err(CanaryError::WorkloadStuck { workload, why }),
+        Next::Write { object, summary } => {
+            let spec = |o: &V::Object| serde_json::to_value(o).unwrap_or_default()["spec"].clone();
+            preview.changes = template_diff(&spec(view.object()), &spec(&object))
+                .into_iter()
+                .map(|c| FieldChange {
+                    path: format!("spec.{}", c.path),
+                    ..c
+                })
+                .collect();
+            preview.first = summary;
+        }
+        Next::Delete { pods, summary } => {
+            preview.deletions = pods.iter().map(|p| p.name_any()).collect();
+            preview.first = summary;
+        }
+        Next::Wait { last } => {
+            preview.first = format!("wait for the controller ({last})");
+        }
+        Next::Reached if record.ends() && !recorded && record_text(view.object()).is_none() => {
+            preview.records = false;
+            preview.first = "nothing: the goal is reached".into();
+        }
+        Next::Reached if record.ends() => {
+            preview.records = false;
+            preview.first = "the canary is over: its record removed".into();
+        }
+        Next::Reached => preview.first = "nothing: the goal is reached".into(),
+    }
+    Ok(preview)
+}
+
+/// The drive of either kind towards `record`'s goal: the record kept on the workload with
+/// each write; another run's record (it changed under this one) stops this one.
+pub async fn drive_record<V: KindView>(
+    drive: &mut KindDrive<'_>,
+    name: &str,
+    record: V::Record,
+) -> Result<V> {
     let api: Api<V::Object> = Api::namespaced(drive.client.clone(), drive.namespace);
     let pods: Api<Pod> = Api::namespaced(drive.client.clone(), drive.namespace);
     let mut view = V::read(drive.client, drive.namespace, name).await?;

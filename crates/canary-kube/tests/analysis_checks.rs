@@ -113,10 +113,7 @@ async fn canary_of_template(
     )
     .await;
     let target = latest_sides(&client, namespace).await;
-    assert_ne!(
-        target.canary.pod_template_hash,
-        target.stable.pod_template_hash
-    );
+    assert_ne!(target.canary.hash, target.stable.hash);
     (client, target)
 }
 
@@ -162,7 +159,7 @@ async fn wait_canary_age(
     age: Duration,
 ) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
-    let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
+    let selector = target.canary.selector();
     wait_for(
         env,
         "the canary pod to age",
@@ -214,7 +211,7 @@ async fn pod_health_passes_fails_fast_and_waits() {
 
     let good = async {
         let (client, target) = canary(&env, &healthy.name, 3, STABLE_IMAGE, "nginx:1.15").await;
-        let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
+        let selector = target.canary.selector();
         wait_pods_ready(&env, &target.namespace, &selector, Duration::from_secs(30)).await;
         let result = run_once(&client, &target, &spec).await;
         assert_outcome(&result, Outcome::Pass, "all 1 canary pods Ready");
@@ -251,10 +248,9 @@ async fn pod_health_passes_fails_fast_and_waits() {
         // `state.terminated` or, later, `lastState.terminated`, with second precision.
         let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
         let pod = pods
-            .list(&ListParams::default().labels(&format!(
-                "pod-template-hash={}",
-                target.canary.pod_template_hash
-            )))
+            .list(
+                &ListParams::default().labels(&format!("pod-template-hash={}", target.canary.hash)),
+            )
             .await
             .unwrap()
             .items
@@ -313,7 +309,7 @@ async fn pod_health_passes_fails_fast_and_waits() {
         )
         .await;
         // The scheduler's verdict on the canary pod.
-        let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
+        let selector = target.canary.selector();
         wait_pods_condition(
             &env,
             &target.namespace,
@@ -377,7 +373,7 @@ async fn judge_rows(env: &TestEnv, rows: Vec<Row>) {
         match row.before {
             Before::Nothing => {}
             Before::Ready => {
-                let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
+                let selector = target.canary.selector();
                 wait_pods_ready(env, &target.namespace, &selector, Duration::from_secs(30)).await;
             }
             Before::Aged(seconds) => {
@@ -508,7 +504,7 @@ async fn http_pass_fail_and_inconclusive() {
     };
     let good = async {
         let (client, target) = canary(&env, &same.name, 2, STABLE_IMAGE, "nginx:1.15").await;
-        let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
+        let selector = target.canary.selector();
         wait_pods_ready(&env, &target.namespace, &selector, Duration::from_secs(30)).await;
         let started = Instant::now();
         let result = run_once(&client, &target, &spec()).await;
@@ -829,7 +825,7 @@ async fn a_user_without_proxy_rights_gets_reasons_not_a_pass() {
     let Some(env) = TestEnv::get() else { return };
     let ns = TestNamespace::create(&env, "an-rbac").await;
     let (_, target) = canary(&env, &ns.name, 2, STABLE_IMAGE, "nginx:1.15").await;
-    let selector = format!("pod-template-hash={}", target.canary.pod_template_hash);
+    let selector = target.canary.selector();
     wait_pods_ready(&env, &target.namespace, &selector, Duration::from_secs(30)).await;
     // The restricted user has only the built-in `view` role: pods and their logs, no proxy.
     let restricted = env.restricted_client().await;

@@ -108,12 +108,12 @@ mod tests {
     #[test]
     fn nothing_to_analyse_is_not_found_for_every_command() {
         let no_canary = CanaryError::from(AnalysisError::NoCanaryPods {
-            deployment: "web".into(),
+            workload: "deploy/web".into(),
             detail: "no ReplicaSet has the canary's template yet".into(),
         });
         assert_eq!(for_error(no_canary.kind()), NOT_FOUND);
         let no_stable = CanaryError::from(AnalysisError::NoStablePods {
-            deployment: "web".into(),
+            workload: "deploy/web".into(),
         });
         assert_eq!(for_error(no_stable.kind()), NOT_FOUND);
         assert_eq!(

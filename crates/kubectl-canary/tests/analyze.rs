@@ -148,7 +148,7 @@ async fn wrong_files_and_missing_canaries_are_explained() {
     let out = canary(&env, &ns.name, &["analyze", "deploy/web"]).await;
     assert_exit(&out, NOT_FOUND, "analyze without a canary");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no older ReplicaSet"),
+        String::from_utf8_lossy(&out.stderr).contains("deploy/web has no older revision with pods"),
         "{}",
         text(&out)
     );

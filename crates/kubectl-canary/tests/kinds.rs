@@ -173,7 +173,7 @@ async fn kind_refusals_say_why_and_change_nothing() {
     nodes.add(&env, 2).await;
     let ds: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
     create_settled_daemonset(&env, &client, ns, &daemonset("agent", ns, "agent:v1"), 2).await;
-    let cases: [(&[&str], i32, &str); 9] = [
+    let cases: [(&[&str], i32, &str); 10] = [
         (
             &["start", "sts/db", "web=web:2"],
             4,
@@ -186,14 +186,19 @@ async fn kind_refusals_say_why_and_change_nothing() {
             "keeps at least one stable pod",
         ),
         (
-            &["start", "sts/db", "db=db:v2", "--auto"],
+            &["start", "sts/db", "db=db:v2", "--http-check", ":80/"],
             2,
-            "does not take --auto",
+            "does not take --http-check; it takes --canary, --dry-run, --auto, and with --auto:",
         ),
         (
-            &["analyze", "sts/db"],
+            &["start", "sts/db", "db=db:v2", "--auto", "--steps", "1,2"],
+            4,
+            "keeps at least one stable pod",
+        ),
+        (
+            &["report", "sts/db"],
             2,
-            "`analyze` works on Deployments only for now",
+            "`report` works on Deployments only for now",
         ),
         (
             &["promote", "sts/db", "--full"],
@@ -415,4 +420,133 @@ async fn a_kind_command_killed_after_any_change_is_finished_by_running_it_again(
         crashes,
         [(true, true), (false, true), (false, true), (false, false)]
     );
+}
+
+/// A dry run's command line, what its text says, and what its JSON's `changes` hold as
+/// (path, new value).
+type DryRunCase<'a> = (&'a [&'a str], &'a [&'a str], &'a [(&'a str, Value)]);
+
+/// `--dry-run` of start, promote and abort says what the command would do first (the fields
+/// of the spec it writes, the record, the pods it deletes) and writes nothing: the spec and
+/// annotations unchanged, field by field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_says_what_it_would_write_and_writes_nothing() {
+    let Some(env) = TestEnv::get() else { return };
+    let client = env.client().await;
+    let namespace = TestNamespace::create(&env, "cli-kinds-dry").await;
+    let ns = namespace.name.as_str();
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    settled_statefulset(&env, &client, ns, 3).await;
+    let mut nodes = SimNodes::new(ns);
+    nodes.add(&env, 2).await;
+    let ds: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
+    create_settled_daemonset(&env, &client, ns, &daemonset("agent", ns, "agent:v1"), 2).await;
+
+    let dry_runs: [DryRunCase; 2] = [
+        (
+            &["start", "sts/db", "db=db:v2", "--canary", "1", "--dry-run"],
+            &[
+                "dry run: `start sts/db` would first:",
+                "~ spec.template.spec.containers[db].image: \"db:v1\" → \"db:v2\"",
+                "spec.updateStrategy.rollingUpdate.partition",
+                "kubectl-canary.io/canary",
+                "nothing was changed",
+            ],
+            &[
+                (
+                    "spec.template.spec.containers[db].image",
+                    Value::from("db:v2"),
+                ),
+                (
+                    "spec.updateStrategy.rollingUpdate.partition",
+                    Value::from(2),
+                ),
+            ],
+        ),
+        (
+            &["start", "ds/agent", "agent=agent:v2", "--dry-run"],
+            &["dry run: `start ds/agent` would first:", "OnDelete"],
+            &[
+                (
+                    "spec.template.spec.containers[agent].image",
+                    Value::from("agent:v2"),
+                ),
+                ("spec.updateStrategy.type", Value::from("OnDelete")),
+            ],
+        ),
+    ];
+    for (args, says, changes) in dry_runs {
+        let sts_before = workload_state(&sts, "db").await;
+        let ds_before = workload_state(&ds, "agent").await;
+        let out = canary(&env, ns, args).await;
+        assert_exit(&out, 0, &args.join(" "));
+        for said in says {
+            assert!(
+                text(&out).contains(said),
+                "{}: {said}: {}",
+                args.join(" "),
+                text(&out)
+            );
+        }
+        let mut json_args = args.to_vec();
+        json_args.extend(["-o", "json"]);
+        let document: Value = serde_json::from_slice(&canary(&env, ns, &json_args).await.stdout)
+            .expect("a JSON document");
+        assert_eq!(document["kind"], "WorkloadDryRun", "{document}");
+        assert_eq!(document["records"], true, "{document}");
+        for (path, new) in changes {
+            assert!(
+                document["changes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["path"] == *path && c["new"] == *new),
+                "{path} = {new} in {document}"
+            );
+        }
+        assert_eq!(
+            differences(&sts_before, &workload_state(&sts, "db").await),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            differences(&ds_before, &workload_state(&ds, "agent").await),
+            Vec::<String>::new()
+        );
+    }
+
+    // A held canary: a promote's and an abort's dry runs change nothing either.
+    assert_exit(
+        &canary(&env, ns, &["start", "sts/db", "db=db:v2"]).await,
+        0,
+        "start",
+    );
+    let held = workload_state(&sts, "db").await;
+    let grow = canary(
+        &env,
+        ns,
+        &["promote", "sts/db", "--canary", "2", "--dry-run"],
+    )
+    .await;
+    assert_exit(&grow, 0, "promote --dry-run");
+    assert!(
+        text(&grow).contains("~ spec.updateStrategy.rollingUpdate.partition: 2 → 1"),
+        "{}",
+        text(&grow)
+    );
+    let abort = canary(&env, ns, &["abort", "sts/db", "--dry-run"]).await;
+    assert_exit(&abort, 0, "abort --dry-run");
+    assert!(
+        text(&abort).contains("~ spec.template.spec.containers[db].image: \"db:v2\" → \"db:v1\""),
+        "{}",
+        text(&abort)
+    );
+    assert_eq!(
+        differences(&held, &workload_state(&sts, "db").await),
+        Vec::<String>::new()
+    );
+    // A dry run is refused as the command would be.
+    let second = canary(&env, ns, &["start", "sts/db", "db=db:v3", "--dry-run"]).await;
+    assert_exit(&second, 5, "a second canary, dry");
+    assert_exit(&canary(&env, ns, &["abort", "sts/db"]).await, 0, "abort");
+    nodes.remove_with(&env, &client, "agent").await;
 }

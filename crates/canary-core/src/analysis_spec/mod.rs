@@ -261,9 +261,10 @@ checks:
     fn renders_queries_per_side() {
         let context = QueryContext {
             namespace: "ns",
-            deployment: "web",
-            replica_set: "web-abc",
-            pod_template_hash: "abc",
+            workload: "web",
+            revision: "web-abc",
+            revision_label: "pod_template_hash",
+            hash: "abc",
             window: Duration::from_secs(90),
         };
         assert_eq!(
@@ -272,6 +273,22 @@ checks:
                 &context
             ),
             "rate(x{ namespace=\"ns\",pod_template_hash=\"abc\" }[90s]) + y{rs=\"web-abc\",d=\"web\"}"
+        );
+        // A StatefulSet's or DaemonSet's sides: the ControllerRevision and its hash.
+        let revision = QueryContext {
+            namespace: "ns",
+            workload: "db",
+            revision: "db-5c8f",
+            revision_label: "controller_revision_hash",
+            hash: "db-5c8f",
+            window: Duration::from_secs(60),
+        };
+        assert_eq!(
+            render_query(
+                "x{ {{selector}} } + y{r=\"{{revision}}\",w=\"{{workload}}\"}",
+                &revision
+            ),
+            "x{ namespace=\"ns\",controller_revision_hash=\"db-5c8f\" } + y{r=\"db-5c8f\",w=\"db\"}"
         );
     }
 

@@ -8,7 +8,9 @@ pub const QUERY_PLACEHOLDERS: &[&str] = &[
     "{{namespace}}",
     "{{hash}}",
     "{{replicaset}}",
+    "{{revision}}",
     "{{deployment}}",
+    "{{workload}}",
     "{{window}}",
 ];
 
@@ -17,42 +19,55 @@ pub const QUERY_PLACEHOLDERS: &[&str] = &[
 pub struct QueryContext<'a> {
     /// The namespace.
     pub namespace: &'a str,
-    /// The Deployment's name.
-    pub deployment: &'a str,
-    /// The side's ReplicaSet.
-    pub replica_set: &'a str,
-    /// The side's pod-template-hash.
-    pub pod_template_hash: &'a str,
+    /// The workload's name (a Deployment's, StatefulSet's or DaemonSet's).
+    pub workload: &'a str,
+    /// The object that carries the side's revision: a Deployment's ReplicaSet, a
+    /// StatefulSet's or DaemonSet's ControllerRevision.
+    pub revision: &'a str,
+    /// The pod label that tells the sides apart, as Prometheus' Kubernetes discovery names
+    /// it (`pod_template_hash`; `controller_revision_hash` for StatefulSets and DaemonSets).
+    pub revision_label: &'a str,
+    /// Its value on the side's pods.
+    pub hash: &'a str,
     /// The analysis window.
     pub window: Duration,
 }
 
+impl QueryContext<'_> {
+    /// The label matchers of the side's pod series: `namespace="…",<revision label>="…"`.
+    fn side_matchers(&self) -> String {
+        format!(
+            "namespace=\"{}\",{}=\"{}\"",
+            self.namespace, self.revision_label, self.hash
+        )
+    }
+}
+
 /// Renders a query template for one side: `{{selector}}` becomes
 /// `namespace="…",pod_template_hash="…"` (the labels Prometheus' Kubernetes discovery gives
-/// pod series), `{{hash}}`, `{{namespace}}`, `{{replicaset}}` and `{{deployment}}` their
-/// values, and `{{window}}` the window in seconds, e.g. `60s`.
+/// pod series; `controller_revision_hash` for a StatefulSet or DaemonSet), `{{hash}}`,
+/// `{{namespace}}`, `{{revision}}` (alias `{{replicaset}}`) and `{{workload}}` (alias
+/// `{{deployment}}`) their values, and `{{window}}` the window in seconds, e.g. `60s`.
 ///
 /// ```
 /// use std::time::Duration;
 /// use canary_core::analysis_spec::{render_query, QueryContext};
-/// let context = QueryContext { namespace: "shop", deployment: "web", replica_set: "web-7d9f",
-///     pod_template_hash: "7d9f", window: Duration::from_secs(120) };
+/// let context = QueryContext { namespace: "shop", workload: "web", revision: "web-7d9f",
+///     revision_label: "pod_template_hash", hash: "7d9f", window: Duration::from_secs(120) };
 /// assert_eq!(
 ///     render_query("sum(rate(http_requests_total{ {{selector}} }[{{window}}]))", &context),
 ///     r#"sum(rate(http_requests_total{ namespace="shop",pod_template_hash="7d9f" }[120s]))"#,
 /// );
 /// ```
 pub fn render_query(template: &str, context: &QueryContext<'_>) -> String {
-    let selector = format!(
-        "namespace=\"{}\",pod_template_hash=\"{}\"",
-        context.namespace, context.pod_template_hash
-    );
     template
-        .replace("{{selector}}", &selector)
+        .replace("{{selector}}", &context.side_matchers())
         .replace("{{namespace}}", context.namespace)
-        .replace("{{hash}}", context.pod_template_hash)
-        .replace("{{replicaset}}", context.replica_set)
-        .replace("{{deployment}}", context.deployment)
+        .replace("{{hash}}", context.hash)
+        .replace("{{replicaset}}", context.revision)
+        .replace("{{revision}}", context.revision)
+        .replace("{{deployment}}", context.workload)
+        .replace("{{workload}}", context.workload)
         .replace(
             "{{window}}",
             &format!("{}s", context.window.as_secs().max(1)),
@@ -67,17 +82,17 @@ pub fn render_query(template: &str, context: &QueryContext<'_>) -> String {
 /// ```
 /// use std::time::Duration;
 /// use canary_core::analysis_spec::{live_series_query, QueryContext};
-/// let context = QueryContext { namespace: "shop", deployment: "web", replica_set: "web-7d9f",
-///     pod_template_hash: "7d9f", window: Duration::from_secs(60) };
+/// let context = QueryContext { namespace: "shop", workload: "db", revision: "db-5c8f",
+///     revision_label: "controller_revision_hash", hash: "db-5c8f", window: Duration::from_secs(60) };
 /// assert_eq!(
 ///     live_series_query(&context),
-///     r#"group by (pod) ({namespace="shop",pod_template_hash="7d9f",__name__!~"up|scrape_.+"})"#,
+///     r#"group by (pod) ({namespace="shop",controller_revision_hash="db-5c8f",__name__!~"up|scrape_.+"})"#,
 /// );
 /// ```
 pub fn live_series_query(context: &QueryContext<'_>) -> String {
     format!(
-        "group by (pod) ({{namespace=\"{}\",pod_template_hash=\"{}\",__name__!~\"up|scrape_.+\"}})",
-        context.namespace, context.pod_template_hash
+        "group by (pod) ({{{},__name__!~\"up|scrape_.+\"}})",
+        context.side_matchers()
     )
 }
 
@@ -86,12 +101,12 @@ pub fn query_template_problem(template: &str) -> Option<String> {
     if template.trim().is_empty() {
         return Some("the query is empty".into());
     }
-    let distinguishes = ["{{selector}}", "{{hash}}", "{{replicaset}}"]
+    let distinguishes = ["{{selector}}", "{{hash}}", "{{replicaset}}", "{{revision}}"]
         .iter()
         .any(|p| template.contains(p));
     if !distinguishes {
         return Some(
-            "the query must contain {{selector}}, {{hash}} or {{replicaset}}, otherwise canary and stable get the same answer"
+            "the query must contain {{selector}}, {{hash}} or {{revision}} ({{replicaset}}), otherwise canary and stable get the same answer"
                 .into(),
         );
     }

@@ -10,11 +10,11 @@ pub enum AnalysisError {
     /// The spec has no checks, so nothing could show the canary is good.
     #[error("the analysis spec has no checks")]
     NoChecks,
-    /// There is no canary ReplicaSet to analyse.
-    #[error("deploy/{deployment} has no canary to analyse: {detail}")]
+    /// There is no canary revision to analyse.
+    #[error("{workload} has no canary to analyse: {detail}")]
     NoCanaryPods {
-        /// The Deployment.
-        deployment: String,
+        /// The workload, as kubectl names it (`deploy/web`, `sts/db`).
+        workload: String,
         /// What is missing.
         detail: String,
     },
@@ -25,9 +25,9 @@ pub enum AnalysisError {
         detail: String,
     },
     /// There are no stable pods to compare the canary with.
-    #[error("deploy/{deployment} has no older ReplicaSet with pods to compare the canary with")]
+    #[error("{workload} has no older revision with pods to compare the canary with")]
     NoStablePods {
-        /// The Deployment.
-        deployment: String,
+        /// The workload, as kubectl names it (`deploy/web`, `sts/db`).
+        workload: String,
     },
 }

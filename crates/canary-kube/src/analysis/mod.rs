@@ -9,6 +9,7 @@
 pub mod clock;
 pub(crate) mod error;
 pub mod http;
+mod kinds;
 pub mod logs;
 pub mod pod_health;
 pub mod prometheus;
@@ -25,27 +26,64 @@ use tokio::time::Instant;
 
 use canary_core::analysis_spec::{AnalysisSpec, CheckSpec, Probe};
 use canary_core::record::{CanaryRecord, POD_TEMPLATE_HASH_LABEL};
+use canary_core::target::WorkloadRef;
 use canary_core::verdict::{self, CheckResult, Decision, Measurement, Outcome, Verdict};
 
 pub use self::error::AnalysisError;
+use crate::kinds::CONTROLLER_REVISION_LABEL;
 use crate::observe::{DeploymentView, template_hash_of};
 
-/// The pods of one side of a canary: those of one ReplicaSet.
+/// The pods of one side of a canary: those of one revision of the workload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodGroup {
-    /// The ReplicaSet's name.
-    pub replica_set: String,
-    /// Its `pod-template-hash` label, which its pods carry too.
-    pub pod_template_hash: String,
+    /// The object that carries the revision: a Deployment's ReplicaSet, a StatefulSet's or
+    /// DaemonSet's ControllerRevision.
+    pub revision: String,
+    /// The pod label that tells the sides apart: `pod-template-hash` (Deployment) or
+    /// `controller-revision-hash` (StatefulSet, DaemonSet).
+    pub label: &'static str,
+    /// Its value on this side's pods.
+    pub hash: String,
+}
+
+impl PodGroup {
+    /// A Deployment's side: the pods of one ReplicaSet, by `pod-template-hash`.
+    pub fn replica_set(name: impl Into<String>, hash: impl Into<String>) -> Self {
+        PodGroup {
+            revision: name.into(),
+            label: POD_TEMPLATE_HASH_LABEL,
+            hash: hash.into(),
+        }
+    }
+
+    /// A StatefulSet's or DaemonSet's side: the pods of one ControllerRevision, by
+    /// `controller-revision-hash`.
+    pub fn controller_revision(name: impl Into<String>, hash: impl Into<String>) -> Self {
+        PodGroup {
+            revision: name.into(),
+            label: CONTROLLER_REVISION_LABEL,
+            hash: hash.into(),
+        }
+    }
+
+    /// The label selector of this side's pods (`pod-template-hash=7d9f`).
+    pub fn selector(&self) -> String {
+        format!("{}={}", self.label, self.hash)
+    }
+
+    /// Whether `pod` is one of this side's.
+    pub fn has(&self, pod: &Pod) -> bool {
+        pod.labels().get(self.label) == Some(&self.hash)
+    }
 }
 
 /// Which pods are the canary and which are stable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnalysisTarget {
-    /// The namespace of the Deployment.
+    /// The namespace of the workload.
     pub namespace: String,
-    /// The Deployment's name.
-    pub deployment: String,
+    /// The workload.
+    pub workload: WorkloadRef,
     /// The new release's pods.
     pub canary: PodGroup,
     /// The current release's pods.
@@ -91,9 +129,14 @@ impl AnalysisTarget {
         let group = self.group(side);
         canary_core::analysis_spec::QueryContext {
             namespace: &self.namespace,
-            deployment: &self.deployment,
-            replica_set: &group.replica_set,
-            pod_template_hash: &group.pod_template_hash,
+            workload: &self.workload.name,
+            revision: &group.revision,
+            revision_label: if group.label == POD_TEMPLATE_HASH_LABEL {
+                "pod_template_hash"
+            } else {
+                "controller_revision_hash"
+            },
+            hash: &group.hash,
             window,
         }
     }
@@ -104,21 +147,21 @@ impl AnalysisTarget {
         view: &DeploymentView,
         record: &CanaryRecord,
     ) -> Result<Self, AnalysisError> {
-        let deployment = view.name();
+        let workload = WorkloadRef::deployment(view.name());
         let canary_rs = view
             .replica_set_with_template(&record.target_template())
             .ok_or_else(|| AnalysisError::NoCanaryPods {
-                deployment: deployment.clone(),
+                workload: workload.to_string(),
                 detail: "no ReplicaSet has the canary's template yet".into(),
             })?;
         Ok(AnalysisTarget {
             namespace: view.deployment.namespace().unwrap_or_default(),
-            deployment,
+            workload,
             canary: group_of(canary_rs),
-            stable: PodGroup {
-                replica_set: record.stable.replica_set.clone(),
-                pod_template_hash: record.stable.pod_template_hash.clone(),
-            },
+            stable: PodGroup::replica_set(
+                &record.stable.replica_set,
+                &record.stable.pod_template_hash,
+            ),
             canary_template: Some(record.target_template()),
         })
     }
@@ -126,23 +169,23 @@ impl AnalysisTarget {
     /// The sides of a rollout without a record (for instance paused by hand): the newest
     /// revision is the canary, the newest older revision that still has pods is stable.
     pub fn from_latest_revisions(view: &DeploymentView) -> Result<Self, AnalysisError> {
-        let deployment = view.name();
+        let workload = WorkloadRef::deployment(view.name());
         // `view.replica_sets` is sorted newest revision first.
         let mut replica_sets = view.replica_sets.iter();
         let canary = replica_sets
             .next()
             .ok_or_else(|| AnalysisError::NoCanaryPods {
-                deployment: deployment.clone(),
+                workload: workload.to_string(),
                 detail: "the Deployment has no ReplicaSet".into(),
             })?;
         let stable = replica_sets
             .find(|rs| rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) > 0)
             .ok_or_else(|| AnalysisError::NoStablePods {
-                deployment: deployment.clone(),
+                workload: workload.to_string(),
             })?;
         Ok(AnalysisTarget {
             namespace: view.deployment.namespace().unwrap_or_default(),
-            deployment,
+            workload,
             canary: group_of(canary),
             stable: group_of(stable),
             canary_template: canary
@@ -155,10 +198,7 @@ impl AnalysisTarget {
 }
 
 fn group_of(rs: &ReplicaSet) -> PodGroup {
-    PodGroup {
-        replica_set: rs.name_any(),
-        pod_template_hash: template_hash_of(rs),
-    }
+    PodGroup::replica_set(rs.name_any(), template_hash_of(rs))
 }
 
 /// How [`run_analysis`] runs.
@@ -352,11 +392,6 @@ fn not_run(check: &CheckSpec, reason: String) -> CheckResult {
     result_of(check, Outcome::Inconclusive, Vec::new(), reason)
 }
 
-/// The label selector of a side's pods.
-pub(crate) fn side_selector(group: &PodGroup) -> String {
-    format!("{POD_TEMPLATE_HASH_LABEL}={}", group.pod_template_hash)
-}
-
 /// Lists the pods of one side.
 pub(crate) async fn list_side_pods(
     client: &kube::Client,
@@ -364,7 +399,7 @@ pub(crate) async fn list_side_pods(
     side: Side,
 ) -> Result<Vec<Pod>, String> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
-    let selector = side_selector(target.group(side));
+    let selector = target.group(side).selector();
     pods.list(&ListParams::default().labels(&selector))
         .await
         .map(|list| {

@@ -1,26 +1,34 @@
 //! The StatefulSet and DaemonSet canaries' operations, as their CLI commands call them: what
 //! `start` composes and chooses (the canary template of the images, the nodes of a
-//! DaemonSet), the rule that a `promote --canary` only grows, and each ending as a
-//! [`KindStatus`] to render.
+//! DaemonSet, the sizes of `--auto`'s steps), the rule that a `promote --canary` only grows,
+//! the analysis of the two revisions, the steps of an automated canary, and each ending as
+//! a [`KindStatus`] to render.
 
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::Node;
-use kube::Api;
 use kube::api::ListParams;
+use kube::{Api, ResourceExt};
 
+use canary_core::analysis_spec::AnalysisSpec;
 use canary_core::goal::Goal;
 use canary_core::image::ImageChange;
 use canary_core::kind_machines::daemonset::DaemonSetGoal;
+use canary_core::kind_machines::record::{DaemonSetRecord, StatefulSetRecord};
 use canary_core::kind_machines::release::canary_template;
-use canary_core::rollout_math::{CanaryMode, CanarySize, grown_canary_nodes, resolve_canary};
+use canary_core::rollout_math::{
+    CanaryMode, CanarySize, ResolvedCanary, grown_canary_nodes, resolve_canary, step_sizes,
+};
+use canary_core::step_policy::{NextStep, after_verdict};
 use canary_core::target::{WorkloadKind, WorkloadRef};
+use canary_core::verdict::Verdict;
 
+use crate::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use crate::error::{CanaryError, Result};
 use crate::kinds::{DaemonSetView, StatefulSetView};
 use crate::kinds_drive::{
-    KindDrive, daemonset_canary_nodes, drive_daemonset, drive_statefulset, recorded_or_none,
-    refuse_a_second_canary, start_daemonset, start_statefulset,
+    KindDrive, KindPreview, daemonset_canary_nodes, daemonset_start, drive_daemonset, drive_record,
+    drive_statefulset, preview, recorded_or_none, refuse_a_second_canary, statefulset_start,
 };
 use crate::kinds_status::KindStatus;
 
@@ -28,10 +36,24 @@ use crate::kinds_status::KindStatus;
 pub struct KindStart<'a> {
     /// The new images.
     pub images: &'a [ImageChange],
-    /// `--canary`.
+    /// `--canary` (or the first of `--steps`).
     pub size: CanarySize,
     /// `--nodes SELECTOR` (DaemonSets).
     pub nodes: Option<&'a str>,
+    /// `--steps` of `--auto` (empty without): resolved and checked before anything is
+    /// written.
+    pub steps: &'a [CanarySize],
+}
+
+/// A held canary, as `start` left it.
+pub struct KindStarted {
+    /// The workload and its canary.
+    pub status: KindStatus,
+    /// The sizes of `--auto`'s steps in pods (nodes for a DaemonSet), the first being the
+    /// one held (without `--steps`, that one alone).
+    pub sizes: Vec<i32>,
+    /// The nodes a DaemonSet's later steps may grow onto (`--nodes`); `None`: any.
+    pub allowed_nodes: Option<BTreeSet<String>>,
 }
 
 /// `status` of `target`.
@@ -48,8 +70,105 @@ pub async fn status(
     })
 }
 
+/// A canary's record, ready to drive or to preview: the workload as read and what the
+/// command asks of it.
+enum Prepared {
+    StatefulSet(StatefulSetView, StatefulSetRecord),
+    DaemonSet(DaemonSetView, DaemonSetRecord),
+}
+
+impl Prepared {
+    /// What driving it would do first, nothing written.
+    fn preview(&self) -> Result<KindPreview> {
+        match self {
+            Prepared::StatefulSet(view, record) => preview(view, record),
+            Prepared::DaemonSet(view, record) => preview(view, record),
+        }
+    }
+
+    /// Drives it to its goal.
+    async fn drive(self, drive: &mut KindDrive<'_>) -> Result<KindStatus> {
+        Ok(match self {
+            Prepared::StatefulSet(view, record) => {
+                let name = view.statefulset.name_any();
+                KindStatus::of_statefulset(&drive_record(drive, &name, record).await?)
+            }
+            Prepared::DaemonSet(view, record) => {
+                let name = view.daemonset.name_any();
+                KindStatus::of_daemonset(&drive_record(drive, &name, record).await?)
+            }
+        })
+    }
+}
+
+/// `start`'s record and sizes, with every refusal made before anything is written.
+struct PreparedStart {
+    prepared: Prepared,
+    sizes: Vec<i32>,
+    allowed_nodes: Option<BTreeSet<String>>,
+}
+
+async fn prepare_start(
+    client: &kube::Client,
+    namespace: &str,
+    target: &WorkloadRef,
+    ask: KindStart<'_>,
+) -> Result<PreparedStart> {
+    let workload = target.to_string();
+    let owner = crate::preflight::owner(client).await;
+    let now = crate::store::now();
+    match target.kind {
+        WorkloadKind::StatefulSet => {
+            let view = StatefulSetView::read(client, namespace, &target.name).await?;
+            refuse_a_second_canary(&view)?;
+            let template = canary_template(&workload, &view.observation().template, ask.images)
+                .map_err(|e| CanaryError::Refused(e.to_string()))?;
+            let replicas = view.facts().replicas;
+            let first = resolve_canary(ask.size, replicas, CanaryMode::Replace).map_err(|e| {
+                CanaryError::Refused(format!("{workload}: {e}; nothing was changed"))
+            })?;
+            let sizes = auto_sizes(&workload, ask.steps, first.pods, replicas, None)?;
+            let record = statefulset_start(&view, template, ask.size, owner, now)?;
+            Ok(PreparedStart {
+                prepared: Prepared::StatefulSet(view, record),
+                sizes,
+                allowed_nodes: None,
+            })
+        }
+        _ => {
+            let view = DaemonSetView::read(client, namespace, &target.name).await?;
+            refuse_a_second_canary(&view)?;
+            let template = canary_template(&workload, &view.observation().template, ask.images)
+                .map_err(|e| CanaryError::Refused(e.to_string()))?;
+            let allowed = match ask.nodes {
+                Some(selector) => Some(nodes_selected(client, selector).await?),
+                None => None,
+            };
+            let chosen = daemonset_canary_nodes(&view, ask.size, allowed.as_ref())?;
+            let nodes = view.pods_by_node();
+            let allowed_count = allowed
+                .as_ref()
+                .map(|a| nodes.keys().filter(|n| a.contains(*n)).count() as i32);
+            let sizes = auto_sizes(
+                &workload,
+                ask.steps,
+                chosen.len() as i32,
+                nodes.len() as i32,
+                allowed_count,
+            )?;
+            let record = daemonset_start(&view, template, chosen, owner, now)?;
+            Ok(PreparedStart {
+                prepared: Prepared::DaemonSet(view, record),
+                sizes,
+                allowed_nodes: allowed,
+            })
+        }
+    }
+}
+
 /// `start`: refused with nothing written when a canary already runs, when the images name
-/// no container or change nothing, or when the plan refuses; otherwise held.
+/// no container or change nothing, or when the plan (or a step of `--steps`) refuses;
+/// otherwise held.
 ///
 /// ```no_run
 /// # async fn example(mut drive: canary_kube::kinds_drive::KindDrive<'_>) -> canary_kube::error::Result<()> {
@@ -59,7 +178,7 @@ pub async fn status(
 /// use canary_kube::ops::kinds::{KindStart, start};
 ///
 /// let images = [ImageChange::parse("db=db:2").unwrap()];
-/// let ask = KindStart { images: &images, size: CanarySize::Pods(1), nodes: None };
+/// let ask = KindStart { images: &images, size: CanarySize::Pods(1), nodes: None, steps: &[] };
 /// let held = start(&mut drive, &WorkloadRef::parse("sts/db").unwrap(), ask).await?;
 /// # Ok(()) }
 /// ```
@@ -67,51 +186,231 @@ pub async fn start(
     drive: &mut KindDrive<'_>,
     target: &WorkloadRef,
     ask: KindStart<'_>,
-) -> Result<KindStatus> {
-    let workload = target.to_string();
-    let client = drive.client;
-    let owner = crate::preflight::owner(client).await;
-    let now = crate::store::now();
+) -> Result<KindStarted> {
+    let start = prepare_start(drive.client, drive.namespace, target, ask).await?;
+    Ok(KindStarted {
+        status: start.prepared.drive(drive).await?,
+        sizes: start.sizes,
+        allowed_nodes: start.allowed_nodes,
+    })
+}
+
+/// `start --dry-run`: what `start` would write first (the same refusals), nothing written.
+pub async fn dry_run_start(
+    client: &kube::Client,
+    namespace: &str,
+    target: &WorkloadRef,
+    ask: KindStart<'_>,
+) -> Result<KindPreview> {
+    prepare_start(client, namespace, target, ask)
+        .await?
+        .prepared
+        .preview()
+}
+
+/// The sizes of `steps` in pods (nodes) of `total`, the first being `first` (what start
+/// holds; no steps: that one alone), each growing; a DaemonSet's limited to the `allowed`
+/// nodes of `--nodes`. Checked before anything is written.
+fn auto_sizes(
+    workload: &str,
+    steps: &[CanarySize],
+    first: i32,
+    total: i32,
+    allowed: Option<i32>,
+) -> Result<Vec<i32>> {
+    if steps.is_empty() {
+        return Ok(vec![first]);
+    }
+    let resolved = ResolvedCanary {
+        pods: first,
+        stable_pods: total - first,
+        mode: CanaryMode::Replace,
+        replicas: total,
+    };
+    let sizes = step_sizes(steps, &resolved)
+        .map_err(|e| CanaryError::Refused(format!("{workload}: {e}; nothing was changed")))?;
+    if let (Some(allowed), Some(&last)) = (allowed, sizes.last())
+        && last > allowed
+    {
+        return Err(CanaryError::Refused(format!(
+            "{workload}: the last step is {last} node(s), but --nodes selects {allowed} of the nodes it runs on; \
+             give smaller steps or a wider --nodes; nothing was changed"
+        )));
+    }
+    Ok(sizes)
+}
+
+/// `analyze`: `spec`'s checks on the canary of `target` against its stable pods (from the
+/// record; without one, the newest revision against the one before), with the sides it
+/// compared.
+pub async fn analyze(
+    client: &kube::Client,
+    namespace: &str,
+    target: &WorkloadRef,
+    spec: &AnalysisSpec,
+    options: RunOptions,
+) -> Result<(AnalysisTarget, Verdict)> {
+    let sides = analysis_target(client, namespace, target).await?;
+    let verdict = run_analysis(client, &sides, spec, options).await?;
+    Ok((sides, verdict))
+}
+
+/// The two sides of the canary of `target` as they are now.
+pub async fn analysis_target(
+    client: &kube::Client,
+    namespace: &str,
+    target: &WorkloadRef,
+) -> Result<AnalysisTarget> {
     match target.kind {
-        WorkloadKind::StatefulSet => {
-            let view = StatefulSetView::read(client, drive.namespace, &target.name).await?;
-            refuse_a_second_canary(&view)?;
-            let template = canary_template(&workload, &view.observation().template, ask.images)
-                .map_err(|e| CanaryError::Refused(e.to_string()))?;
-            let held = start_statefulset(drive, &view, template, ask.size, owner, now).await?;
-            Ok(KindStatus::of_statefulset(&held))
-        }
+        WorkloadKind::StatefulSet => AnalysisTarget::of_statefulset(
+            &StatefulSetView::read(client, namespace, &target.name).await?,
+        ),
+        _ => AnalysisTarget::of_daemonset(
+            &DaemonSetView::read(client, namespace, &target.name).await?,
+        ),
+    }
+}
+
+/// The steps of `start --auto` after the first is held.
+pub struct KindSteps<'a> {
+    /// The sizes in pods (nodes), from [`KindStarted::sizes`].
+    pub sizes: &'a [i32],
+    /// The nodes a DaemonSet's steps may grow onto, from [`KindStarted::allowed_nodes`].
+    pub allowed_nodes: Option<&'a BTreeSet<String>>,
+    /// The checks of every step.
+    pub spec: &'a AnalysisSpec,
+    /// How long each step runs, its pods' health watched, before it is analysed.
+    pub interval: std::time::Duration,
+}
+
+/// What happened at a step, for the caller to show as it happens.
+pub enum StepNews<'a> {
+    /// A step begins: its place (from 1), the number of steps, its size.
+    Step {
+        /// Its place, from 1.
+        number: usize,
+        /// How many steps there are.
+        of: usize,
+        /// Its canary pods (nodes).
+        pods: i32,
+    },
+    /// A step's verdict.
+    Verdict(&'a Verdict),
+}
+
+/// How `start --auto` ended.
+pub struct KindAutoRun {
+    /// What the last verdict led to: promoted to every pod, rolled back, or (inconclusive)
+    /// held and recorded.
+    pub ending: NextStep,
+    /// The sizes reached, in pods (nodes).
+    pub steps: Vec<i32>,
+    /// Every verdict, in order.
+    pub verdicts: Vec<Verdict>,
+    /// The workload at the end.
+    pub status: KindStatus,
+}
+
+/// Runs the steps of `start --auto` on the canary of `target` that `start` holds at
+/// `steps.sizes[0]`: at each step its pods' health is watched for the interval, then it is
+/// analysed; a pass grows it to the next step (after the last: promoted to every pod), a
+/// failure rolls it back, an inconclusive verdict leaves it held and recorded. The same
+/// step policy as a Deployment's ([`canary_core::step_policy::after_verdict`]).
+pub async fn run_steps(
+    drive: &mut KindDrive<'_>,
+    target: &WorkloadRef,
+    steps: KindSteps<'_>,
+    news: &mut (dyn FnMut(StepNews<'_>) + Send),
+) -> Result<KindAutoRun> {
+    let (client, namespace) = (drive.client, drive.namespace);
+    let mut held = steps.sizes[0];
+    let mut run = KindAutoRun {
+        ending: NextStep::Hold,
+        steps: Vec::new(),
+        verdicts: Vec::new(),
+        status: status(client, namespace, target).await?,
+    };
+    let options = RunOptions {
+        observe_for: steps.interval,
+        keep_waiting: true,
+        ..RunOptions::default()
+    };
+    loop {
+        run.steps.push(held);
+        let number = steps.sizes.iter().position(|&s| s == held).unwrap_or(0) + 1;
+        news(StepNews::Step {
+            number,
+            of: steps.sizes.len(),
+            pods: held,
+        });
+        let (_, verdict) = analyze(client, namespace, target, steps.spec, options).await?;
+        news(StepNews::Verdict(&verdict));
+        let next = after_verdict(verdict.decision, steps.sizes, held);
+        run.verdicts.push(verdict);
+        run.ending = next;
+        run.status = match next {
+            NextStep::Grow { to, .. } => {
+                grow_to(drive, target, to, steps.allowed_nodes).await?;
+                held = to;
+                continue;
+            }
+            NextStep::PromoteFull => promote(drive, target, None).await?,
+            NextStep::RollBack => abort(drive, target).await?,
+            NextStep::Hold => status(client, namespace, target).await?,
+        };
+        return Ok(run);
+    }
+}
+
+/// Grows the canary of `target` to `pods` pods (nodes, among `allowed`).
+async fn grow_to(
+    drive: &mut KindDrive<'_>,
+    target: &WorkloadRef,
+    pods: i32,
+    allowed: Option<&BTreeSet<String>>,
+) -> Result<KindStatus> {
+    match target.kind {
+        WorkloadKind::StatefulSet => Ok(KindStatus::of_statefulset(
+            &drive_statefulset(drive, &target.name, Goal::Hold { pods }).await?,
+        )),
         _ => {
-            let view = DaemonSetView::read(client, drive.namespace, &target.name).await?;
-            refuse_a_second_canary(&view)?;
-            let template = canary_template(&workload, &view.observation().template, ask.images)
-                .map_err(|e| CanaryError::Refused(e.to_string()))?;
-            let allowed = match ask.nodes {
-                Some(selector) => Some(nodes_selected(client, selector).await?),
-                None => None,
+            let view = DaemonSetView::read(drive.client, drive.namespace, &target.name).await?;
+            let current = match recorded_or_none(&view)?.goal {
+                DaemonSetGoal::Hold { nodes } => nodes,
+                _ => Vec::new(),
             };
-            let chosen = daemonset_canary_nodes(&view, ask.size, allowed.as_ref())?;
-            let held = start_daemonset(drive, &view, template, chosen, owner, now).await?;
-            Ok(KindStatus::of_daemonset(&held))
+            let mut nodes = view.pods_by_node();
+            if let Some(allowed) = allowed {
+                nodes.retain(|node, _| allowed.contains(node) || current.contains(node));
+            }
+            let goal = DaemonSetGoal::Hold {
+                nodes: grown_canary_nodes(&nodes, &current, pods),
+            };
+            Ok(KindStatus::of_daemonset(
+                &drive_daemonset(drive, &target.name, goal).await?,
+            ))
         }
     }
 }
 
-/// `promote --canary SIZE` (`Some`), which only grows the canary, or `--full` (`None`).
-pub async fn promote(
-    drive: &mut KindDrive<'_>,
+/// The recorded canary of `target` with the goal of `promote --canary SIZE` (`Some`, which
+/// only grows it) or `--full` (`None`).
+async fn prepare_promote(
+    client: &kube::Client,
+    namespace: &str,
     target: &WorkloadRef,
     size: Option<CanarySize>,
-) -> Result<KindStatus> {
+) -> Result<Prepared> {
     let workload = target.to_string();
-    let (client, namespace, name) = (drive.client, drive.namespace, target.name.as_str());
-    match target.kind {
+    let name = target.name.as_str();
+    Ok(match target.kind {
         WorkloadKind::StatefulSet => {
-            let goal = match size {
+            let view = StatefulSetView::read(client, namespace, name).await?;
+            let mut record = recorded_or_none(&view)?;
+            record.goal = match size {
                 None => Goal::PromoteFull,
                 Some(size) => {
-                    let view = StatefulSetView::read(client, namespace, name).await?;
-                    let held = match recorded_or_none(&view)?.goal {
+                    let held = match record.goal {
                         Goal::Hold { pods } => pods,
                         _ => 0,
                     };
@@ -120,17 +419,16 @@ pub async fn promote(
                     }
                 }
             };
-            Ok(KindStatus::of_statefulset(
-                &drive_statefulset(drive, name, goal).await?,
-            ))
+            Prepared::StatefulSet(view, record)
         }
         _ => {
-            let goal = match size {
+            let view = DaemonSetView::read(client, namespace, name).await?;
+            let mut record = recorded_or_none(&view)?;
+            record.goal = match size {
                 None => DaemonSetGoal::PromoteFull,
                 Some(size) => {
-                    let view = DaemonSetView::read(client, namespace, name).await?;
-                    let current = match recorded_or_none(&view)?.goal {
-                        DaemonSetGoal::Hold { nodes } => nodes,
+                    let current = match &record.goal {
+                        DaemonSetGoal::Hold { nodes } => nodes.clone(),
                         _ => Vec::new(),
                     };
                     let nodes = view.pods_by_node();
@@ -141,23 +439,72 @@ pub async fn promote(
                     }
                 }
             };
-            Ok(KindStatus::of_daemonset(
-                &drive_daemonset(drive, name, goal).await?,
-            ))
+            Prepared::DaemonSet(view, record)
         }
-    }
+    })
+}
+
+/// `promote --canary SIZE` (`Some`), which only grows the canary, or `--full` (`None`).
+pub async fn promote(
+    drive: &mut KindDrive<'_>,
+    target: &WorkloadRef,
+    size: Option<CanarySize>,
+) -> Result<KindStatus> {
+    prepare_promote(drive.client, drive.namespace, target, size)
+        .await?
+        .drive(drive)
+        .await
+}
+
+/// `promote --dry-run`: what `promote` would do first, nothing written.
+pub async fn dry_run_promote(
+    client: &kube::Client,
+    namespace: &str,
+    target: &WorkloadRef,
+    size: Option<CanarySize>,
+) -> Result<KindPreview> {
+    prepare_promote(client, namespace, target, size)
+        .await?
+        .preview()
+}
+
+/// The recorded canary of `target` with the goal of `abort`.
+async fn prepare_abort(
+    client: &kube::Client,
+    namespace: &str,
+    target: &WorkloadRef,
+) -> Result<Prepared> {
+    Ok(match target.kind {
+        WorkloadKind::StatefulSet => {
+            let view = StatefulSetView::read(client, namespace, &target.name).await?;
+            let mut record = recorded_or_none(&view)?;
+            record.goal = Goal::Abort;
+            Prepared::StatefulSet(view, record)
+        }
+        _ => {
+            let view = DaemonSetView::read(client, namespace, &target.name).await?;
+            let mut record = recorded_or_none(&view)?;
+            record.goal = DaemonSetGoal::Abort;
+            Prepared::DaemonSet(view, record)
+        }
+    })
 }
 
 /// `abort`: every pod back on the stable revision, the workload's own settings back.
 pub async fn abort(drive: &mut KindDrive<'_>, target: &WorkloadRef) -> Result<KindStatus> {
-    Ok(match target.kind {
-        WorkloadKind::StatefulSet => {
-            KindStatus::of_statefulset(&drive_statefulset(drive, &target.name, Goal::Abort).await?)
-        }
-        _ => KindStatus::of_daemonset(
-            &drive_daemonset(drive, &target.name, DaemonSetGoal::Abort).await?,
-        ),
-    })
+    prepare_abort(drive.client, drive.namespace, target)
+        .await?
+        .drive(drive)
+        .await
+}
+
+/// `abort --dry-run`: what `abort` would do first, nothing written.
+pub async fn dry_run_abort(
+    client: &kube::Client,
+    namespace: &str,
+    target: &WorkloadRef,
+) -> Result<KindPreview> {
+    prepare_abort(client, namespace, target).await?.preview()
 }
 
 /// The canary size `size` resolves to at `total` pods (or nodes), checked to grow the

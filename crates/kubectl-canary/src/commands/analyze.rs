@@ -94,10 +94,10 @@ fn describe_run(target: &AnalysisTarget, spec: &AnalysisSpec, without_record: bo
         ""
     };
     format!(
-        "analysing deploy/{}: canary {} vs stable {}{origin}, window {}, checks: {}",
-        target.deployment,
-        target.canary.replica_set,
-        target.stable.replica_set,
+        "analysing {}: canary {} vs stable {}{origin}, window {}, checks: {}",
+        target.workload,
+        target.canary.revision,
+        target.stable.revision,
         format_duration(spec.window),
         // The checks as they run: the canary's httpGet probes' checks by name.
         canary_core::analysis_spec::expand_probe_checks(

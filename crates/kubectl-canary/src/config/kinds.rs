@@ -1,36 +1,66 @@
-//! The flags of a StatefulSet or DaemonSet canary (`start`, `status`, `promote`, `abort` of
-//! `sts/NAME` or `ds/NAME`), resolved. Those kinds take a subset of a Deployment's flags; a
-//! flag given for one that it does not take is refused by name, before anything is read.
+//! The flags of a StatefulSet or DaemonSet canary (`start`, `status`, `promote`, `abort`,
+//! `analyze` of `sts/NAME` or `ds/NAME`), resolved. Those kinds take a subset of a
+//! Deployment's flags; a flag given for one that it does not take is refused by name, before
+//! anything is read.
 
-use clap::ArgMatches;
+use std::time::Duration;
+
 use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory};
 
+use canary_core::analysis_spec::AnalysisSpec;
 use canary_core::image::ImageChange;
 use canary_core::rollout_math::CanarySize;
 use canary_core::target::{WorkloadKind, WorkloadRef};
 
-use clap::CommandFactory;
-
-use crate::cli::{Cli, Command};
+use crate::cli::{AnalysisFlags, Cli, Command};
+use crate::config::analysis::{self, AnalysisConfigError};
 
 /// What a StatefulSet or DaemonSet command does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum KindAction {
-    /// `start`: the new images, the size, and for a DaemonSet the nodes to choose from.
+    /// `start`: the new images, the size, for a DaemonSet the nodes to choose from, and
+    /// `--auto`'s steps.
     Start {
         /// `CONTAINER=IMAGE`.
         images: Vec<ImageChange>,
-        /// `--canary`.
+        /// `--canary`, or the first of `--steps`.
         size: CanarySize,
         /// `--nodes SELECTOR` (DaemonSets).
         nodes: Option<String>,
+        /// `--auto`: its steps and analysis; `None` without.
+        auto: Option<Box<KindAuto>>,
     },
+    /// `analyze`.
+    Analyze(Box<KindAnalyze>),
     /// `status`.
     Status,
     /// `promote --canary SIZE` (`Some`) or `--full` (`None`).
     Promote(Option<CanarySize>),
     /// `abort`.
     Abort,
+}
+
+/// `start --auto` of a StatefulSet or DaemonSet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KindAuto {
+    /// `--steps` (empty: `--canary` is the only step before 100%).
+    pub steps: Vec<CanarySize>,
+    /// The checks of every step (the analysis flags and `--analysis-file`).
+    pub analysis: AnalysisSpec,
+    /// `--interval`.
+    pub interval: Duration,
+}
+
+/// `analyze` of a StatefulSet or DaemonSet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KindAnalyze {
+    /// The checks (the analysis flags and `--analysis-file`).
+    pub analysis: AnalysisSpec,
+    /// `--observe`.
+    pub observe: Duration,
+    /// `--wait`.
+    pub wait: bool,
 }
 
 /// A StatefulSet or DaemonSet command, resolved.
@@ -40,14 +70,17 @@ pub struct KindConfig {
     pub target: WorkloadRef,
     /// What to do.
     pub action: KindAction,
+    /// `--dry-run` (start, promote, abort): say what the command would do first, write
+    /// nothing.
+    pub dry_run: bool,
 }
 
 /// Why a StatefulSet or DaemonSet command was refused before it ran.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum KindConfigError {
     /// A command these kinds do not have yet.
     #[error(
-        "`{command}` works on Deployments only for now; a canary of {target} takes start, status, promote and abort; nothing was changed"
+        "`{command}` works on Deployments only for now; a canary of {target} takes start, status, promote, abort and analyze; nothing was changed"
     )]
     Command {
         /// The command.
@@ -69,6 +102,9 @@ pub enum KindConfigError {
         /// The flags it takes.
         allowed: String,
     },
+    /// The analysis flags or file cannot be used.
+    #[error(transparent)]
+    Analysis(#[from] AnalysisConfigError),
     /// A bare `promote`: these kinds have no approval gates.
     #[error(
         "give the size to grow {target}'s canary to (--canary 3 or --canary 50%) or --full; nothing was changed"
@@ -79,14 +115,40 @@ pub enum KindConfigError {
     },
 }
 
-/// The flags (clap's ids) each command takes for these kinds, besides the global ones.
-fn allowed(command: &Command, kind: WorkloadKind) -> &'static [&'static str] {
+/// The flags (clap's ids) each command takes for these kinds, besides the global ones, and
+/// whether it takes the analysis flags too (`analyze`, and `start` with `--auto`).
+fn allowed(command: &Command, kind: WorkloadKind) -> (&'static [&'static str], bool) {
     match (command, kind) {
-        (Command::Start(_), WorkloadKind::DaemonSet) => &["target", "images", "canary", "nodes"],
-        (Command::Start(_), _) => &["target", "images", "canary"],
-        (Command::Promote(_), _) => &["target", "canary", "full"],
-        _ => &["target"],
+        (Command::Start(args), WorkloadKind::DaemonSet) if args.run.auto => (
+            &[
+                "target", "images", "canary", "nodes", "dry_run", "auto", "steps", "interval",
+            ],
+            true,
+        ),
+        (Command::Start(args), _) if args.run.auto => (
+            &[
+                "target", "images", "canary", "dry_run", "auto", "steps", "interval",
+            ],
+            true,
+        ),
+        (Command::Start(_), WorkloadKind::DaemonSet) => (
+            &["target", "images", "canary", "nodes", "dry_run", "auto"],
+            false,
+        ),
+        (Command::Start(_), _) => (&["target", "images", "canary", "dry_run", "auto"], false),
+        (Command::Promote(_), _) => (&["target", "canary", "full", "dry_run"], false),
+        (Command::Abort(_), _) => (&["target", "dry_run"], false),
+        (Command::Analyze(_), _) => (&["target", "observe", "wait"], true),
+        _ => (&["target"], false),
     }
+}
+
+/// The ids of the analysis flags (`--http-check`, `--prometheus`, `--analysis-file`, ...).
+fn analysis_flag_ids() -> Vec<String> {
+    AnalysisFlags::augment_args(clap::Command::new("analysis"))
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect()
 }
 
 /// The flags every command takes (kubectl's).
@@ -114,7 +176,11 @@ impl KindConfig {
         let named = target.to_string();
         if !matches!(
             command,
-            Command::Start(_) | Command::Status(_) | Command::Promote(_) | Command::Abort(_)
+            Command::Start(_)
+                | Command::Status(_)
+                | Command::Promote(_)
+                | Command::Abort(_)
+                | Command::Analyze(_)
         ) {
             return Err(KindConfigError::Command {
                 command: command.name(),
@@ -124,7 +190,12 @@ impl KindConfig {
         let sub = matches
             .subcommand_matches(command.name())
             .unwrap_or(matches);
-        let takes = allowed(command, target.kind);
+        let (takes, with_analysis) = allowed(command, target.kind);
+        let analysis_ids = if with_analysis {
+            analysis_flag_ids()
+        } else {
+            Vec::new()
+        };
         // Argument groups (`release`, `size`) have ids too; only arguments are flags.
         let definition = Cli::command();
         let groups: Vec<String> = definition
@@ -135,7 +206,10 @@ impl KindConfig {
             .ids()
             .map(|id| id.as_str())
             .filter(|id| {
-                !takes.contains(id) && !GLOBAL.contains(id) && !groups.iter().any(|g| g == id)
+                !takes.contains(id)
+                    && !GLOBAL.contains(id)
+                    && !groups.iter().any(|g| g == id)
+                    && !analysis_ids.iter().any(|a| a == id)
             })
             .filter(|id| sub.value_source(id) == Some(ValueSource::CommandLine))
             .map(|id| format!("--{}", id.replace('_', "-")))
@@ -149,7 +223,13 @@ impl KindConfig {
                 allowed: takes
                     .iter()
                     .filter(|id| !["target", "images"].contains(id))
-                    .map(|id| format!("--{id}"))
+                    .map(|id| format!("--{}", id.replace('_', "-")))
+                    .chain(with_analysis.then(|| "the analysis flags".to_owned()))
+                    .chain(
+                        (matches!(command, Command::Start(_)) && !with_analysis).then(|| {
+                            "and with --auto: --steps, --interval and the analysis flags".to_owned()
+                        }),
+                    )
                     .collect::<Vec<_>>()
                     .join(", "),
             });
@@ -157,9 +237,22 @@ impl KindConfig {
         let action = match command {
             Command::Start(args) => KindAction::Start {
                 images: args.images.clone(),
-                size: args.run.canary,
+                size: args.run.steps.first().copied().unwrap_or(args.run.canary),
                 nodes: args.nodes.clone(),
+                auto: match args.run.auto {
+                    true => Some(Box::new(KindAuto {
+                        steps: args.run.steps.clone(),
+                        analysis: analysis::resolve(&args.analysis)?,
+                        interval: args.run.interval,
+                    })),
+                    false => None,
+                },
             },
+            Command::Analyze(args) => KindAction::Analyze(Box::new(KindAnalyze {
+                analysis: analysis::resolve(&args.analysis)?,
+                observe: args.observe,
+                wait: args.wait,
+            })),
             Command::Status(_) => KindAction::Status,
             Command::Promote(args) if args.full => KindAction::Promote(None),
             Command::Promote(args) => match args.canary {
@@ -168,9 +261,16 @@ impl KindConfig {
             },
             _ => KindAction::Abort,
         };
+        let dry_run = match command {
+            Command::Start(args) => args.run.dry_run,
+            Command::Promote(args) => args.dry_run,
+            Command::Abort(args) => args.dry_run,
+            _ => false,
+        };
         Ok(Self {
             target: target.clone(),
             action,
+            dry_run,
         })
     }
 }
@@ -200,8 +300,31 @@ mod tests {
             KindAction::Start {
                 images: vec![ImageChange::parse("db=db:2").unwrap()],
                 size: CanarySize::Pods(2),
-                nodes: None
+                nodes: None,
+                auto: None,
             }
+        );
+        let auto = resolve(
+            "kubectl-canary start sts/db db=db:2 --auto --steps 1,50% --interval 10s --http-check :80/ --log-errors",
+        )
+        .unwrap();
+        let KindAction::Start {
+            size,
+            auto: Some(auto),
+            ..
+        } = auto.action
+        else {
+            panic!("{auto:?}")
+        };
+        assert_eq!(size, CanarySize::Pods(1));
+        assert_eq!(auto.steps, [CanarySize::Pods(1), CanarySize::Percent(50.0)]);
+        assert_eq!(auto.interval, Duration::from_secs(10));
+        assert!(auto.analysis.checks.len() >= 2, "{:?}", auto.analysis);
+        let analyze =
+            resolve("kubectl-canary analyze ds/a --observe 5s --http-check :80/").unwrap();
+        assert!(
+            matches!(analyze.action, KindAction::Analyze(ref a) if a.observe == Duration::from_secs(5)),
+            "{analyze:?}"
         );
         let nodes = resolve("kubectl-canary start ds/agent a=a:2 --nodes zone=b").unwrap();
         assert!(
@@ -215,8 +338,16 @@ mod tests {
         );
         let refusals = [
             (
-                "kubectl-canary start sts/db db=db:2 --dry-run --auto",
-                "sts/db: a canary of a StatefulSet does not take --auto, --dry-run; it takes --canary (and",
+                "kubectl-canary start sts/db db=db:2 --dry-run --mode replace",
+                "sts/db: a canary of a StatefulSet does not take --mode; it takes --canary, --dry-run, --auto, and with --auto: --steps, --interval and the analysis flags (and",
+            ),
+            (
+                "kubectl-canary start sts/db db=db:2 --auto --abort-on-interrupt",
+                "does not take --abort-on-interrupt; it takes --canary, --dry-run, --auto, --steps, --interval, the analysis flags",
+            ),
+            (
+                "kubectl-canary start sts/db db=db:2 --http-check :80/",
+                "does not take --http-check",
             ),
             (
                 "kubectl-canary start sts/db db=db:2 --nodes a=b",
@@ -239,8 +370,12 @@ mod tests {
                 "does not take --recover",
             ),
             (
-                "kubectl-canary analyze sts/db --http-check :80/",
-                "`analyze` works on Deployments only for now",
+                "kubectl-canary analyze sts/db --report r.html",
+                "does not take --report; it takes --observe, --wait, the analysis flags",
+            ),
+            (
+                "kubectl-canary plan sts/db",
+                "`plan` works on Deployments only for now",
             ),
             (
                 "kubectl-canary report ds/a",

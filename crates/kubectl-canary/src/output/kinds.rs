@@ -3,7 +3,29 @@
 
 use std::fmt::Write;
 
+use canary_kube::kinds_drive::KindPreview;
 use canary_kube::kinds_status::KindStatus;
+
+/// A dry run's answer as text: the first step, the fields it writes, the pods it deletes.
+pub fn preview_text(command: &str, preview: &KindPreview) -> String {
+    let mut out = format!(
+        "dry run: `{command} {}` would first: {}; nothing was changed\n",
+        preview.workload, preview.first
+    );
+    for change in &preview.changes {
+        let _ = writeln!(out, "  {}", change.line());
+    }
+    if preview.records {
+        let _ = writeln!(
+            out,
+            "  ~ metadata.annotations[kubectl-canary.io/canary]: the canary's record, with this command's goal"
+        );
+    }
+    for pod in &preview.deletions {
+        let _ = writeln!(out, "  - pod/{pod} (deleted; its volumes kept)");
+    }
+    out
+}
 
 /// The status as text.
 pub fn status_text(status: &KindStatus) -> String {

@@ -3,11 +3,9 @@
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 
 use canary_core::analysis_spec::PodHealthSpec;
 use canary_core::duration::format_duration;
-use canary_core::record::POD_TEMPLATE_HASH_LABEL;
 use canary_core::verdict::{Measurement, Outcome};
 
 use super::super::AnalysisTarget;
@@ -38,14 +36,9 @@ pub fn assess<'a>(
             // A pod being deleted (scaled down, evicted) says nothing about its release.
             continue;
         }
-        let hash = pod
-            .labels()
-            .get(POD_TEMPLATE_HASH_LABEL)
-            .cloned()
-            .unwrap_or_default();
-        if hash == target.canary.pod_template_hash {
+        if target.canary.has(pod) {
             canary.push(pod_state(pod, now));
-        } else if hash == target.stable.pod_template_hash {
+        } else if target.stable.has(pod) {
             stable.push(pod_state(pod, now));
         }
     }
@@ -87,10 +80,7 @@ pub fn assess<'a>(
     if canary.is_empty() {
         return verdict(
             Outcome::Inconclusive,
-            format!(
-                "no canary pods ({POD_TEMPLATE_HASH_LABEL}={}) exist yet",
-                target.canary.pod_template_hash
-            ),
+            format!("no canary pods ({}) exist yet", target.canary.selector()),
         );
     }
     let failing: Vec<String> = canary
@@ -214,15 +204,9 @@ mod tests {
     fn target() -> AnalysisTarget {
         AnalysisTarget {
             namespace: "ns".into(),
-            deployment: "web".into(),
-            canary: PodGroup {
-                replica_set: "web-new".into(),
-                pod_template_hash: "new".into(),
-            },
-            stable: PodGroup {
-                replica_set: "web-old".into(),
-                pod_template_hash: "old".into(),
-            },
+            workload: canary_core::target::WorkloadRef::deployment("web"),
+            canary: PodGroup::replica_set("web-new", "new"),
+            stable: PodGroup::replica_set("web-old", "old"),
             canary_template: None,
         }
     }

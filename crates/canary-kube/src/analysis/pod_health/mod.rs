@@ -17,7 +17,6 @@ use tokio::time::Instant;
 
 use canary_core::analysis_spec::{CheckSpec, PodHealthSpec};
 use canary_core::duration::format_duration;
-use canary_core::record::POD_TEMPLATE_HASH_LABEL;
 use canary_core::verdict::{CheckResult, Outcome};
 
 pub use assess::{Assessment, assess};
@@ -42,9 +41,10 @@ pub async fn run(
     observe_for: Duration,
 ) -> CheckResult {
     let api: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
+    // Both sides carry the same label (one workload, one kind).
     let selector = format!(
-        "{POD_TEMPLATE_HASH_LABEL} in ({},{})",
-        target.canary.pod_template_hash, target.stable.pod_template_hash
+        "{} in ({},{})",
+        target.canary.label, target.canary.hash, target.stable.hash
     );
     let stream =
         watcher::watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
