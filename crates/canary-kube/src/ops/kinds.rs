@@ -23,6 +23,7 @@ use crate::kinds_drive::{
     refuse_a_second_canary, start_daemonset, start_statefulset,
 };
 use crate::kinds_status::KindStatus;
+use crate::preflight::{KindCommand, require_for, require_kind};
 
 /// What a StatefulSet's or DaemonSet's `start` was asked.
 pub struct KindStart<'a> {
@@ -40,6 +41,7 @@ pub async fn status(
     namespace: &str,
     target: &WorkloadRef,
 ) -> Result<KindStatus> {
+    require_kind(client, namespace, target, KindCommand::Status).await?;
     Ok(match target.kind {
         WorkloadKind::StatefulSet => KindStatus::of_statefulset(
             &StatefulSetView::read(client, namespace, &target.name).await?,
@@ -68,6 +70,7 @@ pub async fn start(
     target: &WorkloadRef,
     ask: KindStart<'_>,
 ) -> Result<KindStatus> {
+    require_for(drive, target, KindCommand::Start(ask.nodes)).await?;
     let workload = target.to_string();
     let client = drive.client;
     let owner = crate::preflight::owner(client).await;
@@ -103,6 +106,7 @@ pub async fn promote(
     target: &WorkloadRef,
     size: Option<CanarySize>,
 ) -> Result<KindStatus> {
+    require_for(drive, target, KindCommand::Promote(size)).await?;
     let workload = target.to_string();
     let (client, namespace, name) = (drive.client, drive.namespace, target.name.as_str());
     match target.kind {
@@ -150,6 +154,7 @@ pub async fn promote(
 
 /// `abort`: every pod back on the stable revision, the workload's own settings back.
 pub async fn abort(drive: &mut KindDrive<'_>, target: &WorkloadRef) -> Result<KindStatus> {
+    require_for(drive, target, KindCommand::Abort).await?;
     Ok(match target.kind {
         WorkloadKind::StatefulSet => {
             KindStatus::of_statefulset(&drive_statefulset(drive, &target.name, Goal::Abort).await?)
