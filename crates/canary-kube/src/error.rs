@@ -113,8 +113,10 @@ pub enum CanaryError {
     },
     /// RBAC forbids a verb the command needs.
     #[error(
-        "forbidden: {who} may not {verb} {resource} in namespace '{namespace}', which {command}; \
-         ask for a Role that grants it (nothing was changed)"
+        "forbidden: {who} may not {verb} {resource} {}, which {command}; \
+         ask for {} that grants it (nothing was changed)",
+        scope(.namespace),
+        grantor(.namespace)
     )]
     Forbidden {
         /// The user as authenticated (`user 'name'`).
@@ -123,7 +125,8 @@ pub enum CanaryError {
         verb: String,
         /// The resource, `resource.group` or `resource`.
         resource: String,
-        /// The namespace.
+        /// The namespace; empty for a cluster-scoped resource (nodes), which a ClusterRole
+        /// grants.
         namespace: String,
         /// The command that needs it.
         command: String,
@@ -296,6 +299,24 @@ impl CanaryError {
             CanaryError::Api { source, .. } if is_status(source, 403) => ErrorKind::Forbidden,
             CanaryError::BadRecord { .. } | CanaryError::Api { .. } => ErrorKind::Internal,
         }
+    }
+}
+
+/// Where a permission applies, as [`CanaryError::Forbidden`] says it.
+fn scope(namespace: &str) -> String {
+    if namespace.is_empty() {
+        "cluster-wide".to_owned()
+    } else {
+        format!("in namespace '{namespace}'")
+    }
+}
+
+/// What grants a permission of `namespace` (empty: cluster-wide, which no Role can grant).
+fn grantor(namespace: &str) -> &'static str {
+    if namespace.is_empty() {
+        "a ClusterRole (and ClusterRoleBinding)"
+    } else {
+        "a Role"
     }
 }
 

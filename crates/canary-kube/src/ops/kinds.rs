@@ -31,6 +31,7 @@ use crate::kinds_drive::{
     drive_statefulset, preview, recorded_or_none, refuse_a_second_canary, statefulset_start,
 };
 use crate::kinds_status::KindStatus;
+use crate::preflight::{KindCommand, require_for, require_kind};
 
 /// What a StatefulSet's or DaemonSet's `start` was asked.
 pub struct KindStart<'a> {
@@ -62,6 +63,7 @@ pub async fn status(
     namespace: &str,
     target: &WorkloadRef,
 ) -> Result<KindStatus> {
+    require_kind(client, namespace, target, KindCommand::Status).await?;
     Ok(match target.kind {
         WorkloadKind::StatefulSet => KindStatus::of_statefulset(
             &StatefulSetView::read(client, namespace, &target.name).await?,
@@ -187,6 +189,7 @@ pub async fn start(
     target: &WorkloadRef,
     ask: KindStart<'_>,
 ) -> Result<KindStarted> {
+    require_for(drive, target, KindCommand::Start(ask.nodes)).await?;
     let start = prepare_start(drive.client, drive.namespace, target, ask).await?;
     Ok(KindStarted {
         status: start.prepared.drive(drive).await?,
@@ -202,6 +205,7 @@ pub async fn dry_run_start(
     target: &WorkloadRef,
     ask: KindStart<'_>,
 ) -> Result<KindPreview> {
+    require_kind(client, namespace, target, KindCommand::DryRun(ask.nodes)).await?;
     prepare_start(client, namespace, target, ask)
         .await?
         .prepared
@@ -261,6 +265,7 @@ pub async fn analysis_target(
     namespace: &str,
     target: &WorkloadRef,
 ) -> Result<AnalysisTarget> {
+    require_kind(client, namespace, target, KindCommand::Analyze).await?;
     match target.kind {
         WorkloadKind::StatefulSet => AnalysisTarget::of_statefulset(
             &StatefulSetView::read(client, namespace, &target.name).await?,
@@ -450,6 +455,7 @@ pub async fn promote(
     target: &WorkloadRef,
     size: Option<CanarySize>,
 ) -> Result<KindStatus> {
+    require_for(drive, target, KindCommand::Promote(size)).await?;
     prepare_promote(drive.client, drive.namespace, target, size)
         .await?
         .drive(drive)
@@ -463,6 +469,7 @@ pub async fn dry_run_promote(
     target: &WorkloadRef,
     size: Option<CanarySize>,
 ) -> Result<KindPreview> {
+    require_kind(client, namespace, target, KindCommand::DryRun(None)).await?;
     prepare_promote(client, namespace, target, size)
         .await?
         .preview()
@@ -492,6 +499,7 @@ async fn prepare_abort(
 
 /// `abort`: every pod back on the stable revision, the workload's own settings back.
 pub async fn abort(drive: &mut KindDrive<'_>, target: &WorkloadRef) -> Result<KindStatus> {
+    require_for(drive, target, KindCommand::Abort).await?;
     prepare_abort(drive.client, drive.namespace, target)
         .await?
         .drive(drive)
@@ -504,6 +512,7 @@ pub async fn dry_run_abort(
     namespace: &str,
     target: &WorkloadRef,
 ) -> Result<KindPreview> {
+    require_kind(client, namespace, target, KindCommand::DryRun(None)).await?;
     prepare_abort(client, namespace, target).await?.preview()
 }
 
