@@ -86,13 +86,18 @@ impl ConfigError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ConfigError::Kubeconfig { .. } => ErrorKind::Unreachable,
+            ConfigError::Release(error)
+            | ConfigError::Kind(kinds::KindConfigError::Release(error))
+                if !error.is_malformed() =>
+            {
+                ErrorKind::Refused
+            }
             ConfigError::Analysis(_)
+            | ConfigError::Release(_)
             | ConfigError::Gate(_)
             | ConfigError::Notify(_)
             | ConfigError::Kind(_)
             | ConfigError::NodesOfADeployment(_) => ErrorKind::Usage,
-            ConfigError::Release(error) if error.is_malformed() => ErrorKind::Usage,
-            ConfigError::Release(_) => ErrorKind::Refused,
         }
     }
 }

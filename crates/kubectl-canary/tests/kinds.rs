@@ -188,7 +188,7 @@ async fn kind_refusals_say_why_and_change_nothing() {
         (
             &["start", "sts/db", "db=db:v2", "--http-check", ":80/"],
             2,
-            "does not take --http-check; it takes --canary, --dry-run, --auto, and with --auto:",
+            "does not take --http-check; it takes a release (images, -f, --patch, --env), --canary, --dry-run, --auto, and with --auto:",
         ),
         (
             &["start", "sts/db", "db=db:v2", "--auto", "--steps", "1,2"],

@@ -3,6 +3,8 @@
 
 use thiserror::Error;
 
+use crate::target::{WorkloadKind, WorkloadRef};
+
 /// Why the input of a release was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ReleaseError {
@@ -34,63 +36,74 @@ pub enum ReleaseError {
         /// What is missing.
         message: String,
     },
-    /// The manifest has no Deployment of that name (only other kinds or other names).
+    /// The manifest has no workload of that kind and name (only other kinds or other names).
     #[error(
-        "{file} has no Deployment {name}{}; found: {found}. Give the manifest of deploy/{name} (a \
+        "{file} has no {} {name}{}; found: {found}. Give the manifest of {}/{name} (a \
          multi-document file may hold it among others)",
-        namespace.as_deref().map(|n| format!(" in namespace {n}")).unwrap_or_default()
+        kind.name(),
+        namespace.as_deref().map(|n| format!(" in namespace {n}")).unwrap_or_default(),
+        kind.short()
     )]
-    NoSuchDeployment {
+    NoSuchWorkload {
         /// The file.
         file: String,
-        /// The Deployment wanted.
+        /// The kind wanted.
+        kind: WorkloadKind,
+        /// Its name.
         name: String,
         /// Its namespace.
         namespace: Option<String>,
         /// What the file holds: `Service/web (line 1), Deployment/api (line 14)`.
         found: String,
     },
-    /// The manifest's Deployment of that name is another namespace's.
+    /// The manifest's workload of that name is another namespace's.
     #[error(
-        "{file}, line {line}: Deployment {name} is for namespace {found}, the canary is in namespace \
-         {expected}: pass -n {found}, or use the manifest of this namespace"
+        "{file}, line {line}: {} {name} is for namespace {found}, the canary is in namespace \
+         {expected}: pass -n {found}, or use the manifest of this namespace",
+        kind.name()
     )]
     OtherNamespace {
         /// The file.
         file: String,
         /// Line where its document starts.
         line: usize,
-        /// The Deployment.
+        /// Its kind.
+        kind: WorkloadKind,
+        /// Its name.
         name: String,
         /// The manifest's namespace.
         found: String,
         /// The namespace of the command.
         expected: String,
     },
-    /// The manifest's Deployment has no pod template.
+    /// The manifest's workload has no pod template.
     #[error(
-        "{file}, line {line}: the Deployment has no spec.template: there is nothing to release"
+        "{file}, line {line}: the {} has no spec.template: there is nothing to release",
+        kind.name()
     )]
     NoTemplate {
         /// The file.
         file: String,
         /// Line where its document starts.
         line: usize,
+        /// Its kind.
+        kind: WorkloadKind,
     },
     /// The manifest or patch changes `spec.selector`, which the API server does not allow.
     #[error(
-        "{file}{}: spec.selector differs from deploy/{name}'s ({found} instead of {live}); a \
-         Deployment's selector cannot change: its pods would belong to another Deployment. Keep the \
-         selector, or release it as a new Deployment",
-        at_line(*line)
+        "{file}{}: spec.selector differs from {workload}'s ({found} instead of {live}); a \
+         {kind}'s selector cannot change: its pods would belong to another {kind}. Keep the \
+         selector, or release it as a new {kind}",
+        at_line(*line),
+        kind = workload.kind.name()
     )]
     SelectorDiffers {
         /// The file or flag.
         file: String,
-        /// Line where the Deployment's document starts.
+        /// Line where the workload's document starts.
         line: Option<usize>,
-        /// The Deployment.
-        name: String,
+        /// The workload.
+        workload: WorkloadRef,
         /// The selector given.
         found: String,
         /// The selector live.
@@ -98,7 +111,7 @@ pub enum ReleaseError {
     },
     /// The input also changes fields outside the pod template.
     #[error(
-        "{file}{}: the release also changes {fields} of deploy/{name}, outside the pod template. A \
+        "{file}{}: the release also changes {fields} of {workload}, outside the pod template. A \
          canary releases a pod template; those fields would change every pod at once or be lost at \
          promote/abort, so they are refused: apply them separately (before or after the canary, \
          e.g. `kubectl apply` of the manifest with the current pod template), or leave them as they \
@@ -108,22 +121,22 @@ pub enum ReleaseError {
     OutsideTemplate {
         /// The file or flag.
         file: String,
-        /// Line where the Deployment's document starts.
+        /// Line where the workload's document starts.
         line: Option<usize>,
-        /// The Deployment.
-        name: String,
+        /// The workload, as kubectl names it (`deploy/web`).
+        workload: String,
         /// The fields, by path.
         fields: String,
     },
     /// A patch could not be applied.
-    #[error("{file} (--type {patch_type}): cannot be applied to deploy/{name}: {message}")]
+    #[error("{file} (--type {patch_type}): cannot be applied to {workload}: {message}")]
     BadPatch {
         /// The flag or file.
         file: String,
         /// Its type.
         patch_type: String,
-        /// The Deployment.
-        name: String,
+        /// The workload, as kubectl names it (`deploy/web`).
+        workload: String,
         /// Why.
         message: String,
     },
@@ -139,11 +152,11 @@ pub enum ReleaseError {
     },
     /// `--env` or an image names a container the new pod template does not have.
     #[error(
-        "container '{container}' ({what}) is not in the pod template of deploy/{name}; its containers are: {known}"
+        "container '{container}' ({what}) is not in the pod template of {workload}; its containers are: {known}"
     )]
     UnknownContainer {
-        /// The Deployment.
-        name: String,
+        /// The workload, as kubectl names it (`deploy/web`).
+        workload: String,
         /// The container named.
         container: String,
         /// Which argument named it.
@@ -153,7 +166,7 @@ pub enum ReleaseError {
     },
     /// The release leaves the pod template as it is.
     #[error(
-        "the release does not change the pod template of deploy/{name}{}, so no pod would restart and \
+        "the release does not change the pod template of {workload}{}, so no pod would restart and \
          there is nothing to canary. A ConfigMap or Secret whose content alone changes is not seen by \
          running pods (environment variables from it never, mounted files only after a delay, with no \
          rollback): give it a new name (kustomize's configMapGenerator does) and reference the new \
@@ -161,8 +174,8 @@ pub enum ReleaseError {
         if from.is_empty() { String::new() } else { format!(" ({from})") }
     )]
     NoTemplateChange {
-        /// The Deployment.
-        name: String,
+        /// The workload, as kubectl names it (`deploy/web`).
+        workload: String,
         /// What the release was made of.
         from: String,
     },
@@ -170,7 +183,7 @@ pub enum ReleaseError {
 
 impl ReleaseError {
     /// Whether the input itself is malformed (a usage error), rather than refused for the
-    /// Deployment it was given for.
+    /// workload it was given for.
     pub fn is_malformed(&self) -> bool {
         matches!(
             self,

@@ -11,6 +11,7 @@ use super::error::ReleaseError;
 use super::manifest::Document;
 use super::patch::{Patch, apply_patch};
 use crate::record::{images_of, normalize, with_images};
+use crate::target::{WorkloadKind, WorkloadRef};
 
 /// `--env CONTAINER:NAME=VALUE`: set one environment variable of one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,29 +103,75 @@ impl ReleaseInput {
     }
 }
 
-/// The fields of a Deployment outside its pod template that a manifest may set and that
-/// are compared with the live ones: the manifest's value must be what is live (for
-/// objects, what the manifest sets of them).
-const OUTSIDE_TEMPLATE: [&str; 8] = [
-    "/spec/replicas",
-    "/spec/strategy",
-    "/spec/minReadySeconds",
-    "/spec/progressDeadlineSeconds",
-    "/spec/revisionHistoryLimit",
-    "/spec/paused",
-    "/metadata/labels",
-    "/metadata/annotations",
-];
+/// The fields of a workload outside its pod template that a manifest may set and that are
+/// compared with the live ones: the manifest's value must be what is live (for objects,
+/// what the manifest sets of them).
+fn outside_template(kind: WorkloadKind) -> &'static [&'static str] {
+    match kind {
+        WorkloadKind::Deployment => &[
+            "/spec/replicas",
+            "/spec/strategy",
+            "/spec/minReadySeconds",
+            "/spec/progressDeadlineSeconds",
+            "/spec/revisionHistoryLimit",
+            "/spec/paused",
+            "/metadata/labels",
+            "/metadata/annotations",
+        ],
+        WorkloadKind::StatefulSet => &[
+            "/spec/replicas",
+            "/spec/updateStrategy",
+            "/spec/podManagementPolicy",
+            "/spec/serviceName",
+            "/spec/volumeClaimTemplates",
+            "/spec/persistentVolumeClaimRetentionPolicy",
+            "/spec/ordinals",
+            "/spec/minReadySeconds",
+            "/spec/revisionHistoryLimit",
+            "/metadata/labels",
+            "/metadata/annotations",
+        ],
+        WorkloadKind::DaemonSet => &[
+            "/spec/updateStrategy",
+            "/spec/minReadySeconds",
+            "/spec/revisionHistoryLimit",
+            "/metadata/labels",
+            "/metadata/annotations",
+        ],
+    }
+}
 
-/// The Deployment the release asks for: the live one (as JSON) with the manifest's pod
-/// template, then the patches, the environment variables and the images. Refused when the
-/// manifest or a patch changes the selector or anything else outside the pod template, or
-/// names a container the template does not have.
+/// The Deployment the release asks for: [`desired_workload`] of `deploy/NAME`.
 pub fn desired_deployment(
     live: &Value,
     name: &str,
     input: &ReleaseInput,
 ) -> Result<Value, ReleaseError> {
+    desired_workload(live, &WorkloadRef::deployment(name), input)
+}
+
+/// The workload the release asks for: the live one (as JSON) with the manifest's pod
+/// template, then the patches, the environment variables and the images. Refused when the
+/// manifest or a patch changes the selector or anything else outside the pod template, or
+/// names a container the template does not have.
+///
+/// ```
+/// use canary_core::release::{EnvChange, ReleaseInput, desired_workload};
+/// use canary_core::target::WorkloadRef;
+/// use serde_json::json;
+///
+/// let live = json!({"kind": "StatefulSet", "spec": {"replicas": 3,
+///     "template": {"spec": {"containers": [{"name": "db", "image": "db:1"}]}}}});
+/// let input = ReleaseInput { env: vec![EnvChange::parse("db:MODE=b").unwrap()], ..Default::default() };
+/// let desired = desired_workload(&live, &WorkloadRef::parse("sts/db").unwrap(), &input).unwrap();
+/// assert_eq!(desired["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "b");
+/// ```
+pub fn desired_workload(
+    live: &Value,
+    target: &WorkloadRef,
+    input: &ReleaseInput,
+) -> Result<Value, ReleaseError> {
+    let workload = target.to_string();
     let mut desired = live.clone();
     if let Some(document) = &input.manifest {
         let manifest = &document.object;
@@ -134,6 +181,7 @@ pub fn desired_deployment(
             .ok_or_else(|| ReleaseError::NoTemplate {
                 file: document.file.clone(),
                 line: document.line,
+                kind: target.kind,
             })?;
         if let Some(selector) = manifest.pointer("/spec/selector") {
             let live_selector = live
@@ -144,13 +192,13 @@ pub fn desired_deployment(
                 return Err(ReleaseError::SelectorDiffers {
                     file: document.file.clone(),
                     line: Some(document.line),
-                    name: name.to_string(),
+                    workload: target.clone(),
                     found: selector.to_string(),
                     live: live_selector.to_string(),
                 });
             }
         }
-        let fields: Vec<String> = OUTSIDE_TEMPLATE
+        let fields: Vec<String> = outside_template(target.kind)
             .iter()
             .filter(|pointer| {
                 manifest
@@ -163,7 +211,7 @@ pub fn desired_deployment(
             return Err(ReleaseError::OutsideTemplate {
                 file: document.file.clone(),
                 line: Some(document.line),
-                name: name.to_string(),
+                workload: workload.clone(),
                 fields: fields.join(", "),
             });
         }
@@ -173,7 +221,7 @@ pub fn desired_deployment(
         let patched = apply_patch(&desired, patch).map_err(|message| ReleaseError::BadPatch {
             file: patch.file.clone(),
             patch_type: patch.patch_type.to_string(),
-            name: name.to_string(),
+            workload: workload.clone(),
             message,
         })?;
         let outside = |object: &Value| {
@@ -191,7 +239,7 @@ pub fn desired_deployment(
                 return Err(ReleaseError::SelectorDiffers {
                     file: patch.file.clone(),
                     line: None,
-                    name: name.to_string(),
+                    workload: target.clone(),
                     found: patched
                         .pointer("/spec/selector")
                         .cloned()
@@ -207,7 +255,7 @@ pub fn desired_deployment(
             return Err(ReleaseError::OutsideTemplate {
                 file: patch.file.clone(),
                 line: None,
-                name: name.to_string(),
+                workload: workload.clone(),
                 fields: paths.join(", "),
             });
         }
@@ -216,7 +264,7 @@ pub fn desired_deployment(
     let mut template = desired["spec"]["template"].clone();
     for change in &input.env {
         set_env(&mut template, change).map_err(|known| ReleaseError::UnknownContainer {
-            name: name.to_string(),
+            workload: workload.clone(),
             container: change.container.clone(),
             what: format!("--env {change}"),
             known,
@@ -225,7 +273,7 @@ pub fn desired_deployment(
     let known = images_of(&template);
     if let Some(container) = input.images.keys().find(|c| !known.contains_key(*c)) {
         return Err(ReleaseError::UnknownContainer {
-            name: name.to_string(),
+            workload: workload.clone(),
             container: container.clone(),
             what: format!("{container}={}", input.images[container]),
             known: known.keys().cloned().collect::<Vec<_>>().join(", "),

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::error::ReleaseError;
+use crate::target::WorkloadRef;
 
 /// One object of a manifest.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +43,12 @@ impl Document {
 
     /// Whether it is an `apps` Deployment.
     pub fn is_deployment(&self) -> bool {
-        self.kind() == "Deployment"
+        self.is_apps("Deployment")
+    }
+
+    /// Whether it is an `apps` object of `kind` (`StatefulSet`).
+    pub fn is_apps(&self, kind: &str) -> bool {
+        self.kind() == kind
             && self
                 .object
                 .get("apiVersion")
@@ -154,17 +160,28 @@ fn split_documents(text: &str) -> Vec<(usize, String)> {
     documents
 }
 
-/// The Deployment `name` of a manifest: found by kind, name and namespace (a document
-/// without a namespace is for the command's namespace).
+/// The Deployment `name` of a manifest: [`find_workload`] of `deploy/NAME`.
 pub fn find_deployment<'a>(
     documents: &'a [Document],
     file: &str,
     namespace: &str,
     name: &str,
 ) -> Result<&'a Document, ReleaseError> {
+    find_workload(documents, file, namespace, &WorkloadRef::deployment(name))
+}
+
+/// The document of `target` in a manifest: found by kind, name and namespace (a document
+/// without a namespace is for the command's namespace).
+pub fn find_workload<'a>(
+    documents: &'a [Document],
+    file: &str,
+    namespace: &str,
+    target: &WorkloadRef,
+) -> Result<&'a Document, ReleaseError> {
+    let (kind, name) = (target.kind.name(), target.name.as_str());
     let named: Vec<&Document> = documents
         .iter()
-        .filter(|d| d.is_deployment() && d.name() == name)
+        .filter(|d| d.is_apps(kind) && d.name() == name)
         .collect();
     if let Some(found) = named
         .iter()
@@ -176,6 +193,7 @@ pub fn find_deployment<'a>(
         return Err(ReleaseError::OtherNamespace {
             file: other.file.clone(),
             line: other.line,
+            kind: target.kind,
             name: name.to_string(),
             found: other.namespace().unwrap_or_default().to_string(),
             expected: namespace.to_string(),
@@ -190,8 +208,9 @@ pub fn find_deployment<'a>(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    Err(ReleaseError::NoSuchDeployment {
+    Err(ReleaseError::NoSuchWorkload {
         file: file.to_string(),
+        kind: target.kind,
         name: name.to_string(),
         namespace: Some(namespace.to_string()),
         found,

@@ -12,13 +12,14 @@ mod patch;
 
 pub use diff::{FieldChange, summarize, template_diff};
 pub use error::ReleaseError;
-pub use input::{EnvChange, ReleaseInput, desired_deployment};
-pub use manifest::{Document, find_deployment, parse_documents, parse_yaml};
+pub use input::{EnvChange, ReleaseInput, desired_deployment, desired_workload};
+pub use manifest::{Document, find_deployment, find_workload, parse_documents, parse_yaml};
 pub use patch::{Patch, PatchType, apply_patch};
 
-/// Checks that a release changes the pod template, and returns what it changes.
+/// Checks that a release changes the pod template of `workload` (`deploy/web`), and
+/// returns what it changes.
 pub fn check_changes(
-    name: &str,
+    workload: &str,
     original: &serde_json::Value,
     target: &serde_json::Value,
     from: &str,
@@ -26,7 +27,7 @@ pub fn check_changes(
     let changes = template_diff(original, target);
     if changes.is_empty() {
         return Err(ReleaseError::NoTemplateChange {
-            name: name.to_string(),
+            workload: workload.to_string(),
             from: from.to_string(),
         });
     }

@@ -104,8 +104,12 @@ impl Engine {
         let template = view.template();
         let target =
             crate::release::target_template(&self.apis, &view.deployment, &request.release).await?;
-        let template_changes =
-            check_changes(&self.name, &template, &target, &request.release.describe())?;
+        let template_changes = check_changes(
+            &format!("deploy/{}", self.name),
+            &template,
+            &target,
+            &request.release.describe(),
+        )?;
         let stable_rs = view.replica_set_with_template(&template).ok_or_else(|| {
             CanaryError::Refused(format!(
                 "deploy/{} has no ReplicaSet for its current template yet; wait for the controller and retry",

@@ -6,16 +6,16 @@
 
 use std::collections::BTreeSet;
 
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 
 use canary_core::analysis_spec::AnalysisSpec;
 use canary_core::goal::Goal;
-use canary_core::image::ImageChange;
 use canary_core::kind_machines::daemonset::DaemonSetGoal;
 use canary_core::kind_machines::record::{DaemonSetRecord, StatefulSetRecord};
-use canary_core::kind_machines::release::canary_template;
+use canary_core::release::ReleaseInput;
 use canary_core::rollout_math::{
     CanaryMode, CanarySize, ResolvedCanary, grown_canary_nodes, resolve_canary, step_sizes,
 };
@@ -32,11 +32,12 @@ use crate::kinds_drive::{
 };
 use crate::kinds_status::KindStatus;
 use crate::preflight::{KindCommand, require_for, require_kind};
+use crate::release::workload_template;
 
 /// What a StatefulSet's or DaemonSet's `start` was asked.
 pub struct KindStart<'a> {
-    /// The new images.
-    pub images: &'a [ImageChange],
+    /// The release: images, a manifest's document of the workload, patches, `--env`.
+    pub release: &'a ReleaseInput,
     /// `--canary` (or the first of `--steps`).
     pub size: CanarySize,
     /// `--nodes SELECTOR` (DaemonSets).
@@ -123,8 +124,10 @@ async fn prepare_start(
         WorkloadKind::StatefulSet => {
             let view = StatefulSetView::read(client, namespace, &target.name).await?;
             refuse_a_second_canary(&view)?;
-            let template = canary_template(&workload, &view.observation().template, ask.images)
-                .map_err(|e| CanaryError::Refused(e.to_string()))?;
+            let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+            let live = view.observation().template;
+            let template =
+                workload_template(&api, &view.statefulset, &live, target, ask.release).await?;
             let replicas = view.facts().replicas;
             let first = resolve_canary(ask.size, replicas, CanaryMode::Replace).map_err(|e| {
                 CanaryError::Refused(format!("{workload}: {e}; nothing was changed"))
@@ -140,8 +143,10 @@ async fn prepare_start(
         _ => {
             let view = DaemonSetView::read(client, namespace, &target.name).await?;
             refuse_a_second_canary(&view)?;
-            let template = canary_template(&workload, &view.observation().template, ask.images)
-                .map_err(|e| CanaryError::Refused(e.to_string()))?;
+            let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
+            let live = view.observation().template;
+            let template =
+                workload_template(&api, &view.daemonset, &live, target, ask.release).await?;
             let allowed = match ask.nodes {
                 Some(selector) => Some(nodes_selected(client, selector).await?),
                 None => None,
@@ -174,7 +179,7 @@ async fn prepare_start(
 ///
 /// ```no_run
 /// # async fn example(mut drive: canary_kube::kinds_drive::KindDrive<'_>) -> canary_kube::error::Result<()> {
-/// use canary_core::image::ImageChange;
+/// use canary_core::release::ReleaseInput;
 /// use canary_core::rollout_math::CanarySize;
 /// use canary_core::target::WorkloadRef;
 /// use canary_kube::ops::kinds::{KindStart, start};

@@ -2,6 +2,7 @@
 //! (`sts/NAME`) or a DaemonSet (`ds/NAME`): parse (done in `config::kinds`), call
 //! `canary_kube::ops::kinds`, render.
 
+use canary_core::release::ReleaseInput;
 use canary_core::step_policy::NextStep;
 use canary_kube::analysis::RunOptions;
 use canary_kube::error::CanaryError;
@@ -16,6 +17,7 @@ use crate::output::{AutoOutcome, AutoResult, notice, print_structured, verdict_t
 /// Runs the command; returns the exit code.
 pub async fn run(config: &Config, kind: &KindConfig) -> Result<i32, CanaryError> {
     let target = &kind.target;
+    let release = kind.release_in(&config.namespace)?.unwrap_or_default();
     let mut progress = |summary: &str| notice(&format!("  ✓ {summary}"));
     let mut drive = KindDrive {
         client: &config.client,
@@ -25,13 +27,13 @@ pub async fn run(config: &Config, kind: &KindConfig) -> Result<i32, CanaryError>
         progress: &mut progress,
     };
     if kind.dry_run {
-        return dry_run(config, kind).await;
+        return dry_run(config, kind, &release).await;
     }
     let status = match &kind.action {
         KindAction::Status => kinds::status(&config.client, &config.namespace, target).await?,
         KindAction::Analyze(analyze) => return run_analyze(config, kind, analyze).await,
         KindAction::Start { auto, .. } => {
-            let started = kinds::start(&mut drive, target, start_ask(&kind.action)).await?;
+            let started = kinds::start(&mut drive, target, start_ask(kind, &release)).await?;
             match auto {
                 Some(auto) => return run_auto(config, kind, &mut drive, started, auto).await,
                 None => started.status,
@@ -47,12 +49,16 @@ pub async fn run(config: &Config, kind: &KindConfig) -> Result<i32, CanaryError>
 }
 
 /// `--dry-run` of `start`, `promote` or `abort`: what it would do first, nothing written.
-async fn dry_run(config: &Config, kind: &KindConfig) -> Result<i32, CanaryError> {
+async fn dry_run(
+    config: &Config,
+    kind: &KindConfig,
+    release: &ReleaseInput,
+) -> Result<i32, CanaryError> {
     let (client, namespace, target) = (&config.client, &config.namespace, &kind.target);
     let (command, preview) = match &kind.action {
         KindAction::Start { .. } => (
             "start",
-            kinds::dry_run_start(client, namespace, target, start_ask(&kind.action)).await?,
+            kinds::dry_run_start(client, namespace, target, start_ask(kind, release)).await?,
         ),
         KindAction::Promote(size) => (
             "promote",
@@ -154,19 +160,16 @@ async fn run_auto(
     Ok(code)
 }
 
-/// What `start` asks, from its resolved flags.
-fn start_ask(action: &KindAction) -> KindStart<'_> {
+/// What `start` asks, from its resolved flags and `release`.
+fn start_ask<'a>(kind: &'a KindConfig, release: &'a ReleaseInput) -> KindStart<'a> {
     let KindAction::Start {
-        images,
-        size,
-        nodes,
-        auto,
-    } = action
+        size, nodes, auto, ..
+    } = &kind.action
     else {
         unreachable!("only a start has a start's flags")
     };
     KindStart {
-        images,
+        release,
         size: *size,
         nodes: nodes.as_deref(),
         steps: auto.as_ref().map(|a| a.steps.as_slice()).unwrap_or(&[]),

@@ -9,12 +9,13 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory};
 
 use canary_core::analysis_spec::AnalysisSpec;
-use canary_core::image::ImageChange;
+use canary_core::release::{ReleaseError, ReleaseInput};
 use canary_core::rollout_math::CanarySize;
 use canary_core::target::{WorkloadKind, WorkloadRef};
 
 use crate::cli::{AnalysisFlags, Cli, Command};
 use crate::config::analysis::{self, AnalysisConfigError};
+use crate::config::start::{ManifestFile, release_of};
 
 /// What a StatefulSet or DaemonSet command does.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,8 +23,11 @@ pub enum KindAction {
     /// `start`: the new images, the size, for a DaemonSet the nodes to choose from, and
     /// `--auto`'s steps.
     Start {
-        /// `CONTAINER=IMAGE`.
-        images: Vec<ImageChange>,
+        /// The release: `CONTAINER=IMAGE`, `--patch`, `--env` (the manifest's document is
+        /// looked up in `manifest` once the namespace is known).
+        release: Box<ReleaseInput>,
+        /// `-f`: the manifest, read.
+        manifest: Option<ManifestFile>,
         /// `--canary`, or the first of `--steps`.
         size: CanarySize,
         /// `--nodes SELECTOR` (DaemonSets).
@@ -105,6 +109,9 @@ pub enum KindConfigError {
     /// The analysis flags or file cannot be used.
     #[error(transparent)]
     Analysis(#[from] AnalysisConfigError),
+    /// A manifest or patch cannot be used.
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
     /// A bare `promote`: these kinds have no approval gates.
     #[error(
         "give the size to grow {target}'s canary to (--canary 3 or --canary 50%) or --full; nothing was changed"
@@ -121,27 +128,88 @@ fn allowed(command: &Command, kind: WorkloadKind) -> (&'static [&'static str], b
     match (command, kind) {
         (Command::Start(args), WorkloadKind::DaemonSet) if args.run.auto => (
             &[
-                "target", "images", "canary", "nodes", "dry_run", "auto", "steps", "interval",
+                "target",
+                "images",
+                "filename",
+                "patch",
+                "patch_file",
+                "patch_type",
+                "env",
+                "canary",
+                "nodes",
+                "dry_run",
+                "auto",
+                "steps",
+                "interval",
             ],
             true,
         ),
         (Command::Start(args), _) if args.run.auto => (
             &[
-                "target", "images", "canary", "dry_run", "auto", "steps", "interval",
+                "target",
+                "images",
+                "filename",
+                "patch",
+                "patch_file",
+                "patch_type",
+                "env",
+                "canary",
+                "dry_run",
+                "auto",
+                "steps",
+                "interval",
             ],
             true,
         ),
         (Command::Start(_), WorkloadKind::DaemonSet) => (
-            &["target", "images", "canary", "nodes", "dry_run", "auto"],
+            &[
+                "target",
+                "images",
+                "filename",
+                "patch",
+                "patch_file",
+                "patch_type",
+                "env",
+                "canary",
+                "nodes",
+                "dry_run",
+                "auto",
+            ],
             false,
         ),
-        (Command::Start(_), _) => (&["target", "images", "canary", "dry_run", "auto"], false),
+        (Command::Start(_), _) => (
+            &[
+                "target",
+                "images",
+                "filename",
+                "patch",
+                "patch_file",
+                "patch_type",
+                "env",
+                "canary",
+                "dry_run",
+                "auto",
+            ],
+            false,
+        ),
         (Command::Promote(_), _) => (&["target", "canary", "full", "dry_run"], false),
         (Command::Abort(_), _) => (&["target", "dry_run"], false),
         (Command::Analyze(_), _) => (&["target", "observe", "wait"], true),
         _ => (&["target"], false),
     }
 }
+
+/// The ids of the workload argument and of a release's flags, which the message of a
+/// refusal names as one.
+const RELEASE: &[&str] = &[
+    "target",
+    "images",
+    "filename",
+    "patch",
+    "patch_file",
+    "patch_type",
+    "env",
+];
 
 /// The ids of the analysis flags (`--http-check`, `--prometheus`, `--analysis-file`, ...).
 fn analysis_flag_ids() -> Vec<String> {
@@ -166,6 +234,21 @@ const GLOBAL: &[&str] = &[
 ];
 
 impl KindConfig {
+    /// The release of a `start` in `namespace`: its flags' with the manifest's document of
+    /// the workload (`-f`); `None` for the other commands.
+    pub fn release_in(&self, namespace: &str) -> Result<Option<ReleaseInput>, ReleaseError> {
+        let KindAction::Start {
+            release, manifest, ..
+        } = &self.action
+        else {
+            return Ok(None);
+        };
+        Ok(Some(match manifest {
+            Some(manifest) => manifest.release_for(release, namespace, &self.target)?,
+            None => ReleaseInput::clone(release),
+        }))
+    }
+
     /// Resolves `command` for its StatefulSet or DaemonSet `target`; `matches`: the parsed
     /// command line, to tell the flags given from the defaults.
     pub fn resolve(
@@ -220,10 +303,15 @@ impl KindConfig {
                 target: named,
                 kind: target.kind.name(),
                 flags: refused.join(", "),
-                allowed: takes
-                    .iter()
-                    .filter(|id| !["target", "images"].contains(id))
-                    .map(|id| format!("--{}", id.replace('_', "-")))
+                allowed: matches!(command, Command::Start(_))
+                    .then(|| "a release (images, -f, --patch, --env)".to_owned())
+                    .into_iter()
+                    .chain(
+                        takes
+                            .iter()
+                            .filter(|id| !RELEASE.contains(id))
+                            .map(|id| format!("--{}", id.replace('_', "-"))),
+                    )
                     .chain(with_analysis.then(|| "the analysis flags".to_owned()))
                     .chain(
                         (matches!(command, Command::Start(_)) && !with_analysis).then(|| {
@@ -235,19 +323,23 @@ impl KindConfig {
             });
         }
         let action = match command {
-            Command::Start(args) => KindAction::Start {
-                images: args.images.clone(),
-                size: args.run.steps.first().copied().unwrap_or(args.run.canary),
-                nodes: args.nodes.clone(),
-                auto: match args.run.auto {
-                    true => Some(Box::new(KindAuto {
-                        steps: args.run.steps.clone(),
-                        analysis: analysis::resolve(&args.analysis)?,
-                        interval: args.run.interval,
-                    })),
-                    false => None,
-                },
-            },
+            Command::Start(args) => {
+                let (manifest, release) = release_of(args)?;
+                KindAction::Start {
+                    release: Box::new(release),
+                    manifest,
+                    size: args.run.steps.first().copied().unwrap_or(args.run.canary),
+                    nodes: args.nodes.clone(),
+                    auto: match args.run.auto {
+                        true => Some(Box::new(KindAuto {
+                            steps: args.run.steps.clone(),
+                            analysis: analysis::resolve(&args.analysis)?,
+                            interval: args.run.interval,
+                        })),
+                        false => None,
+                    },
+                }
+            }
             Command::Analyze(args) => KindAction::Analyze(Box::new(KindAnalyze {
                 analysis: analysis::resolve(&args.analysis)?,
                 observe: args.observe,
@@ -298,7 +390,11 @@ mod tests {
         assert_eq!(
             start.action,
             KindAction::Start {
-                images: vec![ImageChange::parse("db=db:2").unwrap()],
+                release: Box::new(ReleaseInput {
+                    images: [("db".to_owned(), "db:2".to_owned())].into(),
+                    ..ReleaseInput::default()
+                }),
+                manifest: None,
                 size: CanarySize::Pods(2),
                 nodes: None,
                 auto: None,
@@ -339,11 +435,11 @@ mod tests {
         let refusals = [
             (
                 "kubectl-canary start sts/db db=db:2 --dry-run --mode replace",
-                "sts/db: a canary of a StatefulSet does not take --mode; it takes --canary, --dry-run, --auto, and with --auto: --steps, --interval and the analysis flags (and",
+                "sts/db: a canary of a StatefulSet does not take --mode; it takes a release (images, -f, --patch, --env), --canary, --dry-run, --auto, and with --auto: --steps, --interval and the analysis flags (and",
             ),
             (
                 "kubectl-canary start sts/db db=db:2 --auto --abort-on-interrupt",
-                "does not take --abort-on-interrupt; it takes --canary, --dry-run, --auto, --steps, --interval, the analysis flags",
+                "does not take --abort-on-interrupt; it takes a release (images, -f, --patch, --env), --canary, --dry-run, --auto, --steps, --interval, the analysis flags",
             ),
             (
                 "kubectl-canary start sts/db db=db:2 --http-check :80/",
@@ -355,7 +451,7 @@ mod tests {
             ),
             (
                 "kubectl-canary start ds/a a=a:2 --mode replace",
-                "a canary of a DaemonSet does not take --mode; it takes --canary, --nodes",
+                "a canary of a DaemonSet does not take --mode; it takes a release (images, -f, --patch, --env), --canary, --nodes",
             ),
             (
                 "kubectl-canary status sts/db --watch",

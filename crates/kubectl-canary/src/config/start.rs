@@ -8,7 +8,7 @@ use canary_core::gate::ApprovalTimeout;
 use canary_core::rollout_math::CanarySize;
 use canary_kube::engine::StartRequest;
 
-use canary_core::release::{Document, ReleaseError, ReleaseInput, find_deployment};
+use canary_core::release::{Document, ReleaseError, ReleaseInput, find_workload};
 
 use canary_core::traffic::TrafficOptions;
 
@@ -38,12 +38,54 @@ pub struct StartConfig {
 }
 
 /// A manifest file as read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ManifestFile {
     /// Its name (`-` for standard input).
     pub file: String,
     /// Its documents.
     pub documents: Vec<Document>,
+}
+
+impl ManifestFile {
+    /// `release` with the manifest's document of `target` in `namespace`.
+    pub fn release_for(
+        &self,
+        release: &ReleaseInput,
+        namespace: &str,
+        target: &canary_core::target::WorkloadRef,
+    ) -> Result<ReleaseInput, ReleaseError> {
+        let document = find_workload(&self.documents, &self.file, namespace, target)?;
+        Ok(ReleaseInput {
+            manifest: Some(document.clone()),
+            ..release.clone()
+        })
+    }
+}
+
+/// `start`'s release as its flags give it, the manifest (`-f`) read but not yet looked up
+/// (that needs the namespace): the manifest's documents, and the patches, `--env` and images.
+pub fn release_of(args: &StartArgs) -> Result<(Option<ManifestFile>, ReleaseInput), ReleaseError> {
+    let manifest = args
+        .filename
+        .as_deref()
+        .map(|path| {
+            Ok::<_, ReleaseError>(ManifestFile {
+                file: path.display().to_string(),
+                documents: release::read_manifest(path)?,
+            })
+        })
+        .transpose()?;
+    let release = ReleaseInput {
+        manifest: None,
+        patches: release::read_patches(&args.patch, &args.patch_file, args.patch_type.into())?,
+        env: args.env.clone(),
+        images: args
+            .images
+            .iter()
+            .map(|c| (c.container.clone(), c.image.clone()))
+            .collect(),
+    };
+    Ok((manifest, release))
 }
 
 impl StartConfig {
@@ -56,13 +98,8 @@ impl StartConfig {
             allow_autoscaler: self.run.allow_autoscaler,
         };
         if let Some(manifest) = &self.manifest {
-            let document = find_deployment(
-                &manifest.documents,
-                &manifest.file,
-                namespace,
-                &self.deployment,
-            )?;
-            request.release.manifest = Some(document.clone());
+            let target = canary_core::target::WorkloadRef::deployment(&self.deployment);
+            request.release = manifest.release_for(&request.release, namespace, &target)?;
         }
         Ok(request)
     }
@@ -71,26 +108,7 @@ impl StartConfig {
     /// only with `--auto`.
     pub fn resolve(args: &StartArgs) -> Result<Self, ConfigError> {
         let each = EachCanary::resolve(&args.run, &args.analysis)?;
-        let manifest = args
-            .filename
-            .as_deref()
-            .map(|path| {
-                Ok::<_, ReleaseError>(ManifestFile {
-                    file: path.display().to_string(),
-                    documents: release::read_manifest(path)?,
-                })
-            })
-            .transpose()?;
-        let release = ReleaseInput {
-            manifest: None,
-            patches: release::read_patches(&args.patch, &args.patch_file, args.patch_type.into())?,
-            env: args.env.clone(),
-            images: args
-                .images
-                .iter()
-                .map(|c| (c.container.clone(), c.image.clone()))
-                .collect(),
-        };
+        let (manifest, release) = release_of(args)?;
         let traffic = canary_core::traffic::TrafficOptions {
             // Blue/Green keeps the new set dark until the switch
             dark: args.dark || args.blue_green,
