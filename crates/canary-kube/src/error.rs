@@ -3,6 +3,7 @@
 use thiserror::Error;
 
 use canary_core::foreign::ForeignChange;
+use canary_core::kind_machines::foreign::ForeignTemplate;
 use canary_core::machine::Stuck;
 
 use crate::analysis::error::AnalysisError;
@@ -165,6 +166,15 @@ pub enum CanaryError {
         /// What is wrong and what to do.
         why: String,
     },
+    /// Someone else's pod template on a StatefulSet or DaemonSet during its canary: the run
+    /// answered as [`ForeignTemplate::explain`] says and closed the canary.
+    #[error("{}", .change.explain(.workload))]
+    WorkloadForeign {
+        /// The workload, as `sts/NAME` or `ds/NAME`.
+        workload: String,
+        /// Whose template.
+        change: ForeignTemplate,
+    },
     /// Someone else changed the Deployment or the record during the canary; the run did
     /// what [`ForeignChange::response`] says (released the brake, or nothing) and stopped.
     #[error("{}", .change.explain(.deployment))]
@@ -278,6 +288,10 @@ impl CanaryError {
             CanaryError::Stuck { .. }
             | CanaryError::WorkloadStuck { .. }
             | CanaryError::WriteDidNotStick { .. } => ErrorKind::Stuck,
+            CanaryError::WorkloadForeign { change, .. } => match change {
+                ForeignTemplate::RevertedToStable => ErrorKind::RevertedByOthers,
+                ForeignTemplate::ReplacedByOtherVersion => ErrorKind::ReplacedByOthers,
+            },
             CanaryError::Foreign { change, .. } => match change {
                 ForeignChange::RevertedToStable => ErrorKind::RevertedByOthers,
                 ForeignChange::ReplacedByOtherVersion { .. } => ErrorKind::ReplacedByOthers,

@@ -29,6 +29,7 @@ use canary_core::goal::Goal;
 use canary_core::kind_machines::daemonset::{
     self, DaemonSetDecision, DaemonSetGoal, DaemonSetIntent,
 };
+use canary_core::kind_machines::foreign::{ForeignTemplate, foreign_template};
 use canary_core::kind_machines::record::{
     DaemonSetRecord, StatefulSetRecord, WORKLOAD_RECORD_ANNOTATION, WORKLOAD_RECORD_SCHEMA,
     WorkloadRecord,
@@ -245,22 +246,36 @@ pub trait KindView: Sized + Send {
     fn workload(&self) -> String;
     /// What the kind's machine decides next for `record`.
     fn next(&self, record: &Self::Record) -> Result<Next<Self::Object>>;
+    /// Someone else's template, if the workload has one: `recorded` whether this canary's
+    /// record is on it, `aborting` whether that record's goal is an abort.
+    fn foreign(
+        &self,
+        record: &Self::Record,
+        recorded: bool,
+        aborting: bool,
+    ) -> Option<ForeignTemplate>;
+    /// The canary's brake released under someone else's template, one step at a time.
+    fn hand_over(&self, record: &Self::Record) -> Result<Next<Self::Object>>;
 }
 
 /// What the generic drive needs of a kind's record.
-pub trait KindRecord: Sized + Send + Sync {
+pub trait KindRecord: Sized + Clone + Send + Sync {
     /// The record as its annotation's value.
     fn text(&self) -> String;
     /// Whether the goal ends the canary (a promote or an abort: the record is removed).
     fn ends(&self) -> bool;
+    /// Whether the goal is an abort.
+    fn aborts(&self) -> bool;
+    /// The goal made an abort.
+    fn abort(&mut self);
     /// Reads the record of `workload` with UID `uid`.
     fn read(text: &str, workload: &str, uid: &str) -> Result<Self>;
 }
 
 impl<I, G> KindRecord for WorkloadRecord<I, G>
 where
-    I: Serialize + DeserializeOwned + Send + Sync,
-    G: Serialize + DeserializeOwned + Send + Sync + Ends,
+    I: Serialize + DeserializeOwned + Clone + Send + Sync,
+    G: Serialize + DeserializeOwned + Clone + Send + Sync + Ends,
 {
     fn text(&self) -> String {
         self.to_annotation()
@@ -270,26 +285,54 @@ where
         self.goal.ends()
     }
 
+    fn aborts(&self) -> bool {
+        self.goal.is_abort()
+    }
+
+    fn abort(&mut self) {
+        self.goal = G::abort();
+    }
+
     fn read(text: &str, workload: &str, uid: &str) -> Result<Self> {
         Self::from_annotation(text, workload, uid).map_err(|e| CanaryError::Refused(e.to_string()))
     }
 }
 
-/// Whether a goal ends the canary.
+/// Whether a goal ends the canary, and the abort goal.
 pub trait Ends {
     /// A promote or an abort.
     fn ends(&self) -> bool;
+    /// An abort.
+    fn is_abort(&self) -> bool;
+    /// The abort goal.
+    fn abort() -> Self;
 }
 
 impl Ends for Goal {
     fn ends(&self) -> bool {
         !matches!(self, Goal::Hold { .. })
     }
+
+    fn is_abort(&self) -> bool {
+        matches!(self, Goal::Abort)
+    }
+
+    fn abort() -> Self {
+        Goal::Abort
+    }
 }
 
 impl Ends for DaemonSetGoal {
     fn ends(&self) -> bool {
         !matches!(self, DaemonSetGoal::Hold { .. })
+    }
+
+    fn is_abort(&self) -> bool {
+        matches!(self, DaemonSetGoal::Abort)
+    }
+
+    fn abort() -> Self {
+        DaemonSetGoal::Abort
     }
 }
 
@@ -357,6 +400,42 @@ impl KindView for StatefulSetView {
             },
         )
     }
+
+    fn foreign(
+        &self,
+        record: &StatefulSetRecord,
+        recorded: bool,
+        aborting: bool,
+    ) -> Option<ForeignTemplate> {
+        let intent = &record.intent;
+        let observed = self.observation().template;
+        foreign_template(
+            &intent.original_template,
+            &intent.canary_template,
+            &observed,
+            recorded,
+            aborting,
+        )
+    }
+
+    fn hand_over(&self, record: &StatefulSetRecord) -> Result<Next<StatefulSet>> {
+        Ok(
+            match statefulset::hand_over(&record.intent, &self.observation()) {
+                StatefulSetDecision::Apply(change) => Next::Write {
+                    object: self.changed(&change)?,
+                    summary: change.summary,
+                },
+                StatefulSetDecision::DeletePods { ordinals, summary } => Next::Delete {
+                    pods: self.pods_at(&ordinals).into_iter().cloned().collect(),
+                    summary,
+                },
+                StatefulSetDecision::Wait(waiting) => Next::Wait {
+                    last: serde_json::to_string(&waiting).unwrap_or_default(),
+                },
+                StatefulSetDecision::Reached | StatefulSetDecision::Stuck(_) => Next::Reached,
+            },
+        )
+    }
 }
 
 impl KindView for DaemonSetView {
@@ -398,6 +477,35 @@ impl KindView for DaemonSetView {
             },
         )
     }
+
+    fn foreign(
+        &self,
+        record: &DaemonSetRecord,
+        recorded: bool,
+        aborting: bool,
+    ) -> Option<ForeignTemplate> {
+        let intent = &record.intent;
+        let observed = self.observation().template;
+        foreign_template(
+            &intent.original_template,
+            &intent.canary_template,
+            &observed,
+            recorded,
+            aborting,
+        )
+    }
+
+    fn hand_over(&self, record: &DaemonSetRecord) -> Result<Next<DaemonSet>> {
+        Ok(
+            match daemonset::hand_over(&record.intent, &self.observation()) {
+                DaemonSetDecision::Apply(change) => Next::Write {
+                    object: self.changed(&change)?,
+                    summary: change.summary,
+                },
+                _ => Next::Reached,
+            },
+        )
+    }
 }
 
 /// What a command would do first on a workload, and nothing done: `--dry-run`'s answer.
@@ -414,6 +522,10 @@ pub struct KindPreview {
     pub records: bool,
     /// The pods that step deletes.
     pub deletions: Vec<String>,
+    /// Someone else's template on the workload, which the command would answer (and close
+    /// the canary with); absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub foreign: Option<ForeignTemplate>,
 }
 
 /// What driving `record` on the workload of `view` would do first: the machine's decision
@@ -421,6 +533,9 @@ pub struct KindPreview {
 /// a person must make is the error the drive would end with.
 pub fn preview<V: KindView>(view: &V, record: &V::Record) -> Result<KindPreview> {
     let workload = view.workload();
+    let mut record = record.clone();
+    let foreign = classify(view, &mut record, record_text(view.object()))?;
+    let record = &record;
     let ours = record.text();
     let recorded = record_text(view.object()) == Some(ours.as_str());
     let mut preview = KindPreview {
@@ -429,8 +544,13 @@ pub fn preview<V: KindView>(view: &V, record: &V::Record) -> Result<KindPreview>
         changes: Vec::new(),
         records: !recorded,
         deletions: Vec::new(),
+        foreign,
     };
-    match view.next(record)? {
+    let next = match foreign {
+        Some(ForeignTemplate::ReplacedByOtherVersion) => view.hand_over(record)?,
+        _ => view.next(record)?,
+    };
+    match next {
         Next::Stuck(why) => return Err(CanaryError::WorkloadStuck { workload, why }),
         Next::Write { object, summary } => {
             let spec = |o: &V::Object| serde_json::to_value(o).unwrap_or_default()["spec"].clone();
@@ -468,7 +588,7 @@ pub fn preview<V: KindView>(view: &V, record: &V::Record) -> Result<KindPreview>
 pub async fn drive_record<V: KindView>(
     drive: &mut KindDrive<'_>,
     name: &str,
-    record: V::Record,
+    mut record: V::Record,
 ) -> Result<V> {
     let api: Api<V::Object> = Api::namespaced(drive.client.clone(), drive.namespace);
     let pods: Api<Pod> = Api::namespaced(drive.client.clone(), drive.namespace);
@@ -477,8 +597,10 @@ pub async fn drive_record<V: KindView>(
     let selector = selector_of(view.object());
     let mut changes = changes_of(api.clone(), pods.clone(), name, &selector);
     let deadline = Instant::now() + drive.timeout;
-    let ours = record.text();
+    let mut ours = record.text();
     let mut written = false;
+    // Someone else's template, once seen: the run answers it and closes the canary.
+    let mut foreign: Option<ForeignTemplate> = None;
     loop {
         let on_workload = record_text(view.object()).map(str::to_owned);
         if written && on_workload.as_deref() != Some(ours.as_str()) {
@@ -487,11 +609,35 @@ pub async fn drive_record<V: KindView>(
                  this run stopped and changed nothing more; see `kubectl canary status {workload}`"
             )));
         }
-        let next = view.next(&record)?;
+        if foreign.is_none() {
+            foreign = classify(&view, &mut record, on_workload.as_deref())?;
+            match foreign {
+                Some(ForeignTemplate::RevertedToStable) => {
+                    (drive.progress)(&format!(
+                        "someone else put the stable pod template of {workload} back: aborting the canary"
+                    ));
+                    ours = record.text();
+                    written = false;
+                }
+                Some(ForeignTemplate::ReplacedByOtherVersion) => {
+                    (drive.progress)(&format!(
+                        "someone else set another pod template on {workload}: releasing the canary's brake"
+                    ));
+                    ours = record.text();
+                    written = false;
+                }
+                None => {}
+            }
+        }
+        let next = match foreign {
+            Some(ForeignTemplate::ReplacedByOtherVersion) => view.hand_over(&record)?,
+            _ => view.next(&record)?,
+        };
         // What this command asks is on the workload before it does anything but write it
         // there; the end of a promote or an abort removes the record instead.
+        let ends = record.ends() || foreign.is_some();
         let record_first = on_workload.as_deref() != Some(ours.as_str())
-            && !(record.ends() && matches!(next, Next::Reached));
+            && !(ends && matches!(next, Next::Reached));
         match next {
             Next::Stuck(why) => return Err(CanaryError::WorkloadStuck { workload, why }),
             Next::Write {
@@ -536,8 +682,9 @@ pub async fn drive_record<V: KindView>(
             Next::Wait { last } => {
                 next_change(&mut changes, deadline, drive.timeout, &workload, &last).await?
             }
-            Next::Reached if !record.ends() => return Ok(view),
-            Next::Reached if on_workload.is_none() => return Ok(view),
+            Next::Reached if !ends || on_workload.is_none() => {
+                return finished(view, &workload, foreign);
+            }
             Next::Reached => {
                 let mut object = view.object().clone();
                 set_record(&mut object, None);
@@ -549,11 +696,63 @@ pub async fn drive_record<V: KindView>(
                     mutation_point("workload record removed");
                     (drive.progress)("the canary is over: its record removed");
                     // The removal is this run's own last write.
-                    return V::read(drive.client, drive.namespace, name).await;
+                    let view = V::read(drive.client, drive.namespace, name).await?;
+                    return finished(view, &workload, foreign);
                 }
             }
         }
         view = V::read(drive.client, drive.namespace, name).await?;
+    }
+}
+
+/// Someone else's template on the workload of `view`, classified before anything is
+/// decided: put back, `record` becomes an abort (for an `abort`, that is no one else's
+/// doing); another version, `record` becomes the one on the workload (the brake is released
+/// as it recorded; an `abort` too, as it would otherwise write over their template). A
+/// recorded abort left unfinished refuses any other command, which would write the canary
+/// over it.
+fn classify<V: KindView>(
+    view: &V,
+    record: &mut V::Record,
+    on_workload: Option<&str>,
+) -> Result<Option<ForeignTemplate>> {
+    let workload = view.workload();
+    let uid = view.object().uid().unwrap_or_default();
+    let recorded = on_workload
+        .map(|text| V::Record::read(text, &workload, &uid))
+        .transpose()?;
+    let recorded_abort = recorded.as_ref().is_some_and(KindRecord::aborts);
+    let foreign = view.foreign(
+        record,
+        recorded.is_some(),
+        recorded_abort || record.aborts(),
+    );
+    if recorded_abort && !record.aborts() && foreign.is_none() {
+        return Err(CanaryError::Refused(format!(
+            "an abort of the canary of {workload} was left unfinished; finish it with \
+             `kubectl canary abort {workload}`; nothing was changed"
+        )));
+    }
+    match foreign {
+        Some(ForeignTemplate::RevertedToStable) => record.abort(),
+        Some(ForeignTemplate::ReplacedByOtherVersion) => {
+            if let Some(recorded) = recorded {
+                *record = recorded;
+            }
+        }
+        None => {}
+    }
+    Ok(foreign)
+}
+
+/// The end of a drive: the view, or the foreign template it answered.
+fn finished<V>(view: V, workload: &str, foreign: Option<ForeignTemplate>) -> Result<V> {
+    match foreign {
+        Some(change) => Err(CanaryError::WorkloadForeign {
+            workload: workload.to_owned(),
+            change,
+        }),
+        None => Ok(view),
     }
 }
 

@@ -273,6 +273,40 @@ fn replacing<'a>(
     }
 }
 
+/// The canary's brake released under someone else's template (another version:
+/// [`crate::kind_machines::foreign`]): the recorded updateStrategy back with their template
+/// kept, so their version rolls out as the DaemonSet's own strategy says (under its own
+/// `OnDelete`, when its pods are deleted). Reached then.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use canary_core::kind_machines::daemonset::*;
+/// use serde_json::json;
+///
+/// let intent = DaemonSetIntent {
+///     original_template: json!({"image": "1"}), canary_template: json!({"image": "2"}),
+///     original_strategy: json!({"type": "RollingUpdate"}), stable_revision: "h1".into(),
+/// };
+/// let observed = DaemonSetObservation {
+///     template: json!({"image": "3"}), strategy: braked_strategy(), caught_up: true,
+///     template_revision: "h3".into(), nodes: BTreeMap::new(),
+/// };
+/// let DaemonSetDecision::Apply(change) = hand_over(&intent, &observed) else { panic!() };
+/// assert_eq!((change.template, change.strategy), (None, intent.original_strategy));
+/// ```
+pub fn hand_over(intent: &DaemonSetIntent, observed: &DaemonSetObservation) -> DaemonSetDecision {
+    if observed.strategy != intent.original_strategy {
+        return DaemonSetDecision::Apply(DaemonSetChange {
+            template: None,
+            strategy: intent.original_strategy.clone(),
+            summary: "someone else's template kept; the DaemonSet's own updateStrategy back: their version \
+                      rolls out as it says"
+                .to_owned(),
+        });
+    }
+    DaemonSetDecision::Reached
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

@@ -7,10 +7,12 @@
 //!   controller never replaces (the forced rollback);
 //! - [`daemonset`]: the brake is `updateStrategy: OnDelete`; the canary is the pods of chosen
 //!   nodes, deleted by the tool;
+//! - [`foreign`]: someone else's template, and the answer that does not fight it;
 //! - [`record`]: what a canary of either kind records, in an annotation of the workload itself
 //!   written with each change (why not in a ConfigMap: see there).
 
 pub mod daemonset;
+pub mod foreign;
 pub mod record;
 pub mod release;
 pub mod statefulset;

@@ -273,6 +273,68 @@ pub fn decide(
     }
 }
 
+/// The canary's brake released under someone else's template (another version:
+/// [`crate::kind_machines::foreign`]): the recorded partition back with their template kept,
+/// then, once the controller has seen it, the pods it would wait on for ever under
+/// `OrderedReady` (not Ready, not on their revision: a broken canary pod) deleted, their
+/// volumes kept. Reached then: their version rolls out as the StatefulSet's own strategy
+/// says; the tool does not wait for it.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use canary_core::kind_machines::statefulset::*;
+/// use canary_core::rollout_math::{PodManagementPolicy, StatefulSetFacts};
+/// use serde_json::json;
+///
+/// let intent = StatefulSetIntent {
+///     original_template: json!({"image": "1"}), canary_template: json!({"image": "2"}),
+///     original_partition: 0, stable_revision: "db-1".into(),
+/// };
+/// let observed = StatefulSetObservation {
+///     facts: StatefulSetFacts {
+///         name: "db".into(), replicas: 3, on_delete: false, partition: 2,
+///         current_revision: "db-1".into(), update_revision: "db-3".into(), caught_up: true,
+///     },
+///     policy: PodManagementPolicy::OrderedReady,
+///     template: json!({"image": "3"}),
+///     pods: BTreeMap::new(),
+/// };
+/// let StatefulSetDecision::Apply(change) = hand_over(&intent, &observed) else { panic!() };
+/// assert_eq!((change.template, change.partition), (None, 0));
+/// ```
+pub fn hand_over(
+    intent: &StatefulSetIntent,
+    observed: &StatefulSetObservation,
+) -> StatefulSetDecision {
+    let facts = &observed.facts;
+    if facts.partition != intent.original_partition {
+        return StatefulSetDecision::Apply(StatefulSetChange {
+            template: None,
+            partition: intent.original_partition,
+            summary: format!(
+                "someone else's template kept; the partition back to {}: their version rolls out as the \
+                 StatefulSet's own strategy says",
+                intent.original_partition
+            ),
+        });
+    }
+    if !facts.caught_up {
+        return StatefulSetDecision::Wait(StatefulSetWaiting::ControllerToObserve);
+    }
+    let stuck = forced_rollback_deletions(observed.policy, &observed.pods, &facts.update_revision);
+    if !stuck.is_empty() {
+        return StatefulSetDecision::DeletePods {
+            summary: format!(
+                "pod(s) {} not Ready and not on the new revision, which the controller would wait on for ever \
+                 under OrderedReady, deleted (their volumes kept)",
+                join(&stuck)
+            ),
+            ordinals: stuck,
+        };
+    }
+    StatefulSetDecision::Reached
+}
+
 fn join(ordinals: &[i32]) -> String {
     ordinals
         .iter()

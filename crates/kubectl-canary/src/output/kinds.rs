@@ -8,8 +8,13 @@ use canary_kube::kinds_status::KindStatus;
 
 /// A dry run's answer as text: the first step, the fields it writes, the pods it deletes.
 pub fn preview_text(command: &str, preview: &KindPreview) -> String {
-    let mut out = format!(
-        "dry run: `{command} {}` would first: {}; nothing was changed\n",
+    let mut out = String::new();
+    if let Some(foreign) = preview.foreign {
+        let _ = writeln!(out, "! {}", foreign.explain(&preview.workload));
+    }
+    let _ = writeln!(
+        out,
+        "dry run: `{command} {}` would first: {}; nothing was changed",
         preview.workload, preview.first
     );
     for change in &preview.changes {

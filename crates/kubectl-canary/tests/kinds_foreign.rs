@@ -1,0 +1,275 @@
+//! Someone else's pod template on a StatefulSet or DaemonSet during its canary, through the
+//! CLI on the testenv's real controllers: the next command answers it without fighting
+//! (docs/statefulsets-and-daemonsets.md, "Other actors"). The stable template put back: the
+//! canary is aborted the tool's way (a never-ready canary's forced rollback included) and
+//! closed, exit 13, the spec and annotations as before the canary, field by field. Another
+//! version: the brake is released with their template kept, so it rolls out by the
+//! workload's own strategy, exit 14. An abort left unfinished refuses a promote.
+//!
+//! Needs the testenv (`scripts/testenv up`). Without it the tests print a note and pass,
+//! unless `KC_TESTENV_REQUIRED=1`, when they fail.
+
+mod common;
+
+use std::time::Duration;
+
+use canary_testkit::kinds::{
+    SimNodes, create_settled_daemonset, create_settled_statefulset, daemonset, live_pods,
+    statefulset, workload_state,
+};
+use canary_testkit::{TestEnv, TestNamespace, differences, wait_until};
+use common::*;
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+use kube::{Api, Client};
+
+const REVERTED_BY_OTHERS: i32 = 13;
+const REPLACED_BY_OTHERS: i32 = 14;
+
+/// Waits until every pod of `selector` runs `image` and is Ready, `count` of them.
+async fn all_on(
+    env: &TestEnv,
+    client: &Client,
+    ns: &str,
+    selector: &str,
+    image: &str,
+    count: usize,
+) {
+    let what = format!("{count} Ready pod(s) of {selector} on {image}");
+    wait_until(env, &what, Duration::from_secs(120), || async {
+        let pods = live_pods(client, ns, selector).await;
+        pods.len() == count
+            && pods.iter().all(|p| {
+                let on_image =
+                    p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some(image);
+                let ready = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                on_image && ready
+            })
+    })
+    .await;
+}
+
+/// The StatefulSet cases: (canary image, someone else's image, the next command, its exit,
+/// the image every pod ends on, whether the spec ends as before).
+const STATEFULSET_CASES: [(&str, &str, &[&str], i32, &str, bool); 4] = [
+    (
+        "db:v2",
+        "db:v1",
+        &["promote", "sts/db", "--canary", "2"],
+        REVERTED_BY_OTHERS,
+        "db:v1",
+        true,
+    ),
+    // A never-ready canary pod blocks the controller's own revert under OrderedReady: the
+    // answer is the abort's forced rollback.
+    (
+        "db:v2__never-ready",
+        "db:v1",
+        &["promote", "sts/db", "--full"],
+        REVERTED_BY_OTHERS,
+        "db:v1",
+        true,
+    ),
+    (
+        "db:v2",
+        "db:v3",
+        &["promote", "sts/db", "--canary", "2"],
+        REPLACED_BY_OTHERS,
+        "db:v3",
+        false,
+    ),
+    // Even an abort does not write over their version; a broken canary pod that would block
+    // it is deleted.
+    (
+        "db:v2__never-ready",
+        "db:v3",
+        &["abort", "sts/db"],
+        REPLACED_BY_OTHERS,
+        "db:v3",
+        false,
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_elses_template_on_a_statefulset_canary_is_answered_not_fought() {
+    let Some(env) = TestEnv::get() else { return };
+    let client = env.client().await;
+    for (n, (canary_image, theirs, command, code, ends_on, as_before)) in
+        STATEFULSET_CASES.into_iter().enumerate()
+    {
+        let namespace = TestNamespace::create(&env, &format!("kinds-foreign-sts{n}")).await;
+        let ns = namespace.name.as_str();
+        let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+        create_settled_statefulset(
+            &env,
+            &client,
+            ns,
+            &statefulset("db", 3, "db:v1", "OrderedReady", true),
+        )
+        .await;
+        let before = workload_state(&api, "db").await;
+        let image = format!("db={canary_image}");
+        assert_exit(
+            &canary(&env, ns, &["start", "sts/db", &image]).await,
+            0,
+            "start",
+        );
+        kubectl(
+            &env,
+            &["-n", ns, "set", "image", "sts/db", &format!("db={theirs}")],
+        )
+        .await;
+
+        let out = canary(&env, ns, command).await;
+        let case = format!("{canary_image} then {theirs}, {}", command.join(" "));
+        assert_exit(&out, code, &case);
+        assert!(
+            text(&out).contains("someone else"),
+            "{case}: {}",
+            text(&out)
+        );
+        let after = workload_state(&api, "db").await;
+        if as_before {
+            assert_eq!(differences(&before, &after), Vec::<String>::new(), "{case}");
+        } else {
+            // Their template, the StatefulSet's own partition, no record.
+            assert_eq!(
+                differences(&before, &after),
+                [format!(
+                    ".spec.template.spec.containers[0].image: \"db:v1\" -> \"{theirs}\""
+                )],
+                "{case}"
+            );
+        }
+        all_on(&env, &client, ns, "app=db", ends_on, 3).await;
+        let status = canary(&env, ns, &["status", "sts/db"]).await;
+        assert!(
+            text(&status).contains("no canary"),
+            "{case}: {}",
+            text(&status)
+        );
+    }
+}
+
+/// The DaemonSet: their version rolls out by the DaemonSet's own RollingUpdate once the brake
+/// (OnDelete) is released; the stable template put back is an abort that puts back the
+/// canary node's pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_elses_template_on_a_daemonset_canary_is_answered_not_fought() {
+    let Some(env) = TestEnv::get() else { return };
+    let client = env.client().await;
+    let namespace = TestNamespace::create(&env, "kinds-foreign-ds").await;
+    let ns = namespace.name.as_str();
+    let mut nodes = SimNodes::new(ns);
+    nodes.add(&env, 3).await;
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
+    create_settled_daemonset(&env, &client, ns, &daemonset("agent", ns, "agent:v1"), 3).await;
+    let before = workload_state(&api, "agent").await;
+    let cases: [(&str, &[&str], i32, &str); 2] = [
+        (
+            "agent:v1",
+            &["promote", "ds/agent", "--canary", "2"],
+            REVERTED_BY_OTHERS,
+            "agent:v1",
+        ),
+        (
+            "agent:v3",
+            &["promote", "ds/agent", "--full"],
+            REPLACED_BY_OTHERS,
+            "agent:v3",
+        ),
+    ];
+    for (theirs, command, code, ends_on) in cases {
+        assert_exit(
+            &canary(&env, ns, &["start", "ds/agent", "agent=agent:v2"]).await,
+            0,
+            "start",
+        );
+        kubectl(
+            &env,
+            &[
+                "-n",
+                ns,
+                "set",
+                "image",
+                "ds/agent",
+                &format!("agent={theirs}"),
+            ],
+        )
+        .await;
+        let out = canary(&env, ns, command).await;
+        assert_exit(&out, code, theirs);
+        assert!(
+            text(&out).contains("someone else"),
+            "{theirs}: {}",
+            text(&out)
+        );
+        let after = workload_state(&api, "agent").await;
+        let expected: Vec<String> = match theirs {
+            "agent:v1" => Vec::new(),
+            _ => vec![format!(
+                ".spec.template.spec.containers[0].image: \"agent:v1\" -> \"{theirs}\""
+            )],
+        };
+        assert_eq!(differences(&before, &after), expected, "{theirs}");
+        all_on(&env, &client, ns, "app=agent", ends_on, 3).await;
+    }
+    nodes.remove_with(&env, &client, "agent").await;
+}
+
+/// An abort killed right after it recorded its goal: a promote then is refused (it would
+/// write the canary over the abort), exit 4, nothing written; the abort run again finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_abort_refuses_a_promote() {
+    let Some(env) = TestEnv::get() else { return };
+    let client = env.client().await;
+    let namespace = TestNamespace::create(&env, "kinds-unfinished").await;
+    let ns = namespace.name.as_str();
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    create_settled_statefulset(
+        &env,
+        &client,
+        ns,
+        &statefulset("db", 3, "db:v1", "OrderedReady", false),
+    )
+    .await;
+    let before = workload_state(&api, "db").await;
+    assert_exit(
+        &canary(&env, ns, &["start", "sts/db", "db=db:v2"]).await,
+        0,
+        "start",
+    );
+    // The abort's first change is the template and partition back with its goal recorded.
+    let out = canary_with(
+        &env,
+        ns,
+        &["abort", "sts/db"],
+        &[("KUBECTL_CANARY_CRASH_AFTER", "1")],
+    )
+    .await;
+    assert!(!out.status.success(), "killed: {}", text(&out));
+    let left = workload_state(&api, "db").await;
+    let promote = canary(&env, ns, &["promote", "sts/db", "--canary", "2"]).await;
+    assert_exit(&promote, 4, "a promote over an unfinished abort");
+    assert!(
+        text(&promote).contains("an abort of the canary of sts/db was left unfinished"),
+        "{}",
+        text(&promote)
+    );
+    assert_eq!(
+        differences(&left, &workload_state(&api, "db").await),
+        Vec::<String>::new()
+    );
+    assert_exit(
+        &canary(&env, ns, &["abort", "sts/db"]).await,
+        0,
+        "abort again",
+    );
+    assert_eq!(
+        differences(&before, &workload_state(&api, "db").await),
+        Vec::<String>::new()
+    );
+}
