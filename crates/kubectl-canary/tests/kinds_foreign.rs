@@ -52,54 +52,74 @@ async fn all_on(
     .await;
 }
 
-/// The StatefulSet cases: (canary image, someone else's image, the next command, its exit,
-/// the image every pod ends on, whether the spec ends as before).
-const STATEFULSET_CASES: [(&str, &str, &[&str], i32, &str, bool); 4] = [
-    (
-        "db:v2",
-        "db:v1",
-        &["promote", "sts/db", "--canary", "2"],
-        REVERTED_BY_OTHERS,
-        "db:v1",
-        true,
-    ),
+/// One StatefulSet case: a canary, someone else's image, the next command and how it ends.
+struct Case {
+    /// The canary's image.
+    canary: &'static str,
+    /// The image someone else sets during the hold.
+    theirs: &'static str,
+    /// The next command.
+    command: &'static [&'static str],
+    /// Its exit code.
+    code: i32,
+    /// The image every pod ends on.
+    ends_on: &'static str,
+    /// Whether the spec ends as before the canary (else it differs by their image).
+    as_before: bool,
+}
+
+const STATEFULSET_CASES: [Case; 4] = [
+    Case {
+        canary: "db:v2",
+        theirs: "db:v1",
+        command: &["promote", "sts/db", "--canary", "2"],
+        code: REVERTED_BY_OTHERS,
+        ends_on: "db:v1",
+        as_before: true,
+    },
     // A never-ready canary pod blocks the controller's own revert under OrderedReady: the
     // answer is the abort's forced rollback.
-    (
-        "db:v2__never-ready",
-        "db:v1",
-        &["promote", "sts/db", "--full"],
-        REVERTED_BY_OTHERS,
-        "db:v1",
-        true,
-    ),
-    (
-        "db:v2",
-        "db:v3",
-        &["promote", "sts/db", "--canary", "2"],
-        REPLACED_BY_OTHERS,
-        "db:v3",
-        false,
-    ),
+    Case {
+        canary: "db:v2__never-ready",
+        theirs: "db:v1",
+        command: &["promote", "sts/db", "--full"],
+        code: REVERTED_BY_OTHERS,
+        ends_on: "db:v1",
+        as_before: true,
+    },
+    Case {
+        canary: "db:v2",
+        theirs: "db:v3",
+        command: &["promote", "sts/db", "--canary", "2"],
+        code: REPLACED_BY_OTHERS,
+        ends_on: "db:v3",
+        as_before: false,
+    },
     // Even an abort does not write over their version; a broken canary pod that would block
     // it is deleted.
-    (
-        "db:v2__never-ready",
-        "db:v3",
-        &["abort", "sts/db"],
-        REPLACED_BY_OTHERS,
-        "db:v3",
-        false,
-    ),
+    Case {
+        canary: "db:v2__never-ready",
+        theirs: "db:v3",
+        command: &["abort", "sts/db"],
+        code: REPLACED_BY_OTHERS,
+        ends_on: "db:v3",
+        as_before: false,
+    },
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn someone_elses_template_on_a_statefulset_canary_is_answered_not_fought() {
     let Some(env) = TestEnv::get() else { return };
     let client = env.client().await;
-    for (n, (canary_image, theirs, command, code, ends_on, as_before)) in
-        STATEFULSET_CASES.into_iter().enumerate()
-    {
+    for (n, case) in STATEFULSET_CASES.into_iter().enumerate() {
+        let Case {
+            canary: canary_image,
+            theirs,
+            command,
+            code,
+            ends_on,
+            as_before,
+        } = case;
         let namespace = TestNamespace::create(&env, &format!("kinds-foreign-sts{n}")).await;
         let ns = namespace.name.as_str();
         let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
