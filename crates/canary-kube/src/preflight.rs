@@ -126,6 +126,8 @@ pub enum KindCommand<'a> {
     Abort,
     /// `analyze`: reads only (each check's own reads, such as `pods/log`, are its to report).
     Analyze,
+    /// `plan`: reads only.
+    Plan,
     /// `--dry-run` of `start` (with `--nodes SELECTOR`: `Some`), `promote` or `abort`:
     /// reads only.
     DryRun(Option<&'a str>),
@@ -144,7 +146,7 @@ impl KindCommand<'_> {
             }
         };
         match self {
-            Self::Status | Self::Analyze | Self::DryRun(_) => vec![read],
+            Self::Status | Self::Analyze | Self::Plan | Self::DryRun(_) => vec![read],
             Self::Promote(None) => vec![read, change],
             Self::Start(_) | Self::Promote(Some(_)) | Self::Abort => {
                 vec![read, change, DELETE_PODS]
@@ -162,6 +164,7 @@ impl KindCommand<'_> {
             Self::Promote(None) => format!("kubectl canary promote {target} --full"),
             Self::Abort => format!("kubectl canary abort {target}"),
             Self::Analyze => format!("kubectl canary analyze {target}"),
+            Self::Plan => format!("kubectl canary plan {target}"),
             Self::DryRun(None) => format!("kubectl canary ... {target} --dry-run"),
             Self::DryRun(Some(nodes)) => {
                 format!("kubectl canary start {target} --nodes {nodes} --dry-run")
@@ -389,6 +392,7 @@ mod tests {
         // analyze and every dry run only read.
         for reads in [
             KindCommand::Analyze,
+            KindCommand::Plan,
             KindCommand::DryRun(None),
             KindCommand::DryRun(Some("zone=b")),
         ] {

@@ -550,3 +550,94 @@ async fn a_dry_run_says_what_it_would_write_and_writes_nothing() {
     assert_exit(&canary(&env, ns, &["abort", "sts/db"]).await, 0, "abort");
     nodes.remove_with(&env, &client, "agent").await;
 }
+
+/// `plan` of a StatefulSet and a DaemonSet: the sizes around the target with their share,
+/// the pods (highest ordinals) or nodes (by name) each takes, and what `start` takes; it
+/// writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_which_pods_or_nodes_a_canary_takes() {
+    let Some(env) = TestEnv::get() else { return };
+    let client = env.client().await;
+    let namespace = TestNamespace::create(&env, "cli-kinds-plan").await;
+    let ns = namespace.name.as_str();
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    settled_statefulset(&env, &client, ns, 5).await;
+    let mut nodes = SimNodes::new(ns);
+    nodes.add(&env, 3).await;
+    create_settled_daemonset(&env, &client, ns, &daemonset("agent", ns, "agent:v1"), 3).await;
+    let before = workload_state(&sts, "db").await;
+
+    let out = canary(&env, ns, &["plan", "sts/db", "--canary", "40%"]).await;
+    assert_exit(&out, 0, "plan sts/db");
+    assert!(
+        text(&out).contains("sts/db: 5 pods; canary of 40%"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains(" 2 *     3       40%      db-3, db-4"),
+        "{}",
+        text(&out)
+    );
+    let plan: Value = serde_json::from_slice(
+        &canary(
+            &env,
+            ns,
+            &["plan", "sts/db", "--canary", "40%", "-o", "json"],
+        )
+        .await
+        .stdout,
+    )
+    .expect("a plan document");
+    assert_eq!(plan["kind"], "WorkloadPlan", "{plan}");
+    let chosen: Vec<&Value> = plan["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["chosen"] == true)
+        .collect();
+    assert_eq!(chosen.len(), 1, "{plan}");
+    assert_eq!(chosen[0]["which"], serde_json::json!(["db-3", "db-4"]));
+    assert_eq!(chosen[0]["extraPods"], 0);
+
+    let ds = canary(
+        &env,
+        ns,
+        &["plan", "ds/agent", "--canary", "1", "-o", "json"],
+    )
+    .await;
+    assert_exit(&ds, 0, "plan ds/agent");
+    let plan: Value = serde_json::from_slice(&ds.stdout).expect("a plan document");
+    assert_eq!(
+        (plan["unit"].as_str(), plan["total"].as_i64()),
+        (Some("nodes"), Some(3))
+    );
+    let chosen = plan["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["chosen"] == true)
+        .expect("a chosen size");
+    assert_eq!(chosen["which"], serde_json::json!([nodes.names[0]]));
+    // The node plan names is the one start takes.
+    assert_exit(
+        &canary(&env, ns, &["start", "ds/agent", "agent=agent:v2"]).await,
+        0,
+        "start",
+    );
+    let status = status_json(&env, ns, "ds/agent").await;
+    let canary_nodes: Vec<&str> = status["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["side"] == "canary")
+        .map(|p| p["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(canary_nodes, [nodes.names[0].as_str()]);
+    assert_exit(&canary(&env, ns, &["abort", "ds/agent"]).await, 0, "abort");
+    assert_eq!(
+        differences(&before, &workload_state(&sts, "db").await),
+        Vec::<String>::new()
+    );
+    nodes.remove_with(&env, &client, "agent").await;
+}

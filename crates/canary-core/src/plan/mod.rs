@@ -28,11 +28,13 @@ pub enum PlanError {
 mod advice;
 mod capacity;
 mod explain;
+mod kinds;
 mod options;
 mod quantities;
 
 pub use capacity::*;
 pub use explain::*;
+pub use kinds::*;
 pub use options::*;
 pub use quantities::*;
 

@@ -15,6 +15,7 @@ use canary_core::analysis_spec::AnalysisSpec;
 use canary_core::goal::Goal;
 use canary_core::kind_machines::daemonset::DaemonSetGoal;
 use canary_core::kind_machines::record::{DaemonSetRecord, StatefulSetRecord};
+use canary_core::plan::{KindPlan, plan_kind};
 use canary_core::release::ReleaseInput;
 use canary_core::rollout_math::{
     CanaryMode, CanarySize, ResolvedCanary, grown_canary_nodes, resolve_canary, step_sizes,
@@ -262,6 +263,37 @@ pub async fn analyze(
     let sides = analysis_target(client, namespace, target).await?;
     let verdict = run_analysis(client, &sides, spec, options).await?;
     Ok((sides, verdict))
+}
+
+/// `plan`: what a canary of `size` is on `target` as it is now: the sizes around it, their
+/// share, and which pods (a StatefulSet's highest ordinals) or nodes (a DaemonSet's, by
+/// name, as `start` without `--nodes` takes them) each takes.
+pub async fn plan(
+    client: &kube::Client,
+    namespace: &str,
+    target: &WorkloadRef,
+    size: CanarySize,
+) -> Result<KindPlan> {
+    require_kind(client, namespace, target, KindCommand::Plan).await?;
+    Ok(match target.kind {
+        WorkloadKind::StatefulSet => {
+            let view = StatefulSetView::read(client, namespace, &target.name).await?;
+            let replicas = view.facts().replicas;
+            let name = target.name.clone();
+            plan_kind(target, replicas, size, |k| {
+                (replicas - k..replicas)
+                    .map(|o| format!("{name}-{o}"))
+                    .collect()
+            })
+        }
+        _ => {
+            let view = DaemonSetView::read(client, namespace, &target.name).await?;
+            let nodes = view.pods_by_node();
+            plan_kind(target, nodes.len() as i32, size, |k| {
+                grown_canary_nodes(&nodes, &[], k)
+            })
+        }
+    })
 }
 
 /// The two sides of the canary of `target` as they are now.

@@ -32,6 +32,13 @@ pub async fn run(config: &Config, kind: &KindConfig) -> Result<i32, CanaryError>
     let status = match &kind.action {
         KindAction::Status => kinds::status(&config.client, &config.namespace, target).await?,
         KindAction::Analyze(analyze) => return run_analyze(config, kind, analyze).await,
+        KindAction::Plan(size) => {
+            let plan = kinds::plan(&config.client, &config.namespace, target, *size).await?;
+            if !print_structured(config.output, &plan) {
+                print!("{}", crate::output::kinds::plan_text(&plan));
+            }
+            return Ok(exit_code::OK);
+        }
         KindAction::Start { auto, .. } => {
             let started = kinds::start(&mut drive, target, start_ask(kind, &release)).await?;
             match auto {
@@ -68,7 +75,7 @@ async fn dry_run(
             "abort",
             kinds::dry_run_abort(client, namespace, target).await?,
         ),
-        KindAction::Status | KindAction::Analyze(_) => {
+        KindAction::Status | KindAction::Analyze(_) | KindAction::Plan(_) => {
             unreachable!("--dry-run is a flag of start, promote and abort only")
         }
     };

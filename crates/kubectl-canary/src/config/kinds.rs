@@ -37,6 +37,8 @@ pub enum KindAction {
     },
     /// `analyze`.
     Analyze(Box<KindAnalyze>),
+    /// `plan --canary SIZE`.
+    Plan(CanarySize),
     /// `status`.
     Status,
     /// `promote --canary SIZE` (`Some`) or `--full` (`None`).
@@ -84,7 +86,7 @@ pub struct KindConfig {
 pub enum KindConfigError {
     /// A command these kinds do not have yet.
     #[error(
-        "`{command}` works on Deployments only for now; a canary of {target} takes start, status, promote, abort and analyze; nothing was changed"
+        "`{command}` works on Deployments only for now; a canary of {target} takes start, status, promote, abort, analyze and plan; nothing was changed"
     )]
     Command {
         /// The command.
@@ -195,6 +197,7 @@ fn allowed(command: &Command, kind: WorkloadKind) -> (&'static [&'static str], b
         (Command::Promote(_), _) => (&["target", "canary", "full", "dry_run"], false),
         (Command::Abort(_), _) => (&["target", "dry_run"], false),
         (Command::Analyze(_), _) => (&["target", "observe", "wait"], true),
+        (Command::Plan(_), _) => (&["target", "canary"], false),
         _ => (&["target"], false),
     }
 }
@@ -264,6 +267,7 @@ impl KindConfig {
                 | Command::Promote(_)
                 | Command::Abort(_)
                 | Command::Analyze(_)
+                | Command::Plan(_)
         ) {
             return Err(KindConfigError::Command {
                 command: command.name(),
@@ -346,6 +350,7 @@ impl KindConfig {
                 wait: args.wait,
             })),
             Command::Status(_) => KindAction::Status,
+            Command::Plan(args) => KindAction::Plan(args.canary),
             Command::Promote(args) if args.full => KindAction::Promote(None),
             Command::Promote(args) => match args.canary {
                 Some(size) => KindAction::Promote(Some(size)),
@@ -470,8 +475,8 @@ mod tests {
                 "does not take --report; it takes --observe, --wait, the analysis flags",
             ),
             (
-                "kubectl-canary plan sts/db",
-                "`plan` works on Deployments only for now",
+                "kubectl-canary plan sts/db --explain",
+                "does not take --explain; it takes --canary",
             ),
             (
                 "kubectl-canary report ds/a",

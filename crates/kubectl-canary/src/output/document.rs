@@ -46,6 +46,10 @@ impl Document for canary_kube::kinds_status::KindStatus {
     const KIND: &'static str = "WorkloadStatus";
 }
 
+impl Document for canary_core::plan::KindPlan {
+    const KIND: &'static str = "WorkloadPlan";
+}
+
 impl Document for canary_kube::kinds_drive::KindPreview {
     const KIND: &'static str = "WorkloadDryRun";
 }

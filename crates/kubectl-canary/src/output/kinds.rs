@@ -3,8 +3,46 @@
 
 use std::fmt::Write;
 
+use canary_core::plan::KindPlan;
 use canary_kube::kinds_drive::KindPreview;
 use canary_kube::kinds_status::KindStatus;
+
+/// A plan as text: one line per size around the target (`*` what `start` takes), with
+/// its share and the pods or nodes it takes.
+pub fn plan_text(plan: &KindPlan) -> String {
+    let mut out = format!(
+        "{}: {} {}; canary of {} (in place: no extra pods)\n",
+        plan.workload, plan.total, plan.unit, plan.target
+    );
+    if let Some(refused) = &plan.refused {
+        let _ = writeln!(out, "! {refused}");
+        return out;
+    }
+    let _ = writeln!(out, " CANARY  STABLE  SHARE    TAKES");
+    for option in &plan.options {
+        let o = &option.option;
+        let _ = writeln!(
+            out,
+            " {:<7} {:<7} {:<8} {}",
+            format!("{}{}", o.canary_pods, if o.chosen { " *" } else { "" }),
+            o.stable_pods,
+            format!("{}%", round2(o.traffic_share_percent)),
+            option.which.join(", ")
+        );
+    }
+    if let Some(exact) = &plan.exact {
+        let _ = writeln!(
+            out,
+            "{} is exact with {} replicas ({} of them canary)",
+            plan.target, exact.replicas, exact.canary_pods
+        );
+    }
+    out
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
 
 /// A dry run's answer as text: the first step, the fields it writes, the pods it deletes.
 pub fn preview_text(command: &str, preview: &KindPreview) -> String {
