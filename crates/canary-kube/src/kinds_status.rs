@@ -4,12 +4,15 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use canary_core::goal::Goal;
+use canary_core::kind_machines::daemonset::DaemonSetGoal;
+use canary_core::kind_machines::foreign::ForeignTemplate;
 use canary_core::kind_machines::record::WORKLOAD_RECORD_ANNOTATION;
 use canary_core::rollout_math::OrdinalHealth;
 use kube::ResourceExt;
 
 use crate::kinds::{DaemonSetView, StatefulSetView};
-use crate::kinds_drive::{KindView, recorded_or_none};
+use crate::kinds_drive::{KindRecord, KindView, recorded_or_none};
 
 /// Where a StatefulSet or DaemonSet canary stands.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,6 +48,14 @@ pub struct KindCanary {
     pub started_at: String,
 }
 
+/// What the record asks of a held canary, and someone else's template if there is one.
+struct Held {
+    /// The pods (nodes) a hold asks for; `None` for a promote or an abort.
+    asked: Option<usize>,
+    /// Someone else's pod template on the workload.
+    foreign: Option<ForeignTemplate>,
+}
+
 /// One pod and its side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -76,6 +87,13 @@ impl KindStatus {
                 r.started_at.clone(),
             )
         });
+        let held = record.as_ref().ok().map(|r| Held {
+            asked: match r.goal {
+                Goal::Hold { pods } => Some(pods as usize),
+                _ => None,
+            },
+            foreign: view.foreign(r, true, r.aborts()),
+        });
         let pods = view
             .pods_by_ordinal()
             .into_iter()
@@ -103,6 +121,7 @@ impl KindStatus {
             view,
             record.err(),
             canary,
+            held,
             stable,
             view.facts().update_revision,
             pods,
@@ -122,6 +141,13 @@ impl KindStatus {
                 r.started_by.clone(),
                 r.started_at.clone(),
             )
+        });
+        let held = record.as_ref().ok().map(|r| Held {
+            asked: match &r.goal {
+                DaemonSetGoal::Hold { nodes } => Some(nodes.len()),
+                _ => None,
+            },
+            foreign: view.foreign(r, true, r.aborts()),
         });
         let mut pods: Vec<_> = view
             .pods
@@ -151,6 +177,7 @@ impl KindStatus {
             view,
             record.err(),
             canary,
+            held,
             stable,
             view.template_revision(),
             pods,
@@ -161,6 +188,7 @@ impl KindStatus {
         view: &V,
         record_error: Option<crate::error::CanaryError>,
         canary: Option<(Value, canary_core::record::Owner, String)>,
+        held: Option<Held>,
         stable: String,
         template_revision: String,
         pods: Vec<(String, KindPod)>,
@@ -182,6 +210,41 @@ impl KindStatus {
             })
             .collect();
         let mut problems = Vec::new();
+        // Someone else's template first: the next command answers it and closes the canary.
+        if let Some(foreign) = held.as_ref().and_then(|h| h.foreign) {
+            let (answer, code) = match foreign {
+                ForeignTemplate::RevertedToStable => ("aborts the canary", 13),
+                ForeignTemplate::ReplacedByOtherVersion => {
+                    ("releases its brake under their template", 14)
+                }
+            };
+            problems.push(format!(
+                "someone else changed the pod template of {workload} ({}); the next command (`kubectl canary abort \
+                 {workload}`) {answer} and closes it (exit {code})",
+                match foreign {
+                    ForeignTemplate::RevertedToStable => "the stable one is back",
+                    ForeignTemplate::ReplacedByOtherVersion => "another version",
+                }
+            ));
+        }
+        let running = pods
+            .iter()
+            .filter(|p| p.side == "canary" && !p.terminating)
+            .count();
+        if let Some(asked) = held.as_ref().and_then(|h| h.asked).filter(|&a| running > a) {
+            problems.push(match view.workload().starts_with("sts/") {
+                true => format!(
+                    "the canary runs {running} pods, {asked} asked: the StatefulSet was scaled and its new highest \
+                     ordinals came up on the canary revision; `kubectl canary promote {workload} --canary {asked}` \
+                     holds {asked} again"
+                ),
+                false => format!(
+                    "the canary runs on {running} nodes, {asked} asked: a node that joined got its pod from the \
+                     canary template (the DaemonSet makes new nodes' pods from the template of the moment); abort \
+                     takes it back, promote --full keeps it"
+                ),
+            });
+        }
         if let Some((goal, _, _)) = &canary {
             let unfinished = match goal["goal"].as_str() {
                 Some("promoteFull") => Some(format!("kubectl canary promote {workload} --full")),

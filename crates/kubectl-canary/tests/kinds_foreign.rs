@@ -293,3 +293,90 @@ async fn an_unfinished_abort_refuses_a_promote() {
         Vec::<String>::new()
     );
 }
+
+/// `status` leads with what is wrong: someone else's template (and what the next command
+/// does about it), and a StatefulSet scaled under a held canary (its new highest ordinals
+/// came up canary), which the same size asked again puts back: `promote --canary 1` holds
+/// one canary pod, the others back on the stable revision, their volumes kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_leads_with_a_foreign_template_and_a_scaled_canary() {
+    let Some(env) = TestEnv::get() else { return };
+    let client = env.client().await;
+    let namespace = TestNamespace::create(&env, "kinds-status-wrong").await;
+    let ns = namespace.name.as_str();
+    create_settled_statefulset(
+        &env,
+        &client,
+        ns,
+        &statefulset("db", 3, "db:v1", "OrderedReady", true),
+    )
+    .await;
+    assert_exit(
+        &canary(&env, ns, &["start", "sts/db", "db=db:v2"]).await,
+        0,
+        "start",
+    );
+    kubectl(&env, &["-n", ns, "scale", "sts/db", "--replicas=5"]).await;
+    // The partition (2) lets the new ordinals 3 and 4 come up on the canary revision.
+    wait_until(
+        &env,
+        "5 pods, 3 of them canary",
+        Duration::from_secs(120),
+        || async {
+            let pods = live_pods(&client, ns, "app=db").await;
+            let canary = pods
+                .iter()
+                .filter(|p| {
+                    p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some("db:v2")
+                })
+                .count();
+            pods.len() == 5 && canary == 3
+        },
+    )
+    .await;
+    let status = canary(&env, ns, &["status", "sts/db", "-o", "json"]).await;
+    let document: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let first = document["problems"][0].as_str().unwrap_or_default();
+    assert!(
+        first.contains("the canary runs 3 pods, 1 asked")
+            && first.contains("kubectl canary promote sts/db --canary 1"),
+        "{document}"
+    );
+    let claims_before = canary_testkit::kinds::claim_uids(&client, ns).await;
+    assert_exit(
+        &canary(&env, ns, &["promote", "sts/db", "--canary", "1"]).await,
+        0,
+        "the size asked, held again",
+    );
+    let pods = live_pods(&client, ns, "app=db").await;
+    let on_v2: Vec<String> = pods
+        .iter()
+        .filter(|p| p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some("db:v2"))
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    assert_eq!(on_v2, ["db-4"], "one canary pod, the highest ordinal");
+    assert_eq!(
+        canary_testkit::kinds::claim_uids(&client, ns).await,
+        claims_before,
+        "volumes kept"
+    );
+
+    kubectl(&env, &["-n", ns, "set", "image", "sts/db", "db=db:v3"]).await;
+    let status = canary(&env, ns, &["status", "sts/db"]).await;
+    assert_exit(&status, 0, "status");
+    assert!(
+        String::from_utf8_lossy(&status.stdout)
+            .lines()
+            .next()
+            .is_some_and(
+                |l| l.contains("someone else changed the pod template of sts/db (another version)")
+            ),
+        "{}",
+        text(&status)
+    );
+    assert_exit(
+        &canary(&env, ns, &["abort", "sts/db"]).await,
+        REPLACED_BY_OTHERS,
+        "abort under another version",
+    );
+}

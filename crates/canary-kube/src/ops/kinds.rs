@@ -553,16 +553,18 @@ pub async fn dry_run_abort(
     prepare_abort(client, namespace, target).await?.preview()
 }
 
-/// The canary size `size` resolves to at `total` pods (or nodes), checked to grow the
-/// canary of `held` and to leave a stable one (the rest is `--full`).
+/// The canary size `size` resolves to at `total` pods (or nodes), checked not to shrink
+/// the canary of `held` (the same size holds it again, after a StatefulSet was scaled) and
+/// to leave a stable one (the rest is `--full`).
 fn grown_size(workload: &str, size: CanarySize, total: i32, held: i32) -> Result<i32> {
     let pods = resolve_canary(size, total, CanaryMode::Replace)
         .map_err(|e| CanaryError::Refused(format!("{workload}: {e}; nothing was changed")))?
         .pods;
-    if pods <= held {
+    if pods < held {
         return Err(CanaryError::Refused(format!(
-            "--canary {size} is {pods} pod(s), not more than the {held} the canary of {workload} runs: a canary only \
-             grows; give a larger size, or use --full to roll out to every pod; nothing was changed"
+            "--canary {size} is {pods} pod(s), fewer than the {held} the canary of {workload} holds: a canary only \
+             grows (the same size holds it again); give a larger size, use --full to roll out to every pod, or \
+             abort; nothing was changed"
         )));
     }
     Ok(pods)
@@ -586,7 +588,8 @@ async fn nodes_selected(client: &kube::Client, selector: &str) -> Result<BTreeSe
 mod tests {
     use super::*;
 
-    /// A canary only grows, and a share is taken of the pods (or nodes) there are.
+    /// A canary only grows (or holds its size again), and a share is taken of the pods (or
+    /// nodes) there are.
     #[test]
     fn a_promote_only_grows_the_canary() {
         assert_eq!(grown_size("sts/db", CanarySize::Pods(3), 5, 2).unwrap(), 3);
@@ -594,7 +597,12 @@ mod tests {
             grown_size("sts/db", CanarySize::Percent(50.0), 4, 1).unwrap(),
             2
         );
-        let smaller = grown_size("sts/db", CanarySize::Pods(2), 5, 2)
+        assert_eq!(
+            grown_size("sts/db", CanarySize::Pods(2), 5, 2).unwrap(),
+            2,
+            "the same size holds it again"
+        );
+        let smaller = grown_size("sts/db", CanarySize::Pods(1), 5, 2)
             .unwrap_err()
             .to_string();
         assert!(smaller.contains("a canary only grows"), "{smaller}");
