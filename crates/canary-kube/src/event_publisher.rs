@@ -21,6 +21,12 @@ impl EventPublisher {
         Self::with_reference(client, deployment.object_ref(&()))
     }
 
+    /// A publisher of events about any object (a StatefulSet, a DaemonSet), by its reference
+    /// with its UID, so that `kubectl describe` shows them.
+    pub fn for_object<K: Resource<DynamicType = ()>>(client: &kube::Client, object: &K) -> Self {
+        Self::with_reference(client, object.object_ref(&()))
+    }
+
     /// A publisher of events about `deploy/<name>` in `namespace`, without reading it.
     pub fn for_deployment(client: &kube::Client, namespace: &str, name: &str) -> Self {
         Self::with_reference(

@@ -25,6 +25,14 @@ impl EventSink {
         Self::publishing(EventPublisher::new(client, deployment))
     }
 
+    /// A sink for events about `object` (a StatefulSet, a DaemonSet).
+    pub fn for_object<K: kube::Resource<DynamicType = ()>>(
+        client: &kube::Client,
+        object: &K,
+    ) -> Self {
+        Self::publishing(EventPublisher::for_object(client, object))
+    }
+
     /// A sink for events about `deploy/<name>` in `namespace`, without reading it.
     pub fn for_deployment(client: &kube::Client, namespace: &str, name: &str) -> Self {
         Self::publishing(EventPublisher::for_deployment(client, namespace, name))

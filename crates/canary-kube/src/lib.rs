@@ -15,6 +15,7 @@ pub mod gitops;
 pub mod history;
 pub mod kinds;
 pub mod kinds_drive;
+pub mod kinds_events;
 pub mod kinds_status;
 pub mod live;
 pub mod notify;

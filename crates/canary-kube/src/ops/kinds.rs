@@ -28,9 +28,10 @@ use crate::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use crate::error::{CanaryError, Result};
 use crate::kinds::{DaemonSetView, StatefulSetView};
 use crate::kinds_drive::{
-    KindDrive, KindPreview, daemonset_canary_nodes, daemonset_start, drive_daemonset, drive_record,
-    drive_statefulset, preview, recorded_or_none, refuse_a_second_canary, statefulset_start,
+    KindDrive, KindPreview, KindRecord, KindView, daemonset_canary_nodes, daemonset_start,
+    drive_record, preview, recorded_or_none, refuse_a_second_canary, statefulset_start,
 };
+use crate::kinds_events::{KindEnding, KindEvents};
 use crate::kinds_status::KindStatus;
 use crate::preflight::{KindCommand, require_for, require_kind};
 use crate::release::workload_template;
@@ -90,18 +91,43 @@ impl Prepared {
         }
     }
 
-    /// Drives it to its goal.
+    /// Drives it to its goal, and says how it ended in an Event on the workload.
     async fn drive(self, drive: &mut KindDrive<'_>) -> Result<KindStatus> {
-        Ok(match self {
+        let (events, ending, driven) = match self {
             Prepared::StatefulSet(view, record) => {
                 let name = view.statefulset.name_any();
-                KindStatus::of_statefulset(&drive_record(drive, &name, record).await?)
+                let events = KindEvents::about(drive.client, &view.statefulset, view.workload());
+                let ending = ending_of(&record);
+                let driven = drive_record(drive, &name, record).await;
+                (
+                    events,
+                    ending,
+                    driven.map(|v| KindStatus::of_statefulset(&v)),
+                )
             }
             Prepared::DaemonSet(view, record) => {
                 let name = view.daemonset.name_any();
-                KindStatus::of_daemonset(&drive_record(drive, &name, record).await?)
+                let events = KindEvents::about(drive.client, &view.daemonset, view.workload());
+                let ending = ending_of(&record);
+                let driven = drive_record(drive, &name, record).await;
+                (events, ending, driven.map(|v| KindStatus::of_daemonset(&v)))
             }
-        })
+        };
+        match &driven {
+            Ok(status) => events.ended(ending, status).await,
+            Err(CanaryError::WorkloadForeign { change, .. }) => events.closed(*change).await,
+            Err(_) => {}
+        }
+        driven
+    }
+}
+
+/// How a drive of `record` ends when it reaches its goal.
+fn ending_of<R: KindRecord>(record: &R) -> KindEnding {
+    match (record.ends(), record.aborts()) {
+        (false, _) => KindEnding::Held,
+        (true, true) => KindEnding::Aborted,
+        (true, false) => KindEnding::Promoted,
     }
 }
 
@@ -377,15 +403,20 @@ pub async fn run_steps(
         keep_waiting: true,
         ..RunOptions::default()
     };
+    let events = events_of(client, namespace, target).await?;
     loop {
         run.steps.push(held);
         let number = steps.sizes.iter().position(|&s| s == held).unwrap_or(0) + 1;
+        events
+            .step(number, steps.sizes.len(), held, steps.interval.as_secs())
+            .await;
         news(StepNews::Step {
             number,
             of: steps.sizes.len(),
             pods: held,
         });
         let (_, verdict) = analyze(client, namespace, target, steps.spec, options).await?;
+        events.verdict(&verdict).await;
         news(StepNews::Verdict(&verdict));
         let next = after_verdict(verdict.decision, steps.sizes, held);
         run.verdicts.push(verdict);
@@ -411,28 +442,65 @@ async fn grow_to(
     pods: i32,
     allowed: Option<&BTreeSet<String>>,
 ) -> Result<KindStatus> {
-    match target.kind {
-        WorkloadKind::StatefulSet => Ok(KindStatus::of_statefulset(
-            &drive_statefulset(drive, &target.name, Goal::Hold { pods }).await?,
-        )),
+    let (client, namespace) = (drive.client, drive.namespace);
+    let prepared = match target.kind {
+        WorkloadKind::StatefulSet => {
+            let view = StatefulSetView::read(client, namespace, &target.name).await?;
+            let mut record = recorded_or_none(&view)?;
+            record.goal = Goal::Hold { pods };
+            Prepared::StatefulSet(view, record)
+        }
         _ => {
-            let view = DaemonSetView::read(drive.client, drive.namespace, &target.name).await?;
-            let current = match recorded_or_none(&view)?.goal {
-                DaemonSetGoal::Hold { nodes } => nodes,
+            let view = DaemonSetView::read(client, namespace, &target.name).await?;
+            let mut record = recorded_or_none(&view)?;
+            let current = match &record.goal {
+                DaemonSetGoal::Hold { nodes } => nodes.clone(),
                 _ => Vec::new(),
             };
             let mut nodes = view.pods_by_node();
             if let Some(allowed) = allowed {
                 nodes.retain(|node, _| allowed.contains(node) || current.contains(node));
             }
-            let goal = DaemonSetGoal::Hold {
+            record.goal = DaemonSetGoal::Hold {
                 nodes: grown_canary_nodes(&nodes, &current, pods),
             };
-            Ok(KindStatus::of_daemonset(
-                &drive_daemonset(drive, &target.name, goal).await?,
-            ))
+            Prepared::DaemonSet(view, record)
         }
-    }
+    };
+    prepared.drive(drive).await
+}
+
+/// The Events of the canary of `target` (its workload read for the reference).
+async fn events_of(
+    client: &kube::Client,
+    namespace: &str,
+    target: &WorkloadRef,
+) -> Result<KindEvents> {
+    let workload = target.to_string();
+    Ok(match target.kind {
+        WorkloadKind::StatefulSet => {
+            let view = StatefulSetView::read(client, namespace, &target.name).await?;
+            KindEvents::about(client, &view.statefulset, workload)
+        }
+        _ => {
+            let view = DaemonSetView::read(client, namespace, &target.name).await?;
+            KindEvents::about(client, &view.daemonset, workload)
+        }
+    })
+}
+
+/// Records `verdict` of the canary of `target` as an Event on the workload (`analyze`).
+pub async fn publish_verdict(
+    client: &kube::Client,
+    namespace: &str,
+    target: &WorkloadRef,
+    verdict: &Verdict,
+) -> Result<()> {
+    events_of(client, namespace, target)
+        .await?
+        .verdict(verdict)
+        .await;
+    Ok(())
 }
 
 /// The recorded canary of `target` with the goal of `promote --canary SIZE` (`Some`, which

@@ -108,6 +108,7 @@ async fn run_analyze(
     }
     let verdict =
         canary_kube::analysis::run_analysis(client, &sides, &analyze.analysis, options).await?;
+    kinds::publish_verdict(client, namespace, &kind.target, &verdict).await?;
     if !print_structured(config.output, &verdict) {
         print!("{}", verdict_text(&verdict));
     }
