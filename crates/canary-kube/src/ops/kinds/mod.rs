@@ -4,6 +4,10 @@
 //! the analysis of the two revisions, the steps of an automated canary, and each ending as
 //! a [`KindStatus`] to render.
 
+mod analysis;
+mod plan;
+mod steps;
+
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
@@ -11,20 +15,15 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 
-use canary_core::analysis_spec::AnalysisSpec;
 use canary_core::goal::Goal;
 use canary_core::kind_machines::daemonset::DaemonSetGoal;
 use canary_core::kind_machines::record::{DaemonSetRecord, StatefulSetRecord};
-use canary_core::plan::{KindPlan, plan_kind};
 use canary_core::release::ReleaseInput;
 use canary_core::rollout_math::{
     CanaryMode, CanarySize, ResolvedCanary, grown_canary_nodes, resolve_canary, step_sizes,
 };
-use canary_core::step_policy::{NextStep, after_verdict};
 use canary_core::target::{WorkloadKind, WorkloadRef};
-use canary_core::verdict::Verdict;
 
-use crate::analysis::{AnalysisTarget, RunOptions, run_analysis};
 use crate::error::{CanaryError, Result};
 use crate::kinds::{DaemonSetView, StatefulSetView};
 use crate::kinds_drive::{
@@ -34,6 +33,10 @@ use crate::kinds_drive::{
 use crate::kinds_events::{KindEnding, KindEvents};
 use crate::kinds_status::KindStatus;
 use crate::preflight::{KindCommand, require_for, require_kind};
+
+pub use self::analysis::{analysis_target, analyze, publish_verdict};
+pub use self::plan::plan;
+pub use self::steps::{KindAutoRun, KindSteps, StepNews, run_steps};
 use crate::release::workload_template;
 
 /// What a StatefulSet's or DaemonSet's `start` was asked.
@@ -77,7 +80,7 @@ pub async fn status(
 
 /// A canary's record, ready to drive or to preview: the workload as read and what the
 /// command asks of it.
-enum Prepared {
+pub(super) enum Prepared {
     StatefulSet(StatefulSetView, StatefulSetRecord),
     DaemonSet(DaemonSetView, DaemonSetRecord),
 }
@@ -200,9 +203,9 @@ async fn prepare_start(
     }
 }
 
-/// `start`: refused with nothing written when a canary already runs, when the images name
-/// no container or change nothing, or when the plan (or a step of `--steps`) refuses;
-/// otherwise held.
+/// `start`: refused with nothing written when a canary already runs, when the release names
+/// no container, changes nothing or changes more than the pod template, or when the plan
+/// (or a step of `--steps`) refuses; otherwise held.
 ///
 /// ```no_run
 /// # async fn example(mut drive: canary_kube::kinds_drive::KindDrive<'_>) -> canary_kube::error::Result<()> {
@@ -211,8 +214,8 @@ async fn prepare_start(
 /// use canary_core::target::WorkloadRef;
 /// use canary_kube::ops::kinds::{KindStart, start};
 ///
-/// let images = [ImageChange::parse("db=db:2").unwrap()];
-/// let ask = KindStart { images: &images, size: CanarySize::Pods(1), nodes: None, steps: &[] };
+/// let release = ReleaseInput { images: [("db".into(), "db:2".into())].into(), ..Default::default() };
+/// let ask = KindStart { release: &release, size: CanarySize::Pods(1), nodes: None, steps: &[] };
 /// let held = start(&mut drive, &WorkloadRef::parse("sts/db").unwrap(), ask).await?;
 /// # Ok(()) }
 /// ```
@@ -274,233 +277,6 @@ fn auto_sizes(
         )));
     }
     Ok(sizes)
-}
-
-/// `analyze`: `spec`'s checks on the canary of `target` against its stable pods (from the
-/// record; without one, the newest revision against the one before), with the sides it
-/// compared.
-pub async fn analyze(
-    client: &kube::Client,
-    namespace: &str,
-    target: &WorkloadRef,
-    spec: &AnalysisSpec,
-    options: RunOptions,
-) -> Result<(AnalysisTarget, Verdict)> {
-    let sides = analysis_target(client, namespace, target).await?;
-    let verdict = run_analysis(client, &sides, spec, options).await?;
-    Ok((sides, verdict))
-}
-
-/// `plan`: what a canary of `size` is on `target` as it is now: the sizes around it, their
-/// share, and which pods (a StatefulSet's highest ordinals) or nodes (a DaemonSet's, by
-/// name, as `start` without `--nodes` takes them) each takes.
-pub async fn plan(
-    client: &kube::Client,
-    namespace: &str,
-    target: &WorkloadRef,
-    size: CanarySize,
-) -> Result<KindPlan> {
-    require_kind(client, namespace, target, KindCommand::Plan).await?;
-    Ok(match target.kind {
-        WorkloadKind::StatefulSet => {
-            let view = StatefulSetView::read(client, namespace, &target.name).await?;
-            let replicas = view.facts().replicas;
-            let name = target.name.clone();
-            plan_kind(target, replicas, size, |k| {
-                (replicas - k..replicas)
-                    .map(|o| format!("{name}-{o}"))
-                    .collect()
-            })
-        }
-        _ => {
-            let view = DaemonSetView::read(client, namespace, &target.name).await?;
-            let nodes = view.pods_by_node();
-            plan_kind(target, nodes.len() as i32, size, |k| {
-                grown_canary_nodes(&nodes, &[], k)
-            })
-        }
-    })
-}
-
-/// The two sides of the canary of `target` as they are now.
-pub async fn analysis_target(
-    client: &kube::Client,
-    namespace: &str,
-    target: &WorkloadRef,
-) -> Result<AnalysisTarget> {
-    require_kind(client, namespace, target, KindCommand::Analyze).await?;
-    match target.kind {
-        WorkloadKind::StatefulSet => AnalysisTarget::of_statefulset(
-            &StatefulSetView::read(client, namespace, &target.name).await?,
-        ),
-        _ => AnalysisTarget::of_daemonset(
-            &DaemonSetView::read(client, namespace, &target.name).await?,
-        ),
-    }
-}
-
-/// The steps of `start --auto` after the first is held.
-pub struct KindSteps<'a> {
-    /// The sizes in pods (nodes), from [`KindStarted::sizes`].
-    pub sizes: &'a [i32],
-    /// The nodes a DaemonSet's steps may grow onto, from [`KindStarted::allowed_nodes`].
-    pub allowed_nodes: Option<&'a BTreeSet<String>>,
-    /// The checks of every step.
-    pub spec: &'a AnalysisSpec,
-    /// How long each step runs, its pods' health watched, before it is analysed.
-    pub interval: std::time::Duration,
-}
-
-/// What happened at a step, for the caller to show as it happens.
-pub enum StepNews<'a> {
-    /// A step begins: its place (from 1), the number of steps, its size.
-    Step {
-        /// Its place, from 1.
-        number: usize,
-        /// How many steps there are.
-        of: usize,
-        /// Its canary pods (nodes).
-        pods: i32,
-    },
-    /// A step's verdict.
-    Verdict(&'a Verdict),
-}
-
-/// How `start --auto` ended.
-pub struct KindAutoRun {
-    /// What the last verdict led to: promoted to every pod, rolled back, or (inconclusive)
-    /// held and recorded.
-    pub ending: NextStep,
-    /// The sizes reached, in pods (nodes).
-    pub steps: Vec<i32>,
-    /// Every verdict, in order.
-    pub verdicts: Vec<Verdict>,
-    /// The workload at the end.
-    pub status: KindStatus,
-}
-
-/// Runs the steps of `start --auto` on the canary of `target` that `start` holds at
-/// `steps.sizes[0]`: at each step its pods' health is watched for the interval, then it is
-/// analysed; a pass grows it to the next step (after the last: promoted to every pod), a
-/// failure rolls it back, an inconclusive verdict leaves it held and recorded. The same
-/// step policy as a Deployment's ([`canary_core::step_policy::after_verdict`]).
-pub async fn run_steps(
-    drive: &mut KindDrive<'_>,
-    target: &WorkloadRef,
-    steps: KindSteps<'_>,
-    news: &mut (dyn FnMut(StepNews<'_>) + Send),
-) -> Result<KindAutoRun> {
-    let (client, namespace) = (drive.client, drive.namespace);
-    let mut held = steps.sizes[0];
-    let mut run = KindAutoRun {
-        ending: NextStep::Hold,
-        steps: Vec::new(),
-        verdicts: Vec::new(),
-        status: status(client, namespace, target).await?,
-    };
-    let options = RunOptions {
-        observe_for: steps.interval,
-        keep_waiting: true,
-        ..RunOptions::default()
-    };
-    let events = events_of(client, namespace, target).await?;
-    loop {
-        run.steps.push(held);
-        let number = steps.sizes.iter().position(|&s| s == held).unwrap_or(0) + 1;
-        events
-            .step(number, steps.sizes.len(), held, steps.interval.as_secs())
-            .await;
-        news(StepNews::Step {
-            number,
-            of: steps.sizes.len(),
-            pods: held,
-        });
-        let (_, verdict) = analyze(client, namespace, target, steps.spec, options).await?;
-        events.verdict(&verdict).await;
-        news(StepNews::Verdict(&verdict));
-        let next = after_verdict(verdict.decision, steps.sizes, held);
-        run.verdicts.push(verdict);
-        run.ending = next;
-        run.status = match next {
-            NextStep::Grow { to, .. } => {
-                grow_to(drive, target, to, steps.allowed_nodes).await?;
-                held = to;
-                continue;
-            }
-            NextStep::PromoteFull => promote(drive, target, None).await?,
-            NextStep::RollBack => abort(drive, target).await?,
-            NextStep::Hold => status(client, namespace, target).await?,
-        };
-        return Ok(run);
-    }
-}
-
-/// Grows the canary of `target` to `pods` pods (nodes, among `allowed`).
-async fn grow_to(
-    drive: &mut KindDrive<'_>,
-    target: &WorkloadRef,
-    pods: i32,
-    allowed: Option<&BTreeSet<String>>,
-) -> Result<KindStatus> {
-    let (client, namespace) = (drive.client, drive.namespace);
-    let prepared = match target.kind {
-        WorkloadKind::StatefulSet => {
-            let view = StatefulSetView::read(client, namespace, &target.name).await?;
-            let mut record = recorded_or_none(&view)?;
-            record.goal = Goal::Hold { pods };
-            Prepared::StatefulSet(view, record)
-        }
-        _ => {
-            let view = DaemonSetView::read(client, namespace, &target.name).await?;
-            let mut record = recorded_or_none(&view)?;
-            let current = match &record.goal {
-                DaemonSetGoal::Hold { nodes } => nodes.clone(),
-                _ => Vec::new(),
-            };
-            let mut nodes = view.pods_by_node();
-            if let Some(allowed) = allowed {
-                nodes.retain(|node, _| allowed.contains(node) || current.contains(node));
-            }
-            record.goal = DaemonSetGoal::Hold {
-                nodes: grown_canary_nodes(&nodes, &current, pods),
-            };
-            Prepared::DaemonSet(view, record)
-        }
-    };
-    prepared.drive(drive).await
-}
-
-/// The Events of the canary of `target` (its workload read for the reference).
-async fn events_of(
-    client: &kube::Client,
-    namespace: &str,
-    target: &WorkloadRef,
-) -> Result<KindEvents> {
-    let workload = target.to_string();
-    Ok(match target.kind {
-        WorkloadKind::StatefulSet => {
-            let view = StatefulSetView::read(client, namespace, &target.name).await?;
-            KindEvents::about(client, &view.statefulset, workload)
-        }
-        _ => {
-            let view = DaemonSetView::read(client, namespace, &target.name).await?;
-            KindEvents::about(client, &view.daemonset, workload)
-        }
-    })
-}
-
-/// Records `verdict` of the canary of `target` as an Event on the workload (`analyze`).
-pub async fn publish_verdict(
-    client: &kube::Client,
-    namespace: &str,
-    target: &WorkloadRef,
-    verdict: &Verdict,
-) -> Result<()> {
-    events_of(client, namespace, target)
-        .await?
-        .verdict(verdict)
-        .await;
-    Ok(())
 }
 
 /// The recorded canary of `target` with the goal of `promote --canary SIZE` (`Some`, which
