@@ -641,3 +641,56 @@ async fn plan_shows_which_pods_or_nodes_a_canary_takes() {
     );
     nodes.remove_with(&env, &client, "agent").await;
 }
+
+/// `status --watch` of a StatefulSet: a JSON document per line, the status now, then one
+/// for each change a canary's start makes, until the canary is held on the highest ordinal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_watch_prints_a_document_per_change() {
+    use std::io::BufRead;
+    let Some(env) = TestEnv::get() else { return };
+    let client = env.client().await;
+    let namespace = TestNamespace::create(&env, "cli-kinds-watch").await;
+    let ns = namespace.name.as_str();
+    settled_statefulset(&env, &client, ns, 3).await;
+    let mut watch = std::process::Command::new(BIN)
+        .args(["--kubeconfig", env.kubeconfig.to_str().unwrap(), "-n", ns])
+        .args(["status", "sts/db", "--watch", "-o", "json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the CLI runs");
+    let (documents, received) = std::sync::mpsc::channel::<Value>();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let document =
+                serde_json::from_str(&line.expect("a line")).expect("a JSON document per line");
+            if documents.send(document).is_err() {
+                break;
+            }
+        }
+    });
+    let first = received
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the status now");
+    assert!(first["canary"].is_null(), "{first}");
+    assert_exit(
+        &canary(&env, ns, &["start", "sts/db", "db=db:v2"]).await,
+        0,
+        "start",
+    );
+    // Documents follow the start until one shows the canary held on db-2.
+    let held = loop {
+        let document = received
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a document after each change");
+        if side(&document, "canary") == ["db-2"] && document["canary"].is_object() {
+            break document;
+        }
+    };
+    assert_eq!(held["workload"], "sts/db");
+    watch.kill().ok();
+    watch.wait().ok();
+    assert_exit(&canary(&env, ns, &["abort", "sts/db"]).await, 0, "abort");
+}

@@ -14,7 +14,7 @@
 mod preview;
 mod start;
 mod view;
-mod watch;
+pub(crate) mod watch;
 
 use std::time::Duration;
 

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::error::{CanaryError, Result};
 use crate::observe::label_selector_string;
 
-pub(super) fn selector_of<K: Serialize>(object: &K) -> String {
+pub(crate) fn selector_of<K: Serialize>(object: &K) -> String {
     let selector = serde_json::to_value(object)
         .ok()
         .and_then(|o| serde_json::from_value(o["spec"]["selector"].clone()).ok());
@@ -24,7 +24,7 @@ pub(super) fn selector_of<K: Serialize>(object: &K) -> String {
 
 /// One stream of the events of workload `name` and of the pods of `selector`: any event
 /// is a reason to read and decide again.
-pub(super) fn changes_of<K>(
+pub(crate) fn changes_of<K>(
     workloads: Api<K>,
     pods: Api<Pod>,
     name: &str,
@@ -66,5 +66,17 @@ pub(super) async fn next_change(
             seconds: timeout.as_secs(),
             last: last.to_owned(),
         }),
+    }
+}
+
+/// Waits for the next event of `changes` (a burst read as one); `false` once the stream
+/// ends.
+pub(crate) async fn changed(changes: &mut (impl Stream<Item = ()> + Unpin)) -> bool {
+    match changes.next().await {
+        Some(()) => {
+            while let Some(Some(())) = changes.next().now_or_never() {}
+            true
+        }
+        None => false,
     }
 }

@@ -4,9 +4,11 @@
 
 use canary_core::release::ReleaseInput;
 use canary_core::step_policy::NextStep;
+use canary_core::target::WorkloadRef;
 use canary_kube::analysis::RunOptions;
 use canary_kube::error::CanaryError;
 use canary_kube::kinds_drive::KindDrive;
+use canary_kube::kinds_status::KindStatus;
 use canary_kube::ops::kinds::{self, KindStart, KindSteps, StepNews};
 
 use crate::config::kinds::{KindAction, KindAnalyze, KindAuto, KindConfig};
@@ -30,7 +32,10 @@ pub async fn run(config: &Config, kind: &KindConfig) -> Result<i32, CanaryError>
         return dry_run(config, kind, &release).await;
     }
     let status = match &kind.action {
-        KindAction::Status => kinds::status(&config.client, &config.namespace, target).await?,
+        KindAction::Status(true) => return watch_status(config, target).await,
+        KindAction::Status(false) => {
+            kinds::status(&config.client, &config.namespace, target).await?
+        }
         KindAction::Analyze(analyze) => return run_analyze(config, kind, analyze).await,
         KindAction::Plan(size) => {
             let plan = kinds::plan(&config.client, &config.namespace, target, *size).await?;
@@ -75,13 +80,45 @@ async fn dry_run(
             "abort",
             kinds::dry_run_abort(client, namespace, target).await?,
         ),
-        KindAction::Status | KindAction::Analyze(_) | KindAction::Plan(_) => {
+        KindAction::Status(_) | KindAction::Analyze(_) | KindAction::Plan(_) => {
             unreachable!("--dry-run is a flag of start, promote and abort only")
         }
     };
     if !print_structured(config.output, &preview) {
         print!("{}", crate::output::kinds::preview_text(command, &preview));
     }
+    Ok(exit_code::OK)
+}
+
+/// `status --watch`: the status now and after every change, one document each (text
+/// separated by `---`, a JSON document a line, YAML documents each opened by `---`), a status
+/// that did not change not printed again; until Ctrl-C.
+async fn watch_status(config: &Config, target: &WorkloadRef) -> Result<i32, CanaryError> {
+    use std::io::Write;
+    let mut last: Option<String> = None;
+    let format = config.output;
+    let mut print = |status: &KindStatus| {
+        let document = match format {
+            OutputFormat::Json => {
+                serde_json::to_string(status).expect("output always serializes") + "\n"
+            }
+            OutputFormat::Yaml => format!(
+                "---\n{}",
+                serde_saphyr::to_string(status).expect("output always serializes")
+            ),
+            OutputFormat::Table | OutputFormat::Wide => crate::output::kinds::status_text(status),
+        };
+        if last.as_ref() == Some(&document) {
+            return;
+        }
+        if last.is_some() && matches!(format, OutputFormat::Table | OutputFormat::Wide) {
+            println!("---");
+        }
+        print!("{document}");
+        let _ = std::io::stdout().flush();
+        last = Some(document);
+    };
+    kinds::watch_status(&config.client, &config.namespace, target, &mut print).await?;
     Ok(exit_code::OK)
 }
 

@@ -39,8 +39,8 @@ pub enum KindAction {
     Analyze(Box<KindAnalyze>),
     /// `plan --canary SIZE`.
     Plan(CanarySize),
-    /// `status`.
-    Status,
+    /// `status`, with `--watch` (`true`): a document on every change.
+    Status(bool),
     /// `promote --canary SIZE` (`Some`) or `--full` (`None`).
     Promote(Option<CanarySize>),
     /// `abort`.
@@ -196,6 +196,7 @@ fn allowed(command: &Command, kind: WorkloadKind) -> (&'static [&'static str], b
         ),
         (Command::Promote(_), _) => (&["target", "canary", "full", "dry_run"], false),
         (Command::Abort(_), _) => (&["target", "dry_run"], false),
+        (Command::Status(_), _) => (&["target", "watch"], false),
         (Command::Analyze(_), _) => (&["target", "observe", "wait"], true),
         (Command::Plan(_), _) => (&["target", "canary"], false),
         _ => (&["target"], false),
@@ -349,7 +350,7 @@ impl KindConfig {
                 observe: args.observe,
                 wait: args.wait,
             })),
-            Command::Status(_) => KindAction::Status,
+            Command::Status(args) => KindAction::Status(args.watch),
             Command::Plan(args) => KindAction::Plan(args.canary),
             Command::Promote(args) if args.full => KindAction::Promote(None),
             Command::Promote(args) => match args.canary {
@@ -457,10 +458,6 @@ mod tests {
             (
                 "kubectl-canary start ds/a a=a:2 --mode replace",
                 "a canary of a DaemonSet does not take --mode; it takes a release (images, -f, --patch, --env), --canary, --nodes",
-            ),
-            (
-                "kubectl-canary status sts/db --watch",
-                "does not take --watch",
             ),
             (
                 "kubectl-canary promote sts/db",

@@ -10,6 +10,7 @@ mod steps;
 
 use std::collections::BTreeSet;
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::ListParams;
@@ -26,6 +27,7 @@ use canary_core::target::{WorkloadKind, WorkloadRef};
 
 use crate::error::{CanaryError, Result};
 use crate::kinds::{DaemonSetView, StatefulSetView};
+use crate::kinds_drive::watch::{changed, changes_of, selector_of};
 use crate::kinds_drive::{
     KindDrive, KindPreview, KindRecord, KindView, daemonset_canary_nodes, daemonset_start,
     drive_record, preview, recorded_or_none, refuse_a_second_canary, statefulset_start,
@@ -76,6 +78,46 @@ pub async fn status(
         ),
         _ => KindStatus::of_daemonset(&DaemonSetView::read(client, namespace, &target.name).await?),
     })
+}
+
+/// `status --watch`: `on_change` hears the status of `target` now and again after every
+/// change of the workload or its pods (a burst of events read once), until the watch ends
+/// (the caller ends it by dropping the future: Ctrl-C).
+pub async fn watch_status(
+    client: &kube::Client,
+    namespace: &str,
+    target: &WorkloadRef,
+    on_change: &mut (dyn FnMut(&KindStatus) + Send),
+) -> Result<()> {
+    on_change(&status(client, namespace, target).await?);
+    let name = target.name.as_str();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = match target.kind {
+        WorkloadKind::StatefulSet => selector_of(
+            &StatefulSetView::read(client, namespace, name)
+                .await?
+                .statefulset,
+        ),
+        _ => selector_of(
+            &DaemonSetView::read(client, namespace, name)
+                .await?
+                .daemonset,
+        ),
+    };
+    let mut changes = match target.kind {
+        WorkloadKind::StatefulSet => {
+            let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+            changes_of(api, pods, name, &selector).boxed()
+        }
+        _ => {
+            let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
+            changes_of(api, pods, name, &selector).boxed()
+        }
+    };
+    while changed(&mut changes).await {
+        on_change(&status(client, namespace, target).await?);
+    }
+    Ok(())
 }
 
 /// A canary's record, ready to drive or to preview: the workload as read and what the
