@@ -72,6 +72,16 @@ pub enum CanaryError {
         /// Name searched.
         name: String,
     },
+    /// The workload was deleted while the command ran (it may have been created again):
+    /// the run stopped, writing nothing to a namesake.
+    #[error(
+        "{workload} was deleted while this command ran (it may have been created again): the run stopped and \
+         wrote nothing to a new one; see `kubectl canary status {workload}`"
+    )]
+    WorkloadGone {
+        /// The workload, as kubectl names it (`sts/db`).
+        workload: String,
+    },
     /// A canary already runs on the StatefulSet or DaemonSet.
     #[error(
         "a canary is already running on {workload}; see `kubectl canary status {workload}`, then promote or abort it; nothing was changed"
@@ -281,6 +291,7 @@ impl CanaryError {
             | CanaryError::NoWorkloadCanary { .. }
             | CanaryError::NoCanary { .. } => ErrorKind::NotFound,
             CanaryError::Refused(_) => ErrorKind::Refused,
+            CanaryError::WorkloadGone { .. } => ErrorKind::Recreated,
             CanaryError::Locked { .. } | CanaryError::WorkloadLocked { .. } => ErrorKind::Locked,
             CanaryError::Forbidden { .. } => ErrorKind::Forbidden,
             CanaryError::Unreachable { .. } => ErrorKind::Unreachable,

@@ -56,6 +56,15 @@ struct Held {
     foreign: Option<ForeignTemplate>,
 }
 
+/// A brake with no record: a partition or `OnDelete` holding pods on two revisions that no
+/// canary's record explains, and the commands that end it either way.
+struct Stranded {
+    /// What is wrong.
+    problem: String,
+    /// What ends it.
+    next: Vec<String>,
+}
+
 /// One pod and its side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -94,6 +103,28 @@ impl KindStatus {
             },
             foreign: view.foreign(r, true, r.aborts()),
         });
+        let facts = view.facts();
+        let name = facts.name.clone();
+        let stranded = (record.is_err()
+            && facts.partition > 0
+            && facts.current_revision != facts.update_revision)
+            .then(|| Stranded {
+                problem: format!(
+                    "sts/{name} is held by a partition ({}) with its pods on two revisions and no canary record (the \
+                     record was removed, or the partition set by hand): nothing finishes it by itself",
+                    facts.partition
+                ),
+                next: vec![
+                    format!(
+                        "kubectl patch sts/{name} --type merge -p '{{\"spec\":{{\"updateStrategy\":{{\"rollingUpdate\":{{\"partition\":0}}}}}}}}' \
+                         (the new revision to every pod)"
+                    ),
+                    format!(
+                        "kubectl rollout undo sts/{name}, then the same patch (back; delete a new pod that is not Ready \
+                         by hand under OrderedReady)"
+                    ),
+                ],
+            });
         let pods = view
             .pods_by_ordinal()
             .into_iter()
@@ -121,7 +152,7 @@ impl KindStatus {
             view,
             record.err(),
             canary,
-            held,
+            (held, stranded),
             stable,
             view.facts().update_revision,
             pods,
@@ -148,6 +179,28 @@ impl KindStatus {
                 _ => None,
             },
             foreign: view.foreign(r, true, r.aborts()),
+        });
+        let name = view.daemonset.name_any();
+        let revisions: std::collections::BTreeSet<String> = view
+            .pods_by_node()
+            .into_values()
+            .flatten()
+            .map(|p| p.revision)
+            .collect();
+        let on_delete = view.observation().strategy["type"] == "OnDelete";
+        let stranded = (record.is_err() && on_delete && revisions.len() > 1).then(|| Stranded {
+            problem: format!(
+                "ds/{name} has updateStrategy OnDelete with its pods on {} revisions and no canary record (the record \
+                 was removed, or it is staged by hand): nothing finishes it by itself",
+                revisions.len()
+            ),
+            next: vec![
+                format!(
+                    "kubectl patch ds/{name} --type merge -p '{{\"spec\":{{\"updateStrategy\":{{\"type\":\"RollingUpdate\"}}}}}}' \
+                     (the template to every node)"
+                ),
+                format!("kubectl rollout undo ds/{name}, then the same patch (back)"),
+            ],
         });
         let mut pods: Vec<_> = view
             .pods
@@ -177,7 +230,7 @@ impl KindStatus {
             view,
             record.err(),
             canary,
-            held,
+            (held, stranded),
             stable,
             view.template_revision(),
             pods,
@@ -188,7 +241,7 @@ impl KindStatus {
         view: &V,
         record_error: Option<crate::error::CanaryError>,
         canary: Option<(Value, canary_core::record::Owner, String)>,
-        held: Option<Held>,
+        (held, stranded): (Option<Held>, Option<Stranded>),
         stable: String,
         template_revision: String,
         pods: Vec<(String, KindPod)>,
@@ -264,10 +317,14 @@ impl KindStatus {
         if let (Some(error), true) = (&record_error, has_annotation) {
             problems.push(error.to_string());
         }
+        if let Some(stranded) = &stranded {
+            problems.push(stranded.problem.clone());
+        }
         for pod in pods.iter().filter(|p| !p.ready && !p.terminating) {
             problems.push(format!("{} pod {} is not Ready", pod.side, pod.name));
         }
         let next = match &canary {
+            None if stranded.is_some() => stranded.map(|s| s.next).unwrap_or_default(),
             Some(_) => vec![
                 format!("kubectl canary promote {workload} --canary SIZE (grow) or --full"),
                 format!("kubectl canary abort {workload}"),

@@ -104,6 +104,10 @@ impl Writer {
             Err(e) if is_status(&e, 422) => Err(CanaryError::Refused(format!(
                 "the API server refused the update of {short}/{name}: {e}"
             ))),
+            // Gone under the guarded update: deleted (perhaps created again) by someone else.
+            Err(e) if is_status(&e, 404) => Err(CanaryError::WorkloadGone {
+                workload: format!("{short}/{name}"),
+            }),
             Err(e) => Err(CanaryError::api(format!("updating {short}/{name}"), e)),
         }
     }

@@ -380,3 +380,66 @@ async fn status_leads_with_a_foreign_template_and_a_scaled_canary() {
         "abort under another version",
     );
 }
+
+/// The record annotation deleted by someone while a canary is held: the brake (a
+/// StatefulSet's partition, a DaemonSet's OnDelete) no longer has a record to end it, so
+/// `status` says so first and offers the commands that end it either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brake_without_its_record_is_named_with_the_way_out() {
+    let Some(env) = TestEnv::get() else { return };
+    let client = env.client().await;
+    let namespace = TestNamespace::create(&env, "kinds-stranded").await;
+    let ns = namespace.name.as_str();
+    create_settled_statefulset(
+        &env,
+        &client,
+        ns,
+        &statefulset("db", 3, "db:v1", "OrderedReady", false),
+    )
+    .await;
+    let mut nodes = SimNodes::new(ns);
+    nodes.add(&env, 2).await;
+    create_settled_daemonset(&env, &client, ns, &daemonset("agent", ns, "agent:v1"), 2).await;
+    let cases = [
+        (
+            "sts/db",
+            "db=db:v2",
+            "held by a partition (2)",
+            "kubectl patch sts/db",
+        ),
+        (
+            "ds/agent",
+            "agent=agent:v2",
+            "updateStrategy OnDelete with its pods on 2 revisions",
+            "kubectl patch ds/agent",
+        ),
+    ];
+    for (workload, image, says, offers) in cases {
+        assert_exit(
+            &canary(&env, ns, &["start", workload, image]).await,
+            0,
+            "start",
+        );
+        kubectl(
+            &env,
+            &["-n", ns, "annotate", workload, "kubectl-canary.io/canary-"],
+        )
+        .await;
+        let status = canary(&env, ns, &["status", workload, "-o", "json"]).await;
+        assert_exit(&status, 0, "status");
+        let document: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+        assert!(
+            document["problems"][0]
+                .as_str()
+                .is_some_and(|p| p.contains(says) && p.contains("no canary record")),
+            "{document}"
+        );
+        assert!(
+            document["next"][0]
+                .as_str()
+                .is_some_and(|n| n.starts_with(offers)),
+            "{document}"
+        );
+    }
+    nodes.remove_with(&env, &client, "agent").await;
+}

@@ -14,10 +14,12 @@ use canary_core::verdict::Verdict;
 use super::analysis::{analyze, events_of};
 use super::{Prepared, abort, promote, status};
 use crate::analysis::RunOptions;
-use crate::error::Result;
+use crate::error::{CanaryError, Result};
 use crate::kinds::{DaemonSetView, StatefulSetView};
 use crate::kinds_drive::{KindDrive, recorded_or_none};
 use crate::kinds_status::KindStatus;
+use canary_core::kind_machines::record::WORKLOAD_RECORD_ANNOTATION;
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 
 /// The steps of `start --auto` after the first is held.
 pub struct KindSteps<'a> {
@@ -84,8 +86,11 @@ pub async fn run_steps(
         ..RunOptions::default()
     };
     let events = events_of(client, namespace, target).await?;
+    let mut redriven = 0;
     loop {
-        run.steps.push(held);
+        if run.steps.last() != Some(&held) {
+            run.steps.push(held);
+        }
         let number = steps.sizes.iter().position(|&s| s == held).unwrap_or(0) + 1;
         events
             .step(number, steps.sizes.len(), held, steps.interval.as_secs())
@@ -95,7 +100,35 @@ pub async fn run_steps(
             of: steps.sizes.len(),
             pods: held,
         });
-        let (_, verdict) = analyze(client, namespace, target, steps.spec, options).await?;
+        // The analysis runs beside a watch of the workload: someone else's template, a record
+        // changed or removed, the workload deleted come first (a verdict on a canary another
+        // actor replaced means nothing, and a canary pod the controller replaced leaves the
+        // analysis waiting for pods that will not come). The step's hold driven again
+        // answers it (someone else's template: 13/14; no record: 3) or holds again, and the
+        // step is analysed again.
+        let before = Fingerprint::read(client, namespace, target).await?;
+        let analysed = tokio::select! {
+            analysed = analyze(client, namespace, target, steps.spec, options) => Some(analysed?),
+            changed = before.changed(client, namespace, target) => {
+                changed?;
+                None
+            }
+        };
+        let Some((_, verdict)) = analysed else {
+            redriven += 1;
+            if redriven > MAX_REDRIVES {
+                return Err(CanaryError::WorkloadStuck {
+                    workload: target.to_string(),
+                    why: format!(
+                        "{target} kept changing under step {number} of --auto ({MAX_REDRIVES} times in a row); the \
+                         canary stays as it is: see `kubectl canary status {target}`"
+                    ),
+                });
+            }
+            run.status = grow_to(drive, target, held, steps.allowed_nodes).await?;
+            continue;
+        };
+        redriven = 0;
         events.verdict(&verdict).await;
         news(StepNews::Verdict(&verdict));
         let next = after_verdict(verdict.decision, steps.sizes, held);
@@ -114,6 +147,117 @@ pub async fn run_steps(
         return Ok(run);
     }
 }
+
+/// How many times in a row a step's hold is driven again because the workload changed
+/// under its analysis before `--auto` gives up (each drive answers whatever it can).
+const MAX_REDRIVES: u32 = 5;
+
+/// What of a workload only its writers change: the pod template and the canary's record;
+/// the controllers' status writes leave it alone.
+#[derive(Debug, Clone, PartialEq)]
+struct Fingerprint(Option<(serde_json::Value, Option<String>)>);
+
+impl Fingerprint {
+    fn of<K: kube::Resource + serde::Serialize>(object: Option<&K>) -> Self {
+        Fingerprint(object.map(|object| {
+            let template =
+                serde_json::to_value(object).unwrap_or_default()["spec"]["template"].clone();
+            let record = object
+                .meta()
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(WORKLOAD_RECORD_ANNOTATION))
+                .cloned();
+            (template, record)
+        }))
+    }
+
+    /// The fingerprint of `target` now.
+    async fn read(client: &kube::Client, namespace: &str, target: &WorkloadRef) -> Result<Self> {
+        Ok(match target.kind {
+            WorkloadKind::StatefulSet => Self::of(Some(
+                &StatefulSetView::read(client, namespace, &target.name)
+                    .await?
+                    .statefulset,
+            )),
+            _ => Self::of(Some(
+                &DaemonSetView::read(client, namespace, &target.name)
+                    .await?
+                    .daemonset,
+            )),
+        })
+    }
+
+    /// Returns once `target`'s fingerprint differs from this one (or it is deleted).
+    async fn changed(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        target: &WorkloadRef,
+    ) -> Result<()> {
+        match target.kind {
+            WorkloadKind::StatefulSet => {
+                self.changed_as::<StatefulSet>(client, namespace, &target.name)
+                    .await
+            }
+            _ => {
+                self.changed_as::<DaemonSet>(client, namespace, &target.name)
+                    .await
+            }
+        }
+    }
+
+    async fn changed_as<K>(&self, client: &kube::Client, namespace: &str, name: &str) -> Result<()>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + 'static,
+    {
+        use futures::StreamExt;
+        use kube::runtime::{WatchStreamExt, watcher};
+        let api: kube::Api<K> = kube::Api::namespaced(client.clone(), namespace);
+        let mut events = watcher::watcher(
+            api.clone(),
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        )
+        .default_backoff()
+        .boxed();
+        // The watch, and a read every few seconds beside it: a change the watch has not
+        // delivered (measured: a template changed while the watch started was missed) is
+        // seen within that time all the same.
+        let mut reread = tokio::time::interval(FINGERPRINT_REREAD);
+        reread.tick().await;
+        loop {
+            let now = tokio::select! {
+                event = events.next() => match event {
+                    Some(Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object))) => {
+                        Self::of(Some(&object))
+                    }
+                    Some(Ok(watcher::Event::Delete(_))) => Self::of::<K>(None),
+                    Some(_) => continue,
+                    None => return Ok(()),
+                },
+                _ = reread.tick() => match api.get_opt(name).await {
+                    Ok(object) => Self::of(object.as_ref()),
+                    Err(error) => {
+                        tracing::debug!(%error, "reading the workload during a step");
+                        continue;
+                    }
+                },
+            };
+            if now != *self {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// How often a step's analysis reads its workload again beside the watch.
+const FINGERPRINT_REREAD: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Grows the canary of `target` to `pods` pods (nodes, among `allowed`).
 pub(super) async fn grow_to(
