@@ -126,80 +126,27 @@ pub enum KindConfigError {
 
 /// The flags (clap's ids) each command takes for these kinds, besides the global ones, and
 /// whether it takes the analysis flags too (`analyze`, and `start` with `--auto`).
-fn allowed(command: &Command, kind: WorkloadKind) -> (&'static [&'static str], bool) {
+fn allowed(command: &Command, kind: WorkloadKind) -> (Vec<&'static str>, bool) {
     match (command, kind) {
-        (Command::Start(args), WorkloadKind::DaemonSet) if args.run.auto => (
-            &[
-                "target",
-                "images",
-                "filename",
-                "patch",
-                "patch_file",
-                "patch_type",
-                "env",
-                "canary",
-                "nodes",
-                "dry_run",
-                "auto",
-                "steps",
-                "interval",
-            ],
-            true,
-        ),
-        (Command::Start(args), _) if args.run.auto => (
-            &[
-                "target",
-                "images",
-                "filename",
-                "patch",
-                "patch_file",
-                "patch_type",
-                "env",
-                "canary",
-                "dry_run",
-                "auto",
-                "steps",
-                "interval",
-            ],
-            true,
-        ),
-        (Command::Start(_), WorkloadKind::DaemonSet) => (
-            &[
-                "target",
-                "images",
-                "filename",
-                "patch",
-                "patch_file",
-                "patch_type",
-                "env",
-                "canary",
-                "nodes",
-                "dry_run",
-                "auto",
-            ],
-            false,
-        ),
-        (Command::Start(_), _) => (
-            &[
-                "target",
-                "images",
-                "filename",
-                "patch",
-                "patch_file",
-                "patch_type",
-                "env",
-                "canary",
-                "dry_run",
-                "auto",
-            ],
-            false,
-        ),
-        (Command::Promote(_), _) => (&["target", "canary", "full", "dry_run"], false),
-        (Command::Abort(_), _) => (&["target", "dry_run"], false),
-        (Command::Status(_), _) => (&["target", "watch"], false),
-        (Command::Analyze(_), _) => (&["target", "observe", "wait"], true),
-        (Command::Plan(_), _) => (&["target", "canary"], false),
-        _ => (&["target"], false),
+        // A release's flags, then the canary's, in the order a refusal lists them.
+        (Command::Start(args), kind) => {
+            let mut takes = RELEASE.to_vec();
+            takes.push("canary");
+            if kind == WorkloadKind::DaemonSet {
+                takes.push("nodes");
+            }
+            takes.extend(["dry_run", "auto"]);
+            if args.run.auto {
+                takes.extend(["steps", "interval"]);
+            }
+            (takes, args.run.auto)
+        }
+        (Command::Promote(_), _) => (vec!["target", "canary", "full", "dry_run"], false),
+        (Command::Abort(_), _) => (vec!["target", "dry_run"], false),
+        (Command::Status(_), _) => (vec!["target", "watch"], false),
+        (Command::Analyze(_), _) => (vec!["target", "observe", "wait"], true),
+        (Command::Plan(_), _) => (vec!["target", "canary"], false),
+        _ => (vec!["target"], false),
     }
 }
 
