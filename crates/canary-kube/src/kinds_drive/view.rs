@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use canary_core::goal::Goal;
 use canary_core::kind_machines::daemonset::{self, DaemonSetDecision, DaemonSetGoal};
@@ -70,6 +71,10 @@ pub trait KindView: Sized + Send {
     fn workload(&self) -> String;
     /// What the kind's machine decides next for `record`.
     fn next(&self, record: &Self::Record) -> Result<Next<Self::Object>>;
+    /// The original and the canary template `record` holds.
+    fn templates(record: &Self::Record) -> (&Value, &Value);
+    /// The pod template now.
+    fn template(&self) -> Value;
     /// Someone else's template, if the workload has one: `recorded` whether this canary's
     /// record is on it, `aborting` whether that record's goal is an abort.
     fn foreign(
@@ -77,7 +82,10 @@ pub trait KindView: Sized + Send {
         record: &Self::Record,
         recorded: bool,
         aborting: bool,
-    ) -> Option<ForeignTemplate>;
+    ) -> Option<ForeignTemplate> {
+        let (original, canary) = Self::templates(record);
+        foreign_template(original, canary, &self.template(), recorded, aborting)
+    }
     /// The canary's brake released under someone else's template, one step at a time.
     fn hand_over(&self, record: &Self::Record) -> Result<Next<Self::Object>>;
 }
@@ -204,61 +212,49 @@ impl KindView for StatefulSetView {
     }
 
     fn next(&self, record: &StatefulSetRecord) -> Result<Next<StatefulSet>> {
-        Ok(
-            match statefulset::decide(&record.intent, &self.observation(), record.goal) {
-                StatefulSetDecision::Apply(change) => Next::Write {
-                    object: self.changed(&change)?,
-                    summary: change.summary,
-                },
-                StatefulSetDecision::DeletePods { ordinals, summary } => Next::Delete {
-                    pods: self.pods_at(&ordinals).into_iter().cloned().collect(),
-                    summary,
-                },
-                StatefulSetDecision::Wait(waiting) => Next::Wait {
-                    last: serde_json::to_string(&waiting).unwrap_or_default(),
-                },
-                StatefulSetDecision::Reached => Next::Reached,
-                StatefulSetDecision::Stuck(stuck) => {
-                    Next::Stuck(stuck.explain(&self.statefulset.name_any()))
-                }
-            },
+        self.carried_out(statefulset::decide(
+            &record.intent,
+            &self.observation(),
+            record.goal,
+        ))
+    }
+
+    fn templates(record: &StatefulSetRecord) -> (&Value, &Value) {
+        (
+            &record.intent.original_template,
+            &record.intent.canary_template,
         )
     }
 
-    fn foreign(
-        &self,
-        record: &StatefulSetRecord,
-        recorded: bool,
-        aborting: bool,
-    ) -> Option<ForeignTemplate> {
-        let intent = &record.intent;
-        let observed = self.observation().template;
-        foreign_template(
-            &intent.original_template,
-            &intent.canary_template,
-            &observed,
-            recorded,
-            aborting,
-        )
+    fn template(&self) -> Value {
+        self.observation().template
     }
 
     fn hand_over(&self, record: &StatefulSetRecord) -> Result<Next<StatefulSet>> {
-        Ok(
-            match statefulset::hand_over(&record.intent, &self.observation()) {
-                StatefulSetDecision::Apply(change) => Next::Write {
-                    object: self.changed(&change)?,
-                    summary: change.summary,
-                },
-                StatefulSetDecision::DeletePods { ordinals, summary } => Next::Delete {
-                    pods: self.pods_at(&ordinals).into_iter().cloned().collect(),
-                    summary,
-                },
-                StatefulSetDecision::Wait(waiting) => Next::Wait {
-                    last: serde_json::to_string(&waiting).unwrap_or_default(),
-                },
-                StatefulSetDecision::Reached | StatefulSetDecision::Stuck(_) => Next::Reached,
+        self.carried_out(statefulset::hand_over(&record.intent, &self.observation()))
+    }
+}
+
+impl StatefulSetView {
+    /// A machine's decision as the drive carries it out: the write, the pods as read.
+    fn carried_out(&self, decision: StatefulSetDecision) -> Result<Next<StatefulSet>> {
+        Ok(match decision {
+            StatefulSetDecision::Apply(change) => Next::Write {
+                object: self.changed(&change)?,
+                summary: change.summary,
             },
-        )
+            StatefulSetDecision::DeletePods { ordinals, summary } => Next::Delete {
+                pods: self.pods_at(&ordinals).into_iter().cloned().collect(),
+                summary,
+            },
+            StatefulSetDecision::Wait(waiting) => Next::Wait {
+                last: serde_json::to_string(&waiting).unwrap_or_default(),
+            },
+            StatefulSetDecision::Reached => Next::Reached,
+            StatefulSetDecision::Stuck(stuck) => {
+                Next::Stuck(stuck.explain(&self.statefulset.name_any()))
+            }
+        })
     }
 }
 
@@ -279,56 +275,51 @@ impl KindView for DaemonSetView {
     }
 
     fn next(&self, record: &DaemonSetRecord) -> Result<Next<DaemonSet>> {
-        let name = self.daemonset.name_any();
-        Ok(
-            match daemonset::decide(&record.intent, &self.observation(), &record.goal) {
-                DaemonSetDecision::Apply(change) => Next::Write {
-                    object: self.changed(&change)?,
-                    summary: change.summary,
-                },
-                DaemonSetDecision::DeletePods { nodes, summary } => Next::Delete {
-                    pods: self.pods_on(&nodes).into_iter().cloned().collect(),
-                    summary,
-                },
-                DaemonSetDecision::Wait(waiting) => Next::Wait {
-                    last: serde_json::to_string(&waiting).unwrap_or_default(),
-                },
-                DaemonSetDecision::Reached => Next::Reached,
-                DaemonSetDecision::TemplateChangedElsewhere => Next::Stuck(format!(
-                    "the pod template of ds/{name} was changed by someone else during the canary; abort the \
-                     canary to go back to the recorded stable version, or let their version roll out"
-                )),
-            },
+        self.carried_out(daemonset::decide(
+            &record.intent,
+            &self.observation(),
+            &record.goal,
+        ))
+    }
+
+    fn templates(record: &DaemonSetRecord) -> (&Value, &Value) {
+        (
+            &record.intent.original_template,
+            &record.intent.canary_template,
         )
     }
 
-    fn foreign(
-        &self,
-        record: &DaemonSetRecord,
-        recorded: bool,
-        aborting: bool,
-    ) -> Option<ForeignTemplate> {
-        let intent = &record.intent;
-        let observed = self.observation().template;
-        foreign_template(
-            &intent.original_template,
-            &intent.canary_template,
-            &observed,
-            recorded,
-            aborting,
-        )
+    fn template(&self) -> Value {
+        self.observation().template
     }
 
     fn hand_over(&self, record: &DaemonSetRecord) -> Result<Next<DaemonSet>> {
-        Ok(
-            match daemonset::hand_over(&record.intent, &self.observation()) {
-                DaemonSetDecision::Apply(change) => Next::Write {
-                    object: self.changed(&change)?,
-                    summary: change.summary,
-                },
-                _ => Next::Reached,
+        self.carried_out(daemonset::hand_over(&record.intent, &self.observation()))
+    }
+}
+
+impl DaemonSetView {
+    /// A machine's decision as the drive carries it out: the write, the pods as read.
+    fn carried_out(&self, decision: DaemonSetDecision) -> Result<Next<DaemonSet>> {
+        let name = self.daemonset.name_any();
+        Ok(match decision {
+            DaemonSetDecision::Apply(change) => Next::Write {
+                object: self.changed(&change)?,
+                summary: change.summary,
             },
-        )
+            DaemonSetDecision::DeletePods { nodes, summary } => Next::Delete {
+                pods: self.pods_on(&nodes).into_iter().cloned().collect(),
+                summary,
+            },
+            DaemonSetDecision::Wait(waiting) => Next::Wait {
+                last: serde_json::to_string(&waiting).unwrap_or_default(),
+            },
+            DaemonSetDecision::Reached => Next::Reached,
+            DaemonSetDecision::TemplateChangedElsewhere => Next::Stuck(format!(
+                "the pod template of ds/{name} was changed by someone else during the canary; abort the \
+                 canary to go back to the recorded stable version, or let their version roll out"
+            )),
+        })
     }
 }
 
