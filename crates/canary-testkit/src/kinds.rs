@@ -188,7 +188,8 @@ pub async fn claim_uids(client: &Client, namespace: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn is_ready(pod: &Pod) -> bool {
+/// Whether `pod`'s Ready condition is True.
+pub fn is_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())

@@ -14,7 +14,7 @@ mod common;
 use std::time::Duration;
 
 use canary_testkit::kinds::{
-    SimNodes, create_settled_daemonset, create_settled_statefulset, daemonset, live_pods,
+    SimNodes, create_settled_daemonset, create_settled_statefulset, daemonset, is_ready, live_pods,
     statefulset, workload_state,
 };
 use canary_testkit::{TestEnv, TestNamespace, differences, wait_until};
@@ -39,14 +39,8 @@ async fn all_on(
         let pods = live_pods(client, ns, selector).await;
         pods.len() == count
             && pods.iter().all(|p| {
-                let on_image =
-                    p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some(image);
-                let ready = p
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-                on_image && ready
+                p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some(image)
+                    && is_ready(p)
             })
     })
     .await;

@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 
 use canary_testkit::kinds::{
     REVISION_LABEL, SimNodes, create_settled_daemonset, create_settled_statefulset, daemonset,
-    live_pods, statefulset,
+    is_ready, live_pods, statefulset,
 };
 use canary_testkit::{TestEnv, TestNamespace, wait_until};
 use common::*;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
@@ -292,15 +292,6 @@ impl Snapshot {
         }
         words.join(", ")
     }
-}
-
-fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 /// Reads the workload of `kind` in `ns` and its pods.
