@@ -221,43 +221,26 @@ impl Fingerprint {
         use kube::runtime::{WatchStreamExt, watcher};
         let api: kube::Api<K> = kube::Api::namespaced(client.clone(), namespace);
         let mut events = watcher::watcher(
-            api.clone(),
+            api,
             watcher::Config::default().fields(&format!("metadata.name={name}")),
         )
         .default_backoff()
         .boxed();
-        // The watch, and a read every few seconds beside it: a change the watch has not
-        // delivered (measured: a template changed while the watch started was missed) is
-        // seen within that time all the same.
-        let mut reread = tokio::time::interval(FINGERPRINT_REREAD);
-        reread.tick().await;
-        loop {
-            let now = tokio::select! {
-                event = events.next() => match event {
-                    Some(Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object))) => {
-                        Self::of(Some(&object))
-                    }
-                    Some(Ok(watcher::Event::Delete(_))) => Self::of::<K>(None),
-                    Some(_) => continue,
-                    None => return Ok(()),
-                },
-                _ = reread.tick() => match api.get_opt(name).await {
-                    Ok(object) => Self::of(object.as_ref()),
-                    Err(error) => {
-                        tracing::debug!(%error, "reading the workload during a step");
-                        continue;
-                    }
-                },
+        while let Some(event) = events.next().await {
+            let now = match event {
+                Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                    Self::of(Some(&object))
+                }
+                Ok(watcher::Event::Delete(_)) => Self::of::<K>(None),
+                _ => continue,
             };
             if now != *self {
                 return Ok(());
             }
         }
+        Ok(())
     }
 }
-
-/// How often a step's analysis reads its workload again beside the watch.
-const FINGERPRINT_REREAD: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Grows the canary of `target` to `pods` pods (nodes, among `allowed`).
 pub(super) async fn grow_to(
